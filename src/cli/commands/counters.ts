@@ -1,0 +1,6 @@
+// `imsimta counters` (not built yet).
+import { CommandError } from '../errors.js';
+
+export async function main(_argv: string[]): Promise<number> {
+  throw new CommandError('"counters" is not available in this build yet');
+}

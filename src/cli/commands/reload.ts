@@ -1,0 +1,6 @@
+// `imsimta reload` (not built yet).
+import { CommandError } from '../errors.js';
+
+export async function main(_argv: string[]): Promise<number> {
+  throw new CommandError('"reload" is not available in this build yet');
+}

@@ -1,0 +1,55 @@
+// Where an instance keeps its files (DESIGN.md "Instance layout").
+import { resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface InstancePaths {
+  root: string;
+  etc: string;
+  imtaCnf: string;
+  dispatcherCnf: string;
+  jobControllerCnf: string;
+  optionDat: string;
+  aliases: string;
+  queue: string;
+  /** Queue files that could not be read are moved here, outside the channel directories. */
+  corrupt: string;
+  log: string;
+  mailLog: string;
+  run: string;
+  mailbox: string;
+  /** The watcher's control socket. */
+  controlSocket: string;
+  /** The job controller's socket (enqueue notices, qm, flush, ETRN). */
+  jobControllerSocket: string;
+}
+
+/** The package directory: the default IMTA_ROOT. */
+export const packageRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+
+export function instancePaths(root: string): InstancePaths {
+  const r = resolve(root);
+  const etc = join(r, 'etc');
+  const run = join(r, 'run');
+  return {
+    root: r,
+    etc,
+    imtaCnf: join(etc, 'imta.cnf'),
+    dispatcherCnf: join(etc, 'dispatcher.cnf'),
+    jobControllerCnf: join(etc, 'job_controller.cnf'),
+    optionDat: join(etc, 'option.dat'),
+    aliases: join(etc, 'aliases'),
+    queue: join(r, 'queue'),
+    corrupt: join(r, 'corrupt'),
+    log: join(r, 'log'),
+    mailLog: join(r, 'log', 'mail.log'),
+    run,
+    mailbox: join(r, 'mailbox'),
+    controlSocket: join(run, 'watcher.sock'),
+    jobControllerSocket: join(run, 'job_controller.sock'),
+  };
+}
+
+/** `--root DIR` wins over IMTA_ROOT, which wins over the package directory. */
+export function resolveRoot(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.IMTA_ROOT ?? packageRoot);
+}

@@ -1,0 +1,82 @@
+// log/mail.log: one line per event, as DESIGN.md fixes:
+//   ISO-time  event  message-id  source-channel  destination-channel  size  env-from  recipient  status
+// Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
+// which Linux keeps whole for lines this short.
+import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J';
+
+export interface MailLogRecord {
+  event: MailLogEvent;
+  id: string;
+  source: string;
+  destination: string;
+  size: number;
+  from: string;
+  recipient: string;
+  status: string;
+  time?: Date;
+}
+
+/** Fields are separated by single spaces; empty values are written as `-`; the status is last and may contain spaces. */
+export function formatMailLogRecord(r: MailLogRecord): string {
+  const field = (s: string) => (s === '' ? '-' : s.replace(/\s+/g, '_'));
+  const status = r.status.replace(/[\r\n]+/g, ' ').trim();
+  return [
+    (r.time ?? new Date()).toISOString(),
+    r.event,
+    field(r.id),
+    field(r.source),
+    field(r.destination),
+    String(r.size),
+    r.from === '' ? '<>' : field(r.from),
+    field(r.recipient),
+    status === '' ? '-' : status,
+  ].join(' ');
+}
+
+export interface ParsedMailLogRecord extends Omit<MailLogRecord, 'time'> {
+  time: Date;
+}
+
+export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
+  const m = /^(\S+) ([EDQRJ]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
+  if (!m) return null;
+  const unfield = (s: string) => (s === '-' ? '' : s);
+  return {
+    time: new Date(m[1]!),
+    event: m[2] as MailLogEvent,
+    id: unfield(m[3]!),
+    source: unfield(m[4]!),
+    destination: unfield(m[5]!),
+    size: Number(m[6]),
+    from: m[7] === '<>' ? '' : unfield(m[7]!),
+    recipient: unfield(m[8]!),
+    status: unfield(m[9]!),
+  };
+}
+
+export class MailLog {
+  private fd: number | null = null;
+  constructor(private readonly path: string) {}
+
+  write(records: MailLogRecord[]): void {
+    if (records.length === 0) return;
+    if (this.fd === null) {
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.fd = openSync(this.path, 'a');
+    }
+    writeSync(this.fd, records.map(formatMailLogRecord).join('\n') + '\n');
+  }
+
+  /** Reopen after logrotate moved the file (SIGHUP). */
+  reopen(): void {
+    this.close();
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}

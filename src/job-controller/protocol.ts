@@ -1,0 +1,23 @@
+// Requests the job controller answers on run/job_controller.sock (newline-delimited JSON).
+import type { QueueRef } from '../queue/types.js';
+
+export type JobControllerRequest =
+  /** A slave (SMTP server, submit) stored new messages: try them at once. */
+  | { op: 'enqueued'; refs: QueueRef[] }
+  /** Queue manager changes made on disk by `imsimta qm`. */
+  | { op: 'qm'; action: 'hold' | 'release' | 'delete' | 'return'; ids: string[] }
+  | { op: 'qm'; action: 'start' | 'stop'; channel: string }
+  /** Retry now: everything, `domain`, `@domain` (with subdomains) or `#channel`. ETRN uses it too. */
+  | { op: 'flush'; target: string | null }
+  /** Running jobs, pools and counters (for `process`, `counters`, `qm jobs`). */
+  | { op: 'status' }
+  | { op: 'reload' };
+
+export interface FlushReply {
+  ok: boolean;
+  /** RFC 1985 reply code the SMTP server gives for ETRN: 250, 251, 252, 253, 458, 459. */
+  code: number;
+  /** Messages scheduled. */
+  count: number;
+  text: string;
+}

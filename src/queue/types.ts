@@ -1,0 +1,58 @@
+// The envelope of a queued message: plain data shared by the SMTP server (which writes it),
+// the job controller (which schedules it) and the channel jobs (which deliver it).
+
+export type RecipientState = 'pending' | 'delivered' | 'failed';
+
+export interface QueuedRecipient {
+  /** The envelope To after rewriting (what the channel delivers to). */
+  address: string;
+  /** The address as the client gave it in RCPT TO. */
+  original: string;
+  /** DSN ORCPT (e.g. `rfc822;user@example.com`), or null. */
+  orcpt: string | null;
+  /** DSN NOTIFY values (`NEVER`, `SUCCESS`, `FAILURE`, `DELAY`), or null when not given. */
+  notify: string[] | null;
+  state: RecipientState;
+  /** Last status text (remote reply or local reason), or null. */
+  status: string | null;
+  /** Delay warnings already sent for this recipient (so each notices age warns once). */
+  warnings?: number;
+}
+
+export interface MailParams {
+  size?: number;
+  body?: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  smtputf8?: boolean;
+}
+
+export interface Envelope {
+  /** Unique queue id (also the core of the file name). */
+  id: string;
+  /** Destination channel: the queue directory this file lives in. */
+  channel: string;
+  /** Envelope From ('' = the null reverse path). */
+  from: string;
+  mailParams: MailParams;
+  /** The channel the message came in on (e.g. tcp_local, tcp_intranet, l for submit). */
+  sourceChannel: string;
+  /** Client IP and HELO name, when it came over SMTP. */
+  clientAddress: string | null;
+  clientHelo: string | null;
+  /** When the MTA accepted the message. */
+  arrival: Date;
+  /** Failed delivery attempts so far. */
+  attempts: number;
+  /** When the next attempt is due; null = at once. */
+  nextAttempt: Date | null;
+  recipients: QueuedRecipient[];
+  held: boolean;
+}
+
+/** Where a queued message is on disk. */
+export interface QueueRef {
+  id: string;
+  channel: string;
+  path: string;
+}
