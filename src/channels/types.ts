@@ -1,0 +1,33 @@
+// What the job controller hands a master channel job, and what the job reports back.
+// Plain data, so it crosses worker-thread boundaries unchanged (structured clone).
+import type { Envelope, QueueRef } from '../queue/types.js';
+
+export interface DeliveryItem {
+  ref: QueueRef;
+  /** The envelope as read from the queue file; only recipients in state 'pending' are to be delivered. */
+  envelope: Envelope;
+}
+
+export type RecipientResult = 'delivered' | 'deferred' | 'failed';
+
+export interface RecipientOutcome {
+  /** Envelope To address, as in the envelope. */
+  address: string;
+  result: RecipientResult;
+  /** Reply or reason, with the enhanced status code (e.g. `550 5.1.1 <x@y>: user unknown`). */
+  status: string;
+  /** The host that gave the reply (MX name [ip]), or null for local decisions. */
+  remoteHost: string | null;
+}
+
+export interface MessageOutcome {
+  ref: QueueRef;
+  recipients: RecipientOutcome[];
+}
+
+/** A running master channel job: delivers batches of messages, keeping its caches and connections between them. */
+export interface ChannelJob {
+  deliver(items: DeliveryItem[]): Promise<MessageOutcome[]>;
+  /** Close connections and timers; the job ends after this. */
+  close(): Promise<void>;
+}
