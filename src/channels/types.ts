@@ -31,3 +31,18 @@ export interface ChannelJob {
   /** Close connections and timers; the job ends after this. */
   close(): Promise<void>;
 }
+
+/** What a channel job gets from the job controller's worker when it is created. */
+export interface ChannelJobContext {
+  /** Instance root (IMTA_ROOT). */
+  root: string;
+  /** The whole validated configuration (channel keywords, option.dat DNS_SERVERS, aliases…). */
+  config: import('../config/types.js').InstanceConfig;
+  /** The channel this job delivers for. */
+  channel: import('../config/types.js').Channel;
+  logger: import('../common/logger.js').Logger;
+  /** Reads a queued message's bytes (the body after the envelope), streamed. */
+  openBody(path: string): Promise<NodeJS.ReadableStream>;
+}
+
+export type ChannelJobFactory = (ctx: ChannelJobContext) => Promise<ChannelJob>;

@@ -1,0 +1,131 @@
+// Benchmark peers: Postfix's smtp-sink and smtp-source, and a private Postfix instance to compare with.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const execFileP = promisify(execFile);
+export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+
+export interface Sink {
+  host: string;
+  port: number;
+  /** Messages the sink has accepted so far. */
+  messages(): number;
+  stop(): Promise<void>;
+}
+
+/** smtp-sink -c on host:port; counts messages from its live counter line. */
+export async function startSmtpSink(host: string, port: number, extraArgs: string[] = []): Promise<Sink> {
+  const args = ['-u', 'nobody', '-c', ...extraArgs, `${host}:${port}`, '1000'];
+  const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let count = 0;
+  let tail = '';
+  child.stdout!.setEncoding('latin1').on('data', (d: string) => {
+    tail = (tail + d).slice(-200);
+    const all = [...tail.matchAll(/mesg=(\d+)/g)];
+    if (all.length) count = Number(all[all.length - 1]![1]);
+  });
+  await waitListening(host, port, 5000);
+  return {
+    host,
+    port,
+    messages: () => count,
+    stop: () => stopChild(child),
+  };
+}
+
+export interface SourceResult {
+  seconds: number;
+  code: number | null;
+  stderr: string;
+}
+
+/** smtp-source; resolves when it exits, with its wall time. */
+export function runSmtpSource(args: string[]): Promise<SourceResult> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn('/usr/sbin/smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, code, stderr }));
+  });
+}
+
+export interface PostfixInstance {
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** A private Postfix relaying everything to relayHost:relayPort (bench/postfix/instance.sh). */
+export async function startPostfix(ip: string, port: number, relayHost: string, relayPort: number): Promise<PostfixInstance> {
+  const dir = mkdtempSync(join(tmpdir(), 'tsubame-postfix-'));
+  const script = join(repoRoot, 'bench', 'postfix', 'instance.sh');
+  await execFileP(script, ['start', dir, ip, String(port), relayHost, String(relayPort)]);
+  await waitListening(ip, port, 10000);
+  return {
+    dir,
+    async stop() {
+      await execFileP(script, ['stop', dir]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function postfixDelivered(inst: PostfixInstance): number {
+  const log = join(inst.dir, 'maillog');
+  if (!existsSync(log)) return 0;
+  return (readFileSync(log, 'utf8').match(/status=sent/g) ?? []).length;
+}
+
+export async function waitListening(host: string, port: number, timeoutMs: number): Promise<void> {
+  const net = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function waitUntil(check: () => boolean, timeoutMs: number, intervalMs = 20): Promise<number> {
+  const started = process.hrtime.bigint();
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}
+
+export async function machineDescription(): Promise<string> {
+  const os = await import('node:os');
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  let fs = 'unknown fs';
+  try {
+    const { stdout } = await execFileP('findmnt', ['-n', '-o', 'FSTYPE', '--target', tmpdir()]);
+    fs = stdout.trim();
+  } catch {
+    /* findmnt missing */
+  }
+  return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, ${fs} on ${tmpdir()}, Node ${process.version}`;
+}
