@@ -1,7 +1,69 @@
-// `start-msg` (not built yet).
+// `start-msg [dispatcher|job_controller] [--root DIR] [--foreground]`: starts the instance
+// (the watcher, which starts the parts) and returns once the ports are bound and the job
+// controller is ready; with --foreground it stays attached until SIGTERM/SIGINT.
 import { runCommand } from './run-command.js';
-import { CommandError } from './errors.js';
+import { parseArgs } from './args.js';
+import { CommandError, UsageError } from './errors.js';
+import { instancePaths, resolveRoot } from '../common/instance.js';
+import { loadConfigOrThrow } from '../watcher/load-config.js';
+import { askWatcher, launchWatcher, parsePartArgument } from '../watcher/client.js';
+import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
+import { runWatcher } from '../watcher/watcher.js';
 
-await runCommand('start-msg', 'start-msg [dispatcher|job_controller] [--root DIR]', async () => {
-  throw new CommandError('not available in this build yet');
-}, process.argv.slice(2));
+const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, [], ['foreground']);
+  let part: PartName | null;
+  try {
+    part = parsePartArgument(args.positionals);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const parts = part ? [part] : [...PART_NAMES];
+  const paths = instancePaths(resolveRoot(args.values.get('root')));
+
+  // Configuration problems are found before anything is started.
+  try {
+    await loadConfigOrThrow(paths.root);
+  } catch (err) {
+    throw new CommandError((err as Error).message);
+  }
+
+  const status = await askWatcher(paths, { op: 'status' }).catch((err: Error) => {
+    throw new CommandError(err.message);
+  });
+
+  if (args.flags.has('foreground')) {
+    if (status) throw new CommandError(`tsubame is already running in the background (watcher pid ${String(status.pid)}); stop it with stop-msg first`);
+    try {
+      await runWatcher({ root: paths.root, parts, onStarted: (line) => process.stdout.write(`${line}\n`) });
+    } catch (err) {
+      throw new CommandError((err as Error).message);
+    }
+    process.stdout.write('tsubame stopped\n');
+    return 0;
+  }
+
+  if (status) {
+    const states = status.parts as Record<PartName, PartStatus>;
+    if (parts.every((p) => states[p]?.state === 'running')) {
+      process.stdout.write(`tsubame is already running (watcher pid ${String(status.pid)})\n`);
+      return 0;
+    }
+    const reply = await askWatcher(paths, { op: 'start', ...(part ? { part } : {}) }, 60_000);
+    if (!reply) throw new CommandError('the watcher stopped while starting');
+    if (!reply.ok) throw new CommandError(String(reply.error));
+    process.stdout.write(`${String(reply.message)}\n`);
+    return 0;
+  }
+
+  try {
+    process.stdout.write(`${await launchWatcher(paths, parts)}\n`);
+  } catch (err) {
+    throw new CommandError((err as Error).message);
+  }
+  return 0;
+}
+
+await runCommand('start-msg', USAGE, main, process.argv.slice(2));

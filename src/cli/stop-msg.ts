@@ -1,7 +1,45 @@
-// `stop-msg` (not built yet).
+// `stop-msg [dispatcher|job_controller] [--root DIR]`: stops gracefully and returns when
+// stopped. Without a part: everything, the watcher too. When nothing runs it says so and exits
+// 0 (stopping a stopped instance is not an error, as with `systemctl stop`), after stopping any
+// part a killed watcher left behind and removing stale pid files and sockets.
 import { runCommand } from './run-command.js';
-import { CommandError } from './errors.js';
+import { parseArgs } from './args.js';
+import { CommandError, UsageError } from './errors.js';
+import { instancePaths, resolveRoot } from '../common/instance.js';
+import { askWatcher, parsePartArgument } from '../watcher/client.js';
+import { reapLeftovers, waitGone } from '../watcher/pid-files.js';
+import type { PartName } from '../watcher/part.js';
 
-await runCommand('stop-msg', 'stop-msg [dispatcher|job_controller] [--root DIR]', async () => {
-  throw new CommandError('not available in this build yet');
-}, process.argv.slice(2));
+const USAGE = 'stop-msg [dispatcher|job_controller] [--root DIR]';
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, [], []);
+  let part: PartName | null;
+  try {
+    part = parsePartArgument(args.positionals);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const paths = instancePaths(resolveRoot(args.values.get('root')));
+  // Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines).
+  const reply = await askWatcher(paths, { op: 'stop', ...(part ? { part } : {}) }, 180_000).catch((err: Error) => {
+    throw new CommandError(err.message);
+  });
+  if (!reply) {
+    const leftovers = await reapLeftovers(paths);
+    if (leftovers.length > 0) {
+      process.stdout.write(`stopped what a killed watcher left running: ${leftovers.map((l) => `${l.role} pid ${l.pid}`).join(', ')}\n`);
+    } else {
+      process.stdout.write('tsubame is not running\n');
+    }
+    return 0;
+  }
+  if (!reply.ok) throw new CommandError(String(reply.error));
+  if (!part && typeof reply.pid === 'number') {
+    if (!(await waitGone(reply.pid, 15_000))) throw new CommandError(`the watcher (pid ${reply.pid}) stopped its parts but did not exit`);
+  }
+  process.stdout.write(`${String(reply.message)}\n`);
+  return 0;
+}
+
+await runCommand('stop-msg', USAGE, main, process.argv.slice(2));

@@ -56,3 +56,17 @@ export interface QueueRef {
   channel: string;
   path: string;
 }
+
+/** What a writer hands the store: an envelope before the store assigned its id (attempts 0, no next attempt). */
+export type EnvelopeDraft = Omit<Envelope, 'id' | 'attempts' | 'nextAttempt' | 'held'> & {
+  /** Write the file held (`.HELD`, never scheduled), as the hold channel does. Default false. */
+  held?: boolean;
+};
+
+/** A queue file as seen by a directory scan: from its name and stat only, contents not read. */
+export type ScanEntry = QueueRef & {
+  held: boolean;
+  /** Failed attempts, from the file name's complemented base-36 prefix. */
+  attempts: number;
+  mtimeMs: number;
+};

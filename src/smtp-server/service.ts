@@ -1,10 +1,42 @@
-// STUB (replaced by the SMTP server work): the inbound SMTP service of one server process.
+// The inbound SMTP service of one server process: sockets handed over by the dispatcher become
+// smtp-server sessions; every RCPT is rewritten to its destination channel and checked against
+// the relay policy and the local users; DATA is streamed into the queue and answered 250 only
+// once it is on disk; mail.log gets an E record per queued recipient and a J record per refusal.
 import type net from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { instancePaths } from '../common/instance.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { MailLog, type MailLogRecord } from '../common/mail-log.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
+import { ipInCidrs } from '../config/cidr.js';
+import type { InstanceConfig } from '../config/types.js';
+import { notifyEnqueued } from '../job-controller/notify.js';
+import { queueStoreFor } from '../queue/index.js';
+import { compileRewriter } from '../rewrite/index.js';
+import { asciiDomainForm, checkAddressCharset } from './address-check.js';
+import { PerIpCounter } from './client-limits.js';
+import type { TsubameSmtpServer } from './connection.js';
+import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
+import { LocalUsers } from './local-users.js';
+import { receiveMessage, type EnqueueStore } from './message-receiver.js';
+import { formatReceived } from './received-header.js';
+import { decideRecipient } from './recipient-policy.js';
+import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUser, type SmtpReply } from './replies.js';
+import { createInboundServer, type TlsMaterial } from './server-options.js';
+import { resolveInboundSettings, type InboundSettings } from './settings.js';
+import { Transcript, transcriptPath } from './transcript.js';
 
 export interface SmtpServiceOptions {
   root: string;
   /** The dispatcher service this process serves (dispatcher.cnf [SERVICE=…]). */
   service: string;
+  /** Already loaded configuration (default: loaded from `root`). */
+  config?: InstanceConfig;
+  /** Component log (default: log/tcp_smtp_server.log). */
+  logger?: Logger;
+  /** Queue store (default: the instance's queue/). */
+  store?: EnqueueStore;
 }
 
 export interface SmtpService {
@@ -18,26 +50,288 @@ export interface SmtpService {
   onChange(listener: () => void): void;
 }
 
-export async function createSmtpService(_opts: SmtpServiceOptions): Promise<SmtpService> {
+/** What a session is, decided once at connect. */
+interface SessionInfo {
+  internal: boolean;
+  /** The channel the session's mail comes in on (tcp_intranet for internal clients). */
+  sourceChannel: string;
+}
+
+/** After the grace period, sessions told 421 get this long to go before their sockets are destroyed. */
+const FORCE_CLOSE_MS = 2000;
+
+export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpService> {
+  const paths = instancePaths(opts.root);
+  const config = opts.config ?? loadInstanceConfigOrThrow(paths.root);
+  const settings = resolveInboundSettings(config, opts.service);
+  const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
+  const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
+  const rewriter = compileRewriter(config.imta);
+  const localUsers = new LocalUsers(paths.mailbox, config.aliases);
+  const mailLog = new MailLog(paths.mailLog);
+  const perIp = new PerIpCounter(settings.maxConnsPerIp);
+  const transcript = settings.slaveDebug ? new Transcript(transcriptPath(paths.log, settings.channel)) : null;
+  const tls = readTlsMaterial(settings);
+
+  const sessions = new WeakMap<SMTPServerSession, SessionInfo>();
+  const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
   const sockets = new Set<net.Socket>();
+  const inFlight = new Set<Promise<unknown>>();
   const listeners: Array<() => void> = [];
-  const changed = () => listeners.forEach((l) => l());
-  return {
-    handle(socket) {
-      sockets.add(socket);
+  let closing = false;
+
+  const changed = () => {
+    for (const l of listeners) {
+      try {
+        l();
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'onChange listener failed');
+      }
+    }
+  };
+  const isInternal = (ip: string) => ipInCidrs(ip, settings.internalIp);
+  const sessionInfo = (session: SMTPServerSession): SessionInfo => {
+    let info = sessions.get(session);
+    if (!info) {
+      const internal = isInternal(session.remoteAddress);
+      info = { internal, sourceChannel: internal ? settings.intranetChannel : settings.channel };
+      sessions.set(session, info);
+    }
+    return info;
+  };
+  const reject = (records: MailLogRecord[], reply: SmtpReply) => {
+    logMail(records);
+    return hookError(reply);
+  };
+  const logMail = (records: MailLogRecord[]) => {
+    try {
+      mailLog.write(records);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'cannot write mail.log');
+    }
+  };
+
+  const server: TsubameSmtpServer = createInboundServer(
+    settings,
+    {
+      onConnect(session, callback) {
+        sessionInfo(session);
+        callback();
+      },
+
+      onMailFrom(address, session, callback) {
+        if (settings.tls.mode === 'must' && !session.secure) return callback(hookError(REPLIES.tlsRequired));
+        if (settings.maxMessagesPerSession > 0 && session.transaction > settings.maxMessagesPerSession) {
+          return callback(hookError(REPLIES.tooManyMessages));
+        }
+        const problem = address.address === '' ? null : checkAddressCharset(address.address, Boolean(session.envelope.smtpUtf8));
+        if (problem) return callback(hookError(problem));
+        callback();
+      },
+
+      onRcptTo(address, session, callback) {
+        const info = sessionInfo(session);
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        const refuse = (reply: SmtpReply, destination = '') =>
+          callback(reject([{ event: 'J', id: '', source: info.sourceChannel, destination, size: 0, from, recipient: address.address, status: formatReply(reply) }], reply));
+        const charset = checkAddressCharset(address.address, Boolean(session.envelope.smtpUtf8));
+        if (charset) return refuse(charset);
+        const ascii = asciiDomainForm(address.address);
+        if (ascii === null) return refuse(badAddressSyntax());
+        const outcome = rewriter.rewrite(ascii, { sourceChannel: info.sourceChannel, direction: 'to' });
+        const mayRelay = info.internal || Boolean(session.user);
+        const decision = decideRecipient(address.address, outcome, config.imta.channelByName, mayRelay);
+        if (!decision.ok) return refuse(decision.reply, outcome.channel ?? '');
+        const accept = () => {
+          routes.set(address, {
+            channel: decision.channel,
+            address: decision.address,
+            original: address.address,
+            orcpt: address.dsn?.orcpt ?? null,
+            notify: address.dsn?.notify ?? null,
+          });
+          callback();
+        };
+        if (decision.localPart === null) return accept();
+        localUsers.exists(decision.localPart).then(
+          (known) => (known ? accept() : refuse(unknownUser(address.address), decision.channel)),
+          (err: Error) => {
+            logger.error({ err: err.message }, 'local user lookup failed');
+            callback(hookError(REPLIES.localError));
+          },
+        );
+      },
+
+      onData(stream, session, callback) {
+        const work = handleData(stream, session).then(
+          (result) => (result.ok ? callback(null, result.text) : callback(hookError(result.reply))),
+          (err: Error) => {
+            logger.error({ err: err.message, stack: err.stack }, 'message reception failed');
+            callback(hookError(REPLIES.localError));
+          },
+        );
+        inFlight.add(work);
+        void work.finally(() => inFlight.delete(work));
+      },
+    },
+    tls,
+    transcript ? transcript.logger : false,
+    {
+      greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
+      maxBadCommands: settings.maxBadCommands,
+    },
+  );
+  server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
+
+  async function handleData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ ok: true; text: string } | { ok: false; reply: SmtpReply }> {
+    const info = sessionInfo(session);
+    const envelope = session.envelope;
+    const from = envelope.mailFrom ? envelope.mailFrom.address : '';
+    const recipients = envelope.rcptTo.map((r) => routes.get(r)).filter((r): r is AcceptedRecipient => r !== undefined);
+    const arrival = new Date();
+    const drafts = planDrafts(
+      {
+        from,
+        mailParams: mailParamsFrom(envelope.mailFrom ? envelope.mailFrom.args : false, envelope.dsn, Boolean(envelope.smtpUtf8)),
+        sourceChannel: info.sourceChannel,
+        clientAddress: session.remoteAddress,
+        clientHelo: session.hostNameAppearsAs || null,
+        arrival,
+      },
+      recipients,
+      config.imta.channelByName,
+    );
+    const header = formatReceived({
+      helo: session.hostNameAppearsAs || null,
+      clientAddress: session.remoteAddress,
+      byHost: settings.hostName,
+      protocol: session.transmissionType,
+      id: `${session.id}.${session.transaction}`,
+      recipient: recipients.length === 1 ? recipients[0]!.original : null,
+      tls: session.secure && session.tlsOptions ? { version: session.tlsOptions.version ?? null, cipher: session.tlsOptions.name ?? null } : null,
+      date: arrival,
+    });
+    const outcome = await receiveMessage({
+      stream,
+      store,
+      drafts,
+      header,
+      limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize },
+    });
+    const rejected = (status: string): MailLogRecord[] =>
+      recipients.map((r) => ({ event: 'J', id: '', source: info.sourceChannel, destination: r.channel, size: outcome.size, from, recipient: r.address, status }));
+
+    switch (outcome.kind) {
+      case 'queued': {
+        // refs are in the order of the drafts
+        const size = outcome.size + Buffer.byteLength(header);
+        logMail(
+          drafts.flatMap((draft, i) =>
+            draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued' })),
+          ),
+        );
+        void notifyEnqueued(paths.jobControllerSocket, outcome.refs);
+        const list = outcome.refs.map((r) => r.id).join(' ');
+        logger.debug({ cid: session.id, ids: list, size: outcome.size, rcpts: recipients.length }, 'message queued');
+        return { ok: true, text: `2.0.0 Ok: queued as ${list}` };
+      }
+      case 'refused':
+        logMail(rejected(formatReply(outcome.reply)));
+        logger.info({ cid: session.id, client: session.remoteAddress, violation: outcome.violation }, 'message refused');
+        return { ok: false, reply: outcome.reply };
+      case 'failed':
+        logMail(rejected(formatReply(outcome.reply)));
+        logger.error({ cid: session.id, err: outcome.error.message }, 'message not stored');
+        return { ok: false, reply: outcome.reply };
+      case 'aborted':
+        logger.info({ cid: session.id, client: session.remoteAddress, size: outcome.size }, 'client left during DATA, nothing queued');
+        return { ok: false, reply: REPLIES.connectionLost };
+    }
+  }
+
+  function handle(socket: net.Socket): void {
+    const ip = normalizeIp(socket.remoteAddress);
+    if (!ip) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
+    let counted = false;
+    socket.once('close', () => {
+      sockets.delete(socket);
+      if (counted) perIp.release(ip);
       changed();
-      socket.on('close', () => {
-        sockets.delete(socket);
-        changed();
-      });
-      socket.on('error', () => socket.destroy());
-      socket.resume();
-      socket.end('421 4.3.2 SMTP service not built yet\r\n');
-    },
-    openConnections: () => sockets.size,
-    async close() {
+    });
+    changed();
+    if (closing) return refuseSocket(socket, REPLIES.shuttingDown);
+    if (!perIp.acquire(ip)) {
+      logger.info({ client: ip, limit: settings.maxConnsPerIp }, 'too many connections from one address');
+      return refuseSocket(socket, REPLIES.tooManyConnections);
+    }
+    counted = true;
+    server.connect(socket, {
+      remoteAddress: ip,
+      remotePort: socket.remotePort,
+      localAddress: normalizeIp(socket.localAddress) ?? undefined,
+      localPort: socket.localPort,
+    });
+  }
+
+  let closed: Promise<void> | null = null;
+  function close(graceMs: number): Promise<void> {
+    closed ??= shutDown(graceMs);
+    return closed;
+  }
+
+  async function shutDown(graceMs: number): Promise<void> {
+    closing = true;
+    await Promise.race([allClosed(sockets), delay(graceMs)]);
+    if (sockets.size > 0) {
+      for (const connection of server.connections) {
+        connection.send(421, replyText(REPLIES.shuttingDown));
+        connection.close();
+      }
+      await Promise.race([allClosed(sockets), delay(FORCE_CLOSE_MS)]);
       for (const s of sockets) s.destroy();
-    },
+    }
+    await Promise.allSettled([...inFlight]);
+    await transcript?.close();
+    mailLog.close();
+  }
+
+  return {
+    handle,
+    openConnections: () => sockets.size,
+    close,
     onChange: (l) => void listeners.push(l),
   };
+}
+
+function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
+  if (settings.tls.mode === 'none' || !settings.tls.keyFile || !settings.tls.certFile) return null;
+  try {
+    return { key: readFileSync(settings.tls.keyFile), cert: readFileSync(settings.tls.certFile) };
+  } catch (err) {
+    throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`);
+  }
+}
+
+function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
+  socket.resume(); // read (and drop) what the client sends, so its FIN is seen
+  socket.end(`${formatReply(reply)}\r\n`);
+  socket.setTimeout(FORCE_CLOSE_MS, () => socket.destroy());
+}
+
+function normalizeIp(ip: string | undefined): string | null {
+  if (!ip) return null;
+  return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+function allClosed(sockets: Set<net.Socket>): Promise<void> {
+  return Promise.all([...sockets].map((s) => (s.destroyed ? Promise.resolve() : new Promise<void>((r) => s.once('close', () => r()))))).then(() => {});
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -1,6 +1,31 @@
-// `imsimta cnbuild` (not built yet).
-import { CommandError } from '../errors.js';
+// `imsimta cnbuild [--json]`: checks every configuration file and prints each error and warning
+// as `file:line: severity: message`. Exit 1 on any error. (Messaging Server compiles the files
+// here; tsubame reads them directly, so this is the check an operator runs before a reload.)
+import { parseArgs } from '../args.js';
+import { resolveRoot } from '../../common/instance.js';
+import { loadInstanceConfig } from '../../config/load.js';
+import { formatDiagnostic } from '../../config/types.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new CommandError('"cnbuild" is not available in this build yet');
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, [], ['json']);
+  const root = resolveRoot(args.values.get('root'));
+  const { config, diagnostics } = loadInstanceConfig(root);
+  const errors = diagnostics.filter((d) => d.severity === 'error').length;
+  const warnings = diagnostics.length - errors;
+  if (args.flags.has('json')) {
+    process.stdout.write(`${JSON.stringify({ ok: errors === 0, errors, warnings, diagnostics })}\n`);
+  } else {
+    for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+    if (config) {
+      const c = config;
+      process.stdout.write(
+        `configuration OK: ${c.imta.rules.length} rewrite rules, ${c.imta.channels.length} channels, ` +
+          `${c.dispatcher.services.length} services, ${c.jobController.pools.length} pools` +
+          (warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : '') + '\n',
+      );
+    } else {
+      process.stderr.write(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}: configuration not usable\n`);
+    }
+  }
+  return errors === 0 ? 0 : 1;
 }

@@ -1,6 +1,37 @@
-// `imsimta process` (not built yet).
-import { CommandError } from '../errors.js';
+// `imsimta process [--json] [--root DIR]`: the processes of the running instance — watcher,
+// dispatcher, SMTP server processes (with open and total connections), job controller and
+// channel jobs. --json: one object per process per line; otherwise a ps-like table.
+import { parseArgs } from '../args.js';
+import { CommandError, UsageError } from '../errors.js';
+import { instancePaths, resolveRoot } from '../../common/instance.js';
+import { askWatcher } from '../../watcher/client.js';
+import type { ProcessRow } from '../../watcher/control.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new CommandError('"process" is not available in this build yet');
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, [], ['json']);
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const paths = instancePaths(resolveRoot(args.values.get('root')));
+  const reply = await askWatcher(paths, { op: 'processes' }).catch((err: Error) => {
+    throw new CommandError(err.message);
+  });
+  if (!reply) throw new CommandError('tsubame is not running');
+  if (!reply.ok) throw new CommandError(String(reply.error));
+  const rows = reply.processes as ProcessRow[];
+  process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows));
+  return 0;
+}
+
+/** A ps-like table: ROLE PID SERVICE/CHANNEL CONNS SERVED STARTED. */
+export function formatTable(rows: ProcessRow[]): string {
+  const cells = rows.map((r) => [
+    r.role,
+    r.pid === null ? '-' : String(r.pid),
+    r.role === 'job' ? `${String(r.channel ?? '-')}${r.pool ? ` (pool ${String(r.pool)})` : ''}` : (r.service ?? '-'),
+    r.connections === undefined ? '-' : String(r.connections),
+    r.served === undefined ? '-' : String(r.served),
+    r.started ? String(r.started) : '-',
+  ]);
+  const header = ['ROLE', 'PID', 'SERVICE/CHANNEL', 'CONNS', 'SERVED', 'STARTED'];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  return [header, ...cells].map((c) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ') + '\n').join('');
 }

@@ -1,6 +1,141 @@
-// `imsimta submit` (not built yet).
-import { CommandError } from '../errors.js';
+// `imsimta submit [-f sender] [-t] [-i] [rcpt…]`: local submission, as sendmail would take it.
+// Reads the message on stdin, completes its header (Date, Message-ID, From when missing; a
+// Received: line), routes every recipient through the rewrite rules as channel `l`, writes one
+// queue file per destination channel and tells the job controller.
+// Exit codes: 0 all recipients accepted; 1 some or all refused (one line each on stderr; the
+// accepted ones are queued, as sendmail does); 2 bad usage; 75 (EX_TEMPFAIL) the queue could not
+// be written (nothing queued); 78 (EX_CONFIG) the configuration cannot be loaded.
+import { userInfo } from 'node:os';
+import { CommandError, UsageError } from '../errors.js';
+import { instancePaths, resolveRoot } from '../../common/instance.js';
+import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
+import { notifyEnqueued } from '../../job-controller/notify.js';
+import { compileRewriter } from '../../rewrite/index.js';
+import { decideRecipient } from '../../smtp-server/recipient-policy.js';
+import { LocalUsers } from '../../smtp-server/local-users.js';
+import { formatReply, REPLIES } from '../../smtp-server/replies.js';
+import { formatRfc5322Date } from '../../smtp-server/received-header.js';
+import { loadConfigIfPossible } from '../../queue/load-config.js';
+import { parseSubmitArgs, composeSubmission, qualify } from '../../queue/local-submission.js';
+import { createIdGenerator } from '../../queue/message-id.js';
+import { queueStoreFor, QueueWriteError, type EnvelopeDraft, type QueuedRecipient, type QueueRef } from '../../queue/index.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new CommandError('"submit" is not available in this build yet');
+const EX_TEMPFAIL = 75;
+const EX_CONFIG = 78;
+/** The channel local submissions come in on. */
+const SOURCE_CHANNEL = 'l';
+
+export async function main(argv: string[]): Promise<number> {
+  const options = parseSubmitArgs(argv);
+  const root = resolveRoot(options.root ?? undefined);
+  const paths = instancePaths(root);
+  const { config, error } = await loadConfigIfPossible(root);
+  if (!config) throw new CommandError(`cannot load the configuration: ${firstLine(error ?? 'unknown error')}`, EX_CONFIG);
+  const limits = config.options;
+
+  const input = await readStdin(limits.maxMessageSize + 1024 * 1024);
+  const now = new Date();
+  const submission = composeSubmission({
+    message: input,
+    options,
+    user: invokingUser(),
+    uid: process.getuid?.() ?? -1,
+    localHost: limits.localHost,
+    now,
+    uniqueId: createIdGenerator().next(),
+    formatDate: (d) => formatRfc5322Date(d),
+  });
+  if (submission.recipients.length === 0) throw new UsageError('no recipients: name them on the command line, or use -t to take them from To/Cc/Bcc');
+  if (submission.message.length > limits.maxMessageSize) {
+    throw new CommandError(`message not queued: ${submission.message.length} octets is over the ${limits.maxMessageSize}-octet limit (MAX_MESSAGE_SIZE)`);
+  }
+
+  // Route every recipient; group the accepted ones by destination channel.
+  const rewriter = compileRewriter(config.imta);
+  const localUsers = new LocalUsers(paths.mailbox, config.aliases);
+  const byChannel = new Map<string, QueuedRecipient[]>();
+  const refused: Array<{ address: string; reason: string }> = [];
+  for (const given of submission.recipients) {
+    const address = qualify(given, limits.localHost);
+    const decision = decideRecipient(given, rewriter.rewrite(address, { sourceChannel: SOURCE_CHANNEL, direction: 'to' }), config.imta.channelByName, true);
+    if (!decision.ok) {
+      refused.push({ address: given, reason: formatReply(decision.reply) });
+    } else if (decision.localPart !== null && !(await localUsers.exists(decision.localPart))) {
+      refused.push({ address: given, reason: formatReply(REPLIES.userUnknown) });
+    } else {
+      const list = byChannel.get(decision.channel) ?? [];
+      if (!list.some((r) => r.address.toLowerCase() === decision.address.toLowerCase())) {
+        list.push({ address: decision.address, original: given, orcpt: null, notify: null, state: 'pending', status: null });
+      }
+      byChannel.set(decision.channel, list);
+    }
+  }
+  for (const r of refused) process.stderr.write(`imsimta submit: <${r.address}>: ${r.reason}\n`);
+
+  const mailLog = new MailLog(paths.mailLog);
+  const logRecords: MailLogRecord[] = refused.map((r) => ({
+    event: 'J', id: '', source: SOURCE_CHANNEL, destination: '', size: submission.message.length, from: submission.from, recipient: r.address, status: r.reason,
+  }));
+
+  let refs: QueueRef[] = [];
+  if (byChannel.size > 0) {
+    const eightBit = submission.message.some((b) => b >= 0x80);
+    const utf8Addresses = [submission.from, ...[...byChannel.values()].flat().map((r) => r.address)].some((a) => /[^\x00-\x7f]/.test(a));
+    const drafts: EnvelopeDraft[] = [...byChannel].map(([channel, recipients]) => ({
+      channel,
+      from: submission.from,
+      mailParams: { size: submission.message.length, ...(eightBit ? { body: '8BITMIME' as const } : {}), ...(utf8Addresses ? { smtputf8: true } : {}) },
+      sourceChannel: SOURCE_CHANNEL,
+      clientAddress: null,
+      clientHelo: null,
+      arrival: now,
+      recipients,
+    }));
+    const store = queueStoreFor(paths, config);
+    try {
+      refs = await store.enqueue(drafts, submission.message);
+    } catch (err) {
+      if (err instanceof QueueWriteError) throw new CommandError(`message not queued: ${err.message}`, EX_TEMPFAIL);
+      throw err;
+    } finally {
+      await store.close();
+    }
+    refs.forEach((ref, i) => {
+      for (const r of drafts[i]!.recipients) {
+        logRecords.push({ event: 'E', id: ref.id, source: SOURCE_CHANNEL, destination: ref.channel, size: submission.message.length, from: submission.from, recipient: r.address, status: 'queued by local submission' });
+      }
+    });
+  }
+  try {
+    mailLog.write(logRecords);
+    mailLog.close();
+  } catch (err) {
+    process.stderr.write(`imsimta submit: warning: cannot write ${paths.mailLog}: ${firstLine((err as Error).message)}\n`);
+  }
+  // Best effort: a job controller that is down finds the files at its start-up scan.
+  await notifyEnqueued(paths.jobControllerSocket, refs);
+  return refused.length > 0 ? 1 : 0;
+}
+
+async function readStdin(limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) throw new CommandError(`message not queued: more than ${limit} octets on standard input`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function invokingUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.LOGNAME ?? process.env.USER ?? `uid${process.getuid?.() ?? ''}`;
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
 }

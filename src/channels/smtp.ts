@@ -1,0 +1,95 @@
+// The SMTP and LMTP channels (`smtp` / `lmtp` keyword): a job delivers batches through the
+// delivery engine, keeping its connections between batches; DNS answers and host reachability
+// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache).
+import { join } from 'node:path';
+import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliveryItem, MessageOutcome } from './types.js';
+import { ConnectionCache } from '../delivery/connection-cache.js';
+import { DnsClient, parseDnsServers, systemDnsServers } from '../delivery/dns-client.js';
+import { DnsCache, getSharedDnsCache } from '../delivery/dns-cache.js';
+import { deliverWithEngine, newEngineStats, type EngineStats } from '../delivery/engine.js';
+import { ReachabilityCache, getSharedReachabilityCache } from '../delivery/reachability.js';
+import { DeliveryResolver } from '../delivery/resolver.js';
+import { deliverySettings, type DeliverySettings } from '../delivery/settings.js';
+import { openTranscript, type Transcript } from '../delivery/transcript.js';
+
+export interface SmtpJobDeps {
+  dnsCache: DnsCache;
+  reachability: ReachabilityCache;
+  /** Overrides of option.dat settings (tests). */
+  settings?: Partial<DeliverySettings>;
+  random?: () => number;
+}
+
+export interface SmtpJobStats extends EngineStats {
+  dnsQueries: number;
+  dnsTcpQueries: number;
+  connectionsOpened: number;
+  connectionsReused: number;
+}
+
+export interface SmtpChannelJob extends ChannelJob {
+  stats(): SmtpJobStats;
+  /** Path of the master_debug transcript, when the channel has master_debug. */
+  readonly transcriptPath: string | null;
+}
+
+export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): SmtpChannelJob {
+  const { channel, config } = ctx;
+  const settings: DeliverySettings = { ...deliverySettings(config.options), ...deps.settings };
+  const servers = config.options.dnsServers.length ? parseDnsServers(config.options.dnsServers) : systemDnsServers();
+  const client = new DnsClient(servers, { timeoutMs: settings.dnsTimeoutMs, attempts: settings.dnsAttempts });
+  const resolver = new DeliveryResolver(client, deps.dnsCache, {
+    negativeTtlMs: settings.dnsNegativeTtlMs,
+    maxTtlMs: settings.dnsMaxTtlMs,
+    localNames: [config.options.localHost],
+  });
+  const connections = new ConnectionCache(Math.max(1, channel.maxClientConnections || 20), settings.idleTimeoutMs);
+  const transcript: Transcript | null = channel.masterDebug ? openTranscript(join(ctx.root, 'log'), channel.name) : null;
+  const stats = newEngineStats();
+  let closed = false;
+  return {
+    transcriptPath: transcript?.path ?? null,
+    async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
+      if (closed) throw new Error('job closed');
+      try {
+        return await deliverWithEngine(items, {
+          channel,
+          localName: config.options.localHost,
+          settings,
+          resolver,
+          reachability: deps.reachability,
+          connections,
+          openBody: ctx.openBody,
+          transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
+          stats,
+          random: deps.random,
+        });
+      } catch (err) {
+        // Never throw for a delivery problem: everything pending is deferred with the reason.
+        ctx.logger.error({ err, channel: channel.name }, 'delivery engine failed');
+        return items.map((item) => ({
+          ref: item.ref,
+          recipients: item.envelope.recipients
+            .filter((r) => r.state === 'pending')
+            .map((r) => ({ address: r.address, result: 'deferred' as const, status: `451 4.3.0 internal delivery error: ${(err as Error).message}`, remoteHost: null })),
+        }));
+      }
+    },
+    async close() {
+      closed = true;
+      connections.closeAll();
+      client.close();
+      await transcript?.close();
+    },
+    stats: () => ({
+      ...stats,
+      dnsQueries: client.stats.queries,
+      dnsTcpQueries: client.stats.tcpQueries,
+      connectionsOpened: connections.stats.opened,
+      connectionsReused: connections.stats.reused,
+    }),
+  };
+}
+
+export const createSmtpJob: ChannelJobFactory = async (ctx) =>
+  createSmtpJobWith(ctx, { dnsCache: getSharedDnsCache(), reachability: getSharedReachabilityCache() });

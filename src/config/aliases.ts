@@ -1,0 +1,34 @@
+// etc/aliases: `name: target, target…` as sendmail writes it; `#` comments, continuation lines
+// start with white space. Local parts are case-insensitive.
+import { readFileSync } from 'node:fs';
+import type { Diagnostic } from './types.js';
+
+export function parseAliases(file: string | null, diagnostics: Diagnostic[]): Map<string, string[]> {
+  const aliases = new Map<string, string[]>();
+  if (!file) return aliases;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    diagnostics.push({ file, line: 0, severity: 'error', message: `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    return aliases;
+  }
+  const entries: Array<{ line: number; text: string }> = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    if (/^\s*#/.test(raw) || raw.trim() === '') return;
+    if (/^\s/.test(raw) && entries.length > 0) entries[entries.length - 1]!.text += ` ${raw.trim()}`;
+    else entries.push({ line: i + 1, text: raw });
+  });
+  for (const e of entries) {
+    const m = /^\s*("[^"]+"|[^:\s]+)\s*:\s*(.*)$/.exec(e.text);
+    const targets = m ? m[2]!.split(',').map((t) => t.trim()).filter(Boolean) : [];
+    if (!m || targets.length === 0) {
+      diagnostics.push({ file, line: e.line, severity: 'error', message: `expected "name: target, …", found "${e.text.trim().slice(0, 60)}"` });
+      continue;
+    }
+    const name = m[1]!.replace(/^"|"$/g, '').toLowerCase();
+    if (aliases.has(name)) diagnostics.push({ file, line: e.line, severity: 'warning', message: `alias ${name} is defined again; the later definition wins` });
+    aliases.set(name, targets);
+  }
+  return aliases;
+}

@@ -1,0 +1,71 @@
+// Loads and validates the four files of etc/ (and etc/aliases) into one InstanceConfig, checking
+// what crosses files: channels named by dispatcher.cnf and by `pool` keywords, the local host.
+// Only imta.cnf is required; the others default to Messaging Server's shipped values.
+import { existsSync } from 'node:fs';
+import { instancePaths } from '../common/instance.js';
+import { parseAliases } from './aliases.js';
+import { parseDispatcherCnf } from './dispatcher-cnf.js';
+import { parseImtaCnf } from './imta-cnf.js';
+import { parseJobControllerCnf } from './job-controller-cnf.js';
+import { parseOptionDat } from './option-dat.js';
+import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
+
+export interface LoadResult {
+  /** null when there was any error. */
+  config: InstanceConfig | null;
+  diagnostics: Diagnostic[];
+}
+
+export function loadInstanceConfig(root: string): LoadResult {
+  const paths = instancePaths(root);
+  const diagnostics: Diagnostic[] = [];
+  const optional = (file: string) => (existsSync(file) ? file : null);
+
+  const options = parseOptionDat(optional(paths.optionDat), diagnostics);
+  const imta = parseImtaCnf(paths.imtaCnf, diagnostics, { noticesInHours: options.raw.RETURN_UNITS?.trim() === '1' });
+  const dispatcherFile = optional(paths.dispatcherCnf);
+  const dispatcher = dispatcherFile ? parseDispatcherCnf(dispatcherFile, diagnostics) : { services: [] };
+  const jcFile = optional(paths.jobControllerCnf);
+  const jobController = jcFile
+    ? parseJobControllerCnf(jcFile, diagnostics)
+    : { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [{ name: 'DEFAULT', jobLimit: 10 }], channels: [], maxLifeAgeSec: 3600, maxLifeConns: 10000 };
+  const aliases = parseAliases(optional(paths.aliases), diagnostics);
+
+  // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
+  const local = imta.channelByName.get('l');
+  if (local && !imta.hostTable.has(options.localHost)) {
+    imta.hostTable.set(options.localHost, local.name);
+    local.hosts = [...local.hosts, options.localHost];
+  }
+
+  for (const s of dispatcher.services) {
+    if (!imta.channelByName.has(s.channel.toLowerCase())) {
+      diagnostics.push({ file: s.file, line: s.line, severity: 'error', message: `[SERVICE=${s.name}] runs as channel ${s.channel}, which imta.cnf does not define` });
+    }
+  }
+  const pools = new Set(jobController.pools.map((p) => p.name.toUpperCase()));
+  for (const c of imta.channels) {
+    if (c.pool !== null && !pools.has(c.pool.toUpperCase())) {
+      diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} names pool ${c.pool}, which job_controller.cnf does not define (pools: ${[...pools].join(', ')})` });
+    }
+  }
+  const failed = diagnostics.some((d) => d.severity === 'error');
+  return {
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, diagnostics },
+    diagnostics,
+  };
+}
+
+/** The configuration, or an Error whose message lists every error as `file:line: error: message`. */
+export function loadInstanceConfigOrThrow(root: string): InstanceConfig {
+  const { config, diagnostics } = loadInstanceConfig(root);
+  if (config) return config;
+  throw new ConfigError(diagnostics.filter((d) => d.severity === 'error'));
+}
+
+export class ConfigError extends Error {
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join('\n'));
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,113 @@
+// etc/option.dat: global MTA options, `KEY=value`, comment lines starting with `!`, `#` or `;`
+// (reference §7.1). Every key the code reads is listed here with its default (see
+// docs/CONFIGURATION.md); other Messaging Server options are accepted and have no effect.
+import { hostname } from 'node:os';
+import { parseCidr } from './cidr.js';
+import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
+import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
+
+/** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
+const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
+const TSUBAME_KEYS = [
+  'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
+  'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
+  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
+];
+/** Messaging Server options an imported option.dat may carry; accepted without a warning. */
+const COMPATIBLE_KEYS = [
+  'BLOCK_SIZE', 'BLOCK_LIMIT', 'LINE_LIMIT', 'RETURN_PERSONAL', 'CONTENT_RETURN_BLOCK_LIMIT', 'USE_REVERSE_DATABASE', 'REVERSE_ENVELOPE',
+  'ACCESS_ERRORS', 'ALIAS_HASH_SIZE', 'MAX_HEADER_BLOCK_USE', 'MAX_HEADER_LINE_USE', 'LOG_CONNECTION', 'LOG_FILENAME', 'LOG_MESSAGE_ID',
+  'LOG_USERNAME', 'LOG_PROCESS', 'LOG_FILTER', 'LOG_REASON', 'SEPARATE_CONNECTION_LOG', 'MM_DEBUG', 'OS_DEBUG', 'DEQUEUE_DEBUG', 'RETURN_DEBUG', 'MAX_NOTIFYS',
+];
+export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...COMPATIBLE_KEYS]);
+
+export const OPTION_DEFAULTS = {
+  INTERNAL_IP: '127.0.0.0/8,::1',
+  MAX_MESSAGE_SIZE: 10240000,
+  MAX_RECIPIENTS: 1000,
+  MAX_MESSAGES_PER_SESSION: 1000,
+  MAX_BAD_COMMANDS: 10,
+  MAX_CONNS_PER_IP: 50,
+  BANNER_PURGE_DELAY: 0.1,
+  BANNER_PURGE_DELAY_INTERNAL: 0,
+  SMTP_TIMEOUT: 300,
+} as const;
+
+/** Reads option.dat; `file` may be missing (every option then has its default). */
+export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): OptionsConfig {
+  const reader = new OptionReader(diagnostics);
+  const entries = file ? readOptionFile(file, { commentChars: '!#;', sectionTypes: [] }, diagnostics).globals : [];
+  const o = reader.collect(entries, OPTION_KEYS, '');
+  const raw: Record<string, string> = {};
+  for (const [k, e] of o) raw[k] = e.value;
+  for (const key of DELIVERY_KEYS) {
+    const e = o.get(key);
+    if (e && !(Number(e.value) >= 0)) reader.error(e, `${key} must be a number of seconds, found "${e.value}"`);
+  }
+  const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
+  const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT') => {
+    const e = o.get(key);
+    if (!e) return OPTION_DEFAULTS[key] * 1000;
+    const v = Number(e.value);
+    if (!(v >= 0) || e.value.trim() === '') {
+      reader.error(e, `${key} must be a number of seconds, found "${e.value}"`);
+      return OPTION_DEFAULTS[key] * 1000;
+    }
+    return Math.round(v * 1000);
+  };
+  const tlsKey = o.get('TLS_KEY')?.value || null;
+  const tlsCert = o.get('TLS_CERT')?.value || null;
+  if ((tlsKey === null) !== (tlsCert === null)) reader.error((o.get('TLS_KEY') ?? o.get('TLS_CERT'))!, 'TLS_KEY and TLS_CERT must be set together');
+  const metrics = o.get('METRICS_PORT');
+  const returnUnits = o.get('RETURN_UNITS');
+  if (returnUnits && !/^[01]$/.test(returnUnits.value.trim())) reader.error(returnUnits, `RETURN_UNITS must be 0 (days) or 1 (hours), found "${returnUnits.value}"`);
+  const localHost = o.get('LOCAL_HOST');
+  if (localHost && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(localHost.value)) {
+    reader.error(localHost, `LOCAL_HOST must be a host name, found "${localHost.value}"`);
+  }
+  return {
+    raw,
+    internalIp: cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, reader),
+    dnsServers: dnsServers(o.get('DNS_SERVERS'), reader),
+    localHost: (localHost?.value || hostname()).toLowerCase(),
+    maxMessageSize: int('MAX_MESSAGE_SIZE', 1),
+    maxRecipients: int('MAX_RECIPIENTS', 1),
+    maxMessagesPerSession: int('MAX_MESSAGES_PER_SESSION', 1),
+    maxBadCommands: int('MAX_BAD_COMMANDS', 1),
+    maxConnsPerIp: int('MAX_CONNS_PER_IP', 1),
+    bannerPurgeDelayMs: seconds('BANNER_PURGE_DELAY'),
+    bannerPurgeDelayInternalMs: seconds('BANNER_PURGE_DELAY_INTERNAL'),
+    smtpTimeoutMs: seconds('SMTP_TIMEOUT'),
+    tlsKeyFile: tlsKey,
+    tlsCertFile: tlsCert,
+    fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
+    etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
+    metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
+  };
+}
+
+function list(text: string): string[] {
+  return text.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+function cidrList(entry: OptionEntry | undefined, fallback: string, reader: OptionReader): Cidr[] {
+  const out: Cidr[] = [];
+  for (const item of list(entry?.value ?? fallback)) {
+    const cidr = parseCidr(item);
+    if (cidr) out.push(cidr);
+    else reader.error(entry!, `${entry!.key}: "${item}" is not an IP address or network (such as 192.0.2.0/24)`);
+  }
+  return out;
+}
+
+function dnsServers(entry: OptionEntry | undefined, reader: OptionReader): string[] {
+  if (!entry) return [];
+  const out: string[] = [];
+  for (const item of list(entry.value)) {
+    const m = /^\[?([0-9a-fA-F:.]+?)\]?(?::(\d+))?$/.exec(item);
+    const ok = m && (/^\d+\.\d+\.\d+\.\d+$/.test(m[1]!) || (m[1]!.includes(':') && !m[2])) && (!m[2] || (Number(m[2]) >= 1 && Number(m[2]) <= 65535));
+    if (ok) out.push(item);
+    else reader.error(entry, `DNS_SERVERS: "${item}" is not ip or ip:port`);
+  }
+  return out;
+}

@@ -1,0 +1,402 @@
+// The SMTP/LMTP delivery engine of a channel job: for a batch of messages it resolves every
+// destination in parallel, plans transactions by host (planner.ts), runs hosts in parallel with
+// one connection each, fails over down the MX lists (re-planning so that backup MXs piggyback),
+// and turns every reply into a per-recipient outcome.
+import type { Readable } from 'node:stream';
+import type { Channel } from '../config/types.js';
+import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from '../channels/types.js';
+import { destinationOf, parseHostPort } from './address.js';
+import type { ConnectionCache } from './connection-cache.js';
+import { orderTargets, randomRank, shufflesEqualPreferences, targetKey, type ResolvedMx, type Target } from './mx.js';
+import { planDeliveries, type PlannedTransaction } from './planner.js';
+import type { ReachabilityCache } from './reachability.js';
+import type { DeliveryResolver } from './resolver.js';
+import type { DeliverySettings } from './settings.js';
+import { ConnectError, openSession, type RcptDsn, type SendOutcome, type SessionLogger, type SmtpSession } from './smtp-client.js';
+import { describeHost } from './status.js';
+
+export interface EngineContext {
+  channel: Channel;
+  /** EHLO name (option.dat LOCAL_HOST). */
+  localName: string;
+  settings: DeliverySettings;
+  resolver: DeliveryResolver;
+  reachability: ReachabilityCache;
+  connections: ConnectionCache;
+  openBody(path: string): Promise<NodeJS.ReadableStream>;
+  /** master_debug transcript, per host. */
+  transcriptFor?: ((target: Target) => SessionLogger) | null;
+  stats: EngineStats;
+  random?: () => number;
+}
+
+export interface EngineStats {
+  transactions: number;
+  /** Connection attempts that failed (refused, timeout, greeting, TLS). */
+  connectFailures: number;
+  /** Host attempts skipped because the reachability cache said the host is down. */
+  skippedUnreachable: number;
+  /** Destinations (domains, literals, smart hosts) looked up. */
+  lookups: number;
+}
+
+export function newEngineStats(): EngineStats {
+  return { transactions: 0, connectFailures: 0, skippedUnreachable: 0, lookups: 0 };
+}
+
+interface Rcpt {
+  id: number;
+  message: number;
+  address: string;
+  rcptTo: string;
+  dsn: RcptDsn;
+  targets: Target[];
+  tried: Set<string>;
+  lastFailure: string | null;
+  lastHost: string | null;
+  outcome: RecipientOutcome | null;
+  /** Another recipient of the same message with the same address: it gets that one's outcome. */
+  sameAs: number | null;
+  /** Times the recipient was put in a new transaction after a "too many recipients" 452. */
+  overflows: number;
+}
+
+type Resolution = { ok: true; targets: Target[] | ((message: number) => Target[]) } | { ok: false; result: RecipientResult; status: string };
+
+export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContext): Promise<MessageOutcome[]> {
+  const { channel } = ctx;
+  const port = channel.port ?? (channel.lmtp ? 24 : 25);
+  const rank = randomRank(ctx.random);
+  const rcpts: Rcpt[] = [];
+
+  // 1. Recipients, one RCPT per distinct address of a message.
+  items.forEach((item, message) => {
+    const seen = new Map<string, number>();
+    for (const r of item.envelope.recipients) {
+      if (r.state !== 'pending') continue;
+      const key = r.address.trim().toLowerCase();
+      const id = rcpts.length;
+      rcpts.push({
+        id,
+        message,
+        address: r.address,
+        rcptTo: r.address.trim(),
+        dsn: { notify: r.notify, orcpt: r.orcpt },
+        targets: [],
+        tried: new Set(),
+        lastFailure: null,
+        lastHost: null,
+        outcome: null,
+        sameAs: seen.get(key) ?? null,
+        overflows: 0,
+      });
+      if (!seen.has(key)) seen.set(key, id);
+    }
+  });
+  const decide = (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => {
+    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost };
+  };
+
+  // 2. Destinations, all looked up at once (SMTPfeed §3.5).
+  const resolutions = new Map<string, Promise<Resolution>>();
+  const daemons = channel.daemon?.filter(Boolean) ?? [];
+  const destinationKey = (r: Rcpt): string | Resolution => {
+    if (daemons.length) return 'daemon';
+    const d = destinationOf(r.rcptTo);
+    if (d.kind === 'invalid') return { ok: false, result: 'failed', status: `553 5.1.3 bad destination address: ${d.reason}` };
+    return d.kind === 'literal' ? `literal:${d.ip}` : `domain:${d.domain}`;
+  };
+  const resolve = (key: string): Promise<Resolution> => {
+    ctx.stats.lookups++;
+    if (key === 'daemon') return resolveSmartHosts(daemons, port, ctx, rank);
+    if (key.startsWith('literal:')) {
+      const ip = key.slice('literal:'.length);
+      return Promise.resolve({ ok: true, targets: [{ key: targetKey(ip, port), ip, port, host: `[${ip}]`, preference: 0 }] });
+    }
+    return resolveDomain(key.slice('domain:'.length), port, ctx, rank);
+  };
+  const perRcpt = new Map<number, Promise<Resolution>>();
+  for (const r of rcpts) {
+    if (r.sameAs !== null) continue;
+    const key = destinationKey(r);
+    if (typeof key !== 'string') {
+      perRcpt.set(r.id, Promise.resolve(key));
+      continue;
+    }
+    let p = resolutions.get(key);
+    if (!p) {
+      p = resolve(key);
+      resolutions.set(key, p);
+    }
+    perRcpt.set(r.id, p);
+  }
+  const active: Rcpt[] = [];
+  for (const [id, p] of perRcpt) {
+    const r = rcpts[id]!;
+    const res = await p;
+    if (!res.ok) {
+      decide(r, res.result, res.status, null);
+      continue;
+    }
+    r.targets = typeof res.targets === 'function' ? res.targets(r.message) : res.targets;
+    active.push(r);
+  }
+
+  // 3. Plan, run hosts in parallel, re-plan after host failures.
+  if (active.length) await runHosts(active, items, ctx, decide);
+
+  // 4. Outcomes, per message, in envelope order.
+  return items.map((item, message) => ({
+    ref: item.ref,
+    recipients: rcpts
+      .filter((r) => r.message === message)
+      .map((r) => {
+        const source = r.sameAs !== null ? rcpts[r.sameAs]! : r;
+        const o = source.outcome ?? { address: r.address, result: 'deferred' as const, status: '451 4.3.0 not attempted', remoteHost: null };
+        return { ...o, address: r.address };
+      }),
+  }));
+}
+
+async function resolveDomain(domain: string, port: number, ctx: EngineContext, rank: (k: string) => number): Promise<Resolution> {
+  const { channel, resolver } = ctx;
+  let hosts: ResolvedMx[];
+  if (channel.mx === 'nomx') {
+    const a = await resolver.resolveAddresses(domain);
+    if (!a.ok) {
+      return a.permanent
+        ? { ok: false, result: 'failed', status: `550 5.1.2 Host or domain name not found: ${domain} (${a.reason})` }
+        : { ok: false, result: 'deferred', status: `451 4.4.3 address lookup for ${domain} failed: ${a.reason}` };
+    }
+    hosts = [{ name: domain, preference: 0, addresses: a.addresses }];
+  } else {
+    const mx = await resolver.resolveMx(domain);
+    if (!mx.ok) return { ok: false, result: mx.permanent ? 'failed' : 'deferred', status: mx.status };
+    hosts = mx.hosts;
+  }
+  return { ok: true, targets: orderTargets(hosts, { shuffle: shufflesEqualPreferences(channel.mx), rank, port }) };
+}
+
+/** `daemon h1,h2`: every recipient to the smart hosts, in order; with randommx each message starts at a random one. */
+async function resolveSmartHosts(daemons: string[], port: number, ctx: EngineContext, _rank: (k: string) => number): Promise<Resolution> {
+  const entries = daemons.flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
+  const resolved = await Promise.all(
+    entries.map(async (entry, i) => {
+      const { host, port: p } = parseHostPort(entry);
+      const res = await ctx.resolver.resolveAddresses(host);
+      return { host, port: p ?? port, preference: i, res };
+    }),
+  );
+  const targets: Target[] = [];
+  for (const h of resolved) {
+    if (!h.res.ok) continue;
+    for (const ip of h.res.addresses) targets.push({ key: targetKey(ip, h.port), ip, port: h.port, host: h.host, preference: h.preference });
+  }
+  if (!targets.length) {
+    const reasons = resolved.map((h) => `${h.host}: ${h.res.ok ? 'ok' : h.res.reason}`).join('; ');
+    // A smart host that does not resolve is a local configuration or DNS problem: keep the mail.
+    return { ok: false, result: 'deferred', status: `451 4.4.3 smart host lookup failed (${reasons})` };
+  }
+  if (ctx.channel.mx !== 'randommx' || resolved.length < 2) return { ok: true, targets };
+  const random = ctx.random ?? Math.random;
+  const byMessage = new Map<number, Target[]>();
+  return {
+    ok: true,
+    targets: (message: number) => {
+      let t = byMessage.get(message);
+      if (!t) {
+        const hostsInOrder = [...new Set(targets.map((x) => x.preference))];
+        const start = hostsInOrder[Math.floor(random() * hostsInOrder.length)]!;
+        t = [...targets.filter((x) => x.preference >= start), ...targets.filter((x) => x.preference < start)];
+        byMessage.set(message, t);
+      }
+      return t;
+    },
+  };
+}
+
+async function runHosts(
+  active: Rcpt[],
+  items: DeliveryItem[],
+  ctx: EngineContext,
+  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => void,
+): Promise<void> {
+  const { channel, reachability, connections, settings } = ctx;
+  const byId = new Map(active.map((r) => [r.id, r]));
+  const queues = new Map<string, { target: Target; txs: PlannedTransaction[] }>();
+  const running = new Set<string>();
+  const limit = Math.max(1, channel.maxClientConnections || 20);
+  const rcptPerTransaction = channel.copies === 'single' ? 1 : channel.rcptPerTransaction || 100;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+
+  const replan = (ids: number[]) => {
+    const all = [...ids];
+    for (const q of queues.values()) for (const tx of q.txs) all.push(...tx.recipients);
+    queues.clear();
+    const plan = planDeliveries({
+      recipients: all.map((id) => ({ id, message: byId.get(id)!.message, targets: byId.get(id)!.targets })),
+      unavailable: (t, id) => {
+        const r = byId.get(id)!;
+        if (r.tried.has(t.key)) return true;
+        const down = reachability.check(t.key);
+        if (down) {
+          ctx.stats.skippedUnreachable++;
+          if (!r.lastFailure) {
+            r.lastFailure = `${down.reason} (host not tried again until ${new Date(down.until).toISOString()})`;
+            r.lastHost = describeHost(t);
+          }
+          return true;
+        }
+        return false;
+      },
+      rcptPerTransaction,
+      maxConnections: limit,
+    });
+    for (const id of plan.exhausted) {
+      const r = byId.get(id)!;
+      decide(r, 'deferred', r.lastFailure ?? '451 4.4.1 no reachable host', r.lastHost);
+    }
+    for (const h of plan.hosts) queues.set(h.target.key, { target: h.target, txs: h.transactions });
+  };
+
+  const pump = () => {
+    for (const [key, q] of queues) {
+      if (running.size >= limit) break;
+      if (running.has(key) || q.txs.length === 0) continue;
+      running.add(key);
+      void worker(key, q.target).catch(() => {
+        /* worker handles its own failures */
+      });
+    }
+    if (running.size === 0) finish();
+  };
+
+  const failHost = (key: string, target: Target, status: string, extra: number[]) => {
+    const ids = [...extra, ...(queues.get(key)?.txs.flatMap((t) => t.recipients) ?? [])];
+    queues.delete(key);
+    for (const id of ids) {
+      const r = byId.get(id)!;
+      r.tried.add(key);
+      r.lastFailure = status;
+      r.lastHost = describeHost(target);
+    }
+    replan(ids);
+  };
+
+  const worker = async (key: string, target: Target) => {
+    let session: SmtpSession | null = null;
+    try {
+      for (;;) {
+        const q = queues.get(key);
+        if (!q || q.txs.length === 0) break;
+        if (!session || !session.usable) {
+          if (session) connections.discard(session);
+          session = null;
+          try {
+            session = await connections.acquire(target, () =>
+              openSession({
+                target,
+                localName: ctx.localName,
+                lmtp: channel.lmtp,
+                tls: channel.tlsClient,
+                pipelining: channel.pipelining,
+                settings,
+                transcript: ctx.transcriptFor?.(target) ?? null,
+              }),
+            );
+          } catch (err) {
+            ctx.stats.connectFailures++;
+            const ce = err instanceof ConnectError ? err : new ConnectError('closed', `451 4.4.2 ${describeHost(target)}: ${(err as Error).message}`, false);
+            if (ce.unreachable) reachability.markDown(key, ce.status, settings.hostRetryMs);
+            failHost(key, target, ce.status, []);
+            return;
+          }
+          continue; // the queue may have grown while connecting
+        }
+        const tx = q.txs.shift()!;
+        const { broken, overflow } = await runTransaction(session, tx, items, byId, ctx, decide);
+        // RFC 5321 §4.5.3.1.8: recipients refused for "too many recipients" go in the next transaction.
+        if (overflow.length) (queues.get(key) ?? q).txs.unshift({ message: tx.message, recipients: overflow });
+        if (broken) {
+          // The connection broke mid-transaction: these recipients try their next MX; the rest of this host's queue reconnects.
+          for (const id of tx.recipients) {
+            const r = byId.get(id)!;
+            r.tried.add(key);
+            r.lastFailure = broken;
+            r.lastHost = describeHost(target);
+          }
+          connections.discard(session);
+          session = null;
+          replan(tx.recipients);
+        }
+      }
+    } finally {
+      if (session) connections.release(session);
+      running.delete(key);
+      pump();
+    }
+  };
+
+  replan(active.map((r) => r.id));
+  pump();
+  await done;
+}
+
+/**
+ * Runs one transaction. `broken`: the status when the connection broke (recipients undecided);
+ * `overflow`: recipients the server refused only because the transaction had too many.
+ */
+async function runTransaction(
+  session: SmtpSession,
+  tx: PlannedTransaction,
+  items: DeliveryItem[],
+  byId: Map<number, Rcpt>,
+  ctx: EngineContext,
+  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => void,
+): Promise<{ broken: string | null; overflow: number[] }> {
+  const item = items[tx.message]!;
+  const rcpts = tx.recipients.map((id) => byId.get(id)!);
+  const host = describeHost(session.target);
+  let body: Readable;
+  try {
+    body = (await ctx.openBody(item.ref.path)) as Readable;
+  } catch (err) {
+    for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
+    return { broken: null, overflow: [] };
+  }
+  const env = item.envelope;
+  const outcome: SendOutcome = await session.send({
+    from: ctx.channel.senderRewrite ?? env.from,
+    to: rcpts.map((r) => r.rcptTo),
+    body,
+    ret: env.mailParams.ret,
+    envid: env.mailParams.envid,
+    use8BitMime: env.mailParams.body === '8BITMIME',
+    rcptDsn: new Map(rcpts.map((r) => [r.rcptTo, r.dsn])),
+  });
+  ctx.stats.transactions++;
+  if (outcome.kind === 'broken') return { broken: outcome.reply, overflow: [] };
+  if (outcome.kind === 'local') {
+    for (const r of rcpts) decide(r, 'deferred', outcome.reply, null);
+    return { broken: null, overflow: [] };
+  }
+  const rejected = new Map(outcome.rejected.map((x) => [x.recipient, x]));
+  const someAccepted = outcome.kind === 'sent' && outcome.accepted.length > 0;
+  const overflow: number[] = [];
+  const byCode = (code: number): RecipientResult => (code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred');
+  for (const r of rcpts) {
+    const rej = rejected.get(r.rcptTo);
+    if (rej && someAccepted && rej.code === 452 && rej.command === 'RCPT TO' && /too many recipients|4\.5\.3/i.test(rej.reply) && r.overflows < 5) {
+      r.overflows++;
+      overflow.push(r.id);
+    } else if (rej) {
+      decide(r, byCode(rej.code), `${rej.reply} (in reply to ${rej.command})`, host);
+    } else if (outcome.kind === 'sent') {
+      decide(r, 'delivered', outcome.reply, host);
+    } else {
+      decide(r, byCode(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host);
+    }
+  }
+  return { broken: null, overflow };
+}

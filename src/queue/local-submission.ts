@@ -1,0 +1,263 @@
+// Local submission (`imsimta submit`, sendmail-like), the pure part: command-line options, line
+// endings, the header fields a local message gets when missing, and recipients taken from headers.
+// Everything works on bytes (latin1 strings), so 8-bit data, NUL bytes and long lines pass through
+// unchanged; the one normalisation is LF → CRLF, as sendmail does for local input.
+import { UsageError } from '../cli/errors.js';
+
+export interface SubmitOptions {
+  root: string | null;
+  /** -f / -r: envelope sender; '' = null sender (`-f '<>'`); null = the invoking user. */
+  from: string | null;
+  /** -F: full name for a From: header that submit adds. */
+  fullName: string | null;
+  /** -t: recipients from To/Cc/Bcc as well. */
+  extract: boolean;
+  /** -i / -oi: a line with a lone dot is data, not the end of the message. */
+  ignoreDots: boolean;
+  recipients: string[];
+}
+
+/** sendmail's options that change nothing here (delivery modes, error modes, verbosity). */
+const IGNORED = new Set(['-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-v', '-U', '-n', '-m', '-om', '-oom']);
+
+/**
+ * sendmail-style arguments: `-f sender` or `-fsender`, `-r` (the same), `-F name`, `-t`, `-i`,
+ * `-oi`, `--root DIR`; other arguments are recipients (each may be a comma list).
+ */
+export function parseSubmitArgs(argv: string[]): SubmitOptions {
+  const o: SubmitOptions = { root: null, from: null, fullName: null, extract: false, ignoreDots: false, recipients: [] };
+  const value = (i: number, flag: string) => {
+    const v = argv[i];
+    if (v === undefined) throw new UsageError(`option ${flag} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      o.recipients.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a === '--root' || a === '-root') o.root = value(++i, a);
+    else if (a.startsWith('--root=')) o.root = a.slice(7);
+    else if (a === '-t') o.extract = true;
+    else if (a === '-i' || a === '-oi') o.ignoreDots = true;
+    else if (a === '-f' || a === '-r') o.from = value(++i, a);
+    else if (/^-[fr]./.test(a)) o.from = a.slice(2);
+    else if (a === '-F') o.fullName = value(++i, a);
+    else if (a.startsWith('-F')) o.fullName = a.slice(2);
+    else if (IGNORED.has(a) || /^-o[A-Za-z]/.test(a) || /^-[BN]/.test(a)) continue;
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else o.recipients.push(a);
+  }
+  if (o.from !== null) {
+    const f = o.from.trim();
+    o.from = f === '<>' ? '' : f.replace(/^<(.*)>$/, '$1');
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------ bytes
+
+/** Bare LF → CRLF. CRLF stays; a bare CR is kept as it is. */
+export function normalizeLineEndings(data: Buffer): Buffer {
+  const s = data.toString('latin1');
+  return Buffer.from(s.replace(/(?<!\r)\n/g, '\r\n'), 'latin1');
+}
+
+/** Without -i, sendmail ends the input at a line holding a single dot. */
+export function cutAtDotLine(data: Buffer): Buffer {
+  if (data.subarray(0, 3).equals(Buffer.from('.\r\n')) || data.equals(Buffer.from('.'))) return Buffer.alloc(0);
+  const i = data.indexOf('\r\n.\r\n');
+  if (i >= 0) return data.subarray(0, i + 2);
+  if (data.subarray(-3).equals(Buffer.from('\r\n.'))) return data.subarray(0, data.length - 1);
+  return data;
+}
+
+export interface HeaderField {
+  /** Lower-case field name. */
+  name: string;
+  /** The whole field as latin1 text, folded lines included, with its final CRLF. */
+  raw: string;
+}
+
+export interface SplitMessage {
+  fields: HeaderField[];
+  /** Everything after the header section (without the empty line). */
+  body: string;
+}
+
+const FIELD_START = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:/;
+
+/**
+ * Splits the header section from the body (latin1 text, CRLF lines). The header ends at the first
+ * empty line, or at the first line that is neither a field nor a continuation: that line starts
+ * the body (sendmail does the same when a message has no empty line after its header).
+ */
+export function splitMessage(text: string): SplitMessage {
+  const fields: HeaderField[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    const eol = text.indexOf('\r\n', pos);
+    const line = eol < 0 ? text.slice(pos) : text.slice(pos, eol);
+    const next = eol < 0 ? text.length : eol + 2;
+    if (line === '') return { fields, body: text.slice(next) };
+    if ((line[0] === ' ' || line[0] === '\t') && fields.length > 0) {
+      fields[fields.length - 1]!.raw += eol < 0 ? line + '\r\n' : text.slice(pos, next);
+    } else {
+      const m = FIELD_START.exec(line);
+      if (!m) break; // body without a separating empty line
+      fields.push({ name: m[1]!.toLowerCase(), raw: eol < 0 ? line + '\r\n' : text.slice(pos, next) });
+    }
+    pos = next;
+  }
+  return { fields, body: text.slice(pos) };
+}
+
+/** The unfolded value of a field, decoded as UTF-8 (header addresses may be internationalised). */
+export function fieldValue(f: HeaderField): string {
+  const value = f.raw.slice(f.raw.indexOf(':') + 1).replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, '');
+  return Buffer.from(value, 'latin1').toString('utf8').trim();
+}
+
+/**
+ * The addresses of an RFC 5322 address list: `a@b`, `Name <a@b>`, `"q u" <a@b>`, groups
+ * `team: a@b, c@d;`, comments. Returns addr-specs without angle brackets.
+ */
+export function parseAddressList(value: string): string[] {
+  const out: string[] = [];
+  let plain = '';
+  let angle: string | null = null;
+  let inAngle = false;
+  const finish = () => {
+    const addr = (angle ?? plain).trim();
+    if (addr) out.push(addr);
+    plain = '';
+    angle = null;
+  };
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]!;
+    if (ch === '"') {
+      // quoted string: kept in the local part, dropped from display names (by the angle rule)
+      let j = i + 1;
+      let q = '"';
+      for (; j < value.length && value[j] !== '"'; j++) {
+        if (value[j] === '\\' && j + 1 < value.length) q += value[j++]!;
+        q += value[j]!;
+      }
+      q += '"';
+      if (inAngle) angle += q;
+      else plain += q;
+      i = j;
+    } else if (ch === '(' && !inAngle) {
+      let depth = 1;
+      let j = i + 1;
+      for (; j < value.length && depth > 0; j++) {
+        if (value[j] === '\\') j++;
+        else if (value[j] === '(') depth++;
+        else if (value[j] === ')') depth--;
+      }
+      i = j - 1;
+    } else if (ch === '<' && !inAngle) {
+      inAngle = true;
+      angle = '';
+    } else if (ch === '>' && inAngle) {
+      inAngle = false;
+    } else if (inAngle) {
+      angle += ch;
+    } else if (ch === ',' || ch === ';') {
+      finish();
+    } else if (ch === ':') {
+      plain = ''; // "group name:" — the members follow
+    } else if (ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n') {
+      if (angle === null) plain += plain.endsWith(' ') || plain === '' ? '' : ' ';
+    } else {
+      plain += ch;
+    }
+  }
+  finish();
+  // A display name without angle brackets ("John Smith" alone) is not an address.
+  return out.map((a) => a.replace(/^@[^:]*:/, '')).filter((a) => !/\s/.test(a.replace(/"[^"]*"/g, '')));
+}
+
+// ---------------------------------------------------------- composition
+
+export interface SubmissionInput {
+  /** The message as read from stdin (any line endings). */
+  message: Buffer;
+  options: SubmitOptions;
+  /** The invoking user's login name. */
+  user: string;
+  uid: number;
+  /** This host's name (option.dat LOCAL_HOST). */
+  localHost: string;
+  now: Date;
+  /** The unique part of a new Message-ID. */
+  uniqueId: string;
+  formatDate(d: Date): string;
+}
+
+export interface Submission {
+  /** Envelope From ('' = null sender). */
+  from: string;
+  /** Recipients as given (command line first, then headers with -t), duplicates removed. */
+  recipients: string[];
+  /** The final message bytes: Received: line, the header with the fields added (Bcc removed with -t), the body. */
+  message: Buffer;
+}
+
+/** Qualifies a bare local part with this host, as sendmail does with $j. */
+export function qualify(address: string, localHost: string): string {
+  if (address === '' || address.includes('@')) return address;
+  return `${address}@${localHost}`;
+}
+
+export function composeSubmission(input: SubmissionInput): Submission {
+  const { options, localHost } = input;
+  let data = normalizeLineEndings(input.message);
+  if (!options.ignoreDots) data = cutAtDotLine(data);
+  const { fields, body } = splitMessage(data.toString('latin1'));
+
+  const recipients: string[] = [];
+  const seen = new Set<string>();
+  const add = (a: string) => {
+    const key = a.toLowerCase();
+    if (!seen.has(key)) {
+      seen.add(key);
+      recipients.push(a);
+    }
+  };
+  for (const arg of options.recipients) for (const a of parseAddressList(arg)) add(a);
+  if (options.extract) {
+    for (const f of fields) if (f.name === 'to' || f.name === 'cc' || f.name === 'bcc') for (const a of parseAddressList(fieldValue(f))) add(a);
+  }
+
+  const kept = options.extract ? fields.filter((f) => f.name !== 'bcc') : fields;
+  const has = (name: string) => kept.some((f) => f.name === name);
+  const added: string[] = [];
+  if (!has('from')) {
+    const name = options.fullName ? `${quotePhrase(options.fullName)} ` : '';
+    added.push(latin1Field('From', name ? `${name}<${qualify(input.user, localHost)}>` : qualify(input.user, localHost)));
+  }
+  if (!has('date')) added.push(`Date: ${input.formatDate(input.now)}\r\n`);
+  if (!has('message-id')) added.push(`Message-ID: <${input.uniqueId}@${localHost}>\r\n`);
+  // A message without any recipient header gets none added: RFC 5322 allows it, and an
+  // "undisclosed-recipients" line would be invented text.
+
+  const received = `Received: by ${localHost} (tsubame submit, from userid ${input.uid});\r\n\t${input.formatDate(input.now)}\r\n`;
+  const text = received + kept.map((f) => f.raw).join('') + added.join('') + '\r\n' + body;
+  return {
+    from: options.from === null ? qualify(input.user, localHost) : options.from === '' ? '' : qualify(options.from, localHost),
+    recipients,
+    message: Buffer.from(text, 'latin1'),
+  };
+}
+
+/** A header field from a (possibly non-ASCII) JS string, as UTF-8 bytes in latin1 form. */
+function latin1Field(name: string, value: string): string {
+  return `${name}: ${Buffer.from(value, 'utf8').toString('latin1')}\r\n`;
+}
+
+function quotePhrase(name: string): string {
+  // atoms separated by spaces need no quotes; anything else (a dot, a comma, non-ASCII…) is quoted
+  return /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+( [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/.test(name) ? name : `"${name.replace(/(["\\])/g, '\\$1')}"`;
+}

@@ -1,0 +1,31 @@
+// Queue ids: unique across processes and restarts. Time (ms) + pid + a per-process counter +
+// random, in upper-case base 36 so that they sort roughly by arrival and fit a file name.
+import { randomInt } from 'node:crypto';
+
+export interface IdGenerator {
+  next(): string;
+}
+
+export function createIdGenerator(pid: number = process.pid): IdGenerator {
+  let counter = randomInt(36 ** 4);
+  let lastTime = 0;
+  const pidPart = (pid % 36 ** 5).toString(36).padStart(5, '0');
+  return {
+    next() {
+      // A clock that steps back must not repeat (time, counter) pairs: never go below the last time.
+      const now = Math.max(Date.now(), lastTime);
+      lastTime = now;
+      counter = (counter + 1) % 36 ** 4;
+      const id =
+        now.toString(36).padStart(9, '0') +
+        pidPart +
+        counter.toString(36).padStart(4, '0') +
+        randomInt(36 ** 3).toString(36).padStart(3, '0');
+      return id.toUpperCase();
+    },
+  };
+}
+
+export function isQueueId(text: string): boolean {
+  return /^[0-9A-Z]{8,64}$/.test(text);
+}

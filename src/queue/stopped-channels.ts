@@ -1,0 +1,57 @@
+// Channels stopped with `imsimta qm stop CHANNEL`: kept in <root>/run/stopped-channels, one
+// channel per line, so that the job controller honours them across restarts. Messages to a stopped
+// channel are still accepted and queued; only delivery waits until `qm start`.
+import { readFile, rename, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export function stoppedChannelsPath(root: string): string {
+  return join(root, 'run', 'stopped-channels');
+}
+
+/** The stopped channels (empty when none or the file is missing). Blank lines and `#` comments are ignored. */
+export async function readStoppedChannels(root: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(stoppedChannelsPath(root), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return parseStoppedChannels(text);
+}
+
+export function parseStoppedChannels(text: string): string[] {
+  const out = new Set<string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line && !line.startsWith('#')) out.add(line);
+  }
+  return [...out].sort();
+}
+
+/** Replaces the file atomically (temporary file, fsync, rename). */
+export async function writeStoppedChannels(root: string, channels: Iterable<string>): Promise<void> {
+  const path = stoppedChannelsPath(root);
+  await mkdir(join(root, 'run'), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const list = [...new Set(channels)].sort();
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(list.map((c) => c + '\n').join(''));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Adds or removes one channel; returns whether the set changed. */
+export async function setChannelStopped(root: string, channel: string, stopped: boolean): Promise<boolean> {
+  const current = new Set(await readStoppedChannels(root));
+  if (current.has(channel) === stopped) return false;
+  if (stopped) current.add(channel);
+  else current.delete(channel);
+  await writeStoppedChannels(root, current);
+  return true;
+}
+

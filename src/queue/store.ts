@@ -1,0 +1,524 @@
+// The durable per-channel queue: queue/<channel>/[<subdir>/]<file>, one file per message per
+// destination channel. Writes go to queue/.tmp/ (never scanned), are fsynced, renamed into place
+// and their directory fsynced (in shared rounds, see group-commit.ts) before commit() resolves.
+import { open, mkdir, rename, unlink, readdir, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { join, dirname, basename, relative, sep } from 'node:path';
+import type { Logger } from '../common/logger.js';
+import type { Envelope, EnvelopeDraft, QueueRef, ScanEntry } from './types.js';
+import { encodeEnvelope } from './envelope-format.js';
+import { QueueFileError, QueueWriteError } from './errors.js';
+import { createIdGenerator, type IdGenerator } from './message-id.js';
+import { HELD_SUFFIX, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
+import { DirectorySyncer } from './group-commit.js';
+import { readQueueFileHeader } from './queue-file-reader.js';
+import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
+
+export type { EnqueueTransaction } from './transaction.js';
+
+export interface QueueStoreOptions {
+  /** The instance's queue/ directory. */
+  queueDir: string;
+  /** Where unreadable queue files are moved (the instance's corrupt/, outside queue/). */
+  corruptDir: string;
+  /** The channel's `subdirs N` (0 = flat). */
+  subdirs(channel: string): number;
+  logger?: Logger;
+}
+
+export interface CorruptEntry {
+  /** File name inside corrupt/. */
+  name: string;
+  reason: string;
+  /** Where the file was in the queue, when known. */
+  originalPath: string | null;
+}
+
+/** Small messages are read in one go. */
+const READ_WHOLE_BELOW = 1024 * 1024;
+const STAT_BATCH = 64;
+
+export class QueueStore {
+  readonly queueDir: string;
+  readonly corruptDir: string;
+  readonly tmpDir: string;
+  private readonly ids: IdGenerator = createIdGenerator();
+  private readonly syncer = new DirectorySyncer();
+  private readonly readyDirs = new Map<string, Promise<void>>();
+  private tmpCounter = 0;
+
+  constructor(private readonly opts: QueueStoreOptions) {
+    this.queueDir = opts.queueDir;
+    this.corruptDir = opts.corruptDir;
+    this.tmpDir = join(opts.queueDir, '.tmp');
+  }
+
+  /** Directory fsync rounds so far (group commit shares them between messages). */
+  get fsyncRounds(): number {
+    return this.syncer.rounds;
+  }
+
+  // ------------------------------------------------------------ enqueue
+
+  /** Starts a streamed enqueue of one message to one or more channels (one file each, same body). */
+  begin(drafts: EnvelopeDraft[]): EnqueueTransaction {
+    if (drafts.length === 0) throw new TypeError('queue: begin() needs at least one envelope');
+    const files: PlannedFile[] = drafts.map((draft) => {
+      checkChannelName(draft.channel);
+      if (draft.recipients.length === 0) throw new TypeError(`queue: no recipients for channel ${draft.channel}`);
+      const id = this.ids.next();
+      const { held, ...rest } = draft;
+      const envelope: Envelope = { ...rest, id, attempts: 0, nextAttempt: null, held: held ?? false };
+      const dir = this.messageDir(draft.channel, id);
+      return {
+        envelope,
+        tmpPath: join(this.tmpDir, `${id}.${process.pid}.${++this.tmpCounter}`),
+        dir,
+        path: join(dir, queueFileName(id, 0, envelope.held)),
+      };
+    });
+    return new EnqueueTransactionImpl(files, {
+      ensureDir: (dir) => this.ensureDir(dir),
+      forgetDir: (dir) => {
+        this.readyDirs.delete(dir);
+        this.syncer.forget(dir);
+      },
+      syncDir: (dir) => this.syncer.sync(dir),
+      tmpDir: this.tmpDir,
+      logger: this.opts.logger,
+    });
+  }
+
+  /** Convenience: the whole body in memory. */
+  async enqueue(drafts: EnvelopeDraft[], body: Buffer): Promise<QueueRef[]> {
+    const tx = this.begin(drafts) as EnqueueTransactionImpl;
+    tx.appendWhole(body);
+    return tx.commit();
+  }
+
+  // --------------------------------------------------------------- read
+
+  /** The envelope; throws QueueFileError for a corrupt file (and the fs error, e.g. ENOENT, when it is gone). */
+  async readEnvelope(path: string): Promise<Envelope> {
+    const fh = await open(path, 'r');
+    try {
+      const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path));
+      return this.fixIdentity(parsed.envelope, path);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Like readEnvelope, but a corrupt file is quarantined and a vanished one skipped: both give null. */
+  async tryReadEnvelope(path: string): Promise<Envelope | null> {
+    try {
+      return await this.readEnvelope(path);
+    } catch (err) {
+      if (err instanceof QueueFileError) {
+        await this.quarantine(path, err.reason).catch(() => {});
+        return null;
+      }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /**
+   * The envelope and the message size, for listings. A corrupt file is quarantined and a vanished
+   * one skipped: both give null.
+   */
+  async inspect(path: string): Promise<{ envelope: Envelope; size: number } | null> {
+    try {
+      const fh = await open(path, 'r');
+      try {
+        const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path));
+        return { envelope: this.fixIdentity(parsed.envelope, path), size: parsed.bodyLength };
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if (err instanceof QueueFileError) {
+        await this.quarantine(path, err.reason).catch(() => {});
+        return null;
+      }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async readMessage(path: string): Promise<{ envelope: Envelope; body: Buffer }> {
+    const fh = await open(path, 'r');
+    try {
+      const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path), READ_WHOLE_BELOW);
+      let body: Buffer;
+      if (parsed.head.length >= parsed.fileSize) {
+        body = parsed.head.subarray(parsed.headerLength);
+      } else {
+        body = Buffer.allocUnsafe(parsed.bodyLength);
+        let got = 0;
+        while (got < body.length) {
+          const { bytesRead } = await fh.read(body, got, body.length - got, parsed.headerLength + got);
+          if (bytesRead === 0) throw new QueueFileError(path, 'file shrank while being read');
+          got += bytesRead;
+        }
+      }
+      return { envelope: this.fixIdentity(parsed.envelope, path), body };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The message bytes only, streamed. The file is opened now, so a later rename does not matter. */
+  async openBody(path: string): Promise<NodeJS.ReadableStream> {
+    const fh = await open(path, 'r');
+    let parsed;
+    try {
+      parsed = await readQueueFileHeader(fh, path, false);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    if (parsed.bodyLength === 0) {
+      await fh.close();
+      return Readable.from([]);
+    }
+    return fh.createReadStream({ start: parsed.headerLength, end: parsed.headerLength + parsed.bodyLength - 1, autoClose: true });
+  }
+
+  // ------------------------------------------------------------- change
+
+  /**
+   * Atomic rewrite of the envelope. The new version is written to a temporary file and fsynced,
+   * renamed over the current name (readers see the old or the new version, never a mix), then,
+   * when the attempt count changed, renamed to its new name — so at no moment are there two files
+   * for one message; a crash between the two renames leaves the new contents under the old name,
+   * which is harmless (the envelope inside is authoritative for the count). The held state is
+   * kept as the file name says (only hold()/release() change it).
+   */
+  async update(ref: QueueRef, envelope: Envelope): Promise<QueueRef> {
+    const current = this.parseRefName(ref);
+    const dir = dirname(ref.path);
+    const newPath = join(dir, queueFileName(current.id, envelope.attempts, current.held));
+    const tmpPath = join(this.tmpDir, `${current.id}.${process.pid}.${++this.tmpCounter}`);
+    const env: Envelope = { ...envelope, id: current.id, channel: ref.channel, held: current.held };
+    await this.ensureDir(this.tmpDir);
+    let out: FileHandle | null = null;
+    try {
+      const src = await open(ref.path, 'r');
+      try {
+        const old = await readQueueFileHeader(src, ref.path, current.held, READ_WHOLE_BELOW);
+        const { header } = encodeEnvelope(env, old.bodyLength);
+        out = await open(tmpPath, 'wx', 0o600);
+        if (old.head.length >= old.fileSize) {
+          await out.writev([header, old.head.subarray(old.headerLength)]);
+        } else {
+          await out.write(header, 0, header.length, 0);
+          await copyRange(src, out, old.headerLength, old.bodyLength, header.length);
+        }
+      } finally {
+        await src.close();
+      }
+      await out.datasync();
+      await out.close();
+      out = null;
+      // Do not resurrect a file that was deleted, held or moved meanwhile (qm acts from another process).
+      await stat(ref.path);
+      await rename(tmpPath, ref.path);
+      if (newPath !== ref.path) await rename(ref.path, newPath);
+      await this.syncer.sync(dir);
+      return { id: current.id, channel: ref.channel, path: newPath };
+    } catch (err) {
+      if (out) await out.close().catch(() => {});
+      await unlink(tmpPath).catch(() => {});
+      if (err instanceof QueueFileError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+      throw QueueWriteError.from(err, `cannot update ${ref.path}`);
+    }
+  }
+
+  /** Removes a message file (already gone is fine). */
+  async remove(ref: QueueRef): Promise<void> {
+    try {
+      await unlink(ref.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw QueueWriteError.from(err, `cannot remove ${ref.path}`);
+    }
+    // Durable removal avoids redelivering after a crash; shared with other fsyncs of the directory.
+    await this.syncer.sync(dirname(ref.path)).catch(() => {});
+  }
+
+  /** Renames to `.HELD`: never scheduled until released. */
+  hold(ref: QueueRef): Promise<QueueRef> {
+    return this.setHeld(ref, true);
+  }
+
+  release(ref: QueueRef): Promise<QueueRef> {
+    return this.setHeld(ref, false);
+  }
+
+  private async setHeld(ref: QueueRef, held: boolean): Promise<QueueRef> {
+    const current = this.parseRefName(ref);
+    if (current.held === held) return ref;
+    const path = join(dirname(ref.path), queueFileName(current.id, current.attempts, held));
+    try {
+      await rename(ref.path, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+      throw QueueWriteError.from(err, `cannot ${held ? 'hold' : 'release'} ${ref.path}`);
+    }
+    await this.syncer.sync(dirname(path));
+    return { id: current.id, channel: ref.channel, path };
+  }
+
+  // --------------------------------------------------------------- scan
+
+  /** The channels that have a queue directory. */
+  async listChannels(): Promise<string[]> {
+    try {
+      const entries = await readdir(this.queueDir, { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory() && !isTemporaryName(e.name)).map((e) => e.name).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /**
+   * Walks queue/<channel>/… (all channels when omitted), from names and stat only. Temporary
+   * files are never seen; a file whose name is not a queue file name is moved to corrupt/.
+   * Unreadable directories are logged and skipped: a scan never stops on one bad entry.
+   */
+  async *scan(channel?: string): AsyncIterable<ScanEntry> {
+    const channels = channel === undefined ? await this.listChannels() : [channel];
+    for (const ch of channels) {
+      if (!isValidChannelName(ch)) continue;
+      const channelDir = join(this.queueDir, ch);
+      const top = await this.readDirSafe(channelDir);
+      const files = top.filter((e) => !e.isDirectory()).map((e) => e.name);
+      yield* this.statEntries(ch, channelDir, files);
+      for (const e of top) {
+        if (!e.isDirectory() || isTemporaryName(e.name)) continue;
+        if (!isSubdirName(e.name)) {
+          this.opts.logger?.warn({ dir: join(channelDir, e.name) }, 'unexpected directory in a channel queue, skipped');
+          continue;
+        }
+        const subdir = join(channelDir, e.name);
+        const inner = await this.readDirSafe(subdir);
+        yield* this.statEntries(ch, subdir, inner.filter((x) => !x.isDirectory()).map((x) => x.name));
+      }
+    }
+  }
+
+  async findById(id: string): Promise<ScanEntry | null> {
+    const wanted = id.toUpperCase();
+    for await (const entry of this.scan()) if (entry.id === wanted) return entry;
+    return null;
+  }
+
+  private async readDirSafe(dir: string) {
+    try {
+      return await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') this.opts.logger?.error({ dir, err: (err as Error).message }, 'cannot read queue directory, skipped');
+      return [];
+    }
+  }
+
+  private async *statEntries(channel: string, dir: string, names: string[]): AsyncIterable<ScanEntry> {
+    const wanted: Array<{ name: string; id: string; attempts: number; held: boolean }> = [];
+    for (const name of names) {
+      if (isTemporaryName(name)) continue;
+      const parsed = parseQueueFileName(name);
+      if (!parsed) {
+        await this.quarantine(join(dir, name), 'not a queue file name').catch(() => {});
+        continue;
+      }
+      wanted.push({ name, ...parsed });
+    }
+    for (let i = 0; i < wanted.length; i += STAT_BATCH) {
+      const batch = wanted.slice(i, i + STAT_BATCH);
+      const stats = await Promise.all(batch.map((w) => lstat(join(dir, w.name)).catch(() => null)));
+      for (let k = 0; k < batch.length; k++) {
+        const st = stats[k];
+        if (!st) continue; // removed since readdir (delivered, moved): not an error
+        const w = batch[k]!;
+        if (!st.isFile()) {
+          await this.quarantine(join(dir, w.name), 'not a regular file').catch(() => {});
+          continue;
+        }
+        yield { id: w.id, channel, path: join(dir, w.name), held: w.held, attempts: w.attempts, mtimeMs: st.mtimeMs };
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ corrupt
+
+  /** Moves an unreadable file to corrupt/ (same name, plus NAME.reason), logs it. */
+  async quarantine(path: string, reason: string): Promise<void> {
+    await mkdir(this.corruptDir, { recursive: true });
+    const base = basename(path);
+    let name = base;
+    for (let n = 1; await exists(join(this.corruptDir, name)); n++) name = `${base}-${n}`;
+    const target = join(this.corruptDir, name);
+    try {
+      await rename(path, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await copyFile(path, target);
+      await unlink(path);
+    }
+    await writeFile(join(this.corruptDir, `${name}.reason`), `${reason.replace(/[\r\n]+/g, ' ')}\npath ${path}\ntime ${new Date().toISOString()}\n`);
+    this.opts.logger?.warn({ path, moved_to: target, reason }, 'corrupt queue file moved aside');
+  }
+
+  async listCorrupt(): Promise<CorruptEntry[]> {
+    let names: string[];
+    try {
+      names = (await readdir(this.corruptDir)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: CorruptEntry[] = [];
+    for (const name of names) {
+      if (name.endsWith('.reason')) continue;
+      let reason = 'unknown (no reason file)';
+      let originalPath: string | null = null;
+      try {
+        const lines = (await readFile(join(this.corruptDir, `${name}.reason`), 'utf8')).split('\n');
+        reason = lines[0] || reason;
+        const p = lines.find((l) => l.startsWith('path '));
+        if (p) originalPath = p.slice(5);
+      } catch {
+        /* no reason file: put there by hand */
+      }
+      out.push({ name, reason, originalPath });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------- housekeeping
+
+  /**
+   * Removes temporary files left by writers that died (their pid is gone) or that are older than
+   * `maxAgeMs`. Call at start-up (the job controller does). Returns how many were removed.
+   */
+  async sweepTemporary(maxAgeMs = 24 * 3600_000): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.tmpDir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const pid = Number(name.split('.')[1]);
+      const path = join(this.tmpDir, name);
+      const st = await lstat(path).catch(() => null);
+      if (!st) continue;
+      const dead = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+      if (dead || Date.now() - st.mtimeMs > maxAgeMs) {
+        await unlink(path).then(() => removed++, () => {});
+      }
+    }
+    return removed;
+  }
+
+  /** Releases cached directory handles. */
+  async close(): Promise<void> {
+    await this.syncer.close();
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** queue/<channel>[/<subdir>] for a new message. */
+  private messageDir(channel: string, id: string): string {
+    const n = this.opts.subdirs(channel);
+    const index = subdirIndex(id, n);
+    return index === null ? join(this.queueDir, channel) : join(this.queueDir, channel, subdirName(index));
+  }
+
+  /** Creates a directory once per process; new directories are made durable in their parents. */
+  private ensureDir(dir: string): Promise<void> {
+    let ready = this.readyDirs.get(dir);
+    if (!ready) {
+      ready = (async () => {
+        const first = await mkdir(dir, { recursive: true });
+        if (first) {
+          // fsync every parent whose entry list gained a directory
+          const parents: string[] = [];
+          for (let d = dir; ; d = dirname(d)) {
+            parents.push(dirname(d));
+            if (d === first || dirname(d) === d) break;
+          }
+          await Promise.all(parents.map((p) => this.syncer.sync(p)));
+        }
+      })();
+      this.readyDirs.set(dir, ready);
+      ready.catch(() => this.readyDirs.delete(dir)); // try again next time (e.g. after the operator fixed it)
+    }
+    return ready;
+  }
+
+  private heldFromName(path: string): boolean {
+    return path.endsWith(HELD_SUFFIX);
+  }
+
+  /** The file name and directory win over the contents (an operator may have moved the file). */
+  private fixIdentity(env: Envelope, path: string): Envelope {
+    const parsed = parseQueueFileName(basename(path));
+    if (parsed) env.id = parsed.id;
+    const rel = relative(this.queueDir, path);
+    if (!rel.startsWith('..')) {
+      const ch = rel.split(sep)[0];
+      if (ch && ch !== basename(path)) env.channel = ch;
+    }
+    return env;
+  }
+
+  private parseRefName(ref: QueueRef) {
+    const parsed = parseQueueFileName(basename(ref.path));
+    if (!parsed) throw new QueueFileError(ref.path, 'not a queue file name');
+    return parsed;
+  }
+}
+
+async function copyRange(src: FileHandle, dst: FileHandle, srcOffset: number, length: number, dstOffset: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, length - done), srcOffset + done);
+    if (bytesRead === 0) throw new Error('queue file shrank while being copied');
+    let written = 0;
+    while (written < bytesRead) {
+      const { bytesWritten } = await dst.write(buf, written, bytesRead - written, dstOffset + done + written);
+      written += bytesWritten;
+    }
+    done += bytesRead;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function isValidChannelName(name: string): boolean {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$/.test(name);
+}
+
+function checkChannelName(name: string): void {
+  if (!isValidChannelName(name)) throw new TypeError(`queue: "${name}" is not a usable channel name`);
+}

@@ -1,0 +1,225 @@
+// One streamed enqueue: the same message bytes go to one temporary file per destination channel.
+// Small messages stay in memory until commit() and are written with their envelope in one call;
+// larger ones are streamed and the body length in the envelope is filled in at commit.
+// commit(): write → fsync each file → rename into place → fsync the directories (shared rounds).
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { Logger } from '../common/logger.js';
+import type { Envelope, QueueRef } from './types.js';
+import { encodeEnvelope, formatBodyLength, type EncodedEnvelope } from './envelope-format.js';
+import { QueueWriteError } from './errors.js';
+
+export interface EnqueueTransaction {
+  write(chunk: Buffer): Promise<void>;
+  /** Resolves once every file is durable in its channel directory. */
+  commit(): Promise<QueueRef[]>;
+  /** Drops the message: removes the temporary files. */
+  abort(): Promise<void>;
+  /** Message bytes written so far. */
+  readonly bytes: number;
+}
+
+export interface PlannedFile {
+  envelope: Envelope;
+  tmpPath: string;
+  /** The channel (sub)directory it goes to, and its final path there. */
+  dir: string;
+  path: string;
+}
+
+export interface TransactionEnv {
+  ensureDir(dir: string): Promise<void>;
+  /** Forget that a directory exists (someone removed it): the next ensureDir() recreates it. */
+  forgetDir(dir: string): void;
+  syncDir(dir: string): Promise<void>;
+  tmpDir: string;
+  logger?: Logger;
+}
+
+/** Bodies up to this size are kept in memory and written together with the envelope. */
+const BUFFER_LIMIT = 64 * 1024;
+
+type State = 'open' | 'committing' | 'committed' | 'failed' | 'aborted';
+
+interface OpenFile {
+  plan: PlannedFile;
+  header: EncodedEnvelope;
+  fh: FileHandle | null;
+  renamed: boolean;
+}
+
+export class EnqueueTransactionImpl implements EnqueueTransaction {
+  private state: State = 'open';
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private opened: OpenFile[] | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: QueueWriteError | null = null;
+  private total = 0;
+
+  constructor(
+    private readonly files: PlannedFile[],
+    private readonly env: TransactionEnv,
+  ) {}
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(this.failure ?? new Error(`queue: write() after ${this.state}`));
+    this.total += chunk.length;
+    if (!this.opened && this.bufferedBytes + chunk.length <= BUFFER_LIMIT) {
+      this.buffered.push(chunk);
+      this.bufferedBytes += chunk.length;
+      return Promise.resolve();
+    }
+    // Writes are applied in call order even when the caller does not await each one.
+    const step = this.chain.then(async () => {
+      if (this.failure) throw this.failure;
+      try {
+        if (!this.opened) await this.openAll();
+        await Promise.all(this.opened!.map((f) => writeAll(f.fh!, [chunk])));
+      } catch (err) {
+        throw await this.fail(err, 'cannot write the queue file');
+      }
+    });
+    this.chain = step.catch(() => {});
+    return step;
+  }
+
+  /** enqueue(): the whole body is in memory already; no need to stream it. */
+  appendWhole(body: Buffer): void {
+    this.total += body.length;
+    this.buffered.push(body);
+    this.bufferedBytes += body.length;
+  }
+
+  async commit(): Promise<QueueRef[]> {
+    if (this.state !== 'open') throw this.failure ?? new Error(`queue: commit() after ${this.state}`);
+    this.state = 'committing';
+    await this.chain;
+    if (this.failure) throw this.failure;
+    try {
+      if (!this.opened) {
+        await this.openAll(this.bufferedBytes);
+      } else {
+        // streamed: fill in the body length reserved in the envelope
+        const len = formatBodyLength(this.total);
+        await Promise.all(this.opened.map((f) => f.fh!.write(len, 0, len.length, f.header.bodyLengthOffset)));
+      }
+      const files = this.opened!;
+      await Promise.all(
+        files.map(async (f) => {
+          await f.fh!.datasync(); // data, size and block map; the name is made durable by the directory fsync
+          const fh = f.fh!;
+          f.fh = null;
+          await fh.close();
+        }),
+      );
+      await Promise.all(
+        files.map(async (f) => {
+          await this.retryIfDirGone(f.plan.dir, () => rename(f.plan.tmpPath, f.plan.path));
+          f.renamed = true;
+        }),
+      );
+      await Promise.all([...new Set(files.map((f) => f.plan.dir))].map((d) => this.env.syncDir(d)));
+      this.state = 'committed';
+      return files.map((f) => ({ id: f.plan.envelope.id, channel: f.plan.envelope.channel, path: f.plan.path }));
+    } catch (err) {
+      throw await this.fail(err, 'cannot store the message in the queue');
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'committed' || this.state === 'aborted') return;
+    if (this.state === 'failed') return; // fail() cleaned up already
+    this.state = 'aborted';
+    await this.chain;
+    await this.cleanUp();
+  }
+
+  /**
+   * Creates the temporary files and writes envelope + what is buffered. With `bodyLength` the
+   * envelope is final; without, the length is filled in at commit.
+   */
+  private async openAll(bodyLength?: number): Promise<void> {
+    const buffered = this.buffered;
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fh: null, renamed: false }));
+    this.opened = opened;
+    await Promise.all([this.env.ensureDir(this.env.tmpDir), ...[...new Set(this.files.map((f) => f.dir))].map((d) => this.env.ensureDir(d))]);
+    await Promise.all(
+      opened.map(async (f) => {
+        f.fh = await this.retryIfDirGone(this.env.tmpDir, () => open(f.plan.tmpPath, 'wx', 0o600));
+        await writeAll(f.fh, [f.header.header, ...buffered]);
+      }),
+    );
+  }
+
+  /** ENOENT on a directory believed to exist: recreate it once and try again. */
+  private async retryIfDirGone<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.env.forgetDir(dir);
+      await this.env.ensureDir(dir);
+      return fn();
+    }
+  }
+
+  /** Records the first failure, removes every file this transaction made, returns the error to throw. */
+  private async fail(err: unknown, what: string): Promise<QueueWriteError> {
+    if (!this.failure) {
+      this.failure = QueueWriteError.from(err, what);
+      this.state = 'failed';
+      this.env.logger?.error({ code: this.failure.code, err: this.failure.message }, 'queue write failed');
+      await this.cleanUp();
+    }
+    return this.failure;
+  }
+
+  private async cleanUp(): Promise<void> {
+    const files = this.opened ?? [];
+    this.buffered = [];
+    await Promise.all(
+      files.map(async (f) => {
+        if (f.fh) {
+          const fh = f.fh;
+          f.fh = null;
+          await fh.close().catch(() => {});
+        }
+        await unlink(f.plan.tmpPath).catch(() => {});
+        // A message whose commit failed was not accepted: none of its files may stay queued.
+        if (f.renamed) await unlink(f.plan.path).catch(() => {});
+      }),
+    );
+  }
+}
+
+/** Writes every buffer in full (positional writes continue at the file position). */
+async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
+  const pending = chunks.filter((c) => c.length > 0);
+  if (pending.length === 0) return;
+  let { bytesWritten } = await fh.writev(pending);
+  let total = pending.reduce((n, c) => n + c.length, 0);
+  // writev may write less than asked (rare; signals): finish the rest
+  while (bytesWritten < total) {
+    const rest: Buffer[] = [];
+    let skip = bytesWritten;
+    for (const c of pending) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      rest.push(c.subarray(skip));
+      skip = 0;
+    }
+    const r = await fh.writev(rest);
+    if (r.bytesWritten === 0) throw Object.assign(new Error('short write to the queue file'), { code: 'EIO' });
+    bytesWritten = r.bytesWritten;
+    total = rest.reduce((n, c) => n + c.length, 0);
+    pending.splice(0, pending.length, ...rest);
+  }
+}

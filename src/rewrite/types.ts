@@ -1,0 +1,38 @@
+// What the rewriter takes and gives (plain data).
+
+export interface RewriteContext {
+  /** The channel doing the rewrite (for `$M`/`$N` and `bangoverpercent`), e.g. 'tcp_local'. */
+  sourceChannel: string;
+  /** Envelope To (forward) or envelope From (backward). */
+  direction: 'to' | 'from';
+  /** Envelope address (default) or a header address (`$E`/`$B`). */
+  envelope?: boolean;
+  /** The channel the message goes to (for `$Q`/`$C`); ignored while rewriting the envelope To itself. */
+  destinationChannel?: string;
+}
+
+export interface RewriteStep {
+  /** The pattern looked up (or the host compared with the channel table). */
+  probe: string;
+  rule: { pattern: string; template: string; file: string; line: number } | null;
+  /** What happened, in words (`no rule`, `failed: …`, `rewritten to …`, …). */
+  outcome: string;
+}
+
+export interface RewriteResult {
+  /** As given. */
+  address: string;
+  /** Destination channel; null when unroutable. */
+  channel: string | null;
+  /** Envelope To after rewriting (or From when direction 'from'); null on error. */
+  rewritten: string | null;
+  /** Source-route relay host (from U@D@R@C), else null. */
+  route: string | null;
+  /** Why the address is not routable (e.g. 'illegal host/domain: foo.invalid' or a `$?` text). */
+  error: string | null;
+  steps: RewriteStep[];
+}
+
+export interface Rewriter {
+  rewrite(address: string, ctx: RewriteContext): RewriteResult;
+}

@@ -1,0 +1,87 @@
+// smtp-server's connection, adjusted where it has no option (smtp-server 3.21.6 is pinned in
+// package.json; these override methods of its SMTPConnection, see
+// node_modules/smtp-server/dist/esm/smtp-connection.js):
+// - the pause before the greeting: the library waits a fixed 100 ms in init() to catch early
+//   talkers; here it is Messaging Server's BANNER_PURGE_DELAY, chosen per client (INTERNAL_IP
+//   clients usually get none), so a client that opens a connection per message is not capped
+//   at ~10 messages/s. Early talkers still get the library's `421 … You talk too soon`.
+// - replies whose text starts with an enhanced status code are sent as they are (the library
+//   would put its default code for the reply code in front of ours);
+// - the number of unrecognized commands before disconnection (fixed at 10 in the library) is
+//   MAX_BAD_COMMANDS.
+// The server subclass only makes connect() create this connection class.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { ENHANCED_CODE_PREFIX } from './replies.js';
+
+export interface ConnectionPolicy {
+  /** Milliseconds to wait before the greeting for this client address. */
+  greetingDelayMs(remoteAddress: string): number;
+  /** Unrecognized commands before `421` and disconnection; 0 = no limit. */
+  maxBadCommands: number;
+}
+
+/** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
+const LIBRARY_BAD_COMMAND_LIMIT = 10;
+
+export class TsubameSmtpServer extends SMTPServer {
+  readonly policy: ConnectionPolicy;
+
+  constructor(options: SMTPServerOptions, policy: ConnectionPolicy) {
+    super(options);
+    this.policy = policy;
+  }
+
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    // Same as SMTPServer.connect, with our connection class.
+    const connection = new TsubameConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.init();
+  }
+}
+
+export class TsubameConnection extends SMTPConnection {
+  /** Unrecognized commands so far (the library's counter maps onto this, see below). */
+  badCommands = 0;
+
+  get policy(): ConnectionPolicy {
+    return (this._server as TsubameSmtpServer).policy;
+  }
+
+  override init(): void {
+    this._setListeners(() => {
+      const maxClients = this._server.options.maxClients;
+      if (maxClients && this._server.connections.size > maxClients) {
+        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+      }
+      const delay = this.policy.greetingDelayMs(this.remoteAddress);
+      if (delay <= 0) return this.connectionReady();
+      // Anything the client sends before this fires is answered "421 You talk too soon".
+      const readyTimer = setTimeout(() => this.connectionReady(), delay);
+      readyTimer.unref();
+    });
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    super.send(code, data, typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
+  }
+}
+
+// The library only ever does `this._unrecognizedCommands = 0` (reset after a message) and
+// `this._unrecognizedCommands++`, then disconnects when the value is >= 10. An accessor on our
+// prototype turns that into MAX_BAD_COMMANDS: every increment counts one bad command, and the
+// value read is 10 once the configured limit is reached.
+Object.defineProperty(TsubameConnection.prototype, '_unrecognizedCommands', {
+  configurable: true,
+  get(this: TsubameConnection): number {
+    const limit = this.policy.maxBadCommands;
+    return limit > 0 && (this.badCommands ?? 0) >= limit ? LIBRARY_BAD_COMMAND_LIMIT : 0;
+  },
+  set(this: TsubameConnection, value: number) {
+    this.badCommands = value === 0 ? 0 : (this.badCommands ?? 0) + 1;
+  },
+});

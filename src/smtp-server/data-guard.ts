@@ -1,0 +1,104 @@
+// Checks the DATA stream as it arrives (after smtp-server removed the dot-stuffing and the final
+// CRLF.CRLF): CRLF is the only line ending allowed (a bare LF or bare CR refuses the message, as
+// Postfix's `smtpd_forbid_bare_newline = reject` does, so no `<LF>.<LF>` reaches a downstream
+// server), text lines are at most `maxLineLength` octets (RFC 5321 §4.5.3.1.6), and the message
+// is at most `maxBytes` octets. After the first violation the rest is drained and dropped.
+import { Transform, type TransformCallback } from 'node:stream';
+
+export type DataViolation = 'bare-lf' | 'bare-cr' | 'line-too-long' | 'too-big';
+
+export interface DataLimits {
+  /** Octets per line, CRLF not counted (998 per RFC 5322); 0 = no limit. */
+  maxLineLength: number;
+  /** Octets per message; 0 = no limit. */
+  maxBytes: number;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Incremental scanner: feed chunks in order, then call finish(). The first violation sticks. */
+export class DataScanner {
+  violation: DataViolation | null = null;
+  /** Octets seen (all of them, also after a violation). */
+  bytes = 0;
+  private lineLength = 0;
+  /** The previous chunk ended with CR: the next octet must be LF. */
+  private pendingCR = false;
+
+  constructor(private readonly limits: DataLimits) {}
+
+  scan(chunk: Buffer): DataViolation | null {
+    this.bytes += chunk.length;
+    if (this.violation) return this.violation;
+    if (this.limits.maxBytes > 0 && this.bytes > this.limits.maxBytes) return (this.violation = 'too-big');
+    let i = 0;
+    if (this.pendingCR && chunk.length > 0) {
+      if (chunk[0] !== LF) return (this.violation = 'bare-cr');
+      this.pendingCR = false;
+      this.lineLength = 0;
+      i = 1;
+    }
+    while (i < chunk.length) {
+      const cr = chunk.indexOf(CR, i);
+      const lf = chunk.indexOf(LF, i);
+      const next = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      if (next < 0) {
+        this.lineLength += chunk.length - i;
+        if (this.tooLong()) return (this.violation = 'line-too-long');
+        break;
+      }
+      this.lineLength += next - i;
+      if (this.tooLong()) return (this.violation = 'line-too-long');
+      // Every CR consumes the LF after it, so an LF found here has no CR before it.
+      if (chunk[next] === LF) return (this.violation = 'bare-lf');
+      if (next + 1 === chunk.length) {
+        this.pendingCR = true;
+        break;
+      }
+      if (chunk[next + 1] !== LF) return (this.violation = 'bare-cr');
+      this.lineLength = 0;
+      i = next + 2;
+    }
+    return null;
+  }
+
+  /** End of the data: a CR still waiting for its LF is a bare CR. */
+  finish(): DataViolation | null {
+    if (!this.violation && this.pendingCR) this.violation = 'bare-cr';
+    return this.violation;
+  }
+
+  private tooLong(): boolean {
+    return this.limits.maxLineLength > 0 && this.lineLength > this.limits.maxLineLength;
+  }
+}
+
+/** The scanner as a Transform: passes chunks through until a violation, then swallows the rest. */
+export class DataGuard extends Transform {
+  private readonly scanner: DataScanner;
+
+  constructor(limits: DataLimits) {
+    super();
+    this.scanner = new DataScanner(limits);
+  }
+
+  get violation(): DataViolation | null {
+    return this.scanner.violation;
+  }
+
+  /** Message octets received, including any dropped after a violation. */
+  get bytes(): number {
+    return this.scanner.bytes;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.scanner.scan(chunk) === null) this.push(chunk);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.scanner.finish();
+    done();
+  }
+}

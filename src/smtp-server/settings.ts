@@ -1,0 +1,90 @@
+// What one SMTP service needs from the instance configuration, resolved once at start-up
+// (plain data; the files are read by the config loader).
+import type { Channel, Cidr, InstanceConfig } from '../config/types.js';
+
+/** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
+export const INTRANET_CHANNEL = 'tcp_intranet';
+/** RFC 5321 asks for 512; long AUTH/XCLIENT-like lines and generous clients get room, garbage does not. */
+export const MAX_COMMAND_LENGTH = 2048;
+/** RFC 5322 §2.1.1: a line is at most 998 characters, CRLF not counted. */
+export const MAX_LINE_LENGTH = 998;
+
+export type TlsServerMode = 'none' | 'may' | 'must';
+
+export interface InboundSettings {
+  service: string;
+  /** The channel this service runs as (the source channel of external clients). */
+  channel: string;
+  /** The source channel of INTERNAL_IP clients (tcp_intranet when defined, else `channel`). */
+  intranetChannel: string;
+  lmtp: boolean;
+  /** The name in the banner, the EHLO reply and Received: lines. */
+  hostName: string;
+  tls: { mode: TlsServerMode; keyFile: string | null; certFile: string | null };
+  internalIp: Cidr[];
+  maxMessageSize: number;
+  maxRecipients: number;
+  maxMessagesPerSession: number;
+  maxBadCommands: number;
+  maxConnsPerIp: number;
+  bannerPurgeDelayMs: number;
+  bannerPurgeDelayInternalMs: number;
+  socketTimeoutMs: number;
+  maxCommandLength: number;
+  maxLineLength: number;
+  /** Write a session transcript (channel keyword `slave_debug`). */
+  slaveDebug: boolean;
+}
+
+export class SettingsError extends Error {}
+
+export function resolveInboundSettings(config: InstanceConfig, serviceName: string): InboundSettings {
+  const service = config.dispatcher.services.find((s) => s.name.toUpperCase() === serviceName.toUpperCase());
+  if (!service) throw new SettingsError(`dispatcher.cnf: no [SERVICE=${serviceName}] section`);
+  const channel = config.imta.channelByName.get(service.channel.toLowerCase());
+  const where = `${service.file}:${service.line}`;
+  if (!channel) throw new SettingsError(`${where}: service ${service.name}: channel ${service.channel} is not defined in imta.cnf`);
+  const intranet = config.imta.channelByName.get(INTRANET_CHANNEL);
+  const o = config.options;
+
+  const mode: TlsServerMode = channel.tlsServer === 'musttls' ? 'must' : channel.tlsServer === 'maytls' ? 'may' : 'none';
+  const haveCert = Boolean(o.tlsKeyFile && o.tlsCertFile);
+  if (mode === 'must' && !haveCert) {
+    throw new SettingsError(`${channel.file}:${channel.line}: channel ${channel.name} has musttlsserver but option.dat sets no TLS_KEY and TLS_CERT`);
+  }
+  return {
+    service: service.name,
+    channel: channel.name,
+    intranetChannel: intranet ? intranet.name : channel.name,
+    lmtp: service.lmtp,
+    hostName: bannerHost(channel, o.localHost),
+    tls: haveCert && mode !== 'none' ? { mode, keyFile: o.tlsKeyFile, certFile: o.tlsCertFile } : { mode: 'none', keyFile: null, certFile: null },
+    internalIp: o.internalIp,
+    maxMessageSize: o.maxMessageSize,
+    maxRecipients: o.maxRecipients,
+    maxMessagesPerSession: o.maxMessagesPerSession,
+    maxBadCommands: o.maxBadCommands,
+    maxConnsPerIp: o.maxConnsPerIp,
+    bannerPurgeDelayMs: o.bannerPurgeDelayMs,
+    bannerPurgeDelayInternalMs: o.bannerPurgeDelayInternalMs,
+    socketTimeoutMs: o.smtpTimeoutMs,
+    maxCommandLength: MAX_COMMAND_LENGTH,
+    maxLineLength: MAX_LINE_LENGTH,
+    slaveDebug: channel.slaveDebug,
+  };
+}
+
+/**
+ * The channel's official host when it is a host name; a routing tag such as `tcp-daemon` (no
+ * dot) names no host, and then LOCAL_HOST is used, as Messaging Server falls back to the
+ * local host name.
+ */
+export function bannerHost(channel: Channel, localHost: string): string {
+  const official = channel.officialHost.trim();
+  return official.includes('.') && !official.startsWith('[') ? official : localHost;
+}
+
+/** Whether a destination channel sends mail on over SMTP (so reaching it from outside is relaying). */
+export function isRelayChannel(channel: Channel): boolean {
+  return channel.smtp && !channel.lmtp;
+}

@@ -1,0 +1,97 @@
+// The DATA guard: bare CR/LF, line length and size, whatever the chunking.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DataGuard, DataScanner, type DataLimits, type DataViolation } from '../../src/smtp-server/data-guard.js';
+
+const LIMITS: DataLimits = { maxLineLength: 998, maxBytes: 0 };
+
+/** Scans `text` cut into every possible pair of chunks (and whole), expecting the same verdict each time. */
+function verdicts(text: Buffer | string, limits: DataLimits = LIMITS): Set<DataViolation | null> {
+  const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
+  const seen = new Set<DataViolation | null>();
+  for (let cut = 0; cut <= buf.length; cut++) {
+    const s = new DataScanner(limits);
+    s.scan(buf.subarray(0, cut));
+    s.scan(buf.subarray(cut));
+    seen.add(s.finish());
+  }
+  // byte by byte too
+  const s = new DataScanner(limits);
+  for (const b of buf) s.scan(Buffer.from([b]));
+  seen.add(s.finish());
+  return seen;
+}
+
+test('clean CRLF text passes, however it is chunked', () => {
+  assert.deepEqual(verdicts('Subject: x\r\n\r\nline one\r\n.line two\r\n'), new Set([null]));
+  assert.deepEqual(verdicts(''), new Set([null]));
+});
+
+test('a bare LF is refused', () => {
+  assert.deepEqual(verdicts('Subject: x\r\n\r\nbody\nmore\r\n'), new Set(['bare-lf']));
+  assert.deepEqual(verdicts('\n'), new Set(['bare-lf']));
+});
+
+test('a bare CR is refused, also at the very end', () => {
+  assert.deepEqual(verdicts('Subject: x\r\n\r\nbo\rdy\r\n'), new Set(['bare-cr']));
+  assert.deepEqual(verdicts('body\r\n\r'), new Set(['bare-cr']));
+  assert.deepEqual(verdicts('a\r\r\n'), new Set(['bare-cr']));
+});
+
+test('the SMTP smuggling end-of-data forms are all refused', () => {
+  for (const form of ['\n.\n', '\n.\r\n', '\r\n.\n', '\r.\r', '\r\n.\r', '\r\n.\r\r\n']) {
+    const body = `Subject: x\r\n\r\nhello${form}MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n`;
+    const v = verdicts(body);
+    assert.equal(v.size, 1, JSON.stringify(form));
+    assert.ok(v.has('bare-lf') || v.has('bare-cr'), `${JSON.stringify(form)} → ${[...v]}`);
+  }
+});
+
+test('lines of 998 octets pass, 999 do not', () => {
+  assert.deepEqual(verdicts(`${'a'.repeat(998)}\r\nok\r\n`), new Set([null]));
+  assert.deepEqual(verdicts(`${'a'.repeat(999)}\r\nok\r\n`), new Set(['line-too-long']));
+  assert.deepEqual(verdicts(`ok\r\n${'b'.repeat(1200)}`), new Set(['line-too-long']));
+  assert.deepEqual(verdicts(`${'a'.repeat(999)}\r\n`, { maxLineLength: 0, maxBytes: 0 }), new Set([null]));
+});
+
+test('size: at the limit passes, one octet more is refused', () => {
+  const ten = 'abcdefgh\r\n';
+  assert.deepEqual(verdicts(ten, { maxLineLength: 998, maxBytes: 10 }), new Set([null]));
+  assert.deepEqual(verdicts(ten + 'x', { maxLineLength: 998, maxBytes: 10 }), new Set(['too-big']));
+});
+
+test('the first violation sticks and bytes keep counting', () => {
+  const s = new DataScanner(LIMITS);
+  assert.equal(s.scan(Buffer.from('a\nb')), 'bare-lf');
+  assert.equal(s.scan(Buffer.from('x'.repeat(2000))), 'bare-lf');
+  assert.equal(s.finish(), 'bare-lf');
+  assert.equal(s.bytes, 2003);
+});
+
+test('DataGuard passes clean data through unchanged and swallows everything after a violation', async () => {
+  const collect = async (chunks: string[]) => {
+    const guard = new DataGuard(LIMITS);
+    const out: Buffer[] = [];
+    await pipeline(
+      Readable.from(chunks.map((c) => Buffer.from(c))),
+      guard,
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          out.push(chunk);
+          done();
+        },
+      }),
+    );
+    return { text: Buffer.concat(out).toString(), violation: guard.violation, bytes: guard.bytes };
+  };
+  const clean = await collect(['Subject: a\r\n', '\r\nbody\r', '\n']);
+  assert.equal(clean.text, 'Subject: a\r\n\r\nbody\r\n');
+  assert.equal(clean.violation, null);
+  assert.equal(clean.bytes, 20);
+  const dirty = await collect(['ok\r\n', 'bad\n', 'more\r\n']);
+  assert.equal(dirty.text, 'ok\r\n');
+  assert.equal(dirty.violation, 'bare-lf');
+  assert.equal(dirty.bytes, 14);
+});
