@@ -16,6 +16,9 @@ export function parseCidr(text: string): Cidr | null {
     if (!/^\d{1,3}$/.test(p) || Number(p) > bits) return null;
     prefix = Number(p);
   }
+  // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 network, as client addresses are compared.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped && prefix >= 96) return { text: trimmed, family: 4, bytes: maskBytes(addressBytes(mapped[1]!), prefix - 96), prefix: prefix - 96 };
   return { text: trimmed, family: family as 4 | 6, bytes: maskBytes(addressBytes(address), prefix), prefix };
 }
 

@@ -25,6 +25,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
   const reader = new OptionReader(diagnostics);
   const globals = reader.collect(parsed.globals.filter((e) => e.key !== 'PARAMETER'), KNOWN, 'dispatcher.cnf globals');
   const globalParameters = parsed.globals.filter((e) => e.key === 'PARAMETER');
+  for (const [key, entry] of globals) if (IGNORED.has(key)) reader.warning(entry, `${key} is accepted for compatibility and has no effect in tsubame`);
   const services: DispatcherService[] = [];
   for (const section of parsed.sections) {
     const name = section.name.toUpperCase();
@@ -100,17 +101,22 @@ function parseParameters(entries: OptionEntry[], reader: OptionReader): Record<s
 }
 
 function checkPortClashes(services: DispatcherService[], reader: OptionReader): void {
-  const seen = new Map<string, DispatcherService>();
+  const seen = new Map<string, DispatcherService>(); // `address|port` → the first service listening there
   for (const s of services) {
+    const addr = s.interfaceAddress ?? '*';
+    const own = new Set<number>();
     for (const port of s.ports) {
-      for (const addr of [s.interfaceAddress ?? '*']) {
-        const clash = [...seen.entries()].find(([k]) => {
-          const [a, p] = k.split('|');
-          return Number(p) === port && (a === addr || a === '*' || addr === '*');
-        });
-        if (clash) reader.error(s, `[SERVICE=${s.name}] port ${port} is also used by [SERVICE=${clash[1].name}]`);
-        seen.set(`${addr}|${port}`, s);
+      if (own.has(port)) {
+        reader.error(s, `[SERVICE=${s.name}] lists port ${port} twice`);
+        continue;
       }
+      own.add(port);
+      const clash = [...seen.entries()].find(([k]) => {
+        const [a, p] = k.split('|');
+        return Number(p) === port && (a === addr || a === '*' || addr === '*');
+      });
+      if (clash) reader.error(s, `[SERVICE=${s.name}] port ${port} is also used by [SERVICE=${clash[1].name}]`);
     }
+    for (const port of own) if (!seen.has(`${addr}|${port}`)) seen.set(`${addr}|${port}`, s);
   }
 }

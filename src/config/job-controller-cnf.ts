@@ -51,6 +51,10 @@ export function parseJobControllerCnf(file: string, diagnostics: Diagnostic[]): 
     const wildcard = section.name.endsWith('*');
     const pattern = wildcard ? section.name.slice(0, -1) : section.name;
     if (pattern.includes('*')) reader.error(section, `[CHANNEL=${section.name}]: only a trailing * is allowed`);
+    if (config.channels.some((c) => c.wildcard === wildcard && c.pattern === pattern.toLowerCase())) {
+      reader.error(section, `[CHANNEL=${section.name}] appears twice`);
+      continue;
+    }
     const master = o.get('MASTER_COMMAND')?.value ?? g.get('MASTER_COMMAND')?.value ?? null;
     const life = o.get('MAX_LIFE_AGE');
     const conns = lifeConns(o);

@@ -1,6 +1,7 @@
 // etc/option.dat: global MTA options, `KEY=value`, comment lines starting with `!`, `#` or `;`
 // (reference §7.1). Every key the code reads is listed here with its default (see
 // docs/CONFIGURATION.md); other Messaging Server options are accepted and have no effect.
+import net from 'node:net';
 import { hostname } from 'node:os';
 import { parseCidr } from './cidr.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
@@ -19,6 +20,8 @@ const COMPATIBLE_KEYS = [
   'ACCESS_ERRORS', 'ALIAS_HASH_SIZE', 'MAX_HEADER_BLOCK_USE', 'MAX_HEADER_LINE_USE', 'LOG_CONNECTION', 'LOG_FILENAME', 'LOG_MESSAGE_ID',
   'LOG_USERNAME', 'LOG_PROCESS', 'LOG_FILTER', 'LOG_REASON', 'SEPARATE_CONNECTION_LOG', 'MM_DEBUG', 'OS_DEBUG', 'DEQUEUE_DEBUG', 'RETURN_DEBUG', 'MAX_NOTIFYS',
 ];
+/** LOG_MAX_SIZE (octets), LOG_KEEP_DAYS (days), CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks). */
+const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
 export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...COMPATIBLE_KEYS]);
 
 export const OPTION_DEFAULTS = {
@@ -42,7 +45,12 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
   for (const [k, e] of o) raw[k] = e.value;
   for (const key of DELIVERY_KEYS) {
     const e = o.get(key);
-    if (e && !(Number(e.value) >= 0)) reader.error(e, `${key} must be a number of seconds, found "${e.value}"`);
+    if (e && (e.value.trim() === '' || !(Number(e.value) >= 0))) reader.error(e, `${key} must be a number of seconds, found "${e.value}"`);
+  }
+  // Read elsewhere (watcher, imsimta purge, notices) as whole numbers; checked here so that cnbuild reports them.
+  for (const key of WHOLE_NUMBER_KEYS) {
+    const e = o.get(key);
+    if (e && e.value.trim() !== '' && !/^\d+$/.test(e.value.trim())) reader.error(e, `${key} must be a whole number ≥ 0, found "${e.value}"`);
   }
   const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
   const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT') => {
@@ -104,10 +112,18 @@ function dnsServers(entry: OptionEntry | undefined, reader: OptionReader): strin
   if (!entry) return [];
   const out: string[] = [];
   for (const item of list(entry.value)) {
-    const m = /^\[?([0-9a-fA-F:.]+?)\]?(?::(\d+))?$/.exec(item);
-    const ok = m && (/^\d+\.\d+\.\d+\.\d+$/.test(m[1]!) || (m[1]!.includes(':') && !m[2])) && (!m[2] || (Number(m[2]) >= 1 && Number(m[2]) <= 65535));
-    if (ok) out.push(item);
-    else reader.error(entry, `DNS_SERVERS: "${item}" is not ip or ip:port`);
+    if (isDnsServer(item)) out.push(item);
+    else reader.error(entry, `DNS_SERVERS: "${item}" is not ip, ip:port, an IPv6 address or [ipv6]:port`);
   }
   return out;
+}
+
+/** The forms the delivery engine's parseDnsServers takes: `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53`, `[2001:db8::53]:5353`. */
+function isDnsServer(item: string): boolean {
+  const portOk = (p: string | undefined) => p === undefined || (/^\d{1,5}$/.test(p) && Number(p) >= 1 && Number(p) <= 65535);
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(item);
+  if (bracketed) return net.isIPv6(bracketed[1]!) && portOk(bracketed[2]);
+  if (net.isIPv6(item)) return true;
+  const v4 = /^([\d.]+)(?::(\d+))?$/.exec(item);
+  return v4 !== null && net.isIPv4(v4[1]!) && portOk(v4[2]);
 }

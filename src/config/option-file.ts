@@ -152,6 +152,8 @@ function parseIntegerValue(text: string): number | null {
   if (!m) return null;
   const radix = Number(m[1]);
   if (radix < 2 || radix > 36) return null;
+  // parseInt stops at the first digit outside the radix (`16%FZ` would be 15): check every digit.
+  if ([...m[2]!.toLowerCase()].some((d) => parseInt(d, 36) >= radix)) return null;
   const v = parseInt(m[2]!, radix);
-  return Number.isNaN(v) ? null : v;
+  return Number.isSafeInteger(v) ? v : null;
 }
