@@ -1,10 +1,66 @@
-// STUB (replaced by the job controller work): the job controller process.
-// Contract with the watcher (its parent): send {type:'ready'} once serving, {type:'fatal', message}
-// before exiting on a start-up error; on SIGTERM finish the work in hand and exit 0.
+// The job controller process, forked by the watcher. Contract with the watcher: {type:'ready'}
+// once it serves run/job_controller.sock, {type:'fatal', message} before exiting on a start-up
+// error; SIGTERM = finish the batches in hand, save the counters and exit 0.
 import { serveJsonSocket } from '../common/ipc-socket.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
+import { createLogger, flushLogs } from '../common/logger.js';
+import { loadConfig } from './config.js';
+import { JobController } from './controller.js';
+import { PiscinaRunner } from './runner.js';
 
-const paths = instancePaths(resolveRoot(undefined));
-const server = await serveJsonSocket(paths.jobControllerSocket, () => ({ ok: true }));
+const root = resolveRoot(undefined);
+const paths = instancePaths(root);
+const logger = createLogger(paths.log, 'job_controller');
+
+function fatal(message: string): never {
+  const line = message.split('\n').filter(Boolean).join('; ');
+  logger.error({ error: line }, 'job controller cannot start');
+  flushLogs();
+  process.send?.({ type: 'fatal', message: `job controller: ${line}` });
+  process.exit(1);
+}
+
+let controller: JobController;
+try {
+  const config = await loadConfig(root);
+  controller = new JobController({
+    config,
+    runner: new PiscinaRunner({ logDir: paths.log, logger }),
+    logger,
+    loadConfig: () => loadConfig(root),
+  });
+} catch (err) {
+  fatal((err as Error).message ?? String(err));
+}
+
+const { scanned } = await controller.start();
+let server: import('node:net').Server;
+try {
+  server = await serveJsonSocket(paths.jobControllerSocket, (req) => controller.handle(req));
+} catch (err) {
+  fatal(`cannot listen on ${paths.jobControllerSocket}: ${(err as Error).message}`);
+}
+logger.info({ pid: process.pid }, 'job controller ready');
 process.send?.({ type: 'ready' });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+void scanned;
+
+let stopping = false;
+const shutdown = () => {
+  if (stopping) return;
+  stopping = true;
+  logger.info('job controller stopping: finishing the batches in hand');
+  server.close();
+  controller
+    .stop()
+    .catch((err: unknown) => logger.error({ err }, 'error while stopping'))
+    .finally(() => {
+      logger.info('job controller stopped');
+      flushLogs();
+      process.exit(0);
+    });
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGHUP', () => controller.reopenLogs());
+process.on('SIGINT', shutdown);
+// The watcher went away (its IPC channel closed): do not run on unsupervised.
+process.on('disconnect', shutdown);

@@ -11,6 +11,10 @@ export type JobControllerRequest =
   | { op: 'flush'; target: string | null }
   /** Running jobs, pools and counters (for `process`, `counters`, `qm jobs`). */
   | { op: 'status' }
+  /** Per-channel counters (for `imsimta counters`). */
+  | { op: 'counters' }
+  /** Scan the queue directories now (as SYNCH_TIME does). */
+  | { op: 'rescan' }
   | { op: 'reload' };
 
 export interface FlushReply {

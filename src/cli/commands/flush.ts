@@ -1,6 +1,21 @@
-// `imsimta flush` (not built yet).
-import { CommandError } from '../errors.js';
+// `imsimta flush [TARGET] [--json] [--root DIR]`: retry now. Without a target everything that
+// waits for its backoff; `#channel` one channel; `domain` or `@domain` (with subdomains) the
+// messages with recipients there.
+import { parseArgs } from '../args.js';
+import { CommandError, UsageError } from '../errors.js';
+import { instancePaths, resolveRoot } from '../../common/instance.js';
+import { requestJson } from '../../common/ipc-socket.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new CommandError('"flush" is not available in this build yet');
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, [], ['json']);
+  if (args.positionals.length > 1) throw new UsageError(`flush takes at most one target, got "${args.positionals.join(' ')}"`);
+  const target = args.positionals[0] ?? null;
+  const paths = instancePaths(resolveRoot(args.values.get('root')));
+  const reply = await requestJson(paths.jobControllerSocket, { op: 'flush', target }, 15_000).catch((err: Error) => {
+    throw new CommandError(`the job controller did not answer: ${err.message}`);
+  });
+  if (!reply) throw new CommandError('the job controller is not running');
+  if (reply.ok !== true && !args.flags.has('json')) throw new CommandError(String(reply.text ?? reply.error ?? 'the job controller refused the flush'));
+  process.stdout.write(args.flags.has('json') ? JSON.stringify(reply) + '\n' : `${String(reply.text)}\n`);
+  return reply.ok === true ? 0 : 1;
 }

@@ -1,0 +1,74 @@
+// Which master program delivers a channel: `smtp`/`lmtp` channels use the SMTP/LMTP engine,
+// `l` delivers into local Maildirs, `bitbucket` discards (as delivered), `hold` leaves the files
+// held. Other channels have no master program here: their messages wait in the queue.
+import type { Channel } from '../config/types.js';
+import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome } from './types.js';
+import { createSmtpJob } from './smtp.js';
+import { createLocalJob } from './local.js';
+import { queueStoreFor } from '../queue/instance-store.js';
+import { instancePaths } from '../common/instance.js';
+
+export type ChannelProgram = 'smtp' | 'local' | 'bitbucket' | 'hold';
+
+/** The program for a channel, or null when it has none. */
+export function channelProgram(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp'>): ChannelProgram | null {
+  const name = channel.name.toLowerCase();
+  if (channel.smtp || channel.lmtp) return 'smtp';
+  if (name === 'l' || name === 'native') return 'local';
+  if (name === 'bitbucket' || name.startsWith('bitbucket_')) return 'bitbucket';
+  if (name === 'hold') return 'hold';
+  return null;
+}
+
+export function channelJobFactory(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp'>): ChannelJobFactory | null {
+  switch (channelProgram(channel)) {
+    case 'smtp':
+      return createSmtpJob;
+    case 'local':
+      return createLocalJob;
+    case 'bitbucket':
+      return createBitbucketJob;
+    case 'hold':
+      return createHoldJob;
+    default:
+      return null;
+  }
+}
+
+/** Every pending recipient is taken as delivered: the message is discarded. */
+export const createBitbucketJob: ChannelJobFactory = async (): Promise<ChannelJob> => ({
+  async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
+    return items.map((item) => ({
+      ref: item.ref,
+      recipients: item.envelope.recipients
+        .filter((r) => r.state === 'pending')
+        .map((r) => ({ address: r.address, result: 'delivered' as const, status: '250 2.0.0 discarded (bitbucket channel)', remoteHost: null })),
+    }));
+  },
+  async close() {},
+});
+
+/**
+ * The hold channel parks messages: each file is renamed to `.HELD` (never scheduled until
+ * `qm release`) and no recipient outcome is reported, so the job controller forgets it.
+ */
+export const createHoldJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
+  const store = queueStoreFor(instancePaths(ctx.root), ctx.config, ctx.logger);
+  return {
+    async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
+      const out: MessageOutcome[] = [];
+      for (const item of items) {
+        try {
+          await store.hold(item.ref);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+        out.push({ ref: item.ref, recipients: [] });
+      }
+      return out;
+    },
+    async close() {
+      await store.close();
+    },
+  };
+};

@@ -1,0 +1,64 @@
+// The job controller's view of the configuration: loading it, and the per-channel settings it
+// schedules by (pool, job life limits, backoff and notices).
+import type { Channel, InstanceConfig, PoolConfig } from '../config/types.js';
+import { channelJobSection } from '../config/job-controller-cnf.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
+import { backoffSchedule } from './backoff.js';
+import { noticesSchedule } from '../notices/schedule.js';
+import type { OutcomePolicy } from './outcome.js';
+
+/** The validated configuration; throws with `file:line: …` lines on error. */
+export async function loadConfig(root: string): Promise<InstanceConfig> {
+  return loadInstanceConfigOrThrow(root);
+}
+
+/** Without any [POOL=] section, one pool as Messaging Server ships it. */
+export const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: 10 };
+
+/** A job that does not answer within this long is ended, unless MAX_LIFE_AGE says otherwise. */
+export const DEFAULT_JOB_TIMEOUT_SEC = 3600;
+
+export function poolsOf(config: InstanceConfig): PoolConfig[] {
+  const pools = config.jobController?.pools ?? [];
+  return pools.length > 0 ? pools : [FALLBACK_POOL];
+}
+
+/** The channel's pool: its `pool` keyword when the job controller knows that pool, else the first pool. */
+export function poolFor(config: InstanceConfig, channel: Channel): PoolConfig {
+  const pools = poolsOf(config);
+  if (channel.pool) {
+    const found = pools.find((p) => p.name.toLowerCase() === channel.pool!.toLowerCase());
+    if (found) return found;
+  }
+  return pools[0]!;
+}
+
+export interface JobLimits {
+  /** A job request (one batch) running longer than this is ended and its messages retried. */
+  timeoutMs: number;
+  /** Batches one job takes before it ends (0 = no limit). */
+  maxBatches: number;
+}
+
+export function jobLimits(config: InstanceConfig, channel: string): JobLimits {
+  const section = config.jobController ? channelJobSection(config.jobController, channel) : null;
+  const age = section?.maxLifeAgeSec ?? config.jobController?.maxLifeAgeSec ?? 0;
+  const conns = section?.maxLifeConns ?? config.jobController?.maxLifeConns ?? 0;
+  return { timeoutMs: (age > 0 ? age : DEFAULT_JOB_TIMEOUT_SEC) * 1000, maxBatches: conns > 0 ? conns : 0 };
+}
+
+export function outcomePolicy(config: InstanceConfig, channel: Channel | undefined): OutcomePolicy {
+  const local = config.imta.channelByName.get('l');
+  return { backoffMs: backoffSchedule(channel?.backoffMs), noticesMs: noticesSchedule(channel?.noticesMs, local?.noticesMs) };
+}
+
+export function channelByName(config: InstanceConfig, name: string): Channel | undefined {
+  return config.imta.channelByName.get(name.toLowerCase());
+}
+
+/** option.dat CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks), else the default. */
+export function returnLimitOctets(config: InstanceConfig, fallback: number): number {
+  const raw = config.options.raw?.CONTENT_RETURN_BLOCK_LIMIT;
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isFinite(n) && n > 0 ? n * 1024 : fallback;
+}

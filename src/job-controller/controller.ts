@@ -1,0 +1,654 @@
+// The job controller: a bounded index of the queued messages (filled by start-up and periodic
+// scans and by "enqueued" notices), master channel jobs started within the pools' JOB_LIMIT and
+// the channels' maxjobs, and the outcome of every attempt written back to the queue file before
+// anything else happens to the message (delivered recipients are never sent again, deferred ones
+// wait for the channel's backoff, failed ones get a DSN).
+import type { InstanceConfig, Channel, PoolConfig } from '../config/types.js';
+import type { DeliveryItem, MessageOutcome, RecipientOutcome } from '../channels/types.js';
+import type { Logger } from '../common/logger.js';
+import { instancePaths, type InstancePaths } from '../common/instance.js';
+import { MailLog, type MailLogRecord } from '../common/mail-log.js';
+import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore, type ScanEntry } from '../queue/index.js';
+import { compileRewriter } from '../rewrite/index.js';
+import { channelProgram } from '../channels/index.js';
+import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS } from '../notices/send.js';
+import type { DsnRecipient } from '../notices/dsn.js';
+import { noticeDue, returnTime } from '../notices/schedule.js';
+import { MessageIndex, domainsOf, flushMatches, type IndexedMessage } from './message-index.js';
+import { SmallestN } from './heap.js';
+import { applyOutcome, wantsNotice, withoutSettled, type AppliedOutcome } from './outcome.js';
+import { batchSize, jobsToStart } from './pool-policy.js';
+import { channelByName, jobLimits, outcomePolicy, poolFor, poolsOf, returnLimitOctets } from './config.js';
+import { CounterBook, countersPath, type CounterTable } from './counters.js';
+import type { JobRunner } from './runner.js';
+import type { FlushReply } from './protocol.js';
+import { nextAttemptAt } from './backoff.js';
+
+export interface ControllerOptions {
+  config: InstanceConfig;
+  runner: JobRunner;
+  logger: Logger;
+  /** Reloads the configuration (the `reload` request); throws with file:line lines on error. */
+  loadConfig?: () => Promise<InstanceConfig>;
+  now?: () => number;
+}
+
+interface RunningJob {
+  id: number;
+  channel: string;
+  pool: string;
+  started: number;
+  batches: number;
+  messages: number;
+  /** Messages in the job's hands now. */
+  current: number;
+  threadId: number | null;
+  done: Promise<void>;
+}
+
+/** Reads of envelopes at once during scans and admissions. */
+const READ_PARALLEL = 32;
+
+export class JobController {
+  private config: InstanceConfig;
+  private readonly paths: InstancePaths;
+  private store: QueueStore;
+  private notices: NoticeSender;
+  private readonly mailLog: MailLog;
+  private readonly index: MessageIndex;
+  private readonly counters: CounterBook;
+  private readonly jobs = new Map<number, RunningJob>();
+  private stopped = new Set<string>();
+  private readonly warnedChannels = new Set<string>();
+  private generation = 1;
+  private jobSeq = 0;
+  private rotation = 0;
+  private stopping = false;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeAt = 0;
+  private synchTimer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private scanAgain = false;
+  private scans = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.config = opts.config;
+    this.now = opts.now ?? Date.now;
+    this.paths = instancePaths(opts.config.root);
+    this.store = queueStoreFor(this.paths, this.config, opts.logger);
+    this.mailLog = new MailLog(this.paths.mailLog);
+    this.notices = this.makeNoticeSender();
+    this.index = new MessageIndex(Math.max(1, this.config.jobController?.maxMessages ?? 100000));
+    this.counters = new CounterBook(countersPath(this.paths.log));
+    this.counters.load();
+    opts.runner.configure(poolsOf(this.config));
+  }
+
+  private get logger(): Logger {
+    return this.opts.logger;
+  }
+
+  /** Ready to take requests at once; the first scan goes on in the background (`scanned` resolves when it is done). */
+  async start(): Promise<{ scanned: Promise<void> }> {
+    const removed = await this.store.sweepTemporary().catch(() => 0);
+    if (removed) this.logger.info({ removed }, 'removed temporary files left by writers that died');
+    this.stopped = new Set(await readStoppedChannels(this.paths.root).catch(() => []));
+    this.armSynchTimer();
+    return { scanned: this.rescan('start') };
+  }
+
+  /** Finishes the batches in hand, then stops. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.synchTimer) clearInterval(this.synchTimer);
+    await Promise.all([...this.jobs.values()].map((j) => j.done));
+    await this.scanning?.catch(() => {});
+    await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
+    await this.opts.runner.close();
+    await this.store.close();
+    this.mailLog.close();
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  async handle(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    switch (req.op) {
+      case 'enqueued':
+        return this.onEnqueued(Array.isArray(req.refs) ? (req.refs as QueueRef[]) : []);
+      case 'qm':
+        return this.onQm(req);
+      case 'flush':
+        return { ...(await this.flush(typeof req.target === 'string' ? req.target : null)) };
+      case 'status':
+        return this.status();
+      case 'counters':
+        return { ok: true, counters: this.counters.snapshot() };
+      case 'reload':
+        return this.reload();
+      case 'rescan':
+        await this.rescan('request');
+        return { ok: true, index: this.index.size };
+      default:
+        return { ok: false, error: `unknown request ${JSON.stringify(req.op)}` };
+    }
+  }
+
+  private async onEnqueued(refs: QueueRef[]): Promise<Record<string, unknown>> {
+    let admitted = 0;
+    await forEachLimited(refs, READ_PARALLEL, async (ref) => {
+      if (typeof ref?.path !== 'string' || typeof ref.id !== 'string' || typeof ref.channel !== 'string') return;
+      if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) return;
+      const envelope = await this.store.tryReadEnvelope(ref.path);
+      if (!envelope) return;
+      this.counters.add(envelope.channel, 'enqueued', 1, envelope.recipients.filter((r) => r.state === 'pending').length);
+      if (this.admit(ref.path, envelope)) admitted++;
+    });
+    this.kick();
+    return { ok: true, admitted };
+  }
+
+  private async onQm(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const action = String(req.action);
+    if (action === 'start' || action === 'stop') {
+      this.stopped = new Set(await readStoppedChannels(this.paths.root).catch(() => [...this.stopped]));
+      this.kick();
+      return { ok: true };
+    }
+    const ids = (Array.isArray(req.ids) ? req.ids : []).map((x) => String(x).toUpperCase());
+    if (action === 'hold' || action === 'delete') {
+      // The file is gone or renamed: forget it (a batch in flight finds out when it writes back).
+      for (const id of ids) if (!this.index.get(id)?.inFlight) this.index.remove(id);
+      this.maybeRescanForRoom();
+      return { ok: true };
+    }
+    if (action === 'release' || action === 'return') {
+      const wanted = new Set(ids.filter((id) => !this.index.get(id)?.inFlight));
+      for (const id of wanted) this.index.remove(id);
+      const found: ScanEntry[] = [];
+      if (wanted.size > 0) {
+        for await (const e of this.store.scan()) {
+          if (wanted.has(e.id) && !e.held) found.push(e);
+          if (found.length === wanted.size) break;
+        }
+      }
+      // Released and returned messages are tried (or settled) at once.
+      await forEachLimited(found, READ_PARALLEL, async (e) => {
+        const envelope = await this.store.tryReadEnvelope(e.path);
+        if (envelope) this.admit(e.path, { ...envelope, nextAttempt: null });
+      });
+      this.kick();
+      return { ok: true, found: found.length };
+    }
+    return { ok: false, error: `unknown qm action ${action}` };
+  }
+
+  async flush(target: string | null): Promise<FlushReply> {
+    const t = target === null ? null : target.trim();
+    if (t !== null && t !== '' && !/^[#@]?[A-Za-z0-9_.:[\]+-]+$/.test(t)) return { ok: false, code: 501, count: 0, text: `bad flush target ${JSON.stringify(target)}` };
+    const match = (m: IndexedMessage) => flushMatches(t || null, m);
+    const made = this.index.makeDue(match);
+    const inFlight = this.index.count((m) => match(m) && Boolean(this.index.get(m.id)?.inFlight));
+    // With more on disk than the index holds, the rest is picked up by a rescan.
+    if (this.index.overflowed) void this.rescan('flush');
+    this.kick();
+    const count = made + inFlight;
+    const what = t ? `for ${t}` : 'for all destinations';
+    if (count === 0) return { ok: true, code: t ? 251 : 250, count, text: `no messages waiting ${what}` };
+    return { ok: true, code: t ? 253 : 250, count, text: `${count} message${count === 1 ? '' : 's'} ${what} being tried now` };
+  }
+
+  status(): Record<string, unknown> {
+    const channels: Record<string, unknown> = {};
+    const names = new Set([...this.config.imta.channels.map((c) => c.name), ...this.index.channels(), ...Object.keys(this.counters.snapshot())]);
+    const counters = this.counters.snapshot();
+    for (const name of [...names].sort()) {
+      const s = this.index.channelStats(name);
+      const running = [...this.jobs.values()].filter((j) => j.channel === name).length;
+      channels[name] = { ...s, jobs: running, stopped: this.stopped.has(name), counters: counters[name] ?? null };
+    }
+    const pools = poolsOf(this.config).map((p) => ({
+      name: p.name,
+      job_limit: p.jobLimit,
+      running: [...this.jobs.values()].filter((j) => j.pool === p.name).length,
+      threads: this.opts.runner.threads().filter((t) => t.pool === p.name).length,
+    }));
+    return {
+      ok: true,
+      pid: process.pid,
+      index: { size: this.index.size, max: this.index.maxMessages, high_water: this.index.highWater, overflowed: this.index.overflowed, scans: this.scans },
+      pools,
+      jobs: [...this.jobs.values()].map((j) => ({
+        job: j.id,
+        pid: process.pid,
+        thread: j.threadId,
+        channel: j.channel,
+        pool: j.pool,
+        started: new Date(j.started).toISOString(),
+        batches: j.batches,
+        messages: j.messages,
+        in_hand: j.current,
+      })),
+      channels,
+      stopped: [...this.stopped].sort(),
+    };
+  }
+
+  /** After logrotate moved mail.log (SIGHUP): the next record opens the file anew. */
+  reopenLogs(): void {
+    this.mailLog.reopen();
+  }
+
+  counterTable(): CounterTable {
+    return this.counters.snapshot();
+  }
+
+  private async reload(): Promise<Record<string, unknown>> {
+    if (!this.opts.loadConfig) return { ok: false, error: 'reload is not available' };
+    let config: InstanceConfig;
+    try {
+      config = await this.opts.loadConfig();
+    } catch (err) {
+      const message = (err as Error).message;
+      this.logger.error({ error: message }, 'reload failed; keeping the configuration in force');
+      return { ok: false, error: message };
+    }
+    this.config = config;
+    this.generation++;
+    const old = this.store;
+    this.store = queueStoreFor(this.paths, config, this.logger);
+    void old.close();
+    this.notices = this.makeNoticeSender();
+    this.index.maxMessages = Math.max(1, config.jobController?.maxMessages ?? 100000);
+    this.opts.runner.configure(poolsOf(config));
+    this.warnedChannels.clear();
+    this.armSynchTimer();
+    this.kick();
+    this.logger.info({ generation: this.generation }, 'configuration reloaded');
+    return { ok: true, generation: this.generation };
+  }
+
+  private makeNoticeSender(): NoticeSender {
+    return new NoticeSender({
+      store: this.store,
+      rewriter: compileRewriter(this.config.imta),
+      mailLog: this.mailLog,
+      logger: this.logger,
+      localHost: this.config.options.localHost,
+      returnLimitOctets: returnLimitOctets(this.config, DEFAULT_RETURN_LIMIT_OCTETS),
+    });
+  }
+
+  // ------------------------------------------------------------- index filling
+
+  /** Puts a message into the index; false when it is already there or there is no room. */
+  private admit(path: string, envelope: Envelope): boolean {
+    const pending = envelope.recipients.filter((r) => r.state === 'pending');
+    const owesNotice = envelope.recipients.some((r) => r.state === 'failed');
+    const entry: IndexedMessage = {
+      id: envelope.id,
+      channel: envelope.channel,
+      path,
+      attempts: envelope.attempts,
+      arrivalMs: envelope.arrival.getTime(),
+      // Files with notices owed (qm return, a crash before the rewrite) or nothing left are settled at once.
+      dueMs: owesNotice || pending.length === 0 ? 0 : (envelope.nextAttempt?.getTime() ?? 0),
+      pendingRecipients: pending.length,
+      domains: domainsOf(pending.map((r) => r.address)),
+    };
+    return this.index.add(entry, this.now());
+  }
+
+  /**
+   * Scans every channel directory (Rebuild_Parallel_Channel at once) and admits the oldest files
+   * the index has room for. Files beyond that are left for a later scan (the index overflowed).
+   */
+  rescan(reason: string): Promise<void> {
+    if (this.scanning) {
+      this.scanAgain = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      try {
+        do {
+          this.scanAgain = false;
+          await this.scanOnce(reason);
+        } while (this.scanAgain && !this.stopping);
+      } catch (err) {
+        this.logger.error({ err }, 'queue scan failed');
+      } finally {
+        this.scanning = null;
+      }
+      this.kick();
+    })();
+    return this.scanning;
+  }
+
+  private async scanOnce(reason: string): Promise<void> {
+    const started = this.now();
+    const picker = new SmallestN<ScanEntry>(this.index.room, arrivalKey);
+    let seen = 0;
+    const channels = await this.store.listChannels();
+    const parallel = Math.min(100, Math.max(1, this.config.jobController?.rebuildParallelChannel ?? 12));
+    await forEachLimited(channels, parallel, async (channel) => {
+      for await (const e of this.store.scan(channel)) {
+        if (e.held || this.index.has(e.id)) continue;
+        seen++;
+        picker.offer(e);
+      }
+    });
+    const selected = picker.result();
+    let refused = picker.dropped;
+    await forEachLimited(selected, READ_PARALLEL, async (e) => {
+      if (this.index.has(e.id)) return;
+      const envelope = await this.store.tryReadEnvelope(e.path);
+      if (envelope && !this.admit(e.path, envelope) && !this.index.has(e.id)) refused++;
+    });
+    this.index.overflowed = refused > 0;
+    this.scans++;
+    this.logger.info({ reason, seen, admitted: selected.length, left_on_disk: refused, index: this.index.size, ms: this.now() - started }, 'queue scanned');
+    this.kick();
+  }
+
+  /** After messages left the index: a rescan once half of it is free again, when the disk holds more. */
+  private maybeRescanForRoom(): void {
+    if (this.stopping || !this.index.overflowed || this.scanning) return;
+    if (this.index.size <= Math.floor(this.index.maxMessages / 2)) void this.rescan('room');
+  }
+
+  private armSynchTimer(): void {
+    if (this.synchTimer) clearInterval(this.synchTimer);
+    const sec = Math.max(1, this.config.jobController?.synchTimeSec ?? 14400);
+    this.synchTimer = setInterval(() => void this.rescan('synch'), sec * 1000);
+    this.synchTimer.unref();
+  }
+
+  // ------------------------------------------------------------------ scheduling
+
+  /** Starts the jobs that the ready messages, the channels' limits and the pools' room allow. */
+  private kick(): void {
+    if (this.stopping) return;
+    const now = this.now();
+    this.index.promoteDue(now);
+    const channels = this.index.channels();
+    const start = channels.length ? this.rotation++ % channels.length : 0;
+    for (let k = 0; k < channels.length; k++) {
+      const name = channels[(start + k) % channels.length]!;
+      const channel = this.schedulable(name);
+      if (!channel) continue;
+      const stats = this.index.channelStats(name);
+      if (stats.ready === 0) continue;
+      const pool = poolFor(this.config, channel);
+      const n = jobsToStart(
+        {
+          backlogMessages: stats.ready + stats.inFlight,
+          backlogRecipients: stats.recipients,
+          readyMessages: stats.ready,
+          runningJobs: this.runningJobs((j) => j.channel === name),
+          threadDepth: channel.threadDepth,
+          maxJobs: channel.maxJobs,
+          filesPerJob: channel.filesPerJob,
+          addrsPerJob: channel.addrsPerJob,
+        },
+        { jobLimit: pool.jobLimit, runningJobs: this.runningJobs((j) => j.pool === pool.name) },
+      );
+      for (let i = 0; i < n; i++) this.startJob(channel, pool);
+    }
+    this.armWakeTimer();
+  }
+
+  private schedulable(name: string): Channel | null {
+    if (this.stopped.has(name)) return null;
+    const channel = channelByName(this.config, name);
+    const problem = !channel ? 'is not in imta.cnf' : !channelProgram(channel) ? 'has no delivery program' : null;
+    if (problem) {
+      if (!this.warnedChannels.has(name)) {
+        this.warnedChannels.add(name);
+        this.logger.warn({ channel: name }, `queued messages wait: channel ${name} ${problem}`);
+      }
+      return null;
+    }
+    return channel!;
+  }
+
+  private runningJobs(match: (j: RunningJob) => boolean): number {
+    let n = 0;
+    for (const j of this.jobs.values()) if (match(j)) n++;
+    return n;
+  }
+
+  private armWakeTimer(): void {
+    const next = this.index.nextDueMs();
+    if (next === null || this.stopping) return;
+    if (this.wakeTimer && this.wakeAt <= next) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = next;
+    // Timers cannot wait longer than ~24.8 days; wake up earlier and look again.
+    const delay = Math.min(Math.max(0, next - this.now()) + 5, 2 ** 31 - 1);
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.kick();
+    }, delay);
+  }
+
+  private startJob(channel: Channel, pool: PoolConfig): void {
+    const job: RunningJob = { id: ++this.jobSeq, channel: channel.name, pool: pool.name, started: this.now(), batches: 0, messages: 0, current: 0, threadId: null, done: Promise.resolve() };
+    this.jobs.set(job.id, job);
+    job.done = this.runJob(job)
+      .catch((err) => this.logger.error({ err, channel: job.channel }, 'job failed'))
+      .finally(() => {
+        this.jobs.delete(job.id);
+        this.maybeRescanForRoom();
+        this.kick();
+      });
+  }
+
+  /** A job pulls batches of its channel's ready messages until none is left (or its life limits or fairness end it). */
+  private async runJob(job: RunningJob): Promise<void> {
+    await Promise.resolve(); // let kick() finish starting the other jobs first
+    for (;;) {
+      if (this.stopping || this.stopped.has(job.channel)) return;
+      const channel = channelByName(this.config, job.channel);
+      if (!channel) return;
+      const limits = jobLimits(this.config, job.channel);
+      if (limits.maxBatches > 0 && job.batches >= limits.maxBatches) return;
+      this.index.promoteDue(this.now());
+      const taken = this.index.take(job.channel, batchSize(channel.threadDepth));
+      if (taken.length === 0) return;
+      job.current = taken.length;
+      await this.deliverBatch(job, channel, taken, limits.timeoutMs);
+      job.current = 0;
+      job.batches++;
+      job.messages += taken.length;
+      if (this.othersWaiting(job)) return; // let the pool's other channels have a turn
+    }
+  }
+
+  /** Another channel of the job's pool has ready messages, no job, and the pool is full. */
+  private othersWaiting(job: RunningJob): boolean {
+    const pool = poolsOf(this.config).find((p) => p.name === job.pool);
+    if (!pool || this.runningJobs((j) => j.pool === job.pool) < pool.jobLimit) return false;
+    for (const name of this.index.channels()) {
+      if (name === job.channel || this.index.channelStats(name).ready === 0) continue;
+      const c = this.schedulable(name);
+      if (c && poolFor(this.config, c).name === job.pool && this.runningJobs((j) => j.channel === name) === 0) return true;
+    }
+    return false;
+  }
+
+  private async deliverBatch(job: RunningJob, channel: Channel, taken: IndexedMessage[], timeoutMs: number): Promise<void> {
+    const items: Array<{ entry: IndexedMessage; item: DeliveryItem }> = [];
+    const policy = outcomePolicy(this.config, channel);
+    await forEachLimited(taken, READ_PARALLEL, async (entry) => {
+      // A corrupt file is set aside and a vanished one (delivered, deleted, held meanwhile) skipped.
+      const found = await this.store.inspect(entry.path).catch((err: Error) => {
+        this.logger.warn({ err, id: entry.id }, 'cannot read queue file');
+        return null;
+      });
+      if (!found) {
+        this.forget(entry.id);
+        return;
+      }
+      const envelope = withSize(found.envelope, found.size);
+      const pending = envelope.recipients.some((r) => r.state === 'pending');
+      const expired = noticeDue(policy.noticesMs, this.now() - envelope.arrival.getTime(), Number.MAX_SAFE_INTEGER).kind === 'return';
+      if (!pending || expired) {
+        await this.settle(entry, envelope, [], channel);
+        return;
+      }
+      items.push({ entry, item: { ref: { id: entry.id, channel: entry.channel, path: entry.path }, envelope } });
+    });
+    if (items.length === 0) return;
+
+    let outcomes: MessageOutcome[];
+    try {
+      const result = await this.opts.runner.run(job.pool, { channel: channel.name, generation: this.generation, config: this.config, items: items.map((i) => i.item) }, timeoutMs);
+      job.threadId = result.threadId;
+      outcomes = result.outcomes;
+    } catch (err) {
+      const reason = (err as Error).message ?? String(err);
+      this.logger.error({ channel: channel.name, messages: items.length, error: reason }, 'delivery job failed; its messages will be retried');
+      outcomes = items.map(({ item }) => ({
+        ref: item.ref,
+        recipients: item.envelope.recipients
+          .filter((r) => r.state === 'pending')
+          .map((r): RecipientOutcome => ({ address: r.address, result: 'deferred', status: `451 4.3.0 delivery job failed: ${reason}`, remoteHost: null })),
+      }));
+    }
+    const byId = new Map(outcomes.map((o) => [o.ref.id, o]));
+    for (const { entry, item } of items) {
+      try {
+        await this.settle(entry, item.envelope, byId.get(entry.id)?.recipients ?? [], channel);
+      } catch (err) {
+        this.logger.error({ err, id: entry.id }, 'cannot record the outcome; the message will be tried again');
+        this.index.reschedule(entry.id, { dueMs: this.now() + 60_000 }, this.now());
+      }
+    }
+  }
+
+  /** Writes an attempt's outcome back: notices first, then the queue file, then mail.log, counters and the index. */
+  private async settle(entry: IndexedMessage, envelope: Envelope, outcomes: RecipientOutcome[], channel: Channel | undefined): Promise<void> {
+    const now = new Date(this.now());
+    const policy = outcomePolicy(this.config, channel);
+    const applied = applyOutcome(envelope, outcomes, now, policy);
+    const noticeOk = await this.sendNotices(entry, applied, channel, now, policy.noticesMs);
+
+    const ref: QueueRef = { id: entry.id, channel: entry.channel, path: entry.path };
+    let current: QueueRef | null = ref;
+    let toWrite: Envelope | null = null;
+    if (applied.pending || !noticeOk) {
+      toWrite = noticeOk ? withoutSettled(applied.envelope) : applied.envelope;
+      if (!noticeOk && !applied.deferred.length) {
+        // Only a notice is owed: try to queue it again after the first backoff step.
+        toWrite = { ...toWrite, attempts: toWrite.attempts + 1, nextAttempt: nextAttemptAt(now, policy.backoffMs, toWrite.attempts + 1) };
+      }
+      try {
+        current = await this.store.update(ref, toWrite);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        current = null; // held, deleted or returned by qm meanwhile
+        this.logger.info({ id: entry.id }, 'message left the queue during its delivery attempt');
+      }
+    } else {
+      await this.store.remove(ref);
+      current = null;
+    }
+
+    this.logOutcome(envelope, applied, current !== null);
+    this.count(envelope, applied, current !== null);
+    if (current && toWrite) {
+      const pending = toWrite.recipients.filter((r) => r.state === 'pending');
+      this.index.reschedule(
+        entry.id,
+        { path: current.path, attempts: toWrite.attempts, dueMs: toWrite.nextAttempt?.getTime() ?? 0, pendingRecipients: pending.length, domains: domainsOf(pending.map((r) => r.address)) },
+        this.now(),
+      );
+    } else {
+      this.forget(entry.id);
+    }
+  }
+
+  private async sendNotices(entry: IndexedMessage, applied: AppliedOutcome, channel: Channel | undefined, now: Date, noticesMs: readonly number[]): Promise<boolean> {
+    const recipients: DsnRecipient[] = [];
+    for (const r of applied.failed) if (wantsNotice(r.notify, 'failure')) recipients.push({ address: r.address, orcpt: r.orcpt, action: 'failed', status: r.status, remoteHost: r.remoteHost });
+    for (const r of applied.warned) if (wantsNotice(r.notify, 'delay')) recipients.push({ address: r.address, orcpt: r.orcpt, action: 'delayed', status: r.status, remoteHost: r.remoteHost });
+    // Success notices for final delivery here; SMTP channels pass NOTIFY on to the next server instead.
+    if (channel && channelProgram(channel) !== 'smtp') {
+      for (const r of applied.delivered) if (wantsNotice(r.notify, 'success')) recipients.push({ address: r.address, orcpt: r.orcpt, action: 'delivered', status: r.status, remoteHost: r.remoteHost });
+    }
+    if (recipients.length === 0) return true;
+    try {
+      const result = await this.notices.send({ envelope: applied.envelope, path: entry.path, recipients, now, willRetryUntil: returnTime(applied.envelope.arrival, noticesMs) });
+      if (!result.sent) {
+        this.logger.info({ id: entry.id, reason: result.reason }, 'no delivery status notification sent');
+        return true;
+      }
+      this.logger.info({ id: entry.id, notice: result.ref.id, to: result.to, recipients: recipients.length }, 'delivery status notification queued');
+      const dsn = await this.store.tryReadEnvelope(result.ref.path);
+      if (dsn) {
+        this.counters.add(dsn.channel, 'enqueued', 1, dsn.recipients.length);
+        if (this.admit(result.ref.path, dsn)) queueMicrotask(() => this.kick());
+      }
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true; // the original is gone (qm delete)
+      this.logger.error({ err, id: entry.id }, 'cannot queue a delivery status notification; will try again');
+      return false;
+    }
+  }
+
+  private logOutcome(envelope: Envelope, applied: AppliedOutcome, stillQueued: boolean): void {
+    const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from };
+    const records: MailLogRecord[] = [];
+    for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    if (stillQueued) for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    try {
+      this.mailLog.write(records);
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot write mail.log');
+    }
+  }
+
+  private count(envelope: Envelope, applied: AppliedOutcome, stillQueued: boolean): void {
+    const ch = envelope.channel;
+    const finished = !stillQueued && applied.envelope.recipients.some((r) => r.state === 'delivered');
+    this.counters.add(ch, 'delivered', finished ? 1 : 0, applied.delivered.length);
+    this.counters.add(ch, 'returned', applied.failed.length > 0 ? 1 : 0, applied.failed.length);
+    if (stillQueued) this.counters.add(ch, 'deferred', applied.deferred.length > 0 ? 1 : 0, applied.deferred.length);
+  }
+
+  private forget(id: string): void {
+    this.index.remove(id);
+    this.maybeRescanForRoom();
+  }
+}
+
+/** The message size for mail.log, when the envelope does not carry it (SIZE= is optional). */
+function withSize(envelope: Envelope, size: number): Envelope {
+  return envelope.mailParams.size ? envelope : { ...envelope, mailParams: { ...envelope.mailParams, size } };
+}
+
+function withHost(status: string, host: string | null): string {
+  return host ? `${status} (${host})` : status;
+}
+
+/** Oldest first: queue ids start with their creation time (base 36 milliseconds); the file time otherwise. */
+export function arrivalKey(e: Pick<ScanEntry, 'id' | 'mtimeMs'>): number {
+  const t = parseInt(e.id.slice(0, 9), 36);
+  return Number.isFinite(t) && t > 1e12 && t < 1e13 ? t : e.mtimeMs;
+}
+
+/** Runs `fn` over the items with at most `limit` at a time. */
+export async function forEachLimited<T>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const list = [...items];
+  let next = 0;
+  const worker = async () => {
+    while (next < list.length) {
+      const item = list[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), list.length) }, worker));
+}

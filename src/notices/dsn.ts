@@ -1,0 +1,171 @@
+// Delivery status notifications as RFC 3464 messages (pure): multipart/report;
+// report-type=delivery-status with a human-readable part, the message/delivery-status part
+// (per-message and per-recipient fields) and the returned message (message/rfc822 in full,
+// or text/rfc822-headers for RET=HDRS, delay and success notices, and oversized messages).
+
+export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
+
+export interface DsnRecipient {
+  address: string;
+  /** ORCPT as given (`rfc822;user@example.com`), or null. */
+  orcpt: string | null;
+  action: DsnAction;
+  /** Reply or reason with its code, e.g. `550 5.1.1 <x@y>: user unknown`. */
+  status: string;
+  remoteHost: string | null;
+}
+
+export interface DsnInput {
+  /** LOCAL_HOST: Reporting-MTA and the postmaster's domain. */
+  reportingMta: string;
+  /** The notice's own From: address (postmaster@LOCAL_HOST). */
+  postmaster: string;
+  /** Who gets the notice (the original envelope From). */
+  to: string;
+  originalId: string;
+  envid: string | null;
+  arrival: Date;
+  recipients: DsnRecipient[];
+  /** The original message (header and body). */
+  original: Buffer;
+  /** Return the whole message (else headers only). */
+  returnFull: boolean;
+  now: Date;
+  /** For Will-Retry-Until of delayed recipients. */
+  willRetryUntil: Date | null;
+  /** Unique text for Message-ID and the MIME boundary. */
+  uniqueId: string;
+  /** RFC 5322 date formatter. */
+  formatDate: (d: Date) => string;
+}
+
+/** The enhanced status code of a reply (`5.1.1` from `550 5.1.1 …`), else one derived from its class. */
+export function enhancedStatus(status: string, action: DsnAction): string {
+  const m = /(?:^|\s)([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;:,])/.exec(status);
+  if (m) return m[1]!;
+  const code = /^([245])\d\d\b/.exec(status.trim());
+  if (code) return `${code[1]}.0.0`;
+  return action === 'failed' ? '5.0.0' : action === 'delayed' ? '4.0.0' : '2.0.0';
+}
+
+/** The header section of a message (up to the blank line), CRLF line ends. */
+export function headerSection(message: Buffer): Buffer {
+  const crlf = message.indexOf('\r\n\r\n');
+  const lf = message.indexOf('\n\n');
+  let end: number;
+  if (crlf >= 0 && (lf < 0 || crlf <= lf)) end = crlf + 2;
+  else if (lf >= 0) end = lf + 1;
+  else end = message.length;
+  return toCrlf(message.subarray(0, end));
+}
+
+function toCrlf(b: Buffer): Buffer {
+  return Buffer.from(b.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+}
+
+/** A header field value of the original (unfolded), or null. */
+export function originalHeader(message: Buffer, name: string): string | null {
+  const text = headerSection(message).toString('latin1').replace(/\r\n[ \t]+/g, ' ');
+  const re = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im');
+  const m = re.exec(text);
+  return m ? m[1]!.trim() : null;
+}
+
+/** xtext (RFC 3461) is allowed in ENVID/ORCPT; DSN fields carry it decoded when printable. */
+function decodeXtext(s: string): string {
+  return s.replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
+}
+
+function subjectFor(actions: Set<DsnAction>): string {
+  if (actions.has('failed')) return 'Undelivered Mail Returned to Sender';
+  if (actions.has('delayed')) return 'Delayed Mail (still being retried)';
+  return 'Successful Mail Delivery Report';
+}
+
+function humanText(input: DsnInput): string {
+  const lines: string[] = [];
+  const failed = input.recipients.filter((r) => r.action === 'failed');
+  const delayed = input.recipients.filter((r) => r.action === 'delayed');
+  const done = input.recipients.filter((r) => r.action === 'delivered' || r.action === 'relayed');
+  const subject = originalHeader(input.original, 'Subject');
+  lines.push(`This is the mail system at ${input.reportingMta}.`, '');
+  lines.push(`Your message${subject ? ` "${oneLine(subject)}"` : ''} (queue id ${input.originalId}), received ${input.formatDate(input.arrival)}:`, '');
+  if (failed.length) {
+    lines.push('could NOT be delivered to these recipients; it will not be tried again:', '');
+    for (const r of failed) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    lines.push('');
+  }
+  if (delayed.length) {
+    lines.push('has NOT yet been delivered to these recipients; delivery is still being tried:', '');
+    for (const r of delayed) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    if (input.willRetryUntil) lines.push('', `The mail system will keep trying until ${input.formatDate(input.willRetryUntil)}.`);
+    lines.push('', 'You do not need to resend the message.', '');
+  }
+  if (done.length) {
+    lines.push('was delivered to these recipients:', '');
+    for (const r of done) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    lines.push('');
+  }
+  lines.push(`For help, write to <${input.postmaster}> and include this notice.`);
+  return lines.join('\r\n') + '\r\n';
+}
+
+function deliveryStatus(input: DsnInput): string {
+  const fields: string[] = [];
+  fields.push(`Reporting-MTA: dns; ${input.reportingMta}`);
+  if (input.envid) fields.push(`Original-Envelope-Id: ${oneLine(decodeXtext(input.envid))}`);
+  fields.push(`X-Tsubame-Queue-ID: ${input.originalId}`);
+  fields.push(`Arrival-Date: ${input.formatDate(input.arrival)}`);
+  const blocks = [fields.join('\r\n')];
+  for (const r of input.recipients) {
+    const f: string[] = [];
+    if (r.orcpt) {
+      const semi = r.orcpt.indexOf(';');
+      const type = semi > 0 ? r.orcpt.slice(0, semi).trim() : 'rfc822';
+      const value = semi > 0 ? r.orcpt.slice(semi + 1).trim() : r.orcpt.trim();
+      f.push(`Original-Recipient: ${type}; ${oneLine(decodeXtext(value))}`);
+    }
+    f.push(`Final-Recipient: rfc822; ${oneLine(r.address)}`);
+    f.push(`Action: ${r.action}`);
+    f.push(`Status: ${enhancedStatus(r.status, r.action)}`);
+    if (r.remoteHost) f.push(`Remote-MTA: dns; ${oneLine(r.remoteHost.replace(/\s*\[.*\]$/, '')) || oneLine(r.remoteHost)}`);
+    if (/^[245]\d\d\b/.test(r.status.trim())) f.push(`Diagnostic-Code: smtp; ${oneLine(r.status)}`);
+    else f.push(`Diagnostic-Code: X-Tsubame; ${oneLine(r.status)}`);
+    f.push(`Last-Attempt-Date: ${input.formatDate(input.now)}`);
+    if (r.action === 'delayed' && input.willRetryUntil) f.push(`Will-Retry-Until: ${input.formatDate(input.willRetryUntil)}`);
+    blocks.push(f.join('\r\n'));
+  }
+  return blocks.join('\r\n\r\n') + '\r\n';
+}
+
+/** The notice as it is queued: header and body, CRLF line ends. */
+export function buildDsn(input: DsnInput): Buffer {
+  const boundary = `${input.uniqueId}/${input.reportingMta}`;
+  const actions = new Set(input.recipients.map((r) => r.action));
+  const returned = input.returnFull ? toCrlf(input.original) : headerSection(input.original);
+  const eightBit = returned.some((b) => b >= 0x80);
+  const head = [
+    `From: Mail Delivery System <${input.postmaster}>`,
+    `To: <${input.to}>`,
+    `Subject: ${subjectFor(actions)}`,
+    `Date: ${input.formatDate(input.now)}`,
+    `Message-ID: <${input.uniqueId}@${input.reportingMta}>`,
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="${boundary}"`,
+    ...(eightBit ? ['Content-Transfer-Encoding: 8bit'] : []),
+  ].join('\r\n');
+  const parts = [
+    `${head}\r\n\r\nThis is a MIME-encapsulated message.\r\n\r\n`,
+    `--${boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${humanText(input)}\r\n`,
+    `--${boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n${deliveryStatus(input)}\r\n`,
+    `--${boundary}\r\nContent-Description: ${input.returnFull ? 'Undelivered Message' : 'Message Headers'}\r\nContent-Type: ${input.returnFull ? 'message/rfc822' : 'text/rfc822-headers'}\r\n${eightBit ? 'Content-Transfer-Encoding: 8bit\r\n' : ''}\r\n`,
+  ];
+  let tail = returned;
+  if (tail.length > 0 && !tail.subarray(-2).equals(Buffer.from('\r\n'))) tail = Buffer.concat([tail, Buffer.from('\r\n')]);
+  return Buffer.concat([Buffer.from(parts.join(''), 'latin1'), tail, Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1')]);
+}

@@ -1,0 +1,97 @@
+// Applying a job's outcomes to a queued envelope.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyOutcome, expiredStatus, wantsNotice, withoutSettled } from '../../src/job-controller/outcome.js';
+import type { Envelope, QueuedRecipient } from '../../src/queue/types.js';
+import type { RecipientOutcome } from '../../src/channels/types.js';
+
+const DAY = 86_400_000;
+const rcpt = (address: string, over: Partial<QueuedRecipient> = {}): QueuedRecipient => ({ address, original: address, orcpt: null, notify: null, state: 'pending', status: null, ...over });
+const envelope = (recipients: QueuedRecipient[], over: Partial<Envelope> = {}): Envelope => ({
+  id: 'ID1',
+  channel: 'tcp_local',
+  from: 'sender@example.org',
+  mailParams: {},
+  sourceChannel: 'tcp_intranet',
+  clientAddress: null,
+  clientHelo: null,
+  arrival: new Date(0),
+  attempts: 0,
+  nextAttempt: null,
+  recipients,
+  held: false,
+  ...over,
+});
+const out = (address: string, result: RecipientOutcome['result'], status: string): RecipientOutcome => ({ address, result, status, remoteHost: 'mx.example [127.0.0.1]' });
+const policy = { backoffMs: [1000, 5000], noticesMs: [3 * DAY, 6 * DAY] };
+
+test('all delivered: nothing pending, attempts unchanged', () => {
+  const r = applyOutcome(envelope([rcpt('a@x'), rcpt('b@x')]), [out('a@x', 'delivered', '250 ok'), out('B@X', 'delivered', '250 ok')], new Date(1000), policy);
+  assert.equal(r.pending, false);
+  assert.equal(r.delivered.length, 2);
+  assert.equal(r.envelope.attempts, 0);
+  assert.ok(r.envelope.recipients.every((x) => x.state === 'delivered'));
+});
+
+test('partial: delivered one is marked, deferred one waits the first backoff step', () => {
+  const env = envelope([rcpt('a@x'), rcpt('b@x')]);
+  const r = applyOutcome(env, [out('a@x', 'delivered', '250 ok'), out('b@x', 'deferred', '451 4.3.0 later')], new Date(10_000), policy);
+  assert.equal(r.pending, true);
+  assert.deepEqual(r.delivered.map((x) => x.address), ['a@x']);
+  assert.deepEqual(r.deferred.map((x) => x.address), ['b@x']);
+  assert.equal(r.envelope.attempts, 1);
+  assert.equal(r.envelope.nextAttempt!.getTime(), 11_000);
+  assert.equal(r.envelope.recipients[0]!.state, 'delivered');
+  assert.equal(r.envelope.recipients[1]!.status, '451 4.3.0 later');
+  assert.equal(env.recipients[0]!.state, 'pending', 'the input is not changed');
+  // The second failure waits the second step, and so on (the last repeats).
+  const r2 = applyOutcome(r.envelope, [out('b@x', 'deferred', '451')], new Date(20_000), policy);
+  assert.equal(r2.envelope.attempts, 2);
+  assert.equal(r2.envelope.nextAttempt!.getTime(), 25_000);
+  assert.equal(r2.delivered.length, 0, 'the delivered recipient is not reported again');
+});
+
+test('failed recipients are reported for a notice and dropped once settled', () => {
+  const r = applyOutcome(envelope([rcpt('a@x'), rcpt('b@x', { notify: ['NEVER'] })]), [out('a@x', 'failed', '550 5.1.1 unknown'), out('b@x', 'failed', '550 5.1.1 unknown')], new Date(1000), policy);
+  assert.equal(r.pending, false);
+  assert.equal(r.failed.length, 2);
+  assert.deepEqual(withoutSettled(r.envelope).recipients, []);
+  assert.equal(wantsNotice(r.failed[0]!.notify, 'failure'), true);
+  assert.equal(wantsNotice(r.failed[1]!.notify, 'failure'), false);
+});
+
+test('recipients failed earlier (qm return) are owed a notice at the next settle', () => {
+  const r = applyOutcome(envelope([rcpt('a@x', { state: 'failed', status: '5.0.0 returned by the postmaster' }), rcpt('b@x')]), [out('b@x', 'delivered', '250')], new Date(1000), policy);
+  assert.deepEqual(r.failed.map((x) => [x.address, x.status]), [['a@x', '5.0.0 returned by the postmaster']]);
+  assert.equal(r.pending, false);
+});
+
+test('no outcome for a pending recipient (crashed job): deferred, keeps its last status', () => {
+  const r = applyOutcome(envelope([rcpt('a@x', { status: '421 busy' })]), [], new Date(1000), policy);
+  assert.equal(r.pending, true);
+  assert.equal(r.deferred[0]!.status, '421 busy');
+  assert.equal(r.envelope.attempts, 1);
+});
+
+test('notices: a delay warning once per age, return after the last age', () => {
+  const env = envelope([rcpt('a@x')]);
+  const warn = applyOutcome(env, [out('a@x', 'deferred', '451 later')], new Date(3 * DAY + 1), policy);
+  assert.deepEqual(warn.warned.map((x) => x.address), ['a@x']);
+  assert.equal(warn.envelope.recipients[0]!.warnings, 1);
+  const again = applyOutcome(warn.envelope, [out('a@x', 'deferred', '451 later')], new Date(4 * DAY), policy);
+  assert.equal(again.warned.length, 0);
+  const expired = applyOutcome(again.envelope, [out('a@x', 'deferred', '451 still later')], new Date(6 * DAY), policy);
+  assert.equal(expired.pending, false);
+  assert.equal(expired.failed.length, 1);
+  assert.match(expired.failed[0]!.status, /^4\.4\.7 .*last error: 451 still later/);
+  assert.match(expiredStatus(null, 6 * DAY), /after 6 days/);
+});
+
+test('NOTIFY: none given means failures and delays; SUCCESS only when asked; NEVER never', () => {
+  assert.equal(wantsNotice(null, 'delay'), true);
+  assert.equal(wantsNotice(null, 'success'), false);
+  assert.equal(wantsNotice(['SUCCESS'], 'success'), true);
+  assert.equal(wantsNotice(['SUCCESS'], 'failure'), false);
+  assert.equal(wantsNotice(['failure', 'delay'], 'delay'), true);
+  assert.equal(wantsNotice(['NEVER'], 'failure'), false);
+});
