@@ -1,24 +1,77 @@
-// Component logs: pino JSON lines in log/<component>.log, reopened on SIGHUP for logrotate.
+// Component logs: pino JSON lines in log/<component>.log. Every log file a process holds open
+// (these, and log/mail.log through onLogReopen) is reopened on SIGHUP, so that logrotate can
+// move it away. Worker threads receive no signals: the main thread passes the reopen on to
+// them over a BroadcastChannel.
 import pino from 'pino';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { BroadcastChannel, isMainThread } from 'node:worker_threads';
 
 export type Logger = pino.Logger;
 
+const REOPEN_CHANNEL = 'tsubame:reopen-logs';
+
+// Process-wide by nature: a signal reaches the process, not one object.
 const destinations: Array<{ reopen(): void; flushSync(): void }> = [];
-let hupInstalled = false;
+const reopenHooks = new Set<() => void>();
+let hangupInstalled = false;
 
 export function createLogger(logDir: string, component: string, level: string = process.env.TSUBAME_LOG_LEVEL ?? 'info'): Logger {
   mkdirSync(logDir, { recursive: true });
   const dest = pino.destination({ dest: join(logDir, `${component}.log`), sync: false, minLength: 0, mkdir: true });
   destinations.push(dest);
-  if (!hupInstalled) {
-    hupInstalled = true;
-    process.on('SIGHUP', () => {
-      for (const d of destinations) d.reopen();
-    });
-  }
+  reopenLogsOnHangup();
   return pino({ level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+}
+
+/** Calls `reopen` whenever the logs are reopened (SIGHUP). Returns the function that unregisters it. */
+export function onLogReopen(reopen: () => void): () => void {
+  reopenLogsOnHangup();
+  reopenHooks.add(reopen);
+  return () => void reopenHooks.delete(reopen);
+}
+
+/**
+ * Reopens every log file of this process by name (the old descriptors may point at a file
+ * logrotate renamed), and tells this process's worker threads to do the same.
+ */
+export function reopenLogs(): void {
+  reopenHere();
+  if (isMainThread) {
+    const channel = new BroadcastChannel(REOPEN_CHANNEL);
+    channel.postMessage('reopen');
+    channel.close();
+  }
+}
+
+/** Installs the SIGHUP handler (main thread) or the reopen listener (worker thread), once. */
+export function reopenLogsOnHangup(): void {
+  if (hangupInstalled) return;
+  hangupInstalled = true;
+  if (isMainThread) {
+    process.on('SIGHUP', reopenLogs);
+  } else {
+    const channel = new BroadcastChannel(REOPEN_CHANNEL);
+    channel.onmessage = () => reopenHere();
+    channel.unref(); // must not keep the worker alive
+  }
+}
+
+function reopenHere(): void {
+  for (const d of destinations) {
+    try {
+      d.reopen();
+    } catch {
+      /* not open yet: it opens the new file anyway */
+    }
+  }
+  for (const hook of [...reopenHooks]) {
+    try {
+      hook();
+    } catch {
+      /* one failing hook must not keep the others from reopening */
+    }
+  }
 }
 
 /** Writes what is buffered before the process exits. */

@@ -1,9 +1,11 @@
 // log/mail.log: one line per event, as DESIGN.md fixes:
 //   ISO-time  event  message-id  source-channel  destination-channel  size  env-from  recipient  status
 // Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
-// which Linux keeps whole for lines this short.
+// which Linux keeps whole for lines this short. The file is reopened by name on SIGHUP
+// (logrotate, or the watcher's LOG_MAX_SIZE rotation).
 import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { onLogReopen } from './logger.js';
 
 export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J';
 
@@ -59,6 +61,8 @@ export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
 
 export class MailLog {
   private fd: number | null = null;
+  /** Set while the file is open: the SIGHUP registration. */
+  private unregister: (() => void) | null = null;
   constructor(private readonly path: string) {}
 
   write(records: MailLogRecord[]): void {
@@ -66,16 +70,19 @@ export class MailLog {
     if (this.fd === null) {
       mkdirSync(dirname(this.path), { recursive: true });
       this.fd = openSync(this.path, 'a');
+      this.unregister = onLogReopen(() => this.reopen());
     }
     writeSync(this.fd, records.map(formatMailLogRecord).join('\n') + '\n');
   }
 
-  /** Reopen after logrotate moved the file (SIGHUP). */
+  /** Reopen after logrotate moved the file: the next record opens log/mail.log by name again. */
   reopen(): void {
     this.close();
   }
 
   close(): void {
+    this.unregister?.();
+    this.unregister = null;
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }

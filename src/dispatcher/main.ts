@@ -1,13 +1,16 @@
 // The dispatcher process: forked by the watcher. Binds every service port of dispatcher.cnf,
 // then says {type:'ready', listeners}; a bind or config failure is one {type:'fatal'} line.
-// SIGTERM (or the watcher going away) stops it gracefully.
+// {type:'reload'} applies the configuration on disk without dropping a session; SIGHUP is
+// passed on to the SMTP server processes (logs reopened). SIGTERM (or the watcher going
+// away) stops it gracefully.
 import { fileURLToPath } from 'node:url';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs } from '../common/logger.js';
 import { loadConfigOrThrow } from '../watcher/load-config.js';
-import { ServiceDispatcher } from './service-dispatcher.js';
+import { ServiceDispatcher, type StagedUpdate } from './service-dispatcher.js';
+import { planServices } from './reload-plan.js';
 import type { InstanceConfig } from '../config/types.js';
-import type { FromChild, ListenerInfo, ToDispatcher } from './protocol.js';
+import type { DispatcherReloadResult, FromChild, ListenerInfo, ToDispatcher } from './protocol.js';
 
 const root = resolveRoot(undefined);
 const paths = instancePaths(root);
@@ -31,12 +34,15 @@ function fatal(message: string): never {
 }
 
 let dispatchers: ServiceDispatcher[] = [];
+/** Services removed by a reload, finishing their sessions. */
+const draining = new Set<ServiceDispatcher>();
 let stopping: Promise<void> | null = null;
+let reloading: Promise<unknown> = Promise.resolve();
 
 function stop(): Promise<void> {
   stopping ??= (async () => {
     logger.info('dispatcher stopping');
-    await Promise.all(dispatchers.map((d) => d.shutdown()));
+    await Promise.all([...dispatchers, ...draining].map((d) => d.shutdown()));
     logger.info('dispatcher stopped');
     flushLogs();
     process.exit(0);
@@ -44,11 +50,91 @@ function stop(): Promise<void> {
   return stopping;
 }
 
+function allListeners(): ListenerInfo[] {
+  return dispatchers.flatMap((d) => d.listenerInfo());
+}
+
+/** Applies dispatcher.cnf and tells the server processes to load imta.cnf and option.dat again. */
+async function reload(): Promise<DispatcherReloadResult> {
+  const unchanged = (error: string): DispatcherReloadResult => {
+    logger.error({ error }, 'reload refused; keeping the configuration in force');
+    return { ok: false, error, listeners: allListeners(), added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+  };
+  if (stopping) return unchanged('the dispatcher is stopping');
+  let config: InstanceConfig;
+  try {
+    config = await loadConfigOrThrow(root);
+  } catch (err) {
+    return unchanged((err as Error).message);
+  }
+  const next = config.dispatcher.services;
+  if (next.length === 0) return unchanged(`${paths.dispatcherCnf}:0: no [SERVICE=…] section: nothing to listen on`);
+  const plan = planServices(
+    dispatchers.map((d) => d.name),
+    dispatchers.flatMap((d) => d.boundListeners()),
+    next,
+  );
+  if (plan.problems.length > 0) return unchanged(plan.problems.join('\n'));
+
+  // Bind every new socket first: when one cannot be bound, nothing changes.
+  const staged: StagedUpdate[] = [];
+  const fresh: ServiceDispatcher[] = [];
+  try {
+    for (const k of plan.kept) staged.push(await dispatchers.find((d) => d.name.toUpperCase() === k.service.name.toUpperCase())!.stage(k.service, k.bind, k.close));
+    for (const service of plan.added) {
+      const d = new ServiceDispatcher({ service, root, serverModule, logger });
+      fresh.push(d);
+      await d.listen();
+    }
+  } catch (err) {
+    for (const s of staged) s.abort();
+    await Promise.all(fresh.map((d) => d.shutdown(0)));
+    return unchanged((err as Error).message);
+  }
+
+  const added: ListenerInfo[] = fresh.flatMap((d) => d.listenerInfo());
+  const removed: ListenerInfo[] = [];
+  for (const s of staged) {
+    const change = s.commit();
+    added.push(...change.added);
+    removed.push(...change.removed);
+  }
+  const kept = dispatchers.filter((d) => !plan.removed.includes(d.name));
+  for (const d of dispatchers.filter((d) => plan.removed.includes(d.name))) {
+    removed.push(...d.listenerInfo());
+    draining.add(d);
+    logger.info({ service: d.name }, 'service removed: no new connections, open sessions finish');
+    void d.drain().then(() => {
+      draining.delete(d);
+      logger.info({ service: d.name }, 'removed service drained');
+    });
+  }
+  dispatchers = [...kept, ...fresh];
+
+  const answers = await Promise.all(kept.map((d) => d.reloadProcesses()));
+  const failedProcesses = answers.flatMap((a) => a.failed);
+  const reloadedProcesses = answers.reduce((n, a) => n + a.reloaded, 0);
+  logger.info({ added, removed, reloadedProcesses, failedProcesses }, 'dispatcher reloaded');
+  return { ok: true, listeners: allListeners(), added, removed, reloadedProcesses, failedProcesses };
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
+// logger.ts reopens this process's logs on SIGHUP; the server processes get it too.
+process.on('SIGHUP', () => {
+  for (const d of [...dispatchers, ...draining]) d.signalProcesses('SIGHUP');
+});
 process.on('disconnect', () => void stop());
 process.on('message', (msg: ToDispatcher) => {
   if (msg?.type === 'processes') {
-    send({ type: 'processes', id: msg.id, processes: dispatchers.flatMap((d) => d.processes()), waiting: dispatchers.reduce((n, d) => n + d.waitingCount(), 0) });
+    const all = [...dispatchers, ...draining];
+    send({ type: 'processes', id: msg.id, processes: all.flatMap((d) => d.processes()), waiting: all.reduce((n, d) => n + d.waitingCount(), 0) });
+  } else if (msg?.type === 'reload') {
+    const run = reloading.then(reload);
+    reloading = run.catch(() => {});
+    void run.then(
+      (result) => send({ type: 'reloaded', id: msg.id, ...result }),
+      (err: Error) => send({ type: 'reloaded', id: msg.id, ok: false, error: err.message, listeners: allListeners(), added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] }),
+    );
   }
 });
 

@@ -45,7 +45,7 @@ export interface Housekeeping {
   /** New processes to start now (to reach MIN_PROCS). */
   spawn: number;
   /** Processes to retire now, with the reason (for the log). */
-  retire: Array<{ id: number; reason: 'life_conns' | 'life_time' | 'idle' }>;
+  retire: Array<{ id: number; reason: 'life_conns' | 'life_time' | 'idle' | 'max_procs' }>;
 }
 
 /** Prefers a ready process, then the least loaded one, then the oldest. */
@@ -77,7 +77,7 @@ export function chooseProcess(limits: ServiceLimits, procs: readonly ProcessStat
 /**
  * Periodic upkeep: retire processes past MAX_LIFE_CONNS or MAX_LIFE_TIME, or idle for
  * MAX_IDLE_TIME while more than MIN_PROCS run, with at most MAX_SHUTDOWN retiring at once
- * (oldest first); then start processes up to MIN_PROCS (retiring ones do not count towards
+ * (oldest first), and those beyond MAX_PROCS (least loaded first); then start processes up to MIN_PROCS (retiring ones do not count towards
  * MIN_PROCS, but do towards MAX_PROCS).
  */
 export function housekeeping(limits: ServiceLimits, procs: readonly ProcessState[], now: number): Housekeeping {
@@ -97,6 +97,15 @@ export function housekeeping(limits: ServiceLimits, procs: readonly ProcessState
       retiring++;
       live--;
     }
+  }
+  // MAX_PROCS lowered by a reload: the least loaded of the processes beyond it retire.
+  const chosen = new Set(retire.map((r) => r.id));
+  const extra = procs.filter((p) => !p.retiring && p.ready && !chosen.has(p.id)).sort((a, b) => a.open - b.open || a.startedAt - b.startedAt || a.id - b.id);
+  for (const p of extra) {
+    if (live <= limits.maxProcs || retiring >= shutdownCap) break;
+    retire.push({ id: p.id, reason: 'max_procs' });
+    retiring++;
+    live--;
   }
   const spawn = Math.max(0, Math.min(limits.minProcs - live, limits.maxProcs - procs.length));
   return { spawn, retire };

@@ -9,7 +9,9 @@ export type ToServerProcess =
   /** Take no new connections; exit when the open sessions end. */
   | { type: 'retire' }
   /** Stop: open sessions get graceMs, then 421 and close; then exit. */
-  | { type: 'shutdown'; graceMs: number };
+  | { type: 'shutdown'; graceMs: number }
+  /** Load the configuration again: new sessions use it, open ones keep theirs. Answered with `reloaded`. */
+  | { type: 'reload'; generation: number };
 
 /** Server process → dispatcher. */
 export type FromServerProcess =
@@ -20,7 +22,9 @@ export type FromServerProcess =
    * hand-offs have arrived.
    */
   | { type: 'status'; open: number; served: number; received: number }
-  | { type: 'fatal'; message: string };
+  | { type: 'fatal'; message: string }
+  /** The answer to `reload`: ok, or the reason it keeps its configuration. */
+  | { type: 'reloaded'; generation: number; ok: boolean; error?: string };
 
 // ------------------------------------------------------- watcher ⇄ its children
 
@@ -39,14 +43,31 @@ export interface ServerProcessInfo {
   ready: boolean;
   retiring: boolean;
   started: string; // ISO time
+  /** MAX_CONNS of its service now. */
+  maxConns: number;
 }
 
-/** Watcher → dispatcher. */
-export type ToDispatcher = { type: 'processes'; id: number };
+/** Watcher → dispatcher. `reload`: apply the configuration on disk (validated by the watcher). */
+export type ToDispatcher = { type: 'processes'; id: number } | { type: 'reload'; id: number };
+
+/** What a reload changed in the dispatcher. */
+export interface DispatcherReloadResult {
+  ok: boolean;
+  /** Why nothing was changed (ok false). */
+  error?: string;
+  /** Every port listened on now. */
+  listeners: ListenerInfo[];
+  added: ListenerInfo[];
+  removed: ListenerInfo[];
+  /** SMTP server processes that switched to the new configuration, and those that could not. */
+  reloadedProcesses: number;
+  failedProcesses: string[];
+}
 
 /** Dispatcher (and job controller, for ready/fatal) → watcher. */
 export type FromChild =
   | { type: 'ready'; listeners?: ListenerInfo[] }
   | { type: 'fatal'; message: string }
   /** `waiting`: accepted connections no process could take yet. */
-  | { type: 'processes'; id: number; processes: ServerProcessInfo[]; waiting: number };
+  | { type: 'processes'; id: number; processes: ServerProcessInfo[]; waiting: number }
+  | ({ type: 'reloaded'; id: number } & DispatcherReloadResult);

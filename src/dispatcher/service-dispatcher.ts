@@ -1,12 +1,15 @@
 // One [SERVICE=…] of dispatcher.cnf: its listening sockets, its SMTP server processes and the
 // hand-off of every accepted connection to one of them. Which process takes a connection, when
 // to start one and when to retire one is decided by policy.ts; this module does the I/O.
+// A reload changes its limits and ports in place (stage, then commit or abort), tells its
+// processes to load the new configuration, or drains it when the service is gone.
 import net from 'node:net';
 import { fork, type ChildProcess } from 'node:child_process';
 import type { DispatcherService } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
 import { chooseProcess, housekeeping, type ProcessState, type ServiceLimits } from './policy.js';
 import { describeListenError, ListenError } from './listen-errors.js';
+import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
 import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ToServerProcess } from './protocol.js';
 
 export interface ServiceDispatcherOptions {
@@ -39,7 +42,26 @@ interface ServerProcess {
   sent: number;
   /** Connections assigned to it, not sent yet (it is starting, or a hand-off is in transit). */
   assigned: net.Socket[];
+  /** The configuration generation it runs (it loads the files when it starts). */
+  generation: number;
 }
+
+interface Listener {
+  target: ListenTarget;
+  server: net.Server;
+  info: ListenerInfo;
+}
+
+/** A reload's new sockets, bound and accepting, not yet part of the service's definition. */
+export interface StagedUpdate {
+  /** Switches to the new definition: closes the sockets it no longer has. */
+  commit(): { added: ListenerInfo[]; removed: ListenerInfo[] };
+  /** Closes the sockets bound for it; the service stays as it was. */
+  abort(): void;
+}
+
+/** How long a server process may take to answer a reload. */
+const RELOAD_ANSWER_MS = 15_000;
 
 const SERVER_START_TIMEOUT_MS = 20_000;
 const REFUSE_BUSY = '421 4.3.2 Too many connections, try again later\r\n';
@@ -57,9 +79,9 @@ export function refuse(socket: net.Socket, reply: string): void {
 
 export class ServiceDispatcher {
   readonly name: string;
-  private readonly service: DispatcherService;
-  private readonly limits: ServiceLimits;
-  private readonly servers: net.Server[] = [];
+  private service: DispatcherService;
+  private limits: ServiceLimits;
+  private readonly listeners = new Map<string, Listener>();
   private readonly procs = new Map<number, ServerProcess>();
   private readonly waiting: net.Socket[] = [];
   private nextId = 1;
@@ -71,43 +93,123 @@ export class ServiceDispatcher {
   private readonly exitWaiters: Array<() => void> = [];
   private warmUpProgress: (() => void) | null = null;
   private warmUpFailed: ((message: string) => void) | null = null;
+  /** Bumped by every reload; a process started before one is told to reload once it is ready. */
+  private generation = 0;
+  private readonly reloadWaiters = new Map<number, (answer: { ok: boolean; error?: string }) => void>();
+  /** The service is gone from dispatcher.cnf: no listening, no new processes, retire the ones there are. */
+  private draining = false;
 
   constructor(private readonly opts: ServiceDispatcherOptions) {
     this.service = opts.service;
     this.name = opts.service.name;
-    const s = opts.service;
-    this.limits = {
-      minProcs: s.minProcs,
-      maxProcs: Math.max(1, s.maxProcs),
-      minConns: s.minConns,
-      maxConns: Math.max(1, s.maxConns),
-      maxHandoffs: s.maxHandoffs,
-      maxLifeTimeSec: s.maxLifeTimeSec,
-      maxLifeConns: s.maxLifeConns,
-      maxIdleTimeSec: s.maxIdleTimeSec,
-      maxShutdown: s.maxShutdown,
-    };
+    this.limits = limitsOf(opts.service);
   }
 
-  /** Binds every port of the service; throws ListenError with the operator's line. */
+  /** Binds every port of the service; throws ListenError with the operator's line (and closes what it bound). */
   async listen(): Promise<ListenerInfo[]> {
-    const out: ListenerInfo[] = [];
-    for (const port of this.service.ports) {
-      const target = { service: this.name, address: this.service.interfaceAddress, port };
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, target))));
-        server.listen({ port, host: this.service.interfaceAddress ?? undefined, backlog: this.service.backlog }, () => resolve());
-      });
-      server.on('error', (err) => this.opts.logger.error({ err, service: this.name }, 'listener error'));
-      this.servers.push(server);
-      const bound = server.address() as net.AddressInfo;
-      out.push({ service: this.name, address: this.service.interfaceAddress, port: bound.port });
+    const bound: Listener[] = [];
+    try {
+      for (const target of targetsOf(this.service)) bound.push(await this.bind(target, this.service.backlog));
+    } catch (err) {
+      for (const l of bound) l.server.close();
+      throw err;
     }
+    for (const l of bound) this.listeners.set(listenerKey(l.target), l);
     this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
     this.tickTimer.unref();
     this.tick();
-    return out;
+    return bound.map((l) => l.info);
+  }
+
+  /** Every socket it listens on now. */
+  listenerInfo(): ListenerInfo[] {
+    return [...this.listeners.values()].map((l) => l.info);
+  }
+
+  /** The sockets it holds, keyed as dispatcher.cnf names them (for the reload plan). */
+  boundListeners(): BoundListener[] {
+    return [...this.listeners.values()].map((l) => ({ service: this.name, ...l.target }));
+  }
+
+  /**
+   * First half of a reload: binds the sockets `next` adds (throws ListenError, having bound
+   * nothing, when one cannot be bound). Nothing else changes until commit().
+   */
+  async stage(next: DispatcherService, bind: readonly ListenTarget[], close: readonly ListenTarget[]): Promise<StagedUpdate> {
+    const added: Listener[] = [];
+    try {
+      for (const target of bind) added.push(await this.bind(target, next.backlog));
+    } catch (err) {
+      for (const l of added) l.server.close();
+      throw err;
+    }
+    let settled = false;
+    return {
+      commit: () => {
+        if (settled) throw new Error('reload already settled');
+        settled = true;
+        const removed: ListenerInfo[] = [];
+        for (const target of close) {
+          const l = this.listeners.get(listenerKey(target));
+          if (!l) continue;
+          // Sessions already handed over live in the server processes and go on.
+          l.server.close();
+          this.listeners.delete(listenerKey(target));
+          removed.push(l.info);
+        }
+        for (const l of added) this.listeners.set(listenerKey(l.target), l);
+        this.service = next;
+        this.limits = limitsOf(next);
+        this.tick();
+        return { added: added.map((l) => l.info), removed };
+      },
+      abort: () => {
+        if (settled) return;
+        settled = true;
+        for (const l of added) l.server.close();
+      },
+    };
+  }
+
+  /**
+   * Tells every ready process to load the configuration again, and waits for their answers.
+   * Processes still starting are told once they are ready. Returns the failures (pid: reason).
+   */
+  async reloadProcesses(): Promise<{ reloaded: number; failed: string[] }> {
+    const generation = ++this.generation;
+    const targets = [...this.procs.values()].filter((p) => p.ready && !p.retiring && !p.gone);
+    const answers = await Promise.all(targets.map((p) => this.askReload(p, generation)));
+    const failed = answers.flatMap((a, i) => (a.ok ? [] : [`SMTP server process ${targets[i]!.pid}: ${a.error ?? 'no answer'}`]));
+    return { reloaded: answers.length - failed.length, failed };
+  }
+
+  /**
+   * The service is no longer in dispatcher.cnf: stop listening (connections already accepted
+   * are still handed over), then retire every process; resolves when the last one has exited
+   * (each finishes its sessions first).
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    for (const l of this.listeners.values()) l.server.close();
+    this.listeners.clear();
+    this.tick();
+    while (this.procs.size > 0 || this.waiting.length > 0) {
+      if (this.shuttingDown) return;
+      await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    }
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+  }
+
+  /** Sends a signal to every server process (SIGHUP: reopen the logs). */
+  signalProcesses(signal: NodeJS.Signals): void {
+    for (const p of this.procs.values()) {
+      try {
+        p.child.kill(signal);
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   /**
@@ -146,6 +248,7 @@ export class ServiceDispatcher {
       ready: p.ready,
       retiring: p.retiring,
       started: new Date(p.startedAt).toISOString(),
+      maxConns: this.limits.maxConns,
     }));
   }
 
@@ -155,7 +258,8 @@ export class ServiceDispatcher {
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     // close() releases the port at once; its callback would wait for handed-off sockets, so it is not awaited.
-    for (const server of this.servers) server.close();
+    for (const l of this.listeners.values()) l.server.close();
+    this.listeners.clear();
     for (const socket of this.waiting.splice(0)) refuse(socket, REFUSE_SHUTDOWN);
     for (const p of this.procs.values()) {
       for (const socket of p.assigned.splice(0)) refuse(socket, REFUSE_SHUTDOWN);
@@ -169,13 +273,42 @@ export class ServiceDispatcher {
     }, graceMs + 5000);
     while (this.procs.size > 0) await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     clearTimeout(deadline);
+    for (const w of this.exitWaiters.splice(0)) w(); // a drain waiting too
   }
 
   // ------------------------------------------------------------------ internals
 
+  private async bind(target: ListenTarget, backlog: number): Promise<Listener> {
+    const where = { service: this.name, ...target };
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, where))));
+      server.listen({ port: target.port, host: target.address ?? undefined, backlog }, () => resolve());
+    });
+    server.on('error', (err) => this.opts.logger.error({ err, service: this.name }, 'listener error'));
+    const bound = server.address() as net.AddressInfo;
+    return { target, server, info: { service: this.name, address: target.address, port: bound.port } };
+  }
+
+  private askReload(p: ServerProcess, generation: number): Promise<{ ok: boolean; error?: string }> {
+    p.generation = generation;
+    return new Promise((resolve) => {
+      const key = p.id;
+      const timer = setTimeout(() => finish({ ok: false, error: `no answer within ${RELOAD_ANSWER_MS / 1000} s` }), RELOAD_ANSWER_MS);
+      const finish = (answer: { ok: boolean; error?: string }) => {
+        clearTimeout(timer);
+        if (this.reloadWaiters.get(key) === finish) this.reloadWaiters.delete(key);
+        resolve(answer);
+      };
+      this.reloadWaiters.get(key)?.({ ok: false, error: 'superseded by a newer reload' });
+      this.reloadWaiters.set(key, finish);
+      if (!this.sendTo(p, { type: 'reload', generation })) finish({ ok: true }); // it is going away: nothing to switch
+    });
+  }
+
   private accept(socket: net.Socket): void {
     socket.on('error', () => {}); // a reset while it waits; the process that gets it sees a closed socket
-    if (this.shuttingDown) return refuse(socket, REFUSE_SHUTDOWN);
+    if (this.shuttingDown || this.draining) return refuse(socket, REFUSE_SHUTDOWN);
     if (this.waiting.length >= Math.max(5, this.service.backlog)) {
       this.opts.logger.warn({ service: this.name, waiting: this.waiting.length }, 'backlog full: connection refused with 421');
       return refuse(socket, REFUSE_BUSY);
@@ -235,6 +368,7 @@ export class ServiceDispatcher {
   /** Housekeeping (MIN_PROCS, retirements), then hand-offs. */
   private tick(): void {
     if (this.shuttingDown) return;
+    if (this.draining) return this.tickDraining();
     const now = Date.now();
     const plan = housekeeping(this.limits, this.states(), now);
     for (const { id, reason } of plan.retire) {
@@ -250,6 +384,18 @@ export class ServiceDispatcher {
       this.schedulePump(this.spawnBlockedUntil - now);
     }
     this.pump();
+  }
+
+  /** Hands out what still waits, then retires every process whose hand-offs are done. */
+  private tickDraining(): void {
+    this.pump();
+    if (this.waiting.length > 0) return;
+    for (const p of this.procs.values()) {
+      if (p.retiring || p.gone || p.assigned.length > 0 || p.sent !== p.received) continue;
+      p.retiring = true;
+      this.maybeSendRetire(p);
+    }
+    for (const w of this.exitWaiters.splice(0)) w();
   }
 
   private spawn(): ServerProcess {
@@ -276,6 +422,7 @@ export class ServiceDispatcher {
       received: 0,
       sent: 0,
       assigned: [],
+      generation: this.generation,
     };
     this.procs.set(id, p);
     this.opts.logger.info({ pid: p.pid, service: this.name }, 'starting server process');
@@ -297,9 +444,15 @@ export class ServiceDispatcher {
       case 'ready':
         p.ready = true;
         this.startFailures = 0;
+        // It may have read the files before the last reload was applied.
+        if (p.generation < this.generation) void this.askReload(p, this.generation);
         this.warmUpProgress?.();
         this.flush(p);
         this.tick();
+        break;
+      case 'reloaded':
+        if (msg.generation === p.generation) this.reloadWaiters.get(p.id)?.({ ok: msg.ok, error: msg.error });
+        if (!msg.ok) this.opts.logger.error({ pid: p.pid, service: this.name, error: msg.error }, 'server process keeps its configuration');
         break;
       case 'status':
         if (msg.open !== p.open) p.lastActive = Date.now();
@@ -320,6 +473,7 @@ export class ServiceDispatcher {
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
+    this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
     const expected = this.shuttingDown || p.retireSent;
     if (!expected) this.opts.logger.warn({ pid: p.pid, service: this.name, code, signal }, 'server process exited');
     if (!p.ready && !this.shuttingDown) {

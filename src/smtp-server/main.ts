@@ -1,23 +1,49 @@
 // An SMTP server process ("tcp_smtp_server"): forked by the dispatcher for one service, fed
 // accepted sockets over IPC, each handed to the SMTP service. Reports its counts to the
 // dispatcher on every change; retires (finish sessions, exit) or shuts down when told.
+// On `reload` it loads the configuration again and builds a new service from it: new sessions
+// get the new rewrite rules, channels and options, while sessions already open finish on the
+// service (and configuration) they started with.
 import type net from 'node:net';
-import { resolveRoot } from '../common/instance.js';
+import { instancePaths, resolveRoot } from '../common/instance.js';
+import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js';
+import type { InstanceConfig } from '../config/types.js';
+import { QueueStore } from '../queue/index.js';
 import type { SmtpService } from './service.js';
 import type { FromServerProcess, ToServerProcess } from '../dispatcher/protocol.js';
+
+// Before anything else: a SIGHUP (log rotation) must never kill a server process.
+reopenLogsOnHangup();
 
 /** When the dispatcher disappears (killed), sessions in progress get this long to finish. */
 const ORPHAN_GRACE_MS = 60_000;
 
 const root = resolveRoot(undefined);
+const paths = instancePaths(root);
 const serviceName = process.env.TSUBAME_SERVICE ?? 'SMTP';
 const defaultGraceMs = Number(process.env.TSUBAME_GRACE_MS ?? 2000) || 2000;
+const logger = createLogger(paths.log, 'tcp_smtp_server');
 
+/** The configuration new sessions use. */
+let config: InstanceConfig | null = null;
+// One store for the life of the process (its message ids and directory handles), laid out by
+// the configuration in force.
+const store = new QueueStore({
+  queueDir: paths.queue,
+  corruptDir: paths.corrupt,
+  subdirs: (channel) => config?.imta.channelByName.get(channel.toLowerCase())?.subdirs ?? 0,
+  logger,
+});
+
+/** The service new sessions go to. */
 let service: SmtpService | null = null;
+/** Services replaced by a reload, still holding sessions opened before it. */
+const previous = new Set<SmtpService>();
 let received = 0;
 let served = 0;
 let retiring = false;
 let stopping: Promise<void> | null = null;
+let reloading: Promise<unknown> = Promise.resolve();
 const early: Array<{ msg: ToServerProcess; socket: net.Socket | undefined }> = [];
 
 function send(msg: FromServerProcess): void {
@@ -29,6 +55,12 @@ function send(msg: FromServerProcess): void {
   }
 }
 
+function openConnections(): number {
+  let n = service?.openConnections() ?? 0;
+  for (const s of previous) n += s.openConnections();
+  return n;
+}
+
 let reportQueued = false;
 /** Several changes in one turn of the event loop make one report. */
 function report(): void {
@@ -36,20 +68,63 @@ function report(): void {
   reportQueued = true;
   setImmediate(() => {
     reportQueued = false;
-    send({ type: 'status', open: service?.openConnections() ?? 0, served, received });
-    if (retiring && !stopping && (service?.openConnections() ?? 0) === 0) stop(0);
+    send({ type: 'status', open: openConnections(), served, received });
+    closeIdlePrevious();
+    if (retiring && !stopping && openConnections() === 0) void stop(0);
   });
+}
+
+/** A replaced service whose last session ended is closed (its mail.log descriptor, its transcript). */
+function closeIdlePrevious(): void {
+  for (const s of previous) {
+    if (s.openConnections() > 0) continue;
+    previous.delete(s);
+    void s.close(0);
+  }
 }
 
 function stop(graceMs: number): Promise<void> {
   stopping ??= (async () => {
     try {
-      await service?.close(graceMs);
+      await Promise.all([service, ...previous].map((s) => s?.close(graceMs)));
+      await store.close();
     } finally {
+      flushLogs();
       process.exit(0);
     }
   })();
   return stopping;
+}
+
+/** Loads the configuration and builds a service on it; throws with the operator's line(s). */
+async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> {
+  // Loaded here so that a service that cannot even load is reported like any start-up failure.
+  const { loadInstanceConfigOrThrow } = await import('../config/load.js');
+  const { createSmtpService } = await import('./service.js');
+  const loaded = loadInstanceConfigOrThrow(root);
+  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store });
+  built.onChange(report);
+  return { built, loaded };
+}
+
+async function reload(generation: number): Promise<void> {
+  try {
+    const { built: next, loaded } = await build();
+    if (stopping) {
+      void next.close(0);
+      return;
+    }
+    if (service) previous.add(service);
+    service = next;
+    config = loaded;
+    logger.info({ service: serviceName, generation, sessionsOnOldConfig: openConnections() }, 'configuration reloaded');
+    send({ type: 'reloaded', generation, ok: true });
+    report();
+  } catch (err) {
+    const error = (err as Error).message;
+    logger.error({ service: serviceName, generation, error }, 'reload failed; keeping the configuration in force');
+    send({ type: 'reloaded', generation, ok: false, error });
+  }
 }
 
 function onMessage(msg: ToServerProcess, socket: net.Socket | undefined): void {
@@ -75,6 +150,11 @@ function onMessage(msg: ToServerProcess, socket: net.Socket | undefined): void {
     case 'shutdown':
       void stop(msg.graceMs);
       break;
+    case 'reload': {
+      const generation = msg.generation;
+      reloading = reloading.then(() => reload(generation));
+      break;
+    }
   }
 }
 
@@ -83,13 +163,13 @@ process.on('disconnect', () => void stop(ORPHAN_GRACE_MS));
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(defaultGraceMs));
 
 try {
-  // Loaded here so that a service that cannot even load is reported like any start-up failure.
-  const { createSmtpService } = await import('./service.js');
-  service = await createSmtpService({ root, service: serviceName });
+  const first = await build();
+  service = first.built;
+  config = first.loaded;
 } catch (err) {
   send({ type: 'fatal', message: `SMTP service ${serviceName}: ${(err as Error).message}` });
+  flushLogs();
   process.exit(1);
 }
-service.onChange(report);
 send({ type: 'ready' });
 for (const { msg, socket } of early.splice(0)) onMessage(msg, socket);

@@ -11,7 +11,15 @@ export type ControlRequest =
   /** Stop the part; without one, everything and then the watcher itself. */
   | { op: 'stop'; part?: PartName }
   /** Stop and start the part (both when absent); the watcher stays. */
-  | { op: 'restart'; part?: PartName };
+  | { op: 'restart'; part?: PartName }
+  /** Validate etc/ and apply it to the running parts (`imsimta reload`). */
+  | { op: 'reload' };
+
+/** The answer to `reload`. */
+export type ReloadReply =
+  | { ok: true; message: string }
+  /** `error`: the lines to show (file:line for configuration errors); `errors`: the same, one per entry. */
+  | { ok: false; error: string; errors: string[] };
 
 export interface StatusReply {
   ok: true;
@@ -19,6 +27,19 @@ export interface StatusReply {
   root: string;
   parts: Record<PartName, PartStatus>;
   listeners: ListenerInfo[];
+  reloads: ReloadCounts;
+}
+
+/** Reloads since the watcher started, by outcome and trigger. */
+export interface ReloadCounts {
+  /** Applied after an edit in etc/ (one per burst of edits). */
+  watched: number;
+  /** Applied on `imsimta reload`. */
+  commanded: number;
+  /** Refused: the configuration had errors. */
+  rejected: number;
+  /** An edit in etc/ waits for the end of its burst, or a reload runs now. */
+  pending: boolean;
 }
 
 /** A row of `imsimta process`. */

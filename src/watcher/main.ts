@@ -1,6 +1,7 @@
 // The watcher process as start-msg launches it in the background (detached). It tells
 // start-msg over IPC whether the instance came up: {type:'started', line} or {type:'failed', message}.
 import { resolveRoot } from '../common/instance.js';
+import { reopenLogsOnHangup } from '../common/logger.js';
 import { PART_NAMES, type PartName } from './part.js';
 import { runWatcher } from './watcher.js';
 
@@ -19,6 +20,8 @@ function report(msg: WatcherLaunchReport): Promise<void> {
 
 // start-msg goes away once it has the report; the watcher stays.
 process.on('disconnect', () => {});
+// A SIGHUP (logrotate) while it starts must not end it.
+reopenLogsOnHangup();
 
 const requested = process.argv.slice(2).filter((a): a is PartName => (PART_NAMES as readonly string[]).includes(a));
 let code = 0;

@@ -142,6 +142,17 @@ export class SupervisedPart {
     });
   }
 
+  /** Sends a signal to the running child (SIGHUP: reopen the logs). False when none runs. */
+  signal(signal: NodeJS.Signals): boolean {
+    const child = this.child;
+    if (!child || this.state === 'stopped' || this.state === 'waiting') return false;
+    try {
+      return child.kill(signal);
+    } catch {
+      return false;
+    }
+  }
+
   // ------------------------------------------------------------------ internals
 
   private launch(): Promise<StartResult> {
@@ -189,7 +200,7 @@ export class SupervisedPart {
       } else if (msg?.type === 'fatal') {
         fatal = msg.message;
         this.opts.logger.error({ part: this.name, pid: child.pid }, msg.message);
-      } else if (msg?.type === 'processes') {
+      } else if (msg?.type === 'processes' || msg?.type === 'reloaded') {
         this.pending.get(msg.id)?.(msg);
       }
     });

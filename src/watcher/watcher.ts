@@ -1,15 +1,24 @@
 // The watcher: one per instance. Owns the dispatcher and the job controller as child
 // processes, restarts them when they die, and answers the commands on run/watcher.sock.
-import { mkdirSync } from 'node:fs';
+// It also watches etc/ and applies a valid new configuration to the running parts (a broken
+// one is logged with file:line and changes nothing), passes SIGHUP on to its children (logs
+// reopened, for logrotate), and rotates logs that grow past LOG_MAX_SIZE.
+import { mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { instancePaths } from '../common/instance.js';
-import { createLogger, flushLogs, type Logger } from '../common/logger.js';
+import { createLogger, flushLogs, reopenLogs, type Logger } from '../common/logger.js';
 import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-socket.js';
-import { loadConfigOrThrow } from './load-config.js';
+import type { InstanceConfig } from '../config/types.js';
+import type { DispatcherReloadResult } from '../dispatcher/protocol.js';
+import { loadConfigOrThrow, validateConfig } from './load-config.js';
 import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js';
 import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './part.js';
-import { describeListeners, type ProcessRow, type StatusReply } from './control.js';
+import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
+import { watchConfig, type ConfigWatch } from './config-watch.js';
+import { etcFingerprint, reloadFailures, reloadSummary, type JobControllerOutcome } from './reload.js';
+import { logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
 
 export interface WatcherOptions {
   root: string;
@@ -18,7 +27,16 @@ export interface WatcherOptions {
   /** Called once they are all up, with the line to show the operator. */
   onStarted(line: string): void;
   startTimeoutMs?: number;
+  /** Watch etc/ and reload on change (default true). */
+  watchConfig?: boolean;
+  /** How often log sizes are compared with LOG_MAX_SIZE (ms). */
+  logCheckMs?: number;
 }
+
+type ReloadTrigger = 'watch' | 'command';
+
+/** How long a part may take to apply a reload. */
+const PART_RELOAD_TIMEOUT_MS = 60_000;
 
 /** Start-up failed; everything it had started is stopped again. `.message` is the operator's line. */
 export class WatcherStartError extends Error {}
@@ -38,13 +56,18 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
   if (holder !== null) throw new WatcherStartError(`tsubame is already running (watcher pid ${holder})`);
   const logger = createLogger(paths.log, 'watcher');
   let control: net.Server | null = null;
+  let watcher: Watcher | null = null;
   try {
     for (const { role, pid } of await reapLeftovers(paths)) logger.warn({ role, pid }, 'stopped a process left behind by a previous watcher');
-    const watcher = new Watcher(opts, logger);
-    control = await serveJsonSocket(paths.controlSocket, (req) => watcher.handle(req));
+    const initial = validateConfig(opts.root);
+    if (!initial.ok) throw new WatcherStartError(initial.errors.join('\n'));
+    watcher = new Watcher(opts, logger, initial.config);
+    const w = watcher;
+    control = await serveJsonSocket(paths.controlSocket, (req) => w.handle(req));
     await watcher.startInitial();
     await watcher.finished;
   } finally {
+    await watcher?.closeWatches();
     control?.close();
     removePid(ownPidFile, process.pid);
     flushLogs();
@@ -59,8 +82,18 @@ class Watcher {
   private readonly startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last configuration applied (LOG_MAX_SIZE comes from it). */
+  private config: InstanceConfig;
+  /** etc/ as last looked at by a reload (applied or rejected): an edit back to it is no change. */
+  private lastFingerprint: string;
+  private configWatch: ConfigWatch | null = null;
+  private reloadsInHand = 0;
+  private readonly reloadCounts = { watched: 0, commanded: 0, rejected: 0 };
+  private logTimer: NodeJS.Timeout | null = null;
+  private logSizeProblem: string | null = null;
 
-  constructor(private readonly opts: WatcherOptions, private readonly logger: Logger) {
+  constructor(private readonly opts: WatcherOptions, private readonly logger: Logger, config: InstanceConfig) {
+    this.config = config;
     this.paths = instancePaths(opts.root);
     this.finished = new Promise((resolve) => (this.finish = resolve));
     const common = { root: opts.root, logger, startTimeoutMs: opts.startTimeoutMs ?? 30_000 };
@@ -76,11 +109,21 @@ class Watcher {
       }),
     };
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void this.stopEverything());
+    // logger.ts reopens the watcher's own logs on SIGHUP; the parts get the signal too.
+    process.on('SIGHUP', () => this.signalParts('SIGHUP'));
+    this.lastFingerprint = etcFingerprint(this.paths.etc);
   }
 
   /** Starts the parts asked for; a stop request or signal meanwhile waits for this to finish. */
   startInitial(): Promise<void> {
     return this.exclusive(async () => {
+      // Watching starts first: an edit made while the parts start is applied once they run.
+      if (this.opts.watchConfig !== false) {
+        this.configWatch = await watchConfig(this.paths.etc, this.logger, (files) => void this.reload('watch', files));
+        this.lastFingerprint = etcFingerprint(this.paths.etc);
+      }
+      this.logTimer = setInterval(() => this.rotateLargeLogs(), this.opts.logCheckMs ?? 1000);
+      this.logTimer.unref();
       const failure = await this.startParts(this.opts.parts);
       if (failure) {
         await this.stopParts();
@@ -118,6 +161,8 @@ class Watcher {
           const failure = await this.startParts(names);
           return failure ? { ok: false, error: failure } : { ok: true, message: `restarted: ${this.summary(names)}` };
         });
+      case 'reload':
+        return (await this.reload('command', [])) as unknown as JsonObject;
       case 'stop':
         if (part) {
           return this.exclusive(async () => {
@@ -134,9 +179,19 @@ class Watcher {
     }
   }
 
+  /** Stops watching etc/ and log sizes. */
+  async closeWatches(): Promise<void> {
+    if (this.logTimer) clearInterval(this.logTimer);
+    this.logTimer = null;
+    const watch = this.configWatch;
+    this.configWatch = null;
+    await watch?.close();
+  }
+
   /** Stops the parts, then lets runWatcher return (after the reply in hand is written). */
   stopEverything(): Promise<void> {
     this.stopping ??= this.exclusive(async () => {
+      await this.closeWatches();
       this.logger.info('tsubame stopping');
       await this.stopParts();
       this.logger.info('tsubame stopped');
@@ -154,9 +209,130 @@ class Watcher {
     return run;
   }
 
+  /**
+   * Validates etc/ and applies it to the running parts: the dispatcher (ports, limits, and the
+   * SMTP server processes it tells), then the job controller. Rejected with every error as
+   * file:line when the files are wrong; the parts keep their configuration then.
+   */
+  private reload(trigger: ReloadTrigger, files: string[]): Promise<ReloadReply> {
+    this.reloadsInHand++;
+    return this.exclusive(() => this.applyReload(trigger, files)).finally(() => this.reloadsInHand--);
+  }
+
+  private async applyReload(trigger: ReloadTrigger, files: string[]): Promise<ReloadReply> {
+    const refuse = (errors: string[]): ReloadReply => ({ ok: false, error: errors.join('\n'), errors });
+    if (this.stopping) return refuse(['tsubame is stopping']);
+    const fingerprint = etcFingerprint(this.paths.etc);
+    if (trigger === 'watch' && fingerprint === this.lastFingerprint) {
+      this.logger.debug({ trigger, files }, 'configuration files touched but not changed');
+      return { ok: true, message: 'configuration unchanged' };
+    }
+    this.lastFingerprint = fingerprint;
+    const validation = validateConfig(this.opts.root);
+    if (!validation.ok) {
+      this.reloadCounts.rejected++;
+      this.logger.error({ trigger, files, errors: validation.errors }, `configuration rejected, the running instance keeps its last good configuration: ${validation.errors[0]}`);
+      return refuse(validation.errors);
+    }
+    const config = validation.config;
+    for (const warning of validation.warnings) this.logger.warn({ trigger }, warning);
+
+    let dispatcher: DispatcherReloadResult | null = null;
+    const d = this.parts.dispatcher;
+    if (d.state === 'running') {
+      const reply = await d.request({ type: 'reload' }, PART_RELOAD_TIMEOUT_MS);
+      if (reply?.type === 'reloaded') {
+        dispatcher = reply;
+        d.listeners = reply.listeners;
+      } else {
+        dispatcher = { ok: false, error: 'the dispatcher did not answer', listeners: d.listeners, added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+      }
+      if (!dispatcher.ok) {
+        // Nothing changed in the dispatcher: the job controller keeps its configuration too.
+        this.reloadCounts.rejected++;
+        const errors = reloadFailures({ dispatcher, jobController: { state: 'not running' } });
+        this.logger.error({ trigger, files, errors }, `configuration not applied, the running instance keeps its last good configuration: ${errors[0]}`);
+        return refuse(errors);
+      }
+    }
+
+    let jobController: JobControllerOutcome = { state: 'not running' };
+    if (this.parts.job_controller.state === 'running') {
+      try {
+        const reply = await requestJson(this.paths.jobControllerSocket, { op: 'reload' }, PART_RELOAD_TIMEOUT_MS);
+        jobController = !reply ? { state: 'not running' } : reply.ok ? { state: 'reloaded' } : { state: 'failed', error: String(reply.error ?? 'no reason given') };
+      } catch (err) {
+        jobController = { state: 'failed', error: (err as Error).message };
+      }
+    }
+
+    this.config = config;
+    this.logSizeProblem = null;
+    const outcome = { config, dispatcher, jobController };
+    const summary = reloadSummary(outcome);
+    const failures = reloadFailures(outcome);
+    if (failures.length > 0) {
+      this.logger.error({ trigger, files, summary, errors: failures }, `configuration partly applied: ${failures[0]}`);
+      return { ok: false, error: [summary, ...failures].join('\n'), errors: failures };
+    }
+    if (trigger === 'watch') this.reloadCounts.watched++;
+    else this.reloadCounts.commanded++;
+    this.logger.info({ trigger, files, summary }, 'configuration reloaded');
+    return { ok: true, message: summary };
+  }
+
+  private reloadStatus(): ReloadCounts {
+    return { ...this.reloadCounts, pending: Boolean(this.configWatch?.pending) || this.reloadsInHand > 0 };
+  }
+
+  /** Passes a signal to the running parts (SIGHUP: they reopen their logs and pass it on). */
+  private signalParts(signal: NodeJS.Signals): void {
+    for (const name of PART_NAMES) this.parts[name].signal(signal);
+  }
+
+  /** LOG_MAX_SIZE: logs past it are renamed (mail.log → mail.log.1 …), then everyone reopens. */
+  private rotateLargeLogs(): void {
+    const setting = parseLogNumber('LOG_MAX_SIZE', this.config.options.raw.LOG_MAX_SIZE);
+    if (setting.problem) {
+      if (this.logSizeProblem !== setting.problem) this.logger.warn(`option.dat: ${setting.problem}; size-based log rotation is off`);
+      this.logSizeProblem = setting.problem;
+      return;
+    }
+    if (!setting.value) return;
+    let names: string[];
+    try {
+      names = readdirSync(this.paths.log);
+    } catch {
+      return;
+    }
+    const entries: LogFileEntry[] = [];
+    for (const name of names) {
+      try {
+        const st = statSync(join(this.paths.log, name));
+        if (st.isFile()) entries.push({ name, size: st.size, mtimeMs: st.mtimeMs });
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    const rotated: Array<{ file: string; size: number }> = [];
+    for (const live of logsToRotate(entries, setting.value)) {
+      try {
+        for (const { from, to } of rotationRenames(live, names)) renameSync(join(this.paths.log, from), join(this.paths.log, to));
+        rotated.push({ file: live, size: entries.find((e) => e.name === live)!.size });
+      } catch (err) {
+        this.logger.error({ file: live, err: (err as Error).message }, 'cannot rotate log');
+      }
+    }
+    if (rotated.length === 0) return;
+    reopenLogs();
+    this.signalParts('SIGHUP');
+    for (const r of rotated) this.logger.info({ ...r, maxSize: setting.value }, `log rotated: ${r.file} → ${r.file}.1`);
+  }
+
+  /** Null when etc/ is valid (and then the watcher's own settings follow it), else the lines to show. */
   private async configProblem(): Promise<string | null> {
     try {
-      await loadConfigOrThrow(this.opts.root);
+      this.config = await loadConfigOrThrow(this.opts.root);
       return null;
     } catch (err) {
       return (err as Error).message;
@@ -190,6 +366,7 @@ class Watcher {
       root: this.opts.root,
       parts: { dispatcher: this.parts.dispatcher.status(), job_controller: this.parts.job_controller.status() },
       listeners: this.parts.dispatcher.listeners,
+      reloads: this.reloadStatus(),
     };
   }
 
@@ -204,7 +381,17 @@ class Watcher {
       if (reply?.type === 'processes') {
         row.waiting = reply.waiting;
         for (const p of reply.processes) {
-          rows.push({ role: 'smtp_server', pid: p.pid, service: p.service, connections: p.connections, served: p.served, ready: p.ready, retiring: p.retiring, started: p.started });
+          rows.push({
+            role: 'smtp_server',
+            pid: p.pid,
+            service: p.service,
+            connections: p.connections,
+            max_conns: p.maxConns,
+            served: p.served,
+            ready: p.ready,
+            retiring: p.retiring,
+            started: p.started,
+          });
         }
       }
     }

@@ -1,0 +1,127 @@
+// Live reload of imta.cnf on a started instance: an edit is applied to new sessions without a
+// restart while an open session keeps its rules; a broken edit changes nothing and says why
+// with file:line (log and `imsimta reload`); a burst of writes makes one reload.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeInstance, runCli, waitFor } from '../helpers/instance.js';
+import type { MtaInstance } from '../helpers/running-instance.js';
+import { ACCEPT_BLOCKED, REFUSE_BLOCKED, SmtpTalk, aliceMessages, imtaCnf, logRecords, settledReloads, startMta, swaks, watcherStatus } from './reload-harness.js';
+
+const ADDRESS = '127.0.11.1';
+let mta: MtaInstance;
+
+before(async () => {
+  mta = await startMta({ address: ADDRESS });
+});
+after(async () => mta?.cleanup());
+
+const send = (to: string) => swaks(ADDRESS, mta.port, ['--from', 'sender@client.test', '--to', to]);
+
+test('an edit that accepts a refused domain applies to new sessions; a session opened before keeps its rules', async () => {
+  const refused = await send('alice@blocked.test');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stdout, /550 5\.1\.2 Mail to blocked\.test is not accepted/);
+
+  // A session opened before the edit.
+  const old = await SmtpTalk.open(ADDRESS, mta.port);
+  try {
+    assert.equal((await old.reply()).code, 220);
+    assert.equal((await old.command('EHLO client.test')).code, 250);
+    assert.equal((await old.command('MAIL FROM:<sender@client.test>')).code, 250);
+
+    const before = (await watcherStatus(mta)).reloads.watched;
+    mta.inst.write('etc/imta.cnf', imtaCnf(ACCEPT_BLOCKED));
+    await settledReloads(mta, (r) => r.watched > before, 'the edit to be reloaded');
+
+    // A new session: accepted and delivered, no restart.
+    const accepted = await send('alice@blocked.test');
+    assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+    assert.match(accepted.stdout, /250 2\.0\.0 Ok: queued as/);
+    await waitFor(() => aliceMessages(mta).length === 1, { what: 'the message in mailbox/alice', timeoutMs: 15_000 });
+
+    // The old session still refuses it, as the rules it started with say.
+    const rcpt = await old.command('RCPT TO:<alice@blocked.test>');
+    assert.equal(rcpt.code, 550, rcpt.text);
+    assert.match(rcpt.text, /not accepted/);
+    assert.equal((await old.command('QUIT')).code, 221);
+  } finally {
+    old.close();
+  }
+  const reloads = logRecords(mta, 'watcher.log').filter((r) => r.msg === 'configuration reloaded');
+  assert.ok(reloads.some((r) => r.trigger === 'watch' && Array.isArray(r.files) && (r.files as string[]).includes('imta.cnf')), JSON.stringify(reloads));
+});
+
+test('a broken edit is rejected with file:line in the log and in `imsimta reload`; the old rules stay', async () => {
+  const before = (await watcherStatus(mta)).reloads;
+  // Would refuse blocked.test again if it were applied; line 8 is not a host line.
+  const broken = imtaCnf(REFUSE_BLOCKED).replace('l\nlocalhost\n', 'l\nlocalhost is here\n');
+  const brokenLine = broken.split('\n').indexOf('localhost is here') + 1;
+  mta.inst.write('etc/imta.cnf', broken);
+  await settledReloads(mta, (r) => r.rejected > before.rejected, 'the broken edit to be rejected');
+
+  const where = new RegExp(`etc/imta\\.cnf:${brokenLine}: error: `);
+  const rejected = logRecords(mta, 'watcher.log').filter((r) => r.level === 50 && /configuration rejected/.test(String(r.msg)));
+  assert.equal(rejected.length, 1, JSON.stringify(rejected));
+  assert.match((rejected[0]!.errors as string[]).join('\n'), where);
+  assert.match(String(rejected[0]!.msg), where);
+
+  const cmd = await mta.imsimta(['reload']);
+  assert.equal(cmd.code, 1);
+  assert.equal(cmd.stdout, '');
+  assert.match(cmd.stderr, /reload rejected, the running instance keeps its last good configuration/);
+  assert.match(cmd.stderr, where);
+  assert.doesNotMatch(cmd.stderr, /\n\s+at /);
+
+  // Still the last good rules: blocked.test is accepted.
+  const accepted = await send('alice@blocked.test');
+  assert.equal(accepted.code, 0, accepted.stdout);
+  assert.equal((await watcherStatus(mta)).reloads.watched, before.watched);
+
+  // Fixed: `imsimta reload` applies it and says so in one line.
+  mta.inst.write('etc/imta.cnf', imtaCnf(ACCEPT_BLOCKED, 'fixed'));
+  const ok = await mta.imsimta(['reload']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`^configuration reloaded: 4 rewrite rules, 2 channels; SMTP on ${ADDRESS.replace(/\./g, '\\.')}:${mta.port}; \\d+ SMTP server process(es)? switched; job controller (reloaded|kept its configuration)\\n$`));
+});
+
+test('five writes within 100 ms (the last one a temp file renamed over it) make exactly one reload', async () => {
+  // Nothing of the previous test is still waiting.
+  const before = await settledReloads(mta, () => true, 'a quiet watcher');
+  const records = () => logRecords(mta, 'watcher.log').filter((r) => r.msg === 'configuration reloaded' && r.trigger === 'watch').length;
+  const recordsBefore = records();
+  for (let i = 0; i < 5; i++) {
+    const text = imtaCnf(i % 2 ? REFUSE_BLOCKED : ACCEPT_BLOCKED, `burst ${i}`);
+    if (i === 4) {
+      // The last one as editors save: a temporary file renamed over the old one.
+      mta.inst.write('etc/.imta.cnf.swp', text);
+      renameSync(join(mta.root, 'etc', '.imta.cnf.swp'), join(mta.root, 'etc', 'imta.cnf'));
+    } else {
+      mta.inst.write('etc/imta.cnf', text);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const after = await settledReloads(mta, (r) => r.watched > before.watched, 'the burst to be reloaded');
+  assert.equal(after.watched, before.watched + 1);
+  await waitFor(() => records() === recordsBefore + 1, { what: 'the reload record' });
+  assert.equal(records(), recordsBefore + 1);
+  assert.equal(after.rejected, before.rejected);
+
+  // The last write is what runs: burst 4 accepts blocked.test.
+  const accepted = await send('alice@blocked.test');
+  assert.equal(accepted.code, 0, accepted.stdout);
+});
+
+test('`imsimta reload` on an instance that is not running says so and fails', async () => {
+  const idle = makeInstance({ files: { 'etc/imta.cnf': imtaCnf(REFUSE_BLOCKED) } });
+  try {
+    const r = await runCli('imsimta', ['reload', '--root', idle.root]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^imsimta: tsubame is not running .*nothing to reload/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  } finally {
+    idle.remove();
+  }
+});
