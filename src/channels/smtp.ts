@@ -2,7 +2,7 @@
 // delivery engine, keeping its connections between batches; DNS answers and host reachability
 // are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache).
 import { join } from 'node:path';
-import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliveryItem, MessageOutcome } from './types.js';
+import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DnsClient, parseDnsServers, systemDnsServers } from '../delivery/dns-client.js';
 import { DnsCache, getSharedDnsCache } from '../delivery/dns-cache.js';
@@ -49,7 +49,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
   let closed = false;
   return {
     transcriptPath: transcript?.path ?? null,
-    async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
+    async deliver(items: DeliveryItem[], opts: DeliverOptions = {}): Promise<MessageOutcome[]> {
       if (closed) throw new Error('job closed');
       try {
         return await deliverWithEngine(items, {
@@ -59,10 +59,11 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
           resolver,
           reachability: deps.reachability,
           connections,
-          openBody: ctx.openBody,
+          openBody: ctx.readMessage ?? ctx.openBody,
           transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
           stats,
           random: deps.random,
+          signal: opts.signal,
         });
       } catch (err) {
         // Never throw for a delivery problem: everything pending is deferred with the reason.

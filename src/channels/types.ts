@@ -25,11 +25,21 @@ export interface MessageOutcome {
   recipients: RecipientOutcome[];
 }
 
+export interface DeliverOptions {
+  /**
+   * Aborted when the batch has run out of time (the channel's MAX_LIFE_AGE): the job stops,
+   * gives up its connections and reports what it has not done as deferred with the reason.
+   */
+  signal?: AbortSignal;
+}
+
 /** A running master channel job: delivers batches of messages, keeping its caches and connections between them. */
 export interface ChannelJob {
-  deliver(items: DeliveryItem[]): Promise<MessageOutcome[]>;
+  deliver(items: DeliveryItem[], opts?: DeliverOptions): Promise<MessageOutcome[]>;
   /** Close connections and timers; the job ends after this. */
   close(): Promise<void>;
+  /** Its outbound connections so far (SMTP channels), read after each batch for the metrics. */
+  stats?(): { connectionsOpened: number; connectionsReused: number };
 }
 
 /** What a channel job gets from the job controller's worker when it is created. */
@@ -43,6 +53,11 @@ export interface ChannelJobContext {
   logger: import('../common/logger.js').Logger;
   /** Reads a queued message's bytes (the body after the envelope), streamed. */
   openBody(path: string): Promise<NodeJS.ReadableStream>;
+  /**
+   * The message bytes in one buffer when the message is small (a single read, no stream), else
+   * streamed as openBody does. Optional: channels fall back to openBody.
+   */
+  readMessage?(path: string): Promise<Buffer | NodeJS.ReadableStream>;
 }
 
 export type ChannelJobFactory = (ctx: ChannelJobContext) => Promise<ChannelJob>;

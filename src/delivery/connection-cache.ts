@@ -1,6 +1,7 @@
 // Outbound connections of one channel job (SMTPfeed §3.3): a connection to a host is reused for
 // later transactions and messages; when the job is at its connection limit the least recently
-// used idle one is closed; idle ones are closed after a few seconds.
+// used idle one is closed; idle ones are closed after a few seconds. Several jobs of a worker
+// thread share the cache, so a host may have several idle connections (one per job that used it).
 import type { Target } from './mx.js';
 import type { SmtpSession } from './smtp-client.js';
 
@@ -13,7 +14,9 @@ export interface ConnectionStats {
 
 export class ConnectionCache {
   readonly stats: ConnectionStats = { opened: 0, reused: 0, closedIdle: 0, evicted: 0 };
-  private readonly idle = new Map<string, { session: SmtpSession; timer: NodeJS.Timeout }>();
+  /** Idle connections per host, most recently used last. */
+  private readonly idle = new Map<string, Array<{ session: SmtpSession; timer: NodeJS.Timeout }>>();
+  private idleCount = 0;
   private readonly busy = new Set<SmtpSession>();
   private opening = 0;
   private closed = false;
@@ -25,17 +28,15 @@ export class ConnectionCache {
 
   /** An idle connection to the target, or a new one from `open` (closing LRU idle ones to stay within the limit). */
   async acquire(target: Target, open: () => Promise<SmtpSession>): Promise<SmtpSession> {
-    const cached = this.idle.get(target.key);
-    if (cached) {
-      this.idle.delete(target.key);
-      clearTimeout(cached.timer);
-      if (cached.session.usable) {
-        this.busy.add(cached.session);
+    for (let cached = this.takeIdle(target.key); cached; cached = this.takeIdle(target.key)) {
+      if (cached.usable) {
+        this.busy.add(cached);
         this.stats.reused++;
-        return cached.session;
+        return cached;
       }
+      cached.close();
     }
-    while (this.idle.size && this.busy.size + this.idle.size + this.opening >= this.limit) this.evictOldest();
+    while (this.idleCount && this.busy.size + this.idleCount + this.opening >= this.limit) this.evictOldest();
     this.opening++;
     try {
       const session = await open();
@@ -56,18 +57,17 @@ export class ConnectionCache {
     this.busy.delete(session);
     if (!session.usable || this.closed) return session.quit();
     const key = session.target.key;
-    const other = this.idle.get(key);
-    if (other) {
-      clearTimeout(other.timer);
-      other.session.quit();
-    }
     const timer = setTimeout(() => {
-      if (this.idle.get(key)?.session === session) this.idle.delete(key);
-      this.stats.closedIdle++;
-      session.quit();
+      if (this.removeIdle(key, session)) {
+        this.stats.closedIdle++;
+        session.quit();
+      }
     }, this.idleMs);
     timer.unref();
-    this.idle.set(key, { session, timer });
+    const list = this.idle.get(key) ?? [];
+    list.push({ session, timer });
+    this.idle.set(key, list);
+    this.idleCount++;
   }
 
   /** Forget a connection that broke. */
@@ -77,34 +77,59 @@ export class ConnectionCache {
   }
 
   get openCount(): number {
-    return this.busy.size + this.idle.size;
+    return this.busy.size + this.idleCount;
   }
 
   closeAll(): void {
     this.closed = true;
-    for (const { session, timer } of this.idle.values()) {
-      clearTimeout(timer);
-      session.quit();
+    for (const list of this.idle.values()) {
+      for (const { session, timer } of list) {
+        clearTimeout(timer);
+        session.quit();
+      }
     }
     this.idle.clear();
+    this.idleCount = 0;
     for (const s of this.busy) s.close();
     this.busy.clear();
   }
 
+  /** The most recently used idle connection to the host, taken out of the cache. */
+  private takeIdle(key: string): SmtpSession | null {
+    const list = this.idle.get(key);
+    const e = list?.pop();
+    if (!e) return null;
+    if (list!.length === 0) this.idle.delete(key);
+    this.idleCount--;
+    clearTimeout(e.timer);
+    return e.session;
+  }
+
+  private removeIdle(key: string, session: SmtpSession): boolean {
+    const list = this.idle.get(key);
+    const i = list?.findIndex((e) => e.session === session) ?? -1;
+    if (i < 0) return false;
+    clearTimeout(list![i]!.timer);
+    list!.splice(i, 1);
+    if (list!.length === 0) this.idle.delete(key);
+    this.idleCount--;
+    return true;
+  }
+
   private evictOldest(): void {
     let oldestKey: string | null = null;
-    let oldest = Infinity;
-    for (const [key, { session }] of this.idle) {
-      if (session.lastUsed < oldest) {
-        oldest = session.lastUsed;
+    let oldestSession: SmtpSession | null = null;
+    for (const [key, list] of this.idle) {
+      // Each list is oldest first.
+      const first = list[0];
+      if (first && (!oldestSession || first.session.lastUsed < oldestSession.lastUsed)) {
+        oldestSession = first.session;
         oldestKey = key;
       }
     }
-    if (oldestKey === null) return;
-    const e = this.idle.get(oldestKey)!;
-    this.idle.delete(oldestKey);
-    clearTimeout(e.timer);
+    if (oldestKey === null || !oldestSession) return;
+    this.removeIdle(oldestKey, oldestSession);
     this.stats.evicted++;
-    e.session.quit();
+    oldestSession.quit();
   }
 }

@@ -23,11 +23,14 @@ export interface EngineContext {
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
   connections: ConnectionCache;
-  openBody(path: string): Promise<NodeJS.ReadableStream>;
+  /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
+  openBody(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** master_debug transcript, per host. */
   transcriptFor?: ((target: Target) => SessionLogger) | null;
   stats: EngineStats;
   random?: () => number;
+  /** The batch's time is up: stop, close the connections in use, defer what is left with the reason. */
+  signal?: AbortSignal;
 }
 
 export interface EngineStats {
@@ -131,9 +134,10 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
     perRcpt.set(r.id, p);
   }
   const active: Rcpt[] = [];
+  const abandoned = abortedResolution(ctx.signal);
   for (const [id, p] of perRcpt) {
     const r = rcpts[id]!;
-    const res = await p;
+    const res = abandoned ? await Promise.race([p, abandoned]) : await p;
     if (!res.ok) {
       decide(r, res.result, res.status, null);
       continue;
@@ -156,6 +160,22 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
         return { ...o, address: r.address };
       }),
   }));
+}
+
+/** The reply for what a batch could not do before it was aborted. */
+export function abortStatus(signal: AbortSignal): string {
+  const reason = signal.reason instanceof Error ? signal.reason.message : typeof signal.reason === 'string' ? signal.reason : 'the delivery job was stopped';
+  return /^\d{3} /.test(reason) ? reason : `451 4.3.0 ${reason}`;
+}
+
+/** Resolves (as a deferral) when the signal aborts, so that lookups still running are not waited for. */
+function abortedResolution(signal: AbortSignal | undefined): Promise<Resolution> | null {
+  if (!signal) return null;
+  return new Promise((resolve) => {
+    const fire = () => resolve({ ok: false, result: 'deferred', status: abortStatus(signal) });
+    if (signal.aborted) fire();
+    else signal.addEventListener('abort', fire, { once: true });
+  });
 }
 
 async function resolveDomain(domain: string, port: number, ctx: EngineContext, rank: (k: string) => number): Promise<Resolution> {
@@ -225,6 +245,9 @@ async function runHosts(
   const byId = new Map(active.map((r) => [r.id, r]));
   const queues = new Map<string, { target: Target; txs: PlannedTransaction[] }>();
   const running = new Set<string>();
+  /** Connections this batch holds now (closed when it is aborted). */
+  const inUse = new Set<SmtpSession>();
+  let aborted = false;
   const limit = Math.max(1, channel.maxClientConnections || 20);
   const rcptPerTransaction = channel.copies === 'single' ? 1 : channel.rcptPerTransaction || 100;
   let finish!: () => void;
@@ -261,6 +284,7 @@ async function runHosts(
   };
 
   const pump = () => {
+    if (aborted) return;
     for (const [key, q] of queues) {
       if (running.size >= limit) break;
       if (running.has(key) || q.txs.length === 0) continue;
@@ -289,9 +313,12 @@ async function runHosts(
     try {
       for (;;) {
         const q = queues.get(key);
-        if (!q || q.txs.length === 0) break;
+        if (aborted || !q || q.txs.length === 0) break;
         if (!session || !session.usable) {
-          if (session) connections.discard(session);
+          if (session) {
+            inUse.delete(session);
+            connections.discard(session);
+          }
           session = null;
           try {
             session = await connections.acquire(target, () =>
@@ -305,7 +332,10 @@ async function runHosts(
                 transcript: ctx.transcriptFor?.(target) ?? null,
               }),
             );
+            if (aborted) break;
+            inUse.add(session);
           } catch (err) {
+            if (aborted) return;
             ctx.stats.connectFailures++;
             const ce = err instanceof ConnectError ? err : new ConnectError('closed', `451 4.4.2 ${describeHost(target)}: ${(err as Error).message}`, false);
             if (ce.unreachable) reachability.markDown(key, ce.status, settings.hostRetryMs);
@@ -326,21 +356,42 @@ async function runHosts(
             r.lastFailure = broken;
             r.lastHost = describeHost(target);
           }
+          inUse.delete(session);
           connections.discard(session);
           session = null;
           replan(tx.recipients);
         }
       }
     } finally {
-      if (session) connections.release(session);
+      if (session) {
+        inUse.delete(session);
+        if (aborted) connections.discard(session);
+        else connections.release(session);
+      }
       running.delete(key);
       pump();
     }
   };
 
-  replan(active.map((r) => r.id));
-  pump();
-  await done;
+  // Out of time: what is not decided yet is deferred with the reason, and the connections in use
+  // are closed (a transaction cut off is not known to have happened: it is tried again later).
+  const onAbort = () => {
+    aborted = true;
+    const status = abortStatus(ctx.signal!);
+    for (const r of active) decide(r, 'deferred', status, r.lastHost);
+    for (const s of inUse) connections.discard(s);
+    inUse.clear();
+    finish();
+  };
+  if (ctx.signal?.aborted) return onAbort();
+  ctx.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    replan(active.map((r) => r.id));
+    pump();
+    await done;
+  } finally {
+    ctx.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
@@ -358,9 +409,9 @@ async function runTransaction(
   const item = items[tx.message]!;
   const rcpts = tx.recipients.map((id) => byId.get(id)!);
   const host = describeHost(session.target);
-  let body: Readable;
+  let body: Readable | Buffer;
   try {
-    body = (await ctx.openBody(item.ref.path)) as Readable;
+    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
   } catch (err) {
     for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
     return { broken: null, overflow: [] };

@@ -35,6 +35,11 @@ export class ReachabilityCache {
   get size(): number {
     return this.down.size;
   }
+
+  /** Forgets every host (a flush / ETRN: the destination says it is reachable now). */
+  clear(): void {
+    this.down.clear();
+  }
 }
 
 let shared: ReachabilityCache | undefined;

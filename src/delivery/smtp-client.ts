@@ -55,7 +55,8 @@ export interface RcptDsn {
 export interface SendRequest {
   from: string;
   to: string[];
-  body: Readable;
+  /** The message: a buffer (small messages) or a stream. */
+  body: Readable | Buffer;
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   use8BitMime?: boolean;
@@ -113,7 +114,7 @@ export class SmtpSession {
     if (this.needsReset) {
       const ok = await this.reset();
       if (!ok) {
-        req.body.destroy();
+        if (!Buffer.isBuffer(req.body)) req.body.destroy();
         return { kind: 'broken', reply: `421 4.4.2 ${describeHost(this.target)} did not accept RSET` };
       }
     }
@@ -123,9 +124,11 @@ export class SmtpSession {
     this.installRcptDsn(req.rcptDsn);
     this.installDataTimeout();
     const outcome = await new Promise<SendOutcome>((resolve) => {
-      req.body.on('error', () => {
-        /* reported through nodemailer's ESTREAM */
-      });
+      if (!Buffer.isBuffer(req.body)) {
+        req.body.on('error', () => {
+          /* reported through nodemailer's ESTREAM */
+        });
+      }
       this.conn.send(envelope as never, req.body, (err: any, info: any) => {
         if (!err) {
           resolve({

@@ -127,7 +127,7 @@ process.on('disconnect', () => void stop());
 process.on('message', (msg: ToDispatcher) => {
   if (msg?.type === 'processes') {
     const all = [...dispatchers, ...draining];
-    send({ type: 'processes', id: msg.id, processes: all.flatMap((d) => d.processes()), waiting: all.reduce((n, d) => n + d.waitingCount(), 0) });
+    send({ type: 'processes', id: msg.id, processes: all.flatMap((d) => d.processes()), waiting: all.reduce((n, d) => n + d.waitingCount(), 0), services: all.map((d) => d.summary()) });
   } else if (msg?.type === 'reload') {
     const run = reloading.then(reload);
     reloading = run.catch(() => {});

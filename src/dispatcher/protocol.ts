@@ -1,5 +1,6 @@
 // IPC messages (child_process channel, JSON) between the watcher, the dispatcher and the
 // SMTP server processes.
+import type { HistogramSnapshot } from '../metrics/histogram.js';
 
 // ------------------------------------------------ dispatcher ⇄ SMTP server process
 
@@ -21,7 +22,7 @@ export type FromServerProcess =
    * got (a socket closed in transit arrives as null), so the dispatcher knows which of its
    * hand-offs have arrived.
    */
-  | { type: 'status'; open: number; served: number; received: number }
+  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot }
   | { type: 'fatal'; message: string }
   /** The answer to `reload`: ok, or the reason it keeps its configuration. */
   | { type: 'reloaded'; generation: number; ok: boolean; error?: string };
@@ -47,6 +48,18 @@ export interface ServerProcessInfo {
   maxConns: number;
 }
 
+/** A service's totals since the dispatcher started, exited processes included (metrics endpoint). */
+export interface ServiceSummary {
+  service: string;
+  processes: number;
+  /** Sessions open now. */
+  connections: number;
+  /** Sessions handed to its processes so far. */
+  served: number;
+  /** From the end of DATA to the message on disk, in seconds. */
+  enqueueLatency: HistogramSnapshot;
+}
+
 /** Watcher → dispatcher. `reload`: apply the configuration on disk (validated by the watcher). */
 export type ToDispatcher = { type: 'processes'; id: number } | { type: 'reload'; id: number };
 
@@ -69,5 +82,5 @@ export type FromChild =
   | { type: 'ready'; listeners?: ListenerInfo[] }
   | { type: 'fatal'; message: string }
   /** `waiting`: accepted connections no process could take yet. */
-  | { type: 'processes'; id: number; processes: ServerProcessInfo[]; waiting: number }
+  | { type: 'processes'; id: number; processes: ServerProcessInfo[]; waiting: number; services?: ServiceSummary[] }
   | ({ type: 'reloaded'; id: number } & DispatcherReloadResult);

@@ -10,7 +10,9 @@ import type { Logger } from '../common/logger.js';
 import { chooseProcess, housekeeping, type ProcessState, type ServiceLimits } from './policy.js';
 import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
-import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ToServerProcess } from './protocol.js';
+import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
+import { ServiceTotals } from './service-totals.js';
+import { isHistogramSnapshot, type HistogramSnapshot } from '../metrics/histogram.js';
 
 export interface ServiceDispatcherOptions {
   service: DispatcherService;
@@ -44,6 +46,8 @@ interface ServerProcess {
   assigned: net.Socket[];
   /** The configuration generation it runs (it loads the files when it starts). */
   generation: number;
+  /** As last reported by the process (metrics). */
+  enqueueLatency: HistogramSnapshot | null;
 }
 
 interface Listener {
@@ -98,6 +102,8 @@ export class ServiceDispatcher {
   private readonly reloadWaiters = new Map<number, (answer: { ok: boolean; error?: string }) => void>();
   /** The service is gone from dispatcher.cnf: no listening, no new processes, retire the ones there are. */
   private draining = false;
+  /** Sessions served and enqueue latency of processes that have exited (metrics). */
+  private readonly totals = new ServiceTotals();
 
   constructor(private readonly opts: ServiceDispatcherOptions) {
     this.service = opts.service;
@@ -250,6 +256,12 @@ export class ServiceDispatcher {
       started: new Date(p.startedAt).toISOString(),
       maxConns: this.limits.maxConns,
     }));
+  }
+
+  /** Totals since the dispatcher started (metrics endpoint). */
+  summary(): ServiceSummary {
+    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.handoffsOf(p), served: p.served + this.handoffsOf(p), enqueueLatency: p.enqueueLatency }));
+    return this.totals.summary(this.name, live);
   }
 
   /** Stops listening, tells every process to finish within graceMs (default MAX_SHUTDOWN seconds), and waits for them to exit. */
@@ -423,6 +435,7 @@ export class ServiceDispatcher {
       sent: 0,
       assigned: [],
       generation: this.generation,
+      enqueueLatency: null,
     };
     this.procs.set(id, p);
     this.opts.logger.info({ pid: p.pid, service: this.name }, 'starting server process');
@@ -459,6 +472,7 @@ export class ServiceDispatcher {
         p.open = msg.open;
         p.served = msg.served;
         p.received = msg.received;
+        if (isHistogramSnapshot(msg.enqueueLatency)) p.enqueueLatency = msg.enqueueLatency;
         this.flush(p);
         this.maybeSendRetire(p);
         this.tick();
@@ -473,6 +487,7 @@ export class ServiceDispatcher {
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
+    this.totals.processExited(p.served, p.enqueueLatency);
     this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
     const expected = this.shuttingDown || p.retireSent;
     if (!expected) this.opts.logger.warn({ pid: p.pid, service: this.name, code, signal }, 'server process exited');

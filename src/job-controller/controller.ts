@@ -14,7 +14,8 @@ import { channelProgram } from '../channels/index.js';
 import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS } from '../notices/send.js';
 import type { DsnRecipient } from '../notices/dsn.js';
 import { noticeDue, returnTime } from '../notices/schedule.js';
-import { MessageIndex, domainsOf, flushMatches, type IndexedMessage } from './message-index.js';
+import { MessageIndex, domainsOf, type IndexedMessage } from './message-index.js';
+import { FastFlushStore, flushHostFor } from './fast-flush-store.js';
 import { SmallestN } from './heap.js';
 import { applyOutcome, wantsNotice, withoutSettled, type AppliedOutcome } from './outcome.js';
 import { batchSize, jobsToStart } from './pool-policy.js';
@@ -23,6 +24,9 @@ import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import type { JobRunner } from './runner.js';
 import type { FlushReply } from './protocol.js';
 import { nextAttemptAt } from './backoff.js';
+import { readQueuedFileSync } from './queue-read.js';
+import { QueueFileError } from '../queue/errors.js';
+import { DeliveryStatsBook } from './delivery-stats.js';
 
 export interface ControllerOptions {
   config: InstanceConfig;
@@ -48,6 +52,19 @@ interface RunningJob {
 
 /** Reads of envelopes at once during scans and admissions. */
 const READ_PARALLEL = 32;
+/** Outcomes of a batch written back at once (their directory fsyncs are shared). */
+const SETTLE_PARALLEL = 32;
+/**
+ * Envelopes kept from admission until the message's first attempt, so that a new message is read
+ * once, not twice. Bounded: beyond this many, envelopes are read again when the job takes them.
+ */
+const FRESH_ENVELOPES_MAX = 20_000;
+
+interface FreshEnvelope {
+  path: string;
+  envelope: Envelope;
+  size: number;
+}
 
 export class JobController {
   private config: InstanceConfig;
@@ -57,7 +74,17 @@ export class JobController {
   private readonly mailLog: MailLog;
   private readonly index: MessageIndex;
   private readonly counters: CounterBook;
+  /** DNS cache and outbound connection counts per channel, as the jobs report them (metrics). */
+  private readonly deliveryStats = new DeliveryStatsBook();
+  /** ETRN fast flush: the per-destination index of deferred messages (fast-flush-store.ts). */
+  private readonly fastFlush: FastFlushStore;
+  /** Flushes so far: jobs empty their host reachability cache when it changes (job-host.ts). */
+  private flushGeneration = 0;
   private readonly jobs = new Map<number, RunningJob>();
+  /** Envelopes read at admission, by id, until the first attempt takes them (see FRESH_ENVELOPES_MAX). */
+  private readonly fresh = new Map<string, FreshEnvelope>();
+  /** mail.log records of the outcomes settled in this turn of the event loop: one write for all. */
+  private mailLogPending: MailLogRecord[] = [];
   private stopped = new Set<string>();
   private readonly warnedChannels = new Set<string>();
   private generation = 1;
@@ -82,6 +109,7 @@ export class JobController {
     this.index = new MessageIndex(Math.max(1, this.config.jobController?.maxMessages ?? 100000));
     this.counters = new CounterBook(countersPath(this.paths.log));
     this.counters.load();
+    this.fastFlush = FastFlushStore.open({ root: this.paths.root, config: this.config, logger: opts.logger });
     opts.runner.configure(poolsOf(this.config));
   }
 
@@ -108,6 +136,8 @@ export class JobController {
     await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
     await this.opts.runner.close();
     await this.store.close();
+    this.fastFlush.close();
+    this.flushMailLog();
     this.mailLog.close();
   }
 
@@ -137,14 +167,14 @@ export class JobController {
 
   private async onEnqueued(refs: QueueRef[]): Promise<Record<string, unknown>> {
     let admitted = 0;
-    await forEachLimited(refs, READ_PARALLEL, async (ref) => {
-      if (typeof ref?.path !== 'string' || typeof ref.id !== 'string' || typeof ref.channel !== 'string') return;
-      if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) return;
-      const envelope = await this.store.tryReadEnvelope(ref.path);
-      if (!envelope) return;
-      this.counters.add(envelope.channel, 'enqueued', 1, envelope.recipients.filter((r) => r.state === 'pending').length);
-      if (this.admit(ref.path, envelope)) admitted++;
-    });
+    for (const ref of refs) {
+      if (typeof ref?.path !== 'string' || typeof ref.id !== 'string' || typeof ref.channel !== 'string') continue;
+      if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) continue;
+      const file = await this.readQueued(ref.path);
+      if (!file) continue;
+      this.counters.add(file.envelope.channel, 'enqueued', 1, file.envelope.recipients.filter((r) => r.state === 'pending').length);
+      if (this.admit(ref.path, file.envelope, file.size)) admitted++;
+    }
     this.kick();
     return { ok: true, admitted };
   }
@@ -160,6 +190,8 @@ export class JobController {
     if (action === 'hold' || action === 'delete') {
       // The file is gone or renamed: forget it (a batch in flight finds out when it writes back).
       for (const id of ids) if (!this.index.get(id)?.inFlight) this.index.remove(id);
+      for (const id of ids) this.fresh.delete(id);
+      for (const id of ids) this.fastFlush.gone(id); // a released message is indexed again when it is read
       this.maybeRescanForRoom();
       return { ok: true };
     }
@@ -174,29 +206,27 @@ export class JobController {
         }
       }
       // Released and returned messages are tried (or settled) at once.
-      await forEachLimited(found, READ_PARALLEL, async (e) => {
-        const envelope = await this.store.tryReadEnvelope(e.path);
-        if (envelope) this.admit(e.path, { ...envelope, nextAttempt: null });
-      });
+      for (const e of found) {
+        const file = await this.readQueued(e.path);
+        if (file) this.admit(e.path, { ...file.envelope, nextAttempt: null }, file.size);
+      }
       this.kick();
       return { ok: true, found: found.length };
     }
     return { ok: false, error: `unknown qm action ${action}` };
   }
 
+  /**
+   * Retry now (imsimta flush, ETRN): a fast-flush domain through the per-destination index
+   * (only its deferred messages, ignoring their backoff), another domain the slow way (the
+   * whole deferred queue), `#channel` that channel, no target everything. See fast-flush.ts.
+   */
   async flush(target: string | null): Promise<FlushReply> {
-    const t = target === null ? null : target.trim();
-    if (t !== null && t !== '' && !/^[#@]?[A-Za-z0-9_.:[\]+-]+$/.test(t)) return { ok: false, code: 501, count: 0, text: `bad flush target ${JSON.stringify(target)}` };
-    const match = (m: IndexedMessage) => flushMatches(t || null, m);
-    const made = this.index.makeDue(match);
-    const inFlight = this.index.count((m) => match(m) && Boolean(this.index.get(m.id)?.inFlight));
-    // With more on disk than the index holds, the rest is picked up by a rescan.
-    if (this.index.overflowed) void this.rescan('flush');
-    this.kick();
-    const count = made + inFlight;
-    const what = t ? `for ${t}` : 'for all destinations';
-    if (count === 0) return { ok: true, code: t ? 251 : 250, count, text: `no messages waiting ${what}` };
-    return { ok: true, code: t ? 253 : 250, count, text: `${count} message${count === 1 ? '' : 's'} ${what} being tried now` };
+    this.flushGeneration++;
+    return this.fastFlush.flush(
+      target,
+      flushHostFor({ index: this.index, store: this.store, admit: (path, envelope) => this.admit(path, envelope), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
+    );
   }
 
   status(): Record<string, unknown> {
@@ -232,6 +262,8 @@ export class JobController {
       })),
       channels,
       stopped: [...this.stopped].sort(),
+      fast_flush: this.fastFlush.stats(),
+      delivery: this.deliveryStats.snapshot(),
     };
   }
 
@@ -260,6 +292,7 @@ export class JobController {
     this.store = queueStoreFor(this.paths, config, this.logger);
     void old.close();
     this.notices = this.makeNoticeSender();
+    this.fastFlush.configure(config);
     this.index.maxMessages = Math.max(1, config.jobController?.maxMessages ?? 100000);
     this.opts.runner.configure(poolsOf(config));
     this.warnedChannels.clear();
@@ -282,8 +315,11 @@ export class JobController {
 
   // ------------------------------------------------------------- index filling
 
-  /** Puts a message into the index; false when it is already there or there is no room. */
-  private admit(path: string, envelope: Envelope): boolean {
+  /**
+   * Puts a message into the index; false when it is already there or there is no room. With its
+   * size, a message due now keeps its envelope for its first attempt (read once, not twice).
+   */
+  private admit(path: string, envelope: Envelope, size?: number): boolean {
     const pending = envelope.recipients.filter((r) => r.state === 'pending');
     const owesNotice = envelope.recipients.some((r) => r.state === 'failed');
     const entry: IndexedMessage = {
@@ -297,7 +333,29 @@ export class JobController {
       pendingRecipients: pending.length,
       domains: domainsOf(pending.map((r) => r.address)),
     };
-    return this.index.add(entry, this.now());
+    this.fastFlush.noteAdmitted(path, envelope);
+    const added = this.index.add(entry, this.now());
+    if (added && size !== undefined && entry.dueMs <= this.now() && this.fresh.size < FRESH_ENVELOPES_MAX) {
+      this.fresh.set(entry.id, { path, envelope, size });
+    }
+    return added;
+  }
+
+  /**
+   * The envelope and message size of a queue file (one synchronous read: see queue-read.ts).
+   * A corrupt file is set aside and a vanished one skipped: both give null.
+   */
+  private async readQueued(path: string): Promise<{ envelope: Envelope; size: number } | null> {
+    try {
+      const file = readQueuedFileSync(path, { queueDir: this.paths.queue });
+      return file && { envelope: file.envelope, size: file.size };
+    } catch (err) {
+      if (err instanceof QueueFileError) {
+        await this.store.quarantine(path, err.reason).catch(() => {});
+        return null;
+      }
+      throw err;
+    }
   }
 
   /**
@@ -342,8 +400,11 @@ export class JobController {
     let refused = picker.dropped;
     await forEachLimited(selected, READ_PARALLEL, async (e) => {
       if (this.index.has(e.id)) return;
-      const envelope = await this.store.tryReadEnvelope(e.path);
-      if (envelope && !this.admit(e.path, envelope) && !this.index.has(e.id)) refused++;
+      const file = await this.readQueued(e.path).catch((err: Error) => {
+        this.logger.warn({ err, path: e.path }, 'cannot read queue file');
+        return null;
+      });
+      if (file && !this.admit(e.path, file.envelope, file.size) && !this.index.has(e.id)) refused++;
     });
     this.index.overflowed = refused > 0;
     this.scans++;
@@ -482,10 +543,15 @@ export class JobController {
     const policy = outcomePolicy(this.config, channel);
     await forEachLimited(taken, READ_PARALLEL, async (entry) => {
       // A corrupt file is set aside and a vanished one (delivered, deleted, held meanwhile) skipped.
-      const found = await this.store.inspect(entry.path).catch((err: Error) => {
-        this.logger.warn({ err, id: entry.id }, 'cannot read queue file');
-        return null;
-      });
+      const kept = this.fresh.get(entry.id);
+      this.fresh.delete(entry.id);
+      const found =
+        kept && kept.path === entry.path
+          ? kept
+          : await this.readQueued(entry.path).catch((err: Error) => {
+              this.logger.warn({ err, id: entry.id }, 'cannot read queue file');
+              return null;
+            });
       if (!found) {
         this.forget(entry.id);
         return;
@@ -503,9 +569,10 @@ export class JobController {
 
     let outcomes: MessageOutcome[];
     try {
-      const result = await this.opts.runner.run(job.pool, { channel: channel.name, generation: this.generation, config: this.config, items: items.map((i) => i.item) }, timeoutMs);
+      const result = await this.opts.runner.run(job.pool, { channel: channel.name, generation: this.generation, flushGeneration: this.flushGeneration, config: this.config, items: items.map((i) => i.item) }, timeoutMs);
       job.threadId = result.threadId;
       outcomes = result.outcomes;
+      this.deliveryStats.add(channel.name, result.delivery);
     } catch (err) {
       const reason = (err as Error).message ?? String(err);
       this.logger.error({ channel: channel.name, messages: items.length, error: reason }, 'delivery job failed; its messages will be retried');
@@ -517,14 +584,15 @@ export class JobController {
       }));
     }
     const byId = new Map(outcomes.map((o) => [o.ref.id, o]));
-    for (const { entry, item } of items) {
+    // All at once: the removals and rewrites of a batch share their directory fsyncs.
+    await forEachLimited(items, SETTLE_PARALLEL, async ({ entry, item }) => {
       try {
         await this.settle(entry, item.envelope, byId.get(entry.id)?.recipients ?? [], channel);
       } catch (err) {
         this.logger.error({ err, id: entry.id }, 'cannot record the outcome; the message will be tried again');
         this.index.reschedule(entry.id, { dueMs: this.now() + 60_000 }, this.now());
       }
-    }
+    });
   }
 
   /** Writes an attempt's outcome back: notices first, then the queue file, then mail.log, counters and the index. */
@@ -564,6 +632,7 @@ export class JobController {
         { path: current.path, attempts: toWrite.attempts, dueMs: toWrite.nextAttempt?.getTime() ?? 0, pendingRecipients: pending.length, domains: domainsOf(pending.map((r) => r.address)) },
         this.now(),
       );
+      this.fastFlush.deferred(current, domainsOf(pending.map((r) => r.address)));
     } else {
       this.forget(entry.id);
     }
@@ -585,10 +654,10 @@ export class JobController {
         return true;
       }
       this.logger.info({ id: entry.id, notice: result.ref.id, to: result.to, recipients: recipients.length }, 'delivery status notification queued');
-      const dsn = await this.store.tryReadEnvelope(result.ref.path);
+      const dsn = await this.readQueued(result.ref.path);
       if (dsn) {
-        this.counters.add(dsn.channel, 'enqueued', 1, dsn.recipients.length);
-        if (this.admit(result.ref.path, dsn)) queueMicrotask(() => this.kick());
+        this.counters.add(dsn.envelope.channel, 'enqueued', 1, dsn.envelope.recipients.length);
+        if (this.admit(result.ref.path, dsn.envelope, dsn.size)) queueMicrotask(() => this.kick());
       }
       return true;
     } catch (err) {
@@ -599,11 +668,19 @@ export class JobController {
   }
 
   private logOutcome(envelope: Envelope, applied: AppliedOutcome, stillQueued: boolean): void {
-    const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from };
+    const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from, time: new Date(this.now()) };
     const records: MailLogRecord[] = [];
     for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost) });
     for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost) });
     if (stillQueued) for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    if (records.length === 0) return;
+    if (this.mailLogPending.length === 0) setImmediate(() => this.flushMailLog());
+    for (const r of records) this.mailLogPending.push(r);
+  }
+
+  private flushMailLog(): void {
+    const records = this.mailLogPending;
+    this.mailLogPending = [];
     try {
       this.mailLog.write(records);
     } catch (err) {
@@ -621,6 +698,8 @@ export class JobController {
 
   private forget(id: string): void {
     this.index.remove(id);
+    this.fresh.delete(id);
+    this.fastFlush.gone(id);
     this.maybeRescanForRoom();
   }
 }

@@ -8,59 +8,120 @@ import { channelJobFactory } from '../channels/index.js';
 import { queueStoreFor } from '../queue/instance-store.js';
 import { instancePaths } from '../common/instance.js';
 import type { QueueStore } from '../queue/store.js';
+import { readMessageSync } from './queue-read.js';
+import { getSharedDnsCache } from '../delivery/dns-cache.js';
+import { getSharedReachabilityCache } from '../delivery/reachability.js';
+import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';
 
 export interface JobTask {
   channel: string;
   /** Configuration generation: a different one closes the jobs made from an older one. */
   generation: number;
-  config: InstanceConfig;
+  /**
+   * The configuration of that generation. Left out when the thread is expected to have it (it is
+   * copied into the thread with every request that carries it): a thread that does not answers
+   * `needConfig` and the runner sends the request again with it.
+   */
+  config?: InstanceConfig;
   items: DeliveryItem[];
+  /** Counts flushes (ETRN, imsimta flush): a different one empties the thread's host reachability cache first. */
+  flushGeneration?: number;
+  /**
+   * The batch's time limit (MAX_LIFE_AGE): past it the job stops, closes the connections it
+   * holds and reports the rest as deferred. The runner ends the whole thread only when a job
+   * does not even do that (see runner.ts).
+   */
+  timeoutMs?: number;
 }
 
 export interface JobTaskResult {
   outcomes: MessageOutcome[];
   threadId: number;
+  /** DNS cache and connection counts of this thread since its last report (metrics). */
+  delivery?: DeliveryCounters;
+  /** The request came without a configuration and the thread has not got that generation's: send it again with it. */
+  needConfig?: boolean;
 }
 
 export class JobHost {
   private generation = -1;
+  private config: InstanceConfig | null = null;
+  private flushGeneration = 0;
   private store: QueueStore | null = null;
   private readonly jobs = new Map<string, Promise<ChannelJob>>();
+  private readonly deliveryStats = new DeliveryStatsTracker(() => getSharedDnsCache().stats);
 
   constructor(private readonly logger: Logger, private readonly threadId: number) {}
 
   async run(task: JobTask): Promise<JobTaskResult> {
-    if (task.generation !== this.generation) {
-      await this.closeAll();
+    // A request of an older generation (sent before a reload) runs with the newer configuration.
+    if (task.generation > this.generation) {
+      if (!task.config) return { outcomes: [], threadId: this.threadId, needConfig: true };
+      // Switch at once (other jobs of this thread may be running): later requests see the new generation.
+      const closed = this.closeAll();
       this.generation = task.generation;
+      this.config = task.config;
       this.store = queueStoreFor(instancePaths(task.config.root), task.config, this.logger);
+      await closed;
+    }
+    if (task.flushGeneration !== undefined && task.flushGeneration !== this.flushGeneration) {
+      // Hosts found down before a flush are tried again, as Postfix flushes its dead-host cache.
+      this.flushGeneration = task.flushGeneration;
+      getSharedReachabilityCache().clear();
     }
     const job = await this.jobFor(task);
-    const outcomes = await job.deliver(task.items);
-    return { outcomes, threadId: this.threadId };
+    const abort = new AbortController();
+    const timer = task.timeoutMs ? setTimeout(() => abort.abort(new Error(timeLimitText(task.timeoutMs!))), task.timeoutMs) : null;
+    try {
+      const outcomes = await job.deliver(task.items, { signal: abort.signal });
+      return { outcomes, threadId: this.threadId, delivery: this.deliveryStats.delta(job) };
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
   }
 
   private jobFor(task: JobTask): Promise<ChannelJob> {
     const key = task.channel.toLowerCase();
     let job = this.jobs.get(key);
     if (!job) {
-      const channel = task.config.imta.channelByName.get(key);
+      const config = this.config!;
+      const channel = config.imta.channelByName.get(key);
       if (!channel) throw new Error(`channel ${task.channel} is not in imta.cnf`);
       const factory = channelJobFactory(channel);
       if (!factory) throw new Error(`channel ${task.channel} has no delivery program`);
       const store = this.store!;
-      job = factory({ root: task.config.root, config: task.config, channel, logger: this.logger.child({ channel: channel.name }), openBody: (path) => store.openBody(path) });
+      job = factory({
+        root: config.root,
+        config,
+        channel,
+        logger: this.logger.child({ channel: channel.name }),
+        openBody: (path) => store.openBody(path),
+        readMessage: (path) => readMessage(store, path),
+      });
       this.jobs.set(key, job);
       job.catch(() => this.jobs.delete(key)); // try again at the next request
     }
     return job;
   }
 
+  /** Closes the jobs and the store; they are detached at once, the promise tells when they are closed. */
   async closeAll(): Promise<void> {
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
-    await Promise.all(jobs.map((j) => j.then((x) => x.close()).catch(() => {})));
-    await this.store?.close();
+    const store = this.store;
     this.store = null;
+    await Promise.all(jobs.map((j) => j.then((x) => x.close()).catch(() => {})));
+    await store?.close();
   }
+}
+
+export function timeLimitText(timeoutMs: number): string {
+  return `the job did not finish within ${Math.round(timeoutMs / 1000)} s and was ended`;
+}
+
+/** A small message in one synchronous read (this thread only runs jobs), a large one streamed. */
+async function readMessage(store: QueueStore, path: string): Promise<Buffer | NodeJS.ReadableStream> {
+  const body = readMessageSync(path);
+  if (!body) throw Object.assign(new Error(`${path} is gone`), { code: 'ENOENT' });
+  return body === 'stream' ? store.openBody(path) : body;
 }

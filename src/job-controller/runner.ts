@@ -1,10 +1,15 @@
 // Where master channel jobs run: one piscina pool of worker threads per [POOL=] of
-// job_controller.cnf (at most JOB_LIMIT threads), or in this thread (tests, tools).
+// job_controller.cnf, or in this thread (tests, tools). A pool runs up to JOB_LIMIT jobs at once
+// on at most as many threads as there are CPUs: jobs wait on sockets far more than they compute,
+// and every extra thread is an isolate to start, warm up and collect (on a 2-core machine, seven
+// threads for seven jobs cost more CPU than the messages they carried in a 3000-message run).
+// A job past its time limit stops itself (job-host.ts); a thread whose job does not is ended here.
 import { Piscina } from 'piscina';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
-import { JobHost, type JobTask, type JobTaskResult } from './job-host.js';
+import { JobHost, timeLimitText, type JobTask, type JobTaskResult } from './job-host.js';
 
 export interface JobRunner {
   /** Runs one request of a job; rejects when it fails, crashes or passes `timeoutMs` (the thread is then ended). */
@@ -18,12 +23,54 @@ export interface JobRunner {
 
 export class JobTimeoutError extends Error {}
 
+/** A job that passed its time limit gets this much longer to stop by itself before its thread is ended. */
+export const HARD_TIMEOUT_GRACE_MS = 15_000;
+
+export interface ThreadPlan {
+  threads: number;
+  jobsPerThread: number;
+}
+
+/** Threads for a pool of `jobLimit` jobs: one per CPU at most, the jobs spread over them. */
+export function threadPlan(jobLimit: number, cpus: number): ThreadPlan {
+  const limit = Math.max(1, Math.floor(jobLimit));
+  const threads = Math.min(limit, Math.max(1, Math.floor(cpus)));
+  return { threads, jobsPerThread: Math.ceil(limit / threads) };
+}
+
+interface BalancedWorker {
+  currentUsage: number;
+  isRunningAbortableTask: boolean;
+  terminating: boolean;
+  destroyed: boolean;
+}
+
+/**
+ * Piscina's balancer keeps a thread with one abortable task for that task alone; ours shares
+ * threads between jobs (every job is abortable), least busy first, up to `jobsPerThread`.
+ */
+export function sharedThreadBalancer(jobsPerThread: number) {
+  return <W extends BalancedWorker>(_task: unknown, workers: W[]): W | null => {
+    let best: W | null = null;
+    let bestUsage = Infinity;
+    for (const w of workers) {
+      if (w.terminating || w.destroyed) continue;
+      const usage = w.isRunningAbortableTask ? 1 : w.currentUsage;
+      if (usage < jobsPerThread && usage < bestUsage) {
+        best = w;
+        bestUsage = usage;
+      }
+    }
+    return best;
+  };
+}
+
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 export class PiscinaRunner implements JobRunner {
   private readonly pools = new Map<string, { name: string; limit: number; piscina: Piscina }>();
 
-  constructor(private readonly opts: { logDir: string; logger: Logger; idleTimeoutMs?: number }) {}
+  constructor(private readonly opts: { logDir: string; logger: Logger; idleTimeoutMs?: number; cpus?: number }) {}
 
   configure(pools: PoolConfig[]): void {
     const wanted = new Map(pools.map((p) => [p.name.toLowerCase(), p]));
@@ -36,12 +83,14 @@ export class PiscinaRunner implements JobRunner {
     }
     for (const [name, p] of wanted) {
       if (this.pools.has(name)) continue;
+      const plan = threadPlan(p.jobLimit, this.opts.cpus ?? availableParallelism());
       const piscina = new Piscina({
         filename: WORKER,
         minThreads: 0,
-        maxThreads: Math.max(1, p.jobLimit),
+        maxThreads: plan.threads,
         idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
-        concurrentTasksPerWorker: 1,
+        concurrentTasksPerWorker: plan.jobsPerThread,
+        loadBalancer: sharedThreadBalancer(plan.jobsPerThread) as never,
         // Idle workers must keep their event loop running: reused connections need their timers and sockets.
         atomics: 'disabled',
         workerData: { logDir: this.opts.logDir },
@@ -55,11 +104,15 @@ export class PiscinaRunner implements JobRunner {
     const entry = this.pools.get(pool.toLowerCase());
     if (!entry) throw new Error(`no pool ${pool}`);
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    // The job stops itself at timeoutMs; ending its thread (and the other jobs on it) is the last resort.
+    const timer = setTimeout(() => abort.abort(), timeoutMs + HARD_TIMEOUT_GRACE_MS);
     try {
-      return (await entry.piscina.run(task, { signal: abort.signal })) as JobTaskResult;
+      // Without the configuration first (a thread keeps it per generation); again with it when the thread asks.
+      const lean = (await entry.piscina.run({ ...task, config: undefined, timeoutMs }, { signal: abort.signal })) as JobTaskResult;
+      if (!lean.needConfig) return lean;
+      return (await entry.piscina.run({ ...task, timeoutMs }, { signal: abort.signal })) as JobTaskResult;
     } catch (err) {
-      if (abort.signal.aborted) throw new JobTimeoutError(`the job did not finish within ${Math.round(timeoutMs / 1000)} s and was ended`);
+      if (abort.signal.aborted) throw new JobTimeoutError(timeLimitText(timeoutMs));
       throw err;
     } finally {
       clearTimeout(timer);
@@ -89,10 +142,10 @@ export class InlineRunner implements JobRunner {
   async run(_pool: string, task: JobTask, timeoutMs: number): Promise<JobTaskResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new JobTimeoutError(`the job did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      timer = setTimeout(() => reject(new JobTimeoutError(timeLimitText(timeoutMs))), timeoutMs + HARD_TIMEOUT_GRACE_MS);
     });
     try {
-      return await Promise.race([this.host.run(task), timeout]);
+      return await Promise.race([this.host.run({ ...task, timeoutMs }), timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -9,18 +9,29 @@
 //   would put its default code for the reply code in front of ours);
 // - the number of unrecognized commands before disconnection (fixed at 10 in the library) is
 //   MAX_BAD_COMMANDS.
+// - ETRN (RFC 1985), which the library does not know. The library dispatches a verb to the
+//   connection's `handler_<VERB>` method (`_onCommand` → `_isSupported` → `_getHandler`), so
+//   handler_ETRN below makes it a command like the built-in ones: the library's early-talker,
+//   sequencing (the next pipelined command waits for our callback), disabledCommands and
+//   error handling all apply, and nothing reads the socket beside the library's parser. The
+//   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
+//   synchronous send(250, [lines])). test/integration/etrn-smtp.test.ts pins both, so a
+//   library upgrade that changes the dispatch or the EHLO reply fails the suite.
 // The server subclass only makes connect() create this connection class.
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
-import { ENHANCED_CODE_PREFIX } from './replies.js';
+import type { EtrnResponder } from './etrn.js';
+import { ENHANCED_CODE_PREFIX, replyText } from './replies.js';
 
 export interface ConnectionPolicy {
   /** Milliseconds to wait before the greeting for this client address. */
   greetingDelayMs(remoteAddress: string): number;
   /** Unrecognized commands before `421` and disconnection; 0 = no limit. */
   maxBadCommands: number;
+  /** Answers ETRN (advertised in EHLO); absent = ETRN is not offered (502). */
+  etrn?: EtrnResponder | null;
 }
 
 /** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
@@ -66,8 +77,42 @@ export class TsubameConnection extends SMTPConnection {
     });
   }
 
+  /** EHLO keywords to add to the reply handler_EHLO is building (set only during that call). */
+  private ehloExtensions: string[] = [];
+
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (this.ehloExtensions.length > 0 && code === 250 && Array.isArray(data)) {
+      data = [...data, ...this.ehloExtensions];
+      this.ehloExtensions = [];
+    }
     super.send(code, data, typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    this.ehloExtensions = this.policy.etrn && !this._server.options.lmtp ? ['ETRN'] : [];
+    try {
+      super.handler_EHLO(command, callback);
+    } finally {
+      this.ehloExtensions = [];
+    }
+  }
+
+  handler_ETRN(command: Buffer, callback: () => void): void {
+    const etrn = this.policy.etrn;
+    if (!etrn || this._server.options.lmtp) {
+      this.send(502, '5.5.1 Error: command not implemented');
+      return callback();
+    }
+    const request = {
+      line: command.toString('latin1'),
+      remoteAddress: this.remoteAddress,
+      greeted: Boolean(this.hostNameAppearsAs),
+      inTransaction: Boolean(this.session.envelope?.mailFrom),
+    };
+    etrn(request).then(
+      (reply) => this.send(reply.code, replyText(reply)),
+      () => this.send(458, '4.3.0 Unable to queue messages'),
+    ).finally(callback);
   }
 }
 

@@ -11,6 +11,7 @@ import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import type { SmtpService } from './service.js';
 import type { FromServerProcess, ToServerProcess } from '../dispatcher/protocol.js';
+import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
 reopenLogsOnHangup();
@@ -41,6 +42,8 @@ let service: SmtpService | null = null;
 const previous = new Set<SmtpService>();
 let received = 0;
 let served = 0;
+/** Every message this process queued, over all its services (reported to the dispatcher for the metrics). */
+const enqueueLatency = new LatencyHistogram(ENQUEUE_LATENCY_BOUNDS);
 let retiring = false;
 let stopping: Promise<void> | null = null;
 let reloading: Promise<unknown> = Promise.resolve();
@@ -68,7 +71,7 @@ function report(): void {
   reportQueued = true;
   setImmediate(() => {
     reportQueued = false;
-    send({ type: 'status', open: openConnections(), served, received });
+    send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot() });
     closeIdlePrevious();
     if (retiring && !stopping && openConnections() === 0) void stop(0);
   });
@@ -102,7 +105,7 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   const { loadInstanceConfigOrThrow } = await import('../config/load.js');
   const { createSmtpService } = await import('./service.js');
   const loaded = loadInstanceConfigOrThrow(root);
-  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store });
+  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency });
   built.onChange(report);
   return { built, loaded };
 }

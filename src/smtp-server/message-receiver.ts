@@ -15,7 +15,8 @@ export interface EnqueueStore {
 }
 
 export type ReceiveOutcome =
-  | { kind: 'queued'; refs: QueueRef[]; size: number }
+  /** `storeMs`: from the end of the data to the message on disk (the enqueue latency). */
+  | { kind: 'queued'; refs: QueueRef[]; size: number; storeMs: number }
   /** Refused for its content or size (5xx); nothing stored. */
   | { kind: 'refused'; reply: SmtpReply; violation: DataViolation; size: number }
   /** Could not be stored (4xx); nothing stored. */
@@ -44,6 +45,8 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
   }
   // Never fails: a store error is remembered and the rest is drained, so the source stream is
   // never destroyed under smtp-server (which would answer before the end of the data).
+  let dataEnd = 0;
+  req.stream.once('end', () => (dataEnd = performance.now()));
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       if (storeError || !tx) return done();
@@ -72,7 +75,8 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     return failed(storeError ?? new Error('no queue transaction'), size);
   }
   try {
-    return { kind: 'queued', refs: await tx.commit(), size };
+    const refs = await tx.commit();
+    return { kind: 'queued', refs, size, storeMs: performance.now() - (dataEnd || performance.now()) };
   } catch (err) {
     await tx.abort().catch(() => {});
     return failed(err as Error, size);

@@ -1,5 +1,5 @@
 // The one place the inbound SMTPServer is built: extensions, limits, TLS, transcript logger and
-// the hooks of the service. (ETRN is to be added here, as a handler_ETRN on TsubameConnection.)
+// the hooks of the service. (ETRN is handler_ETRN on TsubameConnection, see connection.ts.)
 import type { SMTPServerOptions } from 'smtp-server';
 import { TsubameSmtpServer, type ConnectionPolicy } from './connection.js';
 import type { InboundSettings } from './settings.js';

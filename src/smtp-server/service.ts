@@ -11,17 +11,20 @@ import { MailLog, type MailLogRecord } from '../common/mail-log.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { ipInCidrs } from '../config/cidr.js';
 import type { InstanceConfig } from '../config/types.js';
-import { notifyEnqueued } from '../job-controller/notify.js';
 import { queueStoreFor } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { asciiDomainForm, checkAddressCharset } from './address-check.js';
 import { PerIpCounter } from './client-limits.js';
+import { EnqueueNotices } from './enqueue-notices.js';
+import { JobControllerLink } from './job-controller-link.js';
 import type { TsubameSmtpServer } from './connection.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
 import { LocalUsers } from './local-users.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
 import { formatReceived } from './received-header.js';
 import { decideRecipient } from './recipient-policy.js';
+import { MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUser, type SmtpReply } from './replies.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
@@ -37,6 +40,8 @@ export interface SmtpServiceOptions {
   logger?: Logger;
   /** Queue store (default: the instance's queue/). */
   store?: EnqueueStore;
+  /** Told each message's enqueue latency in seconds (end of DATA → on disk), for the metrics. */
+  enqueueLatency?: { observe(seconds: number): void };
 }
 
 export interface SmtpService {
@@ -72,6 +77,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const perIp = new PerIpCounter(settings.maxConnsPerIp);
   const transcript = settings.slaveDebug ? new Transcript(transcriptPath(paths.log, settings.channel)) : null;
   const tls = readTlsMaterial(settings);
+  const jobController = new JobControllerLink(paths.jobControllerSocket);
+  const notices = new EnqueueNotices((refs) => jobController.send({ op: 'enqueued', refs }));
 
   const sessions = new WeakMap<SMTPServerSession, SessionInfo>();
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
@@ -124,6 +131,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
         if (settings.maxMessagesPerSession > 0 && session.transaction > settings.maxMessagesPerSession) {
           return callback(hookError(REPLIES.tooManyMessages));
         }
+        const param = unsupportedParameter(address.args, MAIL_PARAMETERS);
+        if (param) return callback(hookError(param));
         const problem = address.address === '' ? null : checkAddressCharset(address.address, Boolean(session.envelope.smtpUtf8));
         if (problem) return callback(hookError(problem));
         callback();
@@ -134,6 +143,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         const refuse = (reply: SmtpReply, destination = '') =>
           callback(reject([{ event: 'J', id: '', source: info.sourceChannel, destination, size: 0, from, recipient: address.address, status: formatReply(reply) }], reply));
+        const param = unsupportedParameter(address.args, RCPT_PARAMETERS);
+        if (param) return refuse(param);
         const charset = checkAddressCharset(address.address, Boolean(session.envelope.smtpUtf8));
         if (charset) return refuse(charset);
         const ascii = asciiDomainForm(address.address);
@@ -179,6 +190,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     {
       greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
       maxBadCommands: settings.maxBadCommands,
+      etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
@@ -230,7 +242,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
             draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued' })),
           ),
         );
-        void notifyEnqueued(paths.jobControllerSocket, outcome.refs);
+        notices.add(outcome.refs);
+        opts.enqueueLatency?.observe(outcome.storeMs / 1000);
         const list = outcome.refs.map((r) => r.id).join(' ');
         logger.debug({ cid: session.id, ids: list, size: outcome.size, rcpts: recipients.length }, 'message queued');
         return { ok: true, text: `2.0.0 Ok: queued as ${list}` };
@@ -296,6 +309,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       for (const s of sockets) s.destroy();
     }
     await Promise.allSettled([...inFlight]);
+    await notices.flushed();
+    jobController.close();
     await transcript?.close();
     mailLog.close();
   }

@@ -19,6 +19,7 @@ import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply
 import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, type JobControllerOutcome } from './reload.js';
 import { logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
+import { WatcherMetrics } from './metrics-hook.js';
 
 export interface WatcherOptions {
   root: string;
@@ -91,10 +92,19 @@ class Watcher {
   private readonly reloadCounts = { watched: 0, commanded: 0, rejected: 0 };
   private logTimer: NodeJS.Timeout | null = null;
   private logSizeProblem: string | null = null;
+  /** METRICS_PORT: the metrics and status endpoint (metrics-hook.ts). */
+  private readonly metrics: WatcherMetrics;
 
   constructor(private readonly opts: WatcherOptions, private readonly logger: Logger, config: InstanceConfig) {
     this.config = config;
     this.paths = instancePaths(opts.root);
+    this.metrics = new WatcherMetrics({
+      root: opts.root,
+      logger,
+      parts: () => PART_NAMES.map((n) => this.parts[n].status()),
+      listeners: () => this.parts.dispatcher.listeners,
+      dispatcher: (timeoutMs) => this.parts.dispatcher.request({ type: 'processes' }, timeoutMs),
+    });
     this.finished = new Promise((resolve) => (this.finish = resolve));
     const common = { root: opts.root, logger, startTimeoutMs: opts.startTimeoutMs ?? 30_000 };
     this.parts = {
@@ -129,6 +139,7 @@ class Watcher {
         await this.stopParts();
         throw new WatcherStartError(failure);
       }
+      await this.metrics.apply(this.config);
       this.logger.info({ parts: this.opts.parts }, 'tsubame started');
       this.opts.onStarted(`tsubame started: ${this.summary(this.opts.parts)} (watcher pid ${process.pid})`);
     });
@@ -186,6 +197,7 @@ class Watcher {
     const watch = this.configWatch;
     this.configWatch = null;
     await watch?.close();
+    await this.metrics.close();
   }
 
   /** Stops the parts, then lets runWatcher return (after the reply in hand is written). */
@@ -267,6 +279,7 @@ class Watcher {
     }
 
     this.config = config;
+    await this.metrics.apply(config);
     this.logSizeProblem = null;
     const outcome = { config, dispatcher, jobController };
     const summary = reloadSummary(outcome);

@@ -84,6 +84,8 @@ export class MtaInstance {
       /* fall through to the kills */
     }
     for (const pid of this.pids) {
+      // pid_max is small here and pids wrap during long tests: kill only what is still ours.
+      if (!belongsToInstance(pid, this.root)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -92,6 +94,19 @@ export class MtaInstance {
     }
     this.inst.remove();
   }
+}
+
+/** Whether `pid` is a live process of the instance at `root` (its environment names IMTA_ROOT=root). */
+export function belongsToInstance(pid: number, root: string): boolean {
+  let environ = '';
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    if (stat[stat.lastIndexOf(')') + 2] === 'Z') return false;
+  } catch {
+    return false;
+  }
+  return environ.split('\0').includes(`IMTA_ROOT=${root}`);
 }
 
 /** Running (a zombie not reaped yet by its new parent counts as gone). */

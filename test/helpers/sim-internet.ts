@@ -228,6 +228,8 @@ export interface PeerTransaction {
   data: Buffer;
   messageId: string | null;
   secure: boolean;
+  /** When the end of the data arrived (Date.now()), just before the reply. */
+  receivedAt: number;
 }
 
 export interface SmtpPeer {
@@ -372,6 +374,7 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
           data,
           messageId: mid ? mid[1]!.trim() : null,
           secure: Boolean(session.secure),
+          receivedAt: Date.now(),
         });
         if (opts.lmtp) {
           const replies = to.map((a) => {

@@ -1,0 +1,342 @@
+// The job controller's fast-flush state: the policy (which domains), the per-destination index
+// of deferred messages, and its persistence; plus the FlushHost the flush runs against.
+//
+// Persistence, chosen: an append-only journal `flush/fast-flush.jnl` under the instance root
+// (like Postfix's per-site logs in $queue_directory/flush; not run/, which stop-msg leaves
+// empty, not queue/, which holds channel queues only). One JSON line per event: `d` = deferred
+// (id, channel, path relative to the root, fast-flush domains; replaces earlier lines of the id),
+// `x` = left the queue. At open it is replayed (one sequential read: milliseconds for 100k
+// messages, so ETRN is fast from the first second after a restart, before the start-up queue
+// scan has finished) and rewritten compacted; it is compacted again when dead lines outnumber
+// live ones. Writes are buffered for one event-loop turn and not fsynced: a crash can lose the
+// last lines, and a stale line is harmless (a flush checks the file). What a crash loses is
+// repaired from the queue itself: every deferred envelope the scheduler reads (the start-up
+// scan, rescans) is recorded again (noteAdmitted).
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { access, readdir } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import type { InstanceConfig } from '../config/types.js';
+import type { Logger } from '../common/logger.js';
+import type { Envelope, QueueStore } from '../queue/index.js';
+import { parseQueueFileName } from '../queue/index.js';
+import {
+  FastFlushIndex,
+  carryOutFlush,
+  fastFlushDomainsOf,
+  fastFlushPolicy,
+  isFastFlushOff,
+  parseFlushTarget,
+  planFlush,
+  type FastFlushPolicy,
+  type FlushHost,
+  type FlushRef,
+  type FlushResult,
+  type ScheduleState,
+} from './fast-flush.js';
+import type { IndexedMessage, MessageIndex } from './message-index.js';
+
+export function fastFlushJournalPath(root: string): string {
+  return join(resolve(root), 'flush', 'fast-flush.jnl');
+}
+
+type JournalLine = { op: 'd'; id: string; ch: string; p: string; dom: string[] } | { op: 'x'; id: string };
+
+export interface FastFlushStoreOptions {
+  root: string;
+  config: Pick<InstanceConfig, 'options' | 'imta'>;
+  logger?: Logger;
+  /** Journal file (default flush/fast-flush.jnl under the root). */
+  path?: string;
+  /** Compact when dead lines exceed live entries by this many (default 10000). */
+  compactSlack?: number;
+}
+
+export interface JournalLoad {
+  existed: boolean;
+  entries: number;
+  lines: number;
+  /** Lines that could not be parsed (a torn last line after a crash, edits). */
+  skipped: number;
+  ms: number;
+}
+
+export class FastFlushStore {
+  readonly index = new FastFlushIndex();
+  policy: FastFlushPolicy;
+  readonly path: string;
+  readonly loaded: JournalLoad;
+  private readonly root: string;
+  private readonly logger: Logger | undefined;
+  private readonly compactSlack: number;
+  private fd: number | null = null;
+  private pending: string[] = [];
+  private flushScheduled = false;
+  private deadLines = 0;
+  private broken = false;
+
+  private constructor(opts: FastFlushStoreOptions) {
+    this.root = resolve(opts.root);
+    this.path = opts.path ?? fastFlushJournalPath(this.root);
+    this.logger = opts.logger;
+    this.compactSlack = opts.compactSlack ?? 10_000;
+    this.policy = fastFlushPolicy(opts.config.options.fastFlushDomains, opts.config.imta);
+    this.loaded = this.load();
+  }
+
+  /** Replays the journal and rewrites it compacted. Never throws: without a usable journal the index starts empty. */
+  static open(opts: FastFlushStoreOptions): FastFlushStore {
+    const store = new FastFlushStore(opts);
+    store.compact();
+    store.logger?.info(
+      { ...store.loaded, domains: store.index.domainCount, policy: store.policy.source, off: isFastFlushOff(store.policy) },
+      'fast-flush index loaded',
+    );
+    return store;
+  }
+
+  /** A new configuration: FAST_FLUSH_DOMAINS or the rewrite rules may have changed. */
+  configure(config: Pick<InstanceConfig, 'options' | 'imta'>): void {
+    this.policy = fastFlushPolicy(config.options.fastFlushDomains, config.imta);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /** After an attempt left recipients pending: index the message under its fast-flush domains. */
+  deferred(ref: FlushRef, domains: readonly string[]): void {
+    const fast = fastFlushDomainsOf(this.policy, domains);
+    if (fast.length === 0) {
+      this.gone(ref.id);
+      return;
+    }
+    const before = this.index.get(ref.id);
+    this.index.record(ref, fast);
+    if (before) this.deadLines++;
+    this.append({ op: 'd', id: ref.id, ch: ref.channel, p: this.relativePath(ref.path), dom: fast });
+  }
+
+  /** The message left the queue (delivered, returned, deleted) or is no longer deferred. */
+  gone(id: string): void {
+    if (!this.index.remove(id)) return;
+    this.deadLines += 2;
+    this.append({ op: 'x', id });
+  }
+
+  /** The scheduler read an envelope (scan, notice): a message that was tried before and still waits is indexed (repairs a lost journal line). */
+  noteAdmitted(path: string, envelope: Envelope): void {
+    if (envelope.attempts === 0 || envelope.held) return;
+    const pending = envelope.recipients.filter((r) => r.state === 'pending').map((r) => domainOf(r.address));
+    if (pending.length === 0) return;
+    const fast = fastFlushDomainsOf(this.policy, pending.filter((d): d is string => d !== null));
+    const known = this.index.get(envelope.id);
+    if (known && known.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
+    this.deferred({ id: envelope.id, channel: envelope.channel, path }, fast);
+  }
+
+  // ------------------------------------------------------------------- flush
+
+  /** `imsimta flush` / ETRN: the target as given (`domain`, `@domain`, `#channel`, null = all). */
+  async flush(target: string | null, host: FlushHost): Promise<FlushResult> {
+    const parsed = parseFlushTarget(target);
+    if (!parsed) return { ok: false, code: 501, count: 0, text: `bad flush target ${JSON.stringify(target)}: expected domain, @domain or #channel` };
+    const started = Date.now();
+    const result = await carryOutFlush(planFlush(parsed, this.policy, this.index), host);
+    for (const id of result.stale ?? []) this.gone(id);
+    this.logger?.info({ target, way: result.way, code: result.code, count: result.count, stale: result.stale?.length ?? 0, ms: Date.now() - started }, 'flush');
+    const { stale: _stale, ...reply } = result;
+    return reply;
+  }
+
+  stats(): { messages: number; domains: number; policy: string; off: boolean } {
+    return { messages: this.index.size, domains: this.index.domainCount, policy: this.policy.source, off: isFastFlushOff(this.policy) };
+  }
+
+  /** Writes what is buffered and closes the journal. */
+  close(): void {
+    this.writePending();
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+
+  // --------------------------------------------------------------- journal
+
+  private load(): JournalLoad {
+    const started = Date.now();
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ err: (err as Error).message, path: this.path }, 'cannot read the fast-flush journal; starting empty');
+      return { existed: false, entries: 0, lines: 0, skipped: 0, ms: Date.now() - started };
+    }
+    let lines = 0;
+    let skipped = 0;
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      lines++;
+      const rec = parseLine(line);
+      if (!rec) {
+        skipped++;
+        continue;
+      }
+      if (rec.op === 'x') this.index.remove(rec.id);
+      else this.index.record({ id: rec.id, channel: rec.ch, path: this.absolutePath(rec.p) }, rec.dom);
+    }
+    return { existed: true, entries: this.index.size, lines, skipped, ms: Date.now() - started };
+  }
+
+  /** Rewrites the journal with one line per live entry (temporary file, then rename). */
+  private compact(): void {
+    this.writePending();
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      const tmp = `${this.path}.tmp`;
+      const out: string[] = [];
+      for (const e of this.index.entries()) out.push(JSON.stringify({ op: 'd', id: e.ref.id, ch: e.ref.channel, p: this.relativePath(e.ref.path), dom: [...e.domains] } satisfies JournalLine));
+      writeFileSync(tmp, out.length ? out.join('\n') + '\n' : '');
+      renameSync(tmp, this.path);
+      this.fd = openSync(this.path, 'a');
+      this.deadLines = 0;
+      this.broken = false;
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private append(rec: JournalLine): void {
+    if (this.broken) return;
+    this.pending.push(JSON.stringify(rec));
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.writePending();
+      if (this.deadLines > this.index.size + this.compactSlack) this.compact();
+    });
+  }
+
+  private writePending(): void {
+    if (this.pending.length === 0 || this.fd === null || this.broken) {
+      this.pending = [];
+      return;
+    }
+    const data = this.pending.join('\n') + '\n';
+    this.pending = [];
+    try {
+      writeSync(this.fd, data);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (!this.broken) this.logger?.error({ err: err.message, path: this.path }, 'cannot write the fast-flush journal; the index is kept in memory only until the next start');
+    this.broken = true;
+    this.pending = [];
+  }
+
+  private relativePath(p: string): string {
+    return relative(this.root, p);
+  }
+
+  private absolutePath(p: string): string {
+    return isAbsolute(p) ? p : join(this.root, p);
+  }
+}
+
+function parseLine(line: string): JournalLine | null {
+  try {
+    const r = JSON.parse(line) as Record<string, unknown>;
+    if (typeof r.id !== 'string' || !r.id) return null;
+    if (r.op === 'x') return { op: 'x', id: r.id };
+    if (r.op === 'd' && typeof r.ch === 'string' && typeof r.p === 'string' && Array.isArray(r.dom) && r.dom.every((d) => typeof d === 'string')) {
+      return { op: 'd', id: r.id, ch: r.ch, p: r.p, dom: r.dom as string[] };
+    }
+  } catch {
+    /* torn or edited line */
+  }
+  return null;
+}
+
+function domainOf(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  return at >= 0 ? address.slice(at + 1).replace(/^\[|\]$/g, '').toLowerCase() : null;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+// ------------------------------------------------------------------ the host
+
+/** What the job controller lends a flush (its scheduling index, the queue store, and its admission). */
+export interface FlushHostParts {
+  index: MessageIndex;
+  store: QueueStore;
+  /** Puts a message read from disk into the scheduler (false: no room, or already there). */
+  admit(path: string, envelope: Envelope): boolean;
+  rescan(): void;
+  kick(): void;
+  now(): number;
+}
+
+/** The FlushHost a flush runs against, on the job controller's own index and queue store. */
+export function flushHostFor(parts: FlushHostParts): FlushHost {
+  const { index } = parts;
+  const each = (match: (m: IndexedMessage) => boolean, inFlightOnly: boolean) =>
+    index.count((m) => match(m) && (!inFlightOnly || Boolean(index.get(m.id)?.inFlight)));
+  return {
+    makeDueNow(id: string): ScheduleState {
+      const entry = index.get(id);
+      if (!entry) return 'absent';
+      if (entry.inFlight) return 'in-flight';
+      if (entry.dueMs > 0) index.reschedule(id, { dueMs: 0 }, parts.now());
+      return 'made-due';
+    },
+    async admitNow(ref: FlushRef) {
+      const path = await currentPath(ref);
+      if (!path) return 'gone';
+      const envelope = await parts.store.tryReadEnvelope(path);
+      if (!envelope || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
+      if (parts.admit(path, { ...envelope, nextAttempt: null })) return 'admitted';
+      return index.has(ref.id) ? 'admitted' : 'no-room';
+    },
+    makeDue: (match) => index.makeDue(match),
+    countInFlight: (match) => each(match, true),
+    countKnown: (match) => each(match, false),
+    get incomplete() {
+      return index.overflowed;
+    },
+    rescan: parts.rescan,
+    kick: parts.kick,
+  };
+}
+
+/**
+ * The file of a message as of now: the recorded path, or (its attempt count changed since the
+ * journal line was written) the `.00` file of the same id in the same directory — a message
+ * never moves between directories. null when it is gone or held.
+ */
+async function currentPath(ref: FlushRef): Promise<string | null> {
+  const parsed = parseQueueFileName(basename(ref.path));
+  if (parsed && !parsed.held && (await exists(ref.path))) return ref.path;
+  try {
+    const name = (await readdir(dirname(ref.path))).find((n) => {
+      const p = parseQueueFileName(n);
+      return p !== null && p.id === ref.id && !p.held;
+    });
+    return name ? join(dirname(ref.path), name) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,138 @@
+// What one scrape gathers from the running instance, as plain data: the parts the watcher
+// supervises, the dispatcher's processes and service totals, the job controller's pools, jobs
+// and counters, the queue on disk, and (for the status page) the last deferrals of mail.log.
+// The job controller's status arrives as untyped JSON; readJobControllerStatus checks it field
+// by field, so that a field missing from an older or newer job controller reads as nothing.
+import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
+import type { ParsedMailLogRecord } from '../common/mail-log.js';
+import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
+import type { ChannelQueueDepth } from './queue-depth.js';
+
+export interface PartView {
+  name: string;
+  state: string;
+  pid: number | null;
+  /** ISO time, null when not running. */
+  started: string | null;
+  restarts: number;
+}
+
+export interface ProcessView {
+  role: 'watcher' | 'dispatcher' | 'smtp_server' | 'job_controller';
+  pid: number | null;
+  service: string | null;
+  connections: number | null;
+  served: number | null;
+  /** ISO time. */
+  started: string | null;
+  state: string | null;
+}
+
+export interface MessageCounts {
+  enqueued: number;
+  delivered: number;
+  deferred: number;
+  returned: number;
+}
+
+export interface ChannelView {
+  name: string;
+  messages: MessageCounts;
+  recipients: MessageCounts;
+  /** Jobs running for it now. */
+  jobs: number;
+  stopped: boolean;
+}
+
+export interface PoolView {
+  name: string;
+  jobLimit: number;
+  running: number;
+  threads: number;
+}
+
+export interface JobView {
+  job: number;
+  channel: string;
+  pool: string;
+  /** ISO time. */
+  started: string | null;
+  batches: number;
+  messages: number;
+  inHand: number;
+}
+
+export interface JobControllerView {
+  pid: number | null;
+  index: { size: number; max: number };
+  pools: PoolView[];
+  jobs: JobView[];
+  channels: ChannelView[];
+  delivery: Record<string, DeliveryCounters>;
+}
+
+export interface InstanceSnapshot {
+  /** When it was gathered (ms since the epoch). */
+  takenAt: number;
+  root: string;
+  watcher: { pid: number; started: string };
+  parts: PartView[];
+  listeners: ListenerInfo[];
+  processes: ProcessView[];
+  /** null: the dispatcher is not running or did not answer. */
+  services: ServiceSummary[] | null;
+  /** Accepted connections no process could take yet. */
+  waitingConnections: number | null;
+  jobController: JobControllerView | null;
+  /** null: the queue directories could not be read. */
+  queue: ChannelQueueDepth[] | null;
+  /** Newest first; empty unless asked for. */
+  deferrals: ParsedMailLogRecord[];
+  /** One line per source that could not be read. */
+  problems: string[];
+}
+
+export const COUNT_FIELDS = ['enqueued', 'delivered', 'deferred', 'returned'] as const;
+
+function num(v: unknown, fallback = 0): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function counts(v: unknown): MessageCounts {
+  const o = obj(v);
+  return { enqueued: num(o.enqueued), delivered: num(o.delivered), deferred: num(o.deferred), returned: num(o.returned) };
+}
+
+/** The job controller's `{op:'status'}` answer, read leniently. */
+export function readJobControllerStatus(reply: Record<string, unknown>): JobControllerView {
+  const index = obj(reply.index);
+  const pools = (Array.isArray(reply.pools) ? reply.pools : []).map((p): PoolView => {
+    const o = obj(p);
+    return { name: str(o.name) ?? '?', jobLimit: num(o.job_limit), running: num(o.running), threads: num(o.threads) };
+  });
+  const jobs = (Array.isArray(reply.jobs) ? reply.jobs : []).map((j): JobView => {
+    const o = obj(j);
+    return { job: num(o.job), channel: str(o.channel) ?? '?', pool: str(o.pool) ?? '?', started: str(o.started), batches: num(o.batches), messages: num(o.messages), inHand: num(o.in_hand) };
+  });
+  const channels = Object.entries(obj(reply.channels))
+    .map(([name, v]): ChannelView => {
+      const o = obj(v);
+      const c = obj(o.counters);
+      return { name, messages: counts(c), recipients: counts(c.recipients), jobs: num(o.jobs), stopped: o.stopped === true };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const delivery: Record<string, DeliveryCounters> = {};
+  for (const [name, v] of Object.entries(obj(reply.delivery))) {
+    const o = obj(v);
+    delivery[name] = { dnsCacheHits: num(o.dnsCacheHits), dnsCacheMisses: num(o.dnsCacheMisses), connectionsOpened: num(o.connectionsOpened), connectionsReused: num(o.connectionsReused) };
+  }
+  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery };
+}

@@ -1,0 +1,173 @@
+// The read-only status page (GET / on METRICS_PORT): one server-rendered HTML page of a
+// snapshot, refreshed by the browser every 5 s (meta refresh, no script). Every text that comes
+// from the instance is escaped, above all what comes from mail (addresses, remote replies).
+// Pure: the snapshot in, the page out.
+import type { InstanceSnapshot } from './snapshot.js';
+
+export const STATUS_REFRESH_SECONDS = 5;
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** "just now", "42 s ago", "3 min ago", "5 h ago", "2 d ago". */
+export function relativeTime(thenMs: number, nowMs: number): string {
+  const s = Math.round((nowMs - thenMs) / 1000);
+  if (s < 0) return `in ${formatDuration(-s * 1000)}`;
+  if (s < 5) return 'just now';
+  return `${formatDuration(s * 1000)} ago`;
+}
+
+/** "42 s", "3 min", "5 h", "2 d" (the larger unit once it is whole). */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+const STYLE = `
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#1d2330;background:#fafbfc}
+h1{font-size:1.35rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.6rem 0 .4rem;border-bottom:1px solid #d8dde6;padding-bottom:.2rem}
+.meta{color:#5b6475;margin:0}.problems{background:#fff3cd;border:1px solid #e6c65c;padding:.5rem .8rem;margin:1rem 0}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.3rem .6rem;border-bottom:1px solid #e6e9ef;text-align:left;vertical-align:top}
+th{background:#f0f2f6;font-weight:600;white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.reason{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-word}td.addr{word-break:break-all}td.time,td.n{white-space:nowrap}
+.none{color:#5b6475;font-style:italic}.state-running,.state-ready{color:#16794a}.state-stopped,.state-waiting{color:#b42318}.warn{color:#b42318;font-weight:600}
+`;
+
+type Cell = { text: string; num?: boolean; cls?: string; title?: string };
+
+function cell(c: Cell | string | number | null, numeric: boolean): string {
+  if (c === null) return `<td class="${numeric ? 'n ' : ''}none">–</td>`;
+  const x: Cell = typeof c === 'object' ? c : typeof c === 'number' ? { text: String(c), num: true } : { text: c };
+  const cls = [x.num || numeric ? 'n' : '', x.cls ?? ''].filter(Boolean).join(' ');
+  return `<td${cls ? ` class="${escapeHtml(cls)}"` : ''}${x.title ? ` title="${escapeHtml(x.title)}"` : ''}>${escapeHtml(x.text)}</td>`;
+}
+
+/** A numeric column (`{text, num: true}` header) right-aligns all its cells, the empty ones too. */
+function table(headers: Array<string | { text: string; num: true }>, rows: Array<Array<Cell | string | number | null>>, empty: string): string {
+  if (rows.length === 0) return `<p class="none">${escapeHtml(empty)}</p>`;
+  const numeric = headers.map((h) => typeof h !== 'string');
+  const head = headers.map((h) => (typeof h === 'string' ? `<th>${escapeHtml(h)}</th>` : `<th class="n">${escapeHtml(h.text)}</th>`)).join('');
+  return `<table><thead><tr>${head}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c, i) => cell(c, numeric[i] ?? false)).join('')}</tr>`).join('')}</tbody></table>`;
+}
+
+const n = (text: string) => ({ text, num: true as const });
+
+export function renderStatusPage(s: InstanceSnapshot): string {
+  const now = s.takenAt;
+  const when = (iso: string | null): Cell | null => (iso ? { text: relativeTime(Date.parse(iso), now), title: iso, cls: 'time' } : null);
+
+  const processes = table(
+    ['Role', n('PID'), 'Service', 'State', n('Connections'), n('Served'), 'Started'],
+    s.processes.map((p) => [
+      p.role,
+      p.pid === null ? null : p.pid,
+      p.service,
+      p.state === null ? null : { text: p.state, cls: `state-${p.state}` },
+      p.connections,
+      p.served,
+      when(p.started),
+    ]),
+    'No process is running.',
+  );
+
+  const listening = (service: string) =>
+    s.listeners
+      .filter((l) => l.service === service)
+      .map((l) => `${l.address === null ? '*' : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`)
+      .join(', ');
+  const services = s.services
+    ? table(
+        ['Service', 'Listening on', n('Processes'), n('Open'), n('Sessions served'), n('Messages queued'), n('Mean enqueue latency')],
+        s.services.map((x) => [
+          x.service,
+          listening(x.service) || null,
+          x.processes,
+          x.connections,
+          x.served,
+          x.enqueueLatency.count,
+          x.enqueueLatency.count ? { text: `${((x.enqueueLatency.sum / x.enqueueLatency.count) * 1000).toFixed(1)} ms`, num: true } : null,
+        ]),
+        'No service is configured.',
+      )
+    : '<p class="none">The dispatcher is not running.</p>';
+
+  const jc = s.jobController;
+  const pools = jc
+    ? table(['Pool', n('Running'), n('JOB_LIMIT'), n('Threads')], jc.pools.map((p) => [p.name, p.running, p.jobLimit, p.threads]), 'No pool is configured.')
+    : '<p class="none">The job controller is not running.</p>';
+  const jobs = jc
+    ? table(
+        [n('Job'), 'Channel', 'Pool', 'Started', n('Batches'), n('Messages'), n('In hand')],
+        jc.jobs.map((j) => [j.job, j.channel, j.pool, when(j.started), j.batches, j.messages, j.inHand]),
+        'No delivery job is running.',
+      )
+    : '';
+
+  const counters = new Map((jc?.channels ?? []).map((c) => [c.name, c]));
+  const queueNames = [...new Set([...(s.queue ?? []).map((q) => q.channel), ...counters.keys()])].sort();
+  const queue = table(
+    ['Channel', n('Queued'), n('Held'), n('Oldest'), n('Enqueued'), n('Delivered'), n('Deferred'), n('Returned'), n('Jobs')],
+    queueNames.map((name) => {
+      const q = s.queue?.find((x) => x.channel === name);
+      const c = counters.get(name);
+      return [
+        c?.stopped ? { text: `${name} (stopped)`, cls: 'warn' } : name,
+        q ? q.messages : null,
+        q ? q.held : null,
+        q && q.oldestMs !== null ? { text: formatDuration(now - q.oldestMs), num: true, title: new Date(q.oldestMs).toISOString() } : null,
+        c ? c.messages.enqueued : null,
+        c ? c.messages.delivered : null,
+        c ? c.messages.deferred : null,
+        c ? c.messages.returned : null,
+        c ? c.jobs : null,
+      ];
+    }),
+    'No channel.',
+  );
+
+  const deferrals = table(
+    ['When', 'Queue id', 'Channel', 'Recipient', 'Reason'],
+    s.deferrals.map((d) => [
+      { text: relativeTime(d.time.getTime(), now), title: d.time.toISOString(), cls: 'time' },
+      d.id,
+      d.destination,
+      { text: d.recipient, cls: 'addr' },
+      { text: d.status, cls: 'reason' },
+    ]),
+    'No deferral in log/mail.log.',
+  );
+
+  const problems = s.problems.length ? `<div class="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>` : '';
+  const taken = new Date(now).toISOString();
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="${STATUS_REFRESH_SECONDS}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tsubame status</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>tsubame</h1>
+<p class="meta">${escapeHtml(s.root)} · watcher pid ${s.watcher.pid}, up ${escapeHtml(formatDuration(now - Date.parse(s.watcher.started)))} · <span title="${escapeHtml(taken)}">as of ${escapeHtml(taken.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</span> · refreshed every ${STATUS_REFRESH_SECONDS} s · <a href="metrics">metrics</a></p>
+${problems}
+<h2>Processes</h2>
+${processes}
+<h2>Services</h2>
+${services}
+<h2>Pools and jobs</h2>
+${pools}
+${jobs}
+<h2>Queue</h2>
+${queue}
+<h2>Recent deferrals</h2>
+${deferrals}
+</body>
+</html>
+`;
+}

@@ -1,0 +1,65 @@
+// The SMTP side of ETRN without sockets: argument syntax, the reply for each job controller
+// outcome, sequence and ETRN_ALLOW checks, and failures of the request.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { etrnReply, etrnResponder, parseEtrnArgument, type EtrnRequest } from '../../src/smtp-server/etrn.js';
+import { parseCidr } from '../../src/config/cidr.js';
+import type { FlushReply } from '../../src/job-controller/protocol.js';
+
+test('argument syntax', () => {
+  const ok = (line: string) => {
+    const r = parseEtrnArgument(line);
+    assert.ok(r.ok, line);
+    return r.ok ? r.target : '';
+  };
+  assert.equal(ok('ETRN example.com'), 'example.com');
+  assert.equal(ok('ETRN  Example.COM. '), 'example.com');
+  assert.equal(ok('ETRN @Example.com'), '@example.com');
+  assert.equal(ok('ETRN #tcp_local'), '#tcp_local');
+  assert.equal(ok('ETRN [192.0.2.1]'), '[192.0.2.1]');
+  for (const line of ['ETRN', 'ETRN a b', 'ETRN a..b', 'ETRN #', 'ETRN #a/b', 'ETRN @', 'ETRN @@a.test', 'ETRN ex ample', `ETRN ${'x'.repeat(256)}`]) {
+    const r = parseEtrnArgument(line);
+    assert.ok(!r.ok && r.reply.code === 501, line);
+  }
+});
+
+test('replies for the outcomes (RFC 1985)', () => {
+  const flush = (code: number, count = 0): FlushReply => ({ ok: true, code, count, text: '' });
+  assert.equal(etrnReply('a.test', flush(250, 2)).code, 250);
+  assert.equal(etrnReply('a.test', flush(251)).code, 251);
+  assert.equal(etrnReply('a.test', flush(252)).code, 252);
+  assert.match(etrnReply('a.test', flush(253, 4)).text, /^OK, 4 pending messages for node a\.test started$/);
+  assert.equal(etrnReply('a.test', null).code, 458);
+  assert.equal(etrnReply('a.test', { ok: false, code: 500, count: 0, text: 'x' }).code, 458);
+  assert.equal(etrnReply('a.test', { ok: false, code: 459, count: 0, text: 'no' }).code, 459);
+});
+
+const req = (line: string, more: Partial<EtrnRequest> = {}): EtrnRequest => ({ line, remoteAddress: '127.0.10.2', greeted: true, inTransaction: false, ...more });
+
+test('responder: sequence, syntax and ETRN_ALLOW are checked before the job controller is asked', async () => {
+  const asked: string[] = [];
+  const respond = etrnResponder({
+    allow: [parseCidr('127.0.10.0/30')!],
+    requestFlush: async (t) => {
+      asked.push(t);
+      return { ok: true, code: 253, count: 1, text: '' };
+    },
+  });
+  assert.equal((await respond(req('ETRN a.test', { greeted: false }))).code, 503);
+  assert.equal((await respond(req('ETRN a.test', { inTransaction: true }))).code, 503);
+  assert.equal((await respond(req('ETRN'))).code, 501);
+  assert.equal((await respond(req('ETRN a.test', { remoteAddress: '127.0.10.9' }))).code, 459);
+  assert.equal((await respond(req('ETRN a.test', { remoteAddress: '::ffff:127.0.10.9' }))).code, 459);
+  assert.deepEqual(asked, []);
+  assert.equal((await respond(req('ETRN a.test', { remoteAddress: '::ffff:127.0.10.1' }))).code, 253);
+  assert.deepEqual(asked, ['a.test']);
+});
+
+test('responder: anyone when ETRN_ALLOW is empty; a failed or missing job controller is 458', async () => {
+  const anyone = etrnResponder({ allow: [], requestFlush: async () => ({ ok: true, code: 251, count: 0, text: '' }) });
+  assert.equal((await anyone(req('ETRN a.test', { remoteAddress: '192.0.2.77' }))).code, 251);
+  const down = etrnResponder({ allow: [], requestFlush: async () => null });
+  assert.equal((await down(req('ETRN a.test'))).code, 458);
+  const broken = etrnResponder({ allow: [], requestFlush: async () => { throw new Error('no answer within 5000 ms'); } });
+  assert.equal((await broken(req('ETRN a.test'))).code, 458);
+});

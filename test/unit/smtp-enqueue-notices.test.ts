@@ -1,0 +1,71 @@
+// Batched "enqueued" notices: one on its way at a time, the rest wait and go together.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EnqueueNotices, MAX_REFS_PER_NOTICE } from '../../src/smtp-server/enqueue-notices.js';
+import type { QueueRef } from '../../src/queue/types.js';
+
+const ref = (n: number): QueueRef => ({ id: `ID${n}`, channel: 'tcp_local', path: `/q/tcp_local/ZZID${n}.00` });
+
+/** A send function whose calls are recorded and answered only when the test says so. */
+function controlledSend() {
+  const calls: QueueRef[][] = [];
+  const answers: Array<(ok: boolean) => void> = [];
+  const send = (refs: QueueRef[]) =>
+    new Promise<boolean>((resolve, reject) => {
+      calls.push(refs);
+      answers.push((ok) => (ok ? resolve(true) : reject(new Error('job controller down'))));
+    });
+  return { calls, answers, send };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('an idle notifier sends at once; what comes meanwhile goes in one notice after', async () => {
+  const c = controlledSend();
+  const notices = new EnqueueNotices(c.send);
+  notices.add([ref(1)]);
+  assert.deepEqual(c.calls, [[ref(1)]]);
+  notices.add([ref(2)]);
+  notices.add([ref(3), ref(4)]);
+  assert.equal(c.calls.length, 1, 'nothing more while the first is on its way');
+  c.answers[0]!(true);
+  await tick();
+  assert.deepEqual(c.calls[1], [ref(2), ref(3), ref(4)]);
+  c.answers[1]!(true);
+  await notices.flushed();
+  assert.equal(c.calls.length, 2);
+  // Idle again: the next one leaves at once.
+  notices.add([ref(5)]);
+  assert.deepEqual(c.calls[2], [ref(5)]);
+  c.answers[2]!(true);
+  await notices.flushed();
+});
+
+test('a failed notice does not stop the next ones', async () => {
+  const c = controlledSend();
+  const notices = new EnqueueNotices(c.send);
+  notices.add([ref(1)]);
+  notices.add([ref(2)]);
+  c.answers[0]!(false);
+  await tick();
+  assert.deepEqual(c.calls[1], [ref(2)]);
+  c.answers[1]!(true);
+  await notices.flushed();
+});
+
+test('a large backlog is split into notices of at most MAX_REFS_PER_NOTICE', async () => {
+  const sizes: number[] = [];
+  const notices = new EnqueueNotices(async (refs) => void sizes.push(refs.length));
+  notices.add([ref(0)]);
+  notices.add(Array.from({ length: MAX_REFS_PER_NOTICE + 10 }, (_, i) => ref(i + 1)));
+  await notices.flushed();
+  assert.deepEqual(sizes, [1, MAX_REFS_PER_NOTICE, 10]);
+});
+
+test('nothing to send: no notice', async () => {
+  const c = controlledSend();
+  const notices = new EnqueueNotices(c.send);
+  notices.add([]);
+  await notices.flushed();
+  assert.equal(c.calls.length, 0);
+});
