@@ -8,6 +8,19 @@
 # that a single benchmark client is not throttled (mta-anchors.md §1.1 trap (a)).
 set -euo pipefail
 cmd=$1 dir=$2
+
+# Keeps one alternate_config_directories line in /etc/postfix/main.cf (Postfix honours only the
+# last one) listing the private instances that still exist: add or remove DIR.
+register_config_dir() {
+  local action=$1 target=$2 main=/etc/postfix/main.cf list=() d
+  for d in $(sed -n 's/^alternate_config_directories *= *//p' "$main" | tr ', ' '\n\n'); do
+    [ -n "$d" ] && [ "$d" != "$target" ] && [ -d "$d" ] && list+=("$d")
+  done
+  [ "$action" = add ] && list+=("$target")
+  sed -i '/^alternate_config_directories/d' "$main"
+  [ ${#list[@]} -gt 0 ] && echo "alternate_config_directories = $(IFS=,; echo "${list[*]}")" >> "$main"
+  return 0
+}
 case $cmd in
 start)
   ip=$3 port=$4 relay_ip=$5 relay_port=$6
@@ -47,9 +60,7 @@ local_recipient_maps =
 smtputf8_enable = no
 CF
   # Postfix only runs a non-default configuration directory listed in the default main.cf.
-  if ! grep -q "^alternate_config_directories.*$dir/etc" /etc/postfix/main.cf 2>/dev/null; then
-    echo "alternate_config_directories = $dir/etc" >> /etc/postfix/main.cf
-  fi
+  register_config_dir add "$dir/etc"
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
   chown -R postfix "$dir/queue" "$dir/data"
   postfix -c "$dir/etc" check 2>&1 | grep -v warning || true
@@ -57,6 +68,7 @@ CF
   ;;
 stop)
   postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
+  register_config_dir remove "$dir/etc"
   ;;
 *) echo "usage: $0 start|stop DIR …" >&2; exit 2;;
 esac

@@ -1,0 +1,258 @@
+// Accept-rate benchmark: how fast messages get into the queue over SMTP, tsubame against
+// Postfix's smtpd on the same machine in the same run.
+//
+//   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
+//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--json]
+//
+// smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
+// message, mode "reuse" adds -d (each session keeps its connection for all its messages).
+// Nothing is delivered while it runs, so only the accept path is measured:
+// - tsubame: the shipped etc/ with its tcp_local channel stopped (`imsimta qm stop tcp_local`);
+//   the SMTP server processes still write, fsync and log every message and tell the job
+//   controller, which indexes it. `--dispatcher tuned` (default) runs two SMTP server processes
+//   that never retire; `shipped` keeps the shipped dispatcher.cnf (MAX_LIFE_CONNS=100 etc.).
+// - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
+//   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
+//   never sees it.
+// Each MTA gets a fresh instance per run and mode and a 200-message warm-up; the order of the
+// two alternates between runs. The instance directories are removed only at the end: on ext4
+// a file system with many recently deleted inodes makes every file creation slower for a few
+// minutes (docs/BENCHMARKS.md, "Durable enqueue"), which would penalise whoever runs next. Reported per run: msg/s (messages / smtp-source wall time) and
+// the CPU the MTA's whole process tree used per message (user + system, from /proc), which
+// other load on the machine changes much less than the rate.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, type PostfixInstance } from './lib/peers.js';
+import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
+
+const execFileP = promisify(execFile);
+
+const POSTFIX_ADDRESS = '127.0.9.10';
+const POSTFIX_PORT = 2625;
+const TSUBAME_ADDRESS = '127.0.9.11';
+const TSUBAME_PORT = 2626;
+/** Where nothing listens: Postfix's relay host and tsubame's tcp_local smart host. */
+const NOWHERE = '127.0.9.12';
+const WARM_UP = 200;
+
+type Mode = 'new' | 'reuse';
+type Mta = 'tsubame' | 'postfix';
+
+interface Options {
+  messages: number;
+  sessions: number;
+  size: number;
+  runs: number;
+  modes: Mode[];
+  only: Mta | null;
+  dispatcher: 'tuned' | 'shipped';
+  json: boolean;
+}
+
+interface RunResult {
+  run: number;
+  mode: Mode;
+  mta: Mta;
+  messages: number;
+  seconds: number;
+  perSecond: number;
+  cpuMsPerMessage: number;
+  loadAverage: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--messages') o.messages = Number(value());
+    else if (a === '--sessions') o.sessions = Number(value());
+    else if (a === '--size') o.size = Number(value());
+    else if (a === '--runs') o.runs = Number(value());
+    else if (a === '--modes') o.modes = value().split(',') as Mode[];
+    else if (a === '--only') o.only = value() as Mta;
+    else if (a === '--dispatcher') o.dispatcher = value() as Options['dispatcher'];
+    else if (a === '--json') o.json = true;
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (o.modes.some((m) => m !== 'new' && m !== 'reuse')) throw new Error('--modes takes new and/or reuse');
+  if (o.only && o.only !== 'tsubame' && o.only !== 'postfix') throw new Error('--only takes tsubame or postfix');
+  if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
+  return o;
+}
+
+/** A running MTA under test: where it listens, the root of its process tree, how many messages it holds. */
+interface Target {
+  host: string;
+  port: number;
+  rootPid(): number;
+  queued(): Promise<number>;
+  /** Stops it; its directory stays until removeLeftovers(). */
+  stop(): Promise<void>;
+}
+
+const leftovers: string[] = [];
+function removeLeftovers(): void {
+  for (const dir of leftovers.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+async function startTsubame(o: Options): Promise<Target> {
+  const root = mkdtempSync(join(tmpdir(), 'tsubame-bench-accept-smtp-'));
+  leftovers.push(root);
+  cpSync(join(repoRoot, 'etc'), join(root, 'etc'), { recursive: true });
+  for (const d of ['queue', 'log', 'run']) mkdirSync(join(root, d), { recursive: true });
+  const imta = join(root, 'etc', 'imta.cnf');
+  writeFileSync(imta, readFileSync(imta, 'utf8').replace(/^(tcp_local\s[^\n]*)$/m, `$1 daemon ${NOWHERE} port 9`));
+  const dispatcherCnf = join(root, 'etc', 'dispatcher.cnf');
+  const shipped = readFileSync(dispatcherCnf, 'utf8').replace(/^PORT=.*$/m, `PORT=${TSUBAME_PORT}\nINTERFACE_ADDRESS=${TSUBAME_ADDRESS}`);
+  const tuned = '\n! bench: one process per core, kept for the whole run\nMIN_PROCS=2\nMAX_PROCS=2\nMIN_CONNS=5\nMAX_CONNS=500\nMAX_LIFE_CONNS=0\nMAX_LIFE_TIME=0\n';
+  writeFileSync(dispatcherCnf, o.dispatcher === 'tuned' ? shipped.replace(/^(\[SERVICE=SMTP\]\n(?:.*\n)*?INTERFACE_ADDRESS=.*\n)/m, `$1${tuned}`) : shipped);
+  const cli = (cmd: string, args: string[] = []) => execFileP(join(repoRoot, 'bin', cmd), [...args, '--root', root], { timeout: 120_000 });
+  await cli('imsimta', ['qm', 'stop', 'tcp_local']);
+  await cli('start-msg');
+  await waitListening(TSUBAME_ADDRESS, TSUBAME_PORT, 10_000);
+  const watcherPid = Number(readFileSync(join(root, 'run', 'watcher.pid'), 'utf8').trim());
+  return {
+    host: TSUBAME_ADDRESS,
+    port: TSUBAME_PORT,
+    rootPid: () => watcherPid,
+    async queued() {
+      const { stdout } = await cli('imsimta', ['qm', 'summarize', '--json']);
+      return (JSON.parse(stdout) as { messages: number }).messages;
+    },
+    async stop() {
+      await cli('stop-msg').catch((err: Error) => console.error(`stop-msg: ${err.message}`));
+    },
+  };
+}
+
+async function startHoldingPostfix(): Promise<Target> {
+  const pf: PostfixInstance = await startPostfix(POSTFIX_ADDRESS, POSTFIX_PORT, NOWHERE, 9);
+  leftovers.push(pf.dir);
+  // `postfix stop` returns before master has let go of the port: wait, so the next run cannot reach this one.
+  const stop = async () => {
+    await execFileP(join(repoRoot, 'bench', 'postfix', 'instance.sh'), ['stop', pf.dir]);
+    await waitRefused(POSTFIX_ADDRESS, POSTFIX_PORT, 20_000);
+  };
+  try {
+    const etc = join(pf.dir, 'etc');
+    await execFileP('postconf', ['-c', etc, '-e', 'smtpd_client_restrictions = check_client_access static:HOLD']);
+    await execFileP('postfix', ['-c', etc, 'reload']);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const masterPid = () => Number(readFileSync(join(pf.dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
+  return {
+    host: POSTFIX_ADDRESS,
+    port: POSTFIX_PORT,
+    rootPid: masterPid,
+    async queued() {
+      // Every message is in hold/ (or, if HOLD did not take, in the other queues: counted too, and the warm-up check fails).
+      return ['hold', 'incoming', 'active', 'deferred', 'maildrop'].reduce((n, q) => n + countFiles(join(pf.dir, 'queue', q)), 0);
+    },
+    stop,
+  };
+}
+
+async function waitRefused(host: string, port: number, timeoutMs: number): Promise<void> {
+  const net = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (!open) return;
+    if (Date.now() > deadline) throw new Error(`${host}:${port} still answers ${timeoutMs} ms after the stop`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function countFiles(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? countFiles(join(dir, e.name)) : 1;
+  return n;
+}
+
+function sourceArgs(o: Options, mode: Mode, messages: number, target: Target): string[] {
+  const args = ['-s', String(o.sessions), '-m', String(messages), '-l', String(o.size), '-f', 'bench@source.test', '-t', 'user@sink.test'];
+  if (mode === 'reuse') args.unshift('-d');
+  return [...args, `${target.host}:${target.port}`];
+}
+
+async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<RunResult> {
+  const target = mta === 'tsubame' ? await startTsubame(o) : await startHoldingPostfix();
+  try {
+    const warm = await runSmtpSource(sourceArgs(o, mode, WARM_UP, target));
+    if (warm.code !== 0) throw new Error(`${mta}: warm-up smtp-source failed: ${warm.stderr.trim()}`);
+    const afterWarmUp = await target.queued();
+    if (afterWarmUp !== WARM_UP) throw new Error(`${mta}: ${afterWarmUp} messages queued after a warm-up of ${WARM_UP}`);
+    const load = loadAverage();
+    const cpuBefore = treeCpuSeconds(target.rootPid());
+    const source = await runSmtpSource(sourceArgs(o, mode, o.messages, target));
+    const cpu = treeCpuSeconds(target.rootPid()) - cpuBefore;
+    if (source.code !== 0) throw new Error(`${mta}: smtp-source failed: ${source.stderr.trim()}`);
+    const queued = (await target.queued()) - WARM_UP;
+    if (queued !== o.messages) throw new Error(`${mta}: ${queued} of ${o.messages} messages queued`);
+    return {
+      run,
+      mode,
+      mta,
+      messages: o.messages,
+      seconds: Number(source.seconds.toFixed(2)),
+      perSecond: Math.round(o.messages / source.seconds),
+      cpuMsPerMessage: Number(((cpu * 1000) / o.messages).toFixed(2)),
+      loadAverage: load,
+    };
+  } finally {
+    await target.stop();
+  }
+}
+
+const o = parseOptions(process.argv.slice(2));
+const mtas: Mta[] = o.only ? [o.only] : ['postfix', 'tsubame'];
+if (!o.json) {
+  console.log(`# accept benchmark ${new Date().toISOString()}`);
+  console.log(`# ${await machineDescription()}; load average ${loadAverage()} at start`);
+  console.log(`# ${o.messages} messages of ${o.size} bytes, smtp-source -s ${o.sessions}; tsubame dispatcher ${o.dispatcher}; nothing delivered during the runs`);
+}
+const results: RunResult[] = [];
+process.on('exit', removeLeftovers);
+for (let run = 1; run <= o.runs; run++) {
+  for (const mode of o.modes) {
+    const order = run % 2 === 1 ? mtas : [...mtas].reverse();
+    for (const mta of order) {
+      const r = await measure(o, run, mode, mta);
+      results.push(r);
+      if (!o.json) {
+        console.log(
+          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(7)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}`,
+        );
+      }
+    }
+  }
+}
+if (o.json) console.log(JSON.stringify({ bench: 'accept-smtp', options: o, results }));
+else {
+  for (const mode of o.modes) {
+    const rates = (mta: Mta) => results.filter((r) => r.mode === mode && r.mta === mta).map((r) => r.perSecond);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    if (mtas.length === 2) {
+      const t = median(rates('tsubame'));
+      const p = median(rates('postfix'));
+      console.log(`# ${mode}: median tsubame ${t} msg/s, postfix ${p} msg/s, ratio ${(t / p).toFixed(2)}`);
+    }
+  }
+}
