@@ -11,7 +11,7 @@ import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
 const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
-  'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
+  'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
   'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -22,6 +22,8 @@ const COMPATIBLE_KEYS = [
 ];
 /** LOG_MAX_SIZE (octets), LOG_KEEP_DAYS (days), CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks). */
 const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
+/** The longest delay in seconds (about 24.8 days): Node's timers take at most 2^31-1 ms and run anything longer after 1 ms. */
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...COMPATIBLE_KEYS]);
 
 export const OPTION_DEFAULTS = {
@@ -34,6 +36,8 @@ export const OPTION_DEFAULTS = {
   BANNER_PURGE_DELAY: 0.1,
   BANNER_PURGE_DELAY_INTERNAL: 0,
   SMTP_TIMEOUT: 300,
+  /** Octets per second; Postfix's smtpd_min_data_rate default. */
+  SMTP_MIN_DATA_RATE: 500,
 } as const;
 
 /** Reads option.dat; `file` may be missing (every option then has its default). */
@@ -53,13 +57,17 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     if (e && e.value.trim() !== '' && !/^\d+$/.test(e.value.trim())) reader.error(e, `${key} must be a whole number ≥ 0, found "${e.value}"`);
   }
   const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
-  const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT') => {
+  const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT' | 'SMTP_COMMAND_DEADLINE', fallbackMs: number) => {
     const e = o.get(key);
-    if (!e) return OPTION_DEFAULTS[key] * 1000;
+    if (!e) return fallbackMs;
     const v = Number(e.value);
     if (!(v >= 0) || e.value.trim() === '') {
       reader.error(e, `${key} must be a number of seconds, found "${e.value}"`);
-      return OPTION_DEFAULTS[key] * 1000;
+      return fallbackMs;
+    }
+    if (!(v <= MAX_SECONDS)) {
+      reader.error(e, `${key} must be at most ${MAX_SECONDS} seconds (about 24.8 days), found "${e.value}"`);
+      return fallbackMs;
     }
     return Math.round(v * 1000);
   };
@@ -73,7 +81,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
   if (localHost && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(localHost.value)) {
     reader.error(localHost, `LOCAL_HOST must be a host name, found "${localHost.value}"`);
   }
-  return {
+  const parsed = {
     raw,
     internalIp: cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, reader),
     dnsServers: dnsServers(o.get('DNS_SERVERS'), reader),
@@ -83,14 +91,20 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     maxMessagesPerSession: int('MAX_MESSAGES_PER_SESSION', 1),
     maxBadCommands: int('MAX_BAD_COMMANDS', 1),
     maxConnsPerIp: int('MAX_CONNS_PER_IP', 1),
-    bannerPurgeDelayMs: seconds('BANNER_PURGE_DELAY'),
-    bannerPurgeDelayInternalMs: seconds('BANNER_PURGE_DELAY_INTERNAL'),
-    smtpTimeoutMs: seconds('SMTP_TIMEOUT'),
+    bannerPurgeDelayMs: seconds('BANNER_PURGE_DELAY', OPTION_DEFAULTS.BANNER_PURGE_DELAY * 1000),
+    bannerPurgeDelayInternalMs: seconds('BANNER_PURGE_DELAY_INTERNAL', OPTION_DEFAULTS.BANNER_PURGE_DELAY_INTERNAL * 1000),
+    smtpTimeoutMs: seconds('SMTP_TIMEOUT', OPTION_DEFAULTS.SMTP_TIMEOUT * 1000),
     tlsKeyFile: tlsKey,
     tlsCertFile: tlsCert,
     fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
     etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
+  };
+  return {
+    ...parsed,
+    // A request (command line, TLS handshake, DATA budget) gets SMTP_TIMEOUT unless set apart.
+    smtpCommandDeadlineMs: seconds('SMTP_COMMAND_DEADLINE', parsed.smtpTimeoutMs),
+    smtpMinDataRate: int('SMTP_MIN_DATA_RATE', 1),
   };
 }
 

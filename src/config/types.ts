@@ -174,6 +174,10 @@ export interface OptionsConfig {
   bannerPurgeDelayInternalMs: number;
   /** Idle SMTP command timeout in ms (SMTP_TIMEOUT, seconds; default 300). */
   smtpTimeoutMs: number;
+  /** ms a command line, a TLS handshake or the DATA budget may take (SMTP_COMMAND_DEADLINE, seconds; default SMTP_TIMEOUT; 0 = none). */
+  smtpCommandDeadlineMs: number;
+  /** Octets per second DATA must average (SMTP_MIN_DATA_RATE; default 500). */
+  smtpMinDataRate: number;
   tlsKeyFile: string | null; // TLS_KEY
   tlsCertFile: string | null; // TLS_CERT
   /** Domains whose deferred mail is indexed for ETRN (FAST_FLUSH_DOMAINS); null = derived from rewrite rules. */

@@ -25,7 +25,11 @@ import type { JobRunner } from './runner.js';
 import type { FlushReply } from './protocol.js';
 import { nextAttemptAt } from './backoff.js';
 import { readQueuedFileSync } from './queue-read.js';
-import { QueueFileError } from '../queue/errors.js';
+import { QueueFileError, QueueWriteError } from '../queue/errors.js';
+import { DelayedDirectorySync } from './removal-sync.js';
+import type { OutcomePolicy } from './outcome.js';
+import { unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DeliveryStatsBook } from './delivery-stats.js';
 
 export interface ControllerOptions {
@@ -55,10 +59,31 @@ const READ_PARALLEL = 32;
 /** Outcomes of a batch written back at once (their directory fsyncs are shared). */
 const SETTLE_PARALLEL = 32;
 /**
+ * A job that has delivered a batch waits up to this long for a full batch (threaddepth messages)
+ * when fewer are ready, instead of sending the few at once: while mail arrives, it goes out in
+ * batches of threaddepth rather than one or two at a time, each batch costing a round trip to
+ * the job's thread. A job's first batch never waits.
+ */
+const LINGER_MS = 20;
+/** Removals whose directory fsyncs are gathered into one round. */
+const REMOVAL_SYNC_DELAY_MS = 20;
+
+/** An attempt's outcome between its notices and its file change (see deliverBatch). */
+interface Settling {
+  entry: IndexedMessage;
+  envelope: Envelope;
+  applied: AppliedOutcome;
+  noticeOk: boolean;
+  now: Date;
+  policy: OutcomePolicy;
+}
+/**
  * Envelopes kept from admission until the message's first attempt, so that a new message is read
  * once, not twice. Bounded: beyond this many, envelopes are read again when the job takes them.
  */
 const FRESH_ENVELOPES_MAX = 20_000;
+/** A temporary file untouched this long and not open in its writer is left over (see QueueStore.sweepTemporary). */
+const STALE_TEMPORARY_MS = 10 * 60_000;
 
 interface FreshEnvelope {
   path: string;
@@ -85,6 +110,10 @@ export class JobController {
   private readonly fresh = new Map<string, FreshEnvelope>();
   /** mail.log records of the outcomes settled in this turn of the event loop: one write for all. */
   private mailLogPending: MailLogRecord[] = [];
+  /** Jobs lingering for a fuller batch, per channel (see LINGER_MS). */
+  private readonly lingering = new Map<string, Set<{ size: number; wake: () => void }>>();
+  /** Directory fsyncs of removed (delivered) queue files, gathered and run in the background. */
+  private readonly removals: DelayedDirectorySync;
   private stopped = new Set<string>();
   private readonly warnedChannels = new Set<string>();
   private generation = 1;
@@ -97,6 +126,10 @@ export class JobController {
   private scanning: Promise<void> | null = null;
   private scanAgain = false;
   private scans = 0;
+  /** Queue files whose envelope this process read (status `files_read`: what a flush or scan cost). */
+  private filesRead = 0;
+  /** Batches handed to jobs and the messages in them, since start (status: the mean batch size). */
+  private readonly handed = { batches: 0, messages: 0 };
   private readonly now: () => number;
 
   constructor(private readonly opts: ControllerOptions) {
@@ -109,6 +142,7 @@ export class JobController {
     this.index = new MessageIndex(Math.max(1, this.config.jobController?.maxMessages ?? 100000));
     this.counters = new CounterBook(countersPath(this.paths.log));
     this.counters.load();
+    this.removals = new DelayedDirectorySync(REMOVAL_SYNC_DELAY_MS, (dir, err) => this.logger.warn({ dir, err }, 'cannot fsync a queue directory after removals'));
     this.fastFlush = FastFlushStore.open({ root: this.paths.root, config: this.config, logger: opts.logger });
     opts.runner.configure(poolsOf(this.config));
   }
@@ -123,12 +157,15 @@ export class JobController {
     if (removed) this.logger.info({ removed }, 'removed temporary files left by writers that died');
     this.stopped = new Set(await readStoppedChannels(this.paths.root).catch(() => []));
     this.armSynchTimer();
-    return { scanned: this.rescan('start') };
+    // Without its journal, the fast-flush index is rebuilt from the files the scan left unread.
+    const scanned = this.rescan('start').then(() => this.fastFlush.rebuild({ scan: () => this.store.scan(), known: (id) => this.index.has(id), read: (p) => this.readQueued(p) }));
+    return { scanned: scanned.then(() => {}, (err: Error) => this.logger.error({ err }, 'fast-flush rebuild failed')) };
   }
 
   /** Finishes the batches in hand, then stops. */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const set of this.lingering.values()) for (const l of set) l.wake();
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.synchTimer) clearInterval(this.synchTimer);
     await Promise.all([...this.jobs.values()].map((j) => j.done));
@@ -136,6 +173,7 @@ export class JobController {
     await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
     await this.opts.runner.close();
     await this.store.close();
+    await this.removals.close();
     this.fastFlush.close();
     this.flushMailLog();
     this.mailLog.close();
@@ -225,7 +263,7 @@ export class JobController {
     this.flushGeneration++;
     return this.fastFlush.flush(
       target,
-      flushHostFor({ index: this.index, store: this.store, admit: (path, envelope) => this.admit(path, envelope), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
+      flushHostFor({ index: this.index, read: (path) => this.readQueued(path), admit: (path, envelope, size) => this.admit(path, envelope, size, true), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
     );
   }
 
@@ -248,6 +286,7 @@ export class JobController {
       ok: true,
       pid: process.pid,
       index: { size: this.index.size, max: this.index.maxMessages, high_water: this.index.highWater, overflowed: this.index.overflowed, scans: this.scans },
+      batches: { ...this.handed },
       pools,
       jobs: [...this.jobs.values()].map((j) => ({
         job: j.id,
@@ -263,6 +302,7 @@ export class JobController {
       channels,
       stopped: [...this.stopped].sort(),
       fast_flush: this.fastFlush.stats(),
+      files_read: this.filesRead,
       delivery: this.deliveryStats.snapshot(),
     };
   }
@@ -318,8 +358,9 @@ export class JobController {
   /**
    * Puts a message into the index; false when it is already there or there is no room. With its
    * size, a message due now keeps its envelope for its first attempt (read once, not twice).
+   * `overLimit`: a flush named it, so it is taken even when the index is full.
    */
-  private admit(path: string, envelope: Envelope, size?: number): boolean {
+  private admit(path: string, envelope: Envelope, size?: number, overLimit = false): boolean {
     const pending = envelope.recipients.filter((r) => r.state === 'pending');
     const owesNotice = envelope.recipients.some((r) => r.state === 'failed');
     const entry: IndexedMessage = {
@@ -334,7 +375,7 @@ export class JobController {
       domains: domainsOf(pending.map((r) => r.address)),
     };
     this.fastFlush.noteAdmitted(path, envelope);
-    const added = this.index.add(entry, this.now());
+    const added = this.index.add(entry, this.now(), overLimit);
     if (added && size !== undefined && entry.dueMs <= this.now() && this.fresh.size < FRESH_ENVELOPES_MAX) {
       this.fresh.set(entry.id, { path, envelope, size });
     }
@@ -346,6 +387,7 @@ export class JobController {
    * A corrupt file is set aside and a vanished one skipped: both give null.
    */
   private async readQueued(path: string): Promise<{ envelope: Envelope; size: number } | null> {
+    this.filesRead++;
     try {
       const file = readQueuedFileSync(path, { queueDir: this.paths.queue });
       return file && { envelope: file.envelope, size: file.size };
@@ -421,8 +463,17 @@ export class JobController {
   private armSynchTimer(): void {
     if (this.synchTimer) clearInterval(this.synchTimer);
     const sec = Math.max(1, this.config.jobController?.synchTimeSec ?? 14400);
-    this.synchTimer = setInterval(() => void this.rescan('synch'), sec * 1000);
+    this.synchTimer = setInterval(() => {
+      void this.sweepStaleTemporary();
+      void this.rescan('synch');
+    }, sec * 1000);
     this.synchTimer.unref();
+  }
+
+  /** Temporary files of writers killed mid-write (SMTP server processes) go at every SYNCH_TIME, not only at start. */
+  private async sweepStaleTemporary(): Promise<void> {
+    const removed = await this.store.sweepTemporary(STALE_TEMPORARY_MS).catch(() => 0);
+    if (removed) this.logger.info({ removed }, 'removed stale temporary files from queue/.tmp');
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -432,6 +483,10 @@ export class JobController {
     if (this.stopping) return;
     const now = this.now();
     this.index.promoteDue(now);
+    for (const [name, set] of this.lingering) {
+      const ready = this.index.channelStats(name).ready;
+      for (const l of set) if (ready >= l.size) l.wake();
+    }
     const channels = this.index.channels();
     const start = channels.length ? this.rotation++ % channels.length : 0;
     for (let k = 0; k < channels.length; k++) {
@@ -515,15 +570,42 @@ export class JobController {
       const limits = jobLimits(this.config, job.channel);
       if (limits.maxBatches > 0 && job.batches >= limits.maxBatches) return;
       this.index.promoteDue(this.now());
-      const taken = this.index.take(job.channel, batchSize(channel.threadDepth));
+      const size = batchSize(channel.threadDepth);
+      if (job.batches > 0 && this.index.channelStats(job.channel).ready < size) {
+        await this.linger(job.channel, size);
+        if (this.stopping || this.stopped.has(job.channel)) return;
+        this.index.promoteDue(this.now());
+      }
+      const taken = this.index.take(job.channel, size);
       if (taken.length === 0) return;
       job.current = taken.length;
       await this.deliverBatch(job, channel, taken, limits.timeoutMs);
       job.current = 0;
       job.batches++;
       job.messages += taken.length;
+      this.handed.batches++;
+      this.handed.messages += taken.length;
       if (this.othersWaiting(job)) return; // let the pool's other channels have a turn
     }
+  }
+
+  /** Resolves once `size` messages of the channel are ready, or after LINGER_MS. */
+  private linger(channel: string, size: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.lingering.get(channel);
+      if (!set) this.lingering.set(channel, (set = new Set()));
+      const waiter = {
+        size,
+        wake: () => {
+          clearTimeout(timer);
+          set!.delete(waiter);
+          if (set!.size === 0 && this.lingering.get(channel) === set) this.lingering.delete(channel);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => waiter.wake(), LINGER_MS);
+      set.add(waiter);
+    });
   }
 
   /** Another channel of the job's pool has ready messages, no job, and the pool is full. */
@@ -584,24 +666,51 @@ export class JobController {
       }));
     }
     const byId = new Map(outcomes.map((o) => [o.ref.id, o]));
-    // All at once: the removals and rewrites of a batch share their directory fsyncs.
+    // The whole batch at once: notices, then the D and R records of all its messages in one write,
+    // then the removals and rewrites (which share their directory fsyncs).
+    const settling: Settling[] = [];
     await forEachLimited(items, SETTLE_PARALLEL, async ({ entry, item }) => {
       try {
-        await this.settle(entry, item.envelope, byId.get(entry.id)?.recipients ?? [], channel);
+        settling.push(await this.prepareSettle(entry, item.envelope, byId.get(entry.id)?.recipients ?? [], channel));
       } catch (err) {
-        this.logger.error({ err, id: entry.id }, 'cannot record the outcome; the message will be tried again');
-        this.index.reschedule(entry.id, { dueMs: this.now() + 60_000 }, this.now());
+        this.settleFailed(entry.id, err);
+      }
+    });
+    for (const s of settling) this.logOutcome(s.envelope, s.applied, 'settled', false);
+    this.flushMailLog();
+    await forEachLimited(settling, SETTLE_PARALLEL, async (s) => {
+      try {
+        await this.commitSettle(s);
+      } catch (err) {
+        this.settleFailed(s.entry.id, err);
       }
     });
   }
 
+  private settleFailed(id: string, err: unknown): void {
+    this.logger.error({ err, id }, 'cannot record the outcome; the message will be tried again');
+    this.index.reschedule(id, { dueMs: this.now() + 60_000 }, this.now());
+  }
+
   /** Writes an attempt's outcome back: notices first, then the queue file, then mail.log, counters and the index. */
   private async settle(entry: IndexedMessage, envelope: Envelope, outcomes: RecipientOutcome[], channel: Channel | undefined): Promise<void> {
+    const s = await this.prepareSettle(entry, envelope, outcomes, channel);
+    // D and R before the file changes: a kill in between gives a record and a redelivery (at least once), never a silent delivery.
+    this.logOutcome(envelope, s.applied, 'settled');
+    await this.commitSettle(s);
+  }
+
+  /** The outcome applied to the envelope and the notices queued; nothing changed in the message's file yet. */
+  private async prepareSettle(entry: IndexedMessage, envelope: Envelope, outcomes: RecipientOutcome[], channel: Channel | undefined): Promise<Settling> {
     const now = new Date(this.now());
     const policy = outcomePolicy(this.config, channel);
     const applied = applyOutcome(envelope, outcomes, now, policy);
     const noticeOk = await this.sendNotices(entry, applied, channel, now, policy.noticesMs);
+    return { entry, envelope, applied, noticeOk, now, policy };
+  }
 
+  /** The queue file rewritten (recipients left) or removed, then counters and the index. */
+  private async commitSettle({ entry, envelope, applied, noticeOk, now, policy }: Settling): Promise<void> {
     const ref: QueueRef = { id: entry.id, channel: entry.channel, path: entry.path };
     let current: QueueRef | null = ref;
     let toWrite: Envelope | null = null;
@@ -619,11 +728,11 @@ export class JobController {
         this.logger.info({ id: entry.id }, 'message left the queue during its delivery attempt');
       }
     } else {
-      await this.store.remove(ref);
+      this.removeQueued(ref.path);
       current = null;
     }
 
-    this.logOutcome(envelope, applied, current !== null);
+    if (current !== null) this.logOutcome(envelope, applied, 'deferred');
     this.count(envelope, applied, current !== null);
     if (current && toWrite) {
       const pending = toWrite.recipients.filter((r) => r.state === 'pending');
@@ -667,15 +776,36 @@ export class JobController {
     }
   }
 
-  private logOutcome(envelope: Envelope, applied: AppliedOutcome, stillQueued: boolean): void {
+  /** `settled` (D, R) is written at once, before the queue file changes; `deferred` (Q, after the rewrite) with the turn's other records. */
+  private logOutcome(envelope: Envelope, applied: AppliedOutcome, part: 'settled' | 'deferred', flush = true): void {
     const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from, time: new Date(this.now()) };
     const records: MailLogRecord[] = [];
-    for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost) });
-    for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost) });
-    if (stillQueued) for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    if (part === 'settled') {
+      for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+      for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    } else {
+      for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+    }
     if (records.length === 0) return;
-    if (this.mailLogPending.length === 0) setImmediate(() => this.flushMailLog());
+    if (this.mailLogPending.length === 0 && part === 'deferred') setImmediate(() => this.flushMailLog());
     for (const r of records) this.mailLogPending.push(r);
+    if (part === 'settled' && flush) this.flushMailLog();
+  }
+
+  /**
+   * Removes a delivered message's file at once (a later scan must not find it), and makes the
+   * removal durable in the background: its directory is fsynced with the other removals of the
+   * next few milliseconds. Nothing waits for that fsync; a crash before it can only bring the
+   * message back for one more delivery (at least once, as DESIGN.md says).
+   */
+  private removeQueued(path: string): void {
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw QueueWriteError.from(err, `cannot remove ${path}`);
+    }
+    this.removals.note(dirname(path));
   }
 
   private flushMailLog(): void {

@@ -5,19 +5,25 @@
 // (like Postfix's per-site logs in $queue_directory/flush; not run/, which stop-msg leaves
 // empty, not queue/, which holds channel queues only). One JSON line per event: `d` = deferred
 // (id, channel, path relative to the root, fast-flush domains; replaces earlier lines of the id),
-// `x` = left the queue. At open it is replayed (one sequential read: milliseconds for 100k
-// messages, so ETRN is fast from the first second after a restart, before the start-up queue
-// scan has finished) and rewritten compacted; it is compacted again when dead lines outnumber
-// live ones. Writes are buffered for one event-loop turn and not fsynced: a crash can lose the
+// `x` = left the queue. At open it is replayed (one sequential read, no queue file opened: about
+// half a second for 100k messages, so ETRN works right after a restart, before the start-up queue
+// scan has read the files) and rewritten compacted when it holds dead lines; it is compacted
+// again when dead lines outnumber live ones. Writes are buffered for one event-loop turn and not fsynced: a crash can lose the
 // last lines, and a stale line is harmless (a flush checks the file). What a crash loses is
 // repaired from the queue itself: every deferred envelope the scheduler reads (the start-up
 // scan, rescans) is recorded again (noteAdmitted).
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+//
+// The journal is authoritative: with it, a start indexes every deferred message without opening
+// a queue file. Without it (first start, or lost), the domains are only inside the files: the
+// scheduler's start-up scan indexes what it reads, and rebuild() then reads the deferred files
+// it left on disk (beyond MAX_MESSAGES), a few at a time in the background. A marker file
+// (`fast-flush.rebuild`) says a rebuild is owed until it has finished, across restarts.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { access, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, QueueStore } from '../queue/index.js';
+import type { Envelope, ScanEntry } from '../queue/index.js';
 import { parseQueueFileName } from '../queue/index.js';
 import {
   FastFlushIndex,
@@ -65,6 +71,8 @@ export class FastFlushStore {
   policy: FastFlushPolicy;
   readonly path: string;
   readonly loaded: JournalLoad;
+  /** The journal was missing (or a rebuild did not finish): rebuild() is owed. */
+  readonly rebuildOwed: boolean;
   private readonly root: string;
   private readonly logger: Logger | undefined;
   private readonly compactSlack: number;
@@ -72,6 +80,8 @@ export class FastFlushStore {
   private pending: string[] = [];
   private flushScheduled = false;
   private deadLines = 0;
+  /** The journal read at open ended with a complete line (so appending to it is safe). */
+  private endsWithNewline = false;
   private broken = false;
 
   private constructor(opts: FastFlushStoreOptions) {
@@ -81,12 +91,16 @@ export class FastFlushStore {
     this.compactSlack = opts.compactSlack ?? 10_000;
     this.policy = fastFlushPolicy(opts.config.options.fastFlushDomains, opts.config.imta);
     this.loaded = this.load();
+    this.rebuildOwed = !this.loaded.existed || existsSync(this.markerPath);
+    if (this.rebuildOwed) this.setMarker(true);
   }
 
-  /** Replays the journal and rewrites it compacted. Never throws: without a usable journal the index starts empty. */
+  /** Replays the journal (and rewrites it compacted when needed). Never throws: without a usable journal the index starts empty. */
   static open(opts: FastFlushStoreOptions): FastFlushStore {
     const store = new FastFlushStore(opts);
-    store.compact();
+    // Rewritten only when it holds dead or torn lines: at 100k entries the rewrite costs as much as the replay.
+    if (store.loaded.existed && store.loaded.lines === store.loaded.entries && store.loaded.skipped === 0 && store.endsWithNewline) store.openForAppend();
+    else store.compact();
     store.logger?.info(
       { ...store.loaded, domains: store.index.domainCount, policy: store.policy.source, off: isFastFlushOff(store.policy) },
       'fast-flush index loaded',
@@ -146,6 +160,29 @@ export class FastFlushStore {
     return reply;
   }
 
+  /**
+   * Indexes the deferred files (attempts ≥ 1 by their names, not held) that neither the journal
+   * nor the scheduler's reads covered. Only when owed (the journal was missing); yields to the
+   * event loop between small batches, so that ETRN and deliveries go on meanwhile.
+   */
+  async rebuild(parts: RebuildParts): Promise<{ read: number; indexed: number; ms: number } | null> {
+    if (!this.rebuildOwed) return null;
+    const started = Date.now();
+    const before = this.index.size;
+    let read = 0;
+    for await (const e of parts.scan()) {
+      if (e.held || e.attempts === 0 || this.index.get(e.id) || parts.known(e.id)) continue;
+      const file = await parts.read(e.path).catch(() => null);
+      read++;
+      if (file) this.noteAdmitted(e.path, file.envelope);
+      if (read % REBUILD_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.setMarker(false);
+    const result = { read, indexed: this.index.size - before, ms: Date.now() - started };
+    this.logger?.info(result, 'fast-flush index rebuilt from the queue files');
+    return result;
+  }
+
   stats(): { messages: number; domains: number; policy: string; off: boolean } {
     return { messages: this.index.size, domains: this.index.domainCount, policy: this.policy.source, off: isFastFlushOff(this.policy) };
   }
@@ -181,6 +218,7 @@ export class FastFlushStore {
       if (rec.op === 'x') this.index.remove(rec.id);
       else this.index.record({ id: rec.id, channel: rec.ch, path: this.absolutePath(rec.p) }, rec.dom);
     }
+    this.endsWithNewline = text.length === 0 || text.endsWith('\n');
     return { existed: true, entries: this.index.size, lines, skipped, ms: Date.now() - started };
   }
 
@@ -199,6 +237,14 @@ export class FastFlushStore {
       this.fd = openSync(this.path, 'a');
       this.deadLines = 0;
       this.broken = false;
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private openForAppend(): void {
+    try {
+      this.fd = openSync(this.path, 'a');
     } catch (err) {
       this.fail(err as Error);
     }
@@ -236,6 +282,21 @@ export class FastFlushStore {
     this.pending = [];
   }
 
+  private get markerPath(): string {
+    return this.path.replace(/\.jnl$/, '') + '.rebuild';
+  }
+
+  private setMarker(owed: boolean): void {
+    try {
+      if (owed) {
+        mkdirSync(dirname(this.markerPath), { recursive: true });
+        writeFileSync(this.markerPath, '');
+      } else unlinkSync(this.markerPath);
+    } catch {
+      /* without the marker a crash during the rebuild is repaired by the scans only */
+    }
+  }
+
   private relativePath(p: string): string {
     return relative(this.root, p);
   }
@@ -243,6 +304,19 @@ export class FastFlushStore {
   private absolutePath(p: string): string {
     return isAbsolute(p) ? p : join(this.root, p);
   }
+}
+
+/** Files read by rebuild() before it yields to the event loop. */
+const REBUILD_BATCH = 64;
+
+/** What rebuild() needs from the job controller. */
+export interface RebuildParts {
+  /** Every queue file (names and stat only). */
+  scan(): AsyncIterable<ScanEntry>;
+  /** The scheduler holds it (so it read the file, and noteAdmitted saw it). */
+  known(id: string): boolean;
+  /** The job controller's envelope reader; null when the file is gone or corrupt. */
+  read(path: string): Promise<{ envelope: Envelope } | null>;
 }
 
 function parseLine(line: string): JournalLine | null {
@@ -270,12 +344,17 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 
 // ------------------------------------------------------------------ the host
 
-/** What the job controller lends a flush (its scheduling index, the queue store, and its admission). */
+/** What the job controller lends a flush (its scheduling index, its envelope reader, and its admission). */
 export interface FlushHostParts {
   index: MessageIndex;
-  store: QueueStore;
-  /** Puts a message read from disk into the scheduler (false: no room, or already there). */
-  admit(path: string, envelope: Envelope): boolean;
+  /** The job controller's envelope reader (corrupt files set aside); null when the file is gone. */
+  read(path: string): Promise<{ envelope: Envelope; size: number } | null>;
+  /**
+   * Puts a message read from disk into the scheduler, due now, even when the index is full (the
+   * flush named it); with its size, so that the delivery attempt does not read it again. False
+   * when it is already there.
+   */
+  admit(path: string, envelope: Envelope, size: number): boolean;
   rescan(): void;
   kick(): void;
   now(): number;
@@ -297,9 +376,9 @@ export function flushHostFor(parts: FlushHostParts): FlushHost {
     async admitNow(ref: FlushRef) {
       const path = await currentPath(ref);
       if (!path) return 'gone';
-      const envelope = await parts.store.tryReadEnvelope(path);
-      if (!envelope || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
-      if (parts.admit(path, { ...envelope, nextAttempt: null })) return 'admitted';
+      const file = await parts.read(path);
+      if (!file || file.envelope.held || !file.envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
+      if (parts.admit(path, { ...file.envelope, nextAttempt: null }, file.size)) return 'admitted';
       return index.has(ref.id) ? 'admitted' : 'no-room';
     },
     makeDue: (match) => index.makeDue(match),

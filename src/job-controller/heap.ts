@@ -56,11 +56,12 @@ export class Heap<T> {
  * how a rescan picks the oldest files of a backlog bigger than the index.
  */
 export class SmallestN<T> {
-  private readonly heap: Heap<T>;
+  /** Each item with its key, computed once (a heap compares each item log(limit) times). */
+  private readonly heap: Heap<{ key: number; item: T }>;
   /** Items offered but not kept (because `limit` smaller ones were seen). */
   dropped = 0;
   constructor(private readonly limit: number, private readonly key: (t: T) => number) {
-    this.heap = new Heap<T>((a, b) => key(a) > key(b)); // largest on top, to be evicted first
+    this.heap = new Heap((a, b) => a.key > b.key); // largest on top, to be evicted first
   }
 
   offer(item: T): void {
@@ -68,20 +69,23 @@ export class SmallestN<T> {
       this.dropped++;
       return;
     }
+    const key = this.key(item);
     if (this.heap.size < this.limit) {
-      this.heap.push(item);
+      this.heap.push({ key, item });
       return;
     }
-    const largest = this.heap.peek()!;
-    if (this.key(item) < this.key(largest)) {
+    if (key < this.heap.peek()!.key) {
       this.heap.pop();
-      this.heap.push(item);
+      this.heap.push({ key, item });
     }
     this.dropped++;
   }
 
   /** The kept items, smallest first. */
   result(): T[] {
-    return this.heap.toArray().sort((a, b) => this.key(a) - this.key(b));
+    return this.heap
+      .toArray()
+      .sort((a, b) => a.key - b.key)
+      .map((k) => k.item);
   }
 }

@@ -77,10 +77,14 @@ export class MessageIndex {
     return this.entries.get(id);
   }
 
-  /** Adds the message (due at `dueMs`); false when the index is full (it then counts as overflowed) or already knows it. */
-  add(msg: IndexedMessage, nowMs: number): boolean {
+  /**
+   * Adds the message (due at `dueMs`); false when the index is full (it then counts as overflowed)
+   * or already knows it. `overLimit`: a message an operator or ETRN named (a flush) is taken even
+   * when the index is full; the excess is bounded by what the flush names and leaves as it is tried.
+   */
+  add(msg: IndexedMessage, nowMs: number, overLimit = false): boolean {
     if (this.entries.has(msg.id)) return false;
-    if (this.entries.size >= this.maxMessages) {
+    if (this.entries.size >= this.maxMessages && !overLimit) {
       this.overflowed = true;
       return false;
     }

@@ -1,6 +1,6 @@
 // Where master channel jobs run: one piscina pool of worker threads per [POOL=] of
 // job_controller.cnf, or in this thread (tests, tools). A pool runs up to JOB_LIMIT jobs at once
-// on at most as many threads as there are CPUs: jobs wait on sockets far more than they compute,
+// on at most as many threads as there are CPUs but one: jobs wait on sockets far more than they compute,
 // and every extra thread is an isolate to start, warm up and collect (on a 2-core machine, seven
 // threads for seven jobs cost more CPU than the messages they carried in a 3000-message run).
 // A job past its time limit stops itself (job-host.ts); a thread whose job does not is ended here.
@@ -29,6 +29,17 @@ export const HARD_TIMEOUT_GRACE_MS = 15_000;
 export interface ThreadPlan {
   threads: number;
   jobsPerThread: number;
+}
+
+/**
+ * CPUs a pool's jobs may take: all but one, which is left to the SMTP server processes and the
+ * job controller's own thread. On 2 cores one job thread delivered a 5000-message backlog at
+ * 1600 msg/s for 0.45 ms CPU per message, two threads at 700 msg/s for 0.60 ms (bench/relay.ts's
+ * drain, docs/BENCHMARKS.md "Relay"): the second thread only added an isolate to warm up and
+ * collect, and contention.
+ */
+export function deliveryCpus(cpus: number): number {
+  return Math.max(1, Math.floor(cpus) - 1);
 }
 
 /** Threads for a pool of `jobLimit` jobs: one per CPU at most, the jobs spread over them. */
@@ -83,7 +94,7 @@ export class PiscinaRunner implements JobRunner {
     }
     for (const [name, p] of wanted) {
       if (this.pools.has(name)) continue;
-      const plan = threadPlan(p.jobLimit, this.opts.cpus ?? availableParallelism());
+      const plan = threadPlan(p.jobLimit, this.opts.cpus ?? deliveryCpus(availableParallelism()));
       const piscina = new Piscina({
         filename: WORKER,
         minThreads: 0,

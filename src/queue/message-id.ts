@@ -29,3 +29,9 @@ export function createIdGenerator(pid: number = process.pid): IdGenerator {
 export function isQueueId(text: string): boolean {
   return /^[0-9A-Z]{8,64}$/.test(text);
 }
+
+/** The creation time (ms) an id made here starts with, or null when the id does not carry one. */
+export function queueIdTimeMs(id: string): number | null {
+  const t = parseInt(id.slice(0, 9), 36);
+  return Number.isFinite(t) && t > 1e12 && t < 1e13 ? t : null;
+}

@@ -1,14 +1,15 @@
 // The durable per-channel queue: queue/<channel>/[<subdir>/]<file>, one file per message per
 // destination channel. Writes go to queue/.tmp/ (never scanned), are fsynced, renamed into place
 // and their directory fsynced (in shared rounds, see group-commit.ts) before commit() resolves.
-import { open, mkdir, rename, unlink, readdir, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, rename, unlink, readdir, readlink, realpath, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join, dirname, basename, relative, sep } from 'node:path';
 import type { Logger } from '../common/logger.js';
 import type { Envelope, EnvelopeDraft, QueueRef, ScanEntry } from './types.js';
 import { encodeEnvelope } from './envelope-format.js';
 import { QueueFileError, QueueWriteError } from './errors.js';
-import { createIdGenerator, type IdGenerator } from './message-id.js';
+import { createIdGenerator, queueIdTimeMs, type IdGenerator } from './message-id.js';
 import { HELD_SUFFIX, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
 import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader } from './queue-file-reader.js';
@@ -294,8 +295,7 @@ export class QueueStore {
       if (!isValidChannelName(ch)) continue;
       const channelDir = join(this.queueDir, ch);
       const top = await this.readDirSafe(channelDir);
-      const files = top.filter((e) => !e.isDirectory()).map((e) => e.name);
-      yield* this.statEntries(ch, channelDir, files);
+      yield* this.statEntries(ch, channelDir, top.filter((e) => !e.isDirectory()));
       for (const e of top) {
         if (!e.isDirectory() || isTemporaryName(e.name)) continue;
         if (!isSubdirName(e.name)) {
@@ -304,7 +304,7 @@ export class QueueStore {
         }
         const subdir = join(channelDir, e.name);
         const inner = await this.readDirSafe(subdir);
-        yield* this.statEntries(ch, subdir, inner.filter((x) => !x.isDirectory()).map((x) => x.name));
+        yield* this.statEntries(ch, subdir, inner.filter((x) => !x.isDirectory()));
       }
     }
   }
@@ -325,16 +325,24 @@ export class QueueStore {
     }
   }
 
-  private async *statEntries(channel: string, dir: string, names: string[]): AsyncIterable<ScanEntry> {
+  /**
+   * Regular files whose id carries its creation time (every id this store makes) are taken from
+   * the directory entry alone: at 100,000 files the stat calls were a third of the job
+   * controller's start-up scan. Other entries are stat'ed as before (their time, their type).
+   */
+  private async *statEntries(channel: string, dir: string, entries: Dirent[]): AsyncIterable<ScanEntry> {
     const wanted: Array<{ name: string; id: string; attempts: number; held: boolean }> = [];
-    for (const name of names) {
+    for (const e of entries) {
+      const name = e.name;
       if (isTemporaryName(name)) continue;
       const parsed = parseQueueFileName(name);
       if (!parsed) {
         await this.quarantine(join(dir, name), 'not a queue file name').catch(() => {});
         continue;
       }
-      wanted.push({ name, ...parsed });
+      const born = e.isFile() ? queueIdTimeMs(parsed.id) : null;
+      if (born !== null) yield { id: parsed.id, channel, path: join(dir, name), held: parsed.held, attempts: parsed.attempts, mtimeMs: born };
+      else wanted.push({ name, ...parsed });
     }
     for (let i = 0; i < wanted.length; i += STAT_BATCH) {
       const batch = wanted.slice(i, i + STAT_BATCH);
@@ -401,8 +409,9 @@ export class QueueStore {
   // ---------------------------------------------------------- housekeeping
 
   /**
-   * Removes temporary files left by writers that died (their pid is gone) or that are older than
-   * `maxAgeMs`. Call at start-up (the job controller does). Returns how many were removed.
+   * Removes temporary files left by writers that died (their pid is gone), and those untouched
+   * for `maxAgeMs` that their writer does not hold open (a writer that lost track of one). The job
+   * controller calls it at start-up and at every SYNCH_TIME rescan. Returns how many were removed.
    */
   async sweepTemporary(maxAgeMs = 24 * 3600_000): Promise<number> {
     let names: string[];
@@ -417,8 +426,10 @@ export class QueueStore {
       const path = join(this.tmpDir, name);
       const st = await lstat(path).catch(() => null);
       if (!st) continue;
-      const dead = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
-      if (dead || Date.now() - st.mtimeMs > maxAgeMs) {
+      const writer = Number.isInteger(pid) && pid > 0 ? pid : null;
+      const dead = writer !== null && !processAlive(writer);
+      const stale = !dead && Date.now() - st.mtimeMs > maxAgeMs && !(writer !== null && (await holdsOpen(writer, path)));
+      if (dead || stale) {
         await unlink(path).then(() => removed++, () => {});
       }
     }
@@ -504,6 +515,21 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** Whether process `pid` has `path` open (its /proc/PID/fd links); when that cannot be read, assume it does. */
+async function holdsOpen(pid: number, path: string): Promise<boolean> {
+  let fds: string[];
+  try {
+    fds = await readdir(`/proc/${pid}/fd`);
+  } catch {
+    return true;
+  }
+  const real = await realpath(path).catch(() => path); // fd links name the resolved path
+  for (const fd of fds) {
+    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === real) return true;
+  }
+  return false;
 }
 
 function processAlive(pid: number): boolean {

@@ -68,5 +68,6 @@ export type ScanEntry = QueueRef & {
   held: boolean;
   /** Failed attempts, from the file name's complemented base-36 prefix. */
   attempts: number;
+  /** When the file was made: the creation time in its id when the id carries one (no stat), else the file's mtime. */
   mtimeMs: number;
 };

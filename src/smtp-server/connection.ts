@@ -9,6 +9,13 @@
 //   would put its default code for the reply code in front of ours);
 // - the number of unrecognized commands before disconnection (fixed at 10 in the library) is
 //   MAX_BAD_COMMANDS.
+// - a per-request deadline (request-deadline.ts): a command line, a TLS handshake and the DATA
+//   phase must finish in time however often the client sends an octet, else `421 4.4.2 <host>
+//   Error: timeout exceeded` and close, as Postfix does. The parser's input is observed as it
+//   arrives (parser-tap.ts; the parser is made by _createParser, again after STARTTLS), and the
+//   deadline does not run against the client while the server holds things up (a handler has
+//   not answered, input waits unread, the message is being stored): the library's idle timeout
+//   makes the same exception.
 // - ETRN (RFC 1985), which the library does not know. The library dispatches a verb to the
 //   connection's `handler_<VERB>` method (`_onCommand` → `_isSupported` → `_getHandler`), so
 //   handler_ETRN below makes it a command like the built-in ones: the library's early-talker,
@@ -22,7 +29,10 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { EtrnResponder } from './etrn.js';
+import { tapParser } from './parser-tap.js';
+import { RequestDeadline, type DeadlineLimits } from './request-deadline.js';
 import { ENHANCED_CODE_PREFIX, replyText } from './replies.js';
 
 export interface ConnectionPolicy {
@@ -32,6 +42,8 @@ export interface ConnectionPolicy {
   maxBadCommands: number;
   /** Answers ETRN (advertised in EHLO); absent = ETRN is not offered (502). */
   etrn?: EtrnResponder | null;
+  /** Per-request deadlines (SMTP_COMMAND_DEADLINE, SMTP_MIN_DATA_RATE). */
+  deadlines: DeadlineLimits;
 }
 
 /** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
@@ -75,6 +87,83 @@ export class TsubameConnection extends SMTPConnection {
       const readyTimer = setTimeout(() => this.connectionReady(), delay);
       readyTimer.unref();
     });
+  }
+
+  // Not initialised here: the library's constructor calls _createParser before our fields exist.
+  private declare requestClock: RequestDeadline | undefined;
+  private declare deadlineTimer: NodeJS.Timeout | undefined;
+  private declare deadlineTimerAt: number | undefined;
+
+  private get clock(): RequestDeadline {
+    return (this.requestClock ??= new RequestDeadline(this.policy.deadlines));
+  }
+
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
+    const clock = this.clock;
+    if (!clock.enabled) return parser;
+    return tapParser(parser, {
+      input: (chunk) => {
+        clock.received(performance.now(), chunk);
+        this.armDeadline();
+      },
+      dataStarted: () => {
+        clock.dataStarted(performance.now());
+        this.armDeadline();
+      },
+      dataEnded: (rest) => {
+        clock.dataEnded(performance.now(), rest);
+        this.armDeadline();
+      },
+    });
+  }
+
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    this.clock.handshakeStarted(performance.now());
+    this.armDeadline();
+    super.upgrade(callback, () => {
+      this.clock.handshakeEnded();
+      secureCallback?.();
+    });
+  }
+
+  override _onClose(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    super._onClose();
+  }
+
+  /** One timer per connection, set for the earliest deadline; it looks again when it fires. */
+  private armDeadline(): void {
+    const at = this.clock.deadline();
+    if (at === null || this._closing || this._closed) return;
+    if (this.deadlineTimer && (this.deadlineTimerAt ?? Infinity) <= at) return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, at - performance.now()));
+    this.deadlineTimer.unref();
+  }
+
+  private onDeadline(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = undefined;
+    if (this._closing || this._closed) return;
+    const now = performance.now();
+    if (!this.clock.expired(now)) return this.armDeadline();
+    if (this.serverIsBehind()) {
+      this.clock.restart(now);
+      return this.armDeadline();
+    }
+    // send() closes the connection after a 421 (also while a TLS handshake runs, when it writes nothing).
+    this.send(421, `4.4.2 ${this.name} Error: timeout exceeded`);
+  }
+
+  /** The client waits for us: a handler has not called back, input is queued unread, or the message is being stored. */
+  private serverIsBehind(): boolean {
+    const parser = this._parser;
+    if (this._handlerPending) return true;
+    if (!parser) return false;
+    return parser.writableLength > 0 || (Boolean(this._dataStream) && !parser._dataMode);
   }
 
   /** EHLO keywords to add to the reply handler_EHLO is building (set only during that call). */

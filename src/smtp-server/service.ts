@@ -190,6 +190,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     {
       greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
       maxBadCommands: settings.maxBadCommands,
+      deadlines: { requestMs: settings.commandDeadlineMs, minDataRate: settings.minDataRate },
       etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );

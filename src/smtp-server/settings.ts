@@ -30,6 +30,10 @@ export interface InboundSettings {
   bannerPurgeDelayMs: number;
   bannerPurgeDelayInternalMs: number;
   socketTimeoutMs: number;
+  /** A command line, TLS handshake or DATA budget must finish within this (ms; 0 = no deadline). */
+  commandDeadlineMs: number;
+  /** Octets per second the DATA phase must average. */
+  minDataRate: number;
   maxCommandLength: number;
   maxLineLength: number;
   /** Write a session transcript (channel keyword `slave_debug`). */
@@ -68,6 +72,8 @@ export function resolveInboundSettings(config: InstanceConfig, serviceName: stri
     bannerPurgeDelayMs: o.bannerPurgeDelayMs,
     bannerPurgeDelayInternalMs: o.bannerPurgeDelayInternalMs,
     socketTimeoutMs: o.smtpTimeoutMs,
+    commandDeadlineMs: o.smtpCommandDeadlineMs,
+    minDataRate: o.smtpMinDataRate,
     maxCommandLength: MAX_COMMAND_LENGTH,
     maxLineLength: MAX_LINE_LENGTH,
     slaveDebug: channel.slaveDebug,

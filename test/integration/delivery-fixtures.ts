@@ -64,6 +64,8 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
       bannerPurgeDelayMs: 0,
       bannerPurgeDelayInternalMs: 0,
       smtpTimeoutMs: 300000,
+      smtpCommandDeadlineMs: 300000,
+      smtpMinDataRate: 500,
       tlsKeyFile: null,
       tlsCertFile: null,
       fastFlushDomains: null,

@@ -4,40 +4,29 @@
 // `bin/imsimta cnbuild` as an operator runs it. Nothing may throw, every diagnostic must point at a
 // real file:line, and the command must answer with one-line diagnostics and exit 0 or 1.
 // Reproduce a run with FUZZ_SEED=<seed> (printed on failure).
-// Live reload fuzz (a running instance keeps its last good configuration) comes with the reload work.
+// Live reload fuzz (a running instance keeps its last good configuration): reload-fuzz.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, rmSync, mkdirSync, existsSync, statSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, type TestInstance } from '../helpers/instance.js';
 import { loadInstanceConfig } from '../../src/config/load.js';
-import { OPTION_KEYS } from '../../src/config/option-dat.js';
-import { DISPATCHER_DEFAULTS } from '../../src/config/dispatcher-cnf.js';
-import { JOB_CONTROLLER_DEFAULTS } from '../../src/config/job-controller-cnf.js';
-import { CHANNEL_KEYWORDS } from '../../src/config/imta-keywords.js';
 import { formatDiagnostic, type Diagnostic } from '../../src/config/types.js';
-import { Prng, fuzzSeed, mutateText, type MutationVocabulary } from './helpers.js';
+import { Prng, fuzzSeed } from './helpers.js';
+import { CONFIG_FILES as FILES, mutateConfig, type ConfigFile, type ConfigTexts } from './config-mutations.js';
 
-const FILES = ['imta.cnf', 'option.dat', 'dispatcher.cnf', 'job_controller.cnf', 'aliases'] as const;
-/** imta.cnf has the richest grammar: it gets more of the edits. */
-const FILE_WEIGHTS = ['imta.cnf', 'imta.cnf', 'imta.cnf', 'option.dat', 'option.dat', 'dispatcher.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'job_controller.cnf', 'aliases'] as const;
 const IN_PROCESS_RUNS = 4000;
 const IN_PROCESS_BUDGET_MS = 20_000;
 const CLI_RUNS = 50;
 const SLOW_LOAD_MS = 2000;
 
-const VOCABULARY: MutationVocabulary = {
-  keys: [...OPTION_KEYS, ...Object.keys(DISPATCHER_DEFAULTS), ...Object.keys(JOB_CONTROLLER_DEFAULTS), 'PORT', 'INTERFACE_ADDRESS', 'PARAMETER', 'CHANNEL', 'JOB_LIMIT', 'BOGUS_KEY'],
-  keywords: [...CHANNEL_KEYWORDS.keys(), 'unknownkeyword'],
-};
-
 const seed = fuzzSeed();
 let inst: TestInstance;
-let shipped: Record<string, string>;
+let shipped: ConfigTexts;
 
 before(() => {
   inst = makeInstance({ shipped: true });
-  shipped = Object.fromEntries(FILES.map((f) => [f, readFileSync(join(inst.root, 'etc', f), 'utf8')]));
+  shipped = Object.fromEntries(FILES.map((f) => [f, readFileSync(join(inst.root, 'etc', f), 'utf8')])) as ConfigTexts;
 });
 after(() => inst?.remove());
 
@@ -89,25 +78,14 @@ function checkLoad(root: string): { problem: string | null; ok: boolean; ms: num
 }
 
 /** Writes 1–3 random edits of one or two files into `root`/etc (from the shipped text). */
-function mutateInstance(root: string, rng: Prng): { what: string[]; files: string[] } {
-  const done: string[] = [];
-  const files = new Set([rng.pick(FILE_WEIGHTS)]);
-  if (rng.chance(0.15)) files.add(rng.pick(FILE_WEIGHTS));
-  for (const f of files) {
-    let text = shipped[f]!;
-    const edits = 1 + rng.int(3);
-    for (let i = 0; i < edits; i++) {
-      const m = mutateText(text, rng, VOCABULARY);
-      text = m.text;
-      done.push(`${f}: ${m.what}`);
-    }
-    writeFileSync(join(root, 'etc', f), text, 'latin1');
-  }
-  return { what: done, files: [...files] };
+function mutateInstance(root: string, rng: Prng): { what: string[]; files: readonly ConfigFile[] } {
+  const m = mutateConfig(shipped, rng);
+  for (const f of m.files) writeFileSync(join(root, 'etc', f), m.texts[f]!, 'latin1');
+  return { what: m.what, files: m.files };
 }
 
-function restore(root: string, files: readonly string[] = FILES): void {
-  for (const f of files) writeFileSync(join(root, 'etc', f), shipped[f]!);
+function restore(root: string, files: readonly ConfigFile[] = FILES): void {
+  for (const f of files) writeFileSync(join(root, 'etc', f), shipped[f]);
 }
 
 test('the shipped etc/ loads without errors (the fuzz starts from a good configuration)', () => {

@@ -32,6 +32,8 @@ export interface FixtureOptions {
   options?: string;
   mailboxes?: string[];
   aliases?: string;
+  /** Where the service listens, also its INTERNAL_IP (default SERVER_IP; suites on their own block set theirs). */
+  serverIp?: string;
 }
 
 /** One SMTP service in this process, fed by a pauseOnConnect listener as the dispatcher feeds it. */
@@ -41,6 +43,7 @@ export class ReliabilityFixture {
     readonly port: number,
     readonly service: SmtpService,
     private readonly listener: net.Server,
+    readonly serverIp: string,
   ) {}
 
   get root(): string {
@@ -48,13 +51,14 @@ export class ReliabilityFixture {
   }
 
   static async start(opts: FixtureOptions = {}): Promise<ReliabilityFixture> {
-    const port = await freePort(SERVER_IP);
+    const serverIp = opts.serverIp ?? SERVER_IP;
+    const port = await freePort(serverIp);
     const inst = makeInstance({
       files: {
         'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-        'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${SERVER_IP}\n`,
+        'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n`,
         'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
-        'etc/option.dat': `INTERNAL_IP=${INTERNAL_IP}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
+        'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
         'etc/aliases': opts.aliases ?? '',
       },
     });
@@ -69,9 +73,9 @@ export class ReliabilityFixture {
     const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
-      listener.listen(port, SERVER_IP, () => resolve());
+      listener.listen(port, serverIp, () => resolve());
     });
-    return new ReliabilityFixture(inst, port, service, listener);
+    return new ReliabilityFixture(inst, port, service, listener, serverIp);
   }
 
   async stop(): Promise<void> {
@@ -80,8 +84,8 @@ export class ReliabilityFixture {
     this.inst.remove();
   }
 
-  probe(localAddress: string = INTERNAL_IP): Promise<SmtpProbe> {
-    return SmtpProbe.connect(SERVER_IP, this.port, localAddress);
+  probe(localAddress: string = this.serverIp): Promise<SmtpProbe> {
+    return SmtpProbe.connect(this.serverIp, this.port, localAddress);
   }
 
   /** Queue files of a channel (subdirectories included). */
