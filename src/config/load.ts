@@ -2,6 +2,7 @@
 // what crosses files: channels named by dispatcher.cnf and by `pool` keywords, the local host.
 // Only imta.cnf is required; the others default to Messaging Server's shipped values.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
 import { parseAliases } from './aliases.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
@@ -16,8 +17,9 @@ export interface LoadResult {
   diagnostics: Diagnostic[];
 }
 
-export function loadInstanceConfig(root: string): LoadResult {
-  const paths = instancePaths(root);
+/** Loads the files of `root`/etc, or of `etcDir` when given (the configuration in force, see in-force.ts). */
+export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
+  const paths = etcDir ? { ...instancePaths(root), ...configFiles(etcDir) } : instancePaths(root);
   const diagnostics: Diagnostic[] = [];
   const optional = (file: string) => (existsSync(file) ? file : null);
 
@@ -56,9 +58,19 @@ export function loadInstanceConfig(root: string): LoadResult {
   };
 }
 
+function configFiles(etcDir: string) {
+  return {
+    imtaCnf: join(etcDir, 'imta.cnf'),
+    dispatcherCnf: join(etcDir, 'dispatcher.cnf'),
+    jobControllerCnf: join(etcDir, 'job_controller.cnf'),
+    optionDat: join(etcDir, 'option.dat'),
+    aliases: join(etcDir, 'aliases'),
+  };
+}
+
 /** The configuration, or an Error whose message lists every error as `file:line: error: message`. */
-export function loadInstanceConfigOrThrow(root: string): InstanceConfig {
-  const { config, diagnostics } = loadInstanceConfig(root);
+export function loadInstanceConfigOrThrow(root: string, etcDir?: string): InstanceConfig {
+  const { config, diagnostics } = loadInstanceConfig(root, etcDir);
   if (config) return config;
   throw new ConfigError(diagnostics.filter((d) => d.severity === 'error'));
 }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs } from '../common/logger.js';
 import { loadConfigOrThrow } from '../watcher/load-config.js';
+import { loadConfigInForce } from '../config/in-force.js';
 import { ServiceDispatcher, type StagedUpdate } from './service-dispatcher.js';
 import { planServices } from './reload-plan.js';
 import type { InstanceConfig } from '../config/types.js';
@@ -140,7 +141,10 @@ process.on('message', (msg: ToDispatcher) => {
 
 let config: InstanceConfig;
 try {
-  config = await loadConfigOrThrow(root);
+  // etc/ may hold an edit the watcher rejected (a restart after a crash): use the configuration in force.
+  const loaded = loadConfigInForce(root);
+  config = loaded.config;
+  if (loaded.etcErrors) logger.warn({ errors: loaded.etcErrors }, 'etc/ has errors; starting with the configuration in force');
 } catch (err) {
   fatal((err as Error).message);
 }

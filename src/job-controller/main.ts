@@ -4,7 +4,7 @@
 import { serveJsonSocket } from '../common/ipc-socket.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs } from '../common/logger.js';
-import { loadConfig } from './config.js';
+import { loadConfig, loadStartConfig } from './config.js';
 import { JobController } from './controller.js';
 import { PiscinaRunner } from './runner.js';
 
@@ -22,7 +22,8 @@ function fatal(message: string): never {
 
 let controller: JobController;
 try {
-  const config = await loadConfig(root);
+  const { config, etcErrors } = await loadStartConfig(root);
+  if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; starting with the configuration in force');
   controller = new JobController({
     config,
     runner: new PiscinaRunner({ logDir: paths.log, logger }),

@@ -102,9 +102,11 @@ function stop(graceMs: number): Promise<void> {
 /** Loads the configuration and builds a service on it; throws with the operator's line(s). */
 async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> {
   // Loaded here so that a service that cannot even load is reported like any start-up failure.
-  const { loadInstanceConfigOrThrow } = await import('../config/load.js');
+  const { loadConfigInForce } = await import('../config/in-force.js');
   const { createSmtpService } = await import('./service.js');
-  const loaded = loadInstanceConfigOrThrow(root);
+  // etc/ may hold an edit the watcher rejected: then the configuration in force is used.
+  const { config: loaded, etcErrors } = loadConfigInForce(root);
+  if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
   const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency });
   built.onChange(report);
   return { built, loaded };

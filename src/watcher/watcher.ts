@@ -13,6 +13,7 @@ import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-soc
 import type { InstanceConfig } from '../config/types.js';
 import type { DispatcherReloadResult } from '../dispatcher/protocol.js';
 import { loadConfigOrThrow, validateConfig } from './load-config.js';
+import { recordConfigInForce, removeConfigInForce } from '../config/in-force.js';
 import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js';
 import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './part.js';
 import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
@@ -62,6 +63,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
     for (const { role, pid } of await reapLeftovers(paths)) logger.warn({ role, pid }, 'stopped a process left behind by a previous watcher');
     const initial = validateConfig(opts.root);
     if (!initial.ok) throw new WatcherStartError(initial.errors.join('\n'));
+    recordConfigInForce(opts.root);
     watcher = new Watcher(opts, logger, initial.config);
     const w = watcher;
     control = await serveJsonSocket(paths.controlSocket, (req) => w.handle(req));
@@ -70,6 +72,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
   } finally {
     await watcher?.closeWatches();
     control?.close();
+    removeConfigInForce(opts.root);
     removePid(ownPidFile, process.pid);
     flushLogs();
   }
@@ -279,6 +282,7 @@ class Watcher {
     }
 
     this.config = config;
+    recordConfigInForce(this.opts.root);
     await this.metrics.apply(config);
     this.logSizeProblem = null;
     const outcome = { config, dispatcher, jobController };
@@ -346,6 +350,7 @@ class Watcher {
   private async configProblem(): Promise<string | null> {
     try {
       this.config = await loadConfigOrThrow(this.opts.root);
+      recordConfigInForce(this.opts.root);
       return null;
     } catch (err) {
       return (err as Error).message;
