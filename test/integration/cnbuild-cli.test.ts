@@ -45,7 +45,7 @@ test('a broken configuration: exit 1, every error as path:line: error: message o
     `${etc}/option.dat:${lineOf(option, 'TLS_KEY=')}: error: TLS_KEY and TLS_CERT must be set together`,
     `${etc}/imta.cnf:${lineOf(imta, 'tcp_local ')}: error: keyword maxjobs needs an integer ≥ 1, found "none"`,
     `${etc}/imta.cnf:${lineOf(imta, '.  ')}: error: rule . routes to "tcp-deamon", which is no channel's host (add it under a channel or fix the template)`,
-    `${etc}/dispatcher.cnf:${lineOf(dispatcher, 'MIN_PROCS=9')}: error: MIN_PROCS (9) is above MAX_PROCS (5)`,
+    `${etc}/dispatcher.cnf:${lineOf(dispatcher, 'MIN_PROCS=9')}: error: MIN_PROCS (9) is above MAX_PROCS (4)`,
     `${etc}/dispatcher.cnf:${lineOf(dispatcher, '[SERVICE=SUBMIT]')}: error: [SERVICE=SUBMIT] runs as channel tcp_submit, which imta.cnf does not define`,
   ];
   assert.deepEqual(errLines, want);

@@ -135,7 +135,10 @@ test('mail moves the counters: enqueued, delivered, deferred, queue depth, laten
   assert.equal(v(m, 'tsubame_sessions_served_total', { service: 'SMTP' }), 5, 'one session per swaks');
   assert.equal(v(m, 'tsubame_connections_open', { service: 'SMTP' }), 0);
   assert.ok(v(m, 'tsubame_enqueue_latency_seconds', { service: 'SMTP' }, 'tsubame_enqueue_latency_seconds_sum')! > 0);
-  assert.ok(v(m, 'tsubame_dns_cache_misses_total', { channel: 'tcp_local' })! >= 1, 'the MX lookup of sim.test');
+  // Worker threads report DNS figures per batch; when channels share a thread the split between
+  // them is approximate (src/job-controller/delivery-stats.ts), so the lookup is counted overall.
+  const overall = (family: string) => ['l', 'tcp_local', 'tcp_defer'].reduce((sum, channel) => sum + (v(m, family, { channel }) ?? 0), 0);
+  assert.ok(overall('tsubame_dns_cache_misses_total') >= 1, 'the MX lookup of sim.test');
   assert.ok(v(m, 'tsubame_outbound_connections_opened_total', { channel: 'tcp_local' })! >= 1, 'the connection to the MX host');
   assert.equal(v(m, 'tsubame_outbound_connections_opened_total', { channel: 'tcp_defer' }) ?? 0, 0, 'a refused connection is not opened');
   assert.equal(peer.deliveredRecipients().length, 1);
