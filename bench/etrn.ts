@@ -1,41 +1,64 @@
-// Fast ETRN benchmark: N customer domains × M messages, all deferred (every MX refuses, backoff
-// one hour), on a temporary instance started with start-msg on 127.0.10.200. Then:
-//   1. restart of the job controller (the fast-flush index is loaded from its journal);
-//   2. fast flush: one domain's MX comes up, `ETRN d0.bench.test`; time until its M messages
-//      are at the MX, and how many other messages were tried meanwhile (should be none);
-//   3. full-queue flush for comparison: another domain's MX comes up, `ETRN elsewhere.test`
-//      (not a fast-flush domain: Postfix's slow ETRN retries the whole queue); time until that
-//      domain's M messages are at its MX, and until every other message was tried again.
-//   node dist/bench/etrn.js [--domains 200] [--messages 10] [--sessions 8] [--json]
+// ETRN benchmark (issue 7): D deferred messages for other domains and M for the customer domain,
+// on an instance started with start-msg on 127.0.10.200. The backlog is written straight into
+// the queue while the instance is stopped, as files already tried once and deferred for a day
+// (bench/lib/deferred-backlog.ts), with the fast-flush journal lines a deferral writes; the
+// customer's messages are spread evenly through it. Then:
+//   1. start-msg: the journal is loaded, the scheduler scans the queue (reading up to
+//      MAX_MESSAGES envelopes); with --no-journal the fast-flush index is rebuilt from the files;
+//   2. fast flush: the customer's MX comes up, `ETRN customer.bench.test`; the time until its M
+//      messages are at that MX, the queue files the job controller read meanwhile (its status
+//      `files_read`), and how many other messages were tried;
+//   3. full-queue flush for comparison: a second customer's MX comes up and `ETRN elsewhere.test`
+//      (not a fast-flush domain: Postfix's slow ETRN retries the whole deferred queue); the time
+//      until that customer's M messages are delivered, the files read, and the time until every
+//      message the scheduler holds was tried again.
+//   node dist/bench/etrn.js [--deferred 100000] [--customer 100] [--max-messages 100000]
+//     [--other-domains 1000] [--no-journal] [--no-slow] [--slow-timeout 600] [--strace]
+//     [--etrn-at-start] [--json]
+// --etrn-at-start sends the customer's ETRN as soon as start-msg has returned (the job
+// controller's start-up scan still reading the queue), instead of step 2.
+// --strace counts the queue files the job controller process (all its threads, the channel jobs
+// too) opens during the fast flush with strace; its times are then not representative.
 // BENCH_KEEP=1 keeps the instance directory (stopped) for a look at its logs.
 import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsServer, startSmtpPeer, type DnsTable, type SmtpPeer } from '../test/helpers/sim-internet.js';
 import { waitFor } from '../test/helpers/instance.js';
-import { createEtrnInstance, etrn, jobController, mailLog, sendMail, startInstance, type Mail } from '../test/integration/etrn-fixture.js';
+import { createEtrnInstance, etrn, jobController, startInstance } from '../test/integration/etrn-fixture.js';
 import { machineDescription } from './lib/peers.js';
+import { writeDeferredBacklog } from './lib/deferred-backlog.js';
 import type { MtaInstance } from '../test/helpers/running-instance.js';
 
 const SERVER = '127.0.10.200';
 const CLIENT = '127.0.10.201';
-const DNS = '127.0.10.253';
+const DNS = '127.0.10.210';
 const FAST_MX = '127.0.10.221';
 const SLOW_MX = '127.0.10.222';
-/** Dead MX hosts (nothing listens); domains beyond the first two are spread over them. */
+/** Dead MX hosts (nothing listens): the other domains are spread over them. */
 const DEAD_MX = Array.from({ length: 20 }, (_, i) => `127.0.10.${230 + i}`);
+const CUSTOMER = 'customer.bench.test';
+const SECOND = 'second.bench.test';
+/** One more deferred message, flushed first so that the job threads are warm (new mail would not do: with MAX_MESSAGES below the backlog the scheduler has no room for it). */
+const WARMUP = 'warmup.bench.test';
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-const domains = Number(option('domains', '200'));
-const perDomain = Number(option('messages', '10'));
-const sessions = Number(option('sessions', '8'));
+const deferred = Number(option('deferred', '100000'));
+const customer = Number(option('customer', '100'));
+const maxMessages = Number(option('max-messages', '100000'));
+const otherDomains = Number(option('other-domains', '1000'));
+const slowTimeoutMs = Number(option('slow-timeout', '600')) * 1000;
+const withJournal = !process.argv.includes('--no-journal');
+const withSlow = !process.argv.includes('--no-slow');
+const withStrace = process.argv.includes('--strace');
+const etrnAtStart = process.argv.includes('--etrn-at-start');
 const asJson = process.argv.includes('--json');
-const total = domains * perDomain;
-const domain = (i: number) => `d${i}.bench.test`;
+const other = (i: number) => `o${i % otherDomains}.bench.test`;
 
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -48,18 +71,98 @@ function freePort(host: string): Promise<number> {
   });
 }
 
-const deferrals = (mta: MtaInstance) => mailLog(mta).filter((r) => r.event === 'Q').length;
+/** Queue order: the other domains round-robin, the two customers' messages spread evenly among them. */
+function backlogDomains(): string[] {
+  const total = deferred + 2 * customer;
+  const out: Array<string | undefined> = new Array(total);
+  for (let k = 0; k < customer; k++) {
+    out[Math.floor(((k + 0.25) * total) / customer)] = CUSTOMER;
+    out[Math.floor(((k + 0.75) * total) / customer)] = SECOND;
+  }
+  let o = 0;
+  return [WARMUP, ...Array.from(out, (d) => d ?? other(o++))];
+}
+
+interface JcStatus {
+  pid: number;
+  files_read: number;
+  index: { size: number; max: number; overflowed: boolean; scans: number };
+  channels: Record<string, { ready: number; inFlight: number }>;
+  fast_flush: { messages: number };
+}
+
+async function status(mta: MtaInstance): Promise<JcStatus> {
+  const s = (await jobController(mta, { op: 'status' }, 60_000)) as unknown as JcStatus | null;
+  if (!s) throw new Error('the job controller does not answer');
+  return s;
+}
+
+async function deferrals(mta: MtaInstance): Promise<number> {
+  const c = (await jobController(mta, { op: 'counters' }, 60_000)) as { counters?: Record<string, { recipients: { deferred: number } }> } | null;
+  return Object.values(c?.counters ?? {}).reduce((n, ch) => n + ch.recipients.deferred, 0);
+}
+
+const settled = (s: JcStatus) => Object.values(s.channels).every((c) => c.ready === 0 && c.inFlight === 0);
+
+/** The job controller's log records with this message (JSON lines). */
+function jcLog(mta: MtaInstance, msg: string): Array<Record<string, number>> {
+  return readFileSync(join(mta.root, 'log', 'job_controller.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(msg))
+    .map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+/** strace on every thread of `pid`, counting opens of queue files (resolves once attached). */
+async function traceOpens(pid: number, queueDir: string): Promise<{ stop(): Promise<{ read: number; written: number; files: number }> }> {
+  const out: string[] = [];
+  const child: ChildProcess = spawn('strace', ['-f', '-e', 'trace=openat', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let buffer = '';
+  let attached = false;
+  child.stderr!.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const l of lines) {
+      if (/^strace: Process \d+ attached/.test(l)) attached = true;
+      else if (l.includes(queueDir)) out.push(l);
+    }
+  });
+  let failed: Error | null = null;
+  child.once('error', (err) => (failed = err));
+  // "Process N attached with K threads" comes once every thread is traced.
+  await waitFor(() => attached || failed !== null, { timeoutMs: 10_000, intervalMs: 10, what: 'strace to attach' });
+  if (failed) throw new Error(`strace: ${(failed as Error).message}`);
+  return {
+    async stop() {
+      child.kill('SIGINT');
+      await new Promise((r) => child.once('exit', r));
+      const files = new Set<string>();
+      let read = 0;
+      let written = 0;
+      for (const l of out) {
+        const path = /"([^"]+)"/.exec(l)?.[1] ?? '';
+        if (/O_WRONLY|O_RDWR|O_CREAT/.test(l)) written++;
+        else if (/O_RDONLY/.test(l) && !/O_DIRECTORY/.test(l)) {
+          read++;
+          files.add(path.replace(/.*\/[0-9A-Z]{2}([0-9A-Z]+)\.00$/, '$1'));
+        }
+      }
+      return { read, written, files: files.size };
+    },
+  };
+}
 
 async function main(): Promise<void> {
-  if (domains < 3 || perDomain < 1) throw new Error('--domains must be at least 3 and --messages at least 1');
+  if (deferred < 0 || customer < 1 || otherDomains < 1) throw new Error('--customer and --other-domains must be at least 1');
   const records: DnsTable = {};
-  for (let i = 0; i < domains; i++) {
-    const host = `mx.${domain(i)}`;
-    records[domain(i)] = { mx: [{ exchange: host, preference: 10 }] };
-    records[host] = { a: [i === 0 ? FAST_MX : i === 1 ? SLOW_MX : DEAD_MX[i % DEAD_MX.length]!] };
-  }
-  records['warmup.test'] = { mx: [{ exchange: 'mx.warmup.test', preference: 10 }] };
-  records['mx.warmup.test'] = { a: [FAST_MX] };
+  const mx = (domain: string, address: string) => {
+    records[domain] = { mx: [{ exchange: `mx.${domain}`, preference: 10 }] };
+    records[`mx.${domain}`] = { a: [address] };
+  };
+  for (let i = 0; i < otherDomains; i++) mx(other(i), DEAD_MX[i % DEAD_MX.length]!);
+  mx(CUSTOMER, FAST_MX);
+  mx(SECOND, SLOW_MX);
+  mx(WARMUP, FAST_MX);
   const dns = await startDnsServer({ host: DNS, records });
   const mxPort = await freePort(FAST_MX);
   const mta = await createEtrnInstance({
@@ -67,105 +170,145 @@ async function main(): Promise<void> {
     dnsServer: dns.server,
     mxPort,
     options: 'FAST_FLUSH_DOMAINS=.bench.test',
-    jobControllerCnf: '[POOL=DEFAULT]\nJOB_LIMIT=4\n',
+    jobControllerCnf: `MAX_MESSAGES=${maxMessages}\n[POOL=DEFAULT]\nJOB_LIMIT=4\n`,
   });
   const peers: SmtpPeer[] = [];
   try {
-    await startInstance(mta);
+    // The backlog, written while the instance is stopped.
+    const backlog = await writeDeferredBacklog({ root: mta.root, channel: 'tcp_local', domains: backlogDomains(), journal: withJournal });
+    const total = backlog.written;
 
-    // Fill the queue: every message is tried once (connection refused) and deferred for an hour.
-    const t0 = performance.now();
-    const mails: Mail[] = [];
-    for (let j = 0; j < perDomain; j++) for (let i = 0; i < domains; i++) mails.push({ from: 'list@sender.test', to: [`u${j}@${domain(i)}`], subject: `m${i}-${j}` });
-    // At most 500 messages per session (MAX_MESSAGES_PER_SESSION is 1000), `sessions` at a time.
-    const batches: Mail[][] = [];
-    for (let k = 0; k < mails.length; k += 500) batches.push(mails.slice(k, k + 500));
-    await Promise.all(Array.from({ length: sessions }, async () => {
-      for (let b = batches.shift(); b; b = batches.shift()) await sendMail(mta, CLIENT, b);
-    }));
-    await waitFor(() => deferrals(mta) >= total, { timeoutMs: 600_000, intervalMs: 250, what: `${total} deferrals` });
-    const fillSeconds = (performance.now() - t0) / 1000;
-
-    // 1. Restart: the index comes back from the journal.
-    const r0 = performance.now();
-    const restart = await mta.imsimta(['restart', 'job_controller'], 180_000);
-    if (restart.code !== 0) throw new Error(`restart: ${restart.stderr}`);
-    const restartSeconds = (performance.now() - r0) / 1000;
-    // Steady state: the new job controller has read the queue (its start-up scan) before the flushes.
-    await waitFor(async () => ((await jobController(mta, { op: 'status' }))?.index as { size?: number } | undefined)?.size === total, { timeoutMs: 300_000, intervalMs: 20, what: 'the start-up scan' });
-    const scanSeconds = (performance.now() - r0) / 1000;
-    const journal = journalLoad(mta);
-
-    // 2. Fast flush of one domain. First one message through the same MX, so that the job
-    //    threads the restart made are warm (module loading is not part of a flush).
+    // 1. Start: journal, the scheduler's scan, and without the journal the rebuild.
     const fastPeer = await startSmtpPeer({ host: FAST_MX, port: mxPort });
     peers.push(fastPeer);
-    await sendMail(mta, CLIENT, [{ from: 'list@sender.test', to: ['warm@warmup.test'], subject: 'warm-up' }]);
-    await waitFor(() => fastPeer.deliveredRecipients().includes('warm@warmup.test'), { timeoutMs: 60_000, what: 'the warm-up message' });
-    const atFastMx = () => fastPeer.deliveredRecipients().filter((r) => r.endsWith(`@${domain(0)}`)).length;
-    const before = deferrals(mta);
-    const f0 = performance.now();
-    const fastReply = await etrn(mta, CLIENT, domain(0));
-    const fastReplyMs = performance.now() - f0; // the whole session: connect, greeting, EHLO, ETRN
-    if (fastReply.code !== 250) throw new Error(`ETRN ${domain(0)}: ${fastReply.text}`);
-    await waitFor(() => atFastMx() >= perDomain, { timeoutMs: 120_000, intervalMs: 5, what: 'the fast-flushed domain' });
-    const fastMs = performance.now() - f0;
-    const othersTriedFast = deferrals(mta) - before;
+    const atFastMx = () => fastPeer.deliveredRecipients().filter((r) => r.endsWith(`@${CUSTOMER}`)).length;
+    const r0 = performance.now();
+    await startInstance(mta);
+    const readyMs = performance.now() - r0;
+    let atStart: { reply: string; replyMs: number; deliveredMs: number; sinceStartMs: number } | null = null;
+    if (etrnAtStart) {
+      const e0 = performance.now();
+      const reply = await etrn(mta, CLIENT, CUSTOMER);
+      const replyMs = performance.now() - e0;
+      await waitFor(() => atFastMx() >= customer, { timeoutMs: 600_000, intervalMs: 2, what: "the customer's messages" });
+      atStart = { reply: reply.text, replyMs: round(replyMs, 1), deliveredMs: Math.round(performance.now() - e0), sinceStartMs: Math.round(performance.now() - r0) };
+    }
+    await waitFor(async () => (await status(mta)).index.scans >= 1, { timeoutMs: 600_000, intervalMs: 50, what: 'the start-up scan' });
+    const scanMs = performance.now() - r0;
+    if (!withJournal) await waitFor(() => jcLog(mta, 'fast-flush index rebuilt').length > 0, { timeoutMs: 600_000, intervalMs: 100, what: 'the fast-flush rebuild' });
+    const indexedMs = performance.now() - r0;
+    const afterStart = await status(mta);
+
+    // 2. Fast flush. First one message through the same MX, so that the job threads are warm.
+    const fastFlush = async (): Promise<Record<string, unknown>> => {
+      await etrn(mta, CLIENT, WARMUP);
+      await waitFor(() => fastPeer.deliveredRecipients().some((r) => r.endsWith(`@${WARMUP}`)), { timeoutMs: 60_000, what: 'the warm-up message' });
+      const trace = withStrace ? await traceOpens(afterStart.pid, join(mta.root, 'queue')) : null;
+      const read0 = (await status(mta)).files_read;
+      const deferred0 = await deferrals(mta);
+      const f0 = performance.now();
+      const fastReply = await etrn(mta, CLIENT, CUSTOMER);
+      const fastReplyMs = performance.now() - f0; // the whole session: connect, greeting, EHLO, ETRN
+      if (fastReply.code !== 250) throw new Error(`ETRN ${CUSTOMER}: ${fastReply.text}`);
+      await waitFor(() => atFastMx() >= customer, { timeoutMs: 120_000, intervalMs: 2, what: "the customer's messages" });
+      const fastMs = performance.now() - f0;
+      const fastFilesRead = (await status(mta)).files_read - read0;
+      const fastOthersTried = (await deferrals(mta)) - deferred0;
+      const traced = trace ? await trace.stop() : null;
+      return { reply: fastReply.text, replyMs: round(fastReplyMs, 1), deliveredMs: Math.round(fastMs), filesRead: fastFilesRead, othersTried: fastOthersTried, strace: traced };
+    };
+    const fast = etrnAtStart ? null : await fastFlush();
 
     // 3. Full-queue flush (slow ETRN) for comparison.
-    const slowPeer = await startSmtpPeer({ host: SLOW_MX, port: mxPort });
-    peers.push(slowPeer);
-    const before2 = deferrals(mta);
-    const s0 = performance.now();
-    const slowReply = await etrn(mta, CLIENT, 'elsewhere.test');
-    const slowReplyMs = performance.now() - s0;
-    await waitFor(() => slowPeer.deliveredRecipients().length >= perDomain, { timeoutMs: 600_000, intervalMs: 5, what: 'the domain in the full flush' });
-    const slowTargetMs = performance.now() - s0;
-    const rest = (domains - 2) * perDomain;
-    await waitFor(() => deferrals(mta) - before2 >= rest, { timeoutMs: 600_000, intervalMs: 50, what: 'every other message tried again' });
-    const slowAllMs = performance.now() - s0;
+    let full: Record<string, unknown> | null = null;
+    if (withSlow) {
+      const slowPeer = await startSmtpPeer({ host: SLOW_MX, port: mxPort });
+      peers.push(slowPeer);
+      const read1 = (await status(mta)).files_read;
+      const deferred1 = await deferrals(mta);
+      const s0 = performance.now();
+      const slowReply = await etrn(mta, CLIENT, 'elsewhere.test');
+      const slowReplyMs = performance.now() - s0;
+      const atSlowMx = () => slowPeer.deliveredRecipients().filter((r) => r.endsWith(`@${SECOND}`)).length;
+      const deadline = s0 + slowTimeoutMs;
+      await waitFor(() => atSlowMx() >= customer || performance.now() > deadline, { timeoutMs: slowTimeoutMs + 10_000, intervalMs: 5, what: "the second customer's messages" });
+      const target = { delivered: atSlowMx(), ms: Math.round(performance.now() - s0), filesRead: (await status(mta)).files_read - read1 };
+      await waitFor(async () => settled(await status(mta)) || performance.now() > deadline, { timeoutMs: slowTimeoutMs + 60_000, intervalMs: 250, what: 'every held message tried again' });
+      const end = await status(mta);
+      full = {
+        reply: slowReply.text,
+        replyMs: round(slowReplyMs, 1),
+        target,
+        allRetried: { done: settled(end), ms: Math.round(performance.now() - s0), filesRead: end.files_read - read1, othersTried: (await deferrals(mta)) - deferred1 },
+      };
+    }
 
+    // The log is written asynchronously: read it last.
+    const journal = jcLog(mta, 'fast-flush index loaded').pop() ?? {};
+    const scan = jcLog(mta, 'queue scanned').find((r) => (r as unknown as { reason: string }).reason === 'start') ?? {};
+    const rebuild = jcLog(mta, 'fast-flush index rebuilt').pop() ?? null;
     const result = {
       machine: await machineDescription(),
       date: new Date().toISOString().slice(0, 10),
-      domains,
-      messagesPerDomain: perDomain,
+      loadAverage: (await import('node:os')).loadavg().map((n) => round(n, 2)),
+      deferred,
+      customer,
       queued: total,
-      fillSeconds: round(fillSeconds, 1),
-      restartSeconds: round(restartSeconds, 2),
-      restartAndScanSeconds: round(scanSeconds, 2),
-      journal,
-      fast: { reply: fastReply.text, replyMs: round(fastReplyMs, 1), deliveredMs: round(fastMs, 0), otherMessagesTried: othersTriedFast },
-      full: { reply: slowReply.text, replyMs: round(slowReplyMs, 1), targetDeliveredMs: round(slowTargetMs, 0), allRetriedMs: round(slowAllMs, 0), otherMessagesTried: deferrals(mta) - before2 },
+      maxMessages,
+      journal: withJournal,
+      backlog: { seconds: round(backlog.seconds, 1), journalEntries: backlog.journalEntries },
+      start: {
+        readyMs: Math.round(readyMs),
+        journalLoad: { entries: journal.entries ?? -1, ms: journal.ms ?? -1 },
+        scan: { doneMs: Math.round(scanMs), admitted: scan.admitted ?? -1, ms: scan.ms ?? -1 },
+        rebuild: rebuild && { read: rebuild.read, indexed: rebuild.indexed, ms: rebuild.ms, doneMs: Math.round(indexedMs) },
+        filesRead: afterStart.files_read,
+        index: afterStart.index.size,
+        fastFlushIndex: afterStart.fast_flush.messages,
+      },
+      atStart,
+      fast,
+      full,
     };
-    if (asJson) {
-      process.stdout.write(JSON.stringify(result) + '\n');
-    } else {
-      process.stdout.write(
-        [
-          `machine: ${result.machine}`,
-          `queue: ${domains} domains × ${perDomain} messages = ${total} deferred (filled in ${result.fillSeconds} s); job controller restart ${result.restartSeconds} s, its queue scan done after ${result.restartAndScanSeconds} s; fast-flush journal: ${journal.entries} entries loaded in ${journal.ms} ms`,
-          `fast flush   ETRN ${domain(0)}: "${result.fast.reply}" in ${result.fast.replyMs} ms; ${perDomain} messages delivered ${result.fast.deliveredMs} ms after ETRN; other messages tried: ${result.fast.otherMessagesTried}`,
-          `full flush   ETRN elsewhere.test: "${result.full.reply}" in ${result.full.replyMs} ms; ${domain(1)}'s ${perDomain} messages delivered after ${result.full.targetDeliveredMs} ms; all ${rest} others tried again after ${result.full.allRetriedMs} ms`,
-        ].join('\n') + '\n',
-      );
-    }
+    if (asJson) process.stdout.write(JSON.stringify(result) + '\n');
+    else process.stdout.write(report(result) + '\n');
   } catch (err) {
     if (process.env.BENCH_KEEP) process.stderr.write(`instance kept in ${mta.root}\n`);
     throw err;
   } finally {
     if (!process.env.BENCH_KEEP) await mta.cleanup();
-    else await mta.cli('stop-msg', [], 60_000);
+    else await mta.cli('stop-msg', [], 120_000);
     for (const p of peers) await p.close();
     await dns.close();
   }
 }
 
-/** The new job controller's 'fast-flush index loaded' record. */
-function journalLoad(mta: MtaInstance): { entries: number; ms: number } {
-  const lines = readFileSync(join(mta.root, 'log', 'job_controller.log'), 'utf8').split('\n').filter((l) => l.includes('fast-flush index loaded'));
-  const last = JSON.parse(lines[lines.length - 1] ?? '{}') as { entries?: number; ms?: number };
-  return { entries: last.entries ?? -1, ms: last.ms ?? -1 };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function report(r: any): string {
+  const s = r.start;
+  const lines: string[] = [
+    `machine: ${r.machine}; load average ${r.loadAverage.join(' ')}`,
+    `queue: ${r.deferred} deferred for ${otherDomains} other domains + ${r.customer} for ${CUSTOMER} + ${r.customer} for ${SECOND} + 1 warm-up = ${r.queued} files, written in ${r.backlog.seconds} s; MAX_MESSAGES=${r.maxMessages}; journal ${r.journal ? `${r.backlog.journalEntries} entries` : 'none (rebuilt by the job controller)'}`,
+    `start: ready after ${s.readyMs} ms (journal: ${s.journalLoad.entries} entries in ${s.journalLoad.ms} ms); start-up scan done after ${s.scan.doneMs} ms (${s.scan.admitted} admitted, ${s.scan.ms} ms)` +
+      (s.rebuild ? `; rebuild read ${s.rebuild.read} files, indexed ${s.rebuild.indexed}, done after ${s.rebuild.doneMs} ms` : '') +
+      `; files read ${s.filesRead}; scheduler ${s.index}, fast-flush index ${s.fastFlushIndex}`,
+  ];
+  if (r.atStart) {
+    lines.push(`ETRN at start  ${CUSTOMER}: "${r.atStart.reply}" in ${r.atStart.replyMs} ms; ${r.customer} delivered ${r.atStart.deliveredMs} ms after ETRN (${r.atStart.sinceStartMs} ms after start-msg began)`);
+  }
+  if (r.fast) {
+    lines.push(
+      `fast flush  ETRN ${CUSTOMER}: "${r.fast.reply}" in ${r.fast.replyMs} ms; ${r.customer} delivered ${r.fast.deliveredMs} ms after ETRN; files read ${r.fast.filesRead}; others tried ${r.fast.othersTried}` +
+        (r.fast.strace ? `; strace: ${r.fast.strace.read} read-only opens of ${r.fast.strace.files} queue files, ${r.fast.strace.written} opens for writing` : ''),
+    );
+  }
+  if (r.full) {
+    lines.push(
+      `full flush  ETRN elsewhere.test: "${r.full.reply}" in ${r.full.replyMs} ms; ${SECOND}: ${r.full.target.delivered}/${r.customer} delivered after ${r.full.target.ms} ms (files read ${r.full.target.filesRead}); ` +
+        `${r.full.allRetried.done ? 'all held messages tried again' : 'not settled'} after ${r.full.allRetried.ms} ms (files read ${r.full.allRetried.filesRead}, deferrals ${r.full.allRetried.othersTried})`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function round(n: number, digits: number): number {
@@ -174,6 +317,7 @@ function round(n: number, digits: number): number {
 }
 
 main().catch((err: Error) => {
+  if (process.env.BENCH_DEBUG) console.error(err);
   process.stderr.write(`bench/etrn: ${err.message}\n`);
   process.exit(1);
 });
