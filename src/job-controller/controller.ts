@@ -375,7 +375,13 @@ export class JobController {
       domains: domainsOf(pending.map((r) => r.address)),
     };
     this.fastFlush.noteAdmitted(path, envelope);
-    const added = this.index.add(entry, this.now(), overLimit);
+    let added = this.index.add(entry, this.now(), overLimit);
+    if (!added && !this.index.has(entry.id) && entry.attempts === 0) {
+      // New mail is not kept out by a full index of deferred mail: the furthest-due 1% go back to disk.
+      const evicted = this.index.evictFurthestWaiting(Math.ceil(this.index.maxMessages / 100), this.now());
+      for (const id of evicted) this.fresh.delete(id);
+      if (evicted.length > 0) added = this.index.add(entry, this.now(), overLimit);
+    }
     if (added && size !== undefined && entry.dueMs <= this.now() && this.fresh.size < FRESH_ENVELOPES_MAX) {
       this.fresh.set(entry.id, { path, envelope, size });
     }

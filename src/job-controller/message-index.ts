@@ -98,6 +98,22 @@ export class MessageIndex {
     return true;
   }
 
+  /**
+   * Makes room for new mail in a full index: removes up to `count` waiting (not in flight) entries
+   * whose next attempt is the furthest away. They stay on disk and come back with a rescan; the
+   * index counts as overflowed. Without this, an index full of long-deferred mail would keep new
+   * mail out until half of it left. Returns the ids removed.
+   */
+  evictFurthestWaiting(count: number, nowMs: number): string[] {
+    const waiting: Entry[] = [];
+    for (const entry of this.entries.values()) if (!entry.inFlight && entry.dueMs > nowMs) waiting.push(entry);
+    waiting.sort((a, b) => b.dueMs - a.dueMs);
+    const victims = waiting.slice(0, Math.max(0, count)).map((e) => e.id);
+    for (const id of victims) this.remove(id);
+    if (victims.length > 0) this.overflowed = true;
+    return victims;
+  }
+
   remove(id: string): boolean {
     const entry = this.entries.get(id);
     if (!entry) return false;

@@ -31,6 +31,22 @@ test('index: never holds more than MAX_MESSAGES; a refused add marks it overflow
   assert.equal(idx.highWater, 3);
 });
 
+test('index: a full index of deferred mail gives up its furthest-due entries, never one in flight or due', () => {
+  const idx = new MessageIndex(4);
+  const now = 1_000;
+  idx.add(msg('soon', { attempts: 1, dueMs: now + 10 }), now);
+  idx.add(msg('later', { attempts: 1, dueMs: now + 5_000 }), now);
+  idx.add(msg('latest', { attempts: 2, dueMs: now + 9_000 }), now);
+  idx.add(msg('due', { attempts: 1, dueMs: 0 }), now);
+  assert.equal(idx.add(msg('new'), now), false, 'full');
+  assert.deepEqual(idx.evictFurthestWaiting(2, now), ['latest', 'later']);
+  assert.equal(idx.overflowed, true, 'the evicted ones come back with a rescan');
+  assert.equal(idx.add(msg('new'), now), true);
+  assert.ok(idx.has('soon') && idx.has('due') && idx.has('new'));
+  assert.equal(idx.size, 3);
+  assert.deepEqual(idx.evictFurthestWaiting(5, now), ['soon'], 'a due message is never evicted');
+});
+
 test('index: ready messages are taken in order, marked in flight, and come back by reschedule', () => {
   const idx = new MessageIndex(10);
   for (const id of ['A', 'B', 'C']) idx.add(msg(id), 0);
