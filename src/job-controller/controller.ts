@@ -50,6 +50,8 @@ interface RunningJob {
   messages: number;
   /** Messages in the job's hands now. */
   current: number;
+  /** When the batch in hand was handed over (null between batches). */
+  batchStarted: number | null;
   threadId: number | null;
   done: Promise<void>;
 }
@@ -65,6 +67,8 @@ const SETTLE_PARALLEL = 32;
  * the job's thread. A job's first batch never waits.
  */
 const LINGER_MS = 20;
+/** A batch running longer than this waits on slow hosts: it no longer holds back new mail (pool-policy.ts slowJobs). */
+const SLOW_BATCH_MS = 250;
 /** Removals whose directory fsyncs are gathered into one round. */
 const REMOVAL_SYNC_DELAY_MS = 20;
 
@@ -508,6 +512,7 @@ export class JobController {
           backlogRecipients: stats.recipients,
           readyMessages: stats.ready,
           runningJobs: this.runningJobs((j) => j.channel === name),
+          slowJobs: this.runningJobs((j) => j.channel === name && j.batchStarted !== null && now - j.batchStarted >= SLOW_BATCH_MS),
           threadDepth: channel.threadDepth,
           maxJobs: channel.maxJobs,
           filesPerJob: channel.filesPerJob,
@@ -555,7 +560,7 @@ export class JobController {
   }
 
   private startJob(channel: Channel, pool: PoolConfig): void {
-    const job: RunningJob = { id: ++this.jobSeq, channel: channel.name, pool: pool.name, started: this.now(), batches: 0, messages: 0, current: 0, threadId: null, done: Promise.resolve() };
+    const job: RunningJob = { id: ++this.jobSeq, channel: channel.name, pool: pool.name, started: this.now(), batches: 0, messages: 0, current: 0, batchStarted: null, threadId: null, done: Promise.resolve() };
     this.jobs.set(job.id, job);
     job.done = this.runJob(job)
       .catch((err) => this.logger.error({ err, channel: job.channel }, 'job failed'))
@@ -585,7 +590,15 @@ export class JobController {
       const taken = this.index.take(job.channel, size);
       if (taken.length === 0) return;
       job.current = taken.length;
-      await this.deliverBatch(job, channel, taken, limits.timeoutMs);
+      job.batchStarted = this.now();
+      // Once the batch counts as slow, messages that arrived meanwhile may get a job of their own.
+      const slow = setTimeout(() => this.kick(), SLOW_BATCH_MS);
+      try {
+        await this.deliverBatch(job, channel, taken, limits.timeoutMs);
+      } finally {
+        clearTimeout(slow);
+        job.batchStarted = null;
+      }
       job.current = 0;
       job.batches++;
       job.messages += taken.length;

@@ -11,6 +11,13 @@ export interface ChannelDemand {
   /** Messages due now and not yet handed to a job (nothing to start a job for when 0). */
   readyMessages: number;
   runningJobs: number;
+  /**
+   * Of the running jobs, those whose batch has gone on for a while (waiting on slow or silent
+   * hosts): they do not hold back the messages that arrived meanwhile, which get a job of their
+   * own while maxjobs and the pool allow. Without this, one batch stuck on a host that never
+   * greets would keep every new message of the channel waiting for the greeting timeout.
+   */
+  slowJobs?: number;
   threadDepth: number;
   maxJobs: number;
   filesPerJob: number;
@@ -34,9 +41,10 @@ export function jobsWanted(d: ChannelDemand): number {
 /** Jobs to start now for the channel: what it wants beyond what runs, within the pool's room. */
 export function jobsToStart(d: ChannelDemand, pool: PoolRoom): number {
   if (d.readyMessages <= 0) return 0;
-  const wanted = jobsWanted(d) - d.runningJobs;
+  const wanted = jobsWanted(d) - (d.runningJobs - Math.min(d.slowJobs ?? 0, d.runningJobs));
+  const underMaxJobs = Math.max(1, d.maxJobs) - d.runningJobs;
   const poolFree = pool.jobLimit - pool.runningJobs;
-  return Math.max(0, Math.min(wanted, poolFree, d.readyMessages));
+  return Math.max(0, Math.min(wanted, underMaxJobs, poolFree, d.readyMessages));
 }
 
 /** Messages a job takes per request: a threaddepth's worth (1…100), so that jobs share a backlog. */

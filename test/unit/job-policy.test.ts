@@ -89,6 +89,17 @@ test('pool policy: jobs to start are within the pool JOB_LIMIT and beyond the ru
   assert.equal(jobsToStart(demand({ backlogMessages: 30, readyMessages: 2, threadDepth: 1 }), { jobLimit: 10, runningJobs: 0 }), 2, 'never more jobs than ready messages');
 });
 
+test('pool policy: a job whose batch waits on slow hosts does not hold back new mail; maxjobs and the pool still bind', () => {
+  // One job busy for a while with a few messages; four arrived meanwhile (backlog below threaddepth).
+  const d = demand({ backlogMessages: 5, readyMessages: 4, runningJobs: 1, maxJobs: 7 });
+  assert.equal(jobsToStart(d, { jobLimit: 10, runningJobs: 1 }), 0, 'a job that is not slow: the new mail waits for it');
+  assert.equal(jobsToStart({ ...d, slowJobs: 1 }, { jobLimit: 10, runningJobs: 1 }), 1, 'a slow one: a second job');
+  assert.equal(jobsToStart({ ...d, slowJobs: 1, maxJobs: 1 }, { jobLimit: 10, runningJobs: 1 }), 0, 'maxjobs 1');
+  assert.equal(jobsToStart({ ...d, slowJobs: 1 }, { jobLimit: 1, runningJobs: 1 }), 0, 'pool full');
+  assert.equal(jobsToStart({ ...d, runningJobs: 3, slowJobs: 3, backlogMessages: 40, readyMessages: 30 }, { jobLimit: 10, runningJobs: 3 }), 4, 'never beyond maxjobs 7 in all');
+  assert.equal(jobsToStart({ ...d, slowJobs: 5 }, { jobLimit: 10, runningJobs: 1 }), 1, 'more slow jobs than running ones count as the running ones');
+});
+
 test('batch size: a threaddepth worth, between 1 and 100', () => {
   assert.equal(batchSize(10), 10);
   assert.equal(batchSize(0), 1);
