@@ -3,28 +3,14 @@
 // 0 (stopping a stopped instance is not an error, as with `systemctl stop`), after stopping any
 // part a killed watcher left behind and removing stale pid files and sockets.
 import { runCommand } from './run-command.js';
-import { parseArgs } from './args.js';
-import { CommandError, UsageError } from './errors.js';
-import { instancePaths, resolveRoot } from '../common/instance.js';
-import { askWatcher, parsePartArgument } from '../watcher/client.js';
+import { CommandError } from './errors.js';
+import { requestForPart } from './part-request.js';
 import { reapLeftovers, waitGone } from '../watcher/pid-files.js';
-import type { PartName } from '../watcher/part.js';
 
 const USAGE = 'stop-msg [dispatcher|job_controller] [--root DIR]';
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, [], []);
-  let part: PartName | null;
-  try {
-    part = parsePartArgument(args.positionals);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const paths = instancePaths(resolveRoot(args.values.get('root')));
-  // Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines).
-  const reply = await askWatcher(paths, { op: 'stop', ...(part ? { part } : {}) }, 180_000).catch((err: Error) => {
-    throw new CommandError(err.message);
-  });
+  const { paths, part, reply } = await requestForPart(argv, 'stop');
   if (!reply) {
     const leftovers = await reapLeftovers(paths);
     if (leftovers.length > 0) {

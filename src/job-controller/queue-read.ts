@@ -38,13 +38,8 @@ export interface ReadOptions {
  * QueueFileError when it is not a valid queue file, and the fs error for anything else.
  */
 export function readQueuedFileSync(path: string, opts: ReadOptions = {}): QueuedFile | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const fd = openIfExists(path);
+  if (fd === null) return null;
   try {
     const fileSize = fstatSync(fd).size;
     let want = opts.withBody && fileSize <= READ_WHOLE_MAX ? fileSize : Math.min(fileSize, FIRST_READ);
@@ -81,13 +76,8 @@ export function readQueuedFileSync(path: string, opts: ReadOptions = {}): Queued
  * the file is gone; `stream` when it is larger than READ_WHOLE_MAX (read it with openBody).
  */
 export function readMessageSync(path: string): Buffer | 'stream' | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const fd = openIfExists(path);
+  if (fd === null) return null;
   try {
     const fileSize = fstatSync(fd).size;
     if (fileSize > READ_WHOLE_MAX) return 'stream';
@@ -127,4 +117,14 @@ function fixIdentity(env: Envelope, path: string, queueDir: string | undefined):
     }
   }
   return env;
+}
+
+/** A read-only descriptor, or null when the file is gone (delivered, deleted or renamed meanwhile). */
+function openIfExists(path: string): number | null {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
 }

@@ -1,0 +1,26 @@
+// What `stop-msg [part]` and `imsimta restart [part]` share: the optional part argument, then
+// one request to the watcher. Null reply = the watcher is not running.
+import { parseArgs } from './args.js';
+import { CommandError, UsageError } from './errors.js';
+import { instancePaths, resolveRoot, type InstancePaths } from '../common/instance.js';
+import type { JsonObject } from '../common/ipc-socket.js';
+import { askWatcher, parsePartArgument } from '../watcher/client.js';
+import type { PartName } from '../watcher/part.js';
+
+/** Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines). */
+const PART_REQUEST_TIMEOUT_MS = 180_000;
+
+export async function requestForPart(argv: string[], op: 'stop' | 'restart'): Promise<{ paths: InstancePaths; part: PartName | null; reply: JsonObject | null }> {
+  const args = parseArgs(argv, [], []);
+  let part: PartName | null;
+  try {
+    part = parsePartArgument(args.positionals);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const paths = instancePaths(resolveRoot(args.values.get('root')));
+  const reply = await askWatcher(paths, { op, ...(part ? { part } : {}) }, PART_REQUEST_TIMEOUT_MS).catch((err: Error) => {
+    throw new CommandError(err.message);
+  });
+  return { paths, part, reply };
+}
