@@ -11,9 +11,10 @@ export const JOB_CONTROLLER_DEFAULTS = {
   JOB_LIMIT: 10,
   MAX_LIFE_AGE: 3600,
   MAX_LIFE_CONNS: 10000,
+  PERIODIC_INTERVAL: 1800,
 } as const;
 
-const GLOBAL_ONLY = ['TCP_PORT', 'INTERFACE_ADDRESS', 'SECRET', 'DEBUG', 'MAX_MESSAGES', 'SYNCH_TIME', 'REBUILD_IN_ORDER', 'REBUILD_PARALLEL_CHANNEL'];
+const GLOBAL_ONLY = ['TCP_PORT', 'INTERFACE_ADDRESS', 'SECRET', 'DEBUG', 'MAX_MESSAGES', 'SYNCH_TIME', 'REBUILD_IN_ORDER', 'REBUILD_PARALLEL_CHANNEL', 'PERIODIC_INTERVAL'];
 const POOL_KEYS = ['JOB_LIMIT'];
 const CHANNEL_KEYS = ['MASTER_COMMAND', 'SLAVE_COMMAND', 'MAX_LIFE_AGE', 'MAX_LIFE_CONNS', 'MAX_LIFE_ASKWORK', 'ANON_HOST', 'URGENT_DELIVERY', 'NORMAL_DELIVERY', 'NONURGENT_DELIVERY'];
 
@@ -25,6 +26,7 @@ export function parseJobControllerCnf(file: string, diagnostics: Diagnostic[]): 
   const config: JobControllerConfig = {
     maxMessages: reader.integer(g.get('MAX_MESSAGES'), JOB_CONTROLLER_DEFAULTS.MAX_MESSAGES, 1),
     synchTimeSec: synchTime(g.get('SYNCH_TIME'), reader),
+    periodicIntervalSec: synchTime(g.get('PERIODIC_INTERVAL'), reader, JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL),
     rebuildParallelChannel: reader.integer(g.get('REBUILD_PARALLEL_CHANNEL'), JOB_CONTROLLER_DEFAULTS.REBUILD_PARALLEL_CHANNEL, 1, 100),
     pools: [],
     channels: [],
@@ -71,17 +73,17 @@ export function parseJobControllerCnf(file: string, diagnostics: Diagnostic[]): 
   return config;
 }
 
-/** Seconds, `HH:MM` or an ISO 8601 duration. */
-function synchTime(entry: OptionEntry | undefined, reader: OptionReader): number {
-  if (!entry) return JOB_CONTROLLER_DEFAULTS.SYNCH_TIME;
+/** An interval (SYNCH_TIME, PERIODIC_INTERVAL): seconds, `HH:MM` or an ISO 8601 duration. */
+function synchTime(entry: OptionEntry | undefined, reader: OptionReader, fallback: number = JOB_CONTROLLER_DEFAULTS.SYNCH_TIME): number {
+  if (!entry) return fallback;
   const v = entry.value.trim();
   if (/^\d+$/.test(v) && Number(v) > 0) return Number(v);
   const hm = /^(\d{1,2}):(\d{2})$/.exec(v);
   if (hm && Number(hm[2]) < 60 && Number(hm[1]) * 60 + Number(hm[2]) > 0) return Number(hm[1]) * 3600 + Number(hm[2]) * 60;
   const ms = parseIsoDuration(v);
   if (ms !== null && ms > 0) return Math.max(1, Math.round(ms / 1000));
-  reader.error(entry, `SYNCH_TIME must be seconds, HH:MM or an ISO 8601 duration, found "${v}"`);
-  return JOB_CONTROLLER_DEFAULTS.SYNCH_TIME;
+  reader.error(entry, `${entry.key} must be seconds, HH:MM or an ISO 8601 duration, found "${v}"`);
+  return fallback;
 }
 
 /** The [CHANNEL] section that applies to a channel: an exact name wins over the longest prefix. */

@@ -30,7 +30,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const jcFile = optional(paths.jobControllerCnf);
   const jobController = jcFile
     ? parseJobControllerCnf(jcFile, diagnostics)
-    : { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [{ name: 'DEFAULT', jobLimit: 10 }], channels: [], maxLifeAgeSec: 3600, maxLifeConns: 10000 };
+    : { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [{ name: 'DEFAULT', jobLimit: 10 }], channels: [], maxLifeAgeSec: 3600, maxLifeConns: 10000, periodicIntervalSec: 1800 };
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").

@@ -138,6 +138,8 @@ export interface JobControllerConfig {
   /** Job life limits from the globals (defaults for every [CHANNEL]). */
   maxLifeAgeSec: number;
   maxLifeConns: number;
+  /** How often channels marked `periodic` are run (PERIODIC_INTERVAL; default 30 min; optional for hand-built configs). */
+  periodicIntervalSec?: number;
 }
 
 // ---------------------------------------------------------- option.dat

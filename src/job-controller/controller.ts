@@ -20,6 +20,7 @@ import { SmallestN } from './heap.js';
 import { applyOutcome, wantsNotice, withoutSettled, type AppliedOutcome } from './outcome.js';
 import { batchSize, jobsToStart } from './pool-policy.js';
 import { channelByName, jobLimits, outcomePolicy, poolFor, poolsOf, returnLimitOctets } from './config.js';
+import { nextPeriodicRunMs } from './periodic.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import type { JobRunner } from './runner.js';
 import type { FlushReply } from './protocol.js';
@@ -374,7 +375,7 @@ export class JobController {
       attempts: envelope.attempts,
       arrivalMs: envelope.arrival.getTime(),
       // Files with notices owed (qm return, a crash before the rewrite) or nothing left are settled at once.
-      dueMs: owesNotice || pending.length === 0 ? 0 : (envelope.nextAttempt?.getTime() ?? 0),
+      dueMs: owesNotice || pending.length === 0 ? 0 : this.firstDueMs(envelope),
       pendingRecipients: pending.length,
       domains: domainsOf(pending.map((r) => r.address)),
     };
@@ -390,6 +391,14 @@ export class JobController {
       this.fresh.set(entry.id, { path, envelope, size });
     }
     return added;
+  }
+
+  /** When a message is first due: its next attempt, else now, else (a `periodic` channel) the next periodic run. */
+  private firstDueMs(envelope: Envelope): number {
+    const due = envelope.nextAttempt?.getTime() ?? 0;
+    const now = this.now();
+    if (due > now || channelByName(this.config, envelope.channel)?.immediate !== false) return due;
+    return nextPeriodicRunMs(now, this.config.jobController?.periodicIntervalSec ?? 1800);
   }
 
   /**

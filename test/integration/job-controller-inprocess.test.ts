@@ -11,6 +11,7 @@ import { instancePaths } from '../../src/common/instance.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { queueStoreFor, writeStoppedChannels, type EnvelopeDraft, type QueueRef } from '../../src/queue/index.js';
 import { JobController } from '../../src/job-controller/controller.js';
+import { nextPeriodicRunMs } from '../../src/job-controller/periodic.js';
 import type { JobRunner } from '../../src/job-controller/runner.js';
 import type { JobTask, JobTaskResult } from '../../src/job-controller/job-host.js';
 import type { RecipientResult } from '../../src/channels/types.js';
@@ -197,4 +198,40 @@ test('reload: a broken configuration is refused with file:line and the last good
   const good = await c.handle({ op: 'reload' });
   assert.equal(good.ok, true);
   assert.equal((c.status() as { pools: Array<{ job_limit: number }> }).pools[0]!.job_limit, 3);
+});
+
+test('a periodic channel: new mail waits for the next periodic run, then goes out together; a flush sends it at once', async () => {
+  const inst = instance('PERIODIC_INTERVAL=2\n[POOL=DEFAULT]\nJOB_LIMIT=2\n');
+  inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace('tcp_local smtp nomx backoff "PT1H"', 'tcp_local smtp nomx periodic backoff "PT1H"'));
+  const runner = new ScriptedRunner('delivered');
+  const c = await controller(inst, runner);
+  await enqueue(inst, 3);
+  const enqueuedAt = Date.now();
+  await c.handle({ op: 'rescan' });
+  const run = nextPeriodicRunMs(enqueuedAt, 2);
+  await waitFor(() => files(inst).length === 0, { timeoutMs: 6_000, what: 'the periodic run' });
+  const deliveredAt = Date.now();
+  assert.ok(deliveredAt >= run - 50, `not before the periodic run (${deliveredAt - run} ms after it)`);
+  assert.equal(runner.tasks.reduce((n, t) => n + t.items.length, 0), 3);
+});
+
+test('a periodic channel with a long interval: a flush sends its mail at once', async () => {
+  const inst = instance('PERIODIC_INTERVAL=P1D\n[POOL=DEFAULT]\nJOB_LIMIT=2\n');
+  inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace('tcp_local smtp nomx backoff "PT1H"', 'tcp_local smtp nomx periodic backoff "PT1H"'));
+  const runner = new ScriptedRunner('delivered');
+  const c = await controller(inst, runner);
+  await enqueue(inst, 2);
+  await c.handle({ op: 'rescan' });
+  assert.equal(runner.tasks.length, 0, 'nothing is tried on demand');
+  assert.ok(nextPeriodicRunMs(Date.now(), 86400) - Date.now() > 5_000, 'the next daily run is not about to start');
+  await c.handle({ op: 'flush', target: null });
+  await waitFor(() => files(inst).length === 0, { timeoutMs: 5_000, what: 'the flushed messages' });
+  assert.equal(runner.tasks.reduce((n, t) => n + t.items.length, 0), 2);
+});
+
+test('periodic runs are aligned to the clock', () => {
+  assert.equal(nextPeriodicRunMs(0, 2), 2000);
+  assert.equal(nextPeriodicRunMs(1999, 2), 2000);
+  assert.equal(nextPeriodicRunMs(2000, 2), 4000);
+  assert.equal(nextPeriodicRunMs(5_000, 1800), 1_800_000);
 });

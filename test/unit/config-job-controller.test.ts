@@ -47,7 +47,17 @@ test('a file without pools gets one pool DEFAULT; absent options take their defa
     channels: [],
     maxLifeAgeSec: 3600,
     maxLifeConns: 10000,
+    periodicIntervalSec: 1800,
   });
+});
+
+test('PERIODIC_INTERVAL takes the forms of SYNCH_TIME; a bad one names its key and line', () => {
+  assert.equal(parse(lines('PERIODIC_INTERVAL=PT15M')).config.periodicIntervalSec, 900);
+  assert.equal(parse(lines('PERIODIC_INTERVAL=01:00')).config.periodicIntervalSec, 3600);
+  const bad = parse(lines('! first', 'PERIODIC_INTERVAL=often'));
+  assert.equal(bad.diagnostics.length, 1);
+  assert.equal(bad.diagnostics[0]!.line, 2);
+  assert.match(bad.diagnostics[0]!.message, /^PERIODIC_INTERVAL must be seconds, HH:MM or an ISO 8601 duration/);
 });
 
 test('[CHANNEL=…] sections: exact names, trailing-* prefixes, global defaults for the life limits and MASTER_COMMAND', () => {
