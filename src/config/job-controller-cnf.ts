@@ -25,8 +25,8 @@ export function parseJobControllerCnf(file: string, diagnostics: Diagnostic[]): 
   const lifeConns = (map: Map<string, OptionEntry>) => map.get('MAX_LIFE_CONNS') ?? map.get('MAX_LIFE_ASKWORK');
   const config: JobControllerConfig = {
     maxMessages: reader.integer(g.get('MAX_MESSAGES'), JOB_CONTROLLER_DEFAULTS.MAX_MESSAGES, 1),
-    synchTimeSec: synchTime(g.get('SYNCH_TIME'), reader),
-    periodicIntervalSec: synchTime(g.get('PERIODIC_INTERVAL'), reader, JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL),
+    synchTimeSec: intervalSeconds(g.get('SYNCH_TIME'), reader),
+    periodicIntervalSec: intervalSeconds(g.get('PERIODIC_INTERVAL'), reader, JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL),
     rebuildParallelChannel: reader.integer(g.get('REBUILD_PARALLEL_CHANNEL'), JOB_CONTROLLER_DEFAULTS.REBUILD_PARALLEL_CHANNEL, 1, 100),
     pools: [],
     channels: [],
@@ -74,7 +74,7 @@ export function parseJobControllerCnf(file: string, diagnostics: Diagnostic[]): 
 }
 
 /** An interval (SYNCH_TIME, PERIODIC_INTERVAL): seconds, `HH:MM` or an ISO 8601 duration. */
-function synchTime(entry: OptionEntry | undefined, reader: OptionReader, fallback: number = JOB_CONTROLLER_DEFAULTS.SYNCH_TIME): number {
+function intervalSeconds(entry: OptionEntry | undefined, reader: OptionReader, fallback: number = JOB_CONTROLLER_DEFAULTS.SYNCH_TIME): number {
   if (!entry) return fallback;
   const v = entry.value.trim();
   if (/^\d+$/.test(v) && Number(v) > 0) return Number(v);

@@ -3,7 +3,6 @@
 import type { Channel, InstanceConfig, PoolConfig } from '../config/types.js';
 import { channelJobSection } from '../config/job-controller-cnf.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
-import { loadConfigInForce } from '../config/in-force.js';
 import { backoffSchedule } from './backoff.js';
 import { noticesSchedule } from '../notices/schedule.js';
 import type { OutcomePolicy } from './outcome.js';
@@ -11,11 +10,6 @@ import type { OutcomePolicy } from './outcome.js';
 /** The validated configuration; throws with `file:line: …` lines on error. */
 export async function loadConfig(root: string): Promise<InstanceConfig> {
   return loadInstanceConfigOrThrow(root);
-}
-
-/** At start: etc/, or the configuration in force when etc/ holds a rejected edit (a restart after a crash). */
-export async function loadStartConfig(root: string): Promise<{ config: InstanceConfig; etcErrors: string | null }> {
-  return loadConfigInForce(root);
 }
 
 /** Without any [POOL=] section, one pool as Messaging Server ships it. */

@@ -4,7 +4,8 @@
 import { serveJsonSocket } from '../common/ipc-socket.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs } from '../common/logger.js';
-import { loadConfig, loadStartConfig } from './config.js';
+import { loadConfig } from './config.js';
+import { loadConfigInForce } from '../config/in-force.js';
 import { JobController } from './controller.js';
 import { PiscinaRunner } from './runner.js';
 
@@ -22,7 +23,8 @@ function fatal(message: string): never {
 
 let controller: JobController;
 try {
-  const { config, etcErrors } = await loadStartConfig(root);
+  // etc/ may hold an edit the watcher rejected (a restart after a crash): use the configuration in force.
+  const { config, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; starting with the configuration in force');
   controller = new JobController({
     config,

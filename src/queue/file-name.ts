@@ -1,6 +1,8 @@
 // Queue file names, Messaging Server style (reference §4): two characters of attempt count in
 // "complemented base 36" (ZZ = new, ZY = one failed attempt … 00 = 1295 or more), the message id,
 // then `.00` (scheduled) or `.HELD` (held, never scheduled).
+import { basename, relative, sep } from 'node:path';
+import type { Envelope } from './types.js';
 
 const DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const MAX_ENCODED_ATTEMPTS = 36 * 36 - 1;
@@ -65,4 +67,21 @@ export function subdirIndex(id: string, subdirs: number): number | null {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h % subdirs;
+}
+
+/**
+ * The file name and directory win over the envelope's own id and channel (an operator may have
+ * moved the file): the id from the name, the channel from the first directory under `queueDir`.
+ */
+export function identityFromPath(env: Envelope, path: string, queueDir: string | undefined): Envelope {
+  const parsed = parseQueueFileName(basename(path));
+  if (parsed) env.id = parsed.id;
+  if (queueDir) {
+    const rel = relative(queueDir, path);
+    if (!rel.startsWith('..')) {
+      const ch = rel.split(sep)[0];
+      if (ch && ch !== basename(path)) env.channel = ch;
+    }
+  }
+  return env;
 }

@@ -4,13 +4,13 @@
 import { open, mkdir, rename, unlink, readdir, readlink, realpath, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
-import { join, dirname, basename, relative, sep } from 'node:path';
+import { join, dirname, basename } from 'node:path';
 import type { Logger } from '../common/logger.js';
 import type { Envelope, EnvelopeDraft, QueueRef, ScanEntry } from './types.js';
 import { encodeEnvelope } from './envelope-format.js';
 import { QueueFileError, QueueWriteError } from './errors.js';
 import { createIdGenerator, queueIdTimeMs, type IdGenerator } from './message-id.js';
-import { HELD_SUFFIX, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
+import { HELD_SUFFIX, identityFromPath, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
 import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader } from './queue-file-reader.js';
 import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
@@ -112,16 +112,7 @@ export class QueueStore {
 
   /** Like readEnvelope, but a corrupt file is quarantined and a vanished one skipped: both give null. */
   async tryReadEnvelope(path: string): Promise<Envelope | null> {
-    try {
-      return await this.readEnvelope(path);
-    } catch (err) {
-      if (err instanceof QueueFileError) {
-        await this.quarantine(path, err.reason).catch(() => {});
-        return null;
-      }
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    return this.nullIfUnreadable(path, () => this.readEnvelope(path));
   }
 
   /**
@@ -129,7 +120,7 @@ export class QueueStore {
    * one skipped: both give null.
    */
   async inspect(path: string): Promise<{ envelope: Envelope; size: number } | null> {
-    try {
+    return this.nullIfUnreadable(path, async () => {
       const fh = await open(path, 'r');
       try {
         const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path));
@@ -137,6 +128,13 @@ export class QueueStore {
       } finally {
         await fh.close();
       }
+    });
+  }
+
+  /** Runs a read; a corrupt file is quarantined and a vanished one skipped: both give null. */
+  private async nullIfUnreadable<T>(path: string, read: () => Promise<T>): Promise<T | null> {
+    try {
+      return await read();
     } catch (err) {
       if (err instanceof QueueFileError) {
         await this.quarantine(path, err.reason).catch(() => {});
@@ -476,16 +474,8 @@ export class QueueStore {
     return path.endsWith(HELD_SUFFIX);
   }
 
-  /** The file name and directory win over the contents (an operator may have moved the file). */
   private fixIdentity(env: Envelope, path: string): Envelope {
-    const parsed = parseQueueFileName(basename(path));
-    if (parsed) env.id = parsed.id;
-    const rel = relative(this.queueDir, path);
-    if (!rel.startsWith('..')) {
-      const ch = rel.split(sep)[0];
-      if (ch && ch !== basename(path)) env.channel = ch;
-    }
-    return env;
+    return identityFromPath(env, path, this.queueDir);
   }
 
   private parseRefName(ref: QueueRef) {

@@ -5,18 +5,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './instance.js';
 import { MtaInstance } from './running-instance.js';
+import type { DirectoryRow } from '../../src/queue/report.js';
 
 /** One row of `imsimta qm directory --json` (the fields the contract fixes, and size). */
-export interface QueuedRow {
-  id: string;
-  channel: string;
-  from: string;
-  recipients: string[];
-  attempts: number;
-  next_attempt: string | null;
-  held: boolean;
-  size?: number;
-}
+export type QueuedRow = Pick<DirectoryRow, 'id' | 'channel' | 'from' | 'recipients' | 'attempts' | 'next_attempt' | 'held'> & Partial<Pick<DirectoryRow, 'size'>>;
 
 /** Channels the held instance never delivers from. */
 export const HELD_CHANNELS = ['tcp_local', 'l', 'hold'];

@@ -297,10 +297,24 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
     return c;
   };
 
+  /** The peer as tests see it: what it counted, live. */
+  const peer = (port: number, deliveredRecipients: () => string[], close: () => Promise<void>): SmtpPeer => ({
+    host: opts.host,
+    port,
+    connections,
+    transactions,
+    rcptCommands,
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    deliveredRecipients,
+    close,
+  });
+
   if (mode === 'refuse') {
     // Take a port number nobody listens on at this address: connections are refused.
     const port = opts.port ?? (await listenOnce(opts.host));
-    return { host: opts.host, port, connections, transactions, rcptCommands, maxConcurrent: 0, deliveredRecipients: () => [], close: async () => {} };
+    return peer(port, () => [], async () => {});
   }
 
   if (mode === 'blackhole') {
@@ -309,18 +323,7 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
       socket.on('error', () => {});
     });
     const port = await listen(server, opts.host, opts.port ?? 0);
-    return {
-      host: opts.host,
-      port,
-      connections,
-      transactions,
-      rcptCommands,
-      get maxConcurrent() {
-        return maxConcurrent;
-      },
-      deliveredRecipients: () => [],
-      close: () => closeServer(server, sockets),
-    };
+    return peer(port, () => [], () => closeServer(server, sockets));
   }
 
   const byConnection = new Map<string, PeerConnection>();
@@ -402,22 +405,15 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
     inner.once('error', reject);
     server.listen(opts.port ?? 0, opts.host, () => resolve((inner.address() as net.AddressInfo).port));
   });
-  return {
-    host: opts.host,
+  return peer(
     port,
-    connections,
-    transactions,
-    rcptCommands,
-    get maxConcurrent() {
-      return maxConcurrent;
-    },
-    deliveredRecipients: () => [...delivered],
-    close: () =>
+    () => [...delivered],
+    () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
-  };
+  );
 }
 
 /**

@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { mkdirSync, writeFileSync, rmSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, repoRoot, type TestInstance } from '../helpers/instance.js';
 import { instancePaths } from '../../src/common/instance.js';

@@ -11,7 +11,6 @@
 //   kills the driver made, and explains each duplicate by a kill of the job controller.
 // - `Prng`: a small seeded generator, so that a failing run can be replayed with its seed.
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
 import { belongsToInstance } from '../helpers/running-instance.js';
 
 // ------------------------------------------------------------------------------------ PRNG
