@@ -39,6 +39,21 @@ function where(l: ListenerInfo): string {
   return `${l.service} ${address}:${l.port}`;
 }
 
+/**
+ * The dispatcher's changes as the operator's `imsimta reload` reports them when the watcher
+ * applied the same edit a moment before (the command then finds nothing left to change): the
+ * earlier reload's new and closed ports, then this one's, an add and a remove of the same
+ * port cancelling out.
+ */
+export function withEarlierChanges(now: DispatcherReloadResult, earlier: Pick<DispatcherReloadResult, 'added' | 'removed'>): DispatcherReloadResult {
+  const key = (l: ListenerInfo) => `${l.service} ${l.address ?? ''} ${l.port}`;
+  const added = new Map(earlier.added.map((l) => [key(l), l]));
+  const removed = new Map(earlier.removed.map((l) => [key(l), l]));
+  for (const l of now.added) if (!removed.delete(key(l))) added.set(key(l), l);
+  for (const l of now.removed) if (!added.delete(key(l))) removed.set(key(l), l);
+  return { ...now, added: [...added.values()], removed: [...removed.values()] };
+}
+
 /** `configuration reloaded: 5 rewrite rules, 4 channels; SMTP on 127.0.0.1:25 (new: …); 2 SMTP server processes switched; job controller reloaded` */
 export function reloadSummary(o: ReloadOutcome): string {
   const parts = [`${o.config.imta.rules.length} rewrite rules, ${o.config.imta.channels.length} channels`];

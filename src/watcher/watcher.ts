@@ -18,7 +18,7 @@ import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js'
 import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './part.js';
 import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
 import { watchConfig, type ConfigWatch } from './config-watch.js';
-import { etcFingerprint, reloadFailures, reloadSummary, type JobControllerOutcome } from './reload.js';
+import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
 import { logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
 import { WatcherMetrics } from './metrics-hook.js';
 
@@ -90,6 +90,8 @@ class Watcher {
   private config: InstanceConfig;
   /** etc/ as last looked at by a reload (applied or rejected): an edit back to it is no change. */
   private lastFingerprint: string;
+  /** The listener changes of the last reload the watcher made on an edit, for the command that follows it. */
+  private lastWatchChanges: { fingerprint: string; added: DispatcherReloadResult['added']; removed: DispatcherReloadResult['removed'] } | null = null;
   private configWatch: ConfigWatch | null = null;
   private reloadsInHand = 0;
   private readonly reloadCounts = { watched: 0, commanded: 0, rejected: 0 };
@@ -285,6 +287,12 @@ class Watcher {
     recordConfigInForce(this.opts.root);
     await this.metrics.apply(config);
     this.logSizeProblem = null;
+    // An operator who edits a file and runs `imsimta reload` is told what the edit changed even
+    // when the watcher applied it first.
+    const earlier = this.lastWatchChanges;
+    if (trigger === 'watch') this.lastWatchChanges = dispatcher ? { fingerprint, added: dispatcher.added, removed: dispatcher.removed } : null;
+    else if (dispatcher && earlier?.fingerprint === fingerprint) dispatcher = withEarlierChanges(dispatcher, earlier);
+    if (trigger === 'command') this.lastWatchChanges = null;
     const outcome = { config, dispatcher, jobController };
     const summary = reloadSummary(outcome);
     const failures = reloadFailures(outcome);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { freePort, waitFor } from '../helpers/instance.js';
 import { refused, type MtaInstance, type ProcessRow } from '../helpers/running-instance.js';
-import { SmtpTalk, aliceMessages, startMta } from './reload-harness.js';
+import { SmtpTalk, aliceMessages, settledReloads, startMta, watcherStatus } from './reload-harness.js';
 
 const ADDRESS = '127.0.11.2';
 let mta: MtaInstance;
@@ -46,7 +46,11 @@ test('a new [SERVICE] port is listened on; a removed one refuses new connections
     const rows = await mta.processes();
     assert.ok(rows.some((r) => r.role === 'smtp_server' && r.service === 'SUBMIT' && r.connections === 1), JSON.stringify(rows));
 
+    // The watcher applies the edit before the operator's command comes: the command still
+    // reports what the edit changed.
+    const watchedBefore = (await watcherStatus(mta)).reloads.watched;
     mta.inst.write('etc/dispatcher.cnf', dispatcherCnf(1, false));
+    await settledReloads(mta, (r) => r.watched > watchedBefore, 'the watcher to apply the edit');
     const removed = await reload();
     assert.match(removed, new RegExp(`closed: SUBMIT ${ADDRESS.replace(/\./g, '\\.')}:${submitPort}`));
     assert.ok(await refused(ADDRESS, submitPort), 'the removed port still accepts connections');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isLiveLog, isRotatedLog, logsToPurge, logsToRotate, parseLogNumber, rotationRenames } from '../../src/watcher/log-files.js';
-import { reloadFailures, reloadSummary } from '../../src/watcher/reload.js';
+import { reloadFailures, reloadSummary, withEarlierChanges } from '../../src/watcher/reload.js';
 import type { InstanceConfig } from '../../src/config/types.js';
 
 test('live and rotated names', () => {
@@ -91,4 +91,14 @@ test('the reload summary is one line naming rules, channels, ports and the parts
     'job controller kept its configuration: x',
   ]);
   assert.match(reloadSummary({ config, dispatcher: null, jobController: { state: 'not running' } }), /dispatcher not running; job controller not running$/);
+});
+
+test('a command after the watcher applied the same edit reports the port changes of that edit', () => {
+  const submit = { service: 'SUBMIT', address: '127.0.11.1', port: 587 };
+  const extra = { service: 'SMTP', address: '127.0.11.1', port: 2526 };
+  const now = { ok: true, listeners: [], added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+  assert.deepEqual(withEarlierChanges(now, { added: [extra], removed: [submit] }), { ...now, added: [extra], removed: [submit] });
+  // Added by the edit, removed again by the command's own reload: no change to report.
+  assert.deepEqual(withEarlierChanges({ ...now, removed: [{ ...extra }] }, { added: [extra], removed: [] }), now);
+  assert.deepEqual(withEarlierChanges({ ...now, added: [{ ...submit }] }, { added: [], removed: [submit] }), now);
 });
