@@ -1,10 +1,13 @@
 // Durable enqueue benchmark: 1 KiB messages with 1, 20 and 100 concurrent writers into a fresh
 // queue in a temporary directory (same file system as /tmp unless BENCH_DIR says otherwise).
 // Prints messages/s and p50/p99 latency of commit() per writer count.
-//   node dist/bench/enqueue.js [--seconds 5] [--writers 1,20,100] [--subdirs 0] [--json]
+//   node dist/bench/enqueue.js [--seconds 5] [--writers 1,20,100] [--subdirs 0] [--delivered keep|delete|reuse] [--json]
+// --delivered: what happens to each message once committed. keep (default): it stays, the queue
+// grows. delete / reuse: it is removed at once as the job controller removes a delivered message
+// (unlinked, or retired as a spare for the next enqueue), so the run is a steady flow of mail.
 // Environment: BENCH_DIR (where the temporary queue goes), UV_THREADPOOL_SIZE (libuv's pool, which
 // runs the fsyncs: more threads let a journaling file system batch more of them per commit).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueStore, type EnvelopeDraft } from '../src/queue/index.js';
@@ -30,6 +33,8 @@ const seconds = Number(option('seconds', '5'));
 const writerCounts = option('writers', '1,20,100').split(',').map(Number);
 const subdirs = Number(option('subdirs', '0'));
 const asJson = process.argv.includes('--json');
+const delivered = option('delivered', 'keep');
+if (!['keep', 'delete', 'reuse'].includes(delivered)) throw new Error(`--delivered keep|delete|reuse, not ${delivered}`);
 
 const body = Buffer.alloc(1024, 0x61);
 body.write('Received: from bench\r\nSubject: bench\r\n\r\n');
@@ -71,8 +76,10 @@ async function run(writers: number): Promise<Result> {
       Array.from({ length: writers }, async () => {
         while (performance.now() < deadline) {
           const t0 = performance.now();
-          await store.enqueue([draft(n++)], body);
+          const [ref] = await store.enqueue([draft(n++)], body);
           latencies.push(performance.now() - t0);
+          if (delivered === 'reuse' && store.spares.retireSync(ref!.path, statSync(ref!.path).size)) continue;
+          if (delivered !== 'keep') unlinkSync(ref!.path);
         }
       }),
     );
@@ -94,7 +101,7 @@ async function run(writers: number): Promise<Result> {
   }
 }
 
-if (!asJson) console.log(`# queue in ${process.env.BENCH_DIR ?? tmpdir()}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, subdirs ${subdirs}, ${seconds} s per run`);
+if (!asJson) console.log(`# queue in ${process.env.BENCH_DIR ?? tmpdir()}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, subdirs ${subdirs}, delivered ${delivered}, ${seconds} s per run`);
 try {
   for (const w of writerCounts) {
     const r = await run(w);

@@ -29,7 +29,7 @@ import { readQueuedFileSync } from './queue-read.js';
 import { QueueFileError, QueueWriteError } from '../queue/errors.js';
 import { DelayedDirectorySync } from './removal-sync.js';
 import type { OutcomePolicy } from './outcome.js';
-import { unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DeliveryStatsBook } from './delivery-stats.js';
 
@@ -828,7 +828,9 @@ export class JobController {
    */
   private removeQueued(path: string): void {
     try {
-      unlinkSync(path);
+      // Small files are kept for the next enqueue to overwrite (queue/spare-files.ts): no one
+      // else reads a message while its delivery is settled here.
+      if (!this.store.spares.retireSync(path, lstatSync(path).size)) unlinkSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw QueueWriteError.from(err, `cannot remove ${path}`);

@@ -14,6 +14,7 @@ import { HELD_SUFFIX, identityFromPath, isSubdirName, isTemporaryName, parseQueu
 import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader } from './queue-file-reader.js';
 import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
+import { SpareFiles } from './spare-files.js';
 
 export type { EnqueueTransaction } from './transaction.js';
 
@@ -25,6 +26,8 @@ export interface QueueStoreOptions {
   /** The channel's `subdirs N` (0 = flat). */
   subdirs(channel: string): number;
   logger?: Logger;
+  /** The kernel's boot id for the spare pool; null turns reuse of queue files off (tests). */
+  bootId?: string | null;
 }
 
 export interface CorruptEntry {
@@ -47,11 +50,14 @@ export class QueueStore {
   private readonly syncer = new DirectorySyncer();
   private readonly readyDirs = new Map<string, Promise<void>>();
   private tmpCounter = 0;
+  /** Files of delivered messages kept for reuse (spare-files.ts). */
+  readonly spares: SpareFiles;
 
   constructor(private readonly opts: QueueStoreOptions) {
     this.queueDir = opts.queueDir;
     this.corruptDir = opts.corruptDir;
     this.tmpDir = join(opts.queueDir, '.tmp');
+    this.spares = new SpareFiles({ queueDir: opts.queueDir, bootId: opts.bootId });
   }
 
   /** Directory fsync rounds so far (group commit shares them between messages). */
@@ -85,6 +91,7 @@ export class QueueStore {
         this.syncer.forget(dir);
       },
       syncDir: (dir) => this.syncer.sync(dir),
+      claimSpare: (tmpPath) => this.spares.claim(tmpPath),
       tmpDir: this.tmpDir,
       logger: this.opts.logger,
     });
@@ -412,6 +419,7 @@ export class QueueStore {
    * controller calls it at start-up and at every SYNCH_TIME rescan. Returns how many were removed.
    */
   async sweepTemporary(maxAgeMs = 24 * 3600_000): Promise<number> {
+    await this.spares.sweepOtherBoots();
     let names: string[];
     try {
       names = await readdir(this.tmpDir);

@@ -2,6 +2,8 @@
 // Small messages stay in memory until commit() and are written with their envelope in one call;
 // larger ones are streamed and the body length in the envelope is filled in at commit.
 // commit(): write → fsync each file → rename into place → fsync the directories (shared rounds).
+// A file may start as a spare (spare-files.ts): overwritten, then cut to its new length.
+import { ftruncateSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../common/logger.js';
 import type { Envelope, QueueRef } from './types.js';
@@ -31,6 +33,8 @@ export interface TransactionEnv {
   /** Forget that a directory exists (someone removed it): the next ensureDir() recreates it. */
   forgetDir(dir: string): void;
   syncDir(dir: string): Promise<void>;
+  /** Renames a spare queue file to the temporary path (false: there is none, create one). */
+  claimSpare(tmpPath: string): Promise<boolean>;
   tmpDir: string;
   logger?: Logger;
 }
@@ -45,6 +49,8 @@ interface OpenFile {
   header: EncodedEnvelope;
   fh: FileHandle | null;
   renamed: boolean;
+  /** Opened over a spare: its old length must be cut at commit. */
+  reused: boolean;
 }
 
 export class EnqueueTransactionImpl implements EnqueueTransaction {
@@ -108,6 +114,9 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
         await Promise.all(this.opened.map((f) => f.fh!.write(len, 0, len.length, f.header.bodyLengthOffset)));
       }
       const files = this.opened!;
+      // A spare may be longer than this message (truncating on the main thread: no I/O wait, and
+      // one thread-pool round trip less per message).
+      for (const f of files) if (f.reused) ftruncateSync(f.fh!.fd, f.header.header.length + this.total);
       await Promise.all(
         files.map(async (f) => {
           await f.fh!.datasync(); // data, size and block map; the name is made durable by the directory fsync
@@ -146,12 +155,17 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     const buffered = this.buffered;
     this.buffered = [];
     this.bufferedBytes = 0;
-    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fh: null, renamed: false }));
+    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fh: null, renamed: false, reused: false }));
     this.opened = opened;
     await Promise.all([this.env.ensureDir(this.env.tmpDir), ...[...new Set(this.files.map((f) => f.dir))].map((d) => this.env.ensureDir(d))]);
     await Promise.all(
       opened.map(async (f) => {
-        f.fh = await this.retryIfDirGone(this.env.tmpDir, () => open(f.plan.tmpPath, 'wx', 0o600));
+        if (await this.env.claimSpare(f.plan.tmpPath)) {
+          // gone again (a sweep of queue/.tmp took it): create a new file instead
+          f.fh = await open(f.plan.tmpPath, 'r+').catch(() => null);
+          f.reused = f.fh !== null;
+        }
+        f.fh ??= await this.retryIfDirGone(this.env.tmpDir, () => open(f.plan.tmpPath, 'wx', 0o600));
         await writeAll(f.fh, [f.header.header, ...buffered]);
       }),
     );

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs, { closeSync, existsSync, mkdirSync, openSync, readFileSync, utimesSync, writeFileSync, type PathLike } from 'node:fs';
+import fs, { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, type PathLike } from 'node:fs';
 import fsPromises from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { basename, join } from 'node:path';
@@ -99,11 +99,17 @@ test('D and R records are in mail.log before the queue file is removed or rewrit
   // What mail.log holds at the moment each queue file is removed (however the controller unlinks it) or rewritten.
   const seen: Array<{ op: 'remove' | 'update'; id: string; log: string }> = [];
   const idOf = (path: unknown) => (typeof path === 'string' && path.startsWith(join(inst.root, 'queue', 'tcp_local')) ? /^..([0-9A-Z]+)\./.exec(basename(path))?.[1] : undefined);
-  const original = { update: QueueStore.prototype.update, unlinkSync: fs.unlinkSync, unlink: fsPromises.unlink };
+  const original = { update: QueueStore.prototype.update, unlinkSync: fs.unlinkSync, unlink: fsPromises.unlink, renameSync: fs.renameSync };
   fs.unlinkSync = (path: PathLike) => {
     const id = idOf(path);
     if (id) seen.push({ op: 'remove', id, log: mailLogText(inst) });
     return original.unlinkSync(path);
+  };
+  // A small delivered file is moved to queue/.spare for reuse instead of unlinked.
+  fs.renameSync = (from: PathLike, to: PathLike) => {
+    const id = idOf(from);
+    if (id && String(to).includes(`${join('queue', '.spare')}/`)) seen.push({ op: 'remove', id, log: mailLogText(inst) });
+    return original.renameSync(from, to);
   };
   fsPromises.unlink = (path: PathLike) => {
     const id = idOf(path);
@@ -115,13 +121,19 @@ test('D and R records are in mail.log before the queue file is removed or rewrit
     seen.push({ op: 'update', id: ref.id, log: mailLogText(inst) });
     return original.update.call(this, ref, envelope);
   };
+  const doneInode = statSync(done!.path).ino;
   try {
     const c = await controller(inst, new ByAddressRunner());
     await waitFor(() => hasRecord(mailLogText(inst), 'Q', deferred!.id, 'deferred2@remote.test') && hasRecord(mailLogText(inst), 'Q', mixed!.id, 'deferred1@remote.test'), { what: 'the Q records' });
     await waitFor(() => !existsSync(done!.path), { what: 'the delivered message to go' });
+    // Its file is kept in this boot's spare pool for the next enqueue.
+    const pool = join(inst.root, 'queue', '.spare');
+    const spares = readdirSync(pool).flatMap((boot) => readdirSync(join(pool, boot)).map((n) => statSync(join(pool, boot, n)).ino));
+    assert.ok(spares.includes(doneInode), 'the delivered file is a spare');
     await c.stop();
   } finally {
     fs.unlinkSync = original.unlinkSync;
+    fs.renameSync = original.renameSync;
     fsPromises.unlink = original.unlink;
     syncBuiltinESMExports();
     QueueStore.prototype.update = original.update;

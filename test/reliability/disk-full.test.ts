@@ -105,8 +105,10 @@ function queueContents(): Map<string, Buffer> {
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name !== FILLER_NAME) out.set(relative(queueDir, p), readFileSync(p));
+      // queue/.spare holds files of delivered mail kept for reuse, not mail
+      if (e.isDirectory()) {
+        if (e.name !== '.spare') walk(p);
+      } else if (e.name !== FILLER_NAME) out.set(relative(queueDir, p), readFileSync(p));
     }
   };
   walk(queueDir);
