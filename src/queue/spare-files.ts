@@ -18,8 +18,8 @@ import { join } from 'node:path';
 export const SPARE_SLOTS = 2048;
 /** Larger messages are deleted, not kept: a spare should cost little disk while it waits. */
 export const SPARE_MAX_BYTES = 32 * 1024;
-/** A claimer with no names in hand lists the pool at most this often. */
-const RELIST_MS = 20;
+/** After finding the pool empty, a claimer creates new files this long before it looks again. */
+const EMPTY_RELIST_MS = 20;
 /** Names tried per claim before creating a new file instead (others may take the same names). */
 const CLAIM_TRIES = 3;
 
@@ -38,7 +38,7 @@ export class SpareFiles {
   private readonly now: () => number;
   private names: string[] = [];
   private listing: Promise<void> | null = null;
-  private listedAt = -Infinity;
+  private emptyUntil = -Infinity;
   private nextSlot = Math.floor(Math.random() * SPARE_SLOTS);
   private dirReady = false;
 
@@ -78,8 +78,13 @@ export class SpareFiles {
   async claim(tmpPath: string): Promise<boolean> {
     if (!this.dir) return false;
     for (let tries = 0; tries < CLAIM_TRIES; tries++) {
-      const name = this.names.pop();
-      if (name === undefined) break;
+      if (this.names.length === 0) {
+        // Listing costs far less than creating a file; an empty pool is looked at again only later.
+        if (this.now() < this.emptyUntil) return false;
+        await this.refresh();
+        if (this.names.length === 0) return false;
+      }
+      const name = this.names.pop()!;
       try {
         await rename(join(this.dir, name), tmpPath);
         return true;
@@ -87,7 +92,6 @@ export class SpareFiles {
         // another process took it first (ENOENT), or the pool is unusable: try the next name
       }
     }
-    if (this.names.length === 0) this.relist();
     return false;
   }
 
@@ -127,26 +131,26 @@ export class SpareFiles {
 
   /** Lists the pool now (claims use what it finds). */
   refresh(): Promise<void> {
-    this.listedAt = this.now();
     this.listing ??= this.list().finally(() => {
       this.listing = null;
     });
     return this.listing;
   }
 
-  private relist(): void {
-    if (this.dir && !this.listing && this.now() - this.listedAt >= RELIST_MS) void this.refresh();
-  }
-
   private async list(): Promise<void> {
+    let names: string[];
     try {
-      const names = await readdir(this.dir!);
-      // Processes list the same pool: each starts at its own place to take different names.
-      const offset = names.length ? process.pid % names.length : 0;
-      this.names = [...names.slice(offset), ...names.slice(0, offset)];
+      names = await readdir(this.dir!);
     } catch {
-      this.names = [];
+      names = [];
     }
+    // Processes list the same pool: each takes its names in its own random order.
+    for (let i = names.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    this.names = names;
+    if (names.length === 0) this.emptyUntil = this.now() + EMPTY_RELIST_MS;
   }
 }
 
