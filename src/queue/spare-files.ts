@@ -11,7 +11,7 @@
 // removed by sweepOtherBoots(). Only the job controller retires files, and only once it is done
 // reading them: a file that another process may still read (qm delete) is unlinked as before.
 import { mkdirSync, readFileSync, renameSync, rmSync, readdirSync } from 'node:fs';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Slots in the pool: retiring into a taken slot frees the file that was there. */
@@ -37,7 +37,6 @@ export class SpareFiles {
   readonly dir: string | null;
   private readonly now: () => number;
   private names: string[] = [];
-  private listing: Promise<void> | null = null;
   private emptyUntil = -Infinity;
   private nextSlot = Math.floor(Math.random() * SPARE_SLOTS);
   private dirReady = false;
@@ -73,20 +72,16 @@ export class SpareFiles {
 
   /**
    * Renames a spare to `tmpPath` for the caller to overwrite (open 'r+', write, truncate). False
-   * when there is none at hand: the caller creates a new file.
+   * when there is none at hand: the caller creates a new file. Synchronous: a rename and, now and
+   * then, a listing cost less on the caller's thread than a round trip through libuv's pool.
    */
-  async claim(tmpPath: string): Promise<boolean> {
+  claimSync(tmpPath: string): boolean {
     if (!this.dir) return false;
     for (let tries = 0; tries < CLAIM_TRIES; tries++) {
-      if (this.names.length === 0) {
-        // Listing costs far less than creating a file; an empty pool is looked at again only later.
-        if (this.now() < this.emptyUntil) return false;
-        await this.refresh();
-        if (this.names.length === 0) return false;
-      }
+      if (this.names.length === 0 && (this.now() < this.emptyUntil || !this.listSync())) return false;
       const name = this.names.pop()!;
       try {
-        await rename(join(this.dir, name), tmpPath);
+        renameSync(join(this.dir, name), tmpPath);
         return true;
       } catch {
         // another process took it first (ENOENT), or the pool is unusable: try the next name
@@ -129,18 +124,16 @@ export class SpareFiles {
     this.names = [];
   }
 
-  /** Lists the pool now (claims use what it finds). */
-  refresh(): Promise<void> {
-    this.listing ??= this.list().finally(() => {
-      this.listing = null;
-    });
-    return this.listing;
-  }
-
-  private async list(): Promise<void> {
+  /**
+   * Lists the pool now (claims use what it finds); false when it is empty. Claims list it when
+   * they have no names left, but an empty pool only EMPTY_RELIST_MS later: meanwhile new files
+   * are created.
+   */
+  listSync(): boolean {
+    if (!this.dir) return false;
     let names: string[];
     try {
-      names = await readdir(this.dir!);
+      names = readdirSync(this.dir);
     } catch {
       names = [];
     }
@@ -151,6 +144,7 @@ export class SpareFiles {
     }
     this.names = names;
     if (names.length === 0) this.emptyUntil = this.now() + EMPTY_RELIST_MS;
+    return names.length > 0;
   }
 }
 

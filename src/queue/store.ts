@@ -91,7 +91,7 @@ export class QueueStore {
         this.syncer.forget(dir);
       },
       syncDir: (dir) => this.syncer.sync(dir),
-      claimSpare: (tmpPath) => this.spares.claim(tmpPath),
+      claimSpare: (tmpPath) => this.spares.claimSync(tmpPath),
       tmpDir: this.tmpDir,
       logger: this.opts.logger,
     });

@@ -3,12 +3,22 @@
 // larger ones are streamed and the body length in the envelope is filled in at commit.
 // commit(): write → fsync each file → rename into place → fsync the directories (shared rounds).
 // A file may start as a spare (spare-files.ts): overwritten, then cut to its new length.
-import { ftruncateSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+//
+// Only the waits for the disk (fdatasync, the directory fsync, a new file's creation, large
+// writes) go through libuv's thread pool. The rest (open of a spare, a small write into the page
+// cache, truncate, close, rename) are quick system calls made on the caller's thread: on this
+// kind of machine each trip through the pool costs more CPU than the call itself.
+import { closeSync, fdatasync, ftruncateSync, open as openCb, openSync, renameSync, writev, writevSync, writeSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.js';
 import type { Envelope, QueueRef } from './types.js';
 import { encodeEnvelope, formatBodyLength, type EncodedEnvelope } from './envelope-format.js';
 import { QueueWriteError } from './errors.js';
+
+const openAsync = promisify(openCb);
+const fdatasyncAsync = promisify(fdatasync);
+const writevAsync = promisify(writev);
 
 export interface EnqueueTransaction {
   write(chunk: Buffer): Promise<void>;
@@ -34,20 +44,23 @@ export interface TransactionEnv {
   forgetDir(dir: string): void;
   syncDir(dir: string): Promise<void>;
   /** Renames a spare queue file to the temporary path (false: there is none, create one). */
-  claimSpare(tmpPath: string): Promise<boolean>;
+  claimSpare(tmpPath: string): boolean;
   tmpDir: string;
   logger?: Logger;
 }
 
 /** Bodies up to this size are kept in memory and written together with the envelope. */
 const BUFFER_LIMIT = 64 * 1024;
+/** Writes up to this size go straight into the page cache on the caller's thread. */
+const SYNC_WRITE_LIMIT = BUFFER_LIMIT + 16 * 1024;
 
 type State = 'open' | 'committing' | 'committed' | 'failed' | 'aborted';
 
 interface OpenFile {
   plan: PlannedFile;
   header: EncodedEnvelope;
-  fh: FileHandle | null;
+  /** The open temporary file. */
+  fd: number | null;
   renamed: boolean;
   /** Opened over a spare: its old length must be cut at commit. */
   reused: boolean;
@@ -84,7 +97,7 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
       if (this.failure) throw this.failure;
       try {
         if (!this.opened) await this.openAll();
-        await Promise.all(this.opened!.map((f) => writeAll(f.fh!, [chunk])));
+        await Promise.all(this.opened!.map((f) => writeAll(f.fd!, [chunk])));
       } catch (err) {
         throw await this.fail(err, 'cannot write the queue file');
       }
@@ -111,26 +124,22 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
       } else {
         // streamed: fill in the body length reserved in the envelope
         const len = formatBodyLength(this.total);
-        await Promise.all(this.opened.map((f) => f.fh!.write(len, 0, len.length, f.header.bodyLengthOffset)));
+        for (const f of this.opened) writeSync(f.fd!, len, 0, len.length, f.header.bodyLengthOffset);
       }
       const files = this.opened!;
-      // A spare may be longer than this message (truncating on the main thread: no I/O wait, and
-      // one thread-pool round trip less per message).
-      for (const f of files) if (f.reused) ftruncateSync(f.fh!.fd, f.header.header.length + this.total);
-      await Promise.all(
-        files.map(async (f) => {
-          await f.fh!.datasync(); // data, size and block map; the name is made durable by the directory fsync
-          const fh = f.fh!;
-          f.fh = null;
-          await fh.close();
-        }),
-      );
-      await Promise.all(
-        files.map(async (f) => {
-          await this.retryIfDirGone(f.plan.dir, () => rename(f.plan.tmpPath, f.plan.path));
-          f.renamed = true;
-        }),
-      );
+      // A spare may be longer than this message.
+      for (const f of files) if (f.reused) ftruncateSync(f.fd!, f.header.header.length + this.total);
+      // data, size and block map; the name is made durable by the directory fsync
+      await Promise.all(files.map((f) => fdatasyncAsync(f.fd!)));
+      for (const f of files) {
+        const fd = f.fd!;
+        f.fd = null;
+        closeSync(fd);
+      }
+      for (const f of files) {
+        await this.retryIfDirGone(f.plan.dir, async () => renameSync(f.plan.tmpPath, f.plan.path));
+        f.renamed = true;
+      }
       await Promise.all([...new Set(files.map((f) => f.plan.dir))].map((d) => this.env.syncDir(d)));
       this.state = 'committed';
       return files.map((f) => ({ id: f.plan.envelope.id, channel: f.plan.envelope.channel, path: f.plan.path }));
@@ -155,18 +164,25 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     const buffered = this.buffered;
     this.buffered = [];
     this.bufferedBytes = 0;
-    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fh: null, renamed: false, reused: false }));
+    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fd: null, renamed: false, reused: false }));
     this.opened = opened;
     await Promise.all([this.env.ensureDir(this.env.tmpDir), ...[...new Set(this.files.map((f) => f.dir))].map((d) => this.env.ensureDir(d))]);
+    const bytes = buffered.reduce((n, b) => n + b.length, 0);
     await Promise.all(
       opened.map(async (f) => {
-        if (await this.env.claimSpare(f.plan.tmpPath)) {
-          // gone again (a sweep of queue/.tmp took it): create a new file instead
-          f.fh = await open(f.plan.tmpPath, 'r+').catch(() => null);
-          f.reused = f.fh !== null;
+        if (this.env.claimSpare(f.plan.tmpPath)) {
+          try {
+            f.fd = openSync(f.plan.tmpPath, 'r+');
+            f.reused = true;
+          } catch {
+            // gone again (a sweep of queue/.tmp took it): create a new file instead
+          }
         }
-        f.fh ??= await this.retryIfDirGone(this.env.tmpDir, () => open(f.plan.tmpPath, 'wx', 0o600));
-        await writeAll(f.fh, [f.header.header, ...buffered]);
+        // Creating a file can wait on the disk (inode and block allocation): off the caller's thread.
+        f.fd ??= await this.retryIfDirGone(this.env.tmpDir, () => openAsync(f.plan.tmpPath, 'wx', 0o600));
+        const chunks = [f.header.header, ...buffered];
+        if (f.header.header.length + bytes <= SYNC_WRITE_LIMIT) writeAllSync(f.fd, chunks);
+        else await writeAll(f.fd, chunks);
       }),
     );
   }
@@ -199,10 +215,14 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     this.buffered = [];
     await Promise.all(
       files.map(async (f) => {
-        if (f.fh) {
-          const fh = f.fh;
-          f.fh = null;
-          await fh.close().catch(() => {});
+        if (f.fd !== null) {
+          const fd = f.fd;
+          f.fd = null;
+          try {
+            closeSync(fd);
+          } catch {
+            // already unusable: nothing to release
+          }
         }
         await unlink(f.plan.tmpPath).catch(() => {});
         // A message whose commit failed was not accepted: none of its files may stay queued.
@@ -212,28 +232,35 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   }
 }
 
-/** Writes every buffer in full (positional writes continue at the file position). */
-async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
-  const pending = chunks.filter((c) => c.length > 0);
-  if (pending.length === 0) return;
-  let { bytesWritten } = await fh.writev(pending);
-  let total = pending.reduce((n, c) => n + c.length, 0);
-  // writev may write less than asked (rare; signals): finish the rest
-  while (bytesWritten < total) {
-    const rest: Buffer[] = [];
-    let skip = bytesWritten;
-    for (const c of pending) {
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      rest.push(c.subarray(skip));
-      skip = 0;
-    }
-    const r = await fh.writev(rest);
-    if (r.bytesWritten === 0) throw Object.assign(new Error('short write to the queue file'), { code: 'EIO' });
-    bytesWritten = r.bytesWritten;
-    total = rest.reduce((n, c) => n + c.length, 0);
-    pending.splice(0, pending.length, ...rest);
+/** Writes every buffer in full at the file position (the thread pool does the copying). */
+async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
+  let pending = chunks.filter((c) => c.length > 0);
+  while (pending.length > 0) {
+    const { bytesWritten: written } = await writevAsync(fd, pending);
+    pending = rest(pending, written);
   }
+}
+
+/** The same on the caller's thread, for small writes into the page cache. */
+function writeAllSync(fd: number, chunks: Buffer[]): void {
+  let pending = chunks.filter((c) => c.length > 0);
+  while (pending.length > 0) pending = rest(pending, writevSync(fd, pending));
+}
+
+/** What is left of `chunks` after `written` bytes; writev may write less than asked (rare: signals). */
+function rest(chunks: Buffer[], written: number): Buffer[] {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  if (written >= total) return [];
+  if (written === 0) throw Object.assign(new Error('short write to the queue file'), { code: 'EIO' });
+  const out: Buffer[] = [];
+  let skip = written;
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    out.push(c.subarray(skip));
+    skip = 0;
+  }
+  return out;
 }

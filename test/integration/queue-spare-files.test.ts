@@ -39,8 +39,10 @@ describe('spare queue files', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Lets a claimer see the pool as it is now. */
-  const primed = (s: QueueStore) => s.spares.refresh();
+  /** Lets a claimer see the pool as it is now (after finding it empty it waits EMPTY_RELIST_MS). */
+  const primed = async (s: QueueStore) => {
+    s.spares.listSync();
+  };
 
   test('a retired file is overwritten by the next enqueue: same inode, exactly the new message', async () => {
     const big = Buffer.alloc(20_000, 0x61);
@@ -84,7 +86,7 @@ describe('spare queue files', () => {
     const off = open(null);
     const [small] = await off.enqueue([draft()], Buffer.from('x\r\n'));
     assert.equal(off.spares.retireSync(small!.path, 100), false);
-    assert.equal(await off.spares.claim(join(dir, 'x')), false);
+    assert.equal(off.spares.claimSync(join(dir, 'x')), false);
     await off.close();
   });
 
