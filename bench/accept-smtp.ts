@@ -22,11 +22,12 @@
 // other load on the machine changes much less than the rate.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, type PostfixInstance } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
+import { discardDir } from './lib/discard.js';
 
 const execFileP = promisify(execFile);
 
@@ -100,7 +101,7 @@ interface Target {
 
 const leftovers: string[] = [];
 function removeLeftovers(): void {
-  for (const dir of leftovers.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of leftovers.splice(0)) discardDir(dir);
 }
 
 async function startTsubame(o: Options): Promise<Target> {

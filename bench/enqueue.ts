@@ -7,10 +7,11 @@
 // (unlinked, or retired as a spare for the next enqueue), so the run is a steady flow of mail.
 // Environment: BENCH_DIR (where the temporary queue goes), UV_THREADPOOL_SIZE (libuv's pool, which
 // runs the fsyncs: more threads let a journaling file system batch more of them per commit).
-import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueStore, type EnvelopeDraft } from '../src/queue/index.js';
+import { discardDir } from './lib/discard.js';
 
 interface Result {
   writers: number;
@@ -114,5 +115,5 @@ try {
     }
   }
 } finally {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  for (const dir of made) discardDir(dir);
 }

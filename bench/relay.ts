@@ -22,13 +22,14 @@
 // `port`) and, with `--dispatcher tuned` (default, as bench/accept-smtp.ts), two SMTP server
 // processes that never retire (the shipped MAX_LIFE_CONNS=100 starts a new Node process every
 // 100 connections, which this load of one connection per message would mostly measure).
-import { mkdtempSync, rmSync, cpSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, cpSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startSmtpSink, runSmtpSource, startPostfix, waitUntil, repoRoot, machineDescription, waitListening, type Sink } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
+import { discardDir } from './lib/discard.js';
 
 const execFileP = promisify(execFile);
 
@@ -158,7 +159,7 @@ async function runTsubame(o: Options, run: number): Promise<RunResult> {
     });
   } finally {
     await execFileP(join(repoRoot, 'bin', 'stop-msg'), [], { env }).catch((e) => console.error(`stop-msg: ${e.message}`));
-    rmSync(root, { recursive: true, force: true });
+    discardDir(root);
     await sink.stop();
   }
 }

@@ -1,10 +1,11 @@
 // Benchmark peers: Postfix's smtp-sink and smtp-source, and a private Postfix instance to compare with.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { discardDir } from './discard.js';
 
 const execFileP = promisify(execFile);
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -70,7 +71,7 @@ export async function startPostfix(ip: string, port: number, relayHost: string, 
     dir,
     async stop() {
       await execFileP(script, ['stop', dir]).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      discardDir(dir);
     },
   };
 }
