@@ -9,7 +9,7 @@ import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
-import type { SessionChange, SmtpService } from './service.js';
+import type { SmtpService } from './service.js';
 import type { FromServerProcess, ToServerProcess } from '../dispatcher/protocol.js';
 import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
 
@@ -18,8 +18,6 @@ reopenLogsOnHangup();
 
 /** When the dispatcher disappears (killed), sessions in progress get this long to finish. */
 const ORPHAN_GRACE_MS = 60_000;
-/** A closed session is reported at the latest this much later (see report()). */
-const CLOSE_REPORT_DELAY_MS = 20;
 
 const root = resolveRoot(undefined);
 const paths = instancePaths(root);
@@ -67,24 +65,12 @@ function openConnections(): number {
 }
 
 let reportQueued = false;
-let lazyReport: NodeJS.Timeout | null = null;
-/**
- * Tells the dispatcher the counts. A session that opened is reported in this turn of the event
- * loop (the dispatcher waits for it before it hands over the next connection); one that closed
- * within CLOSE_REPORT_DELAY_MS, or with the next opening, whichever comes first: under load that
- * halves the status messages, and meanwhile the dispatcher only thinks this process busier.
- */
-function report(change: SessionChange = 'opened'): void {
-  if (change === 'closed') {
-    if (!reportQueued && !lazyReport) lazyReport = setTimeout(() => report(), CLOSE_REPORT_DELAY_MS);
-    return;
-  }
+/** Several changes in one turn of the event loop make one report. */
+function report(): void {
   if (reportQueued) return;
   reportQueued = true;
   setImmediate(() => {
     reportQueued = false;
-    if (lazyReport) clearTimeout(lazyReport);
-    lazyReport = null;
     send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot() });
     closeIdlePrevious();
     if (retiring && !stopping && openConnections() === 0) void stop(0);

@@ -52,10 +52,8 @@ export interface SmtpService {
   /** Stop taking sessions; open ones get `graceMs` to finish, then 421 and close. */
   close(graceMs: number): Promise<void>;
   /** Called when a session opens or closes (for the dispatcher's counts). */
-  onChange(listener: (change: SessionChange) => void): void;
+  onChange(listener: () => void): void;
 }
-
-export type SessionChange = 'opened' | 'closed';
 
 /** What a session is, decided once at connect. */
 interface SessionInfo {
@@ -86,13 +84,13 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
   const sockets = new Set<net.Socket>();
   const inFlight = new Set<Promise<unknown>>();
-  const listeners: Array<(change: SessionChange) => void> = [];
+  const listeners: Array<() => void> = [];
   let closing = false;
 
-  const changed = (change: SessionChange) => {
+  const changed = () => {
     for (const l of listeners) {
       try {
-        l(change);
+        l();
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'onChange listener failed');
       }
@@ -277,9 +275,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     socket.once('close', () => {
       sockets.delete(socket);
       if (counted) perIp.release(ip);
-      changed('closed');
+      changed();
     });
-    changed('opened');
+    changed();
     if (closing) return refuseSocket(socket, REPLIES.shuttingDown);
     if (!perIp.acquire(ip)) {
       logger.info({ client: ip, limit: settings.maxConnsPerIp }, 'too many connections from one address');
