@@ -2,14 +2,14 @@
 // Postfix's smtpd on the same machine in the same run.
 //
 //   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
-//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--json]
+//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--procs 2] [--json]
 //
 // smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
 // message, mode "reuse" adds -d (each session keeps its connection for all its messages).
 // Nothing is delivered while it runs, so only the accept path is measured:
 // - tsubame: the shipped etc/ with its tcp_local channel stopped (`imsimta qm stop tcp_local`);
 //   the SMTP server processes still write, fsync and log every message and tell the job
-//   controller, which indexes it. `--dispatcher tuned` (default) runs two SMTP server processes
+//   controller, which indexes it. `--dispatcher tuned` (default) runs `--procs` (2) SMTP server processes
 //   that never retire; `shipped` keeps the shipped dispatcher.cnf (MAX_LIFE_CONNS=100 etc.).
 // - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
 //   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
@@ -50,6 +50,8 @@ interface Options {
   modes: Mode[];
   only: Mta | null;
   dispatcher: 'tuned' | 'shipped';
+  /** Server processes with `--dispatcher tuned`. */
+  procs: number;
   json: boolean;
 }
 
@@ -65,7 +67,7 @@ interface RunResult {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', json: false };
+  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', procs: 2, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -80,12 +82,14 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--modes') o.modes = value().split(',') as Mode[];
     else if (a === '--only') o.only = value() as Mta;
     else if (a === '--dispatcher') o.dispatcher = value() as Options['dispatcher'];
+    else if (a === '--procs') o.procs = Number(value());
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (o.modes.some((m) => m !== 'new' && m !== 'reuse')) throw new Error('--modes takes new and/or reuse');
   if (o.only && o.only !== 'tsubame' && o.only !== 'postfix') throw new Error('--only takes tsubame or postfix');
   if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
+  if (!Number.isInteger(o.procs) || o.procs < 1) throw new Error('--procs takes a whole number of processes, 1 or more');
   return o;
 }
 
@@ -113,7 +117,7 @@ async function startTsubame(o: Options): Promise<Target> {
   writeFileSync(imta, readFileSync(imta, 'utf8').replace(/^(tcp_local\s[^\n]*)$/m, `$1 daemon ${NOWHERE} port 9`));
   const dispatcherCnf = join(root, 'etc', 'dispatcher.cnf');
   const shipped = readFileSync(dispatcherCnf, 'utf8').replace(/^PORT=.*$/m, `PORT=${TSUBAME_PORT}\nINTERFACE_ADDRESS=${TSUBAME_ADDRESS}`);
-  const tuned = '\n! bench: one process per core, kept for the whole run\nMIN_PROCS=2\nMAX_PROCS=2\nMIN_CONNS=5\nMAX_CONNS=500\nMAX_LIFE_CONNS=0\nMAX_LIFE_TIME=0\n';
+  const tuned = `\n! bench: ${o.procs} server processes, kept for the whole run\nMIN_PROCS=${o.procs}\nMAX_PROCS=${o.procs}\nMIN_CONNS=5\nMAX_CONNS=500\nMAX_LIFE_CONNS=0\nMAX_LIFE_TIME=0\n`;
   writeFileSync(dispatcherCnf, o.dispatcher === 'tuned' ? shipped.replace(/^(\[SERVICE=SMTP\]\n(?:.*\n)*?INTERFACE_ADDRESS=.*\n)/m, `$1${tuned}`) : shipped);
   const cli = (cmd: string, args: string[] = []) => execFileP(join(repoRoot, 'bin', cmd), [...args, '--root', root], { timeout: 120_000 });
   await cli('imsimta', ['qm', 'stop', 'tcp_local']);
