@@ -2,42 +2,22 @@
 // are written before the queue file is removed or rewritten (a kill in between cannot lose them),
 // Q records after the rewrite; stale temporary files in queue/.tmp are swept at every SYNCH_TIME
 // rescan, not only at start-up.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs, { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, type PathLike } from 'node:fs';
 import fsPromises from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { basename, join } from 'node:path';
-import { makeInstance, waitFor, type TestInstance } from '../helpers/instance.js';
-import { loadInstanceConfigOrThrow } from '../../src/config/load.js';
+import { waitFor, type TestInstance } from '../helpers/instance.js';
+import { jcInstance, startController } from '../helpers/job-controller-harness.js';
 import { instancePaths } from '../../src/common/instance.js';
-import { silentLogger } from '../../src/common/logger.js';
 import { QueueStore, queueStoreFor, type EnvelopeDraft, type QueueRef, type QueuedRecipient } from '../../src/queue/index.js';
-import { JobController } from '../../src/job-controller/controller.js';
 import type { JobRunner } from '../../src/job-controller/runner.js';
 import type { JobTask, JobTaskResult } from '../../src/job-controller/job-host.js';
 import type { RecipientResult } from '../../src/channels/types.js';
 
-const instances: TestInstance[] = [];
-const controllers: JobController[] = [];
-after(async () => {
-  for (const c of controllers) await c.stop().catch(() => {});
-  for (const i of instances) i.remove();
-});
-
-function instance(jc = '[POOL=DEFAULT]\nJOB_LIMIT=2\n'): TestInstance {
-  const inst = makeInstance({
-    files: {
-      'etc/imta.cnf': `. $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp nomx backoff "PT1H"\ntcp-daemon\n`,
-      'etc/job_controller.cnf': jc,
-      'etc/option.dat': 'LOCAL_HOST=mta.test\n',
-      'etc/dispatcher.cnf': '[SERVICE=SMTP]\nPORT=2525\n',
-    },
-  });
-  instances.push(inst);
-  return inst;
-}
+const instance = jcInstance;
 
 /** Answers each recipient by the result its local part names (`delivered…`, `failed…`, `deferred…`). */
 class ByAddressRunner implements JobRunner {
@@ -79,13 +59,7 @@ async function enqueue(inst: TestInstance, recipients: string[][]): Promise<Queu
   return refs;
 }
 
-async function controller(inst: TestInstance, runner: JobRunner): Promise<JobController> {
-  const c = new JobController({ config: loadInstanceConfigOrThrow(inst.root), runner, logger: silentLogger() });
-  controllers.push(c);
-  const { scanned } = await c.start();
-  await scanned;
-  return c;
-}
+const controller = startController;
 
 const mailLogText = (inst: TestInstance) => {
   const path = instancePaths(inst.root).mailLog;

@@ -1,40 +1,21 @@
 // The job controller class in this process, with a scripted job runner: crashed jobs, corrupt and
 // held files, stopped channels, a restart that keeps the retry schedule, and the bounded index
 // refilled from disk. (The real process, pools and channels are covered by the other job-controller tests.)
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeInstance, waitFor, type TestInstance } from '../helpers/instance.js';
+import { waitFor, type TestInstance } from '../helpers/instance.js';
+import { jcInstance, startController } from '../helpers/job-controller-harness.js';
 import { loadInstanceConfigOrThrow } from '../../src/config/load.js';
 import { instancePaths } from '../../src/common/instance.js';
-import { silentLogger } from '../../src/common/logger.js';
 import { queueStoreFor, writeStoppedChannels, type EnvelopeDraft, type QueueRef } from '../../src/queue/index.js';
-import { JobController } from '../../src/job-controller/controller.js';
 import { nextPeriodicRunMs } from '../../src/job-controller/periodic.js';
 import type { JobRunner } from '../../src/job-controller/runner.js';
 import type { JobTask, JobTaskResult } from '../../src/job-controller/job-host.js';
 import type { RecipientResult } from '../../src/channels/types.js';
 
-const instances: TestInstance[] = [];
-const controllers: JobController[] = [];
-after(async () => {
-  for (const c of controllers) await c.stop().catch(() => {});
-  for (const i of instances) i.remove();
-});
-
-function instance(jc = '[POOL=DEFAULT]\nJOB_LIMIT=2\n'): TestInstance {
-  const inst = makeInstance({
-    files: {
-      'etc/imta.cnf': `. $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp nomx backoff "PT1H"\ntcp-daemon\n`,
-      'etc/job_controller.cnf': jc,
-      'etc/option.dat': 'LOCAL_HOST=mta.test\n',
-      'etc/dispatcher.cnf': '[SERVICE=SMTP]\nPORT=2525\n',
-    },
-  });
-  instances.push(inst);
-  return inst;
-}
+const instance = jcInstance;
 
 /** A runner whose jobs answer every pending recipient with `result` (or throw). */
 class ScriptedRunner implements JobRunner {
@@ -83,13 +64,7 @@ async function enqueue(inst: TestInstance, n: number, opts: { held?: boolean; fr
   return refs;
 }
 
-async function controller(inst: TestInstance, runner: JobRunner): Promise<JobController> {
-  const c = new JobController({ config: loadInstanceConfigOrThrow(inst.root), runner, logger: silentLogger() });
-  controllers.push(c);
-  const { scanned } = await c.start();
-  await scanned;
-  return c;
-}
+const controller = startController;
 
 const files = (inst: TestInstance) => {
   const dir = join(inst.root, 'queue', 'tcp_local');
@@ -184,9 +159,7 @@ test('a failure from a null sender: settled without a notice; from a sender: a D
 test('reload: a broken configuration is refused with file:line and the last good one stays in force', async () => {
   const inst = instance();
   const runner = new ScriptedRunner('delivered');
-  const c = new JobController({ config: loadInstanceConfigOrThrow(inst.root), runner, logger: silentLogger(), loadConfig: async () => loadInstanceConfigOrThrow(inst.root) });
-  controllers.push(c);
-  await (await c.start()).scanned;
+  const c = await controller(inst, runner, { loadConfig: async () => loadInstanceConfigOrThrow(inst.root) });
   inst.write('etc/job_controller.cnf', '[POOL=DEFAULT]\nJOB_LIMIT=lots\n');
   const bad = await c.handle({ op: 'reload' });
   assert.equal(bad.ok, false);

@@ -51,6 +51,62 @@ export interface FixtureOptions {
   files?: Record<string, string>;
 }
 
+/** A temporary instance, its SMTP service created in this process and a pauseOnConnect listener
+ * on `serverIp` feeding it sockets as the dispatcher does. INTERNAL_IP is `serverIp` alone. */
+export async function startInProcessSmtp(
+  serverIp: string,
+  opts: FixtureOptions,
+): Promise<{ inst: TestInstance; port: number; service: SmtpService; listener: net.Server }> {
+  const port = await freePort(serverIp);
+  const inst = makeInstance({
+    files: {
+      'etc/imta.cnf': opts.imta ?? TEST_IMTA,
+      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n`,
+      'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
+      'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
+      'etc/aliases': opts.aliases ?? '',
+      ...(opts.files ?? {}),
+    },
+  });
+  for (const user of opts.mailboxes ?? ['joe']) mkdirSync(join(inst.root, 'mailbox', user, 'new'), { recursive: true });
+  let service: SmtpService;
+  try {
+    service = await createSmtpService({ root: inst.root, service: 'SMTP', logger: silentLogger() });
+  } catch (err) {
+    inst.remove();
+    throw err;
+  }
+  const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, serverIp, () => resolve());
+  });
+  return { inst, port, service, listener };
+}
+
+/** Every file below `dir`, sorted (none when it does not exist). */
+export function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else out.push(join(d, e.name));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+export function readMailLog(path: string): ParsedMailLogRecord[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => parseMailLogLine(l))
+    .filter((r): r is ParsedMailLogRecord => r !== null);
+}
+
 export class SmtpFixture {
   private constructor(
     readonly inst: TestInstance,
@@ -64,30 +120,7 @@ export class SmtpFixture {
   }
 
   static async start(opts: FixtureOptions = {}): Promise<SmtpFixture> {
-    const port = await freePort(SERVER_IP);
-    const inst = makeInstance({
-      files: {
-        'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-        'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${SERVER_IP}\n`,
-        'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
-        'etc/option.dat': `INTERNAL_IP=${INTERNAL_IP}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
-        'etc/aliases': opts.aliases ?? '',
-        ...(opts.files ?? {}),
-      },
-    });
-    for (const user of opts.mailboxes ?? ['joe']) mkdirSync(join(inst.root, 'mailbox', user, 'new'), { recursive: true });
-    let service: SmtpService;
-    try {
-      service = await createSmtpService({ root: inst.root, service: 'SMTP', logger: silentLogger() });
-    } catch (err) {
-      inst.remove();
-      throw err;
-    }
-    const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(port, SERVER_IP, () => resolve());
-    });
+    const { inst, port, service, listener } = await startInProcessSmtp(SERVER_IP, opts);
     return new SmtpFixture(inst, port, service, listener);
   }
 
@@ -99,17 +132,7 @@ export class SmtpFixture {
 
   /** Queue files of a channel (subdirectories included, temporaries not). */
   queueFiles(channel: string): string[] {
-    const dir = join(this.root, 'queue', channel);
-    if (!existsSync(dir)) return [];
-    const out: string[] = [];
-    const walk = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(join(d, e.name));
-        else out.push(join(d, e.name));
-      }
-    };
-    walk(dir);
-    return out.sort();
+    return listFiles(join(this.root, 'queue', channel));
   }
 
   /** Every queue file of every channel. */
@@ -130,13 +153,7 @@ export class SmtpFixture {
   }
 
   mailLog(): ParsedMailLogRecord[] {
-    const p = join(this.root, 'log', 'mail.log');
-    if (!existsSync(p)) return [];
-    return readFileSync(p, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => parseMailLogLine(l))
-      .filter((r): r is ParsedMailLogRecord => r !== null);
+    return readMailLog(join(this.root, 'log', 'mail.log'));
   }
 
   probe(localAddress: string = INTERNAL_IP): Promise<SmtpProbe> {

@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { makeInstance, freePort, type TestInstance } from '../helpers/instance.js';
-import { createSmtpService, type SmtpService } from '../../src/smtp-server/service.js';
+import type { TestInstance } from '../helpers/instance.js';
+import type { SmtpService } from '../../src/smtp-server/service.js';
 import { QueueStore } from '../../src/queue/index.js';
 import type { Envelope } from '../../src/queue/types.js';
-import { silentLogger } from '../../src/common/logger.js';
-import { parseMailLogLine, type ParsedMailLogRecord } from '../../src/common/mail-log.js';
-import { SmtpProbe, TEST_IMTA, type Reply } from '../integration/smtp-harness.js';
+import type { ParsedMailLogRecord } from '../../src/common/mail-log.js';
+import { SmtpProbe, TEST_IMTA, listFiles, readMailLog, startInProcessSmtp, type Reply } from '../integration/smtp-harness.js';
 
-export { SmtpProbe, TEST_IMTA, type Reply };
+export { SmtpProbe, TEST_IMTA, listFiles, readMailLog, type Reply };
 
 /** The service listens here; INTERNAL_IP is this address only. */
 export const SERVER_IP = '127.0.8.1';
@@ -52,29 +51,7 @@ export class ReliabilityFixture {
 
   static async start(opts: FixtureOptions = {}): Promise<ReliabilityFixture> {
     const serverIp = opts.serverIp ?? SERVER_IP;
-    const port = await freePort(serverIp);
-    const inst = makeInstance({
-      files: {
-        'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-        'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n`,
-        'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
-        'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
-        'etc/aliases': opts.aliases ?? '',
-      },
-    });
-    for (const user of opts.mailboxes ?? ['joe']) mkdirSync(join(inst.root, 'mailbox', user, 'new'), { recursive: true });
-    let service: SmtpService;
-    try {
-      service = await createSmtpService({ root: inst.root, service: 'SMTP', logger: silentLogger() });
-    } catch (err) {
-      inst.remove();
-      throw err;
-    }
-    const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(port, serverIp, () => resolve());
-    });
+    const { inst, port, service, listener } = await startInProcessSmtp(serverIp, opts);
     return new ReliabilityFixture(inst, port, service, listener, serverIp);
   }
 
@@ -144,28 +121,6 @@ export function assertReply(reply: Reply | null, expected: string, context = '')
   if (enhanced === '-') assert.doesNotMatch(last, /^\d{3}[ -]\d\.\d{1,3}\.\d{1,3} /, `${context}: ${reply.text}`);
   else assert.ok(last.startsWith(`${code} ${enhanced} `), `${context}: expected ${expected}, got ${reply.text}`);
   return reply;
-}
-
-export function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else out.push(join(d, e.name));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-export function readMailLog(path: string): ParsedMailLogRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => parseMailLogLine(l))
-    .filter((r): r is ParsedMailLogRecord => r !== null);
 }
 
 /** Writes `total` octets made by `chunkAt(offset, size)` in `chunkSize` pieces, waiting for 'drain'. */
