@@ -33,6 +33,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { startDnsServer, startSmtpPeer, type DnsTable, type SimDns, type SmtpPeer } from '../test/helpers/sim-internet.js';
 import { machineDescription, repoRoot, waitListening } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
+import { DEFAULT_SCENARIO, checkScenario, takeScenarioFlag, type FanoutScenario } from './lib/fanout-scenario.js';
 
 const execFileP = promisify(execFile);
 
@@ -43,14 +44,7 @@ const POSTFIX = { host: '127.0.9.5', port: 2529 };
 const NOWHERE = { host: '127.0.9.6', port: 9 };
 const MX_PORT = 25;
 
-interface Options {
-  recipients: number;
-  domains: number;
-  hosts: number;
-  refusing: number;
-  silent: number;
-  slow: number;
-  slowMs: number;
+interface Options extends FanoutScenario {
   perTransaction: number;
   runs: number;
   only: 'tsubame' | 'postfix' | null;
@@ -58,24 +52,18 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { recipients: 5000, domains: 500, hosts: 40, refusing: 3, silent: 1, slow: 5, slowMs: 300, perTransaction: 1000, runs: 1, only: null, json: false };
+  const o: Options = { ...DEFAULT_SCENARIO, perTransaction: 1000, runs: 1, only: null, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => Number(argv[++i]);
-    if (a === '--recipients') o.recipients = next();
-    else if (a === '--domains') o.domains = next();
-    else if (a === '--hosts') o.hosts = next();
-    else if (a === '--refusing') o.refusing = next();
-    else if (a === '--silent') o.silent = next();
-    else if (a === '--slow') o.slow = next();
-    else if (a === '--slow-ms') o.slowMs = next();
-    else if (a === '--per-transaction') o.perTransaction = next();
+    if (takeScenarioFlag(o, a, () => argv[++i])) continue;
+    if (a === '--per-transaction') o.perTransaction = next();
     else if (a === '--runs') o.runs = next();
     else if (a === '--only') o.only = argv[++i] as Options['only'];
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown argument ${a}`);
   }
-  if (o.hosts > 250 || o.refusing + o.silent >= o.hosts) throw new Error('need --hosts ≤ 250 and more live hosts than dead ones');
+  checkScenario(o);
   return o;
 }
 

@@ -14,38 +14,26 @@ import { DnsCache } from '../src/delivery/dns-cache.js';
 import { ReachabilityCache } from '../src/delivery/reachability.js';
 import { startDnsServer, startSmtpPeers, type DnsTable, type PeerOptions } from '../test/helpers/sim-internet.js';
 import { makeChannel, makeConfig, Spool } from '../test/integration/delivery-fixtures.js';
+import { DEFAULT_SCENARIO, checkScenario, takeScenarioFlag, type FanoutScenario } from './lib/fanout-scenario.js';
 
-interface Options {
-  recipients: number;
-  domains: number;
-  hosts: number;
-  refusing: number;
-  silent: number;
-  slow: number;
-  slowMs: number;
+interface Options extends FanoutScenario {
   connections: number;
   glue: boolean;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { recipients: 5000, domains: 500, hosts: 40, refusing: 3, silent: 1, slow: 5, slowMs: 300, connections: 20, glue: true, json: false };
+  const o: Options = { ...DEFAULT_SCENARIO, connections: 20, glue: true, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => Number(argv[++i]);
-    if (a === '--recipients') o.recipients = next();
-    else if (a === '--domains') o.domains = next();
-    else if (a === '--hosts') o.hosts = next();
-    else if (a === '--refusing') o.refusing = next();
-    else if (a === '--silent') o.silent = next();
-    else if (a === '--slow') o.slow = next();
-    else if (a === '--slow-ms') o.slowMs = next();
-    else if (a === '--connections') o.connections = next();
+    if (takeScenarioFlag(o, a, () => argv[++i])) continue;
+    if (a === '--connections') o.connections = next();
     else if (a === '--no-glue') o.glue = false;
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown argument ${a}`);
   }
-  if (o.hosts > 250 || o.refusing + o.silent >= o.hosts) throw new Error('need --hosts ≤ 250 and more live hosts than dead ones');
+  checkScenario(o);
   return o;
 }
 
