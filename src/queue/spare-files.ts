@@ -10,7 +10,7 @@
 // therefore taken only from the directory of the running boot, and older boots' directories are
 // removed by sweepOtherBoots(). Only the job controller retires files, and only once it is done
 // reading them: a file that another process may still read (qm delete) is unlinked as before.
-import { mkdirSync, readFileSync, renameSync, rmSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, readdirSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -107,7 +107,7 @@ export class SpareFiles {
     return removed;
   }
 
-  /** How many spares the pool holds now (for tests and `qm summarize`-style reports). */
+  /** How many spares the pool holds now. */
   countSync(): number {
     if (!this.dir) return 0;
     try {
@@ -115,13 +115,6 @@ export class SpareFiles {
     } catch {
       return 0;
     }
-  }
-
-  /** Empties the pool of this boot (tests; an operator clearing the queue). */
-  clearSync(): void {
-    rmSync(this.root, { recursive: true, force: true });
-    this.dirReady = false;
-    this.names = [];
   }
 
   /**

@@ -1,7 +1,7 @@
 // The queue files one accepted message becomes: one per destination channel (recipients in RCPT
 // order), split further when the channel says `single` (a file per recipient) or `addrsperfile N`.
 import type { Channel } from '../config/types.js';
-import type { EnvelopeDraft, MailParams, QueuedRecipient } from '../queue/types.js';
+import type { Envelope, EnvelopeDraft, MailParams, QueuedRecipient } from '../queue/types.js';
 
 export interface AcceptedRecipient {
   channel: string;
@@ -13,14 +13,8 @@ export interface AcceptedRecipient {
   notify: string[] | null;
 }
 
-export interface MessageFacts {
-  from: string;
-  mailParams: MailParams;
-  sourceChannel: string;
-  clientAddress: string | null;
-  clientHelo: string | null;
-  arrival: Date;
-}
+/** What every file of one message shares. */
+export type MessageFacts = Pick<Envelope, 'from' | 'mailParams' | 'sourceChannel' | 'clientAddress' | 'clientHelo' | 'arrival'>;
 
 export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[], channels: ReadonlyMap<string, Channel>): EnvelopeDraft[] {
   const byChannel = new Map<string, AcceptedRecipient[]>();

@@ -1,6 +1,6 @@
 // What one SMTP service needs from the instance configuration, resolved once at start-up
 // (plain data; the files are read by the config loader).
-import type { Channel, Cidr, InstanceConfig } from '../config/types.js';
+import type { Channel, Cidr, InstanceConfig, OptionsConfig } from '../config/types.js';
 
 /** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
 export const INTRANET_CHANNEL = 'tcp_intranet';
@@ -11,7 +11,13 @@ export const MAX_LINE_LENGTH = 998;
 
 export type TlsServerMode = 'none' | 'may' | 'must';
 
-export interface InboundSettings {
+/** The option.dat limits a session applies as they are. */
+type SessionLimits = Pick<
+  OptionsConfig,
+  'maxMessageSize' | 'maxRecipients' | 'maxMessagesPerSession' | 'maxBadCommands' | 'maxConnsPerIp' | 'bannerPurgeDelayMs' | 'bannerPurgeDelayInternalMs'
+>;
+
+export interface InboundSettings extends SessionLimits {
   service: string;
   /** The channel this service runs as (the source channel of external clients). */
   channel: string;
@@ -22,13 +28,6 @@ export interface InboundSettings {
   hostName: string;
   tls: { mode: TlsServerMode; keyFile: string | null; certFile: string | null };
   internalIp: Cidr[];
-  maxMessageSize: number;
-  maxRecipients: number;
-  maxMessagesPerSession: number;
-  maxBadCommands: number;
-  maxConnsPerIp: number;
-  bannerPurgeDelayMs: number;
-  bannerPurgeDelayInternalMs: number;
   socketTimeoutMs: number;
   /** A command line, TLS handshake or DATA budget must finish within this (ms; 0 = no deadline). */
   commandDeadlineMs: number;
