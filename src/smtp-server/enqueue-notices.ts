@@ -1,7 +1,8 @@
 // "Enqueued" notices to the job controller, batched: one notice is on its way at a time, at most
-// one per NOTICE_INTERVAL_MS, and the files queued meanwhile go together in the next one. Under load that turns one local socket
-// connection per message (on both sides) into one per batch; when idle a notice leaves at once.
-// Best effort, like notifyEnqueued: a lost notice is made up for by the job controller's scans.
+// one per NOTICE_INTERVAL_MS, and the files queued meanwhile go together in the next one. Under
+// load that turns a notice (and its answer) per message into one per batch; when idle a notice
+// leaves at once. Best effort, like notifyEnqueued: a lost notice is made up for by the job
+// controller's scans.
 import type { QueueRef } from '../queue/types.js';
 
 /** Most refs in one notice (a notice is one JSON line). */
