@@ -3,6 +3,7 @@
 // held. Other channels have no master program here: their messages wait in the queue.
 import type { Channel } from '../config/types.js';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome } from './types.js';
+import { everyPendingAs } from './outcomes.js';
 import { createSmtpJob } from './smtp.js';
 import { createLocalJob } from './local.js';
 import { queueStoreFor } from '../queue/instance-store.js';
@@ -38,12 +39,7 @@ export function channelJobFactory(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp
 /** Every pending recipient is taken as delivered: the message is discarded. */
 export const createBitbucketJob: ChannelJobFactory = async (): Promise<ChannelJob> => ({
   async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
-    return items.map((item) => ({
-      ref: item.ref,
-      recipients: item.envelope.recipients
-        .filter((r) => r.state === 'pending')
-        .map((r) => ({ address: r.address, result: 'delivered' as const, status: '250 2.0.0 discarded (bitbucket channel)', remoteHost: null })),
-    }));
+    return everyPendingAs(items, 'delivered', '250 2.0.0 discarded (bitbucket channel)');
   },
   async close() {},
 });

@@ -3,6 +3,7 @@
 // are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache).
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
+import { everyPendingAs } from './outcomes.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DnsClient, parseDnsServers, systemDnsServers } from '../delivery/dns-client.js';
 import { DnsCache, getSharedDnsCache } from '../delivery/dns-cache.js';
@@ -68,12 +69,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       } catch (err) {
         // Never throw for a delivery problem: everything pending is deferred with the reason.
         ctx.logger.error({ err, channel: channel.name }, 'delivery engine failed');
-        return items.map((item) => ({
-          ref: item.ref,
-          recipients: item.envelope.recipients
-            .filter((r) => r.state === 'pending')
-            .map((r) => ({ address: r.address, result: 'deferred' as const, status: `451 4.3.0 internal delivery error: ${(err as Error).message}`, remoteHost: null })),
-        }));
+        return everyPendingAs(items, 'deferred', `451 4.3.0 internal delivery error: ${(err as Error).message}`);
       }
     },
     async close() {

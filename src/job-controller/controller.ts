@@ -5,6 +5,7 @@
 // wait for the channel's backoff, failed ones get a DSN).
 import type { InstanceConfig, Channel, PoolConfig } from '../config/types.js';
 import type { DeliveryItem, MessageOutcome, RecipientOutcome } from '../channels/types.js';
+import { everyPendingAs } from '../channels/outcomes.js';
 import type { Logger } from '../common/logger.js';
 import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog, type MailLogRecord } from '../common/mail-log.js';
@@ -686,12 +687,11 @@ export class JobController {
     } catch (err) {
       const reason = (err as Error).message ?? String(err);
       this.logger.error({ channel: channel.name, messages: items.length, error: reason }, 'delivery job failed; its messages will be retried');
-      outcomes = items.map(({ item }) => ({
-        ref: item.ref,
-        recipients: item.envelope.recipients
-          .filter((r) => r.state === 'pending')
-          .map((r): RecipientOutcome => ({ address: r.address, result: 'deferred', status: `451 4.3.0 delivery job failed: ${reason}`, remoteHost: null })),
-      }));
+      outcomes = everyPendingAs(
+        items.map(({ item }) => item),
+        'deferred',
+        `451 4.3.0 delivery job failed: ${reason}`,
+      );
     }
     const byId = new Map(outcomes.map((o) => [o.ref.id, o]));
     // The whole batch at once: notices, then the D and R records of all its messages in one write,
