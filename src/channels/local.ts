@@ -4,7 +4,7 @@
 // a pipe, a file or :include: is not delivered by this channel: such a recipient is deferred with
 // a clear status (a configuration error for the postmaster to fix) before anything is delivered
 // for it, so a retry never duplicates.
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, RecipientOutcome } from './types.js';
 import { instancePaths } from '../common/instance.js';
@@ -72,7 +72,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
 
 function isDirectory(path: string): boolean {
   try {
-    return existsSync(path) && statSync(path).isDirectory();
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch {
     return false;
   }

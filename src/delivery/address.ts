@@ -1,6 +1,7 @@
 // Where an envelope recipient goes next (pure): its domain, a source route's first relay, or a
 // domain literal.
 import net from 'node:net';
+import { normalizeDomain } from '../common/domain-name.js';
 
 export type Destination =
   /** Look up MX (or A/AAAA with nomx) for `domain`. */
@@ -25,7 +26,7 @@ export function destinationOf(address: string): Destination {
 }
 
 function hostDestination(host: string): Destination {
-  const h = host.trim().toLowerCase().replace(/\.$/, '');
+  const h = normalizeDomain(host);
   const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(h);
   if (literal) {
     return net.isIP(literal[1]!) ? { kind: 'literal', ip: literal[1]! } : { kind: 'invalid', reason: `bad address literal ${host}` };

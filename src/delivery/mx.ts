@@ -1,5 +1,6 @@
 // MX selection rules of RFC 5321 §5.1 and RFC 7505, as pure functions over plain records.
 import type { MxMode } from '../config/types.js';
+import { normalizeDomain as normalizeName } from '../common/domain-name.js';
 
 export interface MxRecord {
   exchange: string; // host name, lower-case, no trailing dot; '' for the null MX
@@ -29,9 +30,7 @@ export type MxAnswer =
   | { kind: 'none' } // no MX records: the domain's own address is the implicit MX
   | { kind: 'list'; records: MxRecord[] }; // sorted by preference, equal ones in answer order
 
-export function normalizeName(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
-}
+export { normalizeName };
 
 /** Classifies the MX records of an answer. A null MX next to real MX records is ignored (misconfiguration). */
 export function interpretMxRecords(records: MxRecord[]): MxAnswer {

@@ -17,10 +17,6 @@ export class ReachabilityCache {
     this.down.set(targetKey, { reason, until: this.now() + ttlMs });
   }
 
-  markUp(targetKey: string): void {
-    this.down.delete(targetKey);
-  }
-
   /** Why the host is not to be tried now, or null. */
   check(targetKey: string): Unreachable | null {
     const e = this.down.get(targetKey);

@@ -39,9 +39,6 @@ const DEFAULTS: Record<string, number> = {
   DNS_MAX_TTL: 86400,
 };
 
-/** The option.dat keys this module reads, for documentation and cnbuild. */
-export const DELIVERY_OPTION_KEYS = Object.keys(DEFAULTS);
-
 function number(raw: Record<string, string>, key: string): number {
   const text = raw[key];
   const value = text === undefined ? NaN : Number(text.trim());

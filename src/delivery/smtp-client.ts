@@ -60,7 +60,6 @@ export interface SendRequest {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   use8BitMime?: boolean;
-  smtputf8?: boolean;
   rcptDsn?: Map<string, RcptDsn>;
 }
 

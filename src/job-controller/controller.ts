@@ -275,8 +275,8 @@ export class JobController {
 
   status(): Record<string, unknown> {
     const channels: Record<string, unknown> = {};
-    const names = new Set([...this.config.imta.channels.map((c) => c.name), ...this.index.channels(), ...Object.keys(this.counters.snapshot())]);
     const counters = this.counters.snapshot();
+    const names = new Set([...this.config.imta.channels.map((c) => c.name), ...this.index.channels(), ...Object.keys(counters)]);
     for (const name of [...names].sort()) {
       const s = this.index.channelStats(name);
       const running = [...this.jobs.values()].filter((j) => j.channel === name).length;
@@ -764,12 +764,9 @@ export class JobController {
     this.count(envelope, applied, current !== null);
     if (current && toWrite) {
       const pending = toWrite.recipients.filter((r) => r.state === 'pending');
-      this.index.reschedule(
-        entry.id,
-        { path: current.path, attempts: toWrite.attempts, dueMs: toWrite.nextAttempt?.getTime() ?? 0, pendingRecipients: pending.length, domains: domainsOf(pending.map((r) => r.address)) },
-        this.now(),
-      );
-      this.fastFlush.deferred(current, domainsOf(pending.map((r) => r.address)));
+      const domains = domainsOf(pending.map((r) => r.address));
+      this.index.reschedule(entry.id, { path: current.path, attempts: toWrite.attempts, dueMs: toWrite.nextAttempt?.getTime() ?? 0, pendingRecipients: pending.length, domains }, this.now());
+      this.fastFlush.deferred(current, domains);
     } else {
       this.forget(entry.id);
     }

@@ -6,6 +6,7 @@
 // small host interface the job controller implements. No I/O here.
 import type { ImtaConfig } from '../config/types.js';
 import { compileTemplate, isValidDomain, type CompiledTemplate } from '../rewrite/index.js';
+import { normalizeDomain } from '../common/domain-name.js';
 
 // ------------------------------------------------------------------------- policy
 
@@ -212,9 +213,6 @@ export function ancestorsOf(domain: string): string[] {
   return out.filter(Boolean);
 }
 
-export function normalizeDomain(d: string): string {
-  return d.trim().toLowerCase().replace(/\.$/, '');
-}
 
 // ------------------------------------------------------------------------ targets
 
