@@ -11,3 +11,8 @@ export class CommandError extends Error {
     super(message);
   }
 }
+
+/** The first line of an error's text: what an operator's one-line message shows. */
+export function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
+}

@@ -14,6 +14,21 @@ export const JOB_CONTROLLER_DEFAULTS = {
   PERIODIC_INTERVAL: 1800,
 } as const;
 
+/** The configuration in force without a job_controller.cnf: one DEFAULT pool, every default. */
+export function defaultJobControllerConfig(): JobControllerConfig {
+  const d = JOB_CONTROLLER_DEFAULTS;
+  return {
+    maxMessages: d.MAX_MESSAGES,
+    synchTimeSec: d.SYNCH_TIME,
+    rebuildParallelChannel: d.REBUILD_PARALLEL_CHANNEL,
+    pools: [{ name: 'DEFAULT', jobLimit: d.JOB_LIMIT }],
+    channels: [],
+    maxLifeAgeSec: d.MAX_LIFE_AGE,
+    maxLifeConns: d.MAX_LIFE_CONNS,
+    periodicIntervalSec: d.PERIODIC_INTERVAL,
+  };
+}
+
 const GLOBAL_ONLY = ['TCP_PORT', 'INTERFACE_ADDRESS', 'SECRET', 'DEBUG', 'MAX_MESSAGES', 'SYNCH_TIME', 'REBUILD_IN_ORDER', 'REBUILD_PARALLEL_CHANNEL', 'PERIODIC_INTERVAL'];
 const POOL_KEYS = ['JOB_LIMIT'];
 const CHANNEL_KEYS = ['MASTER_COMMAND', 'SLAVE_COMMAND', 'MAX_LIFE_AGE', 'MAX_LIFE_CONNS', 'MAX_LIFE_ASKWORK', 'ANON_HOST', 'URGENT_DELIVERY', 'NORMAL_DELIVERY', 'NONURGENT_DELIVERY'];

@@ -7,7 +7,7 @@ import { instancePaths } from '../common/instance.js';
 import { parseAliases } from './aliases.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
-import { parseJobControllerCnf } from './job-controller-cnf.js';
+import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
 
@@ -28,9 +28,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const dispatcherFile = optional(paths.dispatcherCnf);
   const dispatcher = dispatcherFile ? parseDispatcherCnf(dispatcherFile, diagnostics) : { services: [] };
   const jcFile = optional(paths.jobControllerCnf);
-  const jobController = jcFile
-    ? parseJobControllerCnf(jcFile, diagnostics)
-    : { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [{ name: 'DEFAULT', jobLimit: 10 }], channels: [], maxLifeAgeSec: 3600, maxLifeConns: 10000, periodicIntervalSec: 1800 };
+  const jobController = jcFile ? parseJobControllerCnf(jcFile, diagnostics) : defaultJobControllerConfig();
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").

@@ -6,6 +6,7 @@ import { readdir, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isSubdirName, isTemporaryName, parseQueueFileName } from '../queue/file-name.js';
 import { isValidChannelName } from '../queue/store.js';
+import { queueIdTimeMs } from '../queue/message-id.js';
 
 export interface ChannelQueueDepth {
   channel: string;
@@ -16,11 +17,7 @@ export interface ChannelQueueDepth {
   oldestMs: number | null;
 }
 
-/** The creation time written into a queue id, or null when the id does not carry one. */
-export function queueIdTimeMs(id: string): number | null {
-  const t = parseInt(id.slice(0, 9), 36);
-  return Number.isFinite(t) && t > 1e12 && t < 1e13 ? t : null;
-}
+export { queueIdTimeMs };
 
 /** Every channel that has a directory or is named in `channelNames`, sorted, empty ones with zeros. */
 export async function readQueueDepth(queueDir: string, channelNames: Iterable<string> = []): Promise<ChannelQueueDepth[]> {

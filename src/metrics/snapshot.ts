@@ -6,6 +6,7 @@
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
 import type { ParsedMailLogRecord } from '../common/mail-log.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
+import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
 
 export interface PartView {
@@ -28,12 +29,7 @@ export interface ProcessView {
   state: string | null;
 }
 
-export interface MessageCounts {
-  enqueued: number;
-  delivered: number;
-  deferred: number;
-  returned: number;
-}
+export type MessageCounts = Record<CounterField, number>;
 
 export interface ChannelView {
   name: string;
@@ -92,7 +88,7 @@ export interface InstanceSnapshot {
   problems: string[];
 }
 
-export const COUNT_FIELDS = ['enqueued', 'delivered', 'deferred', 'returned'] as const;
+export { COUNTER_FIELDS as COUNT_FIELDS };
 
 function num(v: unknown, fallback = 0): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
@@ -108,7 +104,7 @@ function obj(v: unknown): Record<string, unknown> {
 
 function counts(v: unknown): MessageCounts {
   const o = obj(v);
-  return { enqueued: num(o.enqueued), delivered: num(o.delivered), deferred: num(o.deferred), returned: num(o.returned) };
+  return Object.fromEntries(COUNTER_FIELDS.map((f) => [f, num(o[f])])) as MessageCounts;
 }
 
 /** The job controller's `{op:'status'}` answer, read leniently. */

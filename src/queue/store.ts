@@ -108,10 +108,15 @@ export class QueueStore {
 
   /** The envelope; throws QueueFileError for a corrupt file (and the fs error, e.g. ENOENT, when it is gone). */
   async readEnvelope(path: string): Promise<Envelope> {
+    return (await this.readHeader(path)).envelope;
+  }
+
+  /** The envelope and the message size from the file's header. */
+  private async readHeader(path: string): Promise<{ envelope: Envelope; size: number }> {
     const fh = await open(path, 'r');
     try {
       const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path));
-      return this.fixIdentity(parsed.envelope, path);
+      return { envelope: this.fixIdentity(parsed.envelope, path), size: parsed.bodyLength };
     } finally {
       await fh.close();
     }
@@ -127,15 +132,7 @@ export class QueueStore {
    * one skipped: both give null.
    */
   async inspect(path: string): Promise<{ envelope: Envelope; size: number } | null> {
-    return this.nullIfUnreadable(path, async () => {
-      const fh = await open(path, 'r');
-      try {
-        const parsed = await readQueueFileHeader(fh, path, this.heldFromName(path));
-        return { envelope: this.fixIdentity(parsed.envelope, path), size: parsed.bodyLength };
-      } finally {
-        await fh.close();
-      }
-    });
+    return this.nullIfUnreadable(path, () => this.readHeader(path));
   }
 
   /** Runs a read; a corrupt file is quarantined and a vanished one skipped: both give null. */

@@ -44,11 +44,6 @@ export class Transcript {
     this.logger = { trace: write, debug: write, info: write, warn: write, error: write, fatal: write };
   }
 
-  /** Writes one line for a session (our own events: queued, rejected…). */
-  note(cid: string, text: string): void {
-    this.logger.info({ cid }, '%s', text);
-  }
-
   close(): Promise<void> {
     return new Promise((resolve) => this.stream.end(resolve));
   }

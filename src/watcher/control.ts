@@ -53,12 +53,17 @@ export interface ProcessRow {
   [key: string]: unknown;
 }
 
+/** `127.0.0.1:25`, `[::1]:25`, `0.0.0.0:25` (every address). */
+export function listenerAddress(l: ListenerInfo): string {
+  return `${l.address === null ? '0.0.0.0' : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`;
+}
+
 /** `SMTP on 127.0.0.1:25 and 127.0.0.1:587, LMTP on …` */
 export function describeListeners(listeners: ListenerInfo[]): string {
   const byService = new Map<string, string[]>();
   for (const l of listeners) {
     const list = byService.get(l.service) ?? [];
-    list.push(`${l.address === null ? '0.0.0.0' : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`);
+    list.push(listenerAddress(l));
     byService.set(l.service, list);
   }
   return [...byService].map(([service, where]) => `${service} on ${where.join(' and ')}`).join(', ');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
 import type { DispatcherReloadResult, ListenerInfo } from '../dispatcher/protocol.js';
 import { CONFIG_FILES } from './config-watch.js';
-import { describeListeners } from './control.js';
+import { describeListeners, listenerAddress } from './control.js';
 
 /** A hash of the configuration files of `etcDir` as they are now (a missing file counts too). */
 export function etcFingerprint(etcDir: string): string {
@@ -35,8 +35,7 @@ export interface ReloadOutcome {
 }
 
 function where(l: ListenerInfo): string {
-  const address = l.address === null ? '0.0.0.0' : l.address.includes(':') ? `[${l.address}]` : l.address;
-  return `${l.service} ${address}:${l.port}`;
+  return `${l.service} ${listenerAddress(l)}`;
 }
 
 /**

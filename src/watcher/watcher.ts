@@ -19,7 +19,7 @@ import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './p
 import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
 import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
-import { logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
+import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
 import { WatcherMetrics } from './metrics-hook.js';
 
 export interface WatcherOptions {
@@ -331,7 +331,8 @@ class Watcher {
       return;
     }
     const entries: LogFileEntry[] = [];
-    for (const name of names) {
+    // Only live logs can be rotated: rotated copies and the rest of log/ are not looked at every second.
+    for (const name of names.filter(isLiveLog)) {
       try {
         const st = statSync(join(this.paths.log, name));
         if (st.isFile()) entries.push({ name, size: st.size, mtimeMs: st.mtimeMs });

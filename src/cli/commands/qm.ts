@@ -6,7 +6,7 @@
 //   start|stop CHANNEL          resume/suspend delivery on a channel (kept in run/stopped-channels)
 //   corrupt [--json]            files set aside as unreadable
 import { parseArgs } from '../args.js';
-import { CommandError, UsageError } from '../errors.js';
+import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../../common/instance.js';
 import { requestJson } from '../../common/ipc-socket.js';
 import type { InstanceConfig } from '../../config/types.js';
@@ -232,6 +232,3 @@ function noMoreThan(rest: string[], n: number, what: string): void {
   if (rest.length > n) throw new UsageError(`qm ${what} takes ${n === 0 ? 'no arguments' : `at most ${n} argument`}, got "${rest.join(' ')}"`);
 }
 
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
-}

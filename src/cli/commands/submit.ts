@@ -6,7 +6,7 @@
 // accepted ones are queued, as sendmail does); 2 bad usage; 75 (EX_TEMPFAIL) the queue could not
 // be written (nothing queued); 78 (EX_CONFIG) the configuration cannot be loaded.
 import { userInfo } from 'node:os';
-import { CommandError, UsageError } from '../errors.js';
+import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
 import { notifyEnqueued } from '../../job-controller/notify.js';
@@ -136,6 +136,3 @@ function invokingUser(): string {
   }
 }
 
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
-}

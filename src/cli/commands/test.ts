@@ -2,7 +2,7 @@
 // rewrite rules route each address (addresses from the arguments, else one per line on stdin).
 import { createInterface } from 'node:readline';
 import { parseArgs } from '../args.js';
-import { CommandError, UsageError } from '../errors.js';
+import { CommandError, UsageError, firstLine } from '../errors.js';
 import { resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfigOrThrow } from '../../config/load.js';
 import type { ImtaConfig } from '../../config/types.js';
@@ -43,9 +43,6 @@ export async function main(argv: string[]): Promise<number> {
   return tester.allRouted ? 0 : 1;
 }
 
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
-}
 
 /** Rewrites addresses one by one and prints each result. */
 class RewriteTester {
