@@ -13,6 +13,7 @@ import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget
 import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
 import { ServiceTotals } from './service-totals.js';
 import { isHistogramSnapshot, type HistogramSnapshot } from '../metrics/histogram.js';
+import { refuseConnection } from '../common/refuse-connection.js';
 
 export interface ServiceDispatcherOptions {
   service: DispatcherService;
@@ -74,11 +75,7 @@ const REFUSE_UNAVAILABLE = '421 4.3.0 Service temporarily unavailable, try again
 
 /** Answers a connection the dispatcher still owns with a 421 and closes it. */
 export function refuse(socket: net.Socket, reply: string): void {
-  socket.on('error', () => socket.destroy());
-  socket.on('data', () => {}); // discard what the client sends, so that closing does not reset
-  socket.resume();
-  socket.setTimeout(5000, () => socket.destroy());
-  socket.end(reply);
+  refuseConnection(socket, reply, 5000);
 }
 
 export class ServiceDispatcher {

@@ -29,6 +29,7 @@ import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUs
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import { Transcript, transcriptPath } from './transcript.js';
+import { refuseConnection } from '../common/refuse-connection.js';
 
 export interface SmtpServiceOptions {
   root: string;
@@ -334,9 +335,7 @@ function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
 }
 
 function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
-  socket.resume(); // read (and drop) what the client sends, so its FIN is seen
-  socket.end(`${formatReply(reply)}\r\n`);
-  socket.setTimeout(FORCE_CLOSE_MS, () => socket.destroy());
+  refuseConnection(socket, `${formatReply(reply)}\r\n`, FORCE_CLOSE_MS);
 }
 
 function normalizeIp(ip: string | undefined): string | null {
