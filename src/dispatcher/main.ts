@@ -11,7 +11,7 @@ import { loadConfigInForce } from '../config/in-force.js';
 import { ServiceDispatcher, type StagedUpdate } from './service-dispatcher.js';
 import { planServices } from './reload-plan.js';
 import type { InstanceConfig } from '../config/types.js';
-import type { DispatcherReloadResult, FromChild, ListenerInfo, ToDispatcher } from './protocol.js';
+import { refusedReload, type DispatcherReloadResult, type FromChild, type ListenerInfo, type ToDispatcher } from './protocol.js';
 
 const root = resolveRoot(undefined);
 const paths = instancePaths(root);
@@ -59,7 +59,7 @@ function allListeners(): ListenerInfo[] {
 async function reload(): Promise<DispatcherReloadResult> {
   const unchanged = (error: string): DispatcherReloadResult => {
     logger.error({ error }, 'reload refused; keeping the configuration in force');
-    return { ok: false, error, listeners: allListeners(), added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+    return refusedReload(error, allListeners());
   };
   if (stopping) return unchanged('the dispatcher is stopping');
   let config: InstanceConfig;
@@ -134,7 +134,7 @@ process.on('message', (msg: ToDispatcher) => {
     reloading = run.catch(() => {});
     void run.then(
       (result) => send({ type: 'reloaded', id: msg.id, ...result }),
-      (err: Error) => send({ type: 'reloaded', id: msg.id, ok: false, error: err.message, listeners: allListeners(), added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] }),
+      (err: Error) => send({ type: 'reloaded', id: msg.id, ...refusedReload(err.message, allListeners()) }),
     );
   }
 });

@@ -77,6 +77,11 @@ export interface DispatcherReloadResult {
   failedProcesses: string[];
 }
 
+/** A reload that changed nothing, and why. */
+export function refusedReload(error: string, listeners: ListenerInfo[]): DispatcherReloadResult {
+  return { ok: false, error, listeners, added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+}
+
 /** Dispatcher (and job controller, for ready/fatal) → watcher. */
 export type FromChild =
   | { type: 'ready'; listeners?: ListenerInfo[] }

@@ -11,7 +11,7 @@ import { instancePaths } from '../common/instance.js';
 import { createLogger, flushLogs, reopenLogs, type Logger } from '../common/logger.js';
 import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-socket.js';
 import type { InstanceConfig } from '../config/types.js';
-import type { DispatcherReloadResult } from '../dispatcher/protocol.js';
+import { refusedReload, type DispatcherReloadResult } from '../dispatcher/protocol.js';
 import { loadConfigOrThrow, validateConfig } from './load-config.js';
 import { recordConfigInForce, removeConfigInForce } from '../config/in-force.js';
 import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js';
@@ -262,7 +262,7 @@ class Watcher {
         dispatcher = reply;
         d.listeners = reply.listeners;
       } else {
-        dispatcher = { ok: false, error: 'the dispatcher did not answer', listeners: d.listeners, added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
+        dispatcher = refusedReload('the dispatcher did not answer', d.listeners);
       }
       if (!dispatcher.ok) {
         // Nothing changed in the dispatcher: the job controller keeps its configuration too.
