@@ -39,7 +39,7 @@ import {
   type FlushResult,
   type ScheduleState,
 } from './fast-flush.js';
-import type { IndexedMessage, MessageIndex } from './message-index.js';
+import { domainsOf, type IndexedMessage, type MessageIndex } from './message-index.js';
 
 export function fastFlushJournalPath(root: string): string {
   return join(resolve(root), 'flush', 'fast-flush.jnl');
@@ -138,9 +138,9 @@ export class FastFlushStore {
   /** The scheduler read an envelope (scan, notice): a message that was tried before and still waits is indexed (repairs a lost journal line). */
   noteAdmitted(path: string, envelope: Envelope): void {
     if (envelope.attempts === 0 || envelope.held) return;
-    const pending = envelope.recipients.filter((r) => r.state === 'pending').map((r) => domainOf(r.address));
+    const pending = envelope.recipients.filter((r) => r.state === 'pending');
     if (pending.length === 0) return;
-    const fast = fastFlushDomainsOf(this.policy, pending.filter((d): d is string => d !== null));
+    const fast = fastFlushDomainsOf(this.policy, domainsOf(pending.map((r) => r.address)));
     const known = this.index.get(envelope.id);
     if (known && known.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
     this.deferred({ id: envelope.id, channel: envelope.channel, path }, fast);
@@ -331,11 +331,6 @@ function parseLine(line: string): JournalLine | null {
     /* torn or edited line */
   }
   return null;
-}
-
-function domainOf(address: string): string | null {
-  const at = address.lastIndexOf('@');
-  return at >= 0 ? address.slice(at + 1).replace(/^\[|\]$/g, '').toLowerCase() : null;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
