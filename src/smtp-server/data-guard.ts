@@ -3,8 +3,6 @@
 // Postfix's `smtpd_forbid_bare_newline = reject` does, so no `<LF>.<LF>` reaches a downstream
 // server), text lines are at most `maxLineLength` octets (RFC 5321 §4.5.3.1.6), and the message
 // is at most `maxBytes` octets. After the first violation the rest is drained and dropped.
-import { Transform, type TransformCallback } from 'node:stream';
-
 export type DataViolation = 'bare-lf' | 'bare-cr' | 'line-too-long' | 'too-big';
 
 export interface DataLimits {
@@ -71,34 +69,5 @@ export class DataScanner {
 
   private tooLong(): boolean {
     return this.limits.maxLineLength > 0 && this.lineLength > this.limits.maxLineLength;
-  }
-}
-
-/** The scanner as a Transform: passes chunks through until a violation, then swallows the rest. */
-export class DataGuard extends Transform {
-  private readonly scanner: DataScanner;
-
-  constructor(limits: DataLimits) {
-    super();
-    this.scanner = new DataScanner(limits);
-  }
-
-  get violation(): DataViolation | null {
-    return this.scanner.violation;
-  }
-
-  /** Message octets received, including any dropped after a violation. */
-  get bytes(): number {
-    return this.scanner.bytes;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.scanner.scan(chunk) === null) this.push(chunk);
-    done();
-  }
-
-  override _flush(done: TransformCallback): void {
-    this.scanner.finish();
-    done();
   }
 }

@@ -1,13 +1,11 @@
-// DATA → queue: the message streams through the DataGuard into one enqueue transaction (one file
+// DATA → queue: the message streams through the DataScanner into one enqueue transaction (one file
 // per destination channel), behind the Received: line, and is committed (fsync) only when it
 // arrived whole and clean. Whatever goes wrong, the rest of the data is drained so the client
 // gets its reply at the end of DATA; nothing of a refused or broken message stays queued.
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { EnqueueTransaction } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
 import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
-import { DataGuard, type DataLimits, type DataViolation } from './data-guard.js';
+import { DataScanner, type DataLimits, type DataViolation } from './data-guard.js';
 import { REPLIES, lineTooLong, messageTooBig, type SmtpReply } from './replies.js';
 
 export interface EnqueueStore {
@@ -24,6 +22,10 @@ export type ReceiveOutcome =
   /** The client went away before the end of the data; nothing stored. */
   | { kind: 'aborted'; size: number };
 
+/** Message bytes waiting for the store before the data stream is paused, and resumed. */
+const PENDING_HIGH = 256 * 1024;
+const PENDING_LOW = 64 * 1024;
+
 export interface ReceiveRequest {
   stream: NodeJS.ReadableStream;
   store: EnqueueStore;
@@ -34,53 +36,75 @@ export interface ReceiveRequest {
 }
 
 export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcome> {
-  const guard = new DataGuard(req.limits);
+  const scanner = new DataScanner(req.limits);
   let storeError: Error | null = null;
   let tx: EnqueueTransaction | null = null;
+  // Writes go to the transaction in arrival order; the stream is paused while too much waits.
+  let pendingBytes = 0;
+  let paused = false;
+  const store = (chunk: Buffer) => {
+    if (storeError || !tx) return;
+    pendingBytes += chunk.length;
+    tx.write(chunk).then(
+      () => settled(chunk.length),
+      (err: Error) => {
+        storeError ??= err;
+        settled(chunk.length);
+      },
+    );
+    if (pendingBytes > PENDING_HIGH && !paused) {
+      paused = true;
+      req.stream.pause();
+    }
+  };
+  const settled = (bytes: number) => {
+    pendingBytes -= bytes;
+    if (paused && pendingBytes <= PENDING_LOW) {
+      paused = false;
+      req.stream.resume();
+    }
+  };
   try {
     tx = req.store.begin(req.drafts);
-    await tx.write(Buffer.from(req.header, 'utf8'));
+    store(Buffer.from(req.header, 'utf8'));
   } catch (err) {
     storeError = err as Error;
   }
-  // Never fails: a store error is remembered and the rest is drained, so the source stream is
-  // never destroyed under smtp-server (which would answer before the end of the data).
+  // Read to the end whatever happens: a store error is remembered and the rest is drained, so
+  // the source stream is never destroyed under smtp-server (which would answer before the end
+  // of the data). After a violation the rest is counted and dropped.
   let dataEnd = 0;
-  req.stream.once('end', () => (dataEnd = performance.now()));
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (storeError || !tx) return done();
-      tx.write(chunk).then(
-        () => done(),
-        (err: Error) => {
-          storeError = err;
-          done();
-        },
-      );
-    },
+  const complete = await new Promise<boolean>((resolve) => {
+    const stream = req.stream;
+    stream.on('data', (chunk: Buffer) => {
+      if (scanner.scan(chunk) === null) store(chunk);
+    });
+    stream.once('end', () => {
+      dataEnd = performance.now();
+      resolve(true);
+    });
+    stream.once('error', () => {}); // followed by 'close': the client went away
+    stream.once('close', () => resolve(false)); // after 'end' this changes nothing
   });
-  try {
-    await pipeline(req.stream, guard, sink);
-  } catch {
+  const size = scanner.bytes;
+  if (!complete) {
     await tx?.abort().catch(() => {});
-    return { kind: 'aborted', size: guard.bytes };
+    return { kind: 'aborted', size };
   }
-  const size = guard.bytes;
-  if (guard.violation) {
+  const violation = scanner.finish();
+  if (violation) {
     await tx?.abort().catch(() => {});
-    return { kind: 'refused', reply: violationReply(guard.violation, req.limits), violation: guard.violation, size };
-  }
-  if (storeError || !tx) {
-    await tx?.abort().catch(() => {});
-    return failed(storeError ?? new Error('no queue transaction'), size);
+    return { kind: 'refused', reply: violationReply(violation, req.limits), violation, size };
   }
   try {
-    const refs = await tx.commit();
-    return { kind: 'queued', refs, size, storeMs: performance.now() - (dataEnd || performance.now()) };
+    // waits for the writes still in flight; a write error makes it throw
+    const refs = storeError || !tx ? null : await tx.commit();
+    if (refs && !storeError) return { kind: 'queued', refs, size, storeMs: performance.now() - dataEnd };
   } catch (err) {
-    await tx.abort().catch(() => {});
-    return failed(err as Error, size);
+    storeError ??= err as Error;
   }
+  await tx?.abort().catch(() => {});
+  return failed(storeError ?? new Error('no queue transaction'), size);
 }
 
 function failed(error: Error, size: number): ReceiveOutcome {

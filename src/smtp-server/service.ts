@@ -29,6 +29,7 @@ import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUs
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import { Transcript, transcriptPath } from './transcript.js';
+import { sessionIdGenerator } from './session-id.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 
 export interface SmtpServiceOptions {
@@ -76,6 +77,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const localUsers = new LocalUsers(paths.mailbox, config.aliases);
   const mailLog = new MailLog(paths.mailLog);
   const perIp = new PerIpCounter(settings.maxConnsPerIp);
+  const nextSessionId = sessionIdGenerator();
   const transcript = settings.slaveDebug ? new Transcript(transcriptPath(paths.log, settings.channel)) : null;
   const tls = readTlsMaterial(settings);
   const jobController = new JobControllerLink(paths.jobControllerSocket);
@@ -286,6 +288,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     }
     counted = true;
     server.connect(socket, {
+      id: nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,

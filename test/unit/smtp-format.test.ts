@@ -7,6 +7,7 @@ import { mailParamsFrom, planDrafts, type AcceptedRecipient, type MessageFacts }
 import { formatTranscriptLine } from '../../src/smtp-server/transcript.js';
 import { ENHANCED_CODE_PREFIX, formatReply, hookError, REPLIES, unroutable } from '../../src/smtp-server/replies.js';
 import { violationReply } from '../../src/smtp-server/message-receiver.js';
+import { sessionIdGenerator } from '../../src/smtp-server/session-id.js';
 
 test('RFC 5322 dates in a given offset', () => {
   const d = new Date(Date.UTC(2025, 10, 25, 1, 2, 3));
@@ -83,4 +84,13 @@ test('replies carry enhanced status codes the connection recognises', () => {
   assert.equal(formatReply(violationReply('too-big', { maxBytes: 100, maxLineLength: 998 })), '552 5.3.4 Message size exceeds fixed maximum message size of 100 octets');
   assert.equal(formatReply(violationReply('line-too-long', { maxBytes: 0, maxLineLength: 998 })), '550 5.5.2 Message contains a line longer than 998 octets');
   assert.equal(formatReply(violationReply('bare-lf', { maxBytes: 0, maxLineLength: 998 })), '550 5.5.2 Message contains bare CR or LF');
+});
+
+test('session ids: 16 base-32 characters, distinct within a process and between processes', () => {
+  const a = sessionIdGenerator();
+  const b = sessionIdGenerator();
+  const ids = [a(), a(), a(), b(), b()];
+  for (const id of ids) assert.match(id, /^[0-9a-v]{16}$/);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.notEqual(ids[0]!.slice(0, 8), ids[3]!.slice(0, 8), 'each generator has its own prefix');
 });
