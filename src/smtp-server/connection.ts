@@ -186,6 +186,16 @@ export class TsubameConnection extends SMTPConnection {
     }
   }
 
+  // After the 221 the library half-closes and keeps reading until the client closes too. Clients
+  // that close with a reset (smtp-source does) then make every session end in an ECONNRESET
+  // read error, which Node turns into an exception with a stack trace. As Postfix's smtpd does,
+  // the socket is closed once the 221 and our FIN are written; nothing after QUIT is read.
+  override handler_QUIT(command: Buffer, callback: () => void): void {
+    super.handler_QUIT(command, callback);
+    const socket = this._socket;
+    if (!socket.destroyed) socket.once('finish', () => socket.destroy());
+  }
+
   handler_ETRN(command: Buffer, callback: () => void): void {
     const etrn = this.policy.etrn;
     if (!etrn || this._server.options.lmtp) {

@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/instance.js';
 import { SmtpFixture, swaks, runTool, mailTo, SERVER_IP, EXTERNAL_IP } from './smtp-harness.js';
@@ -148,5 +149,28 @@ test('unroutable recipient: 550 5.1.2 with the rule text', async () => {
     assert.equal(r!.text, '550 5.1.2 Mail to blocked.test is not accepted');
   } finally {
     p.close();
+  }
+});
+
+test('QUIT: 221, then the server closes its side at once, without waiting for the client to close', async () => {
+  // A client that keeps its side open (allowHalfOpen): the library alone would hold the session
+  // for its 5 s half-close deadline.
+  const socket = net.connect({ host: SERVER_IP, port: fx.port, localAddress: SERVER_IP, allowHalfOpen: true });
+  socket.setEncoding('latin1');
+  let text = '';
+  let ended = false;
+  socket.on('data', (d: string) => (text += d));
+  socket.on('end', () => (ended = true));
+  try {
+    await waitFor(() => /^220 /m.test(text), { timeoutMs: 5000, what: 'the greeting' });
+    socket.write('EHLO client.test\r\n');
+    await waitFor(() => /^250 /m.test(text), { timeoutMs: 5000, what: 'the EHLO reply' });
+    const open = fx.service.openConnections();
+    socket.write('QUIT\r\n');
+    await waitFor(() => /^221 /m.test(text) && ended, { timeoutMs: 5000, what: '221 and the server FIN' });
+    await waitFor(() => fx.service.openConnections() === open - 1, { timeoutMs: 2000, what: 'the session gone on the server' });
+    assert.equal(socket.writableEnded, false, 'the client has not closed its side');
+  } finally {
+    socket.destroy();
   }
 });
