@@ -18,14 +18,22 @@ export type ToServerProcess =
 export type FromServerProcess =
   | { type: 'ready' }
   /**
-   * Sent whenever a count changes. `received` counts every `connection` message the process
-   * got (a socket closed in transit arrives as null), so the dispatcher knows which of its
-   * hand-offs have arrived.
+   * Sent at once when a session closes (the spawn rule must not count sessions that are gone);
+   * an arrival alone within REPORT_ARRIVAL_MS. `received` counts every `connection` message the
+   * process got (a socket closed in transit arrives as null): until a report counts them, the
+   * dispatcher counts its hand-offs as open sessions.
    */
   | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot }
   | { type: 'fatal'; message: string }
   /** The answer to `reload`: ok, or the reason it keeps its configuration. */
   | { type: 'reloaded'; generation: number; ok: boolean; error?: string };
+
+/**
+ * How late a server process may report a connection's arrival. The dispatcher learns of the
+ * arrival at once from Node's own acknowledgement of the passed socket; reporting each one too
+ * cost a message and a wake-up of both processes per connection.
+ */
+export const REPORT_ARRIVAL_MS = 50;
 
 // ------------------------------------------------------- watcher ⇄ its children
 

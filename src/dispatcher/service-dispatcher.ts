@@ -43,6 +43,8 @@ interface ServerProcess {
   received: number;
   /** connection messages sent to it. */
   sent: number;
+  /** Of those, how many its Node acknowledged as received (see onHandleAcknowledged). */
+  acknowledged: number;
   /** Connections assigned to it, not sent yet (it is starting, or a hand-off is in transit). */
   assigned: net.Socket[];
   /** The configuration generation it runs (it loads the files when it starts). */
@@ -72,6 +74,14 @@ const SERVER_START_TIMEOUT_MS = 20_000;
 const REFUSE_BUSY = '421 4.3.2 Too many connections, try again later\r\n';
 const REFUSE_SHUTDOWN = '421 4.3.2 Service shutting down, try again later\r\n';
 const REFUSE_UNAVAILABLE = '421 4.3.0 Service temporarily unavailable, try again later\r\n';
+
+/** Node's internal message acknowledging a passed handle. */
+const NODE_HANDLE_ACK = 'NODE_HANDLE_ACK';
+
+/** Hand-offs known to have arrived: acknowledged by Node, or counted in a status report. */
+function arrived(p: ServerProcess): number {
+  return Math.max(p.acknowledged, p.received);
+}
 
 /** Answers a connection the dispatcher still owns with a 421 and closes it. */
 export function refuse(socket: net.Socket, reply: string): void {
@@ -246,8 +256,8 @@ export class ServiceDispatcher {
     return [...this.procs.values()].map((p) => ({
       pid: p.pid,
       service: this.name,
-      connections: p.open + this.handoffsOf(p),
-      served: p.served + this.handoffsOf(p),
+      connections: p.open + this.unreportedOf(p),
+      served: p.served + this.unreportedOf(p),
       ready: p.ready,
       retiring: p.retiring,
       started: new Date(p.startedAt).toISOString(),
@@ -257,7 +267,7 @@ export class ServiceDispatcher {
 
   /** Totals since the dispatcher started (metrics endpoint). */
   summary(): ServiceSummary {
-    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.handoffsOf(p), served: p.served + this.handoffsOf(p), enqueueLatency: p.enqueueLatency }));
+    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.unreportedOf(p), served: p.served + this.unreportedOf(p), enqueueLatency: p.enqueueLatency }));
     return this.totals.summary(this.name, live);
   }
 
@@ -326,20 +336,26 @@ export class ServiceDispatcher {
     this.pump();
   }
 
-  private handoffsOf(p: ServerProcess): number {
+  /** Connections given to the process that its last status report does not count yet. */
+  private unreportedOf(p: ServerProcess): number {
     return p.sent - p.received + p.assigned.length;
+  }
+
+  /** Connections on their way: assigned, or sent and not yet known to have arrived. */
+  private inTransit(p: ServerProcess): number {
+    return p.sent - arrived(p) + p.assigned.length;
   }
 
   private states(): ProcessState[] {
     const out: ProcessState[] = [];
     for (const p of this.procs.values()) {
       if (p.gone) continue;
-      const handoffs = this.handoffsOf(p);
+      const unreported = this.unreportedOf(p);
       out.push({
         id: p.id,
-        open: p.open + handoffs,
-        handoffs,
-        served: p.served + handoffs,
+        open: p.open + unreported,
+        handoffs: this.inTransit(p),
+        served: p.served + unreported,
         startedAt: p.startedAt,
         lastActive: p.lastActive,
         retiring: p.retiring,
@@ -400,7 +416,7 @@ export class ServiceDispatcher {
     this.pump();
     if (this.waiting.length > 0) return;
     for (const p of this.procs.values()) {
-      if (p.retiring || p.gone || p.assigned.length > 0 || p.sent !== p.received) continue;
+      if (p.retiring || p.gone || p.assigned.length > 0 || p.sent !== arrived(p)) continue;
       p.retiring = true;
       this.maybeSendRetire(p);
     }
@@ -430,6 +446,7 @@ export class ServiceDispatcher {
       served: 0,
       received: 0,
       sent: 0,
+      acknowledged: 0,
       assigned: [],
       generation: this.generation,
       enqueueLatency: null,
@@ -444,6 +461,9 @@ export class ServiceDispatcher {
     startDeadline.unref();
     child.once('exit', () => clearTimeout(startDeadline));
     child.on('message', (msg: FromServerProcess) => this.onMessage(p, msg));
+    child.on('internalMessage', (msg: { cmd?: unknown } | null) => {
+      if (msg?.cmd === NODE_HANDLE_ACK) this.onHandleAcknowledged(p);
+    });
     child.on('error', (err) => this.opts.logger.warn({ err, pid: p.pid }, 'server process channel error'));
     child.on('exit', (code, signal) => this.onExit(p, code, signal));
     return p;
@@ -481,6 +501,21 @@ export class ServiceDispatcher {
     }
   }
 
+  /**
+   * The child's Node received a passed descriptor: the next can go. Node sends this
+   * acknowledgement for every passed handle (and waits for it before it passes the next one), so
+   * the server process does not report each arrival itself; that cost a message and a wake-up of
+   * both processes per connection. An internal message, not a documented event: if a Node
+   * version stopped emitting it, the status reports (which count arrivals too) still confirm
+   * hand-offs, late. test/integration/dispatcher-handle-ack.test.ts pins the behaviour.
+   */
+  private onHandleAcknowledged(p: ServerProcess): void {
+    if (p.acknowledged < p.sent) p.acknowledged++;
+    this.flush(p);
+    this.maybeSendRetire(p);
+    if (this.waiting.length > 0) this.pump();
+  }
+
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
@@ -504,7 +539,7 @@ export class ServiceDispatcher {
 
   /** Sends the next assigned connection when the process is ready and its last hand-off arrived. */
   private flush(p: ServerProcess): void {
-    if (p.gone || !p.ready || p.retiring || p.sent !== p.received || p.assigned.length === 0) return;
+    if (p.gone || !p.ready || p.retiring || p.sent !== arrived(p) || p.assigned.length === 0) return;
     const socket = p.assigned.shift()!;
     p.sent++;
     const failed = () => {
@@ -531,7 +566,7 @@ export class ServiceDispatcher {
   }
 
   private maybeSendRetire(p: ServerProcess): void {
-    if (!p.retiring || p.retireSent || p.gone || p.sent !== p.received || p.assigned.length > 0) return;
+    if (!p.retiring || p.retireSent || p.gone || p.sent !== arrived(p) || p.assigned.length > 0) return;
     p.retireSent = true;
     if (!this.sendTo(p, { type: 'retire' })) p.child.kill('SIGTERM');
   }

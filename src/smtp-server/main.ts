@@ -10,7 +10,7 @@ import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js
 import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import type { SmtpService } from './service.js';
-import type { FromServerProcess, ToServerProcess } from '../dispatcher/protocol.js';
+import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
 import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
@@ -65,16 +65,25 @@ function openConnections(): number {
 }
 
 let reportQueued = false;
+let lazyReport: NodeJS.Timeout | null = null;
 /** Several changes in one turn of the event loop make one report. */
 function report(): void {
   if (reportQueued) return;
   reportQueued = true;
   setImmediate(() => {
     reportQueued = false;
+    if (lazyReport) clearTimeout(lazyReport);
+    lazyReport = null;
     send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot() });
     closeIdlePrevious();
     if (retiring && !stopping && openConnections() === 0) void stop(0);
   });
+}
+
+/** An arrival goes with the next report, at the latest after REPORT_ARRIVAL_MS. */
+function reportSoon(): void {
+  if (reportQueued || lazyReport) return;
+  lazyReport = setTimeout(report, REPORT_ARRIVAL_MS);
 }
 
 /** A replaced service whose last session ended is closed (its mail.log descriptor, its transcript). */
@@ -108,7 +117,7 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   const { config: loaded, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
   const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency });
-  built.onChange(report);
+  built.onChange((change) => (change === 'opened' ? reportSoon() : report()));
   return { built, loaded };
 }
 
@@ -146,7 +155,7 @@ function onMessage(msg: ToServerProcess, socket: net.Socket | undefined): void {
           socket.destroy();
         }
       }
-      report();
+      reportSoon();
       break;
     case 'retire':
       retiring = true;

@@ -54,7 +54,7 @@ export interface SmtpService {
   /** Stop taking sessions; open ones get `graceMs` to finish, then 421 and close. */
   close(graceMs: number): Promise<void>;
   /** Called when a session opens or closes (for the dispatcher's counts). */
-  onChange(listener: () => void): void;
+  onChange(listener: (change: 'opened' | 'closed') => void): void;
 }
 
 /** What a session is, decided once at connect. */
@@ -87,13 +87,13 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
   const sockets = new Set<net.Socket>();
   const inFlight = new Set<Promise<unknown>>();
-  const listeners: Array<() => void> = [];
+  const listeners: Array<(change: 'opened' | 'closed') => void> = [];
   let closing = false;
 
-  const changed = () => {
+  const changed = (change: 'opened' | 'closed') => {
     for (const l of listeners) {
       try {
-        l();
+        l(change);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'onChange listener failed');
       }
@@ -278,9 +278,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     socket.once('close', () => {
       sockets.delete(socket);
       if (counted) perIp.release(ip);
-      changed();
+      changed('closed');
     });
-    changed();
+    changed('opened');
     if (closing) return refuseSocket(socket, REPLIES.shuttingDown);
     if (!perIp.acquire(ip)) {
       logger.info({ client: ip, limit: settings.maxConnsPerIp }, 'too many connections from one address');
