@@ -31,9 +31,14 @@ export const MAX_ENVELOPE_BYTES = 64 * 1024 * 1024;
 
 // ------------------------------------------------------------------ values
 
+/** A character that encodeValue writes as an escape (or a surrogate, which it looks at closely). */
+const NEEDS_ESCAPE = /[\u0000-\u0020\u007f%=,\ud800-\udfff]/;
+
 export function encodeValue(value: string | null): string {
   if (value === null) return '-';
   if (value === '-') return '%2D';
+  // Most values (addresses, ids, host names) have nothing to escape.
+  if (!NEEDS_ESCAPE.test(value)) return value;
   let out = '';
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);

@@ -18,6 +18,18 @@ test('values round-trip whatever they contain', () => {
   assert.throws(() => decodeValue('%zz'), /bad escape/);
 });
 
+test('every ASCII character and lone surrogate, alone and inside a plain value, is escaped or kept as it must be', () => {
+  const units = [...Array(0x80).keys(), 0xd800, 0xdbff, 0xdc00, 0xdfff].map((c) => String.fromCharCode(c));
+  for (const u of units) {
+    for (const s of [u, `plain${u}value`]) {
+      const enc = encodeValue(s);
+      assert.ok(!/[\u0000-\u0020\u007f=,]/.test(enc), `${JSON.stringify(s)} → ${JSON.stringify(enc)} has no separators`);
+      assert.ok(!/%(?![0-9A-F]{2}|u[0-9A-F]{4})/.test(enc), `${JSON.stringify(enc)}: every % starts an escape`);
+      assert.equal(decodeValue(enc), s);
+    }
+  }
+});
+
 test('attempt counts use complemented base 36', () => {
   assert.equal(encodeAttempts(0), 'ZZ');
   assert.equal(encodeAttempts(1), 'ZY');
