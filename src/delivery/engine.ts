@@ -321,16 +321,21 @@ async function runHosts(
           }
           session = null;
           try {
-            session = await connections.acquire(target, () =>
-              openSession({
-                target,
-                localName: ctx.localName,
-                lmtp: channel.lmtp,
-                tls: channel.tlsClient,
-                pipelining: channel.pipelining,
-                settings,
-                transcript: ctx.transcriptFor?.(target) ?? null,
-              }),
+            session = await unlessMarkedDown(
+              reachability,
+              key,
+              connections.acquire(target, () =>
+                openSession({
+                  target,
+                  localName: ctx.localName,
+                  lmtp: channel.lmtp,
+                  tls: channel.tlsClient,
+                  pipelining: channel.pipelining,
+                  settings,
+                  transcript: ctx.transcriptFor?.(target) ?? null,
+                }),
+              ),
+              (late) => connections.release(late),
             );
             if (aborted) break;
             inUse.add(session);
@@ -450,4 +455,33 @@ async function runTransaction(
     }
   }
   return { broken: null, overflow };
+}
+
+/**
+ * The connection, unless another job marks the host down first: then this attempt is given up
+ * with that job's reason (and not marked again), so a silent host costs one timeout, not one per
+ * job that started trying it meanwhile. A connection that still comes later goes to `late`.
+ */
+function unlessMarkedDown(reachability: ReachabilityCache, key: string, attempt: Promise<SmtpSession>, late: (session: SmtpSession) => void): Promise<SmtpSession> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const stopListening = reachability.whenDown(key, (down) => {
+      settled = true;
+      reject(new ConnectError('closed', down.reason, false));
+    });
+    attempt.then(
+      (session) => {
+        stopListening();
+        if (settled) return late(session);
+        settled = true;
+        resolve(session);
+      },
+      (err: unknown) => {
+        stopListening();
+        if (settled) return;
+        settled = true;
+        reject(err);
+      },
+    );
+  });
 }

@@ -97,7 +97,9 @@ export class PiscinaRunner implements JobRunner {
       const plan = threadPlan(p.jobLimit, this.opts.cpus ?? deliveryCpus(availableParallelism()));
       const piscina = new Piscina({
         filename: WORKER,
-        minThreads: 0,
+        // One thread stays up: starting one (an isolate, the delivery modules) took about a quarter
+        // of a second before the first message after an idle minute could go.
+        minThreads: 1,
         maxThreads: plan.threads,
         idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
         concurrentTasksPerWorker: plan.jobsPerThread,

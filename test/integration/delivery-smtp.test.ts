@@ -10,6 +10,7 @@ import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import type { Channel } from '../../src/config/types.js';
 import { startDnsServer, startSmtpPeers, type DnsTable, type SimDns, type SmtpPeer, type PeerOptions } from '../helpers/sim-internet.js';
 import { makeChannel, makeConfig, resultsByAddress, Spool } from './delivery-fixtures.js';
+import { waitFor } from '../helpers/instance.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -141,6 +142,32 @@ test('reachability cache: a host that timed out is not tried again by later mess
   assert.ok(Date.now() - t2 < 350, 'the second job did not wait for it');
   assert.equal(w.dns.count('slow.test', 'MX'), 1, 'the second job used the shared DNS cache');
   assert.ok(job2.stats().skippedUnreachable >= 1);
+});
+
+test('a host marked down by one job releases the other jobs still waiting on it: one timeout, not one per job', async () => {
+  const records: DnsTable = {
+    'quiet.test': { mx: [{ exchange: 'mx1.quiet.test', preference: 10 }, { exchange: 'mx2.quiet.test', preference: 20 }] },
+    'mx1.quiet.test': { a: ['127.6.3.11'] },
+    'mx2.quiet.test': { a: ['127.6.3.12'] },
+  };
+  const w = await world(records, [{ host: '127.6.3.11', mode: 'blackhole' }, { host: '127.6.3.12' }]);
+  const [silent, backup] = w.peers as [SmtpPeer, SmtpPeer];
+  const reachability = new ReachabilityCache();
+  // The first job gives up on the silent host after 0.5 s; the second alone would wait 10 s.
+  const quick = w.job({}, { reachability, raw: { SMTP_GREETING_TIMEOUT: '0.5' } });
+  const patient = w.job({}, { reachability, raw: { SMTP_GREETING_TIMEOUT: '10' } });
+  const first = quick.deliver([w.spool.message('a@sim.test', ['u1@quiet.test'])]);
+  await waitFor(() => silent.connections.length === 1 || null, { timeoutMs: 5000, what: "the first job's connection" });
+  const startedSecond = Date.now();
+  const second = patient.deliver([w.spool.message('a@sim.test', ['u2@quiet.test'])]);
+  await waitFor(() => silent.connections.length === 2 || null, { timeoutMs: 5000, what: "the second job's connection" });
+  const [o1, o2] = await Promise.all([first, second]);
+  const secondTook = Date.now() - startedSecond;
+  assert.equal(o1[0]!.recipients[0]!.result, 'delivered');
+  assert.equal(o2[0]!.recipients[0]!.result, 'delivered');
+  assert.deepEqual(backup.transactions.flatMap((t) => t.to).sort(), ['u1@quiet.test', 'u2@quiet.test']);
+  assert.ok(secondTook < 3000, `the second job went to the backup when the first marked the host down (${secondTook} ms, its own timeout is 10 s)`);
+  assert.ok(reachability.check(`127.6.3.11:${w.port}`), 'the silent host is marked down');
 });
 
 test('all MX hosts unreachable → deferred with the connection error; a later job does not retry them', async () => {
