@@ -64,6 +64,9 @@ interface SessionInfo {
   sourceChannel: string;
 }
 
+/** Client addresses whose INTERNAL_IP verdict is kept (the configuration is fixed per service). */
+const INTERNAL_CACHE_SIZE = 4096;
+
 /** After the grace period, sessions told 421 get this long to go before their sockets are destroyed. */
 const FORCE_CLOSE_MS = 2000;
 
@@ -99,7 +102,16 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       }
     }
   };
-  const isInternal = (ip: string) => ipInCidrs(ip, settings.internalIp);
+  // Asked twice per connection (greeting delay, session channel), by few distinct addresses.
+  const internalByIp = new Map<string, boolean>();
+  const isInternal = (ip: string) => {
+    let internal = internalByIp.get(ip);
+    if (internal === undefined) {
+      if (internalByIp.size >= INTERNAL_CACHE_SIZE) internalByIp.clear();
+      internalByIp.set(ip, (internal = ipInCidrs(ip, settings.internalIp)));
+    }
+    return internal;
+  };
   const sessionInfo = (session: SMTPServerSession): SessionInfo => {
     let info = sessions.get(session);
     if (!info) {
