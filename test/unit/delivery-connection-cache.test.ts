@@ -75,3 +75,40 @@ test('idle connections are closed after the idle time', async () => {
   assert.equal(s.quits, 1);
   assert.equal(cache.stats.closedIdle, 1);
 });
+
+test('a host slow to get ready: a second job waits for the busy connection instead of opening another', async () => {
+  const cache = new ConnectionCache(10, 60_000);
+  const t = target(5);
+  let opened = 0;
+  // Each new connection takes 80 ms to be ready (a late greeting).
+  const slowOpen = () => new Promise<SmtpSession>((resolve) => setTimeout(() => resolve(asSession(fakeSession(t, `s${++opened}`))), 80));
+  const first = await cache.acquire(t, slowOpen);
+  const second = cache.acquire(t, slowOpen);
+  setTimeout(() => cache.release(first), 10); // the first job's transaction ends well before a new greeting would come
+  assert.equal(await second, first, 'the second job got the first connection');
+  assert.equal(opened, 1);
+  assert.equal(cache.stats.reused, 1);
+
+  // Not released in time (longer than the setup took): a new connection after all.
+  const third = await cache.acquire(t, slowOpen);
+  assert.notEqual(third, first);
+  assert.equal(opened, 2);
+  cache.closeAll();
+});
+
+test('a host quick to get ready gets a second connection at once; closeAll releases a waiting job', async () => {
+  const cache = new ConnectionCache(10, 60_000);
+  const quick = target(6);
+  let opened = 0;
+  const open = async () => asSession(fakeSession(quick, `q${++opened}`));
+  await cache.acquire(quick, open);
+  await cache.acquire(quick, open);
+  assert.equal(opened, 2, 'no waiting for a host that is ready at once');
+
+  const slow = target(7);
+  const slowOpen = () => new Promise<SmtpSession>((resolve) => setTimeout(() => resolve(asSession(fakeSession(slow, 'slow'))), 80));
+  await cache.acquire(slow, slowOpen);
+  const waiting = cache.acquire(slow, slowOpen);
+  cache.closeAll();
+  await assert.rejects(waiting, /connection cache closed/, 'a job waiting when the cache closes is not left hanging');
+});
