@@ -1,8 +1,8 @@
 // SIGHUP reopens every log of a process by name: log/mail.log (MailLog), pino component logs,
 // and those of worker threads, which receive no signals themselves.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,37 +11,44 @@ import { MailLog } from '../../src/common/mail-log.js';
 import { createLogger, flushLogs, reopenLogs } from '../../src/common/logger.js';
 import { waitFor } from '../helpers/instance.js';
 
+// One directory for the file, removed after its last test: a logger stays registered for reopening
+// for the life of the process, so a later reopen (the second test's) would create a removed
+// directory again.
+const root = mkdtempSync(join(tmpdir(), 'tsubame-reopen-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const freshDir = (name: string) => {
+  const dir = join(root, name);
+  mkdirSync(dir);
+  return dir;
+};
+
 const record = (recipient: string) => ({ event: 'J' as const, id: '', source: 'tcp_local', destination: '', size: 0, from: 'a@b.test', recipient, status: '550 no' });
 
 test('mail.log and a component log are reopened by name on SIGHUP', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tsubame-reopen-'));
-  try {
-    const mailLog = new MailLog(join(dir, 'mail.log'));
-    const logger = createLogger(dir, 'unit');
-    mailLog.write([record('one@x.test')]);
-    logger.info('before');
-    await waitFor(() => existsSync(join(dir, 'unit.log')) && readFileSync(join(dir, 'unit.log'), 'utf8').includes('before'), { what: 'the first log record' });
-    renameSync(join(dir, 'mail.log'), join(dir, 'mail.log.1'));
-    renameSync(join(dir, 'unit.log'), join(dir, 'unit.log.1'));
+  const dir = freshDir('signal');
+  const mailLog = new MailLog(join(dir, 'mail.log'));
+  const logger = createLogger(dir, 'unit');
+  mailLog.write([record('one@x.test')]);
+  logger.info('before');
+  await waitFor(() => existsSync(join(dir, 'unit.log')) && readFileSync(join(dir, 'unit.log'), 'utf8').includes('before'), { what: 'the first log record' });
+  renameSync(join(dir, 'mail.log'), join(dir, 'mail.log.1'));
+  renameSync(join(dir, 'unit.log'), join(dir, 'unit.log.1'));
 
-    process.kill(process.pid, 'SIGHUP'); // without the handler this would end the test process
-    await waitFor(() => existsSync(join(dir, 'unit.log')), { what: 'unit.log to be reopened' });
-    mailLog.write([record('two@x.test')]);
-    logger.info('after');
-    flushLogs();
-    await waitFor(() => readFileSync(join(dir, 'unit.log'), 'utf8').includes('after'), { what: 'the record in the new unit.log' });
-    assert.match(readFileSync(join(dir, 'mail.log'), 'utf8'), /two@x\.test/);
-    assert.doesNotMatch(readFileSync(join(dir, 'mail.log'), 'utf8'), /one@x\.test/);
-    assert.doesNotMatch(readFileSync(join(dir, 'mail.log.1'), 'utf8'), /two@x\.test/);
-    assert.doesNotMatch(readFileSync(join(dir, 'unit.log.1'), 'utf8'), /after/);
-    mailLog.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  process.kill(process.pid, 'SIGHUP'); // without the handler this would end the test process
+  await waitFor(() => existsSync(join(dir, 'unit.log')), { what: 'unit.log to be reopened' });
+  mailLog.write([record('two@x.test')]);
+  logger.info('after');
+  flushLogs();
+  await waitFor(() => readFileSync(join(dir, 'unit.log'), 'utf8').includes('after'), { what: 'the record in the new unit.log' });
+  assert.match(readFileSync(join(dir, 'mail.log'), 'utf8'), /two@x\.test/);
+  assert.doesNotMatch(readFileSync(join(dir, 'mail.log'), 'utf8'), /one@x\.test/);
+  assert.doesNotMatch(readFileSync(join(dir, 'mail.log.1'), 'utf8'), /two@x\.test/);
+  assert.doesNotMatch(readFileSync(join(dir, 'unit.log.1'), 'utf8'), /after/);
+  mailLog.close();
 });
 
 test('a worker thread reopens its logs when the main thread does', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tsubame-reopen-'));
+  const dir = freshDir('worker');
   const loggerUrl = pathToFileURL(join(import.meta.dirname, '../../src/common/logger.js')).href;
   const worker = new Worker(
     `const { parentPort } = require('node:worker_threads');
@@ -64,6 +71,5 @@ test('a worker thread reopens its logs when the main thread does', async () => {
     assert.doesNotMatch(readFileSync(join(dir, 'thread.log.1'), 'utf8'), /after/);
   } finally {
     await worker.terminate();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
