@@ -252,7 +252,7 @@ export class JobController {
       // Released and returned messages are tried (or settled) at once.
       for (const e of found) {
         const file = await this.readQueued(e.path);
-        if (file) this.admit(e.path, { ...file.envelope, nextAttempt: null }, file.size);
+        if (file) this.admit(e.path, file.envelope, file.size, { dueNow: true });
       }
       this.kick();
       return { ok: true, found: found.length };
@@ -269,7 +269,7 @@ export class JobController {
     this.flushGeneration++;
     return this.fastFlush.flush(
       target,
-      flushHostFor({ index: this.index, read: (path) => this.readQueued(path), admit: (path, envelope, size) => this.admit(path, envelope, size, true), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
+      flushHostFor({ index: this.index, read: (path) => this.readQueued(path), admit: (path, envelope, size) => this.admit(path, envelope, size, { overLimit: true, dueNow: true }), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
     );
   }
 
@@ -366,7 +366,7 @@ export class JobController {
    * size, a message due now keeps its envelope for its first attempt (read once, not twice).
    * `overLimit`: a flush named it, so it is taken even when the index is full.
    */
-  private admit(path: string, envelope: Envelope, size?: number, overLimit = false): boolean {
+  private admit(path: string, envelope: Envelope, size?: number, { overLimit = false, dueNow = false } = {}): boolean {
     const pending = envelope.recipients.filter((r) => r.state === 'pending');
     const owesNotice = envelope.recipients.some((r) => r.state === 'failed');
     const entry: IndexedMessage = {
@@ -375,8 +375,9 @@ export class JobController {
       path,
       attempts: envelope.attempts,
       arrivalMs: envelope.arrival.getTime(),
-      // Files with notices owed (qm return, a crash before the rewrite) or nothing left are settled at once.
-      dueMs: owesNotice || pending.length === 0 ? 0 : this.firstDueMs(envelope),
+      // Files with notices owed (qm return, a crash before the rewrite) or nothing left are settled at
+      // once; released and flushed ones are tried at once, also on a `periodic` channel.
+      dueMs: owesNotice || pending.length === 0 || dueNow ? 0 : this.firstDueMs(envelope),
       pendingRecipients: pending.length,
       domains: domainsOf(pending.map((r) => r.address)),
     };

@@ -173,9 +173,18 @@ test('reload: a broken configuration is refused with file:line and the last good
   assert.equal((c.status() as { pools: Array<{ job_limit: number }> }).pools[0]!.job_limit, 3);
 });
 
-test('a periodic channel: new mail waits for the next periodic run, then goes out together; a flush sends it at once', async () => {
-  const inst = instance('PERIODIC_INTERVAL=2\n[POOL=DEFAULT]\nJOB_LIMIT=2\n');
-  inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace('tcp_local smtp nomx backoff "PT1H"', 'tcp_local smtp nomx periodic backoff "PT1H"'));
+/** An instance whose tcp_local is `periodic`, runs every `interval`. */
+function periodicInstance(interval: string): TestInstance {
+  const inst = instance(`PERIODIC_INTERVAL=${interval}\n[POOL=DEFAULT]\nJOB_LIMIT=2\n`);
+  const imta = inst.read('etc/imta.cnf');
+  const periodic = imta.replace('tcp_local smtp nomx backoff "PT1H"', 'tcp_local smtp nomx periodic backoff "PT1H"');
+  assert.notEqual(periodic, imta, 'the harness imta.cnf has the tcp_local line this test changes');
+  inst.write('etc/imta.cnf', periodic);
+  return inst;
+}
+
+test('a periodic channel: new mail waits for the next periodic run, then goes out together', async () => {
+  const inst = periodicInstance('2');
   const runner = new ScriptedRunner('delivered');
   const c = await controller(inst, runner);
   await enqueue(inst, 3);
@@ -189,8 +198,7 @@ test('a periodic channel: new mail waits for the next periodic run, then goes ou
 });
 
 test('a periodic channel with a long interval: a flush sends its mail at once', async () => {
-  const inst = instance('PERIODIC_INTERVAL=P1D\n[POOL=DEFAULT]\nJOB_LIMIT=2\n');
-  inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace('tcp_local smtp nomx backoff "PT1H"', 'tcp_local smtp nomx periodic backoff "PT1H"'));
+  const inst = periodicInstance('P1D');
   const runner = new ScriptedRunner('delivered');
   const c = await controller(inst, runner);
   await enqueue(inst, 2);
@@ -200,6 +208,24 @@ test('a periodic channel with a long interval: a flush sends its mail at once', 
   await c.handle({ op: 'flush', target: null });
   await waitFor(() => files(inst).length === 0, { timeoutMs: 5_000, what: 'the flushed messages' });
   assert.equal(runner.tasks.reduce((n, t) => n + t.items.length, 0), 2);
+});
+
+test('a periodic channel with a long interval: a released message is sent at once', async () => {
+  const inst = periodicInstance('P1D');
+  const runner = new ScriptedRunner('delivered');
+  const c = await controller(inst, runner);
+  const [held] = await enqueue(inst, 1, { held: true });
+  await c.handle({ op: 'rescan' });
+  assert.ok(nextPeriodicRunMs(Date.now(), 86400) - Date.now() > 5_000, 'the next daily run is not about to start');
+  const store = queueStoreFor(instancePaths(inst.root), null);
+  try {
+    await store.release(held!);
+  } finally {
+    await store.close();
+  }
+  await c.handle({ op: 'qm', action: 'release', ids: [held!.id] });
+  await waitFor(() => files(inst).length === 0, { timeoutMs: 5_000, what: 'the released message' });
+  assert.equal(runner.tasks.reduce((n, t) => n + t.items.length, 0), 1);
 });
 
 test('periodic runs are aligned to the clock', () => {
