@@ -25,7 +25,7 @@ import { promisify } from 'node:util';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, type PostfixInstance } from './lib/peers.js';
+import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, waitRefused, type PostfixInstance } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { discardDir } from './lib/discard.js';
 
@@ -141,7 +141,7 @@ async function startTsubame(o: Options): Promise<Target> {
 async function startHoldingPostfix(): Promise<Target> {
   const pf: PostfixInstance = await startPostfix(POSTFIX_ADDRESS, POSTFIX_PORT, NOWHERE, 9);
   leftovers.push(pf.dir);
-  // `postfix stop` returns before master has let go of the port: wait, so the next run cannot reach this one.
+  // The directory is kept until the end (see the top); the port must be free for the next run.
   const stop = async () => {
     await execFileP(join(repoRoot, 'bench', 'postfix', 'instance.sh'), ['stop', pf.dir]);
     await waitRefused(POSTFIX_ADDRESS, POSTFIX_PORT, 20_000);
@@ -154,34 +154,16 @@ async function startHoldingPostfix(): Promise<Target> {
     await stop();
     throw err;
   }
-  const masterPid = () => Number(readFileSync(join(pf.dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
   return {
     host: POSTFIX_ADDRESS,
     port: POSTFIX_PORT,
-    rootPid: masterPid,
+    rootPid: pf.masterPid,
     async queued() {
       // Every message is in hold/ (or, if HOLD did not take, in the other queues: counted too, and the warm-up check fails).
       return ['hold', 'incoming', 'active', 'deferred', 'maildrop'].reduce((n, q) => n + countFiles(join(pf.dir, 'queue', q)), 0);
     },
     stop,
   };
-}
-
-async function waitRefused(host: string, port: number, timeoutMs: number): Promise<void> {
-  const net = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (!open) return;
-    if (Date.now() > deadline) throw new Error(`${host}:${port} still answers ${timeoutMs} ms after the stop`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function countFiles(dir: string): number {

@@ -26,12 +26,13 @@
 // transactions; one MX query per domain, whose answer carries the hosts' addresses).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { startDnsServer, startSmtpPeer, type DnsTable, type SimDns, type SmtpPeer } from '../test/helpers/sim-internet.js';
-import { machineDescription, repoRoot, waitListening } from './lib/peers.js';
+import { machineDescription, postfixMasterPid, repoRoot, waitListening, waitRefused } from './lib/peers.js';
+import { discardDir } from './lib/discard.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { DEFAULT_SCENARIO, checkScenario, takeScenarioFlag, type FanoutScenario } from './lib/fanout-scenario.js';
 
@@ -183,7 +184,7 @@ async function startTsubame(): Promise<MtaHandle> {
     rootPid: () => Number(readFileSync(join(root, 'run', 'watcher.pid'), 'utf8').trim()),
     async stop() {
       await execFileP(join(repoRoot, 'bin', 'stop-msg'), [], { env }).catch((e: Error) => console.error(`stop-msg: ${e.message}`));
-      rmSync(root, { recursive: true, force: true });
+      discardDir(root);
     },
   };
 }
@@ -193,6 +194,7 @@ async function startPostfixWithDns(): Promise<MtaHandle> {
   const script = join(repoRoot, 'bench', 'postfix', 'instance.sh');
   await execFileP(script, ['start', dir, POSTFIX.host, String(POSTFIX.port), NOWHERE.host, String(NOWHERE.port)]);
   await execFileP('postfix', ['-c', join(dir, 'etc'), 'stop']).catch(() => {});
+  await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
   const settings = ['relayhost =', 'disable_dns_lookups = no', 'smtp_host_lookup = dns', 'smtp_connect_timeout = 1s', 'smtp_helo_timeout = 1s', 'smtpd_recipient_limit = 1000'];
   await execFileP('postconf', ['-c', join(dir, 'etc'), '-e', ...settings]);
   writeFileSync(join(dir, 'resolv.conf'), `nameserver ${DNS_HOST}\noptions attempts:2 timeout:2\n`);
@@ -200,10 +202,11 @@ async function startPostfixWithDns(): Promise<MtaHandle> {
   await execFileP('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${join(dir, 'resolv.conf')} /etc/resolv.conf && postfix -c ${join(dir, 'etc')} start`]);
   await waitListening(POSTFIX.host, POSTFIX.port, 10_000);
   return {
-    rootPid: () => Number(readFileSync(join(dir, 'queue', 'pid', 'master.pid'), 'utf8').trim()),
+    rootPid: () => postfixMasterPid(dir),
     async stop() {
       await execFileP(script, ['stop', dir]).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
+      discardDir(dir);
     },
   };
 }

@@ -103,11 +103,10 @@ async function runPostfix(o: Options, run: number): Promise<RunResult> {
   const pf = await startPostfix(POSTFIX_HOST, POSTFIX_PORT, SINK_HOST, SINK_PORT);
   try {
     const etc = join(pf.dir, 'etc');
-    const masterPid = () => Number(readFileSync(join(pf.dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
     return await drive('postfix', run, o, sink, {
       host: POSTFIX_HOST,
       port: POSTFIX_PORT,
-      rootPid: masterPid,
+      rootPid: pf.masterPid,
       deliveryPid: () => null,
       async hold() {
         await execFileP('postconf', ['-c', etc, '-e', 'smtpd_client_restrictions = check_client_access static:HOLD']);

@@ -1,7 +1,7 @@
 // Benchmark peers: Postfix's smtp-sink and smtp-source, and a private Postfix instance to compare with.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,15 @@ export function runSmtpSource(args: string[]): Promise<SourceResult> {
 
 export interface PostfixInstance {
   dir: string;
+  /** The master's pid (the root of its process tree). */
+  masterPid(): number;
+  /** Stops it, waits until its port refuses connections, and discards its directory. */
   stop(): Promise<void>;
+}
+
+/** The pid in a Postfix instance directory's master.pid. */
+export function postfixMasterPid(dir: string): number {
+  return Number(readFileSync(join(dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
 }
 
 /** A private Postfix relaying everything to relayHost:relayPort (bench/postfix/instance.sh). */
@@ -69,17 +77,32 @@ export async function startPostfix(ip: string, port: number, relayHost: string, 
   await waitListening(ip, port, 10000);
   return {
     dir,
+    masterPid: () => postfixMasterPid(dir),
     async stop() {
       await execFileP(script, ['stop', dir]).catch(() => {});
+      // `postfix stop` returns before master has let go of the port: the next run must not reach this one.
+      await waitRefused(ip, port, 20_000);
       discardDir(dir);
     },
   };
 }
 
-export function postfixDelivered(inst: PostfixInstance): number {
-  const log = join(inst.dir, 'maillog');
-  if (!existsSync(log)) return 0;
-  return (readFileSync(log, 'utf8').match(/status=sent/g) ?? []).length;
+/** Resolves once nothing accepts connections on host:port any more. */
+export async function waitRefused(host: string, port: number, timeoutMs: number): Promise<void> {
+  const net = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (!open) return;
+    if (Date.now() > deadline) throw new Error(`${host}:${port} still answers ${timeoutMs} ms after the stop`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export async function waitListening(host: string, port: number, timeoutMs: number): Promise<void> {

@@ -1,5 +1,6 @@
-// What `stop-msg [part]` and `imsimta restart [part]` share: the optional part argument, then
-// one request to the watcher. Null reply = the watcher is not running.
+// What `start-msg [part]`, `stop-msg [part]` and `imsimta restart [part]` share: the optional part
+// argument and the instance; for the last two, then one request to the watcher (a null reply:
+// the watcher is not running).
 import { parseArgs } from './args.js';
 import { CommandError, UsageError } from './errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../common/instance.js';
@@ -10,15 +11,20 @@ import type { PartName } from '../watcher/part.js';
 /** Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines). */
 const PART_REQUEST_TIMEOUT_MS = 180_000;
 
-export async function requestForPart(argv: string[], op: 'stop' | 'restart'): Promise<{ paths: InstancePaths; part: PartName | null; reply: JsonObject | null }> {
-  const args = parseArgs(argv, [], []);
+/** `[part] [--root DIR]` and the given flags; a bad part is a usage error. */
+export function parsePartCommand(argv: string[], flags: string[] = []): { args: ReturnType<typeof parseArgs>; part: PartName | null; paths: InstancePaths } {
+  const args = parseArgs(argv, [], flags);
   let part: PartName | null;
   try {
     part = parsePartArgument(args.positionals);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const paths = instancePaths(resolveRoot(args.values.get('root')));
+  return { args, part, paths: instancePaths(resolveRoot(args.values.get('root'))) };
+}
+
+export async function requestForPart(argv: string[], op: 'stop' | 'restart'): Promise<{ paths: InstancePaths; part: PartName | null; reply: JsonObject | null }> {
+  const { part, paths } = parsePartCommand(argv);
   const reply = await askWatcher(paths, { op, ...(part ? { part } : {}) }, PART_REQUEST_TIMEOUT_MS).catch((err: Error) => {
     throw new CommandError(err.message);
   });

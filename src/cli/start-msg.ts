@@ -2,26 +2,18 @@
 // (the watcher, which starts the parts) and returns once the ports are bound and the job
 // controller is ready; with --foreground it stays attached until SIGTERM/SIGINT.
 import { runCommand } from './run-command.js';
-import { parseArgs } from './args.js';
-import { CommandError, UsageError } from './errors.js';
-import { instancePaths, resolveRoot } from '../common/instance.js';
+import { CommandError } from './errors.js';
+import { parsePartCommand } from './part-request.js';
 import { loadConfigOrThrow } from '../watcher/load-config.js';
-import { askWatcher, launchWatcher, parsePartArgument } from '../watcher/client.js';
+import { askWatcher, launchWatcher } from '../watcher/client.js';
 import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
 import { runWatcher } from '../watcher/watcher.js';
 
 const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, [], ['foreground']);
-  let part: PartName | null;
-  try {
-    part = parsePartArgument(args.positionals);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { args, part, paths } = parsePartCommand(argv, ['foreground']);
   const parts = part ? [part] : [...PART_NAMES];
-  const paths = instancePaths(resolveRoot(args.values.get('root')));
 
   // Configuration problems are found before anything is started.
   try {

@@ -1,6 +1,6 @@
 // MX selection rules of RFC 5321 §5.1 and RFC 7505, as pure functions over plain records.
 import type { MxMode } from '../config/types.js';
-import { normalizeDomain as normalizeName } from '../common/domain-name.js';
+import { normalizeDomain } from '../common/domain-name.js';
 
 export interface MxRecord {
   exchange: string; // host name, lower-case, no trailing dot; '' for the null MX
@@ -30,12 +30,10 @@ export type MxAnswer =
   | { kind: 'none' } // no MX records: the domain's own address is the implicit MX
   | { kind: 'list'; records: MxRecord[] }; // sorted by preference, equal ones in answer order
 
-export { normalizeName };
-
 /** Classifies the MX records of an answer. A null MX next to real MX records is ignored (misconfiguration). */
 export function interpretMxRecords(records: MxRecord[]): MxAnswer {
   if (records.length === 0) return { kind: 'none' };
-  const real = records.filter((r) => normalizeName(r.exchange) !== '');
+  const real = records.filter((r) => normalizeDomain(r.exchange) !== '');
   if (real.length === 0) return { kind: 'null' };
   return { kind: 'list', records: sortMxRecords(real) };
 }
@@ -43,7 +41,7 @@ export function interpretMxRecords(records: MxRecord[]): MxAnswer {
 /** Sorted by preference; a stable sort, so equal preferences stay in answer order. */
 export function sortMxRecords(records: MxRecord[]): MxRecord[] {
   return records
-    .map((r, i) => ({ r: { exchange: normalizeName(r.exchange), preference: r.preference }, i }))
+    .map((r, i) => ({ r: { exchange: normalizeDomain(r.exchange), preference: r.preference }, i }))
     .sort((a, b) => a.r.preference - b.r.preference || a.i - b.i)
     .map((x) => x.r);
 }
@@ -53,7 +51,7 @@ export function sortMxRecords(records: MxRecord[]): MxRecord[] {
  * dropped (we are a backup MX relaying to the better ones). `loop` when nothing is left.
  */
 export function dropSelfAndWorse(records: MxRecord[], localNames: string[]): { records: MxRecord[]; loop: boolean } {
-  const names = new Set(localNames.map(normalizeName));
+  const names = new Set(localNames.map(normalizeDomain));
   const self = records.find((r) => names.has(r.exchange));
   if (!self) return { records, loop: false };
   const kept = records.filter((r) => r.preference < self.preference);

@@ -4,7 +4,8 @@ import net from 'node:net';
 import type { Answer, RecordType } from 'dns-packet';
 import { DnsClient, DnsTimeoutError, type DnsResponse } from './dns-client.js';
 import type { DnsCache } from './dns-cache.js';
-import { dropSelfAndWorse, interpretMxRecords, normalizeName, type MxRecord, type ResolvedMx } from './mx.js';
+import { dropSelfAndWorse, interpretMxRecords, type MxRecord, type ResolvedMx } from './mx.js';
+import { normalizeDomain } from '../common/domain-name.js';
 
 /** One RR set as the cache keeps it. */
 export type RrsetResult =
@@ -41,7 +42,7 @@ export class DeliveryResolver {
 
   /** MX hosts with addresses, in preference order (not yet shuffled: the planner's caller does that). */
   async resolveMx(domainName: string): Promise<MxResolution> {
-    const domain = normalizeName(domainName);
+    const domain = normalizeDomain(domainName);
     const mx = await this.rrset(domain, 'MX');
     if (mx.status === 'temporary') return { ok: false, permanent: false, status: `451 4.4.3 MX lookup for ${domain} failed: ${mx.reason}` };
     if (mx.status === 'nxdomain') return { ok: false, permanent: true, status: `550 5.1.2 Host or domain name not found: ${domain} (NXDOMAIN)` };
@@ -82,7 +83,7 @@ export class DeliveryResolver {
 
   /** A and AAAA in parallel; IPv4 addresses first. An IP literal is its own answer. */
   async resolveAddresses(hostName: string): Promise<AddressResolution> {
-    const host = normalizeName(hostName);
+    const host = normalizeDomain(hostName);
     if (net.isIP(host)) return { ok: true, addresses: [host] };
     const [a, aaaa] = await Promise.all([this.rrset(host, 'A'), this.rrset(host, 'AAAA')]);
     const addresses = [...addressesOf(a, 'A'), ...addressesOf(aaaa, 'AAAA')];
@@ -125,7 +126,7 @@ export class DeliveryResolver {
     const glue = new Map<string, string[]>();
     for (const a of mx.additionals ?? []) {
       if (a.type !== 'A' && a.type !== 'AAAA') continue;
-      const host = normalizeName(a.name);
+      const host = normalizeDomain(a.name);
       const list = glue.get(host) ?? [];
       list.push(a.data as string);
       glue.set(host, list);
@@ -140,7 +141,7 @@ export class DeliveryResolver {
     const byKey = new Map<string, Answer[]>();
     for (const a of response.additionals) {
       if (a.type !== 'A' && a.type !== 'AAAA') continue;
-      const key = this.key(normalizeName(a.name), a.type);
+      const key = this.key(normalizeDomain(a.name), a.type);
       byKey.set(key, [...(byKey.get(key) ?? []), a]);
     }
     for (const [key, records] of byKey) {

@@ -37,6 +37,11 @@ export const REPORT_ARRIVAL_MS = 50;
 
 // ------------------------------------------------------- watcher ⇄ its children
 
+/** `127.0.0.1:25`, `[::1]:25`, and for every address `0.0.0.0:25` (or `anyAddress`). */
+export function listenerAddress(l: ListenerInfo, anyAddress = '0.0.0.0'): string {
+  return `${l.address === null ? anyAddress : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`;
+}
+
 export interface ListenerInfo {
   service: string;
   address: string | null;

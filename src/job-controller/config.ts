@@ -1,7 +1,7 @@
 // The job controller's view of the configuration: loading it, and the per-channel settings it
 // schedules by (pool, job life limits, backoff and notices).
 import type { Channel, InstanceConfig, PoolConfig } from '../config/types.js';
-import { channelJobSection } from '../config/job-controller-cnf.js';
+import { channelJobSection, JOB_CONTROLLER_DEFAULTS } from '../config/job-controller-cnf.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { backoffSchedule } from './backoff.js';
 import { noticesSchedule } from '../notices/schedule.js';
@@ -13,7 +13,7 @@ export async function loadConfig(root: string): Promise<InstanceConfig> {
 }
 
 /** Without any [POOL=] section, one pool as Messaging Server ships it. */
-export const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: 10 };
+export const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: JOB_CONTROLLER_DEFAULTS.JOB_LIMIT };
 
 /** A job that does not answer within this long is ended, unless MAX_LIFE_AGE says otherwise. */
 export const DEFAULT_JOB_TIMEOUT_SEC = 3600;

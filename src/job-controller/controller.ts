@@ -21,6 +21,7 @@ import { SmallestN } from './heap.js';
 import { applyOutcome, wantsNotice, withoutSettled, type AppliedOutcome } from './outcome.js';
 import { batchSize, jobsToStart } from './pool-policy.js';
 import { channelByName, jobLimits, outcomePolicy, poolFor, poolsOf, returnLimitOctets } from './config.js';
+import { JOB_CONTROLLER_DEFAULTS } from '../config/job-controller-cnf.js';
 import { nextPeriodicRunMs } from './periodic.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import type { JobRunner } from './runner.js';
@@ -381,7 +382,7 @@ export class JobController {
       pendingRecipients: pending.length,
       domains: domainsOf(pending.map((r) => r.address)),
     };
-    this.fastFlush.noteAdmitted(path, envelope);
+    this.fastFlush.noteAdmitted(path, envelope, entry.domains);
     let added = this.index.add(entry, this.now(), overLimit);
     if (!added && !this.index.has(entry.id) && entry.attempts === 0) {
       // New mail is not kept out by a full index of deferred mail: the furthest-due 1% go back to disk.
@@ -400,7 +401,7 @@ export class JobController {
     const due = envelope.nextAttempt?.getTime() ?? 0;
     const now = this.now();
     if (due > now || channelByName(this.config, envelope.channel)?.immediate !== false) return due;
-    return nextPeriodicRunMs(now, this.config.jobController?.periodicIntervalSec ?? 1800);
+    return nextPeriodicRunMs(now, this.config.jobController?.periodicIntervalSec ?? JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL);
   }
 
   /**
@@ -828,7 +829,8 @@ export class JobController {
     try {
       // Small files are kept for the next enqueue to overwrite (queue/spare-files.ts): no one
       // else reads a message while its delivery is settled here.
-      if (!this.store.spares.retireSync(path, lstatSync(path).size)) unlinkSync(path);
+      const spares = this.store.spares;
+      if (!(spares.dir && spares.retireSync(path, lstatSync(path).size))) unlinkSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw QueueWriteError.from(err, `cannot remove ${path}`);

@@ -136,11 +136,11 @@ export class FastFlushStore {
   }
 
   /** The scheduler read an envelope (scan, notice): a message that was tried before and still waits is indexed (repairs a lost journal line). */
-  noteAdmitted(path: string, envelope: Envelope): void {
-    if (envelope.attempts === 0 || envelope.held) return;
-    const pending = envelope.recipients.filter((r) => r.state === 'pending');
-    if (pending.length === 0) return;
-    const fast = fastFlushDomainsOf(this.policy, domainsOf(pending.map((r) => r.address)));
+  /** `pendingDomains`: the domains of its pending recipients, when the caller has them already. */
+  noteAdmitted(path: string, envelope: Envelope, pendingDomains?: string[]): void {
+    if (envelope.attempts === 0 || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return;
+    const domains = pendingDomains ?? domainsOf(envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address));
+    const fast = fastFlushDomainsOf(this.policy, domains);
     const known = this.index.get(envelope.id);
     if (known && known.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
     this.deferred({ id: envelope.id, channel: envelope.channel, path }, fast);

@@ -2,7 +2,8 @@
 // owning process keeps (the job controller's per-channel counters survive its restarts, the
 // others count since their process started); gauges are what the snapshot saw. Pure.
 import type { MetricFamily, Sample } from './exposition.js';
-import { COUNT_FIELDS, type InstanceSnapshot } from './snapshot.js';
+import type { InstanceSnapshot } from './snapshot.js';
+import { COUNTER_FIELDS } from '../job-controller/counters.js';
 import { DELIVERY_COUNTER_FIELDS, type DeliveryCounters } from '../job-controller/delivery-stats.js';
 
 const DELIVERY_FAMILIES: Record<keyof DeliveryCounters, { name: string; help: string }> = {
@@ -39,10 +40,10 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
 
   const jc = s.jobController;
   const channels = jc?.channels ?? [];
-  for (const f of COUNT_FIELDS) {
+  for (const f of COUNTER_FIELDS) {
     counter(`tsubame_messages_${f}_total`, `Messages ${f} per channel.`, channels.map((c) => ({ labels: { channel: c.name }, value: c.messages[f] })));
   }
-  for (const f of COUNT_FIELDS) {
+  for (const f of COUNTER_FIELDS) {
     counter(`tsubame_recipients_${f}_total`, `Recipients ${f} per channel.`, channels.map((c) => ({ labels: { channel: c.name }, value: c.recipients[f] })));
   }
 

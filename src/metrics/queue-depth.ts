@@ -17,7 +17,6 @@ export interface ChannelQueueDepth {
   oldestMs: number | null;
 }
 
-export { queueIdTimeMs };
 
 /** Every channel that has a directory or is named in `channelNames`, sorted, empty ones with zeros. */
 export async function readQueueDepth(queueDir: string, channelNames: Iterable<string> = []): Promise<ChannelQueueDepth[]> {

@@ -88,8 +88,6 @@ export interface InstanceSnapshot {
   problems: string[];
 }
 
-export { COUNTER_FIELDS as COUNT_FIELDS };
-
 function num(v: unknown, fallback = 0): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }

@@ -3,6 +3,7 @@
 // from the instance is escaped, above all what comes from mail (addresses, remote replies).
 // Pure: the snapshot in, the page out.
 import type { InstanceSnapshot } from './snapshot.js';
+import { listenerAddress } from '../dispatcher/protocol.js';
 
 export const STATUS_REFRESH_SECONDS = 5;
 
@@ -77,7 +78,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
   const listening = (service: string) =>
     s.listeners
       .filter((l) => l.service === service)
-      .map((l) => `${l.address === null ? '*' : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`)
+      .map((l) => listenerAddress(l, '*'))
       .join(', ');
   const services = s.services
     ? table(

@@ -162,12 +162,12 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
    */
   private async openAll(bodyLength?: number): Promise<void> {
     const buffered = this.buffered;
+    const bytes = this.bufferedBytes;
     this.buffered = [];
     this.bufferedBytes = 0;
     const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fd: null, renamed: false, reused: false }));
     this.opened = opened;
     await Promise.all([this.env.ensureDir(this.env.tmpDir), ...[...new Set(this.files.map((f) => f.dir))].map((d) => this.env.ensureDir(d))]);
-    const bytes = buffered.reduce((n, b) => n + b.length, 0);
     await Promise.all(
       opened.map(async (f) => {
         if (this.env.claimSpare(f.plan.tmpPath)) {

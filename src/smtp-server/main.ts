@@ -117,7 +117,10 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   const { config: loaded, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
   const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency });
-  built.onChange((change) => (change === 'opened' ? reportSoon() : report()));
+  // Arrivals are reported from the `connection` message (reportSoon); a closed session at once.
+  built.onChange((change) => {
+    if (change === 'closed') report();
+  });
   return { built, loaded };
 }
 

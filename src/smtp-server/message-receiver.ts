@@ -96,12 +96,14 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     await tx?.abort().catch(() => {});
     return { kind: 'refused', reply: violationReply(violation, req.limits), violation, size };
   }
-  try {
-    // waits for the writes still in flight; a write error makes it throw
-    const refs = storeError || !tx ? null : await tx.commit();
-    if (refs && !storeError) return { kind: 'queued', refs, size, storeMs: performance.now() - dataEnd };
-  } catch (err) {
-    storeError ??= err as Error;
+  if (tx && !storeError) {
+    try {
+      // waits for the writes still in flight; a failed write makes it throw
+      const refs = await tx.commit();
+      return { kind: 'queued', refs, size, storeMs: performance.now() - dataEnd };
+    } catch (err) {
+      storeError = err as Error;
+    }
   }
   await tx?.abort().catch(() => {});
   return failed(storeError ?? new Error('no queue transaction'), size);

@@ -1,6 +1,6 @@
 // Requests the watcher answers on run/watcher.sock (newline-delimited JSON), and the
 // one-line summaries the commands print.
-import type { ListenerInfo } from '../dispatcher/protocol.js';
+import { listenerAddress, type ListenerInfo } from '../dispatcher/protocol.js';
 import type { PartName, PartStatus } from './part.js';
 
 export type ControlRequest =
@@ -51,11 +51,6 @@ export interface ProcessRow {
   served?: number;
   started?: string | null;
   [key: string]: unknown;
-}
-
-/** `127.0.0.1:25`, `[::1]:25`, `0.0.0.0:25` (every address). */
-export function listenerAddress(l: ListenerInfo): string {
-  return `${l.address === null ? '0.0.0.0' : l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`;
 }
 
 /** `SMTP on 127.0.0.1:25 and 127.0.0.1:587, LMTP on …` */

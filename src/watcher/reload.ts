@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
 import type { DispatcherReloadResult, ListenerInfo } from '../dispatcher/protocol.js';
 import { CONFIG_FILES } from './config-watch.js';
-import { describeListeners, listenerAddress } from './control.js';
+import { describeListeners } from './control.js';
+import { listenerAddress } from '../dispatcher/protocol.js';
 
 /** A hash of the configuration files of `etcDir` as they are now (a missing file counts too). */
 export function etcFingerprint(etcDir: string): string {

@@ -289,10 +289,12 @@ class Watcher {
     this.logSizeProblem = null;
     // An operator who edits a file and runs `imsimta reload` is told what the edit changed even
     // when the watcher applied it first.
-    const earlier = this.lastWatchChanges;
-    if (trigger === 'watch') this.lastWatchChanges = dispatcher ? { fingerprint, added: dispatcher.added, removed: dispatcher.removed } : null;
-    else if (dispatcher && earlier?.fingerprint === fingerprint) dispatcher = withEarlierChanges(dispatcher, earlier);
-    if (trigger === 'command') this.lastWatchChanges = null;
+    if (trigger === 'watch') {
+      this.lastWatchChanges = dispatcher ? { fingerprint, added: dispatcher.added, removed: dispatcher.removed } : null;
+    } else {
+      if (dispatcher && this.lastWatchChanges?.fingerprint === fingerprint) dispatcher = withEarlierChanges(dispatcher, this.lastWatchChanges);
+      this.lastWatchChanges = null;
+    }
     const outcome = { config, dispatcher, jobController };
     const summary = reloadSummary(outcome);
     const failures = reloadFailures(outcome);
