@@ -10,6 +10,7 @@ export interface InstancePaths {
   jobControllerCnf: string;
   optionDat: string;
   aliases: string;
+  mappings: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -38,6 +39,7 @@ export function instancePaths(root: string): InstancePaths {
     jobControllerCnf: join(etc, 'job_controller.cnf'),
     optionDat: join(etc, 'option.dat'),
     aliases: join(etc, 'aliases'),
+    mappings: join(etc, 'mappings'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

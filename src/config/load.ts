@@ -1,12 +1,14 @@
-// Loads and validates the four files of etc/ (and etc/aliases) into one InstanceConfig, checking
-// what crosses files: channels named by dispatcher.cnf and by `pool` keywords, the local host.
-// Only imta.cnf is required; the others default to Messaging Server's shipped values.
+// Loads and validates the four files of etc/ (and etc/aliases, etc/mappings) into one
+// InstanceConfig, checking what crosses files: channels named by dispatcher.cnf and by `pool`
+// keywords, the local host. Only imta.cnf is required; the others default to Messaging Server's
+// shipped values (no mappings file: no mapping tables).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
 import { parseAliases } from './aliases.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
+import { parseMappings } from './mappings.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
@@ -30,6 +32,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const jcFile = optional(paths.jobControllerCnf);
   const jobController = jcFile ? parseJobControllerCnf(jcFile, diagnostics) : defaultJobControllerConfig();
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
+  const mappings = parseMappings(optional(paths.mappings), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -51,7 +54,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, diagnostics },
     diagnostics,
   };
 }
@@ -63,6 +66,7 @@ function configFiles(etcDir: string) {
     jobControllerCnf: join(etcDir, 'job_controller.cnf'),
     optionDat: join(etcDir, 'option.dat'),
     aliases: join(etcDir, 'aliases'),
+    mappings: join(etcDir, 'mappings'),
   };
 }
 

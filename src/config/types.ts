@@ -190,6 +190,31 @@ export interface OptionsConfig {
   metricsPort: number | null;
 }
 
+// ------------------------------------------------------------- mappings
+
+/** One `pattern  template` line of a mapping table, as written (escapes not yet decoded). */
+export interface MappingEntry {
+  pattern: string;
+  template: string;
+  file: string;
+  line: number;
+}
+
+export interface MappingTable {
+  name: string; // as written; tables are looked up case-blind
+  file: string;
+  line: number;
+  entries: MappingEntry[];
+}
+
+/** etc/mappings: the mapping tables (PORT_ACCESS, ORIG_SEND_ACCESS …, and any auxiliary table). */
+export interface MappingsConfig {
+  /** The file read, or null when etc/mappings does not exist (then there are no tables). */
+  file: string | null;
+  /** Upper-case table name → table. */
+  tables: Map<string, MappingTable>;
+}
+
 // ------------------------------------------------------------- instance
 
 export interface InstanceConfig {
@@ -199,5 +224,6 @@ export interface InstanceConfig {
   jobController: JobControllerConfig;
   options: OptionsConfig;
   aliases: Map<string, string[]>; // etc/aliases: local part (lower-case) → targets
+  mappings: MappingsConfig; // etc/mappings
   diagnostics: Diagnostic[];
 }
