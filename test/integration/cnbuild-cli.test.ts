@@ -98,6 +98,39 @@ test('--json: one object with ok, counts and every diagnostic with file and line
   assert.deepEqual(JSON.parse(good.stdout), { ok: true, errors: 0, warnings: 0, diagnostics: [] });
 });
 
+test('etc/mappings: absent is fine (no tables); a broken one is refused with file:line; a good one is counted', async () => {
+  const inst = instance({ shipped: true });
+  inst.write('etc/mappings', lines(
+    'PORT_ACCESS',
+    '',
+    '  TCP|*|25|$(192.0.2.0/33)|*   $NGo$ away',
+    '  *                           $Y',
+    '',
+    'ORIG_SEND_ACCESS',
+    '  tcp_local|*|tcp_local|*     $NRelaying not allowed',
+    '  *|*|*|*                     $J$1|$Y',
+    '<extra.mappings',
+  ));
+  inst.write('etc/extra.mappings', lines('FROM_ACCESS', '  *  $Q'));
+  const file = join(inst.root, 'etc/mappings');
+  const r = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  noStackTrace(r.stderr);
+  assert.deepEqual(r.stderr.trim().split('\n'), [
+    `${file}:3: error: pattern TCP|*|25|$(192.0.2.0/33)|*: bad bit count "33" in $(192.0.2.0/33… (0 to 32)`,
+    `${file}:7: error: entry has text after its template: "not allowed" (write a space inside a pattern or template as "$ ")`,
+    `${file}:8: warning: $J (replacing the envelope From) is not applied by tsubame (ignored)`,
+    `${join(inst.root, 'etc/extra.mappings')}:2: error: $Q is not a FROM_ACCESS flag (FROM_ACCESS knows $Y $N $F $B $H $D $T $X $< $> and more)`,
+    '3 errors, 1 warning: configuration not usable',
+  ]);
+
+  inst.write('etc/mappings', lines('PORT_ACCESS', '', '  TCP|*|25|$(192.0.2.0/24)|*   $NGo$ away', '', 'INTERNAL_IP', '  *  $Y'));
+  const good = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /^configuration OK: 3 rewrite rules, 6 channels, 1 services, 3 pools, 2 mapping tables\n$/);
+});
+
 test('IMTA_ROOT selects the instance when --root is not given', async () => {
   const inst = instance({ files: { 'etc/imta.cnf': lines('.  $U%$H@nowhere', '', 'l', 'localhost') } });
   const r = await runCli('imsimta', ['cnbuild'], { root: inst.root });
