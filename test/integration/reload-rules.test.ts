@@ -1,9 +1,10 @@
 // Live reload of imta.cnf on a started instance: an edit is applied to new sessions without a
 // restart while an open session keeps its rules; a broken edit changes nothing and says why
-// with file:line (log and `imsimta reload`); a burst of writes makes one reload.
+// with file:line (log and `imsimta reload`); a burst of writes makes one reload. etc/mappings
+// is watched and checked the same way.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, waitFor } from '../helpers/instance.js';
 import type { MtaInstance } from '../helpers/running-instance.js';
@@ -111,6 +112,34 @@ test('five writes within 100 ms (the last one a temp file renamed over it) make 
   // The last write is what runs: burst 4 accepts blocked.test.
   const accepted = await send('alice@blocked.test');
   assert.equal(accepted.code, 0, accepted.stdout);
+});
+
+test('etc/mappings is watched: a good edit becomes the configuration in force, a broken one is rejected with file:line', async () => {
+  const inForce = () => readFileSync(join(mta.root, 'run', 'config-in-force', 'mappings'), 'utf8');
+  const good = 'PORT_ACCESS\n\n  TCP|*|*|192.0.2.*|*   $NGo$ away\n  *                    $Y\n';
+  let before = await settledReloads(mta, () => true, 'a quiet watcher');
+  mta.inst.write('etc/mappings', good);
+  let now = await settledReloads(mta, (r) => r.watched > before.watched, 'the new mappings file to be reloaded');
+  assert.equal(now.rejected, before.rejected);
+  assert.equal(inForce(), good);
+
+  before = now;
+  mta.inst.write('etc/mappings', good.replace('$NGo$ away', '$NGo away'));
+  now = await settledReloads(mta, (r) => r.rejected > before.rejected, 'the broken mappings edit to be rejected');
+  assert.equal(now.watched, before.watched);
+  const where = /etc\/mappings:3: error: entry has text after its template: "away"/;
+  const rejected = logRecords(mta, 'watcher.log').filter((r) => r.level === 50 && /configuration rejected/.test(String(r.msg)));
+  assert.match(String(rejected.at(-1)?.msg), where);
+  assert.equal(inForce(), good, 'the last good mappings stay in force');
+  const cmd = await mta.imsimta(['reload']);
+  assert.equal(cmd.code, 1);
+  assert.match(cmd.stderr, where);
+
+  // Removed again: no tables, which is a valid configuration.
+  before = await settledReloads(mta, () => true, 'a quiet watcher'); // the command counted a rejection too
+  rmSync(join(mta.root, 'etc', 'mappings'));
+  now = await settledReloads(mta, (r) => r.watched > before.watched, 'the removal to be reloaded');
+  assert.equal(now.rejected, before.rejected);
 });
 
 test('`imsimta reload` on an instance that is not running says so and fails', async () => {
