@@ -9,6 +9,7 @@ import { parseAliases } from '../../src/config/aliases.js';
 import { parseCidr, ipInCidrs } from '../../src/config/cidr.js';
 import { parseIsoDuration } from '../../src/config/durations.js';
 import { loadInstanceConfig, loadInstanceConfigOrThrow } from '../../src/config/load.js';
+import { checkAccess, checkPortAccess, compileMappings } from '../../src/mappings/index.js';
 import { deliverySettings } from '../../src/delivery/settings.js';
 import type { Cidr, Diagnostic } from '../../src/config/types.js';
 import { readFileSync } from 'node:fs';
@@ -348,7 +349,7 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   const doc = readFileSync(join(repoRoot, 'docs/CONFIGURATION.md'), 'utf8');
   const files: Record<string, string> = {};
   for (const m of doc.matchAll(/<!-- example: (\S+) -->\n```[^\n]*\n([\s\S]*?)```\n/g)) files[m[1]!] = m[2]!;
-  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/option.dat']);
+  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/mappings', 'etc/option.dat']);
   const inst = instance(files);
   const { config, diagnostics } = loadInstanceConfig(inst.root);
   assert.deepEqual(diagnostics, []);
@@ -356,4 +357,13 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   assert.deepEqual(config.dispatcher.services.map((s) => [s.name, s.ports, s.channel]), [['SMTP', [25], 'tcp_local'], ['SMTP_SUBMIT', [587], 'tcp_intranet']]);
   assert.equal(config.imta.channelByName.get('tcp_local')!.officialHost, 'mail.example.com');
   assert.deepEqual(config.aliases.get('team'), ['alice', 'bob', 'carol']);
+  assert.deepEqual([...config.mappings.tables.keys()], ['PORT_ACCESS', 'INTERNAL_IP', 'FROM_ACCESS', 'ORIG_SEND_ACCESS']);
+  // What the example's comment says it does.
+  const mappings = compileMappings(config.mappings);
+  const connect = (clientIp: string) => checkPortAccess(mappings, { serverIp: '198.51.100.1', serverPort: 25, clientIp, clientPort: 4000 });
+  assert.equal(connect('192.0.2.9').reply, '421 4.7.0 Come back later');
+  assert.deepEqual([connect('10.1.1.1').verdict, connect('10.1.1.1').output], ['accept', '']);
+  assert.deepEqual([connect('203.0.113.1').verdict, connect('203.0.113.1').output], ['accept', 'EXTERNAL']);
+  const relay = checkAccess(mappings, 'ORIG_SEND_ACCESS', 'tcp_local|a@example.net|tcp_local|b@example.org', { address: 'b@example.org' });
+  assert.deepEqual([relay.reply, relay.delaySeconds], ['550 5.7.1 Relaying not allowed: b@example.org', 1]);
 });
