@@ -1,8 +1,10 @@
-// Filter lists as Postfix's smtpd_milters writes them, and the macros sent per stage.
+// Filter lists as Postfix's smtpd_milters writes them, the macros sent per stage, and the
+// connect event built from what the SMTP server knows of the client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { milterSettings, parseFilterAddress, parseFilterList, parsePostfixTime, MILTER_DEFAULTS } from '../../src/milter/settings.js';
 import { DEFAULT_MACRO_LISTS, evaluateMacros, macroValue, type MacroFacts } from '../../src/milter/macros.js';
+import { connectEvent } from '../../src/milter/session.js';
 
 test('filter addresses: unix:, inet:host:port, inet:[v6]:port, Sendmail’s inet:port@host', () => {
   const ok = (t: string) => {
@@ -112,4 +114,12 @@ test('macros per stage: the known ones with their values, the unknown ones left 
   // A local submission has no client address: no client macros at all.
   assert.equal(macroValue('{client_addr}', { hostname: 'h', clientAddress: null }), undefined);
   assert.equal(macroValue('_', { hostname: 'h' }), undefined);
+});
+
+test('the connect event: IPv4 (also IPv4-mapped), IPv6, a client without a name, a local submission', () => {
+  const base = { hostname: 'mx', clientPort: 40001, clientName: null };
+  assert.deepEqual(connectEvent({ ...base, clientAddress: '192.0.2.7' }), { hostname: '[192.0.2.7]', family: '4', port: 40001, address: '192.0.2.7' });
+  assert.deepEqual(connectEvent({ ...base, clientAddress: '::ffff:192.0.2.7', clientName: 'c.example' }), { hostname: 'c.example', family: '4', port: 40001, address: '192.0.2.7' });
+  assert.deepEqual(connectEvent({ ...base, clientAddress: '2001:db8::7' }), { hostname: '[2001:db8::7]', family: '6', port: 40001, address: '2001:db8::7' });
+  assert.deepEqual(connectEvent({ ...base, clientAddress: null, clientPort: null }), { hostname: 'localhost', family: 'U', port: 0, address: '' });
 });
