@@ -1,14 +1,19 @@
-// MilterSession against small milter servers on real sockets: filters in sequence seeing each
-// other's changes, the filter's protocol flags, skips and macro lists honoured, connection-level
-// refusals kept, discard and quarantine.
+// MilterSession against small milter servers on real sockets: the recorded rspamd exchanges
+// replayed byte for byte, filters in sequence seeing each other's changes, the filter's protocol
+// flags, skips and macro lists honoured, connection-level refusals kept, discard and quarantine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { splitMessage } from '../../src/queue/local-submission.js';
 import { MilterSession, type ClientInfo } from '../../src/milter/session.js';
 import { milterSettings, type FilterSpec } from '../../src/milter/settings.js';
 import { applyModifications } from '../../src/milter/modifications.js';
-import { SMFIP, type MtaCommand } from '../../src/milter/protocol.js';
+import { encodePacket, SMFIP, type MtaCommand } from '../../src/milter/protocol.js';
 import { startFakeMilter, standardFilter, type FakeConnection } from '../helpers/fake-milter.js';
+import { repoRoot } from '../helpers/instance.js';
+import { runScenario, SCENARIOS, type ScenarioName } from '../fixtures/milter/scenarios.js';
+import type { Fixture } from '../fixtures/milter/record.js';
 
 const client: ClientInfo = { hostname: 'mx.example.org', daemonName: 'tsubame', clientAddress: '192.0.2.9', clientPort: 2525, clientName: null };
 const settingsFor = (...specs: FilterSpec[]) => milterSettings(specs, { timeouts: { connectMs: 2000, commandMs: 3000, contentMs: 3000 } });
@@ -30,6 +35,38 @@ async function transaction(m: MilterSession, text = MSG) {
 }
 
 const types = (c: FakeConnection) => c.received.filter((x) => x.type !== 'macro').map((x) => x.type);
+
+for (const name of ['clean', 'gtube'] as ScenarioName[]) {
+  test(`the recorded rspamd exchange (${name}) replays byte for byte, with the same verdict`, async () => {
+    const fixture = JSON.parse(readFileSync(join(repoRoot, 'test', 'fixtures', 'milter', `rspamd-${name}.json`), 'utf8')) as Fixture;
+    const mismatches: string[] = [];
+    const milter = await startFakeMilter(async (c) => {
+      for (const [i, p] of fixture.packets.entries()) {
+        if (p.from === 'filter') {
+          c.sendRaw(Buffer.from(p.hex, 'hex'));
+          continue;
+        }
+        const cmd = await c.next();
+        const got = cmd ? encodePacket(c.packets.at(-1)!.command, c.packets.at(-1)!.data).toString('hex') : '(closed)';
+        if (got !== p.hex) mismatches.push(`packet ${i} (${p.command}): sent ${got}, recorded ${p.hex}`);
+      }
+    });
+    try {
+      const run = await runScenario(settingsFor({ ...milter.spec, name: 'rspamd' }), SCENARIOS[name]);
+      await milter.settled();
+      assert.deepEqual(mismatches, []);
+      for (const stage of Object.values(run.stages)) assert.deepEqual(stage, { kind: 'continue' });
+      if (name === 'gtube') {
+        assert.deepEqual(run.result, { verdict: { kind: 'reject', reply: { code: 554, enhanced: '5.7.1', lines: ['Gtube pattern'] }, filter: 'rspamd', byDefault: false, detail: null }, modifications: [] });
+      } else {
+        assert.equal(run.result.verdict.kind, 'continue');
+        assert.deepEqual(run.result.modifications.map((m) => m.type), ['add-header', 'insert-header', 'add-header']);
+      }
+    } finally {
+      await milter.close();
+    }
+  });
+}
 
 test('filters in sequence: the second sees the first one’s header and body changes; requests come in order', async () => {
   const a = await startFakeMilter(

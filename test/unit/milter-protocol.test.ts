@@ -1,12 +1,16 @@
-// The milter wire protocol: framing, encoding and decoding, reply codes.
+// The milter wire protocol: framing, encoding and decoding, reply codes, and the byte exchanges
+// recorded with a real rspamd (test/fixtures/milter/rspamd-*.json) decoded and re-encoded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   decodeAnswer,
   decodeCommand,
   decodeOptneg,
   encodeAnswer,
   encodeBody,
+  encodeCommand,
   encodeConnect,
   encodeEnvelope,
   encodeHeader,
@@ -16,6 +20,8 @@ import {
   eventsOutsideVersion,
   MAX_BODY_CHUNK,
   MilterProtocolError,
+  MTA_ACTIONS,
+  MTA_PROTOCOL,
   PacketReader,
   parseReplyCode,
   SMFIC,
@@ -24,6 +30,8 @@ import {
   type FilterAnswer,
   type Packet,
 } from '../../src/milter/protocol.js';
+import { repoRoot } from '../helpers/instance.js';
+import type { Fixture } from '../fixtures/milter/record.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -164,4 +172,63 @@ test('events a filter of an older version does not know are not sent', () => {
   assert.equal(eventsOutsideVersion(4), 0);
   assert.equal(eventsOutsideVersion(3), SMFIP.NODATA);
   assert.equal(eventsOutsideVersion(2), SMFIP.NODATA | SMFIP.NOUNKNOWN);
+});
+
+function loadFixture(name: string): Fixture {
+  return JSON.parse(readFileSync(join(repoRoot, 'test', 'fixtures', 'milter', `rspamd-${name}.json`), 'utf8')) as Fixture;
+}
+
+function packetsOf(f: Fixture, from: 'mta' | 'filter'): Array<{ bytes: Buffer; packet: Packet }> {
+  return f.packets
+    .filter((p) => p.from === from)
+    .map((p) => {
+      const bytes = Buffer.from(p.hex, 'hex');
+      const r = new PacketReader(1 << 24);
+      r.push(bytes);
+      const packet = r.next()!;
+      assert.equal(r.pending, 0);
+      assert.equal(packet.command, p.command);
+      return { bytes, packet };
+    });
+}
+
+for (const name of ['clean', 'gtube']) {
+  test(`recorded exchange with rspamd (${name}): every packet decodes and re-encodes to the same bytes`, () => {
+    const f = loadFixture(name);
+    for (const { bytes, packet } of packetsOf(f, 'mta')) assert.deepEqual(encodeCommand(decodeCommand(packet)), bytes, `MTA packet ${packet.command}`);
+    const answers = packetsOf(f, 'filter');
+    const optneg = decodeOptneg(answers[0]!.packet);
+    // rspamd: version 6, every action, and no reply to any event before the end of the message.
+    assert.equal(optneg.version, 6);
+    assert.equal(optneg.actions & ~MTA_ACTIONS, 0);
+    assert.equal(optneg.protocol & ~MTA_PROTOCOL, 0);
+    assert.ok(optneg.protocol & SMFIP.NR_HDR && optneg.protocol & SMFIP.NR_BODY);
+    for (const { bytes, packet } of answers.slice(1)) assert.deepEqual(encodeAnswer(decodeAnswer(packet)), bytes, `answer ${packet.command}`);
+  });
+}
+
+test('recorded exchange (clean): what the MTA said, in order, and rspamd’s header requests', () => {
+  const f = loadFixture('clean');
+  const sent = packetsOf(f, 'mta').map(({ packet }) => decodeCommand(packet));
+  const order = sent.filter((c) => c.type !== 'macro').map((c) => c.type);
+  assert.deepEqual(order.slice(0, 6), ['optneg', 'connect', 'helo', 'mail', 'rcpt', 'data']);
+  // After the message, ABORT (Postfix's mail_reset) and, at close, QUIT.
+  assert.deepEqual(order.slice(-5), ['eoh', 'body', 'eob', 'abort', 'quit']);
+  const connect = sent.find((c) => c.type === 'connect');
+  assert.deepEqual(connect, { type: 'connect', hostname: 'client.example.com', family: '4', port: 40001, address: '192.0.2.7' });
+  const macros = new Map(sent.filter((c) => c.type === 'macro' && c.for === 'C').flatMap((c) => (c.type === 'macro' ? c.macros : [])));
+  assert.equal(macros.get('j'), 'mx.example.org');
+  assert.equal(macros.get('{client_addr}'), '192.0.2.7');
+  const headers = sent.filter((c) => c.type === 'header');
+  // The MTA's own Received: line is not shown; one leading space is not sent (no SMFIP_HDR_LEADSPC).
+  assert.deepEqual(headers[0], { type: 'header', name: 'From', value: 'Sender <sender@example.com>' });
+  assert.ok(!headers.some((h) => h.type === 'header' && h.name === 'Received'));
+  const answers = packetsOf(f, 'filter').slice(1).map(({ packet }) => decodeAnswer(packet));
+  assert.equal(answers.at(-1)!.type, 'accept');
+  assert.ok(answers.some((a) => a.type === 'addheader' && a.name === 'X-Spam-Status' && /^No, score=/.test(a.value)));
+});
+
+test('recorded exchange (GTUBE): rspamd refuses with its reply text', () => {
+  const answers = packetsOf(loadFixture('gtube'), 'filter').slice(1).map(({ packet }) => decodeAnswer(packet));
+  assert.deepEqual(answers, [{ type: 'replycode', reply: { code: 554, enhanced: '5.7.1', lines: ['Gtube pattern'] } }]);
 });
