@@ -165,12 +165,12 @@ test('a filter that never answers: the command timeout, then the content timeout
   const slowButAlive = await startFakeMilter(
     standardFilter({
       eom: (_n, c) => {
-        // Six progress packets, 100 ms apart (600 ms in all, past the 300 ms content timeout), then accept.
+        // Twelve progress packets, 150 ms apart (1.8 s in all, past the 1 s content timeout), then accept.
         let i = 0;
         const timer = setInterval(() => {
-          c.send(i++ < 6 ? { type: 'progress' } : { type: 'accept' });
-          if (i > 6) clearInterval(timer);
-        }, 100);
+          c.send(i++ < 12 ? { type: 'progress' } : { type: 'accept' });
+          if (i > 12) clearInterval(timer);
+        }, 150);
         return [];
       },
     }),
@@ -196,7 +196,7 @@ test('a filter that never answers: the command timeout, then the content timeout
     await silentAtEnd.connections[0]!.closed;
     b.close();
 
-    const c = await MilterSession.open(settingsFor(slowButAlive.spec, { timeouts: { contentMs: 300 } }), client);
+    const c = await MilterSession.open(settingsFor(slowButAlive.spec, { timeouts: { contentMs: 1000 } }), client);
     await c.helo('x');
     await c.mail('a@example.com');
     await c.rcpt('b@example.org');
@@ -213,13 +213,14 @@ test('progress without end: the wait is given up after ten timeouts’ worth', a
   const f = await startFakeMilter(
     standardFilter({
       eom: (_n, c) => {
-        timers.push(setInterval(() => c.send({ type: 'progress' }), 40));
+        timers.push(setInterval(() => c.send({ type: 'progress' }), 25));
         return [];
       },
     }),
   );
   try {
-    const m = await MilterSession.open(settingsFor(f.spec, { timeouts: { contentMs: 100 } }), client);
+    // Progress every 25 ms against a 400 ms timeout: given up after 4 s.
+    const m = await MilterSession.open(settingsFor(f.spec, { timeouts: { contentMs: 400 } }), client);
     await m.helo('x');
     await m.mail('a@example.com');
     await m.rcpt('b@example.org');
@@ -227,8 +228,8 @@ test('progress without end: the wait is given up after ten timeouts’ worth', a
     const t0 = Date.now();
     const r = await m.message(message('hi\r\n'));
     const waited = Date.now() - t0;
-    assertDefault(r.verdict, f.spec.name, /still in progress after 1000 ms|no answer within/);
-    assert.ok(waited >= 900 && waited < 5000, `waited ${waited} ms`);
+    assertDefault(r.verdict, f.spec.name, /still in progress after 4000 ms|no answer within/);
+    assert.ok(waited >= 3900 && waited < 10_000, `waited ${waited} ms`);
     m.close();
   } finally {
     for (const t of timers) clearInterval(t);
