@@ -10,6 +10,8 @@ export interface InstancePaths {
   jobControllerCnf: string;
   optionDat: string;
   aliases: string;
+  /** Users who may authenticate (SMTP AUTH) and their addresses: secret, root/service user only. */
+  users: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -38,6 +40,7 @@ export function instancePaths(root: string): InstancePaths {
     jobControllerCnf: join(etc, 'job_controller.cnf'),
     optionDat: join(etc, 'option.dat'),
     aliases: join(etc, 'aliases'),
+    users: join(etc, 'users'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

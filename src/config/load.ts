@@ -1,4 +1,4 @@
-// Loads and validates the four files of etc/ (and etc/aliases) into one InstanceConfig, checking
+// Loads and validates the four files of etc/ (and etc/aliases, etc/users) into one InstanceConfig, checking
 // what crosses files: channels named by dispatcher.cnf and by `pool` keywords, the local host.
 // Only imta.cnf is required; the others default to Messaging Server's shipped values.
 import { existsSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
+import { parseUsers } from './users.js';
 import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
 
 export interface LoadResult {
@@ -30,6 +31,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const jcFile = optional(paths.jobControllerCnf);
   const jobController = jcFile ? parseJobControllerCnf(jcFile, diagnostics) : defaultJobControllerConfig();
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
+  const users = parseUsers(optional(paths.users), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -51,7 +53,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, users, diagnostics },
     diagnostics,
   };
 }
@@ -63,6 +65,7 @@ function configFiles(etcDir: string) {
     jobControllerCnf: join(etcDir, 'job_controller.cnf'),
     optionDat: join(etcDir, 'option.dat'),
     aliases: join(etcDir, 'aliases'),
+    users: join(etcDir, 'users'),
   };
 }
 

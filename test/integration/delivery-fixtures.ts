@@ -73,6 +73,7 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
       metricsPort: null,
     },
     aliases: new Map(Object.entries(opts.aliases ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+    users: { file: null, users: new Map() },
     diagnostics: [],
   };
 }

@@ -99,6 +99,7 @@ function instance(channels: Channel[], opts: OptionsConfig, serviceChannel = 'tc
     jobController: { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [], channels: [], maxLifeAgeSec: 0, maxLifeConns: 0 },
     options: opts,
     aliases: new Map(),
+    users: { file: null, users: new Map() },
     diagnostics: [],
   };
 }
