@@ -35,12 +35,14 @@ export async function hashPassword(password: string, params: ScryptParams = DEFA
 
 /**
  * Whether `password` matches `stored`. The time depends on the stored hash's cost only, not on
- * where the password differs; a password longer than MAX_PASSWORD_BYTES is hashed and fails
- * like any other wrong one. Rejects only when scrypt itself fails (out of memory).
+ * where the password differs; a password longer than MAX_PASSWORD_BYTES, or with a NUL, is
+ * hashed and fails like any other wrong one (scrypt's HMAC pads its key with zeros, so
+ * `pw\0` would otherwise match `pw`; no stored password has a NUL). Rejects only when scrypt
+ * itself fails (out of memory).
  */
 export async function verifyPassword(password: string, stored: ScryptHash): Promise<boolean> {
   const bytes = passwordBytes(password);
-  const tooLong = bytes.length > MAX_PASSWORD_BYTES;
-  const derived = await derive(tooLong ? bytes.subarray(0, MAX_PASSWORD_BYTES) : bytes, stored.salt, stored.hash.length, stored);
-  return timingSafeEqual(derived, stored.hash) && !tooLong;
+  const acceptable = bytes.length <= MAX_PASSWORD_BYTES && !bytes.includes(0);
+  const derived = await derive(bytes.subarray(0, MAX_PASSWORD_BYTES), stored.salt, stored.hash.length, stored);
+  return timingSafeEqual(derived, stored.hash) && acceptable;
 }

@@ -87,6 +87,11 @@ test('passwords are compared in NFKC form; one longer than the limit never match
   const hl = parsed(await hashPassword(long, CHEAP));
   assert.equal(await verifyPassword(long, hl), true);
   assert.equal(await verifyPassword(long + 'y', hl), false, 'a longer password is cut for hashing but never matches');
+  // HMAC pads a short key with zeros: without the NUL check `secret\0` would match `secret`.
+  const hs = parsed(await hashPassword('secret', CHEAP));
+  assert.equal(await verifyPassword('secret', hs), true);
+  assert.equal(await verifyPassword('secret\0', hs), false);
+  assert.equal(await verifyPassword('secret\0\0\0', hs), false);
   assert.equal(passwordProblem('fine'), null);
   assert.match(passwordProblem('')!, /empty/);
   assert.match(passwordProblem('a\0b')!, /NUL or line break/);
