@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests talk to (swaks, Postfix's smtp-source/smtp-sink, dnsmasq,
-# and Chromium for the status-page test, driven by playwright-core) when they are missing.
+# Chromium for the status-page test, driven by playwright-core, and python3 for the pseudo-terminal
+# of the imsimta passwd test) when they are missing.
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
@@ -8,9 +9,10 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 { command -v smtp-source >/dev/null 2>&1 || [ -x /usr/sbin/smtp-source ]; } || need+=(postfix)
 { command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base chromium) or run npm test as root" >&2
+  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base chromium python3) or run npm test as root" >&2
   exit 1
 fi
 echo "installing test peers: ${need[*]}" >&2

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatUserLine, parseUsers, permissionProblem, splitUserLine } from '../../src/config/users.js';
+import { applyUserChange } from '../../src/config/users-edit.js';
 import { loadInstanceConfig } from '../../src/config/load.js';
 import { formatDiagnostic, type Diagnostic } from '../../src/config/types.js';
 import { hashPassword } from '../../src/directory/password-hash.js';
@@ -152,4 +153,16 @@ test('users: loaded with the instance configuration; an error there makes the co
   const broken = loadInstanceConfig(bad.root);
   assert.equal(broken.config, null);
   assert.deepEqual(broken.diagnostics.filter((d) => d.severity === 'error').map((d) => `${relative(bad.root, d.file)}:${d.line}`), ['etc/users:3']);
+});
+
+test('users edit: replaces the one line of the user (any case, CRLF kept) or appends one; a user defined twice is refused', () => {
+  const text = '# users\nBob:$old:b@x.example:admin\r\ncarol:*';
+  const updated = applyUserChange(text, 'bob', { hash: '$new' });
+  assert.deepEqual(updated, { ok: true, text: '# users\nBob:$new:b@x.example:admin\r\ncarol:*', action: 'updated', line: 2 });
+  const cleared = applyUserChange(text, 'BOB', { hash: '$new', addresses: [], admin: false });
+  assert.ok(cleared.ok && cleared.text === '# users\nBob:$new\r\ncarol:*');
+  const added = applyUserChange(text, 'Dave', { hash: '$d', addresses: ['d@x.example'], admin: true });
+  assert.deepEqual(added, { ok: true, text: `${text}\ndave:$d:d@x.example:admin\n`, action: 'created', line: 4 });
+  assert.deepEqual(applyUserChange('', 'erin', { hash: '$e' }), { ok: true, text: 'erin:$e\n', action: 'created', line: 1 });
+  assert.deepEqual(applyUserChange('a:$1\nb:$2\nA:$3\n', 'a', { hash: '$n' }), { ok: false, error: 'user a is defined at lines 1 and 3: remove all but one first' });
 });
