@@ -11,7 +11,7 @@ import { parseIsoDuration } from '../../src/config/durations.js';
 import { loadInstanceConfig, loadInstanceConfigOrThrow } from '../../src/config/load.js';
 import { deliverySettings } from '../../src/delivery/settings.js';
 import type { Cidr, Diagnostic } from '../../src/config/types.js';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { makeInstance, repoRoot, type TestInstance } from '../helpers/instance.js';
 
 const instances: TestInstance[] = [];
@@ -348,12 +348,18 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   const doc = readFileSync(join(repoRoot, 'docs/CONFIGURATION.md'), 'utf8');
   const files: Record<string, string> = {};
   for (const m of doc.matchAll(/<!-- example: (\S+) -->\n```[^\n]*\n([\s\S]*?)```\n/g)) files[m[1]!] = m[2]!;
-  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/option.dat']);
+  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/option.dat', 'etc/users']);
   const inst = instance(files);
+  chmodSync(join(inst.root, 'etc/users'), 0o600); // as the example's comment says
   const { config, diagnostics } = loadInstanceConfig(inst.root);
   assert.deepEqual(diagnostics, []);
   assert.ok(config);
   assert.deepEqual(config.dispatcher.services.map((s) => [s.name, s.ports, s.channel]), [['SMTP', [25], 'tcp_local'], ['SMTP_SUBMIT', [587], 'tcp_intranet']]);
   assert.equal(config.imta.channelByName.get('tcp_local')!.officialHost, 'mail.example.com');
   assert.deepEqual(config.aliases.get('team'), ['alice', 'bob', 'carol']);
+  assert.deepEqual([...config.users.users.values()].map((u) => [u.name, u.addresses, u.admin, u.hash === null]), [
+    ['alice', ['alice.smith@example.com', 'sales@example.com'], false, false],
+    ['root', [], true, false],
+    ['bob', [], false, true],
+  ]);
 });
