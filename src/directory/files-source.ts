@@ -56,8 +56,15 @@ export class FilesUserDirectory implements UserDirectory {
     return decideSender(user, address, this.locality.localUserOf);
   }
 
+  /** The user a login names: `name`, or `name@` a local domain (what mail clients send by default); no `+tag`. */
   private lookup(login: string): UserEntry | undefined {
-    return isValidUserName(login) ? this.users.users.get(login.toLowerCase()) : undefined;
+    let name = login;
+    const at = login.lastIndexOf('@');
+    if (at > 0) {
+      name = login.slice(0, at);
+      if (this.locality.localUserOf(login) !== name.toLowerCase()) return undefined;
+    }
+    return isValidUserName(name) ? this.users.users.get(name.toLowerCase()) : undefined;
   }
 }
 

@@ -42,7 +42,10 @@ export type AddressesResult = { ok: true; addresses: string[] } | { ok: false; r
 export interface UserDirectory {
   /** `files`, `ldap`: for logs. */
   readonly source: string;
-  /** Checks a login and password (SASL PLAIN/LOGIN); the time does not tell whether the user exists. */
+  /**
+   * Checks a login (the user's name, or name@a local domain) and password (SASL PLAIN/LOGIN);
+   * the time does not tell whether the user exists. The user returned has the canonical name.
+   */
   authenticate(login: string, password: string): Promise<AuthResult>;
   /** The addresses a user may send as that can be listed: name@each local domain named by a rewrite rule, then the listed ones. */
   addressesOf(login: string): Promise<AddressesResult>;

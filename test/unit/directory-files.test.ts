@@ -117,6 +117,9 @@ test('authenticate: the right password returns the user; a wrong one, an unknown
   const ok = await dir.authenticate('alice', 'alice-pw');
   assert.deepEqual(ok, { ok: true, user: alice });
   assert.deepEqual(await dir.authenticate('ALICE', 'alice-pw'), ok, 'login names are case-insensitive');
+  for (const login of ['alice@example.com', 'Alice@Sub.Example.com', 'alice@mx.example.net', 'alice@localhost']) {
+    assert.deepEqual(await dir.authenticate(login, 'alice-pw'), ok, `${login}: name@ a local domain is the user`);
+  }
   assert.deepEqual(await dir.authenticate('root', 'root-pw'), { ok: true, user: { name: 'root', addresses: [], admin: true } });
   const why = async (login: string, password: string) => {
     const r = await dir.authenticate(login, password);
@@ -130,7 +133,7 @@ test('authenticate: the right password returns the user; a wrong one, an unknown
   assert.equal(await why('nobody', 'alice-pw'), 'invalid/unknown-user');
   assert.equal(await why('carol', ''), 'invalid/locked');
   assert.equal(await why('dave', 'dave-pw'), 'invalid/locked', 'a ! in front of the hash locks even the right password out');
-  for (const login of ['', 'alice ', 'al/ice', '../alice', 'alice\0', 'alice@example.com', 'x'.repeat(10_000)]) {
+  for (const login of ['', 'alice ', 'al/ice', '../alice', 'alice\0', 'alice@elsewhere.test', 'alice@relay.example', 'alice+x@example.com', '"alice"@example.com', '@example.com', 'alice@', 'x'.repeat(10_000)]) {
     assert.equal(await why(login, 'alice-pw'), 'invalid/unknown-user', JSON.stringify(login.slice(0, 20)));
   }
 });
