@@ -46,7 +46,7 @@ export interface UserLineFields {
   flags: string;
 }
 
-/** null for a comment or blank line. */
+/** `comment` for a comment or blank line, null for a line without 2–4 fields. */
 export function splitUserLine(text: string): UserLineFields | 'comment' | null {
   const trimmed = text.trim();
   if (trimmed === '' || trimmed.startsWith('!') || trimmed.startsWith('#')) return 'comment';
