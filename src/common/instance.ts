@@ -11,6 +11,8 @@ export interface InstancePaths {
   optionDat: string;
   aliases: string;
   mappings: string;
+  /** Users who may authenticate (SMTP AUTH) and their addresses: secret, root/service user only. */
+  users: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -40,6 +42,7 @@ export function instancePaths(root: string): InstancePaths {
     optionDat: join(etc, 'option.dat'),
     aliases: join(etc, 'aliases'),
     mappings: join(etc, 'mappings'),
+    users: join(etc, 'users'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

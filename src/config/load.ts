@@ -1,7 +1,7 @@
-// Loads and validates the four files of etc/ (and etc/aliases, etc/mappings) into one
+// Loads and validates the files of etc/ (imta.cnf, dispatcher.cnf, job_controller.cnf, option.dat, aliases, mappings, users) into one
 // InstanceConfig, checking what crosses files: channels named by dispatcher.cnf and by `pool`
 // keywords, the local host. Only imta.cnf is required; the others default to Messaging Server's
-// shipped values (no mappings file: no mapping tables).
+// shipped values (no mappings file: no mapping tables; no users file: nobody can authenticate).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
@@ -11,6 +11,7 @@ import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
+import { parseUsers } from './users.js';
 import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
 
 export interface LoadResult {
@@ -33,6 +34,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const jobController = jcFile ? parseJobControllerCnf(jcFile, diagnostics) : defaultJobControllerConfig();
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
   const mappings = parseMappings(optional(paths.mappings), diagnostics);
+  const users = parseUsers(optional(paths.users), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -54,7 +56,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, diagnostics },
     diagnostics,
   };
 }
@@ -67,6 +69,7 @@ function configFiles(etcDir: string) {
     optionDat: join(etcDir, 'option.dat'),
     aliases: join(etcDir, 'aliases'),
     mappings: join(etcDir, 'mappings'),
+    users: join(etcDir, 'users'),
   };
 }
 

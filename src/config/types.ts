@@ -1,6 +1,7 @@
 // Typed, validated configuration: the plain data every other part reads.
-// Parsers in this folder turn the four files of etc/ into these shapes and
+// Parsers in this folder turn the files of etc/ into these shapes and
 // report every problem as a Diagnostic with file:line.
+import type { UsersConfig } from './users.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -225,5 +226,7 @@ export interface InstanceConfig {
   options: OptionsConfig;
   aliases: Map<string, string[]>; // etc/aliases: local part (lower-case) → targets
   mappings: MappingsConfig; // etc/mappings
+  /** etc/users: who may authenticate and send as which addresses. */
+  users: UsersConfig;
   diagnostics: Diagnostic[];
 }

@@ -5,7 +5,7 @@
 // the flush decision itself (fast, slow = everything, one channel, all), carried out through a
 // small host interface the job controller implements. No I/O here.
 import type { ImtaConfig } from '../config/types.js';
-import { compileTemplate, isValidDomain, type CompiledTemplate } from '../rewrite/index.js';
+import { domainRoutes, isValidDomain } from '../rewrite/index.js';
 import { normalizeDomain } from '../common/domain-name.js';
 
 // ------------------------------------------------------------------------- policy
@@ -50,34 +50,11 @@ export function fastFlushPolicy(fastFlushDomains: readonly string[] | null, imta
 export function policyFromRules(imta: Pick<ImtaConfig, 'rules' | 'hostTable' | 'channelByName'>): FastFlushPolicy {
   const exact = new Set<string>();
   const parents = new Set<string>();
-  for (const rule of imta.rules) {
-    const pattern = normalizeDomain(rule.pattern);
-    let target: { domain: string; subdomains: boolean } | null = null;
-    if (pattern.startsWith('*.')) target = { domain: pattern.slice(2), subdomains: true };
-    else if (pattern.startsWith('.')) target = { domain: pattern.slice(1), subdomains: true };
-    else target = { domain: pattern, subdomains: false };
-    if (!target.domain || target.domain.includes('*') || target.domain.startsWith('[') || !isValidDomain(target.domain)) continue;
-    let template: CompiledTemplate;
-    try {
-      template = compileTemplate(rule.template);
-    } catch {
-      continue;
-    }
-    const channelName = routedChannel(template, imta.hostTable);
-    const channel = channelName ? imta.channelByName.get(channelName.toLowerCase()) : undefined;
-    if (!channel?.smtp) continue;
-    (target.subdomains ? parents : exact).add(target.domain);
+  for (const route of domainRoutes(imta)) {
+    if (!imta.channelByName.get(route.channel.toLowerCase())?.smtp) continue;
+    (route.subdomains ? parents : exact).add(route.domain);
   }
   return { source: 'rewrite-rules', exact, parents };
-}
-
-/** The channel a template names after its last `@` when that is plain text, else null. */
-function routedChannel(t: CompiledTemplate, hostTable: ReadonlyMap<string, string>): string | null {
-  if (t.form === 'error-only' || t.form === 'meta') return null;
-  const tag = t.parts[t.parts.length - 1];
-  if (!tag || tag.some((p) => p.kind !== 'text' && p.kind !== 'case')) return null;
-  const text = tag.map((p) => (p.kind === 'text' ? p.text : '')).join('').toLowerCase();
-  return hostTable.get(text) ?? null;
 }
 
 export function isFastFlushOff(policy: FastFlushPolicy): boolean {

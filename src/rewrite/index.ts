@@ -7,3 +7,5 @@ export { hostProbes } from './probes.js';
 export type { Probe, ProbeKind } from './probes.js';
 export { compileTemplate, checkTemplate, TemplateError } from './template.js';
 export type { CompiledTemplate, TemplateForm } from './template.js';
+export { domainRoutes } from './domain-routes.js';
+export type { DomainRoute } from './domain-routes.js';

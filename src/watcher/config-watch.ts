@@ -6,7 +6,7 @@ import type { Logger } from '../common/logger.js';
 import { Debouncer } from './debounce.js';
 
 /** The files of etc/ that make the configuration. */
-export const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings']);
+export const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings', 'users']);
 
 export const RELOAD_QUIET_MS = 300;
 export const RELOAD_MAX_WAIT_MS = 3000;

@@ -74,6 +74,7 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
     },
     aliases: new Map(Object.entries(opts.aliases ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
     mappings: { file: null, tables: new Map() },
+    users: { file: null, users: new Map() },
     diagnostics: [],
   };
 }

@@ -12,7 +12,7 @@ import { loadInstanceConfig, loadInstanceConfigOrThrow } from '../../src/config/
 import { checkAccess, checkPortAccess, compileMappings } from '../../src/mappings/index.js';
 import { deliverySettings } from '../../src/delivery/settings.js';
 import type { Cidr, Diagnostic } from '../../src/config/types.js';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { makeInstance, repoRoot, type TestInstance } from '../helpers/instance.js';
 
 const instances: TestInstance[] = [];
@@ -349,8 +349,9 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   const doc = readFileSync(join(repoRoot, 'docs/CONFIGURATION.md'), 'utf8');
   const files: Record<string, string> = {};
   for (const m of doc.matchAll(/<!-- example: (\S+) -->\n```[^\n]*\n([\s\S]*?)```\n/g)) files[m[1]!] = m[2]!;
-  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/mappings', 'etc/option.dat']);
+  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/mappings', 'etc/option.dat', 'etc/users']);
   const inst = instance(files);
+  chmodSync(join(inst.root, 'etc/users'), 0o600); // as the example's comment says
   const { config, diagnostics } = loadInstanceConfig(inst.root);
   assert.deepEqual(diagnostics, []);
   assert.ok(config);
@@ -366,4 +367,9 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   assert.deepEqual([connect('203.0.113.1').verdict, connect('203.0.113.1').output], ['accept', 'EXTERNAL']);
   const relay = checkAccess(mappings, 'ORIG_SEND_ACCESS', 'tcp_local|a@example.net|tcp_local|b@example.org', { address: 'b@example.org' });
   assert.deepEqual([relay.reply, relay.delaySeconds], ['550 5.7.1 Relaying not allowed: b@example.org', 1]);
+  assert.deepEqual([...config.users.users.values()].map((u) => [u.name, u.addresses, u.admin, u.hash === null]), [
+    ['alice', ['alice.smith@example.com', 'sales@example.com'], false, false],
+    ['root', [], true, false],
+    ['bob', [], false, true],
+  ]);
 });

@@ -100,6 +100,7 @@ function instance(channels: Channel[], opts: OptionsConfig, serviceChannel = 'tc
     options: opts,
     aliases: new Map(),
     mappings: { file: null, tables: new Map() },
+    users: { file: null, users: new Map() },
     diagnostics: [],
   };
 }

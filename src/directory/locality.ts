@@ -1,0 +1,50 @@
+// Which addresses are this host's own: those the rewrite rules route to the local channel `l`,
+// decided the way the SMTP server decides a RCPT (decideRecipient on the rewrite result) and
+// named as the local channel names its users (localUserKey: unquoted, lower case, `+tag`
+// dropped). Pure: built from the configuration, no I/O.
+import type { ImtaConfig } from '../config/types.js';
+import { compileRewriter, domainRoutes, isValidDomain, parseAddress, type Rewriter } from '../rewrite/index.js';
+import { normalizeDomain } from '../common/domain-name.js';
+import { LOCAL_CHANNEL, decideRecipient } from '../smtp-server/recipient-policy.js';
+import { localUserKey } from '../smtp-server/local-users.js';
+
+export interface Locality {
+  /** The local user that mail to `address` (local-part@domain) is delivered to by channel l, else null. */
+  localUserOf(address: string): string | null;
+  /**
+   * Domains local by name: rules `domain  …@<a host of l>` and the l channel's own host names
+   * (localhost, LOCAL_HOST). For listing only: rules for `.domain`, `$*` and the like make more
+   * addresses local than can be listed; localUserOf is the authority.
+   */
+  domains: readonly string[];
+}
+
+export interface LocalityOptions {
+  /** The channel the rewrite runs as (default `l`, as imsimta test -rewrite). */
+  sourceChannel?: string;
+  /** The compiled rules when the caller has them already. */
+  rewriter?: Rewriter;
+}
+
+export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locality {
+  const rewriter = opts.rewriter ?? compileRewriter(imta);
+  const sourceChannel = opts.sourceChannel ?? LOCAL_CHANNEL;
+  const localUserOf = (address: string): string | null => {
+    const parsed = parseAddress(address.trim());
+    if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
+    const outcome = rewriter.rewrite(address.trim(), { sourceChannel, direction: 'to' });
+    const decision = decideRecipient(address, outcome, imta.channelByName, true);
+    return decision.ok && decision.localPart !== null ? localUserKey(decision.localPart) : null;
+  };
+  return { localUserOf, domains: localDomainNames(imta) };
+}
+
+function localDomainNames(imta: ImtaConfig): string[] {
+  const local = imta.channelByName.get(LOCAL_CHANNEL);
+  if (!local) return [];
+  const names = [
+    ...domainRoutes(imta).filter((r) => !r.subdomains && r.channel.toLowerCase() === LOCAL_CHANNEL).map((r) => r.domain),
+    ...[local.officialHost, ...local.hosts].map(normalizeDomain),
+  ];
+  return [...new Set(names)].filter((d) => d && isValidDomain(d) && !d.startsWith('['));
+}
