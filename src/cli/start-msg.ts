@@ -8,6 +8,8 @@ import { loadConfigOrThrow } from '../watcher/load-config.js';
 import { askWatcher, launchWatcher } from '../watcher/client.js';
 import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
 import { runWatcher } from '../watcher/watcher.js';
+import { prepareServiceUser, runForegroundAs } from './service-user-start.js';
+import type { InstanceConfig } from '../config/types.js';
 
 const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
 
@@ -16,8 +18,9 @@ async function main(argv: string[]): Promise<number> {
   const parts = part ? [part] : [...PART_NAMES];
 
   // Configuration problems are found before anything is started.
+  let config: InstanceConfig;
   try {
-    await loadConfigOrThrow(paths.root);
+    config = await loadConfigOrThrow(paths.root);
   } catch (err) {
     throw new CommandError((err as Error).message);
   }
@@ -28,6 +31,9 @@ async function main(argv: string[]): Promise<number> {
 
   if (args.flags.has('foreground')) {
     if (status) throw new CommandError(`tsubame is already running in the background (watcher pid ${String(status.pid)}); stop it with stop-msg first`);
+    // As root: the same command again, as the service user.
+    const user = prepareServiceUser(paths, config);
+    if (user) return runForegroundAs(user, argv, paths.root);
     try {
       await runWatcher({ root: paths.root, parts, onStarted: (line) => process.stdout.write(`${line}\n`) });
     } catch (err) {
@@ -51,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   try {
-    process.stdout.write(`${await launchWatcher(paths, parts)}\n`);
+    process.stdout.write(`${await launchWatcher(paths, parts, { user: prepareServiceUser(paths, config) })}\n`);
   } catch (err) {
     throw new CommandError((err as Error).message);
   }

@@ -118,6 +118,7 @@ class Watcher {
         ...common,
         name: 'job_controller',
         module: MODULES.job_controller,
+        withoutCapabilities: true,
         pidFile: pidFile(this.paths, 'job_controller'),
         socket: this.paths.jobControllerSocket,
         stopTimeoutMs: 60_000,
