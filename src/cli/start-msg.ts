@@ -2,6 +2,7 @@
 // (the watcher, which starts the parts) and returns once the ports are bound and the job
 // controller is ready; with --foreground it stays attached until SIGTERM/SIGINT.
 import { runCommand } from './run-command.js';
+import { START_MSG_HELP } from './usage.js';
 import { CommandError } from './errors.js';
 import { parsePartCommand } from './part-request.js';
 import { loadConfigOrThrow } from '../watcher/load-config.js';
@@ -64,4 +65,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-await runCommand('start-msg', USAGE, main, process.argv.slice(2));
+await runCommand('start-msg', USAGE, main, process.argv.slice(2), START_MSG_HELP);
