@@ -109,6 +109,18 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
   };
 }
 
+/**
+ * Why the host name in use (LOCAL_HOST, else the machine's name) is a poor one for the SMTP
+ * banner, EHLO and notices: not a fully qualified domain name. Null when it is one.
+ */
+export function localHostProblem(setting: string | undefined, machineName: string): string | null {
+  const name = setting?.trim() || machineName;
+  if (name.includes('.') && !/\.$/.test(name) && !/^localhost\./i.test(name)) return null;
+  return setting?.trim()
+    ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
+    : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;
+}
+
 function list(text: string): string[] {
   return text.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
 }
