@@ -34,7 +34,10 @@ export function checkInstanceAccess(paths: InstancePaths, user: ServiceUser, rea
   for (let dir = paths.root; ; dir = dirname(dir)) {
     const st = statSync(dir);
     if (!canAccess(st, user, SEARCH)) {
-      throw new Error(`the service user ${user.name} cannot reach ${describe(dir, st)}: allow it (chmod o+x, or a group it is in) or put the instance (IMTA_ROOT) elsewhere`);
+      throw new Error(
+        `the service user ${user.name} cannot reach ${describe(dir, st)}: allow it (chmod o+x ${dir}), put the instance (IMTA_ROOT) elsewhere, ` +
+          'or set SERVER_USER=root in etc/option.dat to run as root (not recommended)',
+      );
     }
     if (dirname(dir) === dir) break;
   }
