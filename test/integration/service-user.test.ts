@@ -6,7 +6,7 @@
 // Started by any other user (a developer's machine), every process runs as that user.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, repoRoot, runCli, waitFor, freePort, type TestInstance } from '../helpers/instance.js';
@@ -171,4 +171,36 @@ test('started as root, every long-running process runs as the service user; file
   const stopped = await runCli('stop-msg', ['--root', root], { env: ENV, timeoutMs: 60_000 });
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.equal(readFileSync(join(root, 'log', 'console.log'), 'utf8'), '', 'nothing on the console');
+});
+
+test('start-msg --foreground as root (npm start): the watcher and its parts run as the service user; SIGTERM stops them all', { timeout: 120_000 }, async () => {
+  const port = asRoot ? 25 : await freePort('127.0.131.2');
+  const inst = makeInstance({
+    files: {
+      'etc/imta.cnf': IMTA_CNF,
+      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=127.0.131.2\nMIN_PROCS=1\n`,
+      'etc/option.dat': 'LOCAL_HOST=mx.owner.test\n',
+    },
+  });
+  instances.push(inst);
+  chmodSync(inst.root, 0o755);
+  const expectedUid = asRoot ? lookupUser('tsubame')!.uid : process.getuid!();
+  const child = spawn(join(repoRoot, 'bin', 'start-msg'), ['--foreground', '--root', inst.root], { env: { ...process.env, TSUBAME_SERVER_USER: undefined } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    await waitFor(() => /tsubame started/.test(out), { timeoutMs: 60_000, what: `"tsubame started"\n${out}` });
+    const rows = await waitFor(async () => {
+      const r = await processes(inst.root);
+      return r.some((p) => p.role === 'smtp_server') ? r : null;
+    }, { what: 'an SMTP server process (MIN_PROCS=1)' });
+    for (const { role, pid } of rows) assert.equal(statusOf(pid).uid, expectedUid, `${role} pid ${pid}`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, out);
+  assert.match(out, /tsubame stopped\n$/);
+  assert.deepEqual(readdirSync(join(inst.root, 'run')), [], 'run/ empty after the stop');
 });
