@@ -25,5 +25,8 @@ if (selected.length === 0) {
   console.error(`run-tests: no test file matches ${filters.join(' ')}`);
   process.exit(1);
 }
-const child = spawn(process.execPath, ['--test', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root });
+// Instances the tests start run as the user who runs the tests, also as root (the service user
+// is root then); test/integration/service-user.test.ts starts them as root with the service user.
+const env = { ...process.env, TSUBAME_SERVER_USER: process.env.TSUBAME_SERVER_USER ?? 'root' };
+const child = spawn(process.execPath, ['--test', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root, env });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,8 +1,9 @@
 // `imsimta SUBCOMMAND …`: each subcommand lives in its own module under commands/.
 import { runCommand } from './run-command.js';
 import { UsageError } from './errors.js';
+import { IMSIMTA_HELP, IMSIMTA_SUBCOMMANDS } from './usage.js';
 
-const USAGE = 'imsimta <test -rewrite|test -mapping|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|passwd> [--root DIR] …';
+const USAGE = 'imsimta <test -rewrite|test -mapping|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|passwd|help> [--root DIR] … (imsimta help: the list)';
 
 /** Subcommand → module (loaded on demand so that one command's start-up does not pay for the others). */
 const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise<number | void> }>> = {
@@ -19,11 +20,22 @@ const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise
   passwd: () => import('./commands/passwd.js'),
 };
 
+/** The help of the subcommand named first (`imsimta qm --help`), else the list of commands. */
+function helpFor(argv: string[]): string {
+  return IMSIMTA_SUBCOMMANDS[argv[0]?.toLowerCase() ?? '']?.help ?? IMSIMTA_HELP;
+}
+
 await runCommand('imsimta', USAGE, async (argv) => {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h') throw new UsageError('a subcommand is needed');
+  if (!sub) throw new UsageError('a subcommand is needed');
+  if (sub.toLowerCase() === 'help') {
+    const topic = rest[0]?.toLowerCase();
+    if (topic !== undefined && !IMSIMTA_SUBCOMMANDS[topic]) throw new UsageError(`unknown command "${rest[0]}"`);
+    process.stdout.write(topic ? IMSIMTA_SUBCOMMANDS[topic]!.help : IMSIMTA_HELP);
+    return 0;
+  }
   const load = COMMANDS[sub.toLowerCase()];
   if (!load) throw new UsageError(`unknown command "${sub}"`);
   const mod = await load();
   return mod.main(rest);
-}, process.argv.slice(2));
+}, process.argv.slice(2), helpFor);

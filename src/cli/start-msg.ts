@@ -2,12 +2,15 @@
 // (the watcher, which starts the parts) and returns once the ports are bound and the job
 // controller is ready; with --foreground it stays attached until SIGTERM/SIGINT.
 import { runCommand } from './run-command.js';
+import { START_MSG_HELP } from './usage.js';
 import { CommandError } from './errors.js';
 import { parsePartCommand } from './part-request.js';
 import { loadConfigOrThrow } from '../watcher/load-config.js';
 import { askWatcher, launchWatcher } from '../watcher/client.js';
 import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
 import { runWatcher } from '../watcher/watcher.js';
+import { prepareServiceUser, runForegroundAs } from './service-user-start.js';
+import type { InstanceConfig } from '../config/types.js';
 
 const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
 
@@ -16,8 +19,9 @@ async function main(argv: string[]): Promise<number> {
   const parts = part ? [part] : [...PART_NAMES];
 
   // Configuration problems are found before anything is started.
+  let config: InstanceConfig;
   try {
-    await loadConfigOrThrow(paths.root);
+    config = await loadConfigOrThrow(paths.root);
   } catch (err) {
     throw new CommandError((err as Error).message);
   }
@@ -28,6 +32,9 @@ async function main(argv: string[]): Promise<number> {
 
   if (args.flags.has('foreground')) {
     if (status) throw new CommandError(`tsubame is already running in the background (watcher pid ${String(status.pid)}); stop it with stop-msg first`);
+    // As root: the same command again, as the service user.
+    const user = prepareServiceUser(paths, config);
+    if (user) return runForegroundAs(user, argv, paths.root);
     try {
       await runWatcher({ root: paths.root, parts, onStarted: (line) => process.stdout.write(`${line}\n`) });
     } catch (err) {
@@ -51,11 +58,11 @@ async function main(argv: string[]): Promise<number> {
   }
 
   try {
-    process.stdout.write(`${await launchWatcher(paths, parts)}\n`);
+    process.stdout.write(`${await launchWatcher(paths, parts, { user: prepareServiceUser(paths, config) })}\n`);
   } catch (err) {
     throw new CommandError((err as Error).message);
   }
   return 0;
 }
 
-await runCommand('start-msg', USAGE, main, process.argv.slice(2));
+await runCommand('start-msg', USAGE, main, process.argv.slice(2), START_MSG_HELP);

@@ -3,6 +3,7 @@
 // 0 (stopping a stopped instance is not an error, as with `systemctl stop`), after stopping any
 // part a killed watcher left behind and removing stale pid files and sockets.
 import { runCommand } from './run-command.js';
+import { STOP_MSG_HELP } from './usage.js';
 import { CommandError } from './errors.js';
 import { requestForPart } from './part-request.js';
 import { reapLeftovers, waitGone } from '../watcher/pid-files.js';
@@ -28,4 +29,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-await runCommand('stop-msg', USAGE, main, process.argv.slice(2));
+await runCommand('stop-msg', USAGE, main, process.argv.slice(2), STOP_MSG_HELP);

@@ -18,10 +18,34 @@ let hangupInstalled = false;
 
 export function createLogger(logDir: string, component: string, level: string = process.env.TSUBAME_LOG_LEVEL ?? 'info'): Logger {
   mkdirSync(logDir, { recursive: true });
-  const dest = pino.destination({ dest: join(logDir, `${component}.log`), sync: false, minLength: 0, mkdir: true });
+  // The file is opened before this returns: a process that exits at once (a port in use) must
+  // still write its line, and an asynchronous open not done by then made pino's exit hook throw
+  // "sonic boom is not ready yet" into console.log. Writes are asynchronous from then on; the
+  // exit hook is ours (flushLogs, which never throws).
+  const dest = pino.destination({ dest: join(logDir, `${component}.log`), sync: true, minLength: 0, mkdir: true });
+  (dest as unknown as { sync: boolean }).sync = false;
   destinations.push(dest);
   reopenLogsOnHangup();
-  return pino({ level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  flushLogsOnExit();
+  return pino({ level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { log: withoutBaseKeys } }, dest);
+}
+
+/** The keys every line carries already (pino's base). */
+const BASE_KEYS = ['component', 'pid'] as const;
+
+/**
+ * A log call's fields, renamed where they would repeat a key of the line's own (pino writes the
+ * base and the fields side by side, and a JSON object must not carry a key twice): `pid` of
+ * another process becomes `subject_pid`; this process's own pid again is left out.
+ */
+export function withoutBaseKeys(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!BASE_KEYS.some((k) => k in fields)) return fields;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (key === 'pid' && value === process.pid) continue;
+    out[(BASE_KEYS as readonly string[]).includes(key) ? `subject_${key}` : key] = value;
+  }
+  return out;
 }
 
 /** Calls `reopen` whenever the logs are reopened (SIGHUP). Returns the function that unregisters it. */
@@ -72,6 +96,14 @@ function reopenHere(): void {
       /* one failing hook must not keep the others from reopening */
     }
   }
+}
+
+let exitHookInstalled = false;
+
+function flushLogsOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', flushLogs);
 }
 
 /** Writes what is buffered before the process exits. */

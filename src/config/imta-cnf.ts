@@ -14,6 +14,13 @@ interface LogicalLine {
   line: number;
 }
 
+/** A blank line (where it is, for the diagnostics that name it). */
+interface BlankLine {
+  blank: true;
+  file: string;
+  line: number;
+}
+
 interface ImtaParseOptions {
   /** RETURN_UNITS=1 in option.dat: plain `notices` numbers are hours, not days. */
   noticesInHours?: boolean;
@@ -24,13 +31,13 @@ const DAY_MS = 86400e3;
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: ImtaParseOptions = {}): ImtaConfig {
-  const lines: Array<LogicalLine | null> = []; // null = blank line
+  const lines: Array<LogicalLine | BlankLine> = [];
   readLines(file, lines, diagnostics, 0, null);
 
   const rules: RewriteRule[] = [];
   let i = 0;
-  for (; i < lines.length && lines[i] !== null; i++) {
-    const l = lines[i]!;
+  for (; i < lines.length && !isBlank(lines[i]!); i++) {
+    const l = lines[i] as LogicalLine;
     const m = /^(\S+)\s+(.+)$/.exec(l.text.trim());
     if (!m) {
       diagnostics.push(err(l, `rewrite rule "${l.text.trim()}" has no template (pattern and template are separated by white space; a blank line ends the rules)`));
@@ -47,14 +54,20 @@ export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: Imta
   }
 
   const blocks: LogicalLine[][] = [];
+  /** The blank line before each block (by the block's head). */
+  const blankBefore = new Map<LogicalLine, BlankLine>();
+  let lastBlank: BlankLine | null = null;
   for (; i < lines.length; i++) {
-    const l = lines[i];
-    if (l === null) {
+    const l = lines[i]!;
+    if (isBlank(l)) {
       if (blocks.length === 0 || blocks[blocks.length - 1]!.length > 0) blocks.push([]);
+      lastBlank = l;
       continue;
     }
     if (blocks.length === 0) blocks.push([]);
-    blocks[blocks.length - 1]!.push(l);
+    const block = blocks[blocks.length - 1]!;
+    if (block.length === 0 && lastBlank) blankBefore.set(l, lastBlank);
+    block.push(l);
   }
 
   const channels: Channel[] = [];
@@ -65,6 +78,18 @@ export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: Imta
     const head = block[0]!;
     const tokens = tokenize(head.text);
     const name = tokens[0]!;
+    const blank = blankBefore.get(head);
+    if (blank && looksLikeRewriteRule(tokens)) {
+      // A blank line among the rules: what follows it is read as channel blocks, and the
+      // errors about those "channels" would not name the cause.
+      diagnostics.push({
+        file: blank.file,
+        line: blank.line,
+        severity: 'error',
+        message: `blank line ends the rewrite rules; the lines after it are read as channel blocks, but line ${head.line} ("${head.text.trim()}") is a rewrite rule: remove the blank line (blank lines may only separate channel blocks)`,
+      });
+      continue;
+    }
     const own = parseKeywords(tokens.slice(1), head, diagnostics);
     if (name.toLowerCase() === 'defaults') {
       defaults = own;
@@ -104,11 +129,20 @@ export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: Imta
   return { rules, channels, channelByName, hostTable };
 }
 
+function isBlank(l: LogicalLine | BlankLine): l is BlankLine {
+  return 'blank' in l;
+}
+
+/** A channel block's first line that is a rewrite rule instead: a pattern and a template (`$U…`, `…@host`). */
+function looksLikeRewriteRule(tokens: string[]): boolean {
+  return tokens.length === 2 && /[$@]/.test(tokens[1]!);
+}
+
 function err(l: LogicalLine, message: string): Diagnostic {
   return { file: l.file, line: l.line, severity: 'error', message };
 }
 
-function readLines(file: string, out: Array<LogicalLine | null>, diagnostics: Diagnostic[], depth: number, from: LogicalLine | null): void {
+function readLines(file: string, out: Array<LogicalLine | BlankLine>, diagnostics: Diagnostic[], depth: number, from: LogicalLine | null): void {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -129,7 +163,7 @@ function readLines(file: string, out: Array<LogicalLine | null>, diagnostics: Di
       line = line.slice(0, -1) + physical[i]!;
     }
     if (line.trim() === '') {
-      out.push(null);
+      out.push({ blank: true, file, line: lineNo });
       continue;
     }
     const here: LogicalLine = { text: line, file, line: lineNo };

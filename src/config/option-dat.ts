@@ -13,6 +13,7 @@ const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
   'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
+  'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
 const COMPATIBLE_KEYS = [
@@ -106,6 +107,18 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     smtpCommandDeadlineMs: seconds('SMTP_COMMAND_DEADLINE', parsed.smtpTimeoutMs),
     smtpMinDataRate: int('SMTP_MIN_DATA_RATE', 1),
   };
+}
+
+/**
+ * Why the host name in use (LOCAL_HOST, else the machine's name) is a poor one for the SMTP
+ * banner, EHLO and notices: not a fully qualified domain name. Null when it is one.
+ */
+export function localHostProblem(setting: string | undefined, machineName: string): string | null {
+  const name = setting?.trim() || machineName;
+  if (name.includes('.') && !/\.$/.test(name) && !/^localhost\./i.test(name)) return null;
+  return setting?.trim()
+    ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
+    : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;
 }
 
 function list(text: string): string[] {

@@ -1,8 +1,14 @@
 // Maildir delivery (the qmail/Courier layout): write tmp/<name>, fsync it, link it into new/,
 // fsync new/, remove the tmp name. Names are unique per host, process, thread and delivery:
 // `<seconds>.<pid>_<thread>_<counter>.<host>`.
-import { promises as fs, constants } from 'node:fs';
-import { join } from 'node:path';
+// Files are written by the process's user (the service user when started as root) and belong
+// to it: a mailbox directory it owns gets 0700 directories and 0600 files. A mailbox directory
+// another user owns and lets it write through the directory's group gets setgid 2770
+// directories and 0640 files in that group, so that its owner reads them through the group.
+// An empty mailbox directory of root's (root ran `mkdir mailbox/joe` after the start) is
+// replaced by its own, in one rename, when mailbox/ is its own.
+import { promises as fs, constants, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 let counter = 0;
@@ -13,9 +19,63 @@ export function uniqueName(host: string, now = Date.now()): string {
   return `${Math.floor(now / 1000)}.${process.pid}_${threadId}_${++counter}.${safeHost}`;
 }
 
+export interface MaildirModes {
+  dirMode: number;
+  fileMode: number;
+  /** The group files and directories get; null: this process's. */
+  gid: number | null;
+}
+
+/** The modes of what is made in a mailbox directory with this owner, by a process of user `uid`. */
+export function maildirModes(mailboxDir: Pick<Stats, 'uid' | 'gid'>, uid: number): MaildirModes {
+  if (mailboxDir.uid === uid) return { dirMode: 0o700, fileMode: 0o600, gid: null };
+  return { dirMode: 0o2770, fileMode: 0o640, gid: mailboxDir.gid };
+}
+
+function processUid(): number {
+  return process.getuid?.() ?? -1;
+}
+
 /** Makes <dir>/{tmp,new,cur} (and <dir>) when missing. */
 export async function ensureMaildir(dir: string): Promise<void> {
-  for (const sub of ['tmp', 'new', 'cur']) await fs.mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  let owner = await fs.stat(dir);
+  if (owner.uid !== processUid() && (await adoptEmptyMailbox(dir, owner))) owner = await fs.stat(dir);
+  const modes = maildirModes(owner, processUid());
+  for (const sub of ['tmp', 'new', 'cur']) {
+    const path = join(dir, sub);
+    try {
+      await fs.mkdir(path, { mode: modes.dirMode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    if (modes.gid !== null) {
+      await fs.chown(path, -1, modes.gid);
+      await fs.chmod(path, modes.dirMode); // mkdir leaves out the setgid bit
+    }
+  }
+}
+
+/**
+ * An empty mailbox directory of root's, in a mailbox/ this process owns, replaced by a Maildir
+ * of its own (rename onto an empty directory is atomic). False when it is not so.
+ */
+async function adoptEmptyMailbox(dir: string, owner: Stats): Promise<boolean> {
+  const parent = await fs.stat(dirname(dir));
+  // Only root's: a mailbox another user owns stays theirs.
+  if (parent.uid !== processUid() || owner.uid !== 0 || processUid() === 0) return false;
+  if ((await fs.readdir(dir).catch(() => null))?.length !== 0) return false;
+  const fresh = join(dirname(dir), `.adopt.${basename(dir)}.${process.pid}.${threadId}`);
+  try {
+    await fs.mkdir(fresh, { mode: 0o755 });
+    for (const sub of ['tmp', 'new', 'cur']) await fs.mkdir(join(fresh, sub), { mode: 0o700 });
+    await fs.rename(fresh, dir);
+    return true;
+  } catch {
+    await fs.rm(fresh, { recursive: true, force: true }).catch(() => {});
+    return false;
+  }
 }
 
 /**
@@ -26,10 +86,13 @@ export async function deliverToMaildir(dir: string, host: string, header: string
   const name = uniqueName(host);
   const tmpPath = join(dir, 'tmp', name);
   const newPath = join(dir, 'new', name);
-  const fh = await fs.open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const modes = maildirModes(await fs.stat(dir), processUid());
+  const fh = await fs.open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, modes.fileMode);
   let linked = false;
   try {
     try {
+      if (modes.gid !== null) await fh.chown(-1, modes.gid);
+      await fh.chmod(modes.fileMode); // the umask may have taken bits away
       await fh.write(header);
       for await (const chunk of body as AsyncIterable<Buffer | string>) await (typeof chunk === "string" ? fh.write(chunk) : fh.write(chunk));
       await fh.sync();

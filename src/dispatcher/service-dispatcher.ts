@@ -14,6 +14,7 @@ import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary
 import { ServiceTotals } from './service-totals.js';
 import { isHistogramSnapshot, type HistogramSnapshot } from '../metrics/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
+import { forkOptionsWithoutCapabilities } from '../common/service-user.js';
 
 export interface ServiceDispatcherOptions {
   service: DispatcherService;
@@ -426,6 +427,8 @@ export class ServiceDispatcher {
   private spawn(): ServerProcess {
     const id = this.nextId++;
     const child = fork(this.opts.serverModule, [], {
+      // The dispatcher keeps CAP_NET_BIND_SERVICE (when started as root) for its ports; a server process needs none.
+      ...forkOptionsWithoutCapabilities(),
       env: { ...process.env, IMTA_ROOT: this.opts.root, TSUBAME_SERVICE: this.name, TSUBAME_GRACE_MS: String(this.limits.maxShutdown * 1000) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',

@@ -8,7 +8,7 @@ import type { FromChild, ListenerInfo, ServiceSummary } from '../dispatcher/prot
 import { addHistograms } from './histogram.js';
 import { readRecentMailLog } from './mail-log-tail.js';
 import { readQueueDepth, type ChannelQueueDepth } from './queue-depth.js';
-import { readJobControllerStatus, type InstanceSnapshot, type JobControllerView, type PartView, type ProcessView } from './snapshot.js';
+import { readJobControllerStatus, type InstanceSnapshot, type JobControllerView, type PartView, type ProcessView, type ReloadView } from './snapshot.js';
 
 export interface PartStatusLike {
   name: string;
@@ -32,6 +32,8 @@ export interface MetricsSources {
   mailLog: string;
   /** Channels of imta.cnf (listed even with an empty queue). */
   channelNames(): string[];
+  /** The outcome of the last configuration change. */
+  reload?(): ReloadView | null;
   now?(): number;
 }
 
@@ -96,6 +98,7 @@ export async function gatherSnapshot(src: MetricsSources, opts: GatherOptions): 
     queue,
     deferrals,
     problems,
+    reload: src.reload?.() ?? null,
   };
 }
 

@@ -20,6 +20,12 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
 
   gauge('tsubame_part_up', 'Whether a part the watcher supervises is running (1) or not (0).', s.parts.map((p) => ({ labels: { part: p.name }, value: p.state === 'running' ? 1 : 0 })));
   counter('tsubame_part_restarts_total', 'Times the watcher restarted a part after it died.', s.parts.map((p) => ({ labels: { part: p.name }, value: p.restarts })));
+  if (s.reload) {
+    // As Prometheus reports its own configuration reloads.
+    gauge('tsubame_config_last_reload_successful', 'Whether the last configuration change (an edit in etc/ or imsimta reload) was applied (1) or rejected (0).', [{ labels: {}, value: s.reload.ok ? 1 : 0 }]);
+    gauge('tsubame_config_last_reload_timestamp_seconds', 'When the last configuration change was handled (the start when none was).', [{ labels: {}, value: Date.parse(s.reload.at) / 1000 }]);
+    gauge('tsubame_config_last_reload_success_timestamp_seconds', 'When the configuration in force was applied.', [{ labels: {}, value: Date.parse(s.reload.lastSuccess) / 1000 }]);
+  }
   gauge('tsubame_metrics_source_up', 'Whether this scrape could read a source (1) or not (0); its metrics are missing when 0.', [
     { labels: { source: 'dispatcher' }, value: s.services ? 1 : 0 },
     { labels: { source: 'job_controller' }, value: s.jobController ? 1 : 0 },

@@ -67,6 +67,19 @@ export interface JobControllerView {
   delivery: Record<string, DeliveryCounters>;
 }
 
+/** The outcome of the last configuration change the watcher handled: an edit in etc/ or `imsimta reload` (or the start). */
+export interface ReloadView {
+  /** ISO time. */
+  at: string;
+  trigger: 'start' | 'watch' | 'command';
+  /** Applied (true), or rejected or partly applied (false). */
+  ok: boolean;
+  /** The file:line errors when not ok. */
+  errors: string[];
+  /** ISO time of the last change that was applied (the start when none was). */
+  lastSuccess: string;
+}
+
 export interface InstanceSnapshot {
   /** When it was gathered (ms since the epoch). */
   takenAt: number;
@@ -86,6 +99,8 @@ export interface InstanceSnapshot {
   deferrals: ParsedMailLogRecord[];
   /** One line per source that could not be read. */
   problems: string[];
+  /** The last configuration change (absent: not known to the gatherer). */
+  reload?: ReloadView | null;
 }
 
 function num(v: unknown, fallback = 0): number {

@@ -2,7 +2,7 @@
 // snapshot, refreshed by the browser every 5 s (meta refresh, no script). Every text that comes
 // from the instance is escaped, above all what comes from mail (addresses, remote replies).
 // Pure: the snapshot in, the page out.
-import type { InstanceSnapshot } from './snapshot.js';
+import type { InstanceSnapshot, ReloadView } from './snapshot.js';
 import { listenerAddress } from '../dispatcher/protocol.js';
 
 export const STATUS_REFRESH_SECONDS = 5;
@@ -56,6 +56,15 @@ function table(headers: Array<string | { text: string; num: true }>, rows: Array
 }
 
 const n = (text: string) => ({ text, num: true as const });
+
+const TRIGGER: Record<ReloadView['trigger'], string> = { start: 'start', watch: 'edit in etc/', command: 'imsimta reload' };
+
+/** The last configuration change: one line when applied; its errors, prominently, when rejected. */
+function renderReload(r: ReloadView, now: number): string {
+  const at = (iso: string) => `<span class="time" title="${escapeHtml(iso)}">${escapeHtml(relativeTime(Date.parse(iso), now))}</span>`;
+  if (r.ok) return `<p class="meta">Configuration: last ${r.trigger === 'start' ? 'loaded at the start' : `changed by ${escapeHtml(TRIGGER[r.trigger])}`} ${at(r.at)}, applied.</p>`;
+  return `<div class="problems"><strong>The last configuration change (${escapeHtml(TRIGGER[r.trigger])}, ${at(r.at)}) was not applied</strong>; the instance keeps the configuration applied ${at(r.lastSuccess)}:<ul>${r.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul></div>`;
+}
 
 export function renderStatusPage(s: InstanceSnapshot): string {
   const now = s.takenAt;
@@ -142,6 +151,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     'No deferral in log/mail.log.',
   );
 
+  const reload = s.reload ? renderReload(s.reload, now) : '';
   const problems = s.problems.length ? `<div class="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>` : '';
   const taken = new Date(now).toISOString();
   return `<!DOCTYPE html>
@@ -157,6 +167,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
 <h1>tsubame</h1>
 <p class="meta">${escapeHtml(s.root)} · watcher pid ${s.watcher.pid}, up ${escapeHtml(formatDuration(now - Date.parse(s.watcher.started)))} · <span title="${escapeHtml(taken)}">as of ${escapeHtml(taken.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</span> · refreshed every ${STATUS_REFRESH_SECONDS} s · <a href="metrics">metrics</a></p>
 ${problems}
+${reload}
 <h2>Processes</h2>
 ${processes}
 <h2>Services</h2>

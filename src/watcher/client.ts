@@ -1,6 +1,6 @@
 // The command side of the watcher: ask it over run/watcher.sock, or launch it in the background.
 import { fork } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchownSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requestJson, type JsonObject } from '../common/ipc-socket.js';
@@ -8,6 +8,7 @@ import type { InstancePaths } from '../common/instance.js';
 import type { ControlRequest } from './control.js';
 import type { PartName } from './part.js';
 import type { WatcherLaunchReport } from './main.js';
+import { forkAsServiceUser, type ServiceUser } from '../common/service-user.js';
 
 const WATCHER_MODULE = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -29,13 +30,17 @@ export function consoleLogPath(paths: InstancePaths): string {
 
 /**
  * Starts a watcher in the background for `parts` and waits until it says whether the instance
- * came up. Resolves with its line; rejects with the one-line reason.
+ * came up. Resolves with its line; rejects with the one-line reason. With `user` (start-msg as
+ * root) the watcher runs as that user.
  */
-export function launchWatcher(paths: InstancePaths, parts: readonly PartName[], timeoutMs = 60_000): Promise<string> {
+export function launchWatcher(paths: InstancePaths, parts: readonly PartName[], opts: { timeoutMs?: number; user?: ServiceUser | null } = {}): Promise<string> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   mkdirSync(paths.log, { recursive: true });
   mkdirSync(paths.run, { recursive: true });
   const out = openSync(consoleLogPath(paths), 'a');
+  if (opts.user) fchownSync(out, opts.user.uid, opts.user.gid);
   const child = fork(WATCHER_MODULE, [...parts], {
+    ...(opts.user ? forkAsServiceUser(opts.user) : {}),
     env: { ...process.env, IMTA_ROOT: paths.root },
     stdio: ['ignore', out, out, 'ipc'],
     detached: true,

@@ -7,6 +7,7 @@ import { instancePaths } from '../common/instance.js';
 import type { InstanceConfig } from '../config/types.js';
 import type { FromChild, ListenerInfo } from '../dispatcher/protocol.js';
 import { gatherSnapshot, type PartStatusLike } from '../metrics/gather.js';
+import type { ReloadView } from '../metrics/snapshot.js';
 import { startMetricsServer, METRICS_HOST, type MetricsServer } from '../metrics/server.js';
 
 export interface WatcherMetricsOptions {
@@ -16,6 +17,8 @@ export interface WatcherMetricsOptions {
   listeners(): ListenerInfo[];
   /** The dispatcher's `processes` answer (its processes and service totals). */
   dispatcher(timeoutMs: number): Promise<FromChild | null>;
+  /** The outcome of the last configuration change. */
+  reload(): ReloadView;
 }
 
 export class WatcherMetrics {
@@ -60,6 +63,7 @@ export class WatcherMetrics {
         queueDir: paths.queue,
         mailLog: paths.mailLog,
         channelNames: () => this.config?.imta.channels.map((c) => c.name) ?? [],
+        reload: this.opts.reload,
       },
       { deferrals },
     );

@@ -21,6 +21,7 @@ import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
 import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
 import { WatcherMetrics } from './metrics-hook.js';
+import type { ReloadView } from '../metrics/snapshot.js';
 
 export interface WatcherOptions {
   root: string;
@@ -99,6 +100,8 @@ class Watcher {
   private logSizeProblem: string | null = null;
   /** METRICS_PORT: the metrics and status endpoint (metrics-hook.ts). */
   private readonly metrics: WatcherMetrics;
+  /** The last configuration change handled (status page, metrics): the start until an edit or a reload. */
+  private lastReload: ReloadView;
 
   constructor(private readonly opts: WatcherOptions, private readonly logger: Logger, config: InstanceConfig) {
     this.config = config;
@@ -109,7 +112,9 @@ class Watcher {
       parts: () => PART_NAMES.map((n) => this.parts[n].status()),
       listeners: () => this.parts.dispatcher.listeners,
       dispatcher: (timeoutMs) => this.parts.dispatcher.request({ type: 'processes' }, timeoutMs),
+      reload: () => this.lastReload,
     });
+    this.lastReload = { at: this.startedAt, trigger: 'start', ok: true, errors: [], lastSuccess: this.startedAt };
     this.finished = new Promise((resolve) => (this.finish = resolve));
     const common = { root: opts.root, logger, startTimeoutMs: opts.startTimeoutMs ?? 30_000 };
     this.parts = {
@@ -118,6 +123,7 @@ class Watcher {
         ...common,
         name: 'job_controller',
         module: MODULES.job_controller,
+        withoutCapabilities: true,
         pidFile: pidFile(this.paths, 'job_controller'),
         socket: this.paths.jobControllerSocket,
         stopTimeoutMs: 60_000,
@@ -247,6 +253,7 @@ class Watcher {
     this.lastFingerprint = fingerprint;
     const validation = validateConfig(this.opts.root);
     if (!validation.ok) {
+      this.noteReload(trigger, validation.errors);
       this.reloadCounts.rejected++;
       this.logger.error({ trigger, files, errors: validation.errors }, `configuration rejected, the running instance keeps its last good configuration: ${validation.errors[0]}`);
       return refuse(validation.errors);
@@ -268,6 +275,7 @@ class Watcher {
         // Nothing changed in the dispatcher: the job controller keeps its configuration too.
         this.reloadCounts.rejected++;
         const errors = reloadFailures({ dispatcher, jobController: { state: 'not running' } });
+        this.noteReload(trigger, errors);
         this.logger.error({ trigger, files, errors }, `configuration not applied, the running instance keeps its last good configuration: ${errors[0]}`);
         return refuse(errors);
       }
@@ -298,6 +306,7 @@ class Watcher {
     const outcome = { config, dispatcher, jobController };
     const summary = reloadSummary(outcome);
     const failures = reloadFailures(outcome);
+    this.noteReload(trigger, failures);
     if (failures.length > 0) {
       this.logger.error({ trigger, files, summary, errors: failures }, `configuration partly applied: ${failures[0]}`);
       return { ok: false, error: [summary, ...failures].join('\n'), errors: failures };
@@ -306,6 +315,13 @@ class Watcher {
     else this.reloadCounts.commanded++;
     this.logger.info({ trigger, files, summary }, 'configuration reloaded');
     return { ok: true, message: summary };
+  }
+
+  /** Keeps the outcome of a configuration change for the status page and the metrics: applied when there are no errors. */
+  private noteReload(trigger: ReloadTrigger, errors: string[]): void {
+    const at = new Date().toISOString();
+    const ok = errors.length === 0;
+    this.lastReload = { at, trigger, ok, errors, lastSuccess: ok ? at : this.lastReload.lastSuccess };
   }
 
   private reloadStatus(): ReloadCounts {

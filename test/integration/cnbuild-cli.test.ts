@@ -12,6 +12,8 @@ after(() => {
 function instance(opts: Parameters<typeof makeInstance>[0]): TestInstance {
   const inst = makeInstance(opts);
   instances.push(inst);
+  // The host's name as an operator sets it: the machine's own may be a short one (its own test below).
+  if (opts?.shipped) inst.write('etc/option.dat', `${inst.read('etc/option.dat')}\nLOCAL_HOST=mx.cnbuild.test\n`);
   return inst;
 }
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
@@ -151,4 +153,23 @@ test('usage errors: an unknown command or option exits 2 with one usage line, no
   }
   const r = await runCli('imsimta', ['frobnicate']);
   assert.match(r.stderr, /^imsimta: unknown command "frobnicate"\n/);
+});
+
+test('LOCAL_HOST unset on a machine with a short name, or set to one: a warning that says to set it (exit 0)', async () => {
+  const unset = instance({ shipped: true });
+  unset.write('etc/option.dat', unset.read('etc/option.dat').replace(/^LOCAL_HOST=.*$/m, ''));
+  // The machine's name is hostname(2)'s: with a fully qualified one there is nothing to warn of.
+  const { hostname } = await import('node:os');
+  const r = await runCli('imsimta', ['cnbuild', '--root', unset.root]);
+  assert.equal(r.code, 0, r.stderr);
+  if (hostname().includes('.')) assert.equal(r.stderr, '');
+  else assert.equal(r.stderr, `${join(unset.root, 'etc/option.dat')}:0: warning: LOCAL_HOST is not set, and this machine's name "${hostname()}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${hostname()}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat\n`);
+
+  const short = instance({ shipped: true });
+  short.write('etc/option.dat', `${short.read('etc/option.dat')}LOCAL_HOST=mailhost\n`);
+  const lineNo = short.read('etc/option.dat').split('\n').lastIndexOf('LOCAL_HOST=mailhost') + 1;
+  const s = await runCli('imsimta', ['cnbuild', '--root', short.root]);
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(s.stderr, `${join(short.root, 'etc/option.dat')}:${lineNo}: warning: LOCAL_HOST "mailhost" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)\n`);
+  assert.match(s.stdout, /, 1 warning\n$/);
 });

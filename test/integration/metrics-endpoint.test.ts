@@ -197,6 +197,36 @@ function listeningPorts(pid: number): number[] {
   return ports;
 }
 
+test('a rejected edit of etc/ shows on the status page with its file:line errors and in the reload metrics; a good one clears it', { timeout: 60_000 }, async () => {
+  const started = await scrape();
+  assert.equal(v(started, 'tsubame_config_last_reload_successful', {}), 1);
+  const startedAt = v(started, 'tsubame_config_last_reload_success_timestamp_seconds', {})!;
+  assert.ok(Math.abs(startedAt - Date.now() / 1000) < 600, `success timestamp ${startedAt}`);
+  assert.match(await statusPage(), /Configuration: last (loaded at the start|changed by [^<]+) <span[^>]*>[^<]*<\/span>, applied\./);
+
+  const good = mta.inst.read('etc/option.dat');
+  const before = Date.now() / 1000;
+  mta.inst.write('etc/option.dat', `${good}MAX_RECIPIENTS=many\n`);
+  const line = good.split('\n').length;
+  const rejected = await waitFor(async () => {
+    const m = await scrape();
+    return v(m, 'tsubame_config_last_reload_successful', {}) === 0 ? m : null;
+  }, { timeoutMs: 20_000, what: 'tsubame_config_last_reload_successful 0 after a broken edit' });
+  assert.ok(v(rejected, 'tsubame_config_last_reload_timestamp_seconds', {})! >= Math.floor(before));
+  assert.equal(v(rejected, 'tsubame_config_last_reload_success_timestamp_seconds', {}), startedAt, 'the configuration in force is the one applied before');
+  const page = await statusPage();
+  assert.match(page, /The last configuration change \(edit in etc\/, <span[^>]*>[^<]*<\/span>\) was not applied<\/strong>/);
+  assert.ok(page.includes(`${join(mta.root, 'etc', 'option.dat')}:${line}: error: MAX_RECIPIENTS`), page);
+
+  mta.inst.write('etc/option.dat', good);
+  const applied = await waitFor(async () => {
+    const m = await scrape();
+    return v(m, 'tsubame_config_last_reload_successful', {}) === 1 ? m : null;
+  }, { timeoutMs: 20_000, what: 'tsubame_config_last_reload_successful 1 after the edit is undone' });
+  assert.ok(v(applied, 'tsubame_config_last_reload_success_timestamp_seconds', {})! >= Math.floor(before));
+  assert.doesNotMatch(await statusPage(), /was not applied/);
+});
+
 test('without METRICS_PORT nothing listens; a reload turns it on (a port in use is logged, not fatal) and off', { timeout: 60_000 }, async () => {
   const other = await MtaInstance.create({ address: '127.0.13.2' });
   others.push(other);

@@ -41,6 +41,10 @@ test('start-msg when the port is taken: one line naming port and address, nothin
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr.trim(), `start-msg: port ${mta.port} on ${ADDRESS} is in use by another program`);
     assert.deepEqual(mta.runFiles(), []);
+    // The dispatcher exits before its log file had been opened: no stack trace ("sonic boom is not
+    // ready yet") on the console, and its one line in dispatcher.log.
+    assert.equal(mta.inst.read('log/console.log'), '');
+    assert.match(mta.inst.read('log/dispatcher.log'), new RegExp(`"msg":"port ${mta.port} on ${ADDRESS.replace(/\./g, '\\.')} is in use by another program"`));
     const status = await mta.imsimta(['process']);
     assert.equal(status.code, 1);
     assert.match(status.stderr, /not running/);

@@ -466,3 +466,20 @@ test('keywords that set typed fields: TLS sides, debug, periodic, pipelining, li
   const c = config.channelByName.get('tcp_tls')!;
   assert.deepEqual([c.tlsServer, c.tlsClient, c.pool, c.threadDepth, c.filesPerJob, c.addrsPerJob, c.mx], ['musttls', 'musttls', 'SMTP_POOL', 5, 20, 30, 'randommx']);
 });
+
+test('a blank line among the rewrite rules: one error at the blank line that says so, not errors about channels', () => {
+  const { diagnostics, where } = parse({
+    'etc/imta.cnf': lines(
+      'localhost   $U%localhost@localhost',
+      '.           $U%$H@tcp-daemon',
+      '',
+      '[]          $U%[$L]@tcp-daemon',
+      'example.com $U%$D@localhost',
+      '',
+      CHANNELS,
+    ),
+  });
+  assert.deepEqual(where, ['etc/imta.cnf:3: error']);
+  assert.match(diagnostics[0]!.message, /^blank line ends the rewrite rules; the lines after it are read as channel blocks, but line 4 \("\[\]\s+\$U%\[\$L\]@tcp-daemon"\) is a rewrite rule: remove the blank line/);
+  assert.doesNotMatch(diagnostics[0]!.message, /not a valid channel name|unknown channel keyword/);
+});

@@ -373,3 +373,12 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
     ['bob', [], false, true],
   ]);
 });
+
+test('localHostProblem: a fully qualified name is fine; a short one, set or the machine\'s, is a problem', async () => {
+  const { localHostProblem } = await import('../../src/config/option-dat.js');
+  assert.equal(localHostProblem('mail.example.com', 'vm'), null);
+  assert.equal(localHostProblem(undefined, 'mx1.example.org'), null);
+  assert.match(localHostProblem(undefined, 'vm')!, /^LOCAL_HOST is not set, and this machine's name "vm" is not a fully qualified domain name/);
+  assert.match(localHostProblem('mailhost', 'mx1.example.org')!, /^LOCAL_HOST "mailhost" is not a fully qualified domain name/);
+  assert.match(localHostProblem(undefined, 'localhost.localdomain')!, /"localhost\.localdomain"/);
+});

@@ -1,15 +1,24 @@
 // `imsimta cnbuild [--json]`: checks every configuration file and prints each error and warning
 // as `file:line: severity: message`. Exit 1 on any error. (Messaging Server compiles the files
 // here; tsubame reads them directly, so this is the check an operator runs before a reload.)
+// It also warns when the host name in use is not a fully qualified domain name (LOCAL_HOST unset
+// on a machine with a short name): the running instance works, but says that name to the world.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from '../args.js';
-import { resolveRoot } from '../../common/instance.js';
+import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfig } from '../../config/load.js';
-import { formatDiagnostic } from '../../config/types.js';
+import { localHostProblem } from '../../config/option-dat.js';
+import { formatDiagnostic, type Diagnostic } from '../../config/types.js';
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [], ['json']);
   const root = resolveRoot(args.values.get('root'));
   const { config, diagnostics } = loadInstanceConfig(root);
+  if (config) {
+    const warning = localHostWarning(instancePaths(root).optionDat, config.options.raw.LOCAL_HOST);
+    if (warning) diagnostics.push(warning);
+  }
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = diagnostics.length - errors;
   if (args.flags.has('json')) {
@@ -30,4 +39,19 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   return errors === 0 ? 0 : 1;
+}
+
+/** The LOCAL_HOST warning, at its line of option.dat (line 0 when it is not set). */
+function localHostWarning(optionDat: string, setting: string | undefined): Diagnostic | null {
+  const message = localHostProblem(setting, hostname());
+  if (!message) return null;
+  let line = 0;
+  if (setting !== undefined) {
+    try {
+      line = readFileSync(optionDat, 'utf8').split(/\r?\n/).findLastIndex((l) => /^\s*LOCAL_HOST\s*=/i.test(l)) + 1;
+    } catch {
+      /* line 0 */
+    }
+  }
+  return { file: optionDat, line, severity: 'warning', message };
 }

@@ -13,29 +13,10 @@ import { isValidUserName, listedAddressProblem, parseUsers, splitList } from '..
 import { UsersFileError, updateUsersFile } from '../../config/users-file.js';
 import { hashPassword, passwordProblem } from '../../directory/password-hash.js';
 
-export const PASSWD_USAGE = 'imsimta passwd USER [--addresses ADDR,ADDR…] [--admin|--no-admin] [--root DIR]';
 
-const HELP = `usage: ${PASSWD_USAGE}
-
-Sets USER's password in etc/users, adding the user (and the file, mode 0600) when missing.
-On a terminal the password is asked twice and not shown; otherwise it is read from standard
-input, alone on one line (for scripts). The rest of the file is kept as it is.
-
-  --addresses A,B   the addresses USER may send as besides USER@each local domain
-                    (replaces the list; --addresses '' empties it; default: keep it)
-  --admin           USER may send as any address
-  --no-admin        USER may not (default: keep what the file says)
-  --root DIR        the instance (default IMTA_ROOT, else the package directory)
-
-A running instance applies the change by itself within a second.
-`;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['addresses'], ['admin', 'no-admin', 'help', 'h']);
-  if (args.flags.has('help') || args.flags.has('h')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = parseArgs(argv, ['addresses'], ['admin', 'no-admin']);
   if (args.positionals.length !== 1) throw new UsageError(args.positionals.length === 0 ? 'passwd needs a user name' : 'passwd takes one user name');
   const name = args.positionals[0]!;
   if (!isValidUserName(name)) throw new UsageError(`"${name.slice(0, 80)}" is not a valid user name: letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64`);

@@ -12,6 +12,7 @@ import { requestJson } from '../../common/ipc-socket.js';
 import type { InstanceConfig } from '../../config/types.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import type { JobControllerRequest } from '../../job-controller/protocol.js';
+import { becomeQueueOwner } from '../service-user-start.js';
 import {
   QueueStore,
   queueStoreFor,
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   // The configuration only adds channel names and subdirs; a broken one must not lock the operator out of the queue.
   const { config, error } = await loadConfigIfPossible(root);
   if (error) warn(`configuration not loaded, working from the queue directories only: ${firstLine(error)}`);
+  becomeQueueOwner(paths, config?.options ?? null);
   const ctx: Context = { root, paths, config, store: queueStoreFor(paths, config), json: args.flags.has('json'), out: (t) => void process.stdout.write(t), warn };
   try {
     switch (sub.toLowerCase()) {

@@ -18,6 +18,7 @@ import { formatRfc5322Date } from '../../smtp-server/received-header.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import { parseSubmitArgs, composeSubmission, qualify } from '../../queue/local-submission.js';
 import { createIdGenerator } from '../../queue/message-id.js';
+import { becomeQueueOwner } from '../service-user-start.js';
 import { queueStoreFor, QueueWriteError, type EnvelopeDraft, type QueuedRecipient, type QueueRef } from '../../queue/index.js';
 
 const EX_TEMPFAIL = 75;
@@ -49,6 +50,9 @@ export async function main(argv: string[]): Promise<number> {
   if (submission.message.length > limits.maxMessageSize) {
     throw new CommandError(`message not queued: ${submission.message.length} octets is over the ${limits.maxMessageSize}-octet limit (MAX_MESSAGE_SIZE)`);
   }
+
+  // The sender is known (root's own); the queue files are the service user's to write.
+  becomeQueueOwner(paths, config.options);
 
   // Route every recipient; group the accepted ones by destination channel.
   const rewriter = compileRewriter(config.imta);
