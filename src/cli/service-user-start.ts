@@ -6,15 +6,20 @@
 // the job controller can read and rewrite what they write.
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { InstancePaths } from '../common/instance.js';
+import { packageRoot, type InstancePaths } from '../common/instance.js';
 import type { InstanceConfig } from '../config/types.js';
 import { checkInstanceAccess, giveDirectoriesTo } from '../common/instance-ownership.js';
 import { commandPath, lookupUser, missingUserMessage, serverUserName, switchUserArgs, type ServiceUser } from '../common/service-user.js';
 import { CommandError } from './errors.js';
 
-/** The user to switch to, after preparing the instance for it; null when no switch is due (not root, or SERVER_USER is root). */
+/**
+ * The user to switch to, after preparing the instance for it; null when no switch is due (not
+ * root, or SERVER_USER is root). When the service user cannot reach the instance or the program
+ * (a clone under /root, mode 0700), the instance still starts, as root, with a warning saying
+ * how to fix it: `npm start` on a fresh clone must work, and the warning names the risk.
+ */
 export function prepareServiceUser(paths: InstancePaths, config: InstanceConfig): ServiceUser | null {
   if (process.geteuid?.() !== 0) return null;
   const name = serverUserName(config.options.raw);
@@ -23,10 +28,15 @@ export function prepareServiceUser(paths: InstancePaths, config: InstanceConfig)
   if (user.uid === 0) return null;
   if (!commandPath('setpriv')) throw new CommandError(`setpriv (util-linux) is needed to run as the service user ${name}; install util-linux`);
   const atRoot = (file: string) => (isAbsolute(file) ? file : resolve(paths.root, file));
-  const readable = [paths.etc, paths.imtaCnf, paths.dispatcherCnf, paths.jobControllerCnf, paths.optionDat, paths.aliases, join(paths.etc, 'mappings')];
+  const readable = [paths.etc, paths.imtaCnf, paths.dispatcherCnf, paths.jobControllerCnf, paths.optionDat, paths.aliases, paths.mappings, paths.users];
   for (const file of [config.options.tlsKeyFile, config.options.tlsCertFile]) if (file) readable.push(atRoot(file));
   try {
-    checkInstanceAccess(paths, user, readable);
+    checkInstanceAccess(paths, user, readable, packageRoot);
+  } catch (err) {
+    process.stderr.write(`start-msg: warning: running as root: ${(err as Error).message} (or set SERVER_USER=root in etc/option.dat to run as root without this warning)\n`);
+    return null;
+  }
+  try {
     giveDirectoriesTo(paths, user);
   } catch (err) {
     throw new CommandError((err as Error).message);

@@ -27,19 +27,19 @@ function describe(path: string, st: Stats): string {
 }
 
 /**
- * Checks that `user` can reach the instance and read its configuration (`readable`: the files
- * it must read, e.g. etc/* and the TLS key). Throws the operator's line otherwise.
+ * Checks that `user` can reach the instance and the program (`programDir`, the package) and read
+ * the configuration (`readable`: the files it must read, e.g. etc/* and the TLS key). Throws the
+ * operator's line otherwise.
  */
-export function checkInstanceAccess(paths: InstancePaths, user: ServiceUser, readable: string[]): void {
-  for (let dir = paths.root; ; dir = dirname(dir)) {
-    const st = statSync(dir);
-    if (!canAccess(st, user, SEARCH)) {
-      throw new Error(
-        `the service user ${user.name} cannot reach ${describe(dir, st)}: allow it (chmod o+x ${dir}), put the instance (IMTA_ROOT) elsewhere, ` +
-          'or set SERVER_USER=root in etc/option.dat to run as root (not recommended)',
-      );
+export function checkInstanceAccess(paths: InstancePaths, user: ServiceUser, readable: string[], programDir: string): void {
+  for (const [start, what] of [[paths.root, 'the instance (IMTA_ROOT)'], [programDir, 'the program']] as const) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      const st = statSync(dir);
+      if (!canAccess(st, user, SEARCH)) {
+        throw new Error(`the service user ${user.name} cannot reach ${describe(dir, st)}: allow it (chmod o+x ${dir}) or put ${what} elsewhere`);
+      }
+      if (dirname(dir) === dir) break;
     }
-    if (dirname(dir) === dir) break;
   }
   for (const file of readable) {
     let st: Stats;

@@ -1,7 +1,8 @@
 // Writes etc/users for `imsimta passwd`: the new text goes to etc/.users.new, created
 // exclusively so it doubles as the lock (as vipw's /etc/ptmp: two runs at once cannot lose one
-// another's change), fsynced, given the old file's mode and owner (a new file: 0600, and as root
-// the owner of etc/, the instance's user), then renamed over etc/users and the directory fsynced.
+// another's change), fsynced, given the old file's mode and owner (a new file: 0600; made by root,
+// the owner of etc/ and, when the instance runs as a service user, 0640 in that user's group so
+// the server processes can read it), then renamed over etc/users and the directory fsynced.
 // A reader — the watcher, a server process starting — sees the old file or the new, never half.
 import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -19,7 +20,8 @@ export function usersTempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.new`);
 }
 
-export async function updateUsersFile(path: string, name: string, change: UserChange): Promise<UsersFileUpdate> {
+/** `serviceGid`: the group of the service user the instance runs as (a new file made by root is readable by it). */
+export async function updateUsersFile(path: string, name: string, change: UserChange, serviceGid: number | null = null): Promise<UsersFileUpdate> {
   const tmp = usersTempPath(path);
   let fh: FileHandle;
   try {
@@ -31,7 +33,7 @@ export async function updateUsersFile(path: string, name: string, change: UserCh
   }
   let renamed = false;
   try {
-    const old = await currentFile(path);
+    const old = await currentFile(path, serviceGid);
     const edit = applyUserChange(old.text, name, change);
     if (!edit.ok) throw new UsersFileError(`${path}: ${edit.error}`);
     await fh.writeFile(edit.text, 'utf8');
@@ -58,16 +60,18 @@ interface CurrentFile {
   owner: { uid: number; gid: number } | null;
 }
 
-async function currentFile(path: string): Promise<CurrentFile> {
+async function currentFile(path: string, serviceGid: number | null): Promise<CurrentFile> {
   try {
     const st = await stat(path);
     return { text: await readFile(path, 'utf8'), mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsersFileError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  // A new file: as root, it belongs to the instance's user (the owner of etc/), who runs the MTA.
+  // A new file: as root, it belongs to the owner of etc/, readable by the service user's group.
   const etc = await stat(dirname(path));
-  return { text: '', mode: 0o600, owner: process.getuid?.() === 0 ? { uid: etc.uid, gid: etc.gid } : null };
+  if (process.getuid?.() !== 0) return { text: '', mode: 0o600, owner: null };
+  if (serviceGid === null) return { text: '', mode: 0o600, owner: { uid: etc.uid, gid: etc.gid } };
+  return { text: '', mode: 0o640, owner: { uid: etc.uid, gid: serviceGid } };
 }
 
 async function keepOwner(fh: FileHandle, owner: CurrentFile['owner'], path: string): Promise<void> {

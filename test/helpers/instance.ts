@@ -50,11 +50,11 @@ export interface CliResult {
 }
 
 /** Runs bin/<command> as an operator would, with a deadline. */
-export function runCli(command: string, args: string[], opts: { root?: string; input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(command: string, args: string[], opts: { root?: string; input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; binDir?: string } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const env = { ...process.env, ...opts.env };
     if (opts.root) env.IMTA_ROOT = opts.root;
-    const child = spawn(join(binDir, command), args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(join(opts.binDir ?? binDir, command), args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

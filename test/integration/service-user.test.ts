@@ -7,11 +7,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { makeInstance, repoRoot, runCli, waitFor, freePort, type TestInstance } from '../helpers/instance.js';
 import { runTool } from './smtp-harness.js';
 import { lookupUser } from '../../src/common/service-user.js';
+import { canAccess } from '../../src/common/instance-ownership.js';
 
 const ADDRESS = '127.0.131.1';
 const PRIVILEGED_PORT = 25;
@@ -21,13 +23,34 @@ const asRoot = process.geteuid?.() === 0;
 const instances: TestInstance[] = [];
 after(async () => {
   for (const inst of instances) {
-    await runCli('stop-msg', ['--root', inst.root], { timeoutMs: 60_000, env: ENV }).catch(() => {});
+    await runCli('stop-msg', ['--root', inst.root], { timeoutMs: 60_000, env: ENV, binDir: BIN }).catch(() => {});
     inst.remove();
   }
 });
 
 // The test runner sets TSUBAME_SERVER_USER=root for the other tests; here the shipped default applies.
 const ENV = { TSUBAME_SERVER_USER: undefined };
+
+/**
+ * The program as the service user can run it: the repository's bin/ when the service user can
+ * reach it, else a copy in a temporary directory (a checkout under /root, mode 0700, is not).
+ */
+function reachableBinDir(): string {
+  const user = lookupUser('tsubame')!;
+  let reachable = true;
+  for (let dir = repoRoot; ; dir = dirname(dir)) {
+    if (!canAccess(statSync(dir), user, 1)) reachable = false;
+    if (dirname(dir) === dir) break;
+  }
+  if (reachable) return join(repoRoot, 'bin');
+  const copy = mkdtempSync(join(tmpdir(), 'tsubame-program-'));
+  chmodSync(copy, 0o755);
+  for (const part of ['bin', 'dist', 'node_modules', 'package.json']) cpSync(join(repoRoot, part), join(copy, part), { recursive: true });
+  after(() => rmSync(copy, { recursive: true, force: true }));
+  return join(copy, 'bin');
+}
+/** Set once the service user exists (as root). */
+let BIN = join(repoRoot, 'bin');
 
 const IMTA_CNF = `! service user test
 mx.owner.test        $U%mx.owner.test@mx.owner.test
@@ -48,7 +71,7 @@ function statusOf(pid: number): { uid: number; capEff: bigint } {
 }
 
 async function processes(root: string): Promise<Array<{ role: string; pid: number }>> {
-  const r = await runCli('imsimta', ['process', '--json', '--root', root], { env: ENV });
+  const r = await runCli('imsimta', ['process', '--json', '--root', root], { env: ENV, binDir: BIN });
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { role: string; pid: number });
 }
@@ -71,7 +94,7 @@ test('started as root, every long-running process runs as the service user; file
     const port = await freePort(ADDRESS);
     const inst = makeInstance({ files: { 'etc/imta.cnf': IMTA_CNF, 'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${ADDRESS}\n` } });
     instances.push(inst);
-    const r = await runCli('start-msg', ['--root', inst.root], { env: ENV });
+    const r = await runCli('start-msg', ['--root', inst.root], { env: ENV, binDir: BIN });
     assert.equal(r.code, 0, r.stderr);
     for (const p of await processes(inst.root)) assert.equal(statusOf(p.pid).uid, process.getuid!(), `${p.role} ${p.pid}`);
     return;
@@ -81,6 +104,7 @@ test('started as root, every long-running process runs as the service user; file
   execFileSync('bash', [join(repoRoot, 'scripts', 'ensure-installed.sh')], { stdio: 'ignore' });
   const user = lookupUser('tsubame');
   assert.ok(user, 'scripts/ensure-installed.sh creates the user tsubame');
+  BIN = reachableBinDir();
   assert.notEqual(user.uid, 0);
 
   const inst = makeInstance({
@@ -101,14 +125,19 @@ test('started as root, every long-running process runs as the service user; file
   chownSync(join(root, 'mailbox', 'bob'), 65534, user.gid);
   chmodSync(join(root, 'mailbox', 'bob'), 0o2770);
 
-  // mkdtemp made the instance directory 0700: the service user could not reach it.
-  const refused = await runCli('start-msg', ['--root', root], { env: ENV });
-  assert.notEqual(refused.code, 0);
-  assert.match(refused.stderr, /^start-msg: the service user tsubame cannot reach .*\(mode 0700, owner uid 0.*\n$/);
-  assert.doesNotMatch(refused.stderr, /^\s+at /m);
+  // mkdtemp made the instance directory 0700: the service user cannot reach it, so the instance
+  // runs as root, saying why and how to fix it.
+  const unreachable = await runCli('start-msg', ['--root', root], { env: ENV, binDir: BIN, timeoutMs: 60_000 });
+  assert.equal(unreachable.code, 0, unreachable.stderr);
+  assert.match(unreachable.stderr, /^start-msg: warning: running as root: the service user tsubame cannot reach .*\(mode 0700, owner uid 0.*\n$/);
+  assert.doesNotMatch(unreachable.stderr, /^\s+at /m);
+  const rootRows = await processes(root);
+  assert.ok(rootRows.length >= 4);
+  for (const r of rootRows) assert.equal(statusOf(r.pid).uid, 0, `${r.role} runs as root when the service user cannot reach the instance`);
+  assert.equal((await runCli('stop-msg', ['--root', root], { env: ENV, binDir: BIN, timeoutMs: 60_000 })).code, 0);
   chmodSync(root, 0o755);
 
-  const started = await runCli('start-msg', ['--root', root], { env: ENV, timeoutMs: 60_000 });
+  const started = await runCli('start-msg', ['--root', root], { env: ENV, binDir: BIN, timeoutMs: 60_000 });
   assert.equal(started.code, 0, started.stderr);
 
   const rows = await processes(root);
@@ -149,7 +178,7 @@ test('started as root, every long-running process runs as the service user; file
   assert.equal(bobFile.mode & 0o777, 0o640, 'readable by the mailbox group');
 
   // A message that waits in the queue (the smart host refuses connections): the service user's, 0600.
-  const submitted = await runCli('imsimta', ['submit', '--root', root, 'someone@remote.test'], { env: ENV, input: 'Subject: waits\n\nbody\n' });
+  const submitted = await runCli('imsimta', ['submit', '--root', root, 'someone@remote.test'], { env: ENV, binDir: BIN, input: 'Subject: waits\n\nbody\n' });
   assert.equal(submitted.code, 0, submitted.stderr);
   const queued = await waitFor(() => {
     const dir = join(root, 'queue', 'tcp_local');
@@ -162,13 +191,13 @@ test('started as root, every long-running process runs as the service user; file
 
   // A reload that adds a port below 1024: the dispatcher binds it (CAP_NET_BIND_SERVICE kept).
   inst.write('etc/dispatcher.cnf', `[SERVICE=SMTP]\nPORT=${PRIVILEGED_PORT},${SECOND_PRIVILEGED_PORT}\nINTERFACE_ADDRESS=${ADDRESS}\nMIN_PROCS=1\n`);
-  const reload = await runCli('imsimta', ['reload', '--root', root], { env: ENV, timeoutMs: 60_000 });
+  const reload = await runCli('imsimta', ['reload', '--root', root], { env: ENV, binDir: BIN, timeoutMs: 60_000 });
   assert.equal(reload.code, 0, reload.stdout + reload.stderr);
   const second = await runTool('/usr/bin/swaks', ['--server', `${ADDRESS}:${SECOND_PRIVILEGED_PORT}`, '--timeout', '10', '--hide-all', '--from', 'sender@client.test', '--to', 'joe@mx.owner.test']);
   assert.equal(second.code, 0, second.stdout + second.stderr);
   await waitFor(() => delivered('joe').length === 2, { timeoutMs: 20_000, what: 'delivery through the reloaded port' });
 
-  const stopped = await runCli('stop-msg', ['--root', root], { env: ENV, timeoutMs: 60_000 });
+  const stopped = await runCli('stop-msg', ['--root', root], { env: ENV, binDir: BIN, timeoutMs: 60_000 });
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.equal(readFileSync(join(root, 'log', 'console.log'), 'utf8'), '', 'nothing on the console');
 });
@@ -185,7 +214,7 @@ test('start-msg --foreground as root (npm start): the watcher and its parts run 
   instances.push(inst);
   chmodSync(inst.root, 0o755);
   const expectedUid = asRoot ? lookupUser('tsubame')!.uid : process.getuid!();
-  const child = spawn(join(repoRoot, 'bin', 'start-msg'), ['--foreground', '--root', inst.root], { env: { ...process.env, TSUBAME_SERVER_USER: undefined } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(join(BIN, 'start-msg'), ['--foreground', '--root', inst.root], { env: { ...process.env, TSUBAME_SERVER_USER: undefined } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -12,6 +12,8 @@ import { formatDiagnostic, type Diagnostic } from '../../config/types.js';
 import { isValidUserName, listedAddressProblem, parseUsers, splitList } from '../../config/users.js';
 import { UsersFileError, updateUsersFile } from '../../config/users-file.js';
 import { hashPassword, passwordProblem } from '../../directory/password-hash.js';
+import { loadInstanceConfig } from '../../config/load.js';
+import { lookupUser, serverUserName } from '../../common/service-user.js';
 
 
 
@@ -36,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let update;
   try {
-    update = await updateUsersFile(file, name, { hash, addresses, admin });
+    update = await updateUsersFile(file, name, { hash, addresses, admin }, serviceGroup(root));
   } catch (err) {
     if (err instanceof UsersFileError) throw new CommandError(err.message);
     throw err;
@@ -52,6 +54,14 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** As root: the group of the service user the instance runs as (option.dat SERVER_USER), if it is not root. */
+function serviceGroup(root: string): number | null {
+  if (process.getuid?.() !== 0) return null;
+  const { config } = loadInstanceConfig(root);
+  const user = lookupUser(serverUserName(config?.options.raw ?? {}));
+  return user && user.uid !== 0 ? user.gid : null;
 }
 
 async function readPassword(): Promise<string> {
