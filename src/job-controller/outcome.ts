@@ -37,8 +37,17 @@ export interface AppliedOutcome {
 
 /** Status given to recipients returned because the last notices age passed. */
 export function expiredStatus(lastStatus: string | null, ageMs: number): string {
-  const days = Math.round((ageMs / 86_400_000) * 10) / 10;
-  return `4.4.7 message expired after ${days} days in the queue${lastStatus ? `; last error: ${lastStatus}` : ''}`;
+  return `4.4.7 message expired after ${describeAge(ageMs)} in the queue${lastStatus ? `; last error: ${lastStatus}` : ''}`;
+}
+
+/** A message age in the unit that suits it: `40 seconds`, `25 minutes`, `6 hours`, `1.5 days`. */
+export function describeAge(ageMs: number): string {
+  const unit = (n: number, name: string) => `${n} ${name}${n === 1 ? '' : 's'}`;
+  const ms = Math.max(0, ageMs);
+  if (ms < 60_000) return unit(Math.round(ms / 1000), 'second');
+  if (ms < 3_600_000) return unit(Math.round(ms / 60_000), 'minute');
+  if (ms < 86_400_000) return unit(Math.round(ms / 360_000) / 10, 'hour');
+  return unit(Math.round(ms / 8_640_000) / 10, 'day');
 }
 
 export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: OutcomePolicy): AppliedOutcome {
