@@ -14,6 +14,7 @@ import type { DeliveryResolver } from './resolver.js';
 import type { DeliverySettings } from './settings.js';
 import { ConnectError, openSession, type RcptDsn, type SendOutcome, type SessionLogger, type SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
+import { hasUtf8Address, needsContent, planContent, type ContentNeeds } from './eight-bit.js';
 
 export interface EngineContext {
   channel: Channel;
@@ -422,13 +423,38 @@ async function runTransaction(
     return { broken: null, overflow: [] };
   }
   const env = item.envelope;
+  const from = ctx.channel.senderRewrite ?? env.from;
+  const byCode = (code: number): RecipientResult => (code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred');
+  // 8-bit content and UTF-8 envelopes only where the server offered them (eight-bit.ts).
+  const needs: ContentNeeds = {
+    declared8Bit: env.mailParams.body === '8BITMIME' || env.mailParams.body === 'BINARYMIME',
+    smtpUtf8: Boolean(env.mailParams.smtputf8),
+    utf8Envelope: hasUtf8Address([from, ...rcpts.map((r) => r.rcptTo)]),
+  };
+  const offers = { eightBitMime: session.extensions.includes('8BITMIME'), smtpUtf8: session.extensions.includes('SMTPUTF8') };
+  let whole = Buffer.isBuffer(body) ? body : null;
+  if (!whole && needsContent(needs, offers)) {
+    try {
+      whole = await readAll(body as Readable);
+    } catch (err) {
+      for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
+      return { broken: null, overflow: [] };
+    }
+  }
+  const plan = planContent(needs, offers, whole, host);
+  if (plan.kind === 'refuse') {
+    if (!Buffer.isBuffer(body)) body.destroy();
+    for (const r of rcpts) decide(r, byCode(Number(plan.status.slice(0, 3))), plan.status, host);
+    return { broken: null, overflow: [] };
+  }
   const outcome: SendOutcome = await session.send({
-    from: ctx.channel.senderRewrite ?? env.from,
+    from,
     to: rcpts.map((r) => r.rcptTo),
-    body,
+    body: plan.message ?? whole ?? body,
     ret: env.mailParams.ret,
     envid: env.mailParams.envid,
-    use8BitMime: env.mailParams.body === '8BITMIME',
+    use8BitMime: plan.use8BitMime,
+    smtpUtf8: plan.smtpUtf8,
     rcptDsn: new Map(rcpts.map((r) => [r.rcptTo, r.dsn])),
   });
   ctx.stats.transactions++;
@@ -440,7 +466,6 @@ async function runTransaction(
   const rejected = new Map(outcome.rejected.map((x) => [x.recipient, x]));
   const someAccepted = outcome.kind === 'sent' && outcome.accepted.length > 0;
   const overflow: number[] = [];
-  const byCode = (code: number): RecipientResult => (code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred');
   for (const r of rcpts) {
     const rej = rejected.get(r.rcptTo);
     if (rej && someAccepted && rej.code === 452 && rej.command === 'RCPT TO' && /too many recipients|4\.5\.3/i.test(rej.reply) && r.overflows < 5) {
@@ -455,6 +480,13 @@ async function runTransaction(
     }
   }
   return { broken: null, overflow };
+}
+
+/** A streamed message read whole (only to convert it for a server without 8BITMIME or SMTPUTF8). */
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer));
+  return Buffer.concat(chunks);
 }
 
 /**

@@ -60,6 +60,8 @@ export interface SendRequest {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   use8BitMime?: boolean;
+  /** Give SMTPUTF8 at MAIL (nodemailer adds it by itself only for UTF-8 addresses). */
+  smtpUtf8?: boolean;
   rcptDsn?: Map<string, RcptDsn>;
 }
 
@@ -121,6 +123,7 @@ export class SmtpSession {
     const envelope: Record<string, unknown> = { from: req.from, to: req.to, use8BitMime: req.use8BitMime };
     if (dsnWanted) envelope.dsn = { ret: req.ret ?? null, envid: req.envid ?? null, notify: null, orcpt: null };
     this.installRcptDsn(req.rcptDsn);
+    this.installMailParameters(Boolean(req.smtpUtf8));
     this.installDataTimeout();
     const outcome = await new Promise<SendOutcome>((resolve) => {
       if (!Buffer.isBuffer(req.body)) {
@@ -229,6 +232,18 @@ export class SmtpSession {
         dsn.orcpt = d?.orcpt ?? null;
       }
       return original.call(this, recipient, cb);
+    };
+  }
+
+  /** SMTPUTF8 on MAIL when the message was given it, also for an all-ASCII envelope (RFC 6531 §3.4). */
+  private installMailParameters(smtpUtf8: boolean): void {
+    const c = this.conn;
+    const original = c.__sendCommandOriginal ?? c._sendCommand;
+    if (typeof original !== 'function') return;
+    c.__sendCommandOriginal = original;
+    c._sendCommand = function (this: Conn, command: string, ...rest: unknown[]) {
+      const line = smtpUtf8 && /^MAIL FROM:/i.test(command) && !/ SMTPUTF8(?: |$)/i.test(command) ? `${command} SMTPUTF8` : command;
+      return original.call(this, line, ...rest);
     };
   }
 
