@@ -34,7 +34,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
       const dir = join(mailboxRoot, user);
       try {
         await ensureMaildir(dir);
-        const header = `Return-Path: <${item.envelope.from}>\r\nDelivered-To: ${address}\r\n`;
+        const header = `Return-Path: <${item.envelope.from}>\nDelivered-To: ${address}\n`;
         await deliverToMaildir(dir, localHost, header, await ctx.openBody(item.ref.path));
         delivered.push(user);
       } catch (err) {
