@@ -15,11 +15,14 @@ import type { DeliverySettings } from './settings.js';
 import { ConnectError, openSession, type RcptDsn, type SendOutcome, type SessionLogger, type SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
 import { hasUtf8Address, needsContent, planContent, type ContentNeeds } from './eight-bit.js';
+import { headerFacts, headerSectionOf, peekHeader, tooManyHops } from './loop-check.js';
 
 export interface EngineContext {
   channel: Channel;
   /** EHLO name (option.dat LOCAL_HOST). */
   localName: string;
+  /** More Received: lines than this: the message is looping and is returned (option.dat MAX_HOPS). */
+  hopLimit: number;
   settings: DeliverySettings;
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
@@ -420,6 +423,23 @@ async function runTransaction(
     body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
   } catch (err) {
     for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
+    return { broken: null, overflow: [] };
+  }
+  // A message that has been through too many hops is looping: returned, not sent once more.
+  let header: Buffer;
+  if (Buffer.isBuffer(body)) header = headerSectionOf(body);
+  else {
+    try {
+      ({ header, stream: body } = await peekHeader(body));
+    } catch (err) {
+      for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
+      return { broken: null, overflow: [] };
+    }
+  }
+  const loop = tooManyHops(headerFacts(header), ctx.hopLimit);
+  if (loop) {
+    if (!Buffer.isBuffer(body)) body.destroy();
+    for (const r of rcpts) decide(r, 'failed', loop, null);
     return { broken: null, overflow: [] };
   }
   const env = item.envelope;

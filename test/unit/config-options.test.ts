@@ -357,3 +357,11 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   assert.equal(config.imta.channelByName.get('tcp_local')!.officialHost, 'mail.example.com');
   assert.deepEqual(config.aliases.get('team'), ['alice', 'bob', 'carol']);
 });
+
+test('MAX_HOPS: the Received: line limit of looping mail, 50 by default; not a positive whole number is an error at its line', () => {
+  assert.equal(parseOptionDat(null, []).hopLimit, 50);
+  assert.equal(options(lines('MAX_HOPS=30')).config.hopLimit, 30);
+  const bad = options(lines('!', 'MAX_HOPS=0'));
+  assert.deepEqual(bad.where, ['etc/option.dat:2: error']);
+  assert.equal(bad.config.hopLimit, 50);
+});
