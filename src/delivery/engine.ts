@@ -100,8 +100,8 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
       if (!seen.has(key)) seen.set(key, id);
     }
   });
-  const decide = (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => {
-    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost };
+  const decide = (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null) => {
+    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
   };
 
   // 2. Destinations, all looked up at once (SMTPfeed §3.5).
@@ -413,7 +413,7 @@ async function runTransaction(
   items: DeliveryItem[],
   byId: Map<number, Rcpt>,
   ctx: EngineContext,
-  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => void,
+  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null) => void,
 ): Promise<{ broken: string | null; overflow: number[] }> {
   const item = items[tx.message]!;
   const rcpts = tx.recipients.map((id) => byId.get(id)!);
@@ -464,7 +464,7 @@ async function runTransaction(
   const plan = planContent(needs, offers, whole, host);
   if (plan.kind === 'refuse') {
     if (!Buffer.isBuffer(body)) body.destroy();
-    for (const r of rcpts) decide(r, byCode(Number(plan.status.slice(0, 3))), plan.status, host);
+    for (const r of rcpts) decide(r, byCode(Number(plan.status.slice(0, 3))), plan.status, host, session.tls);
     return { broken: null, overflow: [] };
   }
   const outcome: SendOutcome = await session.send({
@@ -492,11 +492,11 @@ async function runTransaction(
       r.overflows++;
       overflow.push(r.id);
     } else if (rej) {
-      decide(r, byCode(rej.code), `${rej.reply} (in reply to ${rej.command})`, host);
+      decide(r, byCode(rej.code), `${rej.reply} (in reply to ${rej.command})`, host, session.tls);
     } else if (outcome.kind === 'sent') {
-      decide(r, 'delivered', outcome.reply, host);
+      decide(r, 'delivered', outcome.reply, host, session.tls);
     } else {
-      decide(r, byCode(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host);
+      decide(r, byCode(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host, session.tls);
     }
   }
   return { broken: null, overflow };

@@ -1,14 +1,14 @@
 // The fields of delivery status notifications from a running instance, read back with a real
 // parser (mailparser): ENVID and ORCPT decoded once, a UTF-8 recipient typed utf-8 in a
 // message/global-delivery-status, Remote-MTA naming the MX host, the expiry text of a notices
-// period under a day.
+// period under a day; and the TLS of outbound sessions in mail.log's D, Q and R records.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { startDnsServer, startSmtpPeer, type SimDns, type SmtpPeer } from '../helpers/sim-internet.js';
 import type { MtaInstance } from '../helpers/running-instance.js';
-import { LOCAL_HOST, createJcInstance, startMta, mailboxFiles, sendMessages, waitFor } from './job-controller-harness.js';
+import { LOCAL_HOST, createJcInstance, startMta, mailLog, mailboxFiles, sendMessages, waitFor } from './job-controller-harness.js';
 
 const ADDRESS = '127.0.7.81';
 const PEER = '127.0.7.91';
@@ -88,4 +88,20 @@ test('DSN: the expiry text of a notices period under a day says seconds (it said
   assert.equal(rcpt!['status'], '4.4.7');
   assert.match(rcpt!['diagnostic-code'] ?? '', /message expired after \d+ seconds in the queue; last error: 451 4\.3\.0 try again later/);
   assert.doesNotMatch(rcpt!['diagnostic-code'] ?? '', /days/);
+});
+
+test('mail.log: D, Q and R records of TLS sessions carry the protocol, cipher and certificate trust (tls=…)', async () => {
+  await sendMessages(ADDRESS, mta.port, [{ from: 'alice@localhost', to: ['someone@remote.test'], subject: 'tls-log' }]);
+  const d = await waitFor(() => mailLog(mta).find((r) => r.event === 'D' && r.recipient === 'someone@remote.test'), { what: 'the D record' });
+  assert.match(d.tls ?? '', /^TLSv1\.[23]\/[A-Z0-9_-]+\/Untrusted$/, 'the self-signed certificate of the peer is not verified');
+  assert.match(d.status, new RegExp(`^250 .*\\(${MX.replace(/\./g, '\\.')}\\[${PEER.replace(/\./g, '\\.')}\\]:\\d+\\)$`), 'the status itself is unchanged');
+  const line = readFileSync(`${mta.root}/log/mail.log`, 'utf8').split('\n').find((l) => / D \S+ .* someone@remote\.test /.test(l));
+  assert.match(line ?? '', / tls=TLSv1\.[23]\/\S+\/Untrusted$/, 'one token at the end of the line');
+  const q = mailLog(mta).find((r) => r.event === 'Q' && r.recipient === 'slow@remote.test');
+  assert.match(q?.tls ?? '', /^TLSv1\.[23]\//, 'a deferral too');
+  const r = mailLog(mta).find((x) => x.event === 'R' && x.recipient === 'nobody@remote.test');
+  assert.match(r?.tls ?? '', /^TLSv1\.[23]\//, 'a return too');
+  const local = mailLog(mta).find((x) => x.event === 'D' && x.destination === 'l');
+  assert.ok(local, 'a local delivery');
+  assert.equal(local!.tls, undefined, 'no TLS token where there was no TLS');
 });
