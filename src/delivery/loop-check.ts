@@ -83,5 +83,8 @@ export async function peekHeader(stream: NodeJS.ReadableStream): Promise<{ heade
       await it.return?.();
     }
   };
-  return { header: headerSectionOf(first), stream: Readable.from(rest(), { objectMode: false }) };
+  const whole = Readable.from(rest(), { objectMode: false });
+  // Destroyed before it was read, the generator never runs its finally: close the source here too.
+  whole.once('close', () => (stream as Partial<Readable>).destroy?.());
+  return { header: headerSectionOf(first), stream: whole };
 }

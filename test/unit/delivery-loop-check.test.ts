@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { waitFor } from '../helpers/instance.js';
 import { forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops } from '../../src/delivery/loop-check.js';
 
 const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.example (hop${i}.example [192.0.2.${i % 250}])\r\n\tby next.example; Mon, 7 Dec 2026 10:00:00 +0000\r\n`).join('');
@@ -31,4 +32,11 @@ test('peekHeader: the header of a stream that arrives in small pieces, and every
   const again: Buffer[] = [];
   for await (const c of stream) again.push(c as Buffer);
   assert.deepEqual(Buffer.concat(again), message);
+});
+
+test('peekHeader: the stream given back, destroyed unread, closes the source (no file left open)', async () => {
+  const source = Readable.from([Buffer.from('Subject: x\r\n\r\n'), Buffer.from('body\r\n')]);
+  const { stream } = await peekHeader(source);
+  stream.destroy();
+  await waitFor(() => source.destroyed, { timeoutMs: 2000, what: 'the source to be destroyed' });
 });
