@@ -1,7 +1,8 @@
 // The SMTP/LMTP delivery engine of a channel job: for a batch of messages it resolves every
 // destination in parallel, plans transactions by host (planner.ts), runs hosts in parallel with
 // one connection each, fails over down the MX lists (re-planning so that backup MXs piggyback),
-// and turns every reply into a per-recipient outcome.
+// and turns every reply into a per-recipient outcome. Before each transaction the message is
+// checked for a loop (too many hops) and fitted to what the server offered (8BITMIME, SMTPUTF8).
 import type { Readable } from 'node:stream';
 import type { Channel } from '../config/types.js';
 import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from '../channels/types.js';
@@ -418,63 +419,21 @@ async function runTransaction(
   const item = items[tx.message]!;
   const rcpts = tx.recipients.map((id) => byId.get(id)!);
   const host = describeHost(session.target);
-  let body: Readable | Buffer;
-  try {
-    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
-  } catch (err) {
-    for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
-    return { broken: null, overflow: [] };
-  }
-  // A message that has been through too many hops is looping: returned, not sent once more.
-  let header: Buffer;
-  if (Buffer.isBuffer(body)) header = headerSectionOf(body);
-  else {
-    try {
-      ({ header, stream: body } = await peekHeader(body));
-    } catch (err) {
-      for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
-      return { broken: null, overflow: [] };
-    }
-  }
-  const loop = tooManyHops(headerFacts(header), ctx.hopLimit);
-  if (loop) {
-    if (!Buffer.isBuffer(body)) body.destroy();
-    for (const r of rcpts) decide(r, 'failed', loop, null);
-    return { broken: null, overflow: [] };
-  }
   const env = item.envelope;
   const from = ctx.channel.senderRewrite ?? env.from;
-  const byCode = (code: number): RecipientResult => (code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred');
-  // 8-bit content and UTF-8 envelopes only where the server offered them (eight-bit.ts).
-  const needs: ContentNeeds = {
-    declared8Bit: env.mailParams.body === '8BITMIME' || env.mailParams.body === 'BINARYMIME',
-    smtpUtf8: Boolean(env.mailParams.smtputf8),
-    utf8Envelope: hasUtf8Address([from, ...rcpts.map((r) => r.rcptTo)]),
-  };
-  const offers = { eightBitMime: session.extensions.includes('8BITMIME'), smtpUtf8: session.extensions.includes('SMTPUTF8') };
-  let whole = Buffer.isBuffer(body) ? body : null;
-  if (!whole && needsContent(needs, offers)) {
-    try {
-      whole = await readAll(body as Readable);
-    } catch (err) {
-      for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
-      return { broken: null, overflow: [] };
-    }
-  }
-  const plan = planContent(needs, offers, whole, host);
-  if (plan.kind === 'refuse') {
-    if (!Buffer.isBuffer(body)) body.destroy();
-    for (const r of rcpts) decide(r, byCode(Number(plan.status.slice(0, 3))), plan.status, host, session.tls);
+  const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
+  if (!prepared.ok) {
+    for (const r of rcpts) decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? session.tls : null);
     return { broken: null, overflow: [] };
   }
   const outcome: SendOutcome = await session.send({
     from,
     to: rcpts.map((r) => r.rcptTo),
-    body: plan.message ?? whole ?? body,
+    body: prepared.body,
     ret: env.mailParams.ret,
     envid: env.mailParams.envid,
-    use8BitMime: plan.use8BitMime,
-    smtpUtf8: plan.smtpUtf8,
+    use8BitMime: prepared.use8BitMime,
+    smtpUtf8: prepared.smtpUtf8,
     rcptDsn: new Map(rcpts.map((r) => [r.rcptTo, r.dsn])),
   });
   ctx.stats.transactions++;
@@ -492,14 +451,65 @@ async function runTransaction(
       r.overflows++;
       overflow.push(r.id);
     } else if (rej) {
-      decide(r, byCode(rej.code), `${rej.reply} (in reply to ${rej.command})`, host, session.tls);
+      decide(r, resultOf(rej.code), `${rej.reply} (in reply to ${rej.command})`, host, session.tls);
     } else if (outcome.kind === 'sent') {
       decide(r, 'delivered', outcome.reply, host, session.tls);
     } else {
-      decide(r, byCode(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host, session.tls);
+      decide(r, resultOf(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host, session.tls);
     }
   }
   return { broken: null, overflow };
+}
+
+function resultOf(code: number): RecipientResult {
+  return code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred';
+}
+
+type Prepared =
+  | { ok: true; body: Readable | Buffer; use8BitMime: boolean; smtpUtf8: boolean }
+  /** Not sent: every recipient of the transaction gets this; `byServer` when it is for what the server lacks. */
+  | { ok: false; result: RecipientResult; status: string; byServer: boolean };
+
+/**
+ * The queued message made ready for this session: read (a buffer, or a stream whose header is
+ * peeked), returned when it is looping (too many hops), and its 8-bit content and UTF-8 envelope
+ * fitted to what the server offered (eight-bit.ts: as it is, converted to 7 bits, or refused).
+ */
+async function prepareMessage(item: DeliveryItem, from: string, to: string[], session: SmtpSession, ctx: EngineContext): Promise<Prepared> {
+  const unreadable = (err: unknown): Prepared => ({ ok: false, result: 'deferred', status: `451 4.3.0 could not read the queued message: ${(err as Error).message}`, byServer: false });
+  let body: Readable | Buffer;
+  let header: Buffer;
+  try {
+    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
+    if (Buffer.isBuffer(body)) header = headerSectionOf(body);
+    else ({ header, stream: body } = await peekHeader(body));
+  } catch (err) {
+    return unreadable(err);
+  }
+  const giveUp = (p: Prepared): Prepared => {
+    if (!Buffer.isBuffer(body)) body.destroy();
+    return p;
+  };
+  const loop = tooManyHops(headerFacts(header), ctx.hopLimit);
+  if (loop) return giveUp({ ok: false, result: 'failed', status: loop, byServer: false });
+  const env = item.envelope;
+  const needs: ContentNeeds = {
+    declared8Bit: env.mailParams.body === '8BITMIME' || env.mailParams.body === 'BINARYMIME',
+    smtpUtf8: Boolean(env.mailParams.smtputf8),
+    utf8Envelope: hasUtf8Address([from, ...to]),
+  };
+  const offers = { eightBitMime: session.extensions.includes('8BITMIME'), smtpUtf8: session.extensions.includes('SMTPUTF8') };
+  let whole = Buffer.isBuffer(body) ? body : null;
+  if (!whole && needsContent(needs, offers)) {
+    try {
+      whole = await readAll(body as Readable);
+    } catch (err) {
+      return giveUp(unreadable(err));
+    }
+  }
+  const plan = planContent(needs, offers, whole, describeHost(session.target));
+  if (plan.kind === 'refuse') return giveUp({ ok: false, result: resultOf(Number(plan.status.slice(0, 3))), status: plan.status, byServer: true });
+  return { ok: true, body: plan.message ?? whole ?? body, use8BitMime: plan.use8BitMime, smtpUtf8: plan.smtpUtf8 };
 }
 
 /** A streamed message read whole (only to convert it for a server without 8BITMIME or SMTPUTF8). */
