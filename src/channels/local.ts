@@ -12,7 +12,13 @@ import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, Recip
 import { instancePaths } from '../common/instance.js';
 import { expandLocal, isSafeUser, type LocalTarget } from '../delivery/local-aliases.js';
 import { deliverToMaildir, ensureMaildir } from '../delivery/maildir.js';
-import { forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops, type HeaderFacts } from '../delivery/loop-check.js';
+import { deliveredBefore, forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops, type HeaderFacts } from '../delivery/loop-check.js';
+
+/** A queued message as the channel uses it: what its header says, and its bytes for each mailbox. */
+interface LoadedMessage {
+  facts: HeaderFacts;
+  body(): Promise<Buffer | NodeJS.ReadableStream>;
+}
 
 export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
   const mailboxRoot = instancePaths(ctx.root).mailbox;
@@ -21,7 +27,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
   const mailboxExists = (user: string) => isSafeUser(user) && isDirectory(join(mailboxRoot, user));
 
   /** The message read once per item: whole when small, else its header now and a new stream per mailbox. */
-  const load = async (item: DeliveryItem): Promise<{ facts: HeaderFacts; body: () => Promise<Buffer | NodeJS.ReadableStream> }> => {
+  const load = async (item: DeliveryItem): Promise<LoadedMessage> => {
     const path = item.ref.path;
     const first = ctx.readMessage ? await ctx.readMessage(path) : await ctx.openBody(path);
     if (Buffer.isBuffer(first)) return { facts: headerFacts(headerSectionOf(first)), body: async () => first };
@@ -30,7 +36,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     return { facts: headerFacts(peeked.header), body: () => ctx.openBody(path) };
   };
 
-  const deliverRecipient = async (item: DeliveryItem, address: string, message: Awaited<ReturnType<typeof load>>): Promise<RecipientOutcome> => {
+  const deliverRecipient = async (item: DeliveryItem, address: string, message: LoadedMessage): Promise<RecipientOutcome> => {
     const at = address.lastIndexOf('@');
     const localPart = at > 0 ? address.slice(0, at) : address;
     const outcome = (result: RecipientOutcome['result'], status: string): RecipientOutcome => ({ address, result, status, remoteHost: null });
@@ -46,9 +52,8 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     if (reached.length === 0 && !discarded) return outcome('failed', `550 5.1.1 <${address}>: user unknown`);
     // A user the message was delivered to before (under any of this host's names) does not get it again.
     const domain = at > 0 ? address.slice(at + 1).toLowerCase() : '';
-    const seenBefore = (user: string) => [domain, ...localDomains].some((d) => d && message.facts.deliveredTo.has(`${user}@${d}`.toLowerCase()));
-    const mailboxes = reached.filter((u) => !seenBefore(u));
-    const looping = reached.filter(seenBefore);
+    const looping = deliveredBefore(message.facts, reached, [domain, ...localDomains]);
+    const mailboxes = reached.filter((u) => !looping.includes(u));
     if (mailboxes.length === 0 && looping.length > 0 && !discarded) return outcome('failed', `554 5.4.6 mail forwarding loop for <${looping[0]}@${domain || localHost}> (via <${address}>)`);
     const delivered: string[] = [];
     for (const user of mailboxes) {
@@ -81,7 +86,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
         const recipients: RecipientOutcome[] = [];
         const pending = item.envelope.recipients.filter((r) => r.state === 'pending');
         const each = (status: string, result: RecipientOutcome['result']) => pending.map((r): RecipientOutcome => ({ address: r.address, result, status, remoteHost: null }));
-        let message: Awaited<ReturnType<typeof load>>;
+        let message: LoadedMessage;
         try {
           message = await load(item);
         } catch (err) {

@@ -46,6 +46,11 @@ export function forwardingLoop(facts: HeaderFacts, address: string): string | nu
   return facts.deliveredTo.has(address.toLowerCase()) ? `554 5.4.6 mail forwarding loop for <${address}>` : null;
 }
 
+/** The local users among `users` that a Delivered-To: line names as user@domain, for any of `domains`. */
+export function deliveredBefore(facts: HeaderFacts, users: readonly string[], domains: readonly string[]): string[] {
+  return users.filter((user) => domains.some((d) => d !== '' && facts.deliveredTo.has(`${user}@${d}`.toLowerCase())));
+}
+
 /**
  * The header section of a streamed message, and a stream that gives the whole message again
  * (what was read first, then the rest). Destroying the returned stream destroys the source.

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { waitFor } from '../helpers/instance.js';
-import { forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops } from '../../src/delivery/loop-check.js';
+import { deliveredBefore, forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops } from '../../src/delivery/loop-check.js';
 
 const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.example (hop${i}.example [192.0.2.${i % 250}])\r\n\tby next.example; Mon, 7 Dec 2026 10:00:00 +0000\r\n`).join('');
 
@@ -21,6 +21,7 @@ test('Delivered-To: lines name where the message was delivered before (any case,
   assert.deepEqual([...facts.deliveredTo].sort(), ['alice@localhost', 'bob@example.org']);
   assert.equal(forwardingLoop(facts, 'alice@localhost'), '554 5.4.6 mail forwarding loop for <alice@localhost>');
   assert.equal(forwardingLoop(facts, 'carol@example.org'), null, 'a Delivered-To: in the body is not a header');
+  assert.deepEqual(deliveredBefore(facts, ['alice', 'bob', 'carol'], ['', 'mail.example.org', 'localhost']), ['alice'], 'users reached through an alias, under this host\'s names');
 });
 
 test('peekHeader: the header of a stream that arrives in small pieces, and every byte of it again after', async () => {
