@@ -56,6 +56,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
         return await deliverWithEngine(items, {
           channel,
           localName: config.options.localHost,
+          hopLimit: config.options.hopLimit,
           settings,
           resolver,
           reachability: deps.reachability,

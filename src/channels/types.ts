@@ -18,6 +18,8 @@ export interface RecipientOutcome {
   status: string;
   /** The host that gave the reply (MX name [ip]), or null for local decisions. */
   remoteHost: string | null;
+  /** The TLS of the session that gave the reply (`TLSv1.3/cipher/Verified`), when there was one. */
+  tls?: string | null;
 }
 
 export interface MessageOutcome {

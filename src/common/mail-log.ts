@@ -1,5 +1,7 @@
 // log/mail.log: one line per event, as DESIGN.md fixes:
 //   ISO-time  event  message-id  source-channel  destination-channel  size  env-from  recipient  status
+// A record of a TLS session ends its status with one ` tls=…` token (protocol/cipher, and for
+// outbound deliveries /Verified, /Trusted or /Untrusted), so the nine fields parse as before.
 // Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
 // which Linux keeps whole for lines this short. The file is reopened by name on SIGHUP
 // (logrotate, or the watcher's LOG_MAX_SIZE rotation).
@@ -18,13 +20,16 @@ export interface MailLogRecord {
   from: string;
   recipient: string;
   status: string;
+  /** TLS in use: `TLSv1.3/TLS_AES_256_GCM_SHA384` (outbound: `…/Verified`); absent in clear. */
+  tls?: string;
   time?: Date;
 }
 
 /** Fields are separated by single spaces; empty values are written as `-`; the status is last and may contain spaces. */
 export function formatMailLogRecord(r: MailLogRecord): string {
   const field = (s: string) => (s === '' ? '-' : s.replace(/\s+/g, '_'));
-  const status = r.status.replace(/[\r\n]+/g, ' ').trim();
+  const text = r.status.replace(/[\r\n]+/g, ' ').trim();
+  const status = r.tls ? `${text} tls=${r.tls.replace(/\s+/g, '_')}`.trim() : text;
   return [
     (r.time ?? new Date()).toISOString(),
     r.event,
@@ -46,6 +51,8 @@ export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
   const m = /^(\S+) ([EDQRJ]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
   if (!m) return null;
   const unfield = (s: string) => (s === '-' ? '' : s);
+  const tls = /(?:^| )tls=(\S+)$/.exec(m[9]!);
+  const status = tls ? m[9]!.slice(0, tls.index) : m[9]!;
   return {
     time: new Date(m[1]!),
     event: m[2] as MailLogEvent,
@@ -55,7 +62,8 @@ export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
     size: Number(m[6]),
     from: m[7] === '<>' ? '' : unfield(m[7]!),
     recipient: unfield(m[8]!),
-    status: unfield(m[9]!),
+    status: unfield(status),
+    ...(tls ? { tls: tls[1]! } : {}),
   };
 }
 

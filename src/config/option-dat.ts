@@ -12,7 +12,7 @@ const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_CO
 const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
-  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
+  'ETRN_ALLOW', 'METRICS_PORT', 'MAX_HOPS', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -39,6 +39,8 @@ export const OPTION_DEFAULTS = {
   SMTP_TIMEOUT: 300,
   /** Octets per second; Postfix's smtpd_min_data_rate default. */
   SMTP_MIN_DATA_RATE: 500,
+  /** Received: lines a message may carry; Postfix's hopcount_limit. */
+  MAX_HOPS: 50,
 } as const;
 
 /** Reads option.dat; `file` may be missing (every option then has its default). */
@@ -100,6 +102,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
     etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
+    hopLimit: int('MAX_HOPS', 1),
   };
   return {
     ...parsed,

@@ -189,6 +189,8 @@ export interface OptionsConfig {
   etrnAllow: Cidr[];
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
+  /** A message with more Received: header lines than this is looping: returned, not delivered (MAX_HOPS; default 50). */
+  hopLimit: number;
 }
 
 // ------------------------------------------------------------- mappings

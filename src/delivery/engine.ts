@@ -1,7 +1,8 @@
 // The SMTP/LMTP delivery engine of a channel job: for a batch of messages it resolves every
 // destination in parallel, plans transactions by host (planner.ts), runs hosts in parallel with
 // one connection each, fails over down the MX lists (re-planning so that backup MXs piggyback),
-// and turns every reply into a per-recipient outcome.
+// and turns every reply into a per-recipient outcome. Before each transaction the message is
+// checked for a loop (too many hops) and fitted to what the server offered (8BITMIME, SMTPUTF8).
 import type { Readable } from 'node:stream';
 import type { Channel } from '../config/types.js';
 import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from '../channels/types.js';
@@ -14,11 +15,15 @@ import type { DeliveryResolver } from './resolver.js';
 import type { DeliverySettings } from './settings.js';
 import { ConnectError, openSession, type RcptDsn, type SendOutcome, type SessionLogger, type SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
+import { hasUtf8Address, needsContent, planContent, type ContentNeeds } from './eight-bit.js';
+import { headerFacts, headerSectionOf, peekHeader, tooManyHops } from './loop-check.js';
 
 export interface EngineContext {
   channel: Channel;
   /** EHLO name (option.dat LOCAL_HOST). */
   localName: string;
+  /** More Received: lines than this: the message is looping and is returned (option.dat MAX_HOPS). */
+  hopLimit: number;
   settings: DeliverySettings;
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
@@ -96,8 +101,8 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
       if (!seen.has(key)) seen.set(key, id);
     }
   });
-  const decide = (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => {
-    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost };
+  const decide = (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null) => {
+    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
   };
 
   // 2. Destinations, all looked up at once (SMTPfeed §3.5).
@@ -409,26 +414,26 @@ async function runTransaction(
   items: DeliveryItem[],
   byId: Map<number, Rcpt>,
   ctx: EngineContext,
-  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null) => void,
+  decide: (r: Rcpt, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null) => void,
 ): Promise<{ broken: string | null; overflow: number[] }> {
   const item = items[tx.message]!;
   const rcpts = tx.recipients.map((id) => byId.get(id)!);
   const host = describeHost(session.target);
-  let body: Readable | Buffer;
-  try {
-    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
-  } catch (err) {
-    for (const r of rcpts) decide(r, 'deferred', `451 4.3.0 could not read the queued message: ${(err as Error).message}`, null);
+  const env = item.envelope;
+  const from = ctx.channel.senderRewrite ?? env.from;
+  const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
+  if (!prepared.ok) {
+    for (const r of rcpts) decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? session.tls : null);
     return { broken: null, overflow: [] };
   }
-  const env = item.envelope;
   const outcome: SendOutcome = await session.send({
-    from: ctx.channel.senderRewrite ?? env.from,
+    from,
     to: rcpts.map((r) => r.rcptTo),
-    body,
+    body: prepared.body,
     ret: env.mailParams.ret,
     envid: env.mailParams.envid,
-    use8BitMime: env.mailParams.body === '8BITMIME',
+    use8BitMime: prepared.use8BitMime,
+    smtpUtf8: prepared.smtpUtf8,
     rcptDsn: new Map(rcpts.map((r) => [r.rcptTo, r.dsn])),
   });
   ctx.stats.transactions++;
@@ -440,21 +445,78 @@ async function runTransaction(
   const rejected = new Map(outcome.rejected.map((x) => [x.recipient, x]));
   const someAccepted = outcome.kind === 'sent' && outcome.accepted.length > 0;
   const overflow: number[] = [];
-  const byCode = (code: number): RecipientResult => (code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred');
   for (const r of rcpts) {
     const rej = rejected.get(r.rcptTo);
     if (rej && someAccepted && rej.code === 452 && rej.command === 'RCPT TO' && /too many recipients|4\.5\.3/i.test(rej.reply) && r.overflows < 5) {
       r.overflows++;
       overflow.push(r.id);
     } else if (rej) {
-      decide(r, byCode(rej.code), `${rej.reply} (in reply to ${rej.command})`, host);
+      decide(r, resultOf(rej.code), `${rej.reply} (in reply to ${rej.command})`, host, session.tls);
     } else if (outcome.kind === 'sent') {
-      decide(r, 'delivered', outcome.reply, host);
+      decide(r, 'delivered', outcome.reply, host, session.tls);
     } else {
-      decide(r, byCode(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host);
+      decide(r, resultOf(outcome.code), `${outcome.reply} (in reply to ${outcome.command})`, host, session.tls);
     }
   }
   return { broken: null, overflow };
+}
+
+function resultOf(code: number): RecipientResult {
+  return code >= 200 && code < 300 ? 'delivered' : code >= 500 ? 'failed' : 'deferred';
+}
+
+type Prepared =
+  | { ok: true; body: Readable | Buffer; use8BitMime: boolean; smtpUtf8: boolean }
+  /** Not sent: every recipient of the transaction gets this; `byServer` when it is for what the server lacks. */
+  | { ok: false; result: RecipientResult; status: string; byServer: boolean };
+
+/**
+ * The queued message made ready for this session: read (a buffer, or a stream whose header is
+ * peeked), returned when it is looping (too many hops), and its 8-bit content and UTF-8 envelope
+ * fitted to what the server offered (eight-bit.ts: as it is, converted to 7 bits, or refused).
+ */
+async function prepareMessage(item: DeliveryItem, from: string, to: string[], session: SmtpSession, ctx: EngineContext): Promise<Prepared> {
+  const unreadable = (err: unknown): Prepared => ({ ok: false, result: 'deferred', status: `451 4.3.0 could not read the queued message: ${(err as Error).message}`, byServer: false });
+  let body: Readable | Buffer;
+  let header: Buffer;
+  try {
+    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
+    if (Buffer.isBuffer(body)) header = headerSectionOf(body);
+    else ({ header, stream: body } = await peekHeader(body));
+  } catch (err) {
+    return unreadable(err);
+  }
+  const giveUp = (p: Prepared): Prepared => {
+    if (!Buffer.isBuffer(body)) body.destroy();
+    return p;
+  };
+  const loop = tooManyHops(headerFacts(header), ctx.hopLimit);
+  if (loop) return giveUp({ ok: false, result: 'failed', status: loop, byServer: false });
+  const env = item.envelope;
+  const needs: ContentNeeds = {
+    declared8Bit: env.mailParams.body === '8BITMIME' || env.mailParams.body === 'BINARYMIME',
+    smtpUtf8: Boolean(env.mailParams.smtputf8),
+    utf8Envelope: hasUtf8Address([from, ...to]),
+  };
+  const offers = { eightBitMime: session.extensions.includes('8BITMIME'), smtpUtf8: session.extensions.includes('SMTPUTF8') };
+  let whole = Buffer.isBuffer(body) ? body : null;
+  if (!whole && needsContent(needs, offers)) {
+    try {
+      whole = await readAll(body as Readable);
+    } catch (err) {
+      return giveUp(unreadable(err));
+    }
+  }
+  const plan = planContent(needs, offers, whole, describeHost(session.target));
+  if (plan.kind === 'refuse') return giveUp({ ok: false, result: resultOf(Number(plan.status.slice(0, 3))), status: plan.status, byServer: true });
+  return { ok: true, body: plan.message ?? whole ?? body, use8BitMime: plan.use8BitMime, smtpUtf8: plan.smtpUtf8 };
+}
+
+/** A streamed message read whole (only to convert it for a server without 8BITMIME or SMTPUTF8). */
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer));
+  return Buffer.concat(chunks);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Maildir delivery (the qmail/Courier layout): write tmp/<name>, fsync it, link it into new/,
 // fsync new/, remove the tmp name. Names are unique per host, process, thread and delivery:
-// `<seconds>.<pid>_<thread>_<counter>.<host>`.
+// `<seconds>.<pid>_<thread>_<counter>.<host>`. Files have LF line ends, as Postfix's local and
+// Dovecot write them (the queue keeps the CRLF of the wire); every other octet is kept.
 // Files are written by the process's user (the service user when started as root) and belong
 // to it: a mailbox directory it owns gets 0700 directories and 0600 files. A mailbox directory
 // another user owns and lets it write through the directory's group gets setgid 2770
@@ -79,10 +80,45 @@ async function adoptEmptyMailbox(dir: string, owner: Stats): Promise<boolean> {
 }
 
 /**
- * Delivers `header` followed by `body` into the Maildir at `dir`; returns the file name in new/.
- * Nothing appears in new/ unless it is complete and on disk.
+ * CRLF → LF across the chunks of a stream: a CR that ends one chunk waits for the next to know
+ * whether an LF follows it. A CR or LF alone is kept as it is.
  */
-export async function deliverToMaildir(dir: string, host: string, header: string, body: NodeJS.ReadableStream): Promise<string> {
+export class CrlfToLf {
+  private pendingCr = false;
+
+  push(chunk: Buffer): Buffer {
+    let data = this.pendingCr ? Buffer.concat([CR, chunk]) : chunk;
+    this.pendingCr = data.length > 0 && data[data.length - 1] === 0x0d;
+    if (this.pendingCr) data = data.subarray(0, data.length - 1);
+    let at = data.indexOf(CRLF);
+    if (at < 0) return data;
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (; at >= 0; at = data.indexOf(CRLF, at + 2)) {
+      parts.push(data.subarray(from, at));
+      from = at + 1; // keep the LF
+    }
+    parts.push(data.subarray(from));
+    return Buffer.concat(parts);
+  }
+
+  /** What is still held back at the end of the input (a final lone CR). */
+  end(): Buffer {
+    const rest = this.pendingCr ? CR : Buffer.alloc(0);
+    this.pendingCr = false;
+    return rest;
+  }
+}
+
+const CR = Buffer.from('\r');
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * Delivers `header` followed by `body` (the queued message, CRLF lines) into the Maildir at
+ * `dir`, with LF line ends; returns the file name in new/. Nothing appears in new/ unless it is
+ * complete and on disk.
+ */
+export async function deliverToMaildir(dir: string, host: string, header: string, body: Buffer | NodeJS.ReadableStream): Promise<string> {
   const name = uniqueName(host);
   const tmpPath = join(dir, 'tmp', name);
   const newPath = join(dir, 'new', name);
@@ -93,8 +129,11 @@ export async function deliverToMaildir(dir: string, host: string, header: string
     try {
       if (modes.gid !== null) await fh.chown(-1, modes.gid);
       await fh.chmod(modes.fileMode); // the umask may have taken bits away
-      await fh.write(header);
-      for await (const chunk of body as AsyncIterable<Buffer | string>) await (typeof chunk === "string" ? fh.write(chunk) : fh.write(chunk));
+      const lf = new CrlfToLf();
+      await writeAll(fh, lf.push(Buffer.from(header, 'utf8')));
+      const chunks: AsyncIterable<Buffer | string> | Buffer[] = Buffer.isBuffer(body) ? [body] : (body as AsyncIterable<Buffer | string>);
+      for await (const chunk of chunks) await writeAll(fh, lf.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk));
+      await writeAll(fh, lf.end());
       await fh.sync();
     } finally {
       await fh.close();
@@ -107,6 +146,15 @@ export async function deliverToMaildir(dir: string, host: string, header: string
     if (!linked) await fs.unlink(newPath).catch(() => {});
   }
   return name;
+}
+
+/** The whole buffer: write(2) may write less than asked (a disk filling up) without an error. */
+async function writeAll(fh: fs.FileHandle, data: Buffer): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('no progress writing the mailbox file'), { code: 'EIO' });
+    done += bytesWritten;
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

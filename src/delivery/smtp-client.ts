@@ -4,6 +4,7 @@
 // connect timeout is our own; nodemailer then runs greeting, EHLO/LHLO, STARTTLS and the
 // transactions (PIPELINING when offered, one corked MAIL+RCPT…+DATA batch).
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { TlsMode } from '../config/types.js';
@@ -60,6 +61,8 @@ export interface SendRequest {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   use8BitMime?: boolean;
+  /** Give SMTPUTF8 at MAIL (nodemailer adds it by itself only for UTF-8 addresses). */
+  smtpUtf8?: boolean;
   rcptDsn?: Map<string, RcptDsn>;
 }
 
@@ -98,6 +101,8 @@ export class SmtpSession {
     readonly secure: boolean,
     /** EHLO keywords nodemailer acts on (PIPELINING removed when the channel says nopipelining). */
     readonly extensions: string[],
+    /** The TLS in use (tlsSummary), for mail.log; null in clear. */
+    readonly tls: string | null = null,
   ) {
     conn.on('end', () => {
       this.broken = true;
@@ -121,6 +126,7 @@ export class SmtpSession {
     const envelope: Record<string, unknown> = { from: req.from, to: req.to, use8BitMime: req.use8BitMime };
     if (dsnWanted) envelope.dsn = { ret: req.ret ?? null, envid: req.envid ?? null, notify: null, orcpt: null };
     this.installRcptDsn(req.rcptDsn);
+    this.installMailParameters(Boolean(req.smtpUtf8));
     this.installDataTimeout();
     const outcome = await new Promise<SendOutcome>((resolve) => {
       if (!Buffer.isBuffer(req.body)) {
@@ -232,6 +238,18 @@ export class SmtpSession {
     };
   }
 
+  /** SMTPUTF8 on MAIL when the message was given it, also for an all-ASCII envelope (RFC 6531 §3.4). */
+  private installMailParameters(smtpUtf8: boolean): void {
+    const c = this.conn;
+    const original = c.__sendCommandOriginal ?? c._sendCommand;
+    if (typeof original !== 'function') return;
+    c.__sendCommandOriginal = original;
+    c._sendCommand = function (this: Conn, command: string, ...rest: unknown[]) {
+      const line = smtpUtf8 && /^MAIL FROM:/i.test(command) && !/ SMTPUTF8(?: |$)/i.test(command) ? `${command} SMTPUTF8` : command;
+      return original.call(this, line, ...rest);
+    };
+  }
+
   /** RFC 5321 §4.5.3.2: the data block and the final dot get the longer data timeout. */
   private installDataTimeout(): void {
     const c = this.conn;
@@ -312,9 +330,22 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
         // `nopipelining`: nodemailer has no switch; without the keyword in its list it goes lock-step.
         conn._supportedExtensions = ext.filter((e) => e !== 'PIPELINING');
       }
-      resolve(new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])]));
+      resolve(new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])], conn.secure ? tlsSummary(conn._socket) : null));
     });
   });
+}
+
+/**
+ * `TLSv1.3/TLS_AES_256_GCM_SHA384/Untrusted`: protocol, cipher and how far the server's
+ * certificate was checked, in Postfix's words: Verified (chain and name), Trusted (chain, not
+ * the name), Untrusted (no valid chain). Delivery goes on in every case (no DANE/MTA-STS yet).
+ */
+export function tlsSummary(socket: unknown): string | null {
+  if (!(socket instanceof tls.TLSSocket)) return null;
+  const protocol = socket.getProtocol() ?? 'TLS';
+  const cipher = socket.getCipher()?.name ?? 'unknown';
+  const trust = socket.authorized ? 'Verified' : String(socket.authorizationError) === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'Trusted' : 'Untrusted';
+  return `${protocol}/${cipher}/${trust}`;
 }
 
 function connectTcp(target: Target, timeoutMs: number): Promise<net.Socket> {

@@ -9,6 +9,19 @@ export function describeHost(target: Pick<Target, 'host' | 'ip' | 'port'>): stri
   return `${target.host}[${target.ip}]${port}`;
 }
 
+/**
+ * The host name in a describeHost text (`mx1.example.com[192.0.2.1]:2526` → `mx1.example.com`),
+ * for a DSN's Remote-MTA; an address literal (`[192.0.2.1][192.0.2.1]`) gives the bare address.
+ */
+export function hostNameOf(described: string): string {
+  const text = described.trim();
+  const name = text.replace(/\s*\[[^\]]*\](?::\d+)?$/, '');
+  const literal = /^\[([^\]]*)\]$/.exec(name);
+  if (literal) return literal[1]!;
+  if (name) return name;
+  return /^\[([^\]]*)\]/.exec(text)?.[1] ?? text;
+}
+
 /** A (possibly multi-line) SMTP reply as one line `NNN X.Y.Z text`; an enhanced code is added when missing. */
 export function normalizeReply(response: string): string {
   const lines = response

@@ -808,10 +808,10 @@ export class JobController {
     const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from, time: new Date(this.now()) };
     const records: MailLogRecord[] = [];
     if (part === 'settled') {
-      for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost) });
-      for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+      for (const r of applied.delivered) records.push({ ...base, event: 'D', recipient: r.address, status: withHost(r.status, r.remoteHost), ...tlsOf(r) });
+      for (const r of applied.failed) records.push({ ...base, event: 'R', recipient: r.address, status: withHost(r.status, r.remoteHost), ...tlsOf(r) });
     } else {
-      for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost) });
+      for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost), ...tlsOf(r) });
     }
     if (records.length === 0) return;
     if (this.mailLogPending.length === 0 && part === 'deferred') setImmediate(() => this.flushMailLog());
@@ -871,6 +871,11 @@ function withSize(envelope: Envelope, size: number): Envelope {
 
 function withHost(status: string, host: string | null): string {
   return host ? `${status} (${host})` : status;
+}
+
+/** mail.log's tls= token for a recipient whose status came over TLS. */
+function tlsOf(r: { tls?: string | null }): { tls?: string } {
+  return r.tls ? { tls: r.tls } : {};
 }
 
 /** Oldest first: queue ids start with their creation time (base 36 milliseconds); the file time otherwise. */

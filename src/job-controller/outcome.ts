@@ -20,6 +20,8 @@ export interface RecipientReport {
   /** Reply or reason with its status code, e.g. `550 5.1.1 <x@y>: user unknown`. */
   status: string;
   remoteHost: string | null;
+  /** TLS of the session that gave the status (mail.log's tls= token). */
+  tls?: string | null;
 }
 
 export interface AppliedOutcome {
@@ -37,8 +39,17 @@ export interface AppliedOutcome {
 
 /** Status given to recipients returned because the last notices age passed. */
 export function expiredStatus(lastStatus: string | null, ageMs: number): string {
-  const days = Math.round((ageMs / 86_400_000) * 10) / 10;
-  return `4.4.7 message expired after ${days} days in the queue${lastStatus ? `; last error: ${lastStatus}` : ''}`;
+  return `4.4.7 message expired after ${describeAge(ageMs)} in the queue${lastStatus ? `; last error: ${lastStatus}` : ''}`;
+}
+
+/** A message age in the unit that suits it: `40 seconds`, `25 minutes`, `6 hours`, `1.5 days`. */
+export function describeAge(ageMs: number): string {
+  const unit = (n: number, name: string) => `${n} ${name}${n === 1 ? '' : 's'}`;
+  const ms = Math.max(0, ageMs);
+  if (ms < 60_000) return unit(Math.round(ms / 1000), 'second');
+  if (ms < 3_600_000) return unit(Math.round(ms / 60_000), 'minute');
+  if (ms < 86_400_000) return unit(Math.round(ms / 360_000) / 10, 'hour');
+  return unit(Math.round(ms / 8_640_000) / 10, 'day');
 }
 
 export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: OutcomePolicy): AppliedOutcome {
@@ -50,15 +61,17 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
     byAddress.set(key, list);
   }
   const result: AppliedOutcome = { envelope: { ...envelope }, delivered: [], deferred: [], failed: [], warned: [], pending: false };
-  const report = (r: QueuedRecipient, status: string, remoteHost: string | null): RecipientReport => ({
+  const report = (r: QueuedRecipient, status: string, remoteHost: string | null, tls?: string | null): RecipientReport => ({
     address: r.address,
     original: r.original,
     orcpt: r.orcpt,
     notify: r.notify,
     status,
     remoteHost,
+    ...(tls ? { tls } : {}),
   });
   const lastHost = new Map<QueuedRecipient, string | null>();
+  const lastTls = new Map<QueuedRecipient, string | null | undefined>();
 
   const recipients: QueuedRecipient[] = envelope.recipients.map((r) => ({ ...r }));
   for (const r of recipients) {
@@ -75,12 +88,13 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
     }
     r.status = o.status;
     lastHost.set(r, o.remoteHost);
+    lastTls.set(r, o.tls);
     if (o.result === 'delivered') {
       r.state = 'delivered';
-      result.delivered.push(report(r, o.status, o.remoteHost));
+      result.delivered.push(report(r, o.status, o.remoteHost, o.tls));
     } else if (o.result === 'failed') {
       r.state = 'failed';
-      result.failed.push(report(r, o.status, o.remoteHost));
+      result.failed.push(report(r, o.status, o.remoteHost, o.tls));
     }
   }
 
@@ -95,7 +109,7 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
         result.failed.push(report(r, r.status, lastHost.get(r) ?? null));
         continue;
       }
-      result.deferred.push(report(r, r.status ?? '4.0.0 not tried yet', lastHost.get(r) ?? null));
+      result.deferred.push(report(r, r.status ?? '4.0.0 not tried yet', lastHost.get(r) ?? null, lastTls.get(r)));
       if (due.kind === 'warn') {
         r.warnings = due.warnings;
         result.warned.push(report(r, r.status ?? '4.0.0 not tried yet', lastHost.get(r) ?? null));

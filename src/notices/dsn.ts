@@ -2,6 +2,10 @@
 // report-type=delivery-status with a human-readable part, the message/delivery-status part
 // (per-message and per-recipient fields) and the returned message (message/rfc822 in full,
 // or text/rfc822-headers for RET=HDRS, delay and success notices, and oversized messages).
+// For a message sent with SMTPUTF8 the parts are the RFC 6533 ones, as Postfix writes them:
+// message/global-delivery-status (UTF-8 addresses as `utf-8; …`), message/global or
+// message/global-headers, and a UTF-8 human-readable part.
+import { hostNameOf } from '../delivery/status.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
@@ -33,6 +37,8 @@ export interface DsnInput {
   now: Date;
   /** For Will-Retry-Until of delayed recipients. */
   willRetryUntil: Date | null;
+  /** The original was sent with SMTPUTF8 (or has UTF-8 addresses): the RFC 6533 "global" forms. */
+  smtputf8?: boolean;
   /** Unique text for Message-ID and the MIME boundary. */
   uniqueId: string;
   /** RFC 5322 date formatter. */
@@ -71,13 +77,38 @@ export function originalHeader(message: Buffer, name: string): string | null {
   return m ? m[1]!.trim() : null;
 }
 
-/** xtext (RFC 3461) is allowed in ENVID/ORCPT; DSN fields carry it decoded when printable. */
-function decodeXtext(s: string): string {
-  return s.replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** One line of printable text; `utf8` keeps non-ASCII characters (global parts), else they become `?`. */
+function oneLine(s: string, utf8 = false): string {
+  return s
+    .replace(/[\r\n]+/g, ' ')
+    .replace(utf8 ? /[\x00-\x1f\x7f]/g : /[^\x20-\x7e]/g, '?')
+    .trim();
 }
 
-function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
+/** RFC 6533 utf-8-addr-xtext: printable ASCII but `+`, `=` and `\` as is, anything else `\x{HEX}`. */
+export function utf8AddrXtext(address: string): string {
+  let out = '';
+  for (const ch of address) {
+    const cp = ch.codePointAt(0)!;
+    out += cp >= 0x21 && cp <= 0x7e && ch !== '+' && ch !== '=' && ch !== '\\' ? ch : `\\x{${cp.toString(16).toUpperCase()}}`;
+  }
+  return out;
+}
+
+/**
+ * An address field value (`rfc822; a@b`, or for a UTF-8 address `utf-8; …`, RFC 6533 §3): in a
+ * global report the address as it is, in a plain one its utf-8-addr-xtext form.
+ */
+export function addressField(address: string, global: boolean): string {
+  if (!NON_ASCII.test(address)) return `rfc822; ${oneLine(address)}`;
+  return `utf-8; ${global ? oneLine(address, true) : utf8AddrXtext(oneLine(address, true))}`;
+}
+
+/** Whether the report uses the RFC 6533 global forms (and so is sent with SMTPUTF8). */
+export function isGlobal(input: Pick<DsnInput, 'smtputf8' | 'to' | 'recipients'>): boolean {
+  return Boolean(input.smtputf8) || NON_ASCII.test(input.to) || input.recipients.some((r) => NON_ASCII.test(r.address) || NON_ASCII.test(r.orcpt ?? ''));
 }
 
 function subjectFor(actions: Set<DsnAction>): string {
@@ -86,38 +117,43 @@ function subjectFor(actions: Set<DsnAction>): string {
   return 'Successful Mail Delivery Report';
 }
 
-function humanText(input: DsnInput): string {
+function humanText(input: DsnInput, global: boolean): string {
+  const line = (t: string) => oneLine(t, global);
   const lines: string[] = [];
   const failed = input.recipients.filter((r) => r.action === 'failed');
   const delayed = input.recipients.filter((r) => r.action === 'delayed');
   const done = input.recipients.filter((r) => r.action === 'delivered' || r.action === 'relayed');
-  const subject = originalHeader(input.original, 'Subject');
+  const rawSubject = originalHeader(input.original, 'Subject');
+  // The header is read as latin1 (bytes); a global report shows a raw UTF-8 subject as UTF-8.
+  const subject = rawSubject !== null && global ? Buffer.from(rawSubject, 'latin1').toString('utf8') : rawSubject;
   lines.push(`This is the mail system at ${input.reportingMta}.`, '');
-  lines.push(`Your message${subject ? ` "${oneLine(subject)}"` : ''} (queue id ${input.originalId}), received ${input.formatDate(input.arrival)}:`, '');
+  lines.push(`Your message${subject ? ` "${line(subject)}"` : ''} (queue id ${input.originalId}), received ${input.formatDate(input.arrival)}:`, '');
   if (failed.length) {
     lines.push('could NOT be delivered to these recipients; it will not be tried again:', '');
-    for (const r of failed) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    for (const r of failed) lines.push(`  <${line(r.address)}>: ${line(r.status)}`);
     lines.push('');
   }
   if (delayed.length) {
     lines.push('has NOT yet been delivered to these recipients; delivery is still being tried:', '');
-    for (const r of delayed) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    for (const r of delayed) lines.push(`  <${line(r.address)}>: ${line(r.status)}`);
     if (input.willRetryUntil) lines.push('', `The mail system will keep trying until ${input.formatDate(input.willRetryUntil)}.`);
     lines.push('', 'You do not need to resend the message.', '');
   }
   if (done.length) {
     lines.push('was delivered to these recipients:', '');
-    for (const r of done) lines.push(`  <${r.address}>: ${oneLine(r.status)}`);
+    for (const r of done) lines.push(`  <${line(r.address)}>: ${line(r.status)}`);
     lines.push('');
   }
   lines.push(`For help, write to <${input.postmaster}> and include this notice.`);
   return lines.join('\r\n') + '\r\n';
 }
 
-function deliveryStatus(input: DsnInput): string {
+function deliveryStatus(input: DsnInput, global: boolean): string {
+  // ENVID and ORCPT are kept as the SMTP server decoded them from xtext (once); they are shown as
+  // they are, never decoded again (`ENVID=id+2B41` is `id+41`, not `idA`).
   const fields: string[] = [];
   fields.push(`Reporting-MTA: dns; ${input.reportingMta}`);
-  if (input.envid) fields.push(`Original-Envelope-Id: ${oneLine(decodeXtext(input.envid))}`);
+  if (input.envid) fields.push(`Original-Envelope-Id: ${oneLine(input.envid, global)}`);
   fields.push(`X-Tsubame-Queue-ID: ${input.originalId}`);
   fields.push(`Arrival-Date: ${input.formatDate(input.arrival)}`);
   const blocks = [fields.join('\r\n')];
@@ -127,14 +163,15 @@ function deliveryStatus(input: DsnInput): string {
       const semi = r.orcpt.indexOf(';');
       const type = semi > 0 ? r.orcpt.slice(0, semi).trim() : 'rfc822';
       const value = semi > 0 ? r.orcpt.slice(semi + 1).trim() : r.orcpt.trim();
-      f.push(`Original-Recipient: ${type}; ${oneLine(decodeXtext(value))}`);
+      const shown = global || !NON_ASCII.test(value) ? oneLine(value, global) : utf8AddrXtext(oneLine(value, true));
+      f.push(`Original-Recipient: ${NON_ASCII.test(value) ? 'utf-8' : type}; ${shown}`);
     }
-    f.push(`Final-Recipient: rfc822; ${oneLine(r.address)}`);
+    f.push(`Final-Recipient: ${addressField(r.address, global)}`);
     f.push(`Action: ${r.action}`);
     f.push(`Status: ${enhancedStatus(r.status, r.action)}`);
-    if (r.remoteHost) f.push(`Remote-MTA: dns; ${oneLine(r.remoteHost.replace(/\s*\[.*\]$/, '')) || oneLine(r.remoteHost)}`);
-    if (/^[245]\d\d\b/.test(r.status.trim())) f.push(`Diagnostic-Code: smtp; ${oneLine(r.status)}`);
-    else f.push(`Diagnostic-Code: X-Tsubame; ${oneLine(r.status)}`);
+    if (r.remoteHost) f.push(`Remote-MTA: dns; ${oneLine(hostNameOf(r.remoteHost))}`);
+    if (/^[245]\d\d\b/.test(r.status.trim())) f.push(`Diagnostic-Code: smtp; ${oneLine(r.status, global)}`);
+    else f.push(`Diagnostic-Code: X-Tsubame; ${oneLine(r.status, global)}`);
     f.push(`Last-Attempt-Date: ${input.formatDate(input.now)}`);
     if (r.action === 'delayed' && input.willRetryUntil) f.push(`Will-Retry-Until: ${input.formatDate(input.willRetryUntil)}`);
     blocks.push(f.join('\r\n'));
@@ -146,26 +183,35 @@ function deliveryStatus(input: DsnInput): string {
 export function buildDsn(input: DsnInput): Buffer {
   const boundary = `${input.uniqueId}/${input.reportingMta}`;
   const actions = new Set(input.recipients.map((r) => r.action));
+  const global = isGlobal(input);
   const returned = input.returnFull ? toCrlf(input.original) : headerSection(input.original);
-  const eightBit = returned.some((b) => b >= 0x80);
+  const human = Buffer.from(humanText(input, global), 'utf8');
+  const status = Buffer.from(deliveryStatus(input, global), 'utf8');
+  const eightBit = (b: Buffer) => b.some((x) => x >= 0x80);
+  const cte = (b: Buffer) => (eightBit(b) ? 'Content-Transfer-Encoding: 8bit\r\n' : '');
+  const anyEightBit = eightBit(returned) || eightBit(human) || eightBit(status);
+  const returnedType = input.returnFull ? (global ? 'message/global' : 'message/rfc822') : global ? 'message/global-headers' : 'text/rfc822-headers';
   const head = [
     `From: Mail Delivery System <${input.postmaster}>`,
-    `To: <${input.to}>`,
+    `To: <${oneLine(input.to, true)}>`,
     `Subject: ${subjectFor(actions)}`,
     `Date: ${input.formatDate(input.now)}`,
     `Message-ID: <${input.uniqueId}@${input.reportingMta}>`,
     'Auto-Submitted: auto-replied',
     'MIME-Version: 1.0',
     `Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="${boundary}"`,
-    ...(eightBit ? ['Content-Transfer-Encoding: 8bit'] : []),
+    ...(anyEightBit ? ['Content-Transfer-Encoding: 8bit'] : []),
   ].join('\r\n');
-  const parts = [
-    `${head}\r\n\r\nThis is a MIME-encapsulated message.\r\n\r\n`,
-    `--${boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${humanText(input)}\r\n`,
-    `--${boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n${deliveryStatus(input)}\r\n`,
-    `--${boundary}\r\nContent-Description: ${input.returnFull ? 'Undelivered Message' : 'Message Headers'}\r\nContent-Type: ${input.returnFull ? 'message/rfc822' : 'text/rfc822-headers'}\r\n${eightBit ? 'Content-Transfer-Encoding: 8bit\r\n' : ''}\r\n`,
-  ];
   let tail = returned;
   if (tail.length > 0 && !tail.subarray(-2).equals(Buffer.from('\r\n'))) tail = Buffer.concat([tail, Buffer.from('\r\n')]);
-  return Buffer.concat([Buffer.from(parts.join(''), 'latin1'), tail, Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1')]);
+  return Buffer.concat([
+    Buffer.from(`${head}\r\n\r\nThis is a MIME-encapsulated message.\r\n\r\n`, 'utf8'),
+    Buffer.from(`--${boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=${eightBit(human) ? 'utf-8' : 'us-ascii'}\r\n${cte(human)}\r\n`, 'latin1'),
+    human,
+    Buffer.from(`\r\n--${boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/${global ? 'global-' : ''}delivery-status\r\n${cte(status)}\r\n`, 'latin1'),
+    status,
+    Buffer.from(`\r\n--${boundary}\r\nContent-Description: ${input.returnFull ? 'Undelivered Message' : 'Message Headers'}\r\nContent-Type: ${returnedType}\r\n${cte(returned)}\r\n`, 'latin1'),
+    tail,
+    Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+  ]);
 }

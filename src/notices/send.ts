@@ -7,7 +7,7 @@ import type { MailLog } from '../common/mail-log.js';
 import type { Logger } from '../common/logger.js';
 import { createIdGenerator, type IdGenerator } from '../queue/message-id.js';
 import { formatRfc5322Date } from '../smtp-server/received-header.js';
-import { buildDsn, type DsnRecipient } from './dsn.js';
+import { buildDsn, isGlobal, type DsnRecipient } from './dsn.js';
 
 /** Above this size a failure notice returns the headers only (option.dat CONTENT_RETURN_BLOCK_LIMIT, in 1024-octet blocks). */
 export const DEFAULT_RETURN_LIMIT_OCTETS = 1024 * 1024;
@@ -49,7 +49,9 @@ export class NoticeSender {
     const { body: original } = await this.deps.store.readMessage(req.path);
     const failed = req.recipients.some((r) => r.action === 'failed');
     const returnFull = failed && envelope.mailParams.ret !== 'HDRS' && original.length <= this.deps.returnLimitOctets;
+    const smtputf8 = isGlobal({ smtputf8: envelope.mailParams.smtputf8, to: envelope.from, recipients: req.recipients });
     const message = buildDsn({
+      smtputf8,
       reportingMta: this.deps.localHost,
       postmaster: `postmaster@${this.deps.localHost}`,
       to: envelope.from,
@@ -70,7 +72,7 @@ export class NoticeSender {
         {
           channel: route.channel,
           from: '',
-          mailParams: { size: message.length, ...(eightBit ? { body: '8BITMIME' as const } : {}) },
+          mailParams: { size: message.length, ...(eightBit ? { body: '8BITMIME' as const } : {}), ...(smtputf8 ? { smtputf8: true } : {}) },
           sourceChannel: envelope.channel,
           clientAddress: null,
           clientHelo: null,

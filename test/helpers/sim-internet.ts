@@ -210,6 +210,10 @@ export interface PeerOptions {
   name?: string;
   /** smtp-server maxRecipients (extra RCPTs get 452). */
   maxRecipients?: number;
+  /** Advertise 8BITMIME (default true). */
+  eightBitMime?: boolean;
+  /** Advertise SMTPUTF8 (default true). */
+  smtpUtf8?: boolean;
 }
 
 export interface PeerConnection {
@@ -230,6 +234,8 @@ export interface PeerTransaction {
   secure: boolean;
   /** When the end of the data arrived (Date.now()), just before the reply. */
   receivedAt: number;
+  /** The MAIL FROM parameters (`BODY`, `SMTPUTF8`, …) as the peer parsed them. */
+  mailArgs: Record<string, string | boolean>;
 }
 
 export interface SmtpPeer {
@@ -336,6 +342,8 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
     authOptional: true,
     disabledCommands: opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hidePIPELINING: opts.pipelining === false,
+    hide8BITMIME: opts.eightBitMime === false,
+    hideSMTPUTF8: opts.smtpUtf8 === false,
     maxRecipients: opts.maxRecipients,
     socketTimeout: 30_000,
     closeTimeout: 1000,
@@ -378,6 +386,7 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
           messageId: mid ? mid[1]!.trim() : null,
           secure: Boolean(session.secure),
           receivedAt: Date.now(),
+          mailArgs: { ...((session.envelope.mailFrom && session.envelope.mailFrom.args) || {}) },
         });
         if (opts.lmtp) {
           const replies = to.map((a) => {

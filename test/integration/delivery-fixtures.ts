@@ -71,6 +71,7 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
       fastFlushDomains: null,
       etrnAllow: [],
       metricsPort: null,
+      hopLimit: 50,
     },
     aliases: new Map(Object.entries(opts.aliases ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
     mappings: { file: null, tables: new Map() },

@@ -39,6 +39,20 @@ function job(channel: Partial<Channel>, port: number) {
   return j;
 }
 
+test('outbound TLS is reported with each outcome (version, cipher, certificate trust) for mail.log', async () => {
+  await setup();
+  const { port, peers } = await startSmtpPeers([{ host: '127.6.10.1', starttls: true }, { host: '127.6.10.2' }]);
+  cleanups.push(() => Promise.all(peers.map((p) => p.close())).then(() => {}));
+  const may = job({ tlsClient: 'maytls' }, port);
+  const [o] = await may.deliver([spool.message('s@sim.test', ['tls@tls.test', 'clear@plain.test'])]);
+  const by = Object.fromEntries(o!.recipients.map((r) => [r.address, r]));
+  assert.equal(by['tls@tls.test']!.result, 'delivered');
+  // The peer's certificate is self-signed: encrypted, but not verified (Postfix's "Untrusted").
+  assert.match(by['tls@tls.test']!.tls ?? '', /^TLSv1\.[23]\/[A-Z0-9_-]+\/Untrusted$/);
+  assert.equal(by['clear@plain.test']!.result, 'delivered');
+  assert.equal(by['clear@plain.test']!.tls ?? null, null, 'no TLS token for a session in clear');
+});
+
 test('STARTTLS: maytls encrypts when offered and goes plain when not; musttls refuses to send in clear; notls never starts TLS', async () => {
   await setup();
   const { port, peers } = await startSmtpPeers([{ host: '127.6.10.1', starttls: true }, { host: '127.6.10.2' }]);

@@ -114,6 +114,8 @@ export interface OutgoingMessage {
   rcptParams?: Record<string, string>;
   subject: string;
   body?: string;
+  /** The whole message (header and body) instead of the one made from subject and body. */
+  raw?: string;
 }
 
 /** Sends messages over one SMTP session; resolves with the final reply of each. Any other non-2xx/3xx reply rejects. */
@@ -172,7 +174,9 @@ export async function sendMessages(host: string, port: number, messages: Outgoin
       for (const to of m.to) await command(`RCPT TO:<${to}>${m.rcptParams?.[to] ? ' ' + m.rcptParams[to] : ''}`, /^250/);
       await command('DATA', /^354/);
       const body = (m.body ?? 'test body').replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
-      const data = `From: <${m.from}>\r\nTo: ${m.to.map((t) => `<${t}>`).join(', ')}\r\nSubject: ${m.subject}\r\nMessage-ID: <${m.subject.replace(/[^A-Za-z0-9.-]/g, '_')}@client.test>\r\n\r\n${body}\r\n.`;
+      const data = m.raw
+        ? `${m.raw.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..').replace(/\r\n$/, '')}\r\n.`
+        : `From: <${m.from}>\r\nTo: ${m.to.map((t) => `<${t}>`).join(', ')}\r\nSubject: ${m.subject}\r\nMessage-ID: <${m.subject.replace(/[^A-Za-z0-9.-]/g, '_')}@client.test>\r\n\r\n${body}\r\n.`;
       finals.push(await command(data, /^250/));
     }
     await command('QUIT', /^221/).catch(() => '');

@@ -1,7 +1,7 @@
 // Applying a job's outcomes to a queued envelope.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyOutcome, expiredStatus, wantsNotice, withoutSettled } from '../../src/job-controller/outcome.js';
+import { applyOutcome, describeAge, expiredStatus, wantsNotice, withoutSettled } from '../../src/job-controller/outcome.js';
 import type { Envelope, QueuedRecipient } from '../../src/queue/types.js';
 import type { RecipientOutcome } from '../../src/channels/types.js';
 
@@ -94,4 +94,15 @@ test('NOTIFY: none given means failures and delays; SUCCESS only when asked; NEV
   assert.equal(wantsNotice(['SUCCESS'], 'failure'), false);
   assert.equal(wantsNotice(['failure', 'delay'], 'delay'), true);
   assert.equal(wantsNotice(['NEVER'], 'failure'), false);
+});
+
+test('the expiry text says hours or minutes for a notices period under a day (it said "after 0 days")', () => {
+  assert.match(expiredStatus(null, 3000), /after 3 seconds in the queue/);
+  assert.match(expiredStatus(null, 90 * 60_000), /after 1\.5 hours in the queue/);
+  assert.match(expiredStatus('451 later', 20 * 60_000), /^4\.4\.7 message expired after 20 minutes in the queue; last error: 451 later$/);
+  assert.equal(describeAge(1000), '1 second');
+  assert.equal(describeAge(60_000), '1 minute');
+  assert.equal(describeAge(4 * 3_600_000), '4 hours');
+  assert.equal(describeAge(36 * 3_600_000), '1.5 days');
+  assert.doesNotMatch(expiredStatus(null, 2 * 3_600_000), /0 days/);
 });
