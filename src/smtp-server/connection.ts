@@ -24,7 +24,10 @@
 //   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
 //   synchronous send(250, [lines])). test/integration/etrn-smtp.test.ts pins both, so a
 //   library upgrade that changes the dispatch or the EHLO reply fails the suite.
-// The server subclass only makes connect() create this connection class.
+// - the end of the session, told once (onEnded) whichever socket closes first: smtp-server's
+//   upgrade() removes every listener of the plaintext socket, so a listener the service put
+//   there would never hear of a session that did STARTTLS (its slot was kept for ever).
+// The server subclass only makes connect() create this connection class (and return it).
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -57,13 +60,14 @@ export class TsubameSmtpServer extends SMTPServer {
     this.policy = policy;
   }
 
-  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): TsubameConnection {
     // Same as SMTPServer.connect, with our connection class.
     const connection = new TsubameConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data) => this._onClientConnect(data));
     connection.init();
+    return connection;
   }
 }
 
@@ -121,16 +125,37 @@ export class TsubameConnection extends SMTPConnection {
   override upgrade(callback: () => void, secureCallback?: () => void): void {
     this.clock.handshakeStarted(performance.now());
     this.armDeadline();
+    const plain = this._socket;
     super.upgrade(callback, () => {
       this.clock.handshakeEnded();
       secureCallback?.();
     });
+    // upgrade() removed every listener of the plaintext socket (ours too); its close ends the
+    // session as much as the TLS socket's does, which the library listens to.
+    plain.once('close', () => this.ended());
   }
 
   override _onClose(): void {
     clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     super._onClose();
+    this.ended();
+  }
+
+  // Not initialised here (see requestClock): set by onEnded, read by ended.
+  private declare endListeners: Array<() => void> | undefined;
+  private declare hasEnded: boolean | undefined;
+
+  /** `listener` is called once when the session is over (its socket closed, plaintext or TLS). */
+  onEnded(listener: () => void): void {
+    if (this.hasEnded) return void queueMicrotask(listener);
+    (this.endListeners ??= []).push(listener);
+  }
+
+  private ended(): void {
+    if (this.hasEnded) return;
+    this.hasEnded = true;
+    for (const listener of this.endListeners?.splice(0) ?? []) listener();
   }
 
   /** One timer per connection, set for the earliest deadline; it looks again when it fires. */

@@ -17,7 +17,7 @@ import { asciiDomainForm, checkAddressCharset } from './address-check.js';
 import { PerIpCounter } from './client-limits.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { JobControllerLink } from './job-controller-link.js';
-import type { TsubameSmtpServer } from './connection.js';
+import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
 import { LocalUsers } from './local-users.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
@@ -30,6 +30,7 @@ import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import { Transcript, transcriptPath } from './transcript.js';
 import { sessionIdGenerator } from './session-id.js';
+import { SessionSlot } from './session-slot.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 
 export interface SmtpServiceOptions {
@@ -55,6 +56,13 @@ export interface SmtpService {
   close(graceMs: number): Promise<void>;
   /** Called when a session opens or closes (for the dispatcher's counts). */
   onChange(listener: (change: 'opened' | 'closed') => void): void;
+}
+
+/** A session counted as open: its slot, the socket handed over and, once it has one, its SMTP connection. */
+interface OpenSession {
+  slot: SessionSlot;
+  socket: net.Socket;
+  connection: TsubameConnection | null;
 }
 
 /** What a session is, decided once at connect. */
@@ -88,7 +96,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   const sessions = new WeakMap<SMTPServerSession, SessionInfo>();
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
-  const sockets = new Set<net.Socket>();
+  const open = new Set<OpenSession>();
   const inFlight = new Set<Promise<unknown>>();
   const listeners: Array<(change: 'opened' | 'closed') => void> = [];
   let closing = false;
@@ -284,14 +292,20 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       socket.destroy();
       return;
     }
-    sockets.add(socket);
-    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
     let counted = false;
-    socket.once('close', () => {
-      sockets.delete(socket);
-      if (counted) perIp.release(ip);
-      changed('closed');
-    });
+    const session: OpenSession = {
+      socket,
+      connection: null,
+      slot: new SessionSlot(() => {
+        open.delete(session);
+        if (counted) perIp.release(ip);
+        changed('closed');
+      }),
+    };
+    open.add(session);
+    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
+    // Until a STARTTLS (which removes this listener): the session's TLS socket is the connection's.
+    socket.once('close', session.slot.release);
     changed('opened');
     if (closing) return refuseSocket(socket, REPLIES.shuttingDown);
     if (!perIp.acquire(ip)) {
@@ -299,13 +313,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       return refuseSocket(socket, REPLIES.tooManyConnections);
     }
     counted = true;
-    server.connect(socket, {
+    session.connection = server.connect(socket, {
       id: nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,
       localPort: socket.localPort,
     });
+    session.connection.onEnded(session.slot.release);
   }
 
   let closed: Promise<void> | null = null;
@@ -316,14 +331,17 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   async function shutDown(graceMs: number): Promise<void> {
     closing = true;
-    await Promise.race([allClosed(sockets), delay(graceMs)]);
-    if (sockets.size > 0) {
+    await Promise.race([allClosed(open), delay(graceMs)]);
+    if (open.size > 0) {
       for (const connection of server.connections) {
         connection.send(421, replyText(REPLIES.shuttingDown));
         connection.close();
       }
-      await Promise.race([allClosed(sockets), delay(FORCE_CLOSE_MS)]);
-      for (const s of sockets) s.destroy();
+      await Promise.race([allClosed(open), delay(FORCE_CLOSE_MS)]);
+      for (const s of open) {
+        s.connection?._socket.destroy();
+        s.socket.destroy();
+      }
     }
     await Promise.allSettled([...inFlight]);
     await notices.flushed();
@@ -334,7 +352,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   return {
     handle,
-    openConnections: () => sockets.size,
+    openConnections: () => open.size,
     close,
     onChange: (l) => void listeners.push(l),
   };
@@ -358,8 +376,8 @@ function normalizeIp(ip: string | undefined): string | null {
   return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
-function allClosed(sockets: Set<net.Socket>): Promise<void> {
-  return Promise.all([...sockets].map((s) => (s.destroyed ? Promise.resolve() : new Promise<void>((r) => s.once('close', () => r()))))).then(() => {});
+function allClosed(sessions: Set<OpenSession>): Promise<void> {
+  return Promise.all([...sessions].map((s) => s.slot.closed)).then(() => {});
 }
 
 function delay(ms: number): Promise<void> {
