@@ -214,6 +214,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
       maxBadCommands: settings.maxBadCommands,
       deadlines: { requestMs: settings.commandDeadlineMs, minDataRate: settings.minDataRate },
+      errorLimits: settings.errorLimits,
+      tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
       etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );
