@@ -6,7 +6,7 @@ import type { EnqueueTransaction } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
 import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
 import { DataScanner, type DataLimits, type DataViolation } from './data-guard.js';
-import { REPLIES, lineTooLong, messageTooBig, type SmtpReply } from './replies.js';
+import { REPLIES, lineTooLong, messageTooBig, tooManyHops, type SmtpReply } from './replies.js';
 
 export interface EnqueueStore {
   begin(drafts: EnvelopeDraft[]): EnqueueTransaction;
@@ -124,5 +124,7 @@ export function violationReply(v: DataViolation, limits: DataLimits): SmtpReply 
       return lineTooLong(limits.maxLineLength);
     case 'too-big':
       return messageTooBig(limits.maxBytes);
+    case 'too-many-hops':
+      return tooManyHops(limits.maxReceivedLines ?? 0);
   }
 }

@@ -60,6 +60,11 @@ export function messageTooBig(max: number): SmtpReply {
   return { code: 552, enhanced: '5.3.4', text: `Message size exceeds fixed maximum message size of ${max} octets` };
 }
 
+/** RFC 5321 §6.3: a message with too many Received: fields is taken for a mail loop (RFC 3463 5.4.6: routing loop detected). */
+export function tooManyHops(maxReceivedLines: number): SmtpReply {
+  return { code: 554, enhanced: '5.4.6', text: `Too many hops: more than ${maxReceivedLines} Received: header lines, mail loop?` };
+}
+
 export function nonAsciiAddress(): SmtpReply {
   return { code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires the SMTPUTF8 parameter' };
 }

@@ -254,7 +254,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       store,
       drafts,
       header,
-      limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize },
+      limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize, maxReceivedLines: settings.maxReceivedLines },
     });
     const rejected = (status: string): MailLogRecord[] =>
       recipients.map((r) => ({ event: 'J', id: '', source: info.sourceChannel, destination: r.channel, size: outcome.size, from, recipient: r.address, status }));
