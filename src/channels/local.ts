@@ -1,34 +1,33 @@
-// The local channel `l`: each recipient's local part (subaddress stripped, etc/aliases followed)
-// is delivered into mailbox/<user>/ as a Maildir. Unknown users fail 5.1.1; a mailbox that cannot
+// The local channel `l`: each recipient's local part (its canonical reading, subaddress stripped,
+// etc/aliases followed: delivery/local-aliases.ts, the same decision the SMTP server's RCPT check
+// makes) is delivered into mailbox/<user>/ as a Maildir; the user's directory is found whatever
+// its case. Unknown users fail 5.1.1; a mailbox that cannot
 // be written defers 4.2.0/4.3.0 (4.2.2 when the disk is full). An alias to a remote address,
 // a pipe, a file or :include: is not delivered by this channel: such a recipient is deferred with
 // a clear status (a configuration error for the postmaster to fix) before anything is delivered
 // for it, so a retry never duplicates.
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, RecipientOutcome } from './types.js';
 import { instancePaths } from '../common/instance.js';
-import { expandLocal, isSafeUser, type LocalTarget } from '../delivery/local-aliases.js';
+import { expandLocal, localDomainsOf, localVerdict } from '../delivery/local-aliases.js';
 import { deliverToMaildir, ensureMaildir } from '../delivery/maildir.js';
+import { parseAddress } from '../rewrite/index.js';
 
 export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
   const mailboxRoot = instancePaths(ctx.root).mailbox;
   const localHost = ctx.config.options.localHost;
-  const localDomains = ['localhost', localHost, ...ctx.channel.hosts, ctx.channel.officialHost].filter(Boolean);
-  const mailboxExists = (user: string) => isSafeUser(user) && isDirectory(join(mailboxRoot, user));
+  const localDomains = localDomainsOf(ctx.channel, localHost);
+  const mailboxName = (user: string) => findMailbox(mailboxRoot, user);
 
   const deliverRecipient = async (item: DeliveryItem, address: string): Promise<RecipientOutcome> => {
-    const at = address.lastIndexOf('@');
-    const localPart = at > 0 ? address.slice(0, at) : address;
-    const { targets, loop } = expandLocal(localPart, { aliases: ctx.config.aliases, mailboxExists, localDomains });
+    const localPart = localPartOf(address);
+    const verdict = localVerdict(expandLocal(localPart, { aliases: ctx.config.aliases, mailboxName, localDomains }));
     const outcome = (result: RecipientOutcome['result'], status: string): RecipientOutcome => ({ address, result, status, remoteHost: null });
-    if (loop) return outcome('failed', `554 5.4.6 alias loop for ${localPart}`);
-    const unsupported = targets.find((t): t is Extract<LocalTarget, { kind: 'unsupported' }> => t.kind === 'unsupported');
-    if (unsupported) return outcome('deferred', `451 4.3.5 alias target ${unsupported.target} of ${localPart}: ${unsupported.why}`);
-    const mailboxes = [...new Set(targets.flatMap((t) => (t.kind === 'mailbox' && isSafeUser(t.user) ? [t.user] : [])))];
-    const unknown = targets.filter((t) => t.kind === 'unknown' || (t.kind === 'mailbox' && !isSafeUser(t.user)));
-    const discarded = targets.some((t) => t.kind === 'discard');
-    if (mailboxes.length === 0 && !discarded) return outcome('failed', `550 5.1.1 <${address}>: user unknown`);
+    if (verdict.kind === 'loop') return outcome('failed', `554 5.4.6 alias loop for ${localPart}`);
+    if (verdict.kind === 'unsupported') return outcome('deferred', `451 4.3.5 alias target ${verdict.target} of ${localPart}: ${verdict.why}`);
+    if (verdict.kind === 'unknown') return outcome('failed', `550 5.1.1 <${address}>: user unknown`);
+    const { mailboxes, skipped } = verdict;
     const delivered: string[] = [];
     for (const user of mailboxes) {
       const dir = join(mailboxRoot, user);
@@ -45,7 +44,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
         return outcome('deferred', `${code}: cannot write mailbox ${user}: ${e.code ?? e.message}`);
       }
     }
-    const notes = [delivered.length ? `delivered to ${delivered.join(', ')}` : 'discarded (/dev/null)', unknown.length ? `unknown alias members skipped: ${unknown.map((u) => ('user' in u ? u.user : '')).join(', ')}` : ''].filter(Boolean);
+    const notes = [delivered.length ? `delivered to ${delivered.join(', ')}` : 'discarded (/dev/null)', skipped.length ? `unknown alias members skipped: ${skipped.join(', ')}` : ''].filter(Boolean);
     return outcome('delivered', `250 2.0.0 ${notes.join('; ')}`);
   };
 
@@ -69,6 +68,27 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     async close() {},
   };
 };
+
+/** The local part of a queued recipient (as written: expandLocal reads it the canonical way). */
+function localPartOf(address: string): string {
+  const parsed = parseAddress(address);
+  if (parsed) return parsed.localPart;
+  const at = address.lastIndexOf('@');
+  return at > 0 ? address.slice(0, at) : address;
+}
+
+/** The directory under `root` of `user` (lower case): its own name first, else one that differs only in case. */
+export function findMailbox(root: string, user: string): string | null {
+  if (isDirectory(join(root, user))) return user;
+  try {
+    for (const e of readdirSync(root, { withFileTypes: true })) {
+      if (e.name.toLowerCase() === user && isDirectory(join(root, e.name))) return e.name;
+    }
+  } catch {
+    /* no mailbox directory at all */
+  }
+  return null;
+}
 
 function isDirectory(path: string): boolean {
   try {

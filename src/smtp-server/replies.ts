@@ -48,6 +48,11 @@ export function unknownUser(address: string): SmtpReply {
   return { ...REPLIES.userUnknown, text: `<${oneLine(address)}>: User unknown` };
 }
 
+/** A local address whose alias leads where the local channel does not deliver (a configuration error: the client keeps the mail). */
+export function localTargetUnsupported(address: string): SmtpReply {
+  return { code: 451, enhanced: '4.3.5', text: `<${oneLine(address)}>: local delivery is not configured for this address, try again later` };
+}
+
 export function relayDenied(address: string): SmtpReply {
   return { ...REPLIES.relayDenied, text: `<${oneLine(address)}>: Relaying denied` };
 }

@@ -22,10 +22,11 @@ import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-p
 import { LocalUsers } from './local-users.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
 import { formatReceived } from './received-header.js';
-import { decideRecipient } from './recipient-policy.js';
+import { LOCAL_CHANNEL, decideRecipient } from './recipient-policy.js';
+import { localDomainsOf } from '../delivery/local-aliases.js';
 import { MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
-import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUser, type SmtpReply } from './replies.js';
+import { REPLIES, badAddressSyntax, formatReply, hookError, localTargetUnsupported, replyText, unknownUser, type SmtpReply } from './replies.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import { Transcript, transcriptPath } from './transcript.js';
@@ -85,7 +86,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
   const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
   const rewriter = compileRewriter(config.imta);
-  const localUsers = new LocalUsers(paths.mailbox, config.aliases);
+  const localUsers = new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost));
   const mailLog = new MailLog(paths.mailLog);
   const perIp = new PerIpCounter(settings.maxConnsPerIp);
   const nextSessionId = sessionIdGenerator();
@@ -187,8 +188,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
           callback();
         };
         if (decision.localPart === null) return accept();
-        localUsers.exists(decision.localPart).then(
-          (known) => (known ? accept() : refuse(unknownUser(address.address), decision.channel)),
+        // Local delivery's own verdict: what it would fail is refused here, never accepted and bounced.
+        localUsers.verdict(decision.localPart).then(
+          (v) => (v.kind === 'deliver' ? accept() : refuse(v.kind === 'unsupported' ? localTargetUnsupported(address.address) : unknownUser(address.address), decision.channel)),
           (err: Error) => {
             logger.error({ err: err.message }, 'local user lookup failed');
             callback(hookError(REPLIES.localError));
