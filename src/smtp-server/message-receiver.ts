@@ -9,7 +9,9 @@ import { DataScanner, type DataLimits, type DataViolation } from './data-guard.j
 import { REPLIES, lineTooLong, messageTooBig, tooManyHops, type SmtpReply } from './replies.js';
 
 export interface EnqueueStore {
-  begin(drafts: EnvelopeDraft[]): EnqueueTransaction;
+  /** A new message id (the first queue file's id; the others start with it). */
+  newMessageId(): string;
+  begin(drafts: EnvelopeDraft[], messageId?: string): EnqueueTransaction;
 }
 
 export type ReceiveOutcome =
@@ -32,6 +34,8 @@ export interface ReceiveRequest {
   drafts: EnvelopeDraft[];
   /** Prepended to the message (the Received: line). */
   header: string;
+  /** The id the queue files get (from store.newMessageId(), the one in the Received: line); default: a new one. */
+  messageId?: string;
   limits: DataLimits;
 }
 
@@ -65,7 +69,7 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     }
   };
   try {
-    tx = req.store.begin(req.drafts);
+    tx = req.store.begin(req.drafts, req.messageId);
     store(Buffer.from(req.header, 'utf8'));
   } catch (err) {
     storeError = err as Error;

@@ -3,6 +3,7 @@
 // the relay policy and the local users; DATA is streamed into the queue and answered 250 only
 // once it is on disk; mail.log gets an E record per queued recipient and a J record per refusal.
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { instancePaths } from '../common/instance.js';
@@ -150,6 +151,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
         callback();
       },
 
+      onSecure(socket, session, callback) {
+        // As Postfix logs it: `TLS connection established from [ip]: TLSv1.3 with cipher …`.
+        const cipher = (socket as tls.TLSSocket).getCipher?.();
+        const tlsUse = describeTls(cipher?.version ?? null, cipher?.name ?? null);
+        logger.info({ cid: session.id, client: session.remoteAddress, tlsVersion: cipher?.version, cipher: cipher?.name }, `TLS connection established from [${session.remoteAddress}]: ${tlsUse}`);
+        callback();
+      },
+
       onMailFrom(address, session, callback) {
         if (settings.tls.mode === 'must' && !session.secure) return callback(hookError(REPLIES.tlsRequired));
         if (settings.maxMessagesPerSession > 0 && session.transaction > settings.maxMessagesPerSession) {
@@ -241,12 +250,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       recipients,
       config.imta.channelByName,
     );
+    // The queue id goes into our Received: line, so a message can be traced from its header to mail.log.
+    const messageId = store.newMessageId();
     const header = formatReceived({
       helo: session.hostNameAppearsAs || null,
       clientAddress: session.remoteAddress,
       byHost: settings.hostName,
       protocol: session.transmissionType,
-      id: `${session.id}.${session.transaction}`,
+      id: messageId,
       recipient: recipients.length === 1 ? recipients[0]!.original : null,
       tls: session.secure && session.tlsOptions ? { version: session.tlsOptions.version ?? null, cipher: session.tlsOptions.name ?? null } : null,
       date: arrival,
@@ -256,6 +267,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       store,
       drafts,
       header,
+      messageId,
       limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize, maxReceivedLines: settings.maxReceivedLines },
     });
     const rejected = (status: string): MailLogRecord[] =>
@@ -265,9 +277,11 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       case 'queued': {
         // refs are in the order of the drafts
         const size = outcome.size + Buffer.byteLength(header);
+        // `queued (TLSv1.3 with cipher …)` when the message came over TLS: the status is the free-text last field.
+        const status = session.secure && session.tlsOptions ? `queued (${describeTls(session.tlsOptions.version ?? null, session.tlsOptions.name ?? null)})` : 'queued';
         logMail(
           drafts.flatMap((draft, i) =>
-            draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued' })),
+            draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status })),
           ),
         );
         notices.add(outcome.refs);
@@ -369,6 +383,11 @@ function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
   } catch (err) {
     throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`);
   }
+}
+
+/** `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384`, Postfix's words for a session's TLS. */
+function describeTls(version: string | null, cipher: string | null): string {
+  return `${version ?? 'TLS'} with cipher ${cipher ?? 'unknown'}`;
 }
 
 function refuseSocket(socket: net.Socket, reply: SmtpReply): void {

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../helpers/instance.js';
 import { MtaInstance, type ProcessRow } from '../helpers/running-instance.js';
@@ -160,4 +160,15 @@ test('hundreds of STARTTLS sessions of every ending give their slots back: count
   } finally {
     for (const p of held) p.close();
   }
+});
+
+test('each TLS session is logged as Postfix does: "TLS connection established from [ip]: TLSv1.3 with cipher …"', async () => {
+  const log = readFileSync(join(mta.root, 'log', 'tcp_smtp_server.log'), 'utf8');
+  const established = log.split('\n').filter((l) => l.includes('TLS connection established'));
+  // every handshake that completed: the sessions closed after it and the whole messages (the others never completed one)
+  assert.ok(established.length >= 2 * EACH, `${established.length} lines`);
+  const entry = JSON.parse(established[0]!) as { msg: string; client: string; tlsVersion: string; cipher: string };
+  assert.match(entry.msg, /^TLS connection established from \[127\.0\.23\.1[0-2]\]: TLSv1\.[23] with cipher \S+$/);
+  assert.ok(CLIENTS.includes(entry.client));
+  assert.match(entry.tlsVersion, /^TLSv1\.[23]$/);
 });
