@@ -24,11 +24,12 @@
 //   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
 //   synchronous send(250, [lines])). test/integration/etrn-smtp.test.ts pins both, so a
 //   library upgrade that changes the dispatch or the EHLO reply fails the suite.
-// - error limits (error-limits.ts, Postfix's smtpd_soft/hard_error_limit): every reply of 4xx/5xx
-//   (but 452 too many recipients) and every junk command past the junk limit counts; past the soft limit each command waits
-//   SMTP_ERROR_SLEEP_TIME before it is handled (a timer: other sessions go on meanwhile), at the
-//   hard limit the next command gets `421 4.7.0 <host> Error: too many errors`. _onCommand is
-//   where the library takes each command line (after the previous one was answered).
+// - error limits (error-limits.ts, Postfix's smtpd_soft/hard_error_limit): every 4xx/5xx reply
+//   (but 452 too many recipients) and every junk command past the junk limit counts; past the
+//   soft limit each command waits SMTP_ERROR_SLEEP_TIME before it is handled (a timer: other
+//   sessions go on meanwhile), at the hard limit the next command gets `421 4.7.0 <host> Error:
+//   too many errors`. _onCommand is where the library takes each command line (after the
+//   previous one was answered); test/integration/smtp-error-limits.test.ts pins it.
 // - `DATA foo` and `RSET foo` get `501 5.5.4 Syntax: …` (RFC 5321 §4.1.1 gives them no
 //   argument); the library ignored the argument of both.
 // - the end of the session, told once (onEnded) whichever socket closes first: smtp-server's
