@@ -1,18 +1,22 @@
-// The local channel `l`: each recipient's local part (subaddress stripped, etc/aliases followed)
-// is delivered into mailbox/<user>/ as a Maildir. Unknown users fail 5.1.1; a mailbox that cannot
+// The local channel `l`: each recipient's local part (its canonical reading, subaddress stripped,
+// etc/aliases followed: delivery/local-aliases.ts, the same decision the SMTP server's RCPT check
+// makes) is delivered into mailbox/<user>/ as a Maildir; the user's directory is found whatever
+// its case. Unknown users fail 5.1.1; a mailbox that cannot
 // be written defers 4.2.0/4.3.0 (4.2.2 when the disk is full). An alias to a remote address,
 // a pipe, a file or :include: is not delivered by this channel: such a recipient is deferred with
 // a clear status (a configuration error for the postmaster to fix) before anything is delivered
 // for it, so a retry never duplicates. Loops are returned with 5.4.6, as Postfix's local does:
-// a message with more Received: lines than MAX_HOPS, and a message whose Delivered-To: lines
-// (added here at each delivery) already name the recipient, or the local user an alias leads to.
-import { statSync } from 'node:fs';
+// a message with more Received: lines than MAX_RECEIVED_LINES, and a message whose Delivered-To:
+// lines (added here at each delivery) already name the recipient, or the local user an alias
+// leads to.
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, RecipientOutcome } from './types.js';
 import { instancePaths } from '../common/instance.js';
-import { expandLocal, isSafeUser, type LocalTarget } from '../delivery/local-aliases.js';
+import { expandLocal, localDomainsOf, localVerdict } from '../delivery/local-aliases.js';
 import { deliverToMaildir, ensureMaildir } from '../delivery/maildir.js';
 import { deliveredBefore, forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops, type HeaderFacts } from '../delivery/loop-check.js';
+import { parseAddress } from '../rewrite/index.js';
 
 /** A queued message as the channel uses it: what its header says, and its bytes for each mailbox. */
 interface LoadedMessage {
@@ -23,8 +27,8 @@ interface LoadedMessage {
 export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
   const mailboxRoot = instancePaths(ctx.root).mailbox;
   const localHost = ctx.config.options.localHost;
-  const localDomains = ['localhost', localHost, ...ctx.channel.hosts, ctx.channel.officialHost].filter(Boolean);
-  const mailboxExists = (user: string) => isSafeUser(user) && isDirectory(join(mailboxRoot, user));
+  const localDomains = localDomainsOf(ctx.channel, localHost);
+  const mailboxName = (user: string) => findMailbox(mailboxRoot, user);
 
   /** The message read once per item: whole when small, else its header now and a new stream per mailbox. */
   const load = async (item: DeliveryItem): Promise<LoadedMessage> => {
@@ -37,24 +41,21 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
   };
 
   const deliverRecipient = async (item: DeliveryItem, address: string, message: LoadedMessage): Promise<RecipientOutcome> => {
-    const at = address.lastIndexOf('@');
-    const localPart = at > 0 ? address.slice(0, at) : address;
+    const localPart = localPartOf(address);
     const outcome = (result: RecipientOutcome['result'], status: string): RecipientOutcome => ({ address, result, status, remoteHost: null });
     const looped = forwardingLoop(message.facts, address);
     if (looped) return outcome('failed', looped);
-    const { targets, loop } = expandLocal(localPart, { aliases: ctx.config.aliases, mailboxExists, localDomains });
-    if (loop) return outcome('failed', `554 5.4.6 alias loop for ${localPart}`);
-    const unsupported = targets.find((t): t is Extract<LocalTarget, { kind: 'unsupported' }> => t.kind === 'unsupported');
-    if (unsupported) return outcome('deferred', `451 4.3.5 alias target ${unsupported.target} of ${localPart}: ${unsupported.why}`);
-    const reached = [...new Set(targets.flatMap((t) => (t.kind === 'mailbox' && isSafeUser(t.user) ? [t.user] : [])))];
-    const unknown = targets.filter((t) => t.kind === 'unknown' || (t.kind === 'mailbox' && !isSafeUser(t.user)));
-    const discarded = targets.some((t) => t.kind === 'discard');
-    if (reached.length === 0 && !discarded) return outcome('failed', `550 5.1.1 <${address}>: user unknown`);
+    const verdict = localVerdict(expandLocal(localPart, { aliases: ctx.config.aliases, mailboxName, localDomains }));
+    if (verdict.kind === 'loop') return outcome('failed', `554 5.4.6 alias loop for ${localPart}`);
+    if (verdict.kind === 'unsupported') return outcome('deferred', `451 4.3.5 alias target ${verdict.target} of ${localPart}: ${verdict.why}`);
+    if (verdict.kind === 'unknown') return outcome('failed', `550 5.1.1 <${address}>: user unknown`);
+    const { skipped } = verdict;
     // A user the message was delivered to before (under any of this host's names) does not get it again.
+    const at = address.lastIndexOf('@');
     const domain = at > 0 ? address.slice(at + 1).toLowerCase() : '';
-    const looping = deliveredBefore(message.facts, reached, [domain, ...localDomains]);
-    const mailboxes = reached.filter((u) => !looping.includes(u));
-    if (mailboxes.length === 0 && looping.length > 0 && !discarded) return outcome('failed', `554 5.4.6 mail forwarding loop for <${looping[0]}@${domain || localHost}> (via <${address}>)`);
+    const looping = deliveredBefore(message.facts, verdict.mailboxes.map((u) => u.toLowerCase()), [domain, ...localDomains]);
+    const mailboxes = verdict.mailboxes.filter((u) => !looping.includes(u.toLowerCase()));
+    if (mailboxes.length === 0 && looping.length > 0 && !verdict.discarded) return outcome('failed', `554 5.4.6 mail forwarding loop for <${looping[0]}@${domain || localHost}> (via <${address}>)`);
     const delivered: string[] = [];
     for (const user of mailboxes) {
       const dir = join(mailboxRoot, user);
@@ -73,7 +74,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     }
     const notes = [
       delivered.length ? `delivered to ${delivered.join(', ')}` : 'discarded (/dev/null)',
-      unknown.length ? `unknown alias members skipped: ${unknown.map((u) => ('user' in u ? u.user : '')).join(', ')}` : '',
+      skipped.length ? `unknown alias members skipped: ${skipped.join(', ')}` : '',
       looping.length ? `already delivered to ${looping.join(', ')} (mail forwarding loop), not again` : '',
     ].filter(Boolean);
     return outcome('delivered', `250 2.0.0 ${notes.join('; ')}`);
@@ -93,7 +94,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
           outcomes.push({ ref: item.ref, recipients: each(`451 4.3.0 could not read the queued message: ${(err as Error).message}`, 'deferred') });
           continue;
         }
-        const hops = tooManyHops(message.facts, ctx.config.options.hopLimit);
+        const hops = tooManyHops(message.facts, ctx.config.options.maxReceivedLines);
         if (hops) {
           outcomes.push({ ref: item.ref, recipients: each(hops, 'failed') });
           continue;
@@ -112,6 +113,27 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     async close() {},
   };
 };
+
+/** The local part of a queued recipient (as written: expandLocal reads it the canonical way). */
+function localPartOf(address: string): string {
+  const parsed = parseAddress(address);
+  if (parsed) return parsed.localPart;
+  const at = address.lastIndexOf('@');
+  return at > 0 ? address.slice(0, at) : address;
+}
+
+/** The directory under `root` of `user` (lower case): its own name first, else one that differs only in case. */
+export function findMailbox(root: string, user: string): string | null {
+  if (isDirectory(join(root, user))) return user;
+  try {
+    for (const e of readdirSync(root, { withFileTypes: true })) {
+      if (e.name.toLowerCase() === user && isDirectory(join(root, e.name))) return e.name;
+    }
+  } catch {
+    /* no mailbox directory at all */
+  }
+  return null;
+}
 
 function isDirectory(path: string): boolean {
   try {

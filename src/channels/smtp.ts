@@ -56,7 +56,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
         return await deliverWithEngine(items, {
           channel,
           localName: config.options.localHost,
-          hopLimit: config.options.hopLimit,
+          hopLimit: config.options.maxReceivedLines,
           settings,
           resolver,
           reachability: deps.reachability,

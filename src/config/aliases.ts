@@ -1,6 +1,8 @@
 // etc/aliases: `name: target, target…` as sendmail writes it; `#` comments, continuation lines
-// start with white space. Local parts are case-insensitive.
+// start with white space. Local parts are case-insensitive; a quoted name is read as the
+// local channel reads a recipient (`"Al\ice"` is alice).
 import { readFileSync } from 'node:fs';
+import { unquoteLocalPart } from '../rewrite/address.js';
 import type { Diagnostic } from './types.js';
 
 export function parseAliases(file: string | null, diagnostics: Diagnostic[]): Map<string, string[]> {
@@ -26,7 +28,7 @@ export function parseAliases(file: string | null, diagnostics: Diagnostic[]): Ma
       diagnostics.push({ file, line: e.line, severity: 'error', message: `expected "name: target, …", found "${e.text.trim().slice(0, 60)}"` });
       continue;
     }
-    const name = m[1]!.replace(/^"|"$/g, '').toLowerCase();
+    const name = unquoteLocalPart(m[1]!).toLowerCase();
     if (aliases.has(name)) diagnostics.push({ file, line: e.line, severity: 'warning', message: `alias ${name} is defined again; the later definition wins` });
     aliases.set(name, targets);
   }

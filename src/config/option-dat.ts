@@ -9,10 +9,13 @@ import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
+/** The inbound session's error limits (Postfix's smtpd_*_error_limit, smtpd_error_sleep_time, smtpd_junk_command_limit). */
+const SESSION_ERROR_KEYS = ['SMTP_SOFT_ERROR_LIMIT', 'SMTP_HARD_ERROR_LIMIT', 'SMTP_ERROR_SLEEP_TIME', 'SMTP_JUNK_COMMAND_LIMIT'];
 const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
-  'ETRN_ALLOW', 'METRICS_PORT', 'MAX_HOPS', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
+  ...SESSION_ERROR_KEYS, 'MAX_RECEIVED_LINES',
+  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -39,8 +42,13 @@ export const OPTION_DEFAULTS = {
   SMTP_TIMEOUT: 300,
   /** Octets per second; Postfix's smtpd_min_data_rate default. */
   SMTP_MIN_DATA_RATE: 500,
-  /** Received: lines a message may carry; Postfix's hopcount_limit. */
-  MAX_HOPS: 50,
+  /** Postfix's smtpd_soft_error_limit, smtpd_hard_error_limit, smtpd_error_sleep_time (s) and smtpd_junk_command_limit. */
+  SMTP_SOFT_ERROR_LIMIT: 10,
+  SMTP_HARD_ERROR_LIMIT: 20,
+  SMTP_ERROR_SLEEP_TIME: 1,
+  SMTP_JUNK_COMMAND_LIMIT: 100,
+  /** Received: lines a message may carry (with ours) before it is taken for a loop; Postfix's hopcount_limit. */
+  MAX_RECEIVED_LINES: 50,
 } as const;
 
 /** Reads option.dat; `file` may be missing (every option then has its default). */
@@ -60,7 +68,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     if (e && e.value.trim() !== '' && !/^\d+$/.test(e.value.trim())) reader.error(e, `${key} must be a whole number ≥ 0, found "${e.value}"`);
   }
   const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
-  const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT' | 'SMTP_COMMAND_DEADLINE', fallbackMs: number) => {
+  const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT' | 'SMTP_COMMAND_DEADLINE' | 'SMTP_ERROR_SLEEP_TIME', fallbackMs: number) => {
     const e = o.get(key);
     if (!e) return fallbackMs;
     const v = Number(e.value);
@@ -97,12 +105,16 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     bannerPurgeDelayMs: seconds('BANNER_PURGE_DELAY', OPTION_DEFAULTS.BANNER_PURGE_DELAY * 1000),
     bannerPurgeDelayInternalMs: seconds('BANNER_PURGE_DELAY_INTERNAL', OPTION_DEFAULTS.BANNER_PURGE_DELAY_INTERNAL * 1000),
     smtpTimeoutMs: seconds('SMTP_TIMEOUT', OPTION_DEFAULTS.SMTP_TIMEOUT * 1000),
+    smtpSoftErrorLimit: int('SMTP_SOFT_ERROR_LIMIT', 0),
+    smtpHardErrorLimit: int('SMTP_HARD_ERROR_LIMIT', 0),
+    smtpErrorSleepMs: seconds('SMTP_ERROR_SLEEP_TIME', OPTION_DEFAULTS.SMTP_ERROR_SLEEP_TIME * 1000),
+    smtpJunkCommandLimit: int('SMTP_JUNK_COMMAND_LIMIT', 0),
+    maxReceivedLines: int('MAX_RECEIVED_LINES', 1),
     tlsKeyFile: tlsKey,
     tlsCertFile: tlsCert,
     fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
     etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
-    hopLimit: int('MAX_HOPS', 1),
   };
   return {
     ...parsed,

@@ -181,6 +181,16 @@ export interface OptionsConfig {
   smtpCommandDeadlineMs: number;
   /** Octets per second DATA must average (SMTP_MIN_DATA_RATE; default 500). */
   smtpMinDataRate: number;
+  /** Errors in a session after which every reply is delayed (SMTP_SOFT_ERROR_LIMIT; default 10; 0 = never). */
+  smtpSoftErrorLimit: number;
+  /** Errors in a session after which it is closed with 421 (SMTP_HARD_ERROR_LIMIT; default 20; 0 = never). */
+  smtpHardErrorLimit: number;
+  /** The delay past the soft limit, ms (SMTP_ERROR_SLEEP_TIME, seconds; default 1). */
+  smtpErrorSleepMs: number;
+  /** NOOP/VRFY/ETRN/RSET commands before each counts as an error (SMTP_JUNK_COMMAND_LIMIT; default 100; 0 = no limit). */
+  smtpJunkCommandLimit: number;
+  /** Received: lines a message may carry, ours included, before it is taken for a mail loop (MAX_RECEIVED_LINES; default 50). */
+  maxReceivedLines: number;
   tlsKeyFile: string | null; // TLS_KEY
   tlsCertFile: string | null; // TLS_CERT
   /** Domains whose deferred mail is indexed for ETRN (FAST_FLUSH_DOMAINS); null = derived from rewrite rules. */
@@ -189,8 +199,6 @@ export interface OptionsConfig {
   etrnAllow: Cidr[];
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
-  /** A message with more Received: header lines than this is looping: returned, not delivered (MAX_HOPS; default 50). */
-  hopLimit: number;
 }
 
 // ------------------------------------------------------------- mappings

@@ -22,7 +22,7 @@ export interface EngineContext {
   channel: Channel;
   /** EHLO name (option.dat LOCAL_HOST). */
   localName: string;
-  /** More Received: lines than this: the message is looping and is returned (option.dat MAX_HOPS). */
+  /** More Received: lines than this: the message is looping and is returned (option.dat MAX_RECEIVED_LINES). */
   hopLimit: number;
   settings: DeliverySettings;
   resolver: DeliveryResolver;

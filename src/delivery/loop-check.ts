@@ -1,5 +1,5 @@
 // Mail loops seen from a queued message's header (pure): more Received: lines than the hop
-// limit (option.dat MAX_HOPS, Postfix's hopcount_limit), or a Delivered-To: line naming the
+// limit (option.dat MAX_RECEIVED_LINES, Postfix's hopcount_limit), or a Delivered-To: line naming the
 // address it is being delivered to again (the line local delivery adds, as Postfix's local
 // does). Either way the message is returned with 5.4.6, not delivered once more. Also the I/O
 // helpers that take the header section off a queued message without reading all of it.
@@ -38,7 +38,7 @@ export function headerFacts(header: Buffer): HeaderFacts {
 /** The status that returns a message with too many hops, or null. */
 export function tooManyHops(facts: HeaderFacts, limit: number): string | null {
   if (facts.received <= limit) return null;
-  return `554 5.4.6 too many hops: ${facts.received} Received: header lines, more than ${limit} (MAX_HOPS): mail loop?`;
+  return `554 5.4.6 too many hops: ${facts.received} Received: header lines, more than ${limit} (MAX_RECEIVED_LINES): mail loop?`;
 }
 
 /** The status that returns a message delivered to `address` before (a Delivered-To: line names it), or null. */

@@ -26,6 +26,16 @@ export function createIdGenerator(pid: number = process.pid): IdGenerator {
   };
 }
 
+/**
+ * The id of the `index`-th queue file of one message (one file per destination channel): the
+ * message's id for the first, the id and two more characters for the others. The message's id
+ * (the one in its Received: line) is so a prefix of every file's id, and `grep ID mail.log`
+ * finds them all. Ids made by next() are all 21 characters long, so a longer one never meets one.
+ */
+export function fileId(messageId: string, index: number): string {
+  return index === 0 ? messageId : messageId + index.toString(36).toUpperCase().padStart(2, '0');
+}
+
 export function isQueueId(text: string): boolean {
   return /^[0-9A-Z]{8,64}$/.test(text);
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
 import type { Envelope, EnvelopeDraft, QueueRef, ScanEntry } from './types.js';
 import { encodeEnvelope } from './envelope-format.js';
 import { QueueFileError, QueueWriteError } from './errors.js';
-import { createIdGenerator, queueIdTimeMs, type IdGenerator } from './message-id.js';
+import { createIdGenerator, fileId, queueIdTimeMs, type IdGenerator } from './message-id.js';
 import { HELD_SUFFIX, identityFromPath, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
 import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader } from './queue-file-reader.js';
@@ -67,13 +67,18 @@ export class QueueStore {
 
   // ------------------------------------------------------------ enqueue
 
-  /** Starts a streamed enqueue of one message to one or more channels (one file each, same body). */
-  begin(drafts: EnvelopeDraft[]): EnqueueTransaction {
+  /** A new message id, for begin() (known before the message is, to go into its Received: line). */
+  newMessageId(): string {
+    return this.ids.next();
+  }
+
+  /** Starts a streamed enqueue of one message to one or more channels (one file each, same body; ids from `messageId`, see fileId). */
+  begin(drafts: EnvelopeDraft[], messageId: string = this.ids.next()): EnqueueTransaction {
     if (drafts.length === 0) throw new TypeError('queue: begin() needs at least one envelope');
-    const files: PlannedFile[] = drafts.map((draft) => {
+    const files: PlannedFile[] = drafts.map((draft, index) => {
       checkChannelName(draft.channel);
       if (draft.recipients.length === 0) throw new TypeError(`queue: no recipients for channel ${draft.channel}`);
-      const id = this.ids.next();
+      const id = fileId(messageId, index);
       const { held, ...rest } = draft;
       const envelope: Envelope = { ...rest, id, attempts: 0, nextAttempt: null, held: held ?? false };
       const dir = this.messageDir(draft.channel, id);

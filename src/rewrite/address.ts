@@ -73,11 +73,37 @@ function isValidLocalPart(local: string): boolean {
     }
     return true;
   }
+  return isDotString(local);
+}
+
+/** A Dot-string (RFC 5321 §4.1.2): atoms of atext joined by single dots. */
+function isDotString(local: string): boolean {
+  if (local.length === 0) return false;
   for (const atom of local.split('.')) {
     if (atom.length === 0) return false;
     for (const ch of atom) if (!isAtext(ch)) return false;
   }
   return true;
+}
+
+/**
+ * The mailbox name a local part stands for: a Quoted-string's content with its quoted-pairs
+ * resolved (`"al\ice"` is `alice`, RFC 5321 §4.1.2); a Dot-string as it is. Case is kept.
+ */
+export function unquoteLocalPart(local: string): string {
+  if (local.length < 2 || !local.startsWith('"') || !local.endsWith('"')) return local;
+  return local.slice(1, -1).replace(/\\([\s\S])/g, '$1');
+}
+
+/**
+ * The one written form of a local part: a Quoted-string whose content is a Dot-string is
+ * written unquoted (`"alice"` → `alice`), any other keeps its quotes with only `"` and `\`
+ * escaped (`"alice "`, `"alice@x"`). Every spelling of one local part has the same canonical form.
+ */
+export function canonicalLocalPart(local: string): string {
+  if (!local.startsWith('"')) return local;
+  const content = unquoteLocalPart(local);
+  return isDotString(content) ? content : `"${content.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /** Index of the `@` that ends the local part (outside quotes), or -1. */

@@ -1,7 +1,7 @@
 // The rewrite engine: rewrite rules of imta.cnf → destination channel and rewritten address.
 export type { RewriteContext, RewriteStep, RewriteResult, Rewriter } from './types.js';
 export { compileRewriter, MAX_REWRITE_PASSES } from './engine.js';
-export { parseAddress, formatAddress, extractHost, composeAddress, isValidDomain } from './address.js';
+export { parseAddress, formatAddress, extractHost, composeAddress, isValidDomain, canonicalLocalPart, unquoteLocalPart } from './address.js';
 export type { ParsedAddress, ExtractedHost, HostLocation } from './address.js';
 export { hostProbes } from './probes.js';
 export type { Probe, ProbeKind } from './probes.js';

@@ -24,13 +24,25 @@
 //   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
 //   synchronous send(250, [lines])). test/integration/etrn-smtp.test.ts pins both, so a
 //   library upgrade that changes the dispatch or the EHLO reply fails the suite.
-// The server subclass only makes connect() create this connection class.
+// - error limits (error-limits.ts, Postfix's smtpd_soft/hard_error_limit): every 4xx/5xx reply
+//   (but 452 too many recipients) and every junk command past the junk limit counts; past the
+//   soft limit each command waits SMTP_ERROR_SLEEP_TIME before it is handled (a timer: other
+//   sessions go on meanwhile), at the hard limit the next command gets `421 4.7.0 <host> Error:
+//   too many errors`. _onCommand is where the library takes each command line (after the
+//   previous one was answered); test/integration/smtp-error-limits.test.ts pins it.
+// - `DATA foo` and `RSET foo` get `501 5.5.4 Syntax: …` (RFC 5321 §4.1.1 gives them no
+//   argument); the library ignored the argument of both.
+// - the end of the session, told once (onEnded) whichever socket closes first: smtp-server's
+//   upgrade() removes every listener of the plaintext socket, so a listener the service put
+//   there would never hear of a session that did STARTTLS (its slot was kept for ever).
+// The server subclass only makes connect() create this connection class (and return it).
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { EtrnResponder } from './etrn.js';
+import { SessionErrors, type ErrorLimits } from './error-limits.js';
 import { tapParser } from './parser-tap.js';
 import { RequestDeadline, type DeadlineLimits } from './request-deadline.js';
 import { ENHANCED_CODE_PREFIX, replyText } from './replies.js';
@@ -44,6 +56,10 @@ export interface ConnectionPolicy {
   etrn?: EtrnResponder | null;
   /** Per-request deadlines (SMTP_COMMAND_DEADLINE, SMTP_MIN_DATA_RATE). */
   deadlines: DeadlineLimits;
+  /** Soft and hard error limits of a session. */
+  errorLimits: ErrorLimits;
+  /** Told when a session is closed for reaching the hard error limit (for the log). */
+  tooManyErrors?(remoteAddress: string, errors: number): void;
 }
 
 /** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
@@ -57,13 +73,14 @@ export class TsubameSmtpServer extends SMTPServer {
     this.policy = policy;
   }
 
-  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): TsubameConnection {
     // Same as SMTPServer.connect, with our connection class.
     const connection = new TsubameConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data) => this._onClientConnect(data));
     connection.init();
+    return connection;
   }
 }
 
@@ -98,6 +115,48 @@ export class TsubameConnection extends SMTPConnection {
     return (this.requestClock ??= new RequestDeadline(this.policy.deadlines));
   }
 
+  private declare sessionErrors: SessionErrors | undefined;
+
+  /** The session's error count (made on first use: send() runs before our fields exist). */
+  get errors(): SessionErrors {
+    return (this.sessionErrors ??= new SessionErrors(this.policy.errorLimits));
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    // Plaintext behind STARTTLS, early talkers, an AUTH continuation: the library's own cases.
+    if (this._upgrading || !this._ready || this._nextHandler || this._closing || this._closed) return super._onCommand(command, callback);
+    const verb = command.toString('latin1').split(' ', 1)[0]!.toUpperCase();
+    const verdict = this.errors.beforeCommand(verb);
+    if (verdict.action === 'close') {
+      this.policy.tooManyErrors?.(this.remoteAddress, this.errors.errors);
+      return this.send(421, `4.7.0 ${this.name} Error: too many errors`);
+    }
+    if (verdict.delayMs <= 0) return super._onCommand(command, callback);
+    // The client waits for us meanwhile: the request deadline must not run against it.
+    this._handlerPending = true;
+    const timer = setTimeout(() => {
+      this._handlerPending = false;
+      if (!this._closing && !this._closed) super._onCommand(command, callback);
+    }, verdict.delayMs);
+    timer.unref();
+  }
+
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    if (hasArgument(command)) {
+      this.send(501, '5.5.4 Syntax: DATA');
+      return callback();
+    }
+    super.handler_DATA(command, callback);
+  }
+
+  override handler_RSET(command: Buffer, callback: () => void): void {
+    if (hasArgument(command)) {
+      this.send(501, '5.5.4 Syntax: RSET');
+      return callback();
+    }
+    super.handler_RSET(command, callback);
+  }
+
   override _createParser(): SMTPStream {
     const parser = super._createParser();
     const clock = this.clock;
@@ -121,16 +180,37 @@ export class TsubameConnection extends SMTPConnection {
   override upgrade(callback: () => void, secureCallback?: () => void): void {
     this.clock.handshakeStarted(performance.now());
     this.armDeadline();
+    const plain = this._socket;
     super.upgrade(callback, () => {
       this.clock.handshakeEnded();
       secureCallback?.();
     });
+    // upgrade() removed every listener of the plaintext socket (ours too); its close ends the
+    // session as much as the TLS socket's does, which the library listens to.
+    plain.once('close', () => this.ended());
   }
 
   override _onClose(): void {
     clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     super._onClose();
+    this.ended();
+  }
+
+  // Not initialised here (see requestClock): set by onEnded, read by ended.
+  private declare endListeners: Array<() => void> | undefined;
+  private declare hasEnded: boolean | undefined;
+
+  /** `listener` is called once when the session is over (its socket closed, plaintext or TLS). */
+  onEnded(listener: () => void): void {
+    if (this.hasEnded) return void queueMicrotask(listener);
+    (this.endListeners ??= []).push(listener);
+  }
+
+  private ended(): void {
+    if (this.hasEnded) return;
+    this.hasEnded = true;
+    for (const listener of this.endListeners?.splice(0) ?? []) listener();
   }
 
   /** One timer per connection, set for the earliest deadline; it looks again when it fires. */
@@ -170,6 +250,9 @@ export class TsubameConnection extends SMTPConnection {
   private ehloExtensions: string[] = [];
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    // Too many recipients (452 4.5.3) tells the client to send the rest in another transaction: flow control, not an error.
+    if (context === 'DATA_OK') this.errors.messageAccepted();
+    else if (context !== 'TOO_MANY_RECIPIENTS') this.errors.replied(code);
     if (this.ehloExtensions.length > 0 && code === 250 && Array.isArray(data)) {
       data = [...data, ...this.ehloExtensions];
       this.ehloExtensions = [];
@@ -213,6 +296,11 @@ export class TsubameConnection extends SMTPConnection {
       () => this.send(458, '4.3.0 Unable to queue messages'),
     ).finally(callback);
   }
+}
+
+/** A command line with something after its verb. */
+function hasArgument(command: Buffer): boolean {
+  return command.toString('latin1').trim().split(/\s+/).length > 1;
 }
 
 // The library only ever does `this._unrecognizedCommands = 0` (reset after a message) and

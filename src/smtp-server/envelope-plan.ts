@@ -1,5 +1,5 @@
 // The queue files one accepted message becomes: one per destination channel (recipients in RCPT
-// order), split further when the channel says `single` (a file per recipient) or `addrsperfile N`.
+// order, each address once), split further when the channel says `single` (a file per recipient) or `addrsperfile N`.
 import type { Channel } from '../config/types.js';
 import type { Envelope, EnvelopeDraft, MailParams, QueuedRecipient } from '../queue/types.js';
 
@@ -18,7 +18,13 @@ export type MessageFacts = Pick<Envelope, 'from' | 'mailParams' | 'sourceChannel
 
 export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[], channels: ReadonlyMap<string, Channel>): EnvelopeDraft[] {
   const byChannel = new Map<string, AcceptedRecipient[]>();
+  // Two RCPTs that rewrite to one address (`"alice"@x` and `alice@x`) are one recipient, queued
+  // once (the first one given), as smtp-server already does for two spellings differing in case.
+  const seen = new Set<string>();
   for (const r of recipients) {
+    const key = `${r.channel}\0${r.address.toLowerCase()}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const list = byChannel.get(r.channel);
     if (list) list.push(r);
     else byChannel.set(r.channel, [r]);

@@ -1,43 +1,46 @@
-// Who exists on the local channel `l`: a user has a directory mailbox/<user>/ or an entry in
-// etc/aliases; `postmaster` always exists. Names compare case-insensitively and `user+tag`
-// belongs to `user`. The mailbox directory is listed once and listed again only when its mtime
-// changes (a user added or removed), so a dictionary attack costs one stat per RCPT, and a local
-// part is never used as a path (no `../` tricks).
+// Who exists on the local channel `l`, asked at RCPT: the local channel's own decision
+// (delivery/local-aliases.ts: the canonical reading of the local part, etc/aliases, the
+// mailbox/<user>/ directories whatever their case, `postmaster` always) made on a listing of
+// mailbox/, so a recipient accepted here is never an unknown user to delivery. The directory is
+// listed once and listed again only when its mtime changes (a user added or removed), so a
+// dictionary attack costs one stat per RCPT, and a local part is never used as a path (no
+// `../` tricks).
 import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expandLocal, isSafeUser, localUser, localVerdict, type LocalVerdict } from '../delivery/local-aliases.js';
 
 /** The user a local part names: unquoted, lower-cased, without `+subaddress`; null when it cannot be one. */
 export function localUserKey(localPart: string): string | null {
-  let name = localPart;
-  if (name.length >= 2 && name.startsWith('"') && name.endsWith('"')) name = name.slice(1, -1).replace(/\\(.)/g, '$1');
-  const plus = name.indexOf('+');
-  if (plus > 0) name = name.slice(0, plus);
-  name = name.toLowerCase();
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return null;
-  return name;
+  const { base } = localUser(localPart);
+  return isSafeUser(base) ? base : null;
 }
 
 const RECENT_CHANGE_MS = 2000;
 
 export class LocalUsers {
-  private names: Set<string> = new Set();
+  /** Lower-case user → the directory's own name. */
+  private names = new Map<string, string>();
   private listedMtimeMs = -1;
   private listing: Promise<void> | null = null;
 
   constructor(
     private readonly mailboxDir: string,
     /** etc/aliases: lower-case local part → targets. */
-    private readonly aliases: ReadonlyMap<string, unknown>,
+    private readonly aliases: Map<string, string[]>,
+    /** Domains that are this host (alias targets user@one-of-these are local). */
+    private readonly localDomains: string[] = ['localhost'],
   ) {}
 
-  async exists(localPart: string): Promise<boolean> {
-    const key = localUserKey(localPart);
-    if (key === null) return false;
-    if (key === 'postmaster' || this.aliases.has(key)) return true;
-    // `user+tag` may itself be an alias or a mailbox name
-    const whole = localPart.toLowerCase();
-    if (whole !== key && this.aliases.has(whole)) return true;
+  /** What local delivery would do with this local part. */
+  async verdict(localPart: string): Promise<LocalVerdict> {
     await this.refresh();
-    return this.names.has(key) || this.names.has(whole);
+    return localVerdict(expandLocal(localPart, { aliases: this.aliases, mailboxName: (user) => this.names.get(user) ?? null, localDomains: this.localDomains }));
+  }
+
+  /** Whether mail for the local part may be queued: delivery will not fail it as unknown (or as an alias loop). */
+  async exists(localPart: string): Promise<boolean> {
+    const v = await this.verdict(localPart);
+    return v.kind === 'deliver' || v.kind === 'unsupported';
   }
 
   private async refresh(): Promise<void> {
@@ -47,20 +50,27 @@ export class LocalUsers {
     try {
       mtimeMs = (await stat(this.mailboxDir)).mtimeMs;
     } catch {
-      this.names = new Set();
+      this.names = new Map();
       this.listedMtimeMs = -1;
       return;
     }
     if (mtimeMs === this.listedMtimeMs) return;
     this.listing = (async () => {
       try {
-        const entries = await readdir(this.mailboxDir, { withFileTypes: true });
-        this.names = new Set(entries.filter((e) => e.isDirectory() || e.isSymbolicLink()).map((e) => e.name.toLowerCase()));
+        const names = new Map<string, string>();
+        for (const e of await readdir(this.mailboxDir, { withFileTypes: true })) {
+          // as delivery finds it: a directory, or a link to one
+          const isDir = e.isDirectory() || (e.isSymbolicLink() && (await stat(join(this.mailboxDir, e.name)).then((s) => s.isDirectory(), () => false)));
+          const key = e.name.toLowerCase();
+          // a directory named exactly in lower case is the one delivery takes first
+          if (isDir && (!names.has(key) || e.name === key)) names.set(key, e.name);
+        }
+        this.names = names;
         // Directory timestamps are coarse (a few ms): a change right after this listing could
         // keep the same mtime, so a listing of a directory changed just now is not trusted.
         this.listedMtimeMs = Date.now() - mtimeMs > RECENT_CHANGE_MS ? mtimeMs : -1;
       } catch {
-        this.names = new Set();
+        this.names = new Map();
         this.listedMtimeMs = -1;
       } finally {
         this.listing = null;

@@ -6,10 +6,12 @@ import type { EnqueueTransaction } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
 import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
 import { DataScanner, type DataLimits, type DataViolation } from './data-guard.js';
-import { REPLIES, lineTooLong, messageTooBig, type SmtpReply } from './replies.js';
+import { REPLIES, lineTooLong, messageTooBig, tooManyHops, type SmtpReply } from './replies.js';
 
 export interface EnqueueStore {
-  begin(drafts: EnvelopeDraft[]): EnqueueTransaction;
+  /** A new message id (the first queue file's id; the others start with it). */
+  newMessageId(): string;
+  begin(drafts: EnvelopeDraft[], messageId?: string): EnqueueTransaction;
 }
 
 export type ReceiveOutcome =
@@ -32,6 +34,8 @@ export interface ReceiveRequest {
   drafts: EnvelopeDraft[];
   /** Prepended to the message (the Received: line). */
   header: string;
+  /** The id the queue files get (from store.newMessageId(), the one in the Received: line); default: a new one. */
+  messageId?: string;
   limits: DataLimits;
 }
 
@@ -65,7 +69,7 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     }
   };
   try {
-    tx = req.store.begin(req.drafts);
+    tx = req.store.begin(req.drafts, req.messageId);
     store(Buffer.from(req.header, 'utf8'));
   } catch (err) {
     storeError = err as Error;
@@ -124,5 +128,7 @@ export function violationReply(v: DataViolation, limits: DataLimits): SmtpReply 
       return lineTooLong(limits.maxLineLength);
     case 'too-big':
       return messageTooBig(limits.maxBytes);
+    case 'too-many-hops':
+      return tooManyHops(limits.maxReceivedLines ?? 0);
   }
 }

@@ -4,7 +4,7 @@
 // send mail on over SMTP (the local channel `l`, hosted domains, bitbucket…). Pure: the local
 // user lookup is the caller's second step (see LocalUsers).
 import type { Channel } from '../config/types.js';
-import { parseAddress } from '../rewrite/index.js';
+import { canonicalLocalPart, formatAddress, parseAddress } from '../rewrite/index.js';
 import { relayDenied, unroutable, type SmtpReply } from './replies.js';
 import { isRelayChannel } from './settings.js';
 
@@ -24,7 +24,7 @@ export type RecipientDecision =
       channel: string;
       /** Envelope To to queue. */
       address: string;
-      /** For channel `l`: the local part whose user must exist. */
+      /** For channel `l`: the local part whose user must exist (canonical: RFC 5321 quoting resolved). */
       localPart: string | null;
     }
   | { ok: false; reply: SmtpReply };
@@ -39,10 +39,11 @@ export function decideRecipient(
   const channel = channels.get(outcome.channel.toLowerCase());
   if (!channel) return { ok: false, reply: unroutable(`no channel ${outcome.channel}`) };
   if (!mayRelay && isRelayChannel(channel)) return { ok: false, reply: relayDenied(rcpt) };
-  let localPart: string | null = null;
-  if (channel.name.toLowerCase() === LOCAL_CHANNEL) {
-    const parsed = parseAddress(outcome.rewritten);
-    localPart = parsed ? parsed.localPart : outcome.rewritten;
-  }
-  return { ok: true, channel: channel.name, address: outcome.rewritten, localPart };
+  if (channel.name.toLowerCase() !== LOCAL_CHANNEL) return { ok: true, channel: channel.name, address: outcome.rewritten, localPart: null };
+  // One spelling for the local channel, computed here once: the user RCPT checks is the one
+  // queued and delivered to (`"alice"@host` is alice@host).
+  const parsed = parseAddress(outcome.rewritten);
+  if (!parsed) return { ok: true, channel: channel.name, address: outcome.rewritten, localPart: outcome.rewritten };
+  const localPart = canonicalLocalPart(parsed.localPart);
+  return { ok: true, channel: channel.name, address: formatAddress({ ...parsed, localPart }), localPart };
 }

@@ -48,6 +48,11 @@ export function unknownUser(address: string): SmtpReply {
   return { ...REPLIES.userUnknown, text: `<${oneLine(address)}>: User unknown` };
 }
 
+/** A local address whose alias leads where the local channel does not deliver (a configuration error: the client keeps the mail). */
+export function localTargetUnsupported(address: string): SmtpReply {
+  return { code: 451, enhanced: '4.3.5', text: `<${oneLine(address)}>: local delivery is not configured for this address, try again later` };
+}
+
 export function relayDenied(address: string): SmtpReply {
   return { ...REPLIES.relayDenied, text: `<${oneLine(address)}>: Relaying denied` };
 }
@@ -58,6 +63,11 @@ export function lineTooLong(max: number): SmtpReply {
 
 export function messageTooBig(max: number): SmtpReply {
   return { code: 552, enhanced: '5.3.4', text: `Message size exceeds fixed maximum message size of ${max} octets` };
+}
+
+/** RFC 5321 §6.3: a message with too many Received: fields is taken for a mail loop (RFC 3463 5.4.6: routing loop detected). */
+export function tooManyHops(maxReceivedLines: number): SmtpReply {
+  return { code: 554, enhanced: '5.4.6', text: `Too many hops: more than ${maxReceivedLines} Received: header lines, mail loop?` };
 }
 
 export function nonAsciiAddress(): SmtpReply {

@@ -5,7 +5,7 @@ import { TsubameSmtpServer, type ConnectionPolicy } from './connection.js';
 import type { InboundSettings } from './settings.js';
 import type { BunyanLikeLogger } from './transcript.js';
 
-export type InboundHooks = Pick<SMTPServerOptions, 'onConnect' | 'onMailFrom' | 'onRcptTo' | 'onData' | 'onClose'>;
+export type InboundHooks = Pick<SMTPServerOptions, 'onConnect' | 'onSecure' | 'onMailFrom' | 'onRcptTo' | 'onData' | 'onClose'>;
 
 export interface TlsMaterial {
   key: Buffer;

@@ -3,6 +3,7 @@
 // the relay policy and the local users; DATA is streamed into the queue and answered 250 only
 // once it is on disk; mail.log gets an E record per queued recipient and a J record per refusal.
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { instancePaths } from '../common/instance.js';
@@ -17,19 +18,21 @@ import { asciiDomainForm, checkAddressCharset } from './address-check.js';
 import { PerIpCounter } from './client-limits.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { JobControllerLink } from './job-controller-link.js';
-import type { TsubameSmtpServer } from './connection.js';
+import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
 import { LocalUsers } from './local-users.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
 import { formatReceived } from './received-header.js';
-import { decideRecipient } from './recipient-policy.js';
+import { LOCAL_CHANNEL, decideRecipient } from './recipient-policy.js';
+import { localDomainsOf } from '../delivery/local-aliases.js';
 import { MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
-import { REPLIES, badAddressSyntax, formatReply, hookError, replyText, unknownUser, type SmtpReply } from './replies.js';
+import { REPLIES, badAddressSyntax, formatReply, hookError, localTargetUnsupported, replyText, unknownUser, type SmtpReply } from './replies.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import { Transcript, transcriptPath } from './transcript.js';
 import { sessionIdGenerator } from './session-id.js';
+import { SessionSlot } from './session-slot.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 
 export interface SmtpServiceOptions {
@@ -57,6 +60,13 @@ export interface SmtpService {
   onChange(listener: (change: 'opened' | 'closed') => void): void;
 }
 
+/** A session counted as open: its slot, the socket handed over and, once it has one, its SMTP connection. */
+interface OpenSession {
+  slot: SessionSlot;
+  socket: net.Socket;
+  connection: TsubameConnection | null;
+}
+
 /** What a session is, decided once at connect. */
 interface SessionInfo {
   internal: boolean;
@@ -77,7 +87,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
   const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
   const rewriter = compileRewriter(config.imta);
-  const localUsers = new LocalUsers(paths.mailbox, config.aliases);
+  const localUsers = new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost));
   const mailLog = new MailLog(paths.mailLog);
   const perIp = new PerIpCounter(settings.maxConnsPerIp);
   const nextSessionId = sessionIdGenerator();
@@ -88,7 +98,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   const sessions = new WeakMap<SMTPServerSession, SessionInfo>();
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
-  const sockets = new Set<net.Socket>();
+  const open = new Set<OpenSession>();
   const inFlight = new Set<Promise<unknown>>();
   const listeners: Array<(change: 'opened' | 'closed') => void> = [];
   let closing = false;
@@ -141,6 +151,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
         callback();
       },
 
+      onSecure(socket, session, callback) {
+        // As Postfix logs it: `TLS connection established from [ip]: TLSv1.3 with cipher …`.
+        const cipher = (socket as tls.TLSSocket).getCipher?.();
+        const tlsUse = describeTls(cipher?.version ?? null, cipher?.name ?? null);
+        logger.info({ cid: session.id, client: session.remoteAddress, tlsVersion: cipher?.version, cipher: cipher?.name }, `TLS connection established from [${session.remoteAddress}]: ${tlsUse}`);
+        callback();
+      },
+
       onMailFrom(address, session, callback) {
         if (settings.tls.mode === 'must' && !session.secure) return callback(hookError(REPLIES.tlsRequired));
         if (settings.maxMessagesPerSession > 0 && session.transaction > settings.maxMessagesPerSession) {
@@ -179,8 +197,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
           callback();
         };
         if (decision.localPart === null) return accept();
-        localUsers.exists(decision.localPart).then(
-          (known) => (known ? accept() : refuse(unknownUser(address.address), decision.channel)),
+        // Local delivery's own verdict: what it would fail is refused here, never accepted and bounced.
+        localUsers.verdict(decision.localPart).then(
+          (v) => (v.kind === 'deliver' ? accept() : refuse(v.kind === 'unsupported' ? localTargetUnsupported(address.address) : unknownUser(address.address), decision.channel)),
           (err: Error) => {
             logger.error({ err: err.message }, 'local user lookup failed');
             callback(hookError(REPLIES.localError));
@@ -206,6 +225,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
       maxBadCommands: settings.maxBadCommands,
       deadlines: { requestMs: settings.commandDeadlineMs, minDataRate: settings.minDataRate },
+      errorLimits: settings.errorLimits,
+      tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
       etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );
@@ -229,12 +250,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       recipients,
       config.imta.channelByName,
     );
+    // The queue id goes into our Received: line, so a message can be traced from its header to mail.log.
+    const messageId = store.newMessageId();
     const header = formatReceived({
       helo: session.hostNameAppearsAs || null,
       clientAddress: session.remoteAddress,
       byHost: settings.hostName,
       protocol: session.transmissionType,
-      id: `${session.id}.${session.transaction}`,
+      id: messageId,
       recipient: recipients.length === 1 ? recipients[0]!.original : null,
       tls: session.secure && session.tlsOptions ? { version: session.tlsOptions.version ?? null, cipher: session.tlsOptions.name ?? null } : null,
       date: arrival,
@@ -244,7 +267,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       store,
       drafts,
       header,
-      limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize },
+      messageId,
+      limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize, maxReceivedLines: settings.maxReceivedLines },
     });
     const rejected = (status: string): MailLogRecord[] =>
       recipients.map((r) => ({ event: 'J', id: '', source: info.sourceChannel, destination: r.channel, size: outcome.size, from, recipient: r.address, status }));
@@ -253,9 +277,11 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       case 'queued': {
         // refs are in the order of the drafts
         const size = outcome.size + Buffer.byteLength(header);
+        // A message that came over TLS: the record ends with ` tls=PROTOCOL/CIPHER`, as outbound deliveries' do.
+        const tls = session.secure && session.tlsOptions ? `${session.tlsOptions.version ?? 'TLS'}/${session.tlsOptions.name ?? 'unknown'}` : undefined;
         logMail(
           drafts.flatMap((draft, i) =>
-            draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued' })),
+            draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: info.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued', ...(tls ? { tls } : {}) })),
           ),
         );
         notices.add(outcome.refs);
@@ -284,14 +310,20 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       socket.destroy();
       return;
     }
-    sockets.add(socket);
-    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
     let counted = false;
-    socket.once('close', () => {
-      sockets.delete(socket);
-      if (counted) perIp.release(ip);
-      changed('closed');
-    });
+    const session: OpenSession = {
+      socket,
+      connection: null,
+      slot: new SessionSlot(() => {
+        open.delete(session);
+        if (counted) perIp.release(ip);
+        changed('closed');
+      }),
+    };
+    open.add(session);
+    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
+    // Until a STARTTLS (which removes this listener): the session's TLS socket is the connection's.
+    socket.once('close', session.slot.release);
     changed('opened');
     if (closing) return refuseSocket(socket, REPLIES.shuttingDown);
     if (!perIp.acquire(ip)) {
@@ -299,13 +331,14 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       return refuseSocket(socket, REPLIES.tooManyConnections);
     }
     counted = true;
-    server.connect(socket, {
+    session.connection = server.connect(socket, {
       id: nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,
       localPort: socket.localPort,
     });
+    session.connection.onEnded(session.slot.release);
   }
 
   let closed: Promise<void> | null = null;
@@ -316,14 +349,17 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   async function shutDown(graceMs: number): Promise<void> {
     closing = true;
-    await Promise.race([allClosed(sockets), delay(graceMs)]);
-    if (sockets.size > 0) {
+    await Promise.race([allClosed(open), delay(graceMs)]);
+    if (open.size > 0) {
       for (const connection of server.connections) {
         connection.send(421, replyText(REPLIES.shuttingDown));
         connection.close();
       }
-      await Promise.race([allClosed(sockets), delay(FORCE_CLOSE_MS)]);
-      for (const s of sockets) s.destroy();
+      await Promise.race([allClosed(open), delay(FORCE_CLOSE_MS)]);
+      for (const s of open) {
+        s.connection?._socket.destroy();
+        s.socket.destroy();
+      }
     }
     await Promise.allSettled([...inFlight]);
     await notices.flushed();
@@ -334,7 +370,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 
   return {
     handle,
-    openConnections: () => sockets.size,
+    openConnections: () => open.size,
     close,
     onChange: (l) => void listeners.push(l),
   };
@@ -349,6 +385,11 @@ function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
   }
 }
 
+/** `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384`, Postfix's words for a session's TLS. */
+function describeTls(version: string | null, cipher: string | null): string {
+  return `${version ?? 'TLS'} with cipher ${cipher ?? 'unknown'}`;
+}
+
 function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
   refuseConnection(socket, `${formatReply(reply)}\r\n`, FORCE_CLOSE_MS);
 }
@@ -358,8 +399,8 @@ function normalizeIp(ip: string | undefined): string | null {
   return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
-function allClosed(sockets: Set<net.Socket>): Promise<void> {
-  return Promise.all([...sockets].map((s) => (s.destroyed ? Promise.resolve() : new Promise<void>((r) => s.once('close', () => r()))))).then(() => {});
+function allClosed(sessions: Set<OpenSession>): Promise<void> {
+  return Promise.all([...sessions].map((s) => s.slot.closed)).then(() => {});
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,6 +1,7 @@
-// Session ids for logs and the Received: line. smtp-server makes each one from 10 random bytes
-// (a crypto call and a BigInt per connection); here a random prefix drawn once per process and a
-// counter give the same 16 base-32 characters, unique across processes and restarts.
+// Session ids for the logs and transcripts (the Received: line carries the queue id).
+// smtp-server makes each one from 10 random bytes (a crypto call and a BigInt per connection);
+// here a random prefix drawn once per process and a counter give the same 16 base-32
+// characters, unique across processes and restarts.
 import { randomBytes } from 'node:crypto';
 
 export function sessionIdGenerator(): () => string {

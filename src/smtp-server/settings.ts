@@ -1,6 +1,7 @@
 // What one SMTP service needs from the instance configuration, resolved once at start-up
 // (plain data; the files are read by the config loader).
 import type { Channel, Cidr, InstanceConfig, OptionsConfig } from '../config/types.js';
+import type { ErrorLimits } from './error-limits.js';
 
 /** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
 export const INTRANET_CHANNEL = 'tcp_intranet';
@@ -37,6 +38,10 @@ export interface InboundSettings extends SessionLimits {
   maxLineLength: number;
   /** Write a session transcript (channel keyword `slave_debug`). */
   slaveDebug: boolean;
+  /** SMTP_SOFT_ERROR_LIMIT, SMTP_HARD_ERROR_LIMIT, SMTP_ERROR_SLEEP_TIME, SMTP_JUNK_COMMAND_LIMIT. */
+  errorLimits: ErrorLimits;
+  /** Received: lines a message may carry, ours included (MAX_RECEIVED_LINES). */
+  maxReceivedLines: number;
 }
 
 export class SettingsError extends Error {}
@@ -76,6 +81,8 @@ export function resolveInboundSettings(config: InstanceConfig, serviceName: stri
     maxCommandLength: MAX_COMMAND_LENGTH,
     maxLineLength: MAX_LINE_LENGTH,
     slaveDebug: channel.slaveDebug,
+    errorLimits: { soft: o.smtpSoftErrorLimit, hard: o.smtpHardErrorLimit, sleepMs: o.smtpErrorSleepMs, junkCommands: o.smtpJunkCommandLimit },
+    maxReceivedLines: o.maxReceivedLines,
   };
 }
 

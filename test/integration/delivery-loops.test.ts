@@ -1,5 +1,5 @@
 // Mail loops caught at delivery, through a running instance: a queued message with more Received:
-// lines than MAX_HOPS is returned with 5.4.6 by the local and the SMTP channels (queued by
+// lines than MAX_RECEIVED_LINES is returned with 5.4.6 by the local and the SMTP channels (queued by
 // `imsimta submit`, which does not count hops), and a message that comes back to a local
 // recipient it was delivered to (a Delivered-To: line) is returned, not delivered again; also
 // Maildir files are written with LF line ends.
@@ -21,7 +21,7 @@ let peer: SmtpPeer;
 before(async () => {
   peer = await startSmtpPeer({ host: PEER });
   mta = await createJcInstance({ address: ADDRESS, peer: { host: PEER, port: peer.port }, users: ['alice', 'bob', 'carol', 'dave', 'erin'] });
-  mta.inst.write('etc/option.dat', `INTERNAL_IP=127.0.0.0/8\nLOCAL_HOST=${LOCAL_HOST}\nMAX_HOPS=${HOPS}\n`);
+  mta.inst.write('etc/option.dat', `INTERNAL_IP=127.0.0.0/8\nLOCAL_HOST=${LOCAL_HOST}\nMAX_RECEIVED_LINES=${HOPS}\n`);
   mta.inst.write('etc/aliases', 'team: bob, carol\nbobby: bob\n');
   await startMta(mta);
 });
@@ -48,7 +48,7 @@ function statusOf(mail: ParsedMail): Array<Record<string, string>> {
 
 const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.example by hop${i + 1}.example; Mon, 7 Dec 2026 10:00:0${i % 10} +0000\n`).join('');
 
-test('mail loops: a queued message with more Received: lines than MAX_HOPS is returned (5.4.6), not delivered again', async () => {
+test('mail loops: a queued message with more Received: lines than MAX_RECEIVED_LINES is returned (5.4.6), not delivered again', async () => {
   // submit adds its own Received: line: HOPS - 1 given is at the limit, HOPS given is one over.
   const atLimit = await runSubmit(HOPS - 1, 'hops-at-limit');
   assert.equal(atLimit, 0);

@@ -244,11 +244,11 @@ export class SmtpProbe {
     });
   }
 
-  /** After `220 Ready to start TLS`: the handshake over this connection; the probe to use from then on. */
-  startTls(): Promise<SmtpProbe> {
+  /** After `220 Ready to start TLS`: the handshake over this connection; the probe to use from then on. `options` adds to the client's TLS options (an old protocol version…). */
+  startTls(options: tls.ConnectionOptions = {}): Promise<SmtpProbe> {
     this.socket.removeAllListeners('data');
     return new Promise((resolve, reject) => {
-      const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false, servername: 'mx.tsubame.test' }, () => resolve(new SmtpProbe(secure)));
+      const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(secure)));
       secure.once('error', reject);
     });
   }

@@ -290,7 +290,7 @@ const seed = fuzzSeed();
 before(async () => {
   mta = await MtaInstance.create({ address: RUNNING_IP, service: 'MIN_PROCS=2\nMAX_PROCS=2\nMAX_CONNS=50\nMAX_LIFE_CONNS=1000000\nMAX_LIFE_TIME=86400' });
   mta.inst.write('etc/imta.cnf', TEST_IMTA);
-  mta.inst.write('etc/option.dat', `INTERNAL_IP=${RUNNING_IP}/32\nLOCAL_HOST=mx.tsubame.test\nDNS_SERVERS=127.0.8.53\nMAX_RECIPIENTS=20\nMAX_MESSAGE_SIZE=200000\nSMTP_TIMEOUT=30\n`);
+  mta.inst.write('etc/option.dat', `INTERNAL_IP=${RUNNING_IP}/32\nLOCAL_HOST=mx.tsubame.test\nDNS_SERVERS=127.0.8.53\nMAX_RECIPIENTS=20\nMAX_MESSAGE_SIZE=200000\nSMTP_TIMEOUT=30\nSMTP_ERROR_SLEEP_TIME=0\n`);
   mkdirSync(join(mta.root, 'mailbox', 'joe', 'new'), { recursive: true });
   const r = await mta.cli('start-msg', ['dispatcher']);
   assert.equal(r.code, 0, r.stderr);
@@ -366,7 +366,11 @@ async function fuzzSession(rng: Prng, stats: FuzzStats, faults: string[]): Promi
         }
         c.write('DATA\r\n');
         stats.commands++;
-        if (!(await expect('data', 'DATA'))) continue;
+        // refused (no RCPT yet…): the session goes on; closed (421, e.g. the hard error limit): it is over
+        if (!(await expect('data', 'DATA'))) {
+          if (c.closed) return;
+          continue;
+        }
         if (rng.chance(0.05)) {
           c.write(body(rng));
           return; // leave in the middle of the data

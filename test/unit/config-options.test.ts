@@ -383,10 +383,10 @@ test('localHostProblem: a fully qualified name is fine; a short one, set or the 
   assert.match(localHostProblem(undefined, 'localhost.localdomain')!, /"localhost\.localdomain"/);
 });
 
-test('MAX_HOPS: the Received: line limit of looping mail, 50 by default; not a positive whole number is an error at its line', () => {
-  assert.equal(parseOptionDat(null, []).hopLimit, 50);
-  assert.equal(options(lines('MAX_HOPS=30')).config.hopLimit, 30);
-  const bad = options(lines('!', 'MAX_HOPS=0'));
+test('MAX_RECEIVED_LINES: the Received: line limit of looping mail, 50 by default; not a positive whole number is an error at its line', () => {
+  assert.equal(parseOptionDat(null, []).maxReceivedLines, 50);
+  assert.equal(options(lines('MAX_RECEIVED_LINES=30')).config.maxReceivedLines, 30);
+  const bad = options(lines('!', 'MAX_RECEIVED_LINES=0'));
   assert.deepEqual(bad.where, ['etc/option.dat:2: error']);
-  assert.equal(bad.config.hopLimit, 50);
+  assert.equal(bad.config.maxReceivedLines, 50);
 });

@@ -88,7 +88,7 @@ test('local aliases: subaddress, lists, chains, /dev/null, remote targets, unkno
     ['alice+special', ['bob']],
   ]);
   const exists = (u: string) => ['alice', 'bob'].includes(u);
-  const expand = (lp: string) => expandLocal(lp, { aliases, mailboxExists: exists, localDomains: ['here.test'] }).targets;
+  const expand = (lp: string) => expandLocal(lp, { aliases, mailboxName: (u) => (exists(u) ? u : null), localDomains: ['here.test'] }).targets;
   assert.deepEqual(expand('Alice+tag'), [{ kind: 'mailbox', user: 'alice' }]);
   assert.deepEqual(expand('alice+special'), [{ kind: 'mailbox', user: 'bob' }], 'the full local part alias wins');
   assert.deepEqual(expand('list'), [{ kind: 'mailbox', user: 'alice' }, { kind: 'mailbox', user: 'bob' }, { kind: 'discard' }]);

@@ -1,7 +1,7 @@
 // The DATA guard: bare CR/LF, line length and size, whatever the chunking.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DataScanner, type DataLimits, type DataViolation } from '../../src/smtp-server/data-guard.js';
+import { DataScanner, ReceivedCounter, type DataLimits, type DataViolation } from '../../src/smtp-server/data-guard.js';
 
 const LIMITS: DataLimits = { maxLineLength: 998, maxBytes: 0 };
 
@@ -66,4 +66,41 @@ test('the first violation sticks and bytes keep counting', () => {
   assert.equal(s.scan(Buffer.from('x'.repeat(2000))), 'bare-lf');
   assert.equal(s.finish(), 'bare-lf');
   assert.equal(s.bytes, 2003);
+});
+
+// ------------------------------------------------------------------ Received: lines (mail loops)
+
+/** `n` Received: fields, each folded over two lines as MTAs write them. */
+function received(n: number): string {
+  return Array.from({ length: n }, (_, i) => `Received: from hop${i}.test by mx${i}.test;\r\n\tMon, 7 Dec 2026 10:00:0${i % 10} +0000\r\n`).join('');
+}
+
+test('Received: fields are counted in the header only, whatever the chunking', () => {
+  const text = `${received(3)}Subject: x\r\nX-Received: not counted\r\nReceived-SPF: pass\r\n\r\nReceived: in the body is not a field\r\n`;
+  const buf = Buffer.from(text, 'latin1');
+  for (let cut = 0; cut <= buf.length; cut++) {
+    const c = new ReceivedCounter();
+    c.feed(buf.subarray(0, cut));
+    c.feed(buf.subarray(cut));
+    assert.equal(c.count, 3, `cut at ${cut}`);
+    assert.equal(c.done, true);
+  }
+  const bytewise = new ReceivedCounter();
+  for (const b of buf) bytewise.feed(Buffer.from([b]));
+  assert.equal(bytewise.count, 3);
+});
+
+test('any case, white space before the colon; not a continuation line, not a longer name', () => {
+  const c = new ReceivedCounter();
+  c.feed(Buffer.from('RECEIVED: a\r\nreceived : b\r\nReceived\t: c\r\n Received: folded\r\nReceivedX: d\r\nReceived-By: e\r\nSubject: Received: f\r\n\r\n'));
+  assert.equal(c.count, 3);
+});
+
+test('MAX_RECEIVED_LINES counts ours too: one fewer may arrive', () => {
+  const limits = { maxLineLength: 998, maxBytes: 0, maxReceivedLines: 5 };
+  assert.deepEqual(verdicts(`${received(4)}Subject: x\r\n\r\nbody\r\n`, limits), new Set([null]));
+  assert.deepEqual(verdicts(`${received(5)}Subject: x\r\n\r\nbody\r\n`, limits), new Set(['too-many-hops']));
+  assert.deepEqual(verdicts(`${received(60)}\r\nbody\r\n`, { ...limits, maxReceivedLines: 0 }), new Set([null]), '0 = no limit');
+  // a body full of Received: lines is no loop
+  assert.deepEqual(verdicts(`Subject: x\r\n\r\n${received(20)}`, limits), new Set([null]));
 });

@@ -11,7 +11,8 @@ import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
 import { notifyEnqueued } from '../../job-controller/notify.js';
 import { compileRewriter } from '../../rewrite/index.js';
-import { decideRecipient } from '../../smtp-server/recipient-policy.js';
+import { LOCAL_CHANNEL, decideRecipient } from '../../smtp-server/recipient-policy.js';
+import { localDomainsOf } from '../../delivery/local-aliases.js';
 import { LocalUsers } from '../../smtp-server/local-users.js';
 import { formatReply, REPLIES } from '../../smtp-server/replies.js';
 import { formatRfc5322Date } from '../../smtp-server/received-header.js';
@@ -56,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
 
   // Route every recipient; group the accepted ones by destination channel.
   const rewriter = compileRewriter(config.imta);
-  const localUsers = new LocalUsers(paths.mailbox, config.aliases);
+  const localUsers = new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost));
   const byChannel = new Map<string, QueuedRecipient[]>();
   const refused: Array<{ address: string; reason: string }> = [];
   for (const given of submission.recipients) {
