@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests talk to (swaks, Postfix's smtp-source/smtp-sink, dnsmasq,
-# and Chromium for the status-page test, driven by playwright-core) when they are missing.
+# python3-dkim's dkimsign/arcsign, and Chromium for the status-page test, driven by
+# playwright-core) when they are missing.
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 { command -v smtp-source >/dev/null 2>&1 || [ -x /usr/sbin/smtp-source ]; } || need+=(postfix)
 { command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
+# DKIM and ARC signing by an independent implementation (dkimsign, arcsign; arcsign needs authres).
+[ -x /usr/bin/dkimsign ] || need+=(python3-dkim)
+/usr/bin/python3 -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base chromium) or run npm test as root" >&2
+  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base python3-dkim python3-authres chromium) or run npm test as root" >&2
   exit 1
 fi
 echo "installing test peers: ${need[*]}" >&2

@@ -14,6 +14,9 @@ export type RrsetResult =
   | { status: 'nxdomain' }
   | { status: 'temporary'; reason: string };
 
+/** The cached lookup, or anything answering RR sets the same way (what the inbound checks take). */
+export type RrsetSource = Pick<RrsetLookup, 'rrset'>;
+
 export interface LookupTtls {
   /** How long a failure (timeout, SERVFAIL) or a negative answer without SOA is remembered. */
   negativeTtlMs: number;

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { Answer } from 'dns-packet';
 import { addressBytes } from '../config/cidr.js';
-import type { RrsetLookup, RrsetResult } from '../dns/lookup.js';
+import type { RrsetResult, RrsetSource } from '../dns/lookup.js';
 
 export interface BlocklistListing {
   listed: true;
@@ -27,9 +27,6 @@ export type BlocklistResult =
   | BlocklistListing
   /** Not listed by any zone that answered; `unchecked` names the zones that did not (empty when all did). */
   | { listed: false; unchecked: BlocklistUnchecked[] };
-
-/** The cached lookup, or anything answering RR sets the same way. */
-export type RrsetSource = Pick<RrsetLookup, 'rrset'>;
 
 /** The query name of `ip` under `zone`: 192.0.2.1 → 1.2.0.192.zone; IPv6 → 32 nibbles, lowest first. Null for a non-address. */
 export function blocklistQueryName(ip: string, zone: string): string | null {
