@@ -7,7 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -210,6 +211,33 @@ test('hostile: 1,000 DKIM-Signature fields: only DKIM_MAX_SIGNATURES are checked
   assert.ok(v.dnsQueries <= 10 + 4, `DNS questions bounded by the cap (${v.dnsQueries})`);
   assert.ok(ms < 5000, `bounded time (${ms} ms)`);
   assert.equal(v.decision.action, 'accept');
+});
+
+test('hostile: l= longer than the body prints nothing on standard output; a signature covering part of the body is marked undersized', async () => {
+  const body = 'Short body.\r\n';
+  const bh = createHash('sha256').update(body).digest('base64');
+  const fake = `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=origin.test; s=sel; l=100000; h=from; bh=${bh}; b=${Buffer.from('x').toString('base64')}\r\n`;
+  const written: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    written.push(String(chunk));
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    const v = await verifyMessage(lookup, { ip: ORIGIN_IP, helo: 'x', mailFrom: 'a@origin.test', message: message('a@origin.test', body, fake) }, settings());
+    assert.equal(v.dkim[0]!.result, 'fail');
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.deepEqual(written.filter((w) => /TOTAL|EXPECTING/.test(w)), [], 'mailauth\'s debug line is not printed');
+  // Signed over the first 20 octets of the body only, then more text appended: passes, marked undersized.
+  const signer = createRequire(import.meta.url)('mailauth/lib/dkim/sign') as { dkimSign(m: Buffer, o: object): Promise<{ signatures: string }> };
+  const original = message('a@origin.test', 'The first twenty oct and the rest.\r\n');
+  const { signatures } = await signer.dkimSign(original, { canonicalization: 'relaxed/relaxed', signatureData: [{ signingDomain: 'origin.test', selector: 'sel', privateKey: readFileSync(keyFile.origin!), maxBodyLength: 20 }] });
+  const extended = Buffer.concat([Buffer.from(signatures), original, Buffer.from('Appended by someone else.\r\n')]);
+  const u = await verifyMessage(lookup, { ip: ORIGIN_IP, helo: 'x', mailFrom: 'a@origin.test', message: extended }, settings());
+  assert.equal(u.dkim[0]!.result, 'pass');
+  assert.match(u.authResultsHeader, /dkim=pass \(undersized signature: \d+ bytes unsigned\)/);
 });
 
 test('hostile: an SPF record that includes itself ends in permerror after the lookup limit', async () => {
