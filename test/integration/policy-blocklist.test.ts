@@ -5,11 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { DnsCache } from '../../src/dns/cache.js';
-import { createDnsLookup } from '../../src/dns/settings.js';
 import type { RrsetLookup } from '../../src/dns/lookup.js';
-import { checkBlocklists, blocklistQueryName } from '../../src/policy/blocklist.js';
-import { blocklistDecision } from '../../src/policy/blocklist-decision.js';
+import { checkBlocklists, blocklistQueryName, blocklistDecision, createInboundLookup } from '../../src/policy/index.js';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 
 let dns: Dnsmasq;
@@ -49,7 +46,7 @@ after(async () => {
 });
 
 function lookup(timeoutSeconds = 1): RrsetLookup {
-  const l = createDnsLookup({ raw: { DNS_TIMEOUT: String(timeoutSeconds), DNS_ATTEMPTS: '1' }, dnsServers: [dns.server] }, new DnsCache(1000), 1024);
+  const l = createInboundLookup({ raw: { DNS_TIMEOUT: String(timeoutSeconds), DNS_ATTEMPTS: '1' }, dnsServers: [dns.server] });
   lookups.push(l);
   return l;
 }
