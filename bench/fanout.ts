@@ -10,7 +10,7 @@
 // (one MX query per domain with glue; per live host ceil(recipients/100) transactions over one
 // connection).
 import { createSmtpJobWith } from '../src/channels/smtp.js';
-import { DnsCache } from '../src/delivery/dns-cache.js';
+import { DnsCache } from '../src/dns/cache.js';
 import { ReachabilityCache } from '../src/delivery/reachability.js';
 import { startDnsServer, startSmtpPeers, type DnsTable, type PeerOptions } from '../test/helpers/sim-internet.js';
 import { makeChannel, makeConfig, Spool } from '../test/integration/delivery-fixtures.js';

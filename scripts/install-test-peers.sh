@@ -2,7 +2,8 @@
 # Installs the Debian programs the tests talk to, when they are missing:
 #   swaks, Postfix (smtp-source, smtp-sink, and a real Postfix as client and server), dnsmasq,
 #   Chromium (status page, driven by playwright-core), python3 (pseudo-terminal of imsimta passwd),
-#   rspamd (milter), python3-dkim and opendkim-tools (independent DKIM signers and verifiers),
+#   rspamd (milter), python3-dkim, python3-authres and opendkim-tools (independent DKIM and ARC
+#   signers and verifiers),
 #   slapd and ldap-utils (LDAP directory), msmtp and libsasl2-modules (submission clients),
 #   haproxy (PROXY protocol), redis-server (farm-wide shaping), unbound (validating resolver, DANE).
 # Never starts their services: the tests run their own copies on loopback.
@@ -16,6 +17,7 @@ have dnsmasq || need+=(dnsmasq-base)
 have python3 || need+=(python3)
 have rspamd || need+=(rspamd)
 have dkimverify || need+=(python3-dkim)
+/usr/bin/python3 -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)
 have opendkim-testmsg || need+=(opendkim-tools)
 have slapd || need+=(slapd)
 have ldapadd || need+=(ldap-utils)

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
-import { DnsClient, parseDnsServers, systemDnsServers } from '../delivery/dns-client.js';
-import { DnsCache, getSharedDnsCache } from '../delivery/dns-cache.js';
+import { DnsClient } from '../dns/client.js';
+import { dnsServersOf } from '../dns/settings.js';
+import { DnsCache, getSharedDnsCache } from '../dns/cache.js';
 import { deliverWithEngine, newEngineStats, type EngineStats } from '../delivery/engine.js';
 import { ReachabilityCache, getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryResolver } from '../delivery/resolver.js';
@@ -37,7 +38,7 @@ export interface SmtpChannelJob extends ChannelJob {
 export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): SmtpChannelJob {
   const { channel, config } = ctx;
   const settings: DeliverySettings = { ...deliverySettings(config.options), ...deps.settings };
-  const servers = config.options.dnsServers.length ? parseDnsServers(config.options.dnsServers) : systemDnsServers();
+  const servers = dnsServersOf(config.options);
   const client = new DnsClient(servers, { timeoutMs: settings.dnsTimeoutMs, attempts: settings.dnsAttempts });
   const resolver = new DeliveryResolver(client, deps.dnsCache, {
     negativeTtlMs: settings.dnsNegativeTtlMs,

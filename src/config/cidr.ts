@@ -46,7 +46,8 @@ function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
   return out;
 }
 
-function addressBytes(address: string): Uint8Array {
+/** The 4 or 16 bytes of an IPv4 or IPv6 address (already checked with net.isIP). */
+export function addressBytes(address: string): Uint8Array {
   if (net.isIPv4(address)) return Uint8Array.from(address.split('.').map(Number));
   // Expand `::` and a trailing dotted quad into 16 bytes.
   let text = address;

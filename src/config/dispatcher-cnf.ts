@@ -2,7 +2,7 @@
 // Defaults are Messaging Server's shipped values (DESIGN.md).
 import net from 'node:net';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
-import type { Diagnostic, DispatcherConfig, DispatcherService } from './types.js';
+import type { BlocklistConfig, Diagnostic, DispatcherConfig, DispatcherService } from './types.js';
 
 export const DISPATCHER_DEFAULTS = {
   PORT: 25,
@@ -17,14 +17,22 @@ export const DISPATCHER_DEFAULTS = {
   MAX_SHUTDOWN: 2,
 } as const;
 
-const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'ENABLE_RBL', 'HISTORICAL_TIME', ...Object.keys(DISPATCHER_DEFAULTS)]);
-const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'ENABLE_RBL', 'HISTORICAL_TIME', 'TLS_PORT']);
+/** DNS blocklist options: RBL_TIMEOUT and RBL_FAIL_CLOSED are tsubame's (Messaging Server has no such knobs). */
+export const RBL_DEFAULTS: { ENABLE_RBL: 0 | 1; RBL_TIMEOUT: number; RBL_FAIL_CLOSED: 0 | 1 } = { ENABLE_RBL: 0, RBL_TIMEOUT: 5, RBL_FAIL_CLOSED: 0 };
+/** Most DNS_VERIFY_DOMAIN zones per service (Messaging Server checks up to 5; each costs two queries per connection). */
+export const MAX_RBL_ZONES = 8;
+/** Options that may be given several times: every line counts (comma lists too). */
+const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
+
+const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
+const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME', 'TLS_PORT']);
 
 export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): DispatcherConfig {
   const parsed = readOptionFile(file, { commentChars: '!', sectionTypes: ['SERVICE'] }, diagnostics);
   const reader = new OptionReader(diagnostics);
-  const globals = reader.collect(parsed.globals.filter((e) => e.key !== 'PARAMETER'), KNOWN, 'dispatcher.cnf globals');
+  const globals = reader.collect(parsed.globals.filter((e) => !REPEATABLE.has(e.key)), KNOWN, 'dispatcher.cnf globals');
   const globalParameters = parsed.globals.filter((e) => e.key === 'PARAMETER');
+  const globalZones = parsed.globals.filter((e) => e.key === 'DNS_VERIFY_DOMAIN');
   for (const [key, entry] of globals) if (IGNORED.has(key)) reader.warning(entry, `${key} is accepted for compatibility and has no effect in tsubame`);
   const services: DispatcherService[] = [];
   for (const section of parsed.sections) {
@@ -34,7 +42,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
       continue;
     }
     if (name === 'DISPATCHER') continue; // PMDF's section for the dispatcher's own options
-    const own = reader.collect(section.entries.filter((e) => e.key !== 'PARAMETER'), KNOWN, `[SERVICE=${name}]`);
+    const own = reader.collect(section.entries.filter((e) => !REPEATABLE.has(e.key)), KNOWN, `[SERVICE=${name}]`);
     const o = new Map([...globals, ...own]);
     for (const [key, entry] of own) if (IGNORED.has(key)) reader.warning(entry, `${key} is accepted for compatibility and has no effect in tsubame`);
     const parameters = parseParameters([...globalParameters, ...section.entries.filter((e) => e.key === 'PARAMETER')], reader);
@@ -69,12 +77,63 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
       parameters,
       channel: parameters.CHANNEL ?? (name === 'LMTP' ? 'tcp_lmtp' : 'tcp_local'),
       lmtp: name === 'LMTP' || parameters.LMTP === '1',
+      rbl: parseBlocklist(o, ownOrGlobal(section.entries.filter((e) => e.key === 'DNS_VERIFY_DOMAIN'), globalZones), section, reader),
       file: section.file,
       line: section.line,
     });
   }
   checkPortClashes(services, reader);
   return { services };
+}
+
+/** A service's own lines of a repeatable option replace the global ones. */
+function ownOrGlobal(own: OptionEntry[], global: OptionEntry[]): OptionEntry[] {
+  return own.length ? own : global;
+}
+
+/**
+ * ENABLE_RBL, DNS_VERIFY_DOMAIN (one zone a line, or a comma list; several lines add up),
+ * RBL_TIMEOUT (seconds) and RBL_FAIL_CLOSED. Zones without ENABLE_RBL=1 are kept but not checked.
+ */
+function parseBlocklist(o: Map<string, OptionEntry>, zoneEntries: OptionEntry[], section: { file: string; line: number }, reader: OptionReader): BlocklistConfig {
+  const flag = (key: 'ENABLE_RBL' | 'RBL_FAIL_CLOSED'): boolean => {
+    const e = o.get(key);
+    if (!e) return RBL_DEFAULTS[key] === 1;
+    if (!/^[01]$/.test(e.value.trim())) {
+      reader.error(e, `${key} must be 0 or 1, found "${e.value}"`);
+      return RBL_DEFAULTS[key] === 1;
+    }
+    return e.value.trim() === '1';
+  };
+  const zones: string[] = [];
+  let overflow = false;
+  for (const e of zoneEntries) {
+    for (const item of e.value.split(/[,\s]+/).filter(Boolean)) {
+      const zone = item.toLowerCase().replace(/\.$/, '');
+      if (!isZoneName(zone)) reader.error(e, `DNS_VERIFY_DOMAIN: "${item}" is not a DNS zone name (such as zen.spamhaus.org)`);
+      else if (zones.includes(zone)) reader.warning(e, `DNS_VERIFY_DOMAIN: ${zone} is listed twice (checked once)`);
+      else if (zones.length < MAX_RBL_ZONES) zones.push(zone);
+      else if (!overflow) {
+        overflow = true;
+        reader.error(e, `DNS_VERIFY_DOMAIN: more than ${MAX_RBL_ZONES} zones (from "${item}" on); each costs two DNS queries per connection`);
+      }
+    }
+  }
+  const enabled = flag('ENABLE_RBL');
+  if (enabled && zones.length === 0) reader.warning(o.get('ENABLE_RBL') ?? section, 'ENABLE_RBL=1 without DNS_VERIFY_DOMAIN: no blocklist is checked');
+  let timeoutMs = RBL_DEFAULTS.RBL_TIMEOUT * 1000;
+  const t = o.get('RBL_TIMEOUT');
+  if (t) {
+    const v = Number(t.value.trim());
+    if (t.value.trim() === '' || !(v > 0) || v > 300) reader.error(t, `RBL_TIMEOUT must be a number of seconds above 0 and at most 300, found "${t.value}"`);
+    else timeoutMs = Math.round(v * 1000);
+  }
+  return { enabled, zones, timeoutMs, failClosed: flag('RBL_FAIL_CLOSED') };
+}
+
+/** A zone a reversed IPv6 address (64 characters) still fits under within DNS's 253. */
+function isZoneName(zone: string): boolean {
+  return zone.length <= 253 - 64 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(zone);
 }
 
 function parsePorts(entry: OptionEntry | undefined, reader: OptionReader): number[] {

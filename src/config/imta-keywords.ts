@@ -1,5 +1,6 @@
 // The channel keywords tsubame knows, with the arguments each takes. Keywords are
 // case-insensitive; an unknown one is a warning (Messaging Server treats it as a group name).
+import { AUTH_CHANNEL_KEYWORDS } from './auth-options.js';
 
 export type KeywordArgs =
   | { kind: 'flag' }
@@ -25,7 +26,7 @@ const FLAGS = `smtp nosmtp smtp_cr smtp_crlf smtp_lf smtp_crorlf lmtp submit ehl
   sendpost copysendpost errsendpost nosendpost warnpost copywarnpost errwarnpost nowarnpost postheadonly postheadbody
   noblocklimit nolinelimit remotehost noremotehost inner noinner defragment nodefragment aliaspostmaster
   pipelining nopipelining exproute noexproute improute noimproute restricted unrestricted
-  dequeue_removeroute noreceivedfor receivedfor`.split(/\s+/);
+  dequeue_removeroute noreceivedfor receivedfor`.split(/\s+/).concat(AUTH_CHANNEL_KEYWORDS);
 
 const INTEGERS: Record<string, KeywordArgs> = {
   port: count(1, 65535),

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { parseCidr } from './cidr.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
+import { AUTH_OPTION_RULES } from './auth-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
@@ -15,7 +16,7 @@ const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
   ...SESSION_ERROR_KEYS, 'MAX_RECEIVED_LINES',
-  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS,
+  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS, ...Object.keys(AUTH_OPTION_RULES),
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -23,6 +24,7 @@ const COMPATIBLE_KEYS = [
   'BLOCK_SIZE', 'BLOCK_LIMIT', 'LINE_LIMIT', 'RETURN_PERSONAL', 'CONTENT_RETURN_BLOCK_LIMIT', 'USE_REVERSE_DATABASE', 'REVERSE_ENVELOPE',
   'ACCESS_ERRORS', 'ALIAS_HASH_SIZE', 'MAX_HEADER_BLOCK_USE', 'MAX_HEADER_LINE_USE', 'LOG_CONNECTION', 'LOG_FILENAME', 'LOG_MESSAGE_ID',
   'LOG_USERNAME', 'LOG_PROCESS', 'LOG_FILTER', 'LOG_REASON', 'SEPARATE_CONNECTION_LOG', 'MM_DEBUG', 'OS_DEBUG', 'DEQUEUE_DEBUG', 'RETURN_DEBUG', 'MAX_NOTIFYS',
+  'SPF_MAX_RECURSION', // include/redirect depth: bounded by SPF_MAX_DNS_QUERIES, as each costs a lookup
 ];
 /** LOG_MAX_SIZE (octets), LOG_KEEP_DAYS (days), CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks). */
 const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
@@ -67,6 +69,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     const e = o.get(key);
     if (e && e.value.trim() !== '' && !/^\d+$/.test(e.value.trim())) reader.error(e, `${key} must be a whole number ≥ 0, found "${e.value}"`);
   }
+  checkAuthOptions(o, reader);
   const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
   const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT' | 'SMTP_COMMAND_DEADLINE' | 'SMTP_ERROR_SLEEP_TIME', fallbackMs: number) => {
     const e = o.get(key);
@@ -134,6 +137,24 @@ export function localHostProblem(setting: string | undefined, machineName: strin
   return setting?.trim()
     ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
     : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;
+}
+
+/** The message authentication options (read by src/policy/auth-settings.ts). */
+function checkAuthOptions(o: Map<string, OptionEntry>, reader: OptionReader): void {
+  for (const [key, rule] of Object.entries(AUTH_OPTION_RULES)) {
+    const e = o.get(key);
+    if (!e) continue;
+    const v = e.value.trim();
+    if (rule.kind === 'integer' && !(/^\d+$/.test(v) && Number(v) >= rule.min && Number(v) <= rule.max)) {
+      reader.error(e, `${key} must be an integer from ${rule.min} to ${rule.max}, found "${e.value}"`);
+    } else if (rule.kind === 'seconds' && !(v !== '' && Number(v) > 0 && Number(v) <= rule.max)) {
+      reader.error(e, `${key} must be a number of seconds above 0 and at most ${rule.max}, found "${e.value}"`);
+    } else if (rule.kind === 'words' && !rule.words.some((w) => w.toLowerCase() === v.toLowerCase())) {
+      reader.error(e, `${key} must be one of ${rule.words.join(', ')}, found "${e.value}"`);
+    } else if (rule.kind === 'domains') {
+      for (const d of list(v)) if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i.test(d)) reader.error(e, `${key}: "${d}" is not a domain name`);
+    }
+  }
 }
 
 function list(text: string): string[] {

@@ -106,8 +106,22 @@ export interface DispatcherService {
   /** The channel the server runs as for this service (PARAMETER CHANNEL=…, default tcp_local). */
   channel: string;
   lmtp: boolean; // PARAMETER LMTP=1 or service name LMTP
+  /** DNS blocklist checks of connecting clients (ENABLE_RBL, DNS_VERIFY_DOMAIN, …); absent = off. */
+  rbl?: BlocklistConfig;
   file: string;
   line: number;
+}
+
+/** A service's DNS blocklist settings (dispatcher.cnf, global or per service). */
+export interface BlocklistConfig {
+  /** ENABLE_RBL=1: the zones are checked (default 0: not checked). */
+  enabled: boolean;
+  /** DNS_VERIFY_DOMAIN zones in the order written, lower-case, without a trailing dot. */
+  zones: string[];
+  /** RBL_TIMEOUT: how long one client's check may take, in ms (default 5 s). */
+  timeoutMs: number;
+  /** RBL_FAIL_CLOSED=1: a zone that cannot be checked refuses the client temporarily (default 0: accept and log). */
+  failClosed: boolean;
 }
 
 export interface DispatcherConfig {

@@ -2,17 +2,11 @@
 // answer's additional section for the hosts' addresses (SMTPfeed §3.6–3.7).
 import net from 'node:net';
 import type { Answer, RecordType } from 'dns-packet';
-import { DnsClient, DnsTimeoutError, type DnsResponse } from './dns-client.js';
-import type { DnsCache } from './dns-cache.js';
+import type { DnsClient } from '../dns/client.js';
+import type { DnsCache } from '../dns/cache.js';
+import { RrsetLookup, type RrsetResult } from '../dns/lookup.js';
 import { dropSelfAndWorse, interpretMxRecords, type MxRecord, type ResolvedMx } from './mx.js';
 import { normalizeDomain } from '../common/domain-name.js';
-
-/** One RR set as the cache keeps it. */
-export type RrsetResult =
-  | { status: 'ok'; records: Answer[]; additionals?: Answer[] } // additionals kept for MX only
-  | { status: 'nodata' }
-  | { status: 'nxdomain' }
-  | { status: 'temporary'; reason: string };
 
 export type AddressResolution =
   | { ok: true; addresses: string[] }
@@ -30,14 +24,14 @@ export interface ResolverOptions {
 }
 
 export class DeliveryResolver {
-  private readonly prefix: string;
+  private readonly lookup: RrsetLookup;
 
   constructor(
     readonly client: DnsClient,
-    private readonly cache: DnsCache,
+    cache: DnsCache,
     private readonly options: ResolverOptions,
   ) {
-    this.prefix = client.servers.map((s) => `${s.host}:${s.port}`).join(',');
+    this.lookup = new RrsetLookup(client, cache, options);
   }
 
   /** MX hosts with addresses, in preference order (not yet shuffled: the planner's caller does that). */
@@ -94,31 +88,8 @@ export class DeliveryResolver {
   }
 
   /** One RR set, from the cache or the servers. */
-  async rrset(name: string, type: RecordType): Promise<RrsetResult> {
-    return this.cache.getOrLoad(this.key(name, type), async () => {
-      let response: DnsResponse;
-      try {
-        response = await this.client.query(name, type);
-      } catch (err) {
-        const reason = err instanceof DnsTimeoutError ? 'timeout' : (err as Error).message;
-        return { value: { status: 'temporary', reason } as RrsetResult, ttlMs: this.options.negativeTtlMs };
-      }
-      return this.interpret(type, response);
-    });
-  }
-
-  private interpret(type: RecordType, response: DnsResponse): { value: RrsetResult; ttlMs: number } {
-    if (response.rcode === 'NXDOMAIN') return { value: { status: 'nxdomain' }, ttlMs: this.negativeTtl(response) };
-    if (response.rcode !== 'NOERROR') return { value: { status: 'temporary', reason: response.rcode }, ttlMs: this.options.negativeTtlMs };
-    // Records of the type asked for; the owner may be the end of a CNAME chain the server followed.
-    const records = response.answers.filter((a) => a.type === type);
-    if (records.length === 0) return { value: { status: 'nodata' }, ttlMs: this.negativeTtl(response) };
-    const ttl = Math.min(...records.map((r) => ('ttl' in r && typeof r.ttl === 'number' ? r.ttl : 0)));
-    const ttlMs = Math.min(ttl * 1000, this.options.maxTtlMs);
-    if (type !== 'MX') return { value: { status: 'ok', records }, ttlMs };
-    this.cacheGlue(response);
-    const additionals = response.additionals.filter((a) => a.type === 'A' || a.type === 'AAAA');
-    return { value: { status: 'ok', records, additionals }, ttlMs };
+  rrset(name: string, type: RecordType): Promise<RrsetResult> {
+    return this.lookup.rrset(name, type);
   }
 
   /** Addresses from an MX answer's additional section, by host name. */
@@ -134,32 +105,6 @@ export class DeliveryResolver {
     // IPv4 first, as for looked-up addresses.
     for (const [h, list] of glue) glue.set(h, [...list.filter((x) => net.isIPv4(x)), ...list.filter((x) => !net.isIPv4(x))]);
     return glue;
-  }
-
-  /** Puts the additional section's addresses into the cache (other domains with the same MX host reuse them). */
-  private cacheGlue(response: DnsResponse): void {
-    const byKey = new Map<string, Answer[]>();
-    for (const a of response.additionals) {
-      if (a.type !== 'A' && a.type !== 'AAAA') continue;
-      const key = this.key(normalizeDomain(a.name), a.type);
-      byKey.set(key, [...(byKey.get(key) ?? []), a]);
-    }
-    for (const [key, records] of byKey) {
-      if (this.cache.get(key) !== undefined) continue;
-      const ttl = Math.min(...records.map((r) => ('ttl' in r && typeof r.ttl === 'number' ? r.ttl : 0)));
-      this.cache.set(key, { status: 'ok', records } satisfies RrsetResult, Math.min(ttl * 1000, this.options.maxTtlMs));
-    }
-  }
-
-  private negativeTtl(response: DnsResponse): number {
-    const soa = response.authorities.find((a) => a.type === 'SOA') as { ttl?: number; data?: { minimum?: number } } | undefined;
-    if (!soa) return this.options.negativeTtlMs;
-    const seconds = Math.min(soa.ttl ?? 0, soa.data?.minimum ?? soa.ttl ?? 0);
-    return Math.min(seconds * 1000, this.options.maxTtlMs);
-  }
-
-  private key(name: string, type: string): string {
-    return `${this.prefix}|${type}|${name}`;
   }
 }
 

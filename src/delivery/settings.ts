@@ -2,8 +2,9 @@
 // Values are seconds (fractions allowed, so tests can use short ones); RFC 5321 §4.5.3.2 gives the
 // client timeouts: 5 min for the greeting and each command, 10 min for the final dot.
 import type { OptionsConfig } from '../config/types.js';
+import { dnsSettings, type DnsSettings } from '../dns/settings.js';
 
-export interface DeliverySettings {
+export interface DeliverySettings extends DnsSettings {
   /** TCP connect (SMTP_CONNECT_TIMEOUT; default 30 s, as Postfix's smtp_connect_timeout). */
   connectTimeoutMs: number;
   /** 220 greeting and EHLO/STARTTLS (SMTP_GREETING_TIMEOUT; default 300 s). */
@@ -16,14 +17,6 @@ export interface DeliverySettings {
   idleTimeoutMs: number;
   /** How long a host that refused or timed out is not tried again (SMTP_HOST_RETRY; default 300 s). */
   hostRetryMs: number;
-  /** One DNS try (DNS_TIMEOUT; default 5 s, as resolv.conf). */
-  dnsTimeoutMs: number;
-  /** Rounds over the server list (DNS_ATTEMPTS; default 2, as resolv.conf). */
-  dnsAttempts: number;
-  /** How long a temporary DNS failure (SERVFAIL, timeout) is remembered (DNS_NEGATIVE_TTL; default 60 s). */
-  dnsNegativeTtlMs: number;
-  /** Upper bound for any cached DNS answer (DNS_MAX_TTL; default 1 day). */
-  dnsMaxTtlMs: number;
 }
 
 const DEFAULTS: Record<string, number> = {
@@ -33,10 +26,6 @@ const DEFAULTS: Record<string, number> = {
   SMTP_DATA_TIMEOUT: 600,
   SMTP_IDLE_TIMEOUT: 5,
   SMTP_HOST_RETRY: 300,
-  DNS_TIMEOUT: 5,
-  DNS_ATTEMPTS: 2,
-  DNS_NEGATIVE_TTL: 60,
-  DNS_MAX_TTL: 86400,
 };
 
 function number(raw: Record<string, string>, key: string): number {
@@ -55,9 +44,6 @@ export function deliverySettings(options: Pick<OptionsConfig, 'raw'>): DeliveryS
     dataTimeoutMs: ms('SMTP_DATA_TIMEOUT'),
     idleTimeoutMs: ms('SMTP_IDLE_TIMEOUT'),
     hostRetryMs: ms('SMTP_HOST_RETRY'),
-    dnsTimeoutMs: Math.max(1, ms('DNS_TIMEOUT')),
-    dnsAttempts: Math.max(1, Math.floor(number(raw, 'DNS_ATTEMPTS'))),
-    dnsNegativeTtlMs: ms('DNS_NEGATIVE_TTL'),
-    dnsMaxTtlMs: ms('DNS_MAX_TTL'),
+    ...dnsSettings(options),
   };
 }

@@ -9,7 +9,7 @@ import { queueStoreFor } from '../queue/instance-store.js';
 import { instancePaths } from '../common/instance.js';
 import type { QueueStore } from '../queue/store.js';
 import { readMessageSync } from './queue-read.js';
-import { getSharedDnsCache } from '../delivery/dns-cache.js';
+import { getSharedDnsCache } from '../dns/cache.js';
 import { getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';
 

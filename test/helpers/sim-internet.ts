@@ -25,6 +25,8 @@ export interface DnsRecord {
   mx?: Array<{ exchange: string; preference: number }> | 'null';
   a?: string[];
   aaaa?: string[];
+  /** TXT records, one string each (split into 255-octet strings on the wire); answers too big for UDP come back truncated. */
+  txt?: string[];
   /** The name is an alias: answers carry the CNAME and the target's records. */
   cname?: string;
   /** A failure for every query of this name (truncate: UDP answers have TC set, TCP answers are whole). */
@@ -100,8 +102,12 @@ export async function startDnsServer(opts: { host?: string; port?: number; recor
       }
     } else if (q.type === 'A') for (const a of rec.a ?? []) answers.push({ type: 'A', name: owner, ttl, data: a } as Answer);
     else if (q.type === 'AAAA') for (const a of rec.aaaa ?? []) answers.push({ type: 'AAAA', name: owner, ttl, data: a } as Answer);
+    else if (q.type === 'TXT') for (const t of rec.txt ?? []) answers.push({ type: 'TXT', name: owner, ttl, data: (t.match(/[\s\S]{1,255}/g) ?? ['']).map((p) => Buffer.from(p)) } as Answer);
     const nodata = !answers.some((a) => a.type === (q.type as RecordType));
-    return dnsPacket.encode({ ...base, flags, answers, additionals, authorities: nodata ? [soa] : [] });
+    const whole = dnsPacket.encode({ ...base, flags, answers, additionals, authorities: nodata ? [soa] : [] });
+    // As a server does for an answer larger than the EDNS payload size: truncated over UDP, whole over TCP.
+    if (transport === 'udp' && whole.length > 1232) return dnsPacket.encode({ ...base, flags: flags | dnsPacket.TRUNCATED_RESPONSE });
+    return whole;
   };
 
   const udp = dgram.createSocket('udp4');

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { createSmtpJobWith } from '../../src/channels/smtp.js';
-import { DnsCache } from '../../src/delivery/dns-cache.js';
+import { DnsCache } from '../../src/dns/cache.js';
 import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import type { MailParams } from '../../src/queue/types.js';
 import { startSmtpPeer, type SmtpPeer } from '../helpers/sim-internet.js';

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSmtpJobWith } from '../../src/channels/smtp.js';
-import { DnsCache } from '../../src/delivery/dns-cache.js';
+import { DnsCache } from '../../src/dns/cache.js';
 import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import { startDnsServer, startSmtpPeer } from '../helpers/sim-internet.js';
 import { makeChannel, makeConfig, Spool } from './delivery-fixtures.js';

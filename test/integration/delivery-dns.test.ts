@@ -2,8 +2,8 @@
 // coalescing, truncation → TCP, server fail-over; nomx and source routes through the channel.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { DnsClient } from '../../src/delivery/dns-client.js';
-import { DnsCache } from '../../src/delivery/dns-cache.js';
+import { DnsClient } from '../../src/dns/client.js';
+import { DnsCache } from '../../src/dns/cache.js';
 import { DeliveryResolver } from '../../src/delivery/resolver.js';
 import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import { createSmtpJobWith } from '../../src/channels/smtp.js';

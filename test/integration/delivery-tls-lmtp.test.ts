@@ -2,7 +2,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSmtpJobWith } from '../../src/channels/smtp.js';
-import { DnsCache } from '../../src/delivery/dns-cache.js';
+import { DnsCache } from '../../src/dns/cache.js';
 import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import type { Channel } from '../../src/config/types.js';
 import { startDnsServer, startSmtpPeers, type SimDns } from '../helpers/sim-internet.js';

@@ -238,3 +238,66 @@ test('comments, "\\" continuation and <file includes in dispatcher.cnf; a missin
   assert.match(diagnostics[1]!.message, /MAX_CONNS must be an integer from 1 to 100000, found "x"/);
   assert.match(diagnostics[2]!.message, /MAX_LIFE_CONNS must be an integer ≥ 0, found "bad"/);
 });
+
+test('DNS blocklists: DNS_VERIFY_DOMAIN lines add up (comma lists too), a service\'s own lines replace the global ones; ENABLE_RBL, RBL_TIMEOUT and RBL_FAIL_CLOSED are inherited', () => {
+  const { service, diagnostics } = parse(
+    lines(
+      'ENABLE_RBL=1',
+      'DNS_VERIFY_DOMAIN=zen.example.',
+      'DNS_VERIFY_DOMAIN=bl.example.net, dul.example.org',
+      'RBL_TIMEOUT=2.5',
+      '[SERVICE=SMTP]',
+      'PORT=2525',
+      '[SERVICE=OWN]',
+      'PORT=2526',
+      'DNS_VERIFY_DOMAIN=Own.Example',
+      'RBL_FAIL_CLOSED=1',
+      '[SERVICE=OFF]',
+      'PORT=2527',
+      'ENABLE_RBL=0',
+    ),
+  );
+  assert.deepEqual(diagnostics, []);
+  assert.deepEqual(service('SMTP').rbl, { enabled: true, zones: ['zen.example', 'bl.example.net', 'dul.example.org'], timeoutMs: 2500, failClosed: false });
+  assert.deepEqual(service('OWN').rbl, { enabled: true, zones: ['own.example'], timeoutMs: 2500, failClosed: true });
+  assert.equal(service('OFF').rbl?.enabled, false);
+  assert.deepEqual(service('OFF').rbl?.zones, ['zen.example', 'bl.example.net', 'dul.example.org']);
+});
+
+test('DNS blocklists: defaults (off, 5 s, fail open) and every bad value with its file:line', () => {
+  const defaults = parse(lines('[SERVICE=SMTP]', 'PORT=2525'));
+  assert.deepEqual(defaults.service('SMTP').rbl, { enabled: false, zones: [], timeoutMs: 5000, failClosed: false });
+  const { where, diagnostics, service } = parse(
+    lines(
+      '[SERVICE=SMTP]', // 1
+      'PORT=2525', // 2
+      'ENABLE_RBL=yes', // 3
+      'DNS_VERIFY_DOMAIN=bad..zone', // 4
+      'DNS_VERIFY_DOMAIN=a.example,a.example', // 5
+      'DNS_VERIFY_DOMAIN=z1.example,z2.example,z3.example,z4.example,z5.example,z6.example,z7.example,z8.example,z9.example', // 6
+      'RBL_TIMEOUT=0', // 7
+      'RBL_FAIL_CLOSED=2', // 8
+      '[SERVICE=EMPTY]', // 9
+      'PORT=2526', // 10
+      'ENABLE_RBL=1', // 11
+      'DNS_VERIFY_DOMAIN=', // 12
+    ),
+  );
+  assert.deepEqual(where, [
+    'etc/dispatcher.cnf:4: error',
+    'etc/dispatcher.cnf:5: warning',
+    'etc/dispatcher.cnf:6: error',
+    'etc/dispatcher.cnf:3: error',
+    'etc/dispatcher.cnf:7: error',
+    'etc/dispatcher.cnf:8: error',
+    'etc/dispatcher.cnf:11: warning',
+  ]);
+  assert.match(diagnostics[0]!.message, /"bad\.\.zone" is not a DNS zone name/);
+  assert.match(diagnostics[1]!.message, /a\.example is listed twice/);
+  assert.match(diagnostics[2]!.message, /more than 8 zones \(from "z8\.example" on\)/);
+  assert.match(diagnostics[3]!.message, /ENABLE_RBL must be 0 or 1, found "yes"/);
+  assert.match(diagnostics[4]!.message, /RBL_TIMEOUT must be a number of seconds above 0/);
+  assert.match(diagnostics[5]!.message, /RBL_FAIL_CLOSED must be 0 or 1, found "2"/);
+  assert.match(diagnostics[6]!.message, /ENABLE_RBL=1 without DNS_VERIFY_DOMAIN/);
+  assert.equal(service('SMTP').rbl?.zones.length, 8);
+});

@@ -1,7 +1,8 @@
-// The DNS answer cache shared by the channel jobs of one process (one per worker thread):
-// positive answers for their TTL, failures for a short negative TTL, and concurrent identical
-// lookups coalesced into one query. It is an explicit object handed to jobs; the only
-// module-level state is the per-thread instance behind getSharedDnsCache().
+// The DNS answer cache: positive answers for their TTL, failures for a short negative TTL, at most
+// maxEntries (the oldest go first), and concurrent identical lookups coalesced into one query.
+// The channel jobs of one worker thread share one; an SMTP server process has its own for the
+// inbound checks. It is an explicit object handed to its users; the only module-level state is
+// the per-thread instance behind getSharedDnsCache().
 
 interface Entry {
   value: unknown;
