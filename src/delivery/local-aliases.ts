@@ -1,6 +1,10 @@
 // Local recipients of the `l` channel (pure): subaddress stripping, etc/aliases expansion and the
 // decision of what each final target is. Messaging Server/sendmail semantics: an alias maps a
-// local part to users, other aliases, /dev/null or remote addresses.
+// local part to users, other aliases, /dev/null or remote addresses. localUser and isSafeUser
+// live in directory/local-part.ts now.
+import { isSafeUser, localUser } from '../directory/local-part.js';
+
+export { isSafeUser, localUser };
 
 export type LocalTarget =
   | { kind: 'mailbox'; user: string }
@@ -21,18 +25,6 @@ export interface ExpandOptions {
   /** Domains that are this host (an alias target user@one-of-these is local). */
   localDomains: string[];
   maxDepth?: number;
-}
-
-/** The local part of an address, lower-case, without a `+tag` subaddress. */
-export function localUser(localPart: string): { full: string; base: string } {
-  const full = localPart.toLowerCase();
-  const plus = full.indexOf('+');
-  return { full, base: plus > 0 ? full.slice(0, plus) : full };
-}
-
-/** A user name that can be a directory name under mailbox/. */
-export function isSafeUser(user: string): boolean {
-  return user.length > 0 && user.length <= 64 && !user.includes('/') && user !== '.' && user !== '..' && !user.includes('\0');
 }
 
 export function expandLocal(localPart: string, opts: ExpandOptions): Expansion {
