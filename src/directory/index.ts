@@ -13,3 +13,7 @@ export { localUserKey, localUser, isSafeUser, addressParts } from './local-part.
 export { aliasMember, includeLineTargets } from './alias-members.js';
 export { readIncludeFile } from './include-file.js';
 export { expandRecipient, type ExpandOptions, type ExpandedRecipient, type FailureReason, type ListContext } from './expand.js';
+export { LdapDirectory, type LdapDirectoryOptions, type LdapDirectoryStats } from './ldap-source.js';
+export { LdapPool, LdapUnavailableError, type LdapPoolEvent, type LdapPoolOptions } from './ldap-pool.js';
+export { escapeFilterValue, equalityFilter, anyOf, allOf, objectClassFilter } from './ldap-filter.js';
+export { TtlCache } from './ttl-cache.js';
