@@ -2,7 +2,7 @@
 import { runCommand } from './run-command.js';
 import { UsageError } from './errors.js';
 
-const USAGE = 'imsimta <test -rewrite|test -mapping|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|passwd> [--root DIR] …';
+const USAGE = 'imsimta <test -rewrite|test -mapping|test -alias|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|passwd> [--root DIR] …';
 
 /** Subcommand → module (loaded on demand so that one command's start-up does not pay for the others). */
 const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise<number | void> }>> = {

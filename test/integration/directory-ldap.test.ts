@@ -14,7 +14,7 @@ import { parseOptionDat } from '../../src/config/option-dat.js';
 import type { Diagnostic, LdapOptions } from '../../src/config/types.js';
 import { LdapDirectory } from '../../src/directory/ldap-source.js';
 import { expandRecipient, type ExpandedRecipient, type RecipientLookup } from '../../src/directory/index.js';
-import { makeInstance, waitFor, type TestInstance } from '../helpers/instance.js';
+import { freePort, makeInstance, runCli, waitFor, type TestInstance } from '../helpers/instance.js';
 import { groupLdif, ROOT_DN, ROOT_PASSWORD, startSlapd, SUFFIX, userLdif, type Slapd } from '../helpers/slapd.js';
 
 let slapd: Slapd;
@@ -190,6 +190,42 @@ test('a wrong service password: every lookup is unavailable (not "no such user")
   assert.equal(r.kind, 'unavailable');
   assert.match((r as { why: string }).why, /Invalid ?Credentials|invalid credentials|0x31/i);
   assert.equal((await d.authenticate('alice', 'alice-pw')).ok, false);
+});
+
+test('imsimta test -alias asks LDAP when option.dat sets LDAP_HOST; exit 75 when the directory cannot be reached', async () => {
+  const inst = makeInstance({ files: { 'etc/imta.cnf': 'example.test  $U%$D@localhost\n.  $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp\ntcp-daemon\n', 'etc/ldap.secret': ROOT_PASSWORD } });
+  instances.push(inst);
+  chmodSync(join(inst.root, 'etc/ldap.secret'), 0o600);
+  const optionDat = (host: string) => [`LDAP_HOST=${host}`, `LDAP_USER_ROOT=${SUFFIX}`, `LDAP_USERNAME=${ROOT_DN}`, 'LDAP_PASSWORD_FILE=ldap.secret', 'LDAP_TIMEOUT=1'].join('\n');
+  inst.write('etc/option.dat', optionDat(`ldap://127.0.0.1:${slapd.port}`));
+  const r = await runCli('imsimta', ['test', '-alias', 'carol@example.test', 'staff@example.test'], { root: inst.root });
+  assert.equal(r.code, 1, r.stderr); // staff has a member that is gone
+  assert.equal(
+    r.stdout,
+    [
+      'carol@example.test: user carol <carol@example.test> (delivery options: mailbox, forward; mailbox carol; forwarding to carol@remote.example, alice@example.test)',
+      '  mailbox carol <carol@example.test>',
+      '  route <carol@remote.example>   (via carol@example.test)',
+      '  mailbox alice <alice@example.test>   (via carol@example.test)',
+      `staff@example.test: group <staff@example.test> (${group('staff')}; owner staff-owner@example.test)`,
+      '  route <outside@remote.example> from <staff-owner@example.test>   (via staff@example.test)',
+      '  mailbox carol <carol@example.test>   (via staff@example.test)',
+      '  route <carol@remote.example> from <staff-owner@example.test>   (via staff@example.test → carol@example.test)',
+      '  mailbox alice <alice@example.test>   (via staff@example.test → carol@example.test)',
+      '  route <bob@elsewhere.example> from <staff-owner@example.test>   (via staff@example.test → bob@example.test)',
+      `  FAILED ${people('ghost')}: no such user: ${people('ghost')}   (via staff@example.test)`,
+      '',
+    ].join('\n'),
+  );
+  // A second server in the list is used when the first cannot be reached.
+  const closed = await freePort();
+  inst.write('etc/option.dat', optionDat(`127.0.0.1:${closed} ldap://127.0.0.1:${slapd.port}`));
+  const failover = await runCli('imsimta', ['test', '-alias', 'alice@example.test'], { root: inst.root });
+  assert.deepEqual([failover.code, failover.stdout.split('\n')[0]], [0, 'alice@example.test: user alice <alice@example.test> (delivery options: mailbox; mailbox alice)']);
+  inst.write('etc/option.dat', optionDat(`127.0.0.1:${closed}`));
+  const down = await runCli('imsimta', ['test', '-alias', 'alice@example.test'], { root: inst.root });
+  assert.equal(down.code, 75);
+  assert.match(down.stdout, /^alice@example.test: the directory cannot answer now: .*ECONNREFUSED/);
 });
 
 test('slapd stopped mid-run: unavailable at once, cached answers still served; started again: lookups work with nothing restarted', async () => {
