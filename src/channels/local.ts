@@ -13,7 +13,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, RecipientOutcome } from './types.js';
 import { instancePaths } from '../common/instance.js';
-import { expandLocal, localDomainsOf, localVerdict } from '../delivery/local-aliases.js';
+import { expandLocal, localDomainsOf, localVerdict } from '../directory/local-aliases.js';
 import { deliverToMaildir, ensureMaildir } from '../delivery/maildir.js';
 import { deliveredBefore, forwardingLoop, headerFacts, headerSectionOf, peekHeader, tooManyHops, type HeaderFacts } from '../delivery/loop-check.js';
 import { parseAddress } from '../rewrite/index.js';

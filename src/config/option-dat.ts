@@ -1,9 +1,11 @@
 // etc/option.dat: global MTA options, `KEY=value`, comment lines starting with `!`, `#` or `;`
 // (reference §7.1). Every key the code reads is listed here with its default (see
-// docs/CONFIGURATION.md); other Messaging Server options are accepted and have no effect.
+// docs/CONFIGURATION.md), the LDAP ones in ldap-options.ts; other Messaging Server options are
+// accepted and have no effect.
 import net from 'node:net';
 import { hostname } from 'node:os';
 import { parseCidr } from './cidr.js';
+import { LDAP_KEYS, parseLdapOptions } from './ldap-options.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
 import { AUTH_OPTION_RULES } from './auth-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
@@ -30,7 +32,7 @@ const COMPATIBLE_KEYS = [
 const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
 /** The longest delay in seconds (about 24.8 days): Node's timers take at most 2^31-1 ms and run anything longer after 1 ms. */
 const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...COMPATIBLE_KEYS]);
+export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...LDAP_KEYS, ...COMPATIBLE_KEYS]);
 
 export const OPTION_DEFAULTS = {
   INTERNAL_IP: '127.0.0.0/8,::1',
@@ -118,6 +120,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
     etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
+    ldap: parseLdapOptions(o, reader),
   };
   return {
     ...parsed,

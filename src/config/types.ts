@@ -213,6 +213,49 @@ export interface OptionsConfig {
   etrnAllow: Cidr[];
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
+  /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */
+  ldap?: LdapOptions | null;
+}
+
+/** Where and how the directory's LDAP source searches (option.dat, docs/CONFIGURATION.md "Users from LDAP"). */
+export interface LdapOptions {
+  /** Servers in order of preference, as URLs: ldap://host:port or ldaps://host:port (LDAP_HOST, LDAP_PORT). */
+  servers: string[];
+  /** DN the pooled connections bind as (LDAP_USERNAME); null = anonymous. */
+  bindDn: string | null;
+  /** File holding the bind password (LDAP_PASSWORD_FILE), absolute; read for each new connection. */
+  passwordFile: string | null;
+  /** Base DN of the users and groups (LDAP_USER_ROOT). */
+  userRoot: string;
+  /** A filter every recipient and login search must also match (LDAP_SEARCH_FILTER), or null. */
+  searchFilter: string | null;
+  /** Deadline of one connection attempt or operation in ms (LDAP_TIMEOUT, seconds). */
+  timeoutMs: number;
+  /** Pooled connections for searches (LDAP_CONNECTIONS) and for password checks (LDAP_AUTH_CONNECTIONS). */
+  connections: number;
+  authConnections: number;
+  /** Wait before reconnecting after a failed attempt, doubling from min to max ms (LDAP_RECONNECT_MIN/MAX, seconds). */
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** Lookup cache (ALIAS_ENTRY_CACHE_SIZE, _TIMEOUT, _NEGATIVE, _NEGATIVE_TIMEOUT). */
+  cache: { size: number; ttlMs: number; negative: boolean; negativeTtlMs: number };
+  /** Object classes of users and groups: any one set, every class of the set (LDAP_USER_OBJECT_CLASSES, LDAP_GROUP_OBJECT_CLASSES). */
+  userObjectClasses: string[][];
+  groupObjectClasses: string[][];
+  attributes: LdapAttributes;
+}
+
+/** Attribute names (Messaging Server's schema by default; each option names another). */
+export interface LdapAttributes {
+  uid: string; // LDAP_UID
+  mail: string; // LDAP_PRIMARY_ADDRESS
+  alternateAddress: string; // LDAP_ALIAS_ADDRESSES
+  equivalentAddress: string; // LDAP_EQUIVALENCE_ADDRESSES
+  forwardingAddress: string; // LDAP_FORWARDING_ADDRESS
+  deliveryOption: string; // LDAP_DELIVERY_OPTION
+  groupRfc822Member: string; // LDAP_GROUP_RFC822
+  groupDnMember: string; // LDAP_GROUP_DN
+  errorsTo: string; // LDAP_ERRORS_TO
 }
 
 // ------------------------------------------------------------- mappings

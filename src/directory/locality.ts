@@ -6,7 +6,7 @@ import type { ImtaConfig } from '../config/types.js';
 import { compileRewriter, domainRoutes, isValidDomain, parseAddress, type Rewriter } from '../rewrite/index.js';
 import { normalizeDomain } from '../common/domain-name.js';
 import { LOCAL_CHANNEL, decideRecipient } from '../smtp-server/recipient-policy.js';
-import { localUserKey } from '../smtp-server/local-users.js';
+import { localUserKey } from './local-part.js';
 
 export interface Locality {
   /** The local user that mail to `address` (local-part@domain) is delivered to by channel l, else null. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalUsers } from '../../src/smtp-server/local-users.js';
+import { LocalUsers } from '../../src/directory/local-users.js';
 
 test('mailbox directories and aliases name users; files, parents and strangers do not', async () => {
   const root = mkdtempSync(join(tmpdir(), 'tsubame-smtp-users-'));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { dropSelfAndWorse, interpretMxRecords, orderTargets, randomRank, shufflesEqualPreferences, sortMxRecords } from '../../src/delivery/mx.js';
 import { normalizeReply, enhancedCode } from '../../src/delivery/status.js';
 import { destinationOf, parseHostPort } from '../../src/delivery/address.js';
-import { expandLocal } from '../../src/delivery/local-aliases.js';
+import { expandLocal } from '../../src/directory/local-aliases.js';
 import { deliverySettings } from '../../src/delivery/settings.js';
 
 test('MX records sort by preference; equal preferences keep answer order (stable)', () => {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalLocalPart, unquoteLocalPart } from '../../src/rewrite/index.js';
-import { expandLocal, localUser, localVerdict } from '../../src/delivery/local-aliases.js';
+import { expandLocal, localUser, localVerdict } from '../../src/directory/local-aliases.js';
 import { parseAliases } from '../../src/config/aliases.js';
 import { decideRecipient } from '../../src/smtp-server/recipient-policy.js';
 import type { Channel } from '../../src/config/types.js';

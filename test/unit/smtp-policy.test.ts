@@ -7,7 +7,7 @@ import { decideRecipient } from '../../src/smtp-server/recipient-policy.js';
 import { asciiDomainForm, checkAddressCharset } from '../../src/smtp-server/address-check.js';
 import { resolveInboundSettings, bannerHost, SettingsError } from '../../src/smtp-server/settings.js';
 import { PerIpCounter } from '../../src/smtp-server/client-limits.js';
-import { localUserKey } from '../../src/smtp-server/local-users.js';
+import { localUserKey } from '../../src/directory/local-part.js';
 
 function channel(name: string, hosts: string[], extra: Partial<Channel> = {}): Channel {
   return {

@@ -1,6 +1,6 @@
 // `imsimta test -rewrite [--from ADDR] [--channel SRC] [--json] [ADDRESS…]`: shows how the
 // rewrite rules route each address (addresses from the arguments, else one per line on stdin).
-// `imsimta test -mapping …` is test-mapping.ts.
+// `imsimta test -mapping …` is test-mapping.ts, `imsimta test -alias …` test-alias.ts.
 import { createInterface } from 'node:readline';
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
@@ -15,8 +15,9 @@ const DEFAULT_SOURCE_CHANNEL = 'l';
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.some((a) => /^--?mapping$/i.test(a))) return (await import('./test-mapping.js')).main(argv);
+  if (argv.some((a) => /^--?alias$/i.test(a))) return (await import('./test-alias.js')).main(argv);
   const args = parseArgs(argv, ['from', 'channel'], ['rewrite', 'json']);
-  if (!args.flags.has('rewrite')) throw new UsageError('test needs -rewrite or -mapping (imsimta test -rewrite [--json] ADDRESS…, imsimta test -mapping -table NAME PROBE…)');
+  if (!args.flags.has('rewrite')) throw new UsageError('test needs -rewrite, -mapping or -alias (imsimta test -rewrite [--json] ADDRESS…, imsimta test -mapping -table NAME PROBE…, imsimta test -alias ADDRESS…)');
   const root = resolveRoot(args.values.get('root'));
   let imta: ImtaConfig;
   try {

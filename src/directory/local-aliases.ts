@@ -1,7 +1,7 @@
 // Local recipients of the `l` channel (pure): which user a local part names (one canonical
 // reading, RFC 5321 quoting resolved, case folded, `+tag` subaddress), etc/aliases expansion,
 // the decision of what each final target is, and the verdict for the recipient as a whole.
-// Both sides use it: the SMTP server's RCPT check (smtp-server/local-users.ts) and the local
+// Both sides use it: the SMTP server's RCPT check (directory/local-users.ts) and the local
 // channel's delivery (channels/local.ts), so a recipient RCPT accepted is never unknown to
 // delivery (which would send a notice to a sender who may be forged: backscatter).
 // Messaging Server/sendmail semantics: an alias maps a local part to users, other aliases,

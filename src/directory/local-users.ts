@@ -1,4 +1,4 @@
-// Who exists on the local channel `l`, asked at RCPT: the local channel's own decision
+// Who exists on the local channel `l`, asked at RCPT (and by the directory's files source): the local channel's own decision
 // (delivery/local-aliases.ts: the canonical reading of the local part, etc/aliases, the
 // mailbox/<user>/ directories whatever their case, `postmaster` always) made on a listing of
 // mailbox/, so a recipient accepted here is never an unknown user to delivery. The directory is
@@ -7,13 +7,7 @@
 // `../` tricks).
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expandLocal, isSafeUser, localUser, localVerdict, type LocalVerdict } from '../delivery/local-aliases.js';
-
-/** The user a local part names: unquoted, lower-cased, without `+subaddress`; null when it cannot be one. */
-export function localUserKey(localPart: string): string | null {
-  const { base } = localUser(localPart);
-  return isSafeUser(base) ? base : null;
-}
+import { expandLocal, isSafeUser, localUser, localVerdict, type LocalVerdict } from './local-aliases.js';
 
 const RECENT_CHANGE_MS = 2000;
 
@@ -35,6 +29,15 @@ export class LocalUsers {
   async verdict(localPart: string): Promise<LocalVerdict> {
     await this.refresh();
     return localVerdict(expandLocal(localPart, { aliases: this.aliases, mailboxName: (user) => this.names.get(user) ?? null, localDomains: this.localDomains }));
+  }
+
+  /** The mailbox directory a local part is delivered to (`user+tag`'s own, else `user`'s; whatever its case), or null when there is none. */
+  async mailboxOf(localPart: string): Promise<string | null> {
+    const { full, base } = localUser(localPart);
+    if (!isSafeUser(base)) return null;
+    await this.refresh();
+    if (full !== base && isSafeUser(full) && this.names.has(full)) return this.names.get(full)!;
+    return this.names.get(base) ?? null;
   }
 
   /** Whether mail for the local part may be queued: delivery will not fail it as unknown (or as an alias loop). */
