@@ -71,6 +71,8 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
   private opened: OpenFile[] | null = null;
+  /** A write went over BUFFER_LIMIT: the files are open or being opened. */
+  private streaming = false;
   private chain: Promise<void> = Promise.resolve();
   private failure: QueueWriteError | null = null;
   private total = 0;
@@ -87,11 +89,14 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   write(chunk: Buffer): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.failure ?? new Error(`queue: write() after ${this.state}`));
     this.total += chunk.length;
-    if (!this.opened && this.bufferedBytes + chunk.length <= BUFFER_LIMIT) {
+    if (!this.streaming && this.bufferedBytes + chunk.length <= BUFFER_LIMIT) {
       this.buffered.push(chunk);
       this.bufferedBytes += chunk.length;
       return Promise.resolve();
     }
+    // From here on every write goes through the chain, also one that would still fit in memory
+    // and comes before the files are open (several writes in one turn of the event loop).
+    this.streaming = true;
     // Writes are applied in call order even when the caller does not await each one.
     const step = this.chain.then(async () => {
       if (this.failure) throw this.failure;
