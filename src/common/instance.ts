@@ -11,6 +11,9 @@ export interface InstancePaths {
   optionDat: string;
   aliases: string;
   mappings: string;
+  /** DKIM signing: the keys file and the private keys (etc/dkim/). */
+  dkimDir: string;
+  dkimKeys: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -40,6 +43,8 @@ export function instancePaths(root: string): InstancePaths {
     optionDat: join(etc, 'option.dat'),
     aliases: join(etc, 'aliases'),
     mappings: join(etc, 'mappings'),
+    dkimDir: join(etc, 'dkim'),
+    dkimKeys: join(etc, 'dkim', 'keys'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

@@ -1,11 +1,12 @@
-// Loads and validates the four files of etc/ (and etc/aliases, etc/mappings) into one
+// Loads and validates the four files of etc/ (and etc/aliases, etc/mappings, etc/dkim/keys) into one
 // InstanceConfig, checking what crosses files: channels named by dispatcher.cnf and by `pool`
 // keywords, the local host. Only imta.cnf is required; the others default to Messaging Server's
-// shipped values (no mappings file: no mapping tables).
+// shipped values (no mappings file: no mapping tables; no DKIM keys file: no signing).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
 import { parseAliases } from './aliases.js';
+import { parseDkimKeys } from './dkim.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
@@ -33,6 +34,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const jobController = jcFile ? parseJobControllerCnf(jcFile, diagnostics) : defaultJobControllerConfig();
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
   const mappings = parseMappings(optional(paths.mappings), diagnostics);
+  const dkim = parseDkimKeys(optional(paths.dkimKeys), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -52,9 +54,13 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
       diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} names pool ${c.pool}, which job_controller.cnf does not define (pools: ${[...pools].join(', ')})` });
     }
   }
+  if (dkim.keys.length > 0 && !imta.channels.some((c) => c.dkimSign)) {
+    const k = dkim.keys[0]!;
+    diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });
+  }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, dkim, diagnostics },
     diagnostics,
   };
 }
@@ -67,6 +73,8 @@ function configFiles(etcDir: string) {
     optionDat: join(etcDir, 'option.dat'),
     aliases: join(etcDir, 'aliases'),
     mappings: join(etcDir, 'mappings'),
+    dkimDir: join(etcDir, 'dkim'),
+    dkimKeys: join(etcDir, 'dkim', 'keys'),
   };
 }
 

@@ -1,6 +1,7 @@
 // Typed, validated configuration: the plain data every other part reads.
 // Parsers in this folder turn the four files of etc/ into these shapes and
 // report every problem as a Diagnostic with file:line.
+import type { KeyObject } from 'node:crypto';
 
 export type Severity = 'error' | 'warning';
 
@@ -73,6 +74,8 @@ export interface Channel {
   rcptPerTransaction: number;
   /** Most simultaneous outbound connections of one job (MAX_CLIENT_THREADS-like; default 20). */
   maxClientConnections: number;
+  /** `dkimsign`: messages queued to this channel get a DKIM signature when etc/dkim/keys has a key for their From: domain. */
+  dkimSign: boolean;
 }
 
 export interface ImtaConfig {
@@ -215,6 +218,33 @@ export interface MappingsConfig {
   tables: Map<string, MappingTable>;
 }
 
+// ------------------------------------------------------------------ dkim
+
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/** One line of etc/dkim/keys: a signing domain, its selector and its private key (read and checked). */
+export interface DkimKey {
+  /** The signing domain (d=), lower-case A-labels. */
+  domain: string;
+  /** Written `*.domain`: signs mail from the domain's subdomains too (and only those). */
+  subdomains: boolean;
+  selector: string;
+  algorithm: DkimAlgorithm;
+  /** Absolute path of the PEM file. */
+  keyFile: string;
+  privateKey: KeyObject;
+  /** Length of a signature made with this key (RSA: the modulus length; Ed25519: 64). */
+  signatureBytes: number;
+  file: string;
+  line: number;
+}
+
+/** etc/dkim/keys: the signing keys; none when the file does not exist. */
+export interface DkimConfig {
+  file: string | null;
+  keys: DkimKey[];
+}
+
 // ------------------------------------------------------------- instance
 
 export interface InstanceConfig {
@@ -225,5 +255,6 @@ export interface InstanceConfig {
   options: OptionsConfig;
   aliases: Map<string, string[]>; // etc/aliases: local part (lower-case) → targets
   mappings: MappingsConfig; // etc/mappings
+  dkim: DkimConfig; // etc/dkim/keys
   diagnostics: Diagnostic[];
 }
