@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests talk to (swaks, Postfix's smtp-source/smtp-sink, dnsmasq,
-# Chromium for the status-page test, driven by playwright-core, and rspamd as a milter) when they
-# are missing.
+# Chromium for the status-page test, driven by playwright-core, rspamd as a milter, and the DKIM
+# verifiers python3-dkim and opendkim-tools) when they are missing.
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
@@ -10,9 +10,11 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 { command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/rspamd ] || need+=(rspamd)
+[ -x /usr/bin/dkimverify ] || need+=(python3-dkim)
+[ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base chromium rspamd) or run npm test as root" >&2
+  echo "tsubame tests need ${need[*]}: install them (apt-get install swaks postfix dnsmasq-base chromium rspamd python3-dkim opendkim-tools) or run npm test as root" >&2
   exit 1
 fi
 echo "installing test peers: ${need[*]}" >&2
