@@ -2,7 +2,7 @@
 import { runCommand } from './run-command.js';
 import { UsageError } from './errors.js';
 
-const USAGE = 'imsimta <test -rewrite|test -mapping|cnbuild|qm|submit|counters|process|flush|restart|reload|purge> [--root DIR] …';
+const USAGE = 'imsimta <test -rewrite|test -mapping|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|dkim keygen> [--root DIR] …';
 
 /** Subcommand → module (loaded on demand so that one command's start-up does not pay for the others). */
 const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise<number | void> }>> = {
@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise
   restart: () => import('./commands/restart.js'),
   reload: () => import('./commands/reload.js'),
   purge: () => import('./commands/purge.js'),
+  dkim: () => import('./commands/dkim.js'),
 };
 
 await runCommand('imsimta', USAGE, async (argv) => {
