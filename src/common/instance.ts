@@ -13,6 +13,9 @@ export interface InstancePaths {
   mappings: string;
   /** Users who may authenticate (SMTP AUTH) and their addresses: secret, root/service user only. */
   users: string;
+  /** DKIM signing: the keys file and the private keys (etc/dkim/). */
+  dkimDir: string;
+  dkimKeys: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -43,6 +46,8 @@ export function instancePaths(root: string): InstancePaths {
     aliases: join(etc, 'aliases'),
     mappings: join(etc, 'mappings'),
     users: join(etc, 'users'),
+    dkimDir: join(etc, 'dkim'),
+    dkimKeys: join(etc, 'dkim', 'keys'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

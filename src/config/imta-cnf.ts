@@ -315,6 +315,7 @@ function resolveChannel(
     senderRewrite: word('envelopesender'),
     rcptPerTransaction: int('rcptpertransaction', 100),
     maxClientConnections: int('maxclientthreads', 20),
+    dkimSign: last(ordered, ['dkimsign', 'nodkimsign'] as const, 'nodkimsign') === 'dkimsign',
   };
 }
 

@@ -1,11 +1,13 @@
-// Loads and validates the files of etc/ (imta.cnf, dispatcher.cnf, job_controller.cnf, option.dat, aliases, mappings, users) into one
-// InstanceConfig, checking what crosses files: channels named by dispatcher.cnf and by `pool`
-// keywords, the local host. Only imta.cnf is required; the others default to Messaging Server's
-// shipped values (no mappings file: no mapping tables; no users file: nobody can authenticate).
+// Loads and validates the files of etc/ (imta.cnf, dispatcher.cnf, job_controller.cnf, option.dat,
+// aliases, mappings, users, dkim/keys) into one InstanceConfig, checking what crosses files:
+// channels named by dispatcher.cnf and by `pool` keywords, the local host. Only imta.cnf is
+// required; the others default to Messaging Server's shipped values (no mappings file: no mapping
+// tables; no users file: nobody can authenticate; no DKIM keys file: no signing).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
 import { parseAliases } from './aliases.js';
+import { parseDkimKeys } from './dkim.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
@@ -35,6 +37,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const aliases = parseAliases(optional(paths.aliases), diagnostics);
   const mappings = parseMappings(optional(paths.mappings), diagnostics);
   const users = parseUsers(optional(paths.users), diagnostics);
+  const dkim = parseDkimKeys(optional(paths.dkimKeys), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -54,9 +57,13 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
       diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} names pool ${c.pool}, which job_controller.cnf does not define (pools: ${[...pools].join(', ')})` });
     }
   }
+  if (dkim.keys.length > 0 && !imta.channels.some((c) => c.dkimSign)) {
+    const k = dkim.keys[0]!;
+    diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });
+  }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, diagnostics },
     diagnostics,
   };
 }
@@ -70,6 +77,8 @@ function configFiles(etcDir: string) {
     aliases: join(etcDir, 'aliases'),
     mappings: join(etcDir, 'mappings'),
     users: join(etcDir, 'users'),
+    dkimDir: join(etcDir, 'dkim'),
+    dkimKeys: join(etcDir, 'dkim', 'keys'),
   };
 }
 

@@ -2,6 +2,7 @@
 // Parsers in this folder turn the files of etc/ into these shapes and
 // report every problem as a Diagnostic with file:line.
 import type { UsersConfig } from './users.js';
+import type { KeyObject } from 'node:crypto';
 
 export type Severity = 'error' | 'warning';
 
@@ -74,6 +75,8 @@ export interface Channel {
   rcptPerTransaction: number;
   /** Most simultaneous outbound connections of one job (MAX_CLIENT_THREADS-like; default 20). */
   maxClientConnections: number;
+  /** `dkimsign`: messages queued to this channel get a DKIM signature when etc/dkim/keys has a key for their From: domain. */
+  dkimSign: boolean;
 }
 
 export interface ImtaConfig {
@@ -283,6 +286,33 @@ export interface MappingsConfig {
   tables: Map<string, MappingTable>;
 }
 
+// ------------------------------------------------------------------ dkim
+
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/** One line of etc/dkim/keys: a signing domain, its selector and its private key (read and checked). */
+export interface DkimKey {
+  /** The signing domain (d=), lower-case A-labels. */
+  domain: string;
+  /** Written `*.domain`: signs mail from the domain's subdomains too (and only those). */
+  subdomains: boolean;
+  selector: string;
+  algorithm: DkimAlgorithm;
+  /** Absolute path of the PEM file. */
+  keyFile: string;
+  privateKey: KeyObject;
+  /** Length of a signature made with this key (RSA: the modulus length; Ed25519: 64). */
+  signatureBytes: number;
+  file: string;
+  line: number;
+}
+
+/** etc/dkim/keys: the signing keys; none when the file does not exist. */
+export interface DkimConfig {
+  file: string | null;
+  keys: DkimKey[];
+}
+
 // ------------------------------------------------------------- instance
 
 export interface InstanceConfig {
@@ -295,5 +325,6 @@ export interface InstanceConfig {
   mappings: MappingsConfig; // etc/mappings
   /** etc/users: who may authenticate and send as which addresses. */
   users: UsersConfig;
+  dkim: DkimConfig; // etc/dkim/keys
   diagnostics: Diagnostic[];
 }

@@ -6,7 +6,7 @@ import type { Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join, dirname, basename } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, EnvelopeDraft, QueueRef, ScanEntry } from './types.js';
+import type { Envelope, EnvelopeDraft, MessagePrefix, QueueRef, ScanEntry } from './types.js';
 import { encodeEnvelope } from './envelope-format.js';
 import { QueueFileError, QueueWriteError } from './errors.js';
 import { createIdGenerator, fileId, queueIdTimeMs, type IdGenerator } from './message-id.js';
@@ -28,6 +28,11 @@ export interface QueueStoreOptions {
   logger?: Logger;
   /** The kernel's boot id for the spare pool; null turns reuse of queue files off (tests). */
   bootId?: string | null;
+  /**
+   * Fields to put in front of each draft's copy of a message (the DKIM signature: src/dkim/,
+   * dkimPrefixes), one entry per draft, null for none; asked once per message at begin().
+   */
+  prefixesFor?(drafts: EnvelopeDraft[]): Array<MessagePrefix | null>;
 }
 
 export interface CorruptEntry {
@@ -75,6 +80,7 @@ export class QueueStore {
   /** Starts a streamed enqueue of one message to one or more channels (one file each, same body; ids from `messageId`, see fileId). */
   begin(drafts: EnvelopeDraft[], messageId: string = this.ids.next()): EnqueueTransaction {
     if (drafts.length === 0) throw new TypeError('queue: begin() needs at least one envelope');
+    const prefixes = this.opts.prefixesFor?.(drafts) ?? [];
     const files: PlannedFile[] = drafts.map((draft, index) => {
       checkChannelName(draft.channel);
       if (draft.recipients.length === 0) throw new TypeError(`queue: no recipients for channel ${draft.channel}`);
@@ -87,6 +93,7 @@ export class QueueStore {
         tmpPath: join(this.tmpDir, `${id}.${process.pid}.${++this.tmpCounter}`),
         dir,
         path: join(dir, queueFileName(id, 0, envelope.held)),
+        prefix: prefixes[index] ?? null,
       };
     });
     return new EnqueueTransactionImpl(files, {

@@ -3,6 +3,10 @@
 // larger ones are streamed and the body length in the envelope is filled in at commit.
 // commit(): write → fsync each file → rename into place → fsync the directories (shared rounds).
 // A file may start as a spare (spare-files.ts): overwritten, then cut to its new length.
+// A file may carry a prefix (a DKIM-Signature, src/dkim/) computed from the whole message: in a
+// buffered message it is written with the rest at commit; a streamed message waits in memory for
+// the prefix's length (the end of its header block), the room is reserved in front of the message
+// and filled in at commit, like the body length.
 //
 // Only the waits for the disk (fdatasync, the directory fsync, a new file's creation, large
 // writes) go through libuv's thread pool. The rest (open of a spare, a small write into the page
@@ -12,7 +16,7 @@ import { closeSync, fdatasync, ftruncateSync, open as openCb, openSync, renameSy
 import { unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, QueueRef } from './types.js';
+import type { Envelope, MessagePrefix, QueueRef } from './types.js';
 import { encodeEnvelope, formatBodyLength, type EncodedEnvelope } from './envelope-format.js';
 import { QueueWriteError } from './errors.js';
 
@@ -36,6 +40,8 @@ export interface PlannedFile {
   /** The channel (sub)directory it goes to, and its final path there. */
   dir: string;
   path: string;
+  /** Fields put in front of the message in this file only (one prefix may serve several files). */
+  prefix: MessagePrefix | null;
 }
 
 export interface TransactionEnv {
@@ -51,6 +57,8 @@ export interface TransactionEnv {
 
 /** Bodies up to this size are kept in memory and written together with the envelope. */
 const BUFFER_LIMIT = 64 * 1024;
+/** A streamed message waits in memory this long at most for its prefixes' length (its header block). */
+const PREFIX_WAIT_LIMIT = 512 * 1024;
 /** Writes up to this size go straight into the page cache on the caller's thread. */
 const SYNC_WRITE_LIMIT = BUFFER_LIMIT + 16 * 1024;
 
@@ -64,21 +72,33 @@ interface OpenFile {
   renamed: boolean;
   /** Opened over a spare: its old length must be cut at commit. */
   reused: boolean;
+  /** Bytes of the prefix in front of the message (reserved when streamed). */
+  prefixLength: number;
+  /** What openAll() writes there: the prefix, or spaces holding its room until commit. */
+  prefixBytes: Buffer;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class EnqueueTransactionImpl implements EnqueueTransaction {
   private state: State = 'open';
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
   private opened: OpenFile[] | null = null;
+  /** A write went over BUFFER_LIMIT: the files are open or being opened. */
+  private streaming = false;
   private chain: Promise<void> = Promise.resolve();
   private failure: QueueWriteError | null = null;
   private total = 0;
+  /** The distinct prefixes of the files: each sees the message once. */
+  private readonly prefixes: MessagePrefix[];
 
   constructor(
     private readonly files: PlannedFile[],
     private readonly env: TransactionEnv,
-  ) {}
+  ) {
+    this.prefixes = [...new Set(files.map((f) => f.prefix).filter((p): p is MessagePrefix => p !== null))];
+  }
 
   get bytes(): number {
     return this.total;
@@ -87,11 +107,15 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   write(chunk: Buffer): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.failure ?? new Error(`queue: write() after ${this.state}`));
     this.total += chunk.length;
-    if (!this.opened && this.bufferedBytes + chunk.length <= BUFFER_LIMIT) {
+    for (const p of this.prefixes) p.update(chunk);
+    if (!this.streaming && this.keepBuffering(chunk.length)) {
       this.buffered.push(chunk);
       this.bufferedBytes += chunk.length;
       return Promise.resolve();
     }
+    // From here on every write goes through the chain, also one that would still fit in memory
+    // and comes before the files are open (several writes in one turn of the event loop).
+    this.streaming = true;
     // Writes are applied in call order even when the caller does not await each one.
     const step = this.chain.then(async () => {
       if (this.failure) throw this.failure;
@@ -106,9 +130,16 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     return step;
   }
 
+  /** Small messages stay in memory; a streamed one too until its prefixes know their length. */
+  private keepBuffering(more: number): boolean {
+    const bytes = this.bufferedBytes + more;
+    return bytes <= BUFFER_LIMIT || (bytes <= PREFIX_WAIT_LIMIT && this.prefixes.some((p) => p.length === null));
+  }
+
   /** enqueue(): the whole body is in memory already; no need to stream it. */
   appendWhole(body: Buffer): void {
     this.total += body.length;
+    for (const p of this.prefixes) p.update(body);
     this.buffered.push(body);
     this.bufferedBytes += body.length;
   }
@@ -119,16 +150,31 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     await this.chain;
     if (this.failure) throw this.failure;
     try {
+      let made: Map<MessagePrefix, Buffer>;
+      try {
+        made = new Map(this.prefixes.map((p) => [p, p.finish()]));
+        // Streamed: the room is reserved; a prefix of another length would overwrite the message.
+        for (const f of this.opened ?? []) {
+          const length = f.plan.prefix ? made.get(f.plan.prefix)!.length : 0;
+          if (length !== f.prefixLength) throw new Error(`${length} bytes made for ${f.prefixLength} reserved`);
+        }
+      } catch (err) {
+        throw await this.fail(err, 'cannot sign the message');
+      }
       if (!this.opened) {
-        await this.openAll(this.bufferedBytes);
+        await this.openAll(made);
       } else {
-        // streamed: fill in the body length reserved in the envelope
-        const len = formatBodyLength(this.total);
-        for (const f of this.opened) writeSync(f.fd!, len, 0, len.length, f.header.bodyLengthOffset);
+        // streamed: fill in the prefixes and the body lengths reserved in the envelopes
+        for (const f of this.opened) {
+          const prefix = f.plan.prefix ? made.get(f.plan.prefix)! : null;
+          if (prefix && prefix.length > 0) writeSync(f.fd!, prefix, 0, prefix.length, f.header.header.length);
+          const len = formatBodyLength(f.prefixLength + this.total);
+          writeSync(f.fd!, len, 0, len.length, f.header.bodyLengthOffset);
+        }
       }
       const files = this.opened!;
       // A spare may be longer than this message.
-      for (const f of files) if (f.reused) ftruncateSync(f.fd!, f.header.header.length + this.total);
+      for (const f of files) if (f.reused) ftruncateSync(f.fd!, f.header.header.length + f.prefixLength + this.total);
       // data, size and block map; the name is made durable by the directory fsync
       await Promise.all(files.map((f) => fdatasyncAsync(f.fd!)));
       for (const f of files) {
@@ -157,15 +203,21 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   }
 
   /**
-   * Creates the temporary files and writes envelope + what is buffered. With `bodyLength` the
-   * envelope is final; without, the length is filled in at commit.
+   * Creates the temporary files and writes envelope, prefix + what is buffered. With the prefixes
+   * made (at commit: the whole message is buffered) the envelope is final; without, the prefixes'
+   * room is reserved and they and the length are filled in at commit.
    */
-  private async openAll(bodyLength?: number): Promise<void> {
+  private async openAll(made?: Map<MessagePrefix, Buffer>): Promise<void> {
     const buffered = this.buffered;
     const bytes = this.bufferedBytes;
     this.buffered = [];
     this.bufferedBytes = 0;
-    const opened: OpenFile[] = this.files.map((plan) => ({ plan, header: encodeEnvelope(plan.envelope, bodyLength ?? 0), fd: null, renamed: false, reused: false }));
+    // Streaming starts now: a prefix that still cannot tell its length is given up.
+    if (!made) for (const p of this.prefixes) if (p.length === null) p.giveUp();
+    const opened: OpenFile[] = this.files.map((plan) => {
+      const prefix = plan.prefix ? (made ? made.get(plan.prefix)! : Buffer.alloc(plan.prefix.length ?? 0, 0x20)) : Buffer.alloc(0);
+      return { plan, header: encodeEnvelope(plan.envelope, made ? prefix.length + bytes : 0), fd: null, renamed: false, reused: false, prefixLength: prefix.length, prefixBytes: prefix };
+    });
     this.opened = opened;
     await Promise.all([this.env.ensureDir(this.env.tmpDir), ...[...new Set(this.files.map((f) => f.dir))].map((d) => this.env.ensureDir(d))]);
     await Promise.all(
@@ -180,8 +232,9 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
         }
         // Creating a file can wait on the disk (inode and block allocation): off the caller's thread.
         f.fd ??= await this.retryIfDirGone(this.env.tmpDir, () => openAsync(f.plan.tmpPath, 'wx', 0o600));
-        const chunks = [f.header.header, ...buffered];
-        if (f.header.header.length + bytes <= SYNC_WRITE_LIMIT) writeAllSync(f.fd, chunks);
+        const chunks = [f.header.header, f.prefixBytes, ...buffered];
+        f.prefixBytes = EMPTY;
+        if (f.header.header.length + f.prefixLength + bytes <= SYNC_WRITE_LIMIT) writeAllSync(f.fd, chunks);
         else await writeAll(f.fd, chunks);
       }),
     );

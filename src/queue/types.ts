@@ -71,3 +71,19 @@ export type ScanEntry = QueueRef & {
   /** When the file was made: the creation time in its id when the id carries one (no stat), else the file's mtime. */
   mtimeMs: number;
 };
+
+/**
+ * Header fields computed from a whole message and written in front of it in some of its queue
+ * files (the DKIM-Signature, src/dkim/). The queue reserves `length` bytes as soon as it is
+ * known, streams the message behind them, and fills them in with finish() at commit.
+ */
+export interface MessagePrefix {
+  /** Sees every message byte, in order. */
+  update(chunk: Buffer): void;
+  /** Bytes finish() will give: null while it cannot tell yet, 0 for none. */
+  readonly length: number | null;
+  /** The queue must start writing before the length is known: then there is no prefix (length 0). */
+  giveUp(): void;
+  /** After the last update(): exactly `length` bytes; throws when it cannot make them. */
+  finish(): Buffer;
+}

@@ -6,14 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
 import type { DispatcherReloadResult, ListenerInfo } from '../dispatcher/protocol.js';
-import { CONFIG_FILES } from './config-watch.js';
+import { configFileNames } from './config-watch.js';
 import { describeListeners } from './control.js';
 import { listenerAddress } from '../dispatcher/protocol.js';
 
 /** A hash of the configuration files of `etcDir` as they are now (a missing file counts too). */
 export function etcFingerprint(etcDir: string): string {
   const hash = createHash('sha256');
-  for (const name of [...CONFIG_FILES].sort()) {
+  for (const name of configFileNames(etcDir)) {
     hash.update(`${name}\0`);
     try {
       hash.update(readFileSync(join(etcDir, name)));

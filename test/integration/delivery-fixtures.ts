@@ -40,6 +40,7 @@ export function makeChannel(overrides: Partial<Channel> = {}): Channel {
     senderRewrite: null,
     rcptPerTransaction: 100,
     maxClientConnections: 20,
+    dkimSign: false,
     ...overrides,
   };
 }
@@ -80,6 +81,7 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
     aliases: new Map(Object.entries(opts.aliases ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
     mappings: { file: null, tables: new Map() },
     users: { file: null, users: new Map() },
+    dkim: { file: null, keys: [] },
     diagnostics: [],
   };
 }

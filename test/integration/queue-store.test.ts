@@ -91,6 +91,19 @@ describe('queue store', () => {
     assert.deepEqual(readdirSync(store.tmpDir), [], 'no temporary files left');
   });
 
+  test('writes made in one turn keep their order when one of them starts the streaming', async () => {
+    // 60 KiB buffered, then in the same turn of the event loop (not awaited, as a stream's
+    // 'data' events may come) a chunk that goes over the in-memory limit and a small one that
+    // would still fit under it: the small one must not overtake the big one.
+    const tx = store.begin([draft('tcp_bulk')]);
+    const parts = [Buffer.alloc(60 * 1024, 0x61), Buffer.alloc(10 * 1024, 0x62), Buffer.alloc(1024, 0x63), Buffer.alloc(100 * 1024, 0x64)];
+    const writes = parts.map((p) => tx.write(p));
+    await Promise.all(writes);
+    const [ref] = await tx.commit();
+    const { body } = await store.readMessage(ref!.path);
+    assert.ok(body.equals(Buffer.concat(parts)), 'the bytes are queued in the order they were written');
+  });
+
   test('update rewrites atomically and renames with the attempt count', async () => {
     const [ref] = await store.enqueue([draft('tcp_local', ['a@x.example', 'b@y.example'])], Buffer.from('Subject: u\r\n\r\nbody\r\n'));
     const env = await store.readEnvelope(ref!.path);

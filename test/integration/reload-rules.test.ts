@@ -1,10 +1,11 @@
 // Live reload of imta.cnf on a started instance: an edit is applied to new sessions without a
 // restart while an open session keeps its rules; a broken edit changes nothing and says why
 // with file:line (log and `imsimta reload`); a burst of writes makes one reload. etc/mappings
-// is watched and checked the same way.
+// and etc/dkim/ (the DKIM keys file and keys) are watched and checked the same way.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, waitFor } from '../helpers/instance.js';
 import type { MtaInstance } from '../helpers/running-instance.js';
@@ -138,6 +139,42 @@ test('etc/mappings is watched: a good edit becomes the configuration in force, a
   // Removed again: no tables, which is a valid configuration.
   before = await settledReloads(mta, () => true, 'a quiet watcher'); // the command counted a rejection too
   rmSync(join(mta.root, 'etc', 'mappings'));
+  now = await settledReloads(mta, (r) => r.watched > before.watched, 'the removal to be reloaded');
+  assert.equal(now.rejected, before.rejected);
+});
+
+test('etc/dkim/ is watched: a new key comes into force, a key replaced under its name too, a key file gone is rejected with etc/dkim/keys:LINE', async () => {
+  const inForce = (rel: string) => readFileSync(join(mta.root, 'run', 'config-in-force', rel), 'latin1');
+  const keyFile = join(mta.root, 'etc', 'dkim', 'example.com.s1.pem');
+  let before = await settledReloads(mta, () => true, 'a quiet watcher');
+  const made = await mta.imsimta(['dkim', 'keygen', 'example.com', 's1']);
+  assert.equal(made.code, 0, made.stderr);
+  await waitFor(() => /^example\.com s1 /m.test(inForce('dkim/keys')), { timeoutMs: 20_000, what: 'the new keys file in force' });
+  let now = await settledReloads(mta, () => true, 'a quiet watcher');
+  assert.ok(now.watched > before.watched);
+  assert.equal(now.rejected, before.rejected);
+  const first = readFileSync(keyFile, 'latin1');
+  assert.equal(inForce('dkim/example.com.s1.pem'), first);
+
+  // Rotated in place (same file name, new key): a change like any other.
+  before = now;
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  now = await settledReloads(mta, (r) => r.watched > before.watched, 'the replaced key to be reloaded');
+  assert.equal(now.rejected, before.rejected);
+  assert.notEqual(inForce('dkim/example.com.s1.pem'), first);
+
+  before = now;
+  rmSync(keyFile);
+  now = await settledReloads(mta, (r) => r.rejected > before.rejected, 'the missing key to be rejected');
+  const where = new RegExp(`etc/dkim/keys:2: error: cannot read key file ${keyFile.replace(/\./g, '\\.')}: ENOENT`);
+  const rejected = logRecords(mta, 'watcher.log').filter((r) => r.level === 50 && /configuration rejected/.test(String(r.msg)));
+  assert.match(String(rejected.at(-1)?.msg), where);
+  assert.match(inForce('dkim/keys'), /^example\.com s1 /m, 'the last good keys stay in force');
+
+  // The keys file removed too: no signing, a valid configuration again.
+  before = await settledReloads(mta, () => true, 'a quiet watcher');
+  rmSync(join(mta.root, 'etc', 'dkim'), { recursive: true });
   now = await settledReloads(mta, (r) => r.watched > before.watched, 'the removal to be reloaded');
   assert.equal(now.rejected, before.rejected);
 });

@@ -14,7 +14,7 @@ function channel(name: string, hosts: string[], keywords: string[] = []): Channe
     smtp: name.startsWith('tcp_'), lmtp: false, mx: 'defaultmx', daemon: null, port: null, copies: 'multiple',
     addrsPerFile: null, subdirs: 0, maxJobs: 100, pool: null, threadDepth: 10, filesPerJob: 0, addrsPerJob: 0,
     backoffMs: null, noticesMs: null, immediate: true, tlsClient: 'notls', tlsServer: 'notls', pipelining: true,
-    masterDebug: false, slaveDebug: false, senderRewrite: null, rcptPerTransaction: 100, maxClientConnections: 20,
+    masterDebug: false, slaveDebug: false, senderRewrite: null, rcptPerTransaction: 100, maxClientConnections: 20, dkimSign: false,
   };
 }
 
