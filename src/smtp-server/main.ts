@@ -9,6 +9,7 @@ import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
+import { dkimPrefixesFor } from '../dkim/plan.js';
 import type { SmtpService } from './service.js';
 import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
 import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
@@ -33,6 +34,8 @@ const store = new QueueStore({
   queueDir: paths.queue,
   corruptDir: paths.corrupt,
   subdirs: (channel) => config?.imta.channelByName.get(channel.toLowerCase())?.subdirs ?? 0,
+  // DKIM: the copies for `dkimsign` channels are signed once, while the message is written.
+  prefixesFor: (drafts) => dkimPrefixesFor(config, drafts),
   logger,
 });
 

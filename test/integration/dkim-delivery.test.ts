@@ -1,7 +1,7 @@
 // DKIM end to end on a started instance (start-msg): keys made with `imsimta dkim keygen`, the
 // outbound channel with `dkimsign`, the public keys served by dnsmasq. A message submitted
-// locally and a delivery status notification made by the job controller both reach a simulated
-// peer signed, and the bytes the peer received verify with dkimverify and opendkim-testmsg.
+// locally, one relayed over SMTP and a delivery status notification made by the job controller
+// all reach a simulated peer signed, and the bytes the peer received verify with dkimverify and opendkim-testmsg.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSmtpPeer, type SmtpPeer } from '../helpers/sim-internet.js';
@@ -9,6 +9,7 @@ import { runCli, waitFor } from '../helpers/instance.js';
 import type { MtaInstance } from '../helpers/running-instance.js';
 import { dkimpyVerify, opendkimVerify, startKeyDns, type KeyDns } from '../helpers/dkim-verifiers.js';
 import { LOCAL_HOST, createJcInstance, sendMessages, startMta } from './job-controller-harness.js';
+import { runTool } from './smtp-harness.js';
 
 const ADDRESS = '127.0.18.1';
 const PEER = '127.0.18.11';
@@ -40,6 +41,19 @@ test('a locally submitted message leaves signed (ed25519-sha256) and verifies wh
   assert.equal(r.code, 0, r.stderr);
   const t = await waitFor(() => peer.transactions.find((x) => x.to.includes('bob@remote.test')), { timeoutMs: 20_000, what: 'the message at the peer' });
   assert.match(t.data.toString('latin1'), /^DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=sign\.example;/);
+  const py = dkimpyVerify(dns, t.data);
+  assert.ok(py.ok, py.output);
+  const od = opendkimVerify(dns, t.data);
+  assert.ok(od.ok, od.output);
+});
+
+test('a message relayed over SMTP is signed by the SMTP server while it is queued, once, and verifies where it arrives', async () => {
+  const r = await runTool('/usr/bin/swaks', ['--server', `${ADDRESS}:${mta.port}`, '--timeout', '10', '--hide-all', '--from', 'alice@sign.example', '--to', 'carol@remote.test', '--header', 'Subject: relayed and signed', '--body', 'relayed  body\n']);
+  assert.equal(r.code, 0, r.stderr);
+  const t = await waitFor(() => peer.transactions.find((x) => x.to.includes('carol@remote.test')), { timeoutMs: 20_000, what: 'the relayed message at the peer' });
+  const text = t.data.toString('latin1');
+  assert.match(text, /^DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=sign\.example;/);
+  assert.equal(text.match(/^DKIM-Signature:/gm)?.length, 1);
   const py = dkimpyVerify(dns, t.data);
   assert.ok(py.ok, py.output);
   const od = opendkimVerify(dns, t.data);
