@@ -3,9 +3,10 @@
 // Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
 // which Linux keeps whole for lines this short. The file is reopened by name on SIGHUP
 // (logrotate, or the watcher's LOG_MAX_SIZE rotation).
-import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { onLogReopen } from './logger.js';
+import { writeFullySync } from './write-fully.js';
 
 export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J';
 
@@ -72,7 +73,8 @@ export class MailLog {
       this.fd = openSync(this.path, 'a');
       this.unregister = onLogReopen(() => this.reopen());
     }
-    writeSync(this.fd, records.map(formatMailLogRecord).join('\n') + '\n');
+    // A full disk may take part of the records: the rest is written after it, or the error thrown.
+    writeFullySync(this.fd, [Buffer.from(records.map(formatMailLogRecord).join('\n') + '\n')]);
   }
 
   /** Reopen after logrotate moved the file: the next record opens log/mail.log by name again. */

@@ -4,6 +4,7 @@
 import { promises as fs, constants } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { writeFully } from '../common/write-fully.js';
 
 let counter = 0;
 
@@ -30,8 +31,9 @@ export async function deliverToMaildir(dir: string, host: string, header: string
   let linked = false;
   try {
     try {
-      await fh.write(header);
-      for await (const chunk of body as AsyncIterable<Buffer | string>) await (typeof chunk === "string" ? fh.write(chunk) : fh.write(chunk));
+      // Every byte or an error: a filling disk makes a write short without one (write-fully.ts).
+      await writeFully(fh.fd, [Buffer.from(header)]);
+      for await (const chunk of body as AsyncIterable<Buffer | string>) await writeFully(fh.fd, [typeof chunk === 'string' ? Buffer.from(chunk) : chunk]);
       await fh.sync();
     } finally {
       await fh.close();

@@ -18,7 +18,8 @@
 // scheduler's start-up scan indexes what it reads, and rebuild() then reads the deferred files
 // it left on disk (beyond MAX_MESSAGES), a few at a time in the background. A marker file
 // (`fast-flush.rebuild`) says a rebuild is owed until it has finished, across restarts.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFullySync } from '../common/write-fully.js';
 import { access, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
@@ -177,7 +178,7 @@ export class FastFlushStore {
       if (file) this.noteAdmitted(e.path, file.envelope);
       if (read % REBUILD_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
     }
-    this.setMarker(false);
+    if (!this.broken) this.setMarker(false); // a journal that failed meanwhile owes the next start a rebuild
     const result = { read, indexed: this.index.size - before, ms: Date.now() - started };
     this.logger?.info(result, 'fast-flush index rebuilt from the queue files');
     return result;
@@ -270,7 +271,7 @@ export class FastFlushStore {
     const data = this.pending.join('\n') + '\n';
     this.pending = [];
     try {
-      writeSync(this.fd, data);
+      writeFullySync(this.fd, [Buffer.from(data)]);
     } catch (err) {
       this.fail(err as Error);
     }
@@ -280,6 +281,8 @@ export class FastFlushStore {
     if (!this.broken) this.logger?.error({ err: err.message, path: this.path }, 'cannot write the fast-flush journal; the index is kept in memory only until the next start');
     this.broken = true;
     this.pending = [];
+    // The journal now misses lines (a disk full, say): the next start rebuilds from the queue files.
+    this.setMarker(true);
   }
 
   private get markerPath(): string {
