@@ -18,6 +18,12 @@ export interface RecipientOutcome {
   status: string;
   /** The host that gave the reply (MX name [ip]), or null for local decisions. */
   remoteHost: string | null;
+  /**
+   * Deferred without being tried: every host for it is inside the host-retry window (the
+   * reachability cache, SMTP_HOST_RETRY) until this time (epoch ms). Not a delivery attempt: it
+   * neither counts as a try nor advances the backoff.
+   */
+  notTriedUntil?: number;
 }
 
 export interface MessageOutcome {

@@ -139,7 +139,8 @@ export class FastFlushStore {
   /** The scheduler read an envelope (scan, notice): a message that was tried before and still waits is indexed (repairs a lost journal line). */
   /** `pendingDomains`: the domains of its pending recipients, when the caller has them already. */
   noteAdmitted(path: string, envelope: Envelope, pendingDomains?: string[]): void {
-    if (envelope.attempts === 0 || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return;
+    // New mail is not deferred yet; a message not tried because its host was down (attempts 0, a next attempt set) is.
+    if ((envelope.attempts === 0 && envelope.nextAttempt === null) || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return;
     const domains = pendingDomains ?? domainsOf(envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address));
     const fast = fastFlushDomainsOf(this.policy, domains);
     const known = this.index.get(envelope.id);
@@ -162,8 +163,8 @@ export class FastFlushStore {
   }
 
   /**
-   * Indexes the deferred files (attempts ≥ 1 by their names, not held) that neither the journal
-   * nor the scheduler's reads covered. Only when owed (the journal was missing); yields to the
+   * Indexes the deferred files (not held; a name with attempts 0 may be one whose host was never
+   * reachable, so those are read too) that neither the journal nor the scheduler's reads covered. Only when owed (the journal was missing); yields to the
    * event loop between small batches, so that ETRN and deliveries go on meanwhile.
    */
   async rebuild(parts: RebuildParts): Promise<{ read: number; indexed: number; ms: number } | null> {
@@ -172,7 +173,7 @@ export class FastFlushStore {
     const before = this.index.size;
     let read = 0;
     for await (const e of parts.scan()) {
-      if (e.held || e.attempts === 0 || this.index.get(e.id) || parts.known(e.id)) continue;
+      if (e.held || this.index.get(e.id) || parts.known(e.id)) continue;
       const file = await parts.read(e.path).catch(() => null);
       read++;
       if (file) this.noteAdmitted(e.path, file.envelope);
