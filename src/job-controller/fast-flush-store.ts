@@ -35,6 +35,7 @@ import {
   parseFlushTarget,
   planFlush,
   type FastFlushPolicy,
+  type FlushContext,
   type FlushHost,
   type FlushRef,
   type FlushResult,
@@ -74,6 +75,8 @@ export class FastFlushStore {
   readonly loaded: JournalLoad;
   /** The journal was missing (or a rebuild did not finish): rebuild() is owed. */
   readonly rebuildOwed: boolean;
+  /** The rebuild owed has finished: the index is complete again. */
+  private rebuilt = false;
   private readonly root: string;
   private readonly logger: Logger | undefined;
   private readonly compactSlack: number;
@@ -151,13 +154,13 @@ export class FastFlushStore {
   // ------------------------------------------------------------------- flush
 
   /** `imsimta flush` / ETRN: the target as given (`domain`, `@domain`, `#channel`, null = all). */
-  async flush(target: string | null, host: FlushHost): Promise<FlushResult> {
+  async flush(target: string | null, host: FlushHost, origin: FlushContext['origin'] = 'operator', client: string | null = null): Promise<FlushResult> {
     const parsed = parseFlushTarget(target);
     if (!parsed) return { ok: false, code: 501, count: 0, text: `bad flush target ${JSON.stringify(target)}: expected domain, @domain or #channel` };
     const started = Date.now();
-    const result = await carryOutFlush(planFlush(parsed, this.policy, this.index), host);
+    const result = await carryOutFlush(planFlush(parsed, this.policy, this.index), host, { origin, fastIndexComplete: !this.rebuildOwed || this.rebuilt });
     for (const id of result.stale ?? []) this.gone(id);
-    this.logger?.info({ target, way: result.way, code: result.code, count: result.count, stale: result.stale?.length ?? 0, ms: Date.now() - started }, 'flush');
+    this.logger?.info({ target, origin, client, way: result.way, code: result.code, count: result.count, stale: result.stale?.length ?? 0, ms: Date.now() - started }, 'flush');
     const { stale: _stale, ...reply } = result;
     return reply;
   }
@@ -180,6 +183,7 @@ export class FastFlushStore {
       if (read % REBUILD_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     if (!this.broken) this.setMarker(false); // a journal that failed meanwhile owes the next start a rebuild
+    this.rebuilt = true;
     const result = { read, indexed: this.index.size - before, ms: Date.now() - started };
     this.logger?.info(result, 'fast-flush index rebuilt from the queue files');
     return result;
@@ -357,6 +361,8 @@ export interface FlushHostParts {
   rescan(): void;
   kick(): void;
   now(): number;
+  /** The channel is in imta.cnf. */
+  hasChannel(name: string): boolean;
 }
 
 /** The FlushHost a flush runs against, on the job controller's own index and queue store. */
@@ -377,12 +383,14 @@ export function flushHostFor(parts: FlushHostParts): FlushHost {
       if (!path) return 'gone';
       const file = await parts.read(path);
       if (!file || file.envelope.held || !file.envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
-      if (parts.admit(path, { ...file.envelope, nextAttempt: null }, file.size)) return 'admitted';
+      // Its envelope as it is (nextAttempt included): a try before that time does not count (outcome.ts).
+      if (parts.admit(path, file.envelope, file.size)) return 'admitted';
       return index.has(ref.id) ? 'admitted' : 'no-room';
     },
     makeDue: (match) => index.makeDue(match),
     countInFlight: (match) => each(match, true),
     countKnown: (match) => each(match, false),
+    hasChannel: parts.hasChannel,
     get incomplete() {
       return index.overflowed;
     },

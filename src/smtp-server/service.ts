@@ -206,7 +206,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       greetingDelayMs: (ip) => (isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
       maxBadCommands: settings.maxBadCommands,
       deadlines: { requestMs: settings.commandDeadlineMs, minDataRate: settings.minDataRate },
-      etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
+      etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));

@@ -200,10 +200,13 @@ test('a flush admits a message the full scheduler does not hold, reading it once
       rescan: () => {},
       kick: () => {},
       now: Date.now,
+      hasChannel: () => true,
     });
     assert.equal(await host.admitNow({ id: 'MESSAGE1', channel: 'tcp_local', path }), 'admitted');
     assert.deepEqual(reads, [path]);
-    assert.deepEqual(admitted, [{ path, size: 42, next: null }]);
+    assert.deepEqual(admitted.map((a) => [a.path, a.size]), [[path, 42]]);
+    // Due now through admit(), its schedule kept: a try before it does not count (outcome.ts retrySchedule).
+    assert.ok(admitted[0]!.next && admitted[0]!.next.getTime() > Date.now(), 'the envelope keeps its next attempt');
     assert.equal(index.size, 2, 'beyond MAX_MESSAGES');
     assert.equal(index.overflowed, false);
   } finally {

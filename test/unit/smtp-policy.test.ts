@@ -78,7 +78,7 @@ function options(extra: Partial<OptionsConfig> = {}): OptionsConfig {
   return {
     raw: {}, internalIp: [], dnsServers: [], localHost: 'host.example.org', maxMessageSize: 10240000, maxRecipients: 1000,
     maxMessagesPerSession: 1000, maxBadCommands: 10, maxConnsPerIp: 50, bannerPurgeDelayMs: 100, bannerPurgeDelayInternalMs: 0,
-    smtpTimeoutMs: 300000, smtpCommandDeadlineMs: 300000, smtpMinDataRate: 500, tlsKeyFile: null, tlsCertFile: null, fastFlushDomains: null, etrnAllow: [], metricsPort: null, ...extra,
+    smtpTimeoutMs: 300000, smtpCommandDeadlineMs: 300000, smtpMinDataRate: 500, tlsKeyFile: null, tlsCertFile: null, fastFlushDomains: null, etrnAllow: [], etrnChannelAllow: [], etrnRateLimit: 10, metricsPort: null, ...extra,
   };
 }
 
