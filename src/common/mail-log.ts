@@ -8,7 +8,11 @@ import { dirname } from 'node:path';
 import { onLogReopen } from './logger.js';
 import { writeFullySync } from './write-fully.js';
 
-export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J';
+/**
+ * E enqueued, D delivered, Q deferred, R returned, J rejected, X removed from the queue by the
+ * operator (`imsimta qm delete`: neither delivered nor returned; Postfix logs `removed`).
+ */
+export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J' | 'X';
 
 export interface MailLogRecord {
   event: MailLogEvent;
@@ -44,7 +48,7 @@ export interface ParsedMailLogRecord extends Omit<MailLogRecord, 'time'> {
 }
 
 export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
-  const m = /^(\S+) ([EDQRJ]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
+  const m = /^(\S+) ([EDQRJX]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
   if (!m) return null;
   const unfield = (s: string) => (s === '-' ? '' : s);
   return {

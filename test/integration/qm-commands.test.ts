@@ -3,11 +3,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, type TestInstance } from '../helpers/instance.js';
 import { instancePaths } from '../../src/common/instance.js';
 import { serveJsonSocket, type JsonObject } from '../../src/common/ipc-socket.js';
+import { parseMailLogLine } from '../../src/common/mail-log.js';
 import { queueStoreFor, type EnvelopeDraft, type QueueRef, type QueueStore } from '../../src/queue/index.js';
 
 const IMTA_CNF = `! test configuration
@@ -141,10 +142,16 @@ describe('imsimta qm', () => {
     assert.deepEqual(lines, ['imsimta qm: no queued message with id ZZZZNOSUCHID0000']);
     assert.ok(!(await directory(inst)).some((x) => x.id === id));
     assert.deepEqual(jcRequests.at(-1), { op: 'qm', action: 'delete', ids: [id] });
+    // mail.log says so, as for every other way out of the queue: an X record per recipient.
+    const records = readFileSync(join(inst.root, 'log', 'mail.log'), 'utf8').split('\n').map(parseMailLogLine).filter((x) => x?.id === id);
+    assert.deepEqual(
+      records.map((x) => [x!.event, x!.source, x!.destination, x!.from, x!.recipient, x!.status]),
+      [['X', 'tcp_intranet', 'l', 'sender@example.test', 'local1', 'deleted by the operator (imsimta qm delete)']],
+    );
   });
 
-  test('stop and start a channel persist in run/stopped-channels', async () => {
-    const file = join(inst.root, 'run', 'stopped-channels');
+  test('stop and start a channel persist in queue/.stopped-channels (not in run/, which stop-msg leaves empty)', async () => {
+    const file = join(inst.root, 'queue', '.stopped-channels');
     const stop = await qm(inst, 'stop', 'tcp_local');
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal(readFileSync(file, 'utf8'), 'tcp_local\n');
@@ -153,6 +160,18 @@ describe('imsimta qm', () => {
     assert.equal(s.channels.find((c) => c.name === 'tcp_local')?.stopped, true);
     assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
     assert.equal(readFileSync(file, 'utf8'), '');
+    assert.ok(!existsSync(join(inst.root, 'run', 'stopped-channels')));
+    // A list an earlier version left in run/ is still honoured, and moved at the next change.
+    mkdirSync(join(inst.root, 'run'), { recursive: true });
+    writeFileSync(join(inst.root, 'run', 'stopped-channels'), 'tcp_local\n');
+    rmSync(file);
+    const legacy = JSON.parse((await qm(inst, 'summarize', '--json')).stdout) as { channels: Array<{ name: string; stopped: boolean }> };
+    assert.equal(legacy.channels.find((c) => c.name === 'tcp_local')?.stopped, true);
+    assert.equal((await qm(inst, 'stop', 'l')).code, 0);
+    assert.equal(readFileSync(file, 'utf8'), 'l\ntcp_local\n');
+    assert.ok(!existsSync(join(inst.root, 'run', 'stopped-channels')), 'moved out of run/');
+    assert.equal((await qm(inst, 'start', 'l')).code, 0);
+    assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
     const bad = await qm(inst, 'stop', 'no_such_channel');
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no channel named "no_such_channel"/);

@@ -100,7 +100,7 @@ async function sendOne(bodyLines: number): Promise<SendResult> {
   }
 }
 
-/** Every file under queue/ (the filler aside), relative path → contents. */
+/** Every queued file under queue/ (the filler and the stopped-channels list aside), relative path → contents. */
 function queueContents(): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const walk = (dir: string) => {
@@ -109,7 +109,7 @@ function queueContents(): Map<string, Buffer> {
       // queue/.spare holds files of delivered mail kept for reuse, not mail
       if (e.isDirectory()) {
         if (e.name !== '.spare') walk(p);
-      } else if (e.name !== FILLER_NAME) out.set(relative(queueDir, p), readFileSync(p));
+      } else if (e.name !== FILLER_NAME && e.name !== '.stopped-channels') out.set(relative(queueDir, p), readFileSync(p));
     }
   };
   walk(queueDir);
