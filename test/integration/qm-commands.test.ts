@@ -82,7 +82,10 @@ describe('imsimta qm', () => {
     const first = rows.find((r) => r.id === refs[0]!.id)!;
     assert.deepEqual(
       { ...first, arrival: undefined },
-      { id: refs[0]!.id, channel: 'tcp_local', from: 'sender@example.test', recipients: ['a@remote.example', 'b@remote.example'], attempts: 0, next_attempt: null, held: false, size: 19, arrival: undefined, source_channel: 'tcp_intranet' },
+      {
+        id: refs[0]!.id, channel: 'tcp_local', from: 'sender@example.test', recipients: ['a@remote.example', 'b@remote.example'], attempts: 0, next_attempt: null, held: false, size: 19, arrival: undefined, source_channel: 'tcp_intranet',
+        last_error: null, recipient_status: [{ address: 'a@remote.example', status: null }, { address: 'b@remote.example', status: null }], channel_stopped: false,
+      },
     );
     assert.match(String(first.arrival), /^\d{4}-\d\d-\d\dT/);
     assert.deepEqual((await directory(inst, 'l')).map((r) => r.id), [refs[2]!.id]);
@@ -175,6 +178,34 @@ describe('imsimta qm', () => {
     const bad = await qm(inst, 'stop', 'no_such_channel');
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no channel named "no_such_channel"/);
+  });
+
+  test('directory shows why a message waits (its last error), and "channel stopped" instead of "now" on a stopped channel', async () => {
+    const entry = (await store.findById(refs[0]!.id))!;
+    const envelope = await store.readEnvelope(entry.path);
+    const refused = '451 4.4.1 connect to mx.remote.example[192.0.2.25]:25: Connection refused';
+    const full = '452 4.2.2 mailbox full (in reply to RCPT TO)';
+    envelope.recipients = envelope.recipients.map((r, i) => ({ ...r, status: i === 0 ? refused : full }));
+    const next = new Date(Date.now() + 3600_000);
+    await store.update({ id: entry.id, channel: entry.channel, path: entry.path }, { ...envelope, attempts: 1, nextAttempt: next });
+    const row = (await directory(inst)).find((r) => r.id === refs[0]!.id)!;
+    assert.equal(row.last_error, refused);
+    assert.deepEqual(row.recipient_status, [{ address: 'a@remote.example', status: refused }, { address: 'b@remote.example', status: full }]);
+    assert.equal(row.channel_stopped, false);
+    let text = (await qm(inst, 'directory', 'tcp_local')).stdout;
+    assert.ok(text.includes(`    (${refused})\n      to <a@remote.example>\n    (${full})\n      to <b@remote.example>`), text);
+
+    assert.equal((await qm(inst, 'stop', 'tcp_local')).code, 0);
+    try {
+      const rows = await directory(inst, 'tcp_local');
+      assert.ok(rows.length > 0 && rows.every((r) => r.channel_stopped === true));
+      assert.equal(rows.find((r) => r.id === refs[0]!.id)!.next_attempt, next.toISOString(), 'the contract field is unchanged');
+      text = (await qm(inst, 'directory', 'tcp_local')).stdout;
+      assert.match(text, new RegExp(`${refs[0]!.id}\\s+tcp_local\\s+19\\s+1\\s+\\S+ \\S+\\s+channel stopped \\(qm start\\)\\n`));
+      assert.doesNotMatch(text, /\snow\n/);
+    } finally {
+      assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
+    }
   });
 
   test('corrupt files are set aside by a listing and reported by qm corrupt', async () => {

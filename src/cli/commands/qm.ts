@@ -91,9 +91,10 @@ export async function main(argv: string[]): Promise<number> {
 
 async function readRows(ctx: Context, channel?: string): Promise<DirectoryRow[]> {
   const rows: DirectoryRow[] = [];
+  const stopped = new Set(await readStoppedChannels(ctx.root));
   for await (const entry of ctx.store.scan(channel)) {
     const info = await ctx.store.inspect(entry.path); // corrupt files are set aside, gone ones skipped
-    if (info) rows.push(directoryRow(entry, info.envelope, info.size));
+    if (info) rows.push(directoryRow(entry, info.envelope, info.size, stopped.has(entry.channel)));
   }
   return sortRows(rows);
 }
