@@ -20,6 +20,12 @@ export interface RecipientOutcome {
   remoteHost: string | null;
   /** The TLS of the session that gave the reply (`TLSv1.3/cipher/Verified`), when there was one. */
   tls?: string | null;
+  /**
+   * Deferred without being tried: every host for it is inside the host-retry window (the
+   * reachability cache, SMTP_HOST_RETRY) until this time (epoch ms). Not a delivery attempt: it
+   * neither counts as a try nor advances the backoff.
+   */
+  notTriedUntil?: number;
 }
 
 export interface MessageOutcome {

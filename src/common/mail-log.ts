@@ -5,11 +5,16 @@
 // Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
 // which Linux keeps whole for lines this short. The file is reopened by name on SIGHUP
 // (logrotate, or the watcher's LOG_MAX_SIZE rotation).
-import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { onLogReopen } from './logger.js';
+import { writeFullySync } from './write-fully.js';
 
-export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J';
+/**
+ * E enqueued, D delivered, Q deferred, R returned, J rejected, X removed from the queue by the
+ * operator (`imsimta qm delete`: neither delivered nor returned; Postfix logs `removed`).
+ */
+export type MailLogEvent = 'E' | 'D' | 'Q' | 'R' | 'J' | 'X';
 
 export interface MailLogRecord {
   event: MailLogEvent;
@@ -48,7 +53,7 @@ export interface ParsedMailLogRecord extends Omit<MailLogRecord, 'time'> {
 }
 
 export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
-  const m = /^(\S+) ([EDQRJ]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
+  const m = /^(\S+) ([EDQRJX]) (\S+) (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
   if (!m) return null;
   const unfield = (s: string) => (s === '-' ? '' : s);
   const tls = /(?:^| )tls=(\S+)$/.exec(m[9]!);
@@ -80,7 +85,8 @@ export class MailLog {
       this.fd = openSync(this.path, 'a');
       this.unregister = onLogReopen(() => this.reopen());
     }
-    writeSync(this.fd, records.map(formatMailLogRecord).join('\n') + '\n');
+    // A full disk may take part of the records: the rest is written after it, or the error thrown.
+    writeFullySync(this.fd, [Buffer.from(records.map(formatMailLogRecord).join('\n') + '\n')]);
   }
 
   /** Reopen after logrotate moved the file: the next record opens log/mail.log by name again. */

@@ -18,7 +18,7 @@ const TSUBAME_KEYS = [
   'INTERNAL_IP', 'DNS_SERVERS', 'LOCAL_HOST', 'MAX_MESSAGE_SIZE', 'MAX_RECIPIENTS', 'MAX_MESSAGES_PER_SESSION', 'MAX_BAD_COMMANDS',
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
   ...SESSION_ERROR_KEYS, 'MAX_RECEIVED_LINES',
-  'ETRN_ALLOW', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS, ...Object.keys(AUTH_OPTION_RULES),
+  'ETRN_ALLOW', 'ETRN_CHANNEL_ALLOW', 'ETRN_RATE_LIMIT', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS, ...Object.keys(AUTH_OPTION_RULES),
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -53,6 +53,8 @@ export const OPTION_DEFAULTS = {
   SMTP_JUNK_COMMAND_LIMIT: 100,
   /** Received: lines a message may carry (with ours) before it is taken for a loop; Postfix's hopcount_limit. */
   MAX_RECEIVED_LINES: 50,
+  /** ETRN commands per client address per minute (the time unit of Postfix's anvil rate limits). */
+  ETRN_RATE_LIMIT: 10,
 } as const;
 
 /** Reads option.dat; `file` may be missing (every option then has its default). */
@@ -119,6 +121,9 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     tlsCertFile: tlsCert,
     fastFlushDomains: o.has('FAST_FLUSH_DOMAINS') ? list(o.get('FAST_FLUSH_DOMAINS')!.value).map((d) => d.toLowerCase().replace(/^@/, '')) : null,
     etrnAllow: o.has('ETRN_ALLOW') ? cidrList(o.get('ETRN_ALLOW'), '', reader) : [],
+    // `ETRN #channel` retries a whole channel: only these clients (default: INTERNAL_IP's networks).
+    etrnChannelAllow: o.has('ETRN_CHANNEL_ALLOW') ? cidrList(o.get('ETRN_CHANNEL_ALLOW'), '', reader) : cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, new OptionReader([])),
+    etrnRateLimit: int('ETRN_RATE_LIMIT', 0),
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
     ldap: parseLdapOptions(o, reader),
   };

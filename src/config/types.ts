@@ -214,6 +214,10 @@ export interface OptionsConfig {
   fastFlushDomains: string[] | null;
   /** Who may use ETRN (ETRN_ALLOW, CIDRs; empty = anyone). */
   etrnAllow: Cidr[];
+  /** Who may use `ETRN #channel` (ETRN_CHANNEL_ALLOW, CIDRs; default: INTERNAL_IP; empty = no one). */
+  etrnChannelAllow: Cidr[];
+  /** ETRN commands a client address may give per minute (ETRN_RATE_LIMIT; default 10; 0 = no limit). */
+  etrnRateLimit: number;
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
   /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */

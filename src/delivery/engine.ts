@@ -62,6 +62,8 @@ interface Rcpt {
   tried: Set<string>;
   lastFailure: string | null;
   lastHost: string | null;
+  /** The earliest end of the host-retry window of a host skipped for it (null: none skipped). */
+  skippedUntil: number | null;
   outcome: RecipientOutcome | null;
   /** Another recipient of the same message with the same address: it gets that one's outcome. */
   sameAs: number | null;
@@ -94,6 +96,7 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
         tried: new Set(),
         lastFailure: null,
         lastHost: null,
+        skippedUntil: null,
         outcome: null,
         sameAs: seen.get(key) ?? null,
         overflows: 0,
@@ -270,6 +273,7 @@ async function runHosts(
         const down = reachability.check(t.key);
         if (down) {
           ctx.stats.skippedUnreachable++;
+          r.skippedUntil = Math.min(r.skippedUntil ?? Infinity, down.until);
           if (!r.lastFailure) {
             r.lastFailure = `${down.reason} (host not tried again until ${new Date(down.until).toISOString()})`;
             r.lastHost = describeHost(t);
@@ -283,7 +287,10 @@ async function runHosts(
     });
     for (const id of plan.exhausted) {
       const r = byId.get(id)!;
+      if (r.outcome) continue;
       decide(r, 'deferred', r.lastFailure ?? '451 4.4.1 no reachable host', r.lastHost);
+      // No host was tried for it in this attempt, only skipped: say until when (not a try).
+      if (r.tried.size === 0 && r.skippedUntil !== null) r.outcome!.notTriedUntil = r.skippedUntil;
     }
     for (const h of plan.hosts) queues.set(h.target.key, { target: h.target, txs: h.transactions });
   };

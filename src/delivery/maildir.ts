@@ -11,6 +11,7 @@
 import { promises as fs, constants, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { writeFully } from '../common/write-fully.js';
 
 let counter = 0;
 
@@ -130,10 +131,11 @@ export async function deliverToMaildir(dir: string, host: string, header: string
       if (modes.gid !== null) await fh.chown(-1, modes.gid);
       await fh.chmod(modes.fileMode); // the umask may have taken bits away
       const lf = new CrlfToLf();
-      await writeAll(fh, lf.push(Buffer.from(header, 'utf8')));
+      // Every byte or an error: a filling disk makes a write short without one (write-fully.ts).
+      await writeFully(fh.fd, [lf.push(Buffer.from(header, 'utf8'))]);
       const chunks: AsyncIterable<Buffer | string> | Buffer[] = Buffer.isBuffer(body) ? [body] : (body as AsyncIterable<Buffer | string>);
-      for await (const chunk of chunks) await writeAll(fh, lf.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk));
-      await writeAll(fh, lf.end());
+      for await (const chunk of chunks) await writeFully(fh.fd, [lf.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk)]);
+      await writeFully(fh.fd, [lf.end()]);
       await fh.sync();
     } finally {
       await fh.close();
@@ -146,15 +148,6 @@ export async function deliverToMaildir(dir: string, host: string, header: string
     if (!linked) await fs.unlink(newPath).catch(() => {});
   }
   return name;
-}
-
-/** The whole buffer: write(2) may write less than asked (a disk filling up) without an error. */
-async function writeAll(fh: fs.FileHandle, data: Buffer): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done);
-    if (bytesWritten <= 0) throw Object.assign(new Error('no progress writing the mailbox file'), { code: 'EIO' });
-    done += bytesWritten;
-  }
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -4,7 +4,8 @@
 // file, and nothing is written that would not load: the new keys file is checked before it
 // takes the old one's place. An existing key is never overwritten.
 import { generateKeyPair, type KeyObject } from 'node:crypto';
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { writeFullySync } from '../common/write-fully.js';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseDkimKeys } from '../config/dkim.js';
@@ -130,7 +131,7 @@ function writeTemporary(path: string, data: Buffer, mode: number): string {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
-    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done);
+    writeFullySync(fd, [data]);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

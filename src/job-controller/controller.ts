@@ -34,6 +34,7 @@ import type { OutcomePolicy } from './outcome.js';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DeliveryStatsBook } from './delivery-stats.js';
+import { EtrnRateLimiter } from './etrn-rate.js';
 
 export interface ControllerOptions {
   config: InstanceConfig;
@@ -110,8 +111,10 @@ export class JobController {
   private readonly deliveryStats = new DeliveryStatsBook();
   /** ETRN fast flush: the per-destination index of deferred messages (fast-flush-store.ts). */
   private readonly fastFlush: FastFlushStore;
-  /** Flushes so far: jobs empty their host reachability cache when it changes (job-host.ts). */
+  /** The operator's flushes so far: jobs empty their host reachability cache when it changes (job-host.ts). */
   private flushGeneration = 0;
+  /** ETRN requests per client address (ETRN_RATE_LIMIT). */
+  private readonly etrnRate: EtrnRateLimiter;
   private readonly jobs = new Map<number, RunningJob>();
   /** Envelopes read at admission, by id, until the first attempt takes them (see FRESH_ENVELOPES_MAX). */
   private readonly fresh = new Map<string, FreshEnvelope>();
@@ -151,6 +154,7 @@ export class JobController {
     this.counters.load();
     this.removals = new DelayedDirectorySync(REMOVAL_SYNC_DELAY_MS, (dir, err) => this.logger.warn({ dir, err }, 'cannot fsync a queue directory after removals'));
     this.fastFlush = FastFlushStore.open({ root: this.paths.root, config: this.config, logger: opts.logger });
+    this.etrnRate = new EtrnRateLimiter(this.config.options.etrnRateLimit);
     opts.runner.configure(poolsOf(this.config));
   }
 
@@ -195,7 +199,7 @@ export class JobController {
       case 'qm':
         return this.onQm(req);
       case 'flush':
-        return { ...(await this.flush(typeof req.target === 'string' ? req.target : null)) };
+        return { ...(await this.flush(typeof req.target === 'string' ? req.target : null, req.origin === 'etrn' ? 'etrn' : 'operator', typeof req.client === 'string' ? req.client : null)) };
       case 'status':
         return this.status();
       case 'counters':
@@ -263,14 +267,31 @@ export class JobController {
 
   /**
    * Retry now (imsimta flush, ETRN): a fast-flush domain through the per-destination index
-   * (only its deferred messages, ignoring their backoff), another domain the slow way (the
-   * whole deferred queue), `#channel` that channel, no target everything. See fast-flush.ts.
+   * (only its deferred messages, ignoring their backoff), `#channel` that channel, no target
+   * everything; another domain is refused to ETRN (459) and, for the operator, its messages among
+   * those the scheduler holds. See fast-flush.ts. ETRN is rate-limited per client address and
+   * leaves the jobs' host reachability caches alone (a host found down is not tried again before
+   * SMTP_HOST_RETRY has passed); the operator's flush makes the jobs forget them.
    */
-  async flush(target: string | null): Promise<FlushReply> {
-    this.flushGeneration++;
+  async flush(target: string | null, origin: 'etrn' | 'operator' = 'operator', client: string | null = null): Promise<FlushReply> {
+    if (origin === 'etrn' && client !== null && !this.etrnRate.allow(client, this.now())) {
+      this.logger.info({ target, client }, 'ETRN refused: too many from this client');
+      return { ok: false, code: 458, count: 0, text: `too many ETRN requests from ${client}; try again later`, reason: 'too many ETRN requests, try again later' };
+    }
+    if (origin === 'operator') this.flushGeneration++;
     return this.fastFlush.flush(
       target,
-      flushHostFor({ index: this.index, read: (path) => this.readQueued(path), admit: (path, envelope, size) => this.admit(path, envelope, size, { overLimit: true, dueNow: true }), rescan: () => void this.rescan('flush'), kick: () => this.kick(), now: this.now }),
+      flushHostFor({
+        index: this.index,
+        read: (path) => this.readQueued(path),
+        admit: (path, envelope, size) => this.admit(path, envelope, size, { overLimit: true, dueNow: true }),
+        rescan: () => void this.rescan('flush'),
+        kick: () => this.kick(),
+        now: this.now,
+        hasChannel: (name) => channelByName(this.config, name) !== undefined,
+      }),
+      origin,
+      client,
     );
   }
 
@@ -340,6 +361,7 @@ export class JobController {
     void old.close();
     this.notices = this.makeNoticeSender();
     this.fastFlush.configure(config);
+    this.etrnRate.configure(config.options.etrnRateLimit);
     this.index.maxMessages = Math.max(1, config.jobController?.maxMessages ?? 100000);
     this.opts.runner.configure(poolsOf(config));
     this.warnedChannels.clear();

@@ -2,7 +2,7 @@
 // deferred, returned). Kept in log/counters.json so that a restart of the job controller does not
 // zero them; written a moment after a change (and at exit), atomically.
 import { readFileSync } from 'node:fs';
-import { open, rename, mkdir } from 'node:fs/promises';
+import { open, rename, mkdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export const COUNTER_FIELDS = ['enqueued', 'delivered', 'deferred', 'returned'] as const;
@@ -102,10 +102,16 @@ export class CounterBook {
       const tmp = `${this.path}.${process.pid}.tmp`;
       const fh = await open(tmp, 'w', 0o644);
       try {
+        // writeFile writes to the end (or fails: a full disk leaves the old counters in place);
+        // the data is on disk before the rename, so a crash never leaves an empty counters.json.
         await fh.writeFile(text);
-      } finally {
-        await fh.close();
+        await fh.datasync();
+      } catch (err) {
+        await fh.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+        throw err;
       }
+      await fh.close();
       await rename(tmp, this.path);
     });
     return this.writing;

@@ -18,7 +18,8 @@
 // scheduler's start-up scan indexes what it reads, and rebuild() then reads the deferred files
 // it left on disk (beyond MAX_MESSAGES), a few at a time in the background. A marker file
 // (`fast-flush.rebuild`) says a rebuild is owed until it has finished, across restarts.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFullySync } from '../common/write-fully.js';
 import { access, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
@@ -34,6 +35,7 @@ import {
   parseFlushTarget,
   planFlush,
   type FastFlushPolicy,
+  type FlushContext,
   type FlushHost,
   type FlushRef,
   type FlushResult,
@@ -73,6 +75,8 @@ export class FastFlushStore {
   readonly loaded: JournalLoad;
   /** The journal was missing (or a rebuild did not finish): rebuild() is owed. */
   readonly rebuildOwed: boolean;
+  /** The rebuild owed has finished: the index is complete again. */
+  private rebuilt = false;
   private readonly root: string;
   private readonly logger: Logger | undefined;
   private readonly compactSlack: number;
@@ -138,7 +142,8 @@ export class FastFlushStore {
   /** The scheduler read an envelope (scan, notice): a message that was tried before and still waits is indexed (repairs a lost journal line). */
   /** `pendingDomains`: the domains of its pending recipients, when the caller has them already. */
   noteAdmitted(path: string, envelope: Envelope, pendingDomains?: string[]): void {
-    if (envelope.attempts === 0 || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return;
+    // New mail is not deferred yet; a message not tried because its host was down (attempts 0, a next attempt set) is.
+    if ((envelope.attempts === 0 && envelope.nextAttempt === null) || envelope.held || !envelope.recipients.some((r) => r.state === 'pending')) return;
     const domains = pendingDomains ?? domainsOf(envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address));
     const fast = fastFlushDomainsOf(this.policy, domains);
     const known = this.index.get(envelope.id);
@@ -149,20 +154,20 @@ export class FastFlushStore {
   // ------------------------------------------------------------------- flush
 
   /** `imsimta flush` / ETRN: the target as given (`domain`, `@domain`, `#channel`, null = all). */
-  async flush(target: string | null, host: FlushHost): Promise<FlushResult> {
+  async flush(target: string | null, host: FlushHost, origin: FlushContext['origin'] = 'operator', client: string | null = null): Promise<FlushResult> {
     const parsed = parseFlushTarget(target);
     if (!parsed) return { ok: false, code: 501, count: 0, text: `bad flush target ${JSON.stringify(target)}: expected domain, @domain or #channel` };
     const started = Date.now();
-    const result = await carryOutFlush(planFlush(parsed, this.policy, this.index), host);
+    const result = await carryOutFlush(planFlush(parsed, this.policy, this.index), host, { origin, fastIndexComplete: !this.rebuildOwed || this.rebuilt });
     for (const id of result.stale ?? []) this.gone(id);
-    this.logger?.info({ target, way: result.way, code: result.code, count: result.count, stale: result.stale?.length ?? 0, ms: Date.now() - started }, 'flush');
+    this.logger?.info({ target, origin, client, way: result.way, code: result.code, count: result.count, stale: result.stale?.length ?? 0, ms: Date.now() - started }, 'flush');
     const { stale: _stale, ...reply } = result;
     return reply;
   }
 
   /**
-   * Indexes the deferred files (attempts ≥ 1 by their names, not held) that neither the journal
-   * nor the scheduler's reads covered. Only when owed (the journal was missing); yields to the
+   * Indexes the deferred files (not held; a name with attempts 0 may be one whose host was never
+   * reachable, so those are read too) that neither the journal nor the scheduler's reads covered. Only when owed (the journal was missing); yields to the
    * event loop between small batches, so that ETRN and deliveries go on meanwhile.
    */
   async rebuild(parts: RebuildParts): Promise<{ read: number; indexed: number; ms: number } | null> {
@@ -171,13 +176,14 @@ export class FastFlushStore {
     const before = this.index.size;
     let read = 0;
     for await (const e of parts.scan()) {
-      if (e.held || e.attempts === 0 || this.index.get(e.id) || parts.known(e.id)) continue;
+      if (e.held || this.index.get(e.id) || parts.known(e.id)) continue;
       const file = await parts.read(e.path).catch(() => null);
       read++;
       if (file) this.noteAdmitted(e.path, file.envelope);
       if (read % REBUILD_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
     }
-    this.setMarker(false);
+    if (!this.broken) this.setMarker(false); // a journal that failed meanwhile owes the next start a rebuild
+    this.rebuilt = true;
     const result = { read, indexed: this.index.size - before, ms: Date.now() - started };
     this.logger?.info(result, 'fast-flush index rebuilt from the queue files');
     return result;
@@ -270,7 +276,7 @@ export class FastFlushStore {
     const data = this.pending.join('\n') + '\n';
     this.pending = [];
     try {
-      writeSync(this.fd, data);
+      writeFullySync(this.fd, [Buffer.from(data)]);
     } catch (err) {
       this.fail(err as Error);
     }
@@ -280,6 +286,8 @@ export class FastFlushStore {
     if (!this.broken) this.logger?.error({ err: err.message, path: this.path }, 'cannot write the fast-flush journal; the index is kept in memory only until the next start');
     this.broken = true;
     this.pending = [];
+    // The journal now misses lines (a disk full, say): the next start rebuilds from the queue files.
+    this.setMarker(true);
   }
 
   private get markerPath(): string {
@@ -353,6 +361,8 @@ export interface FlushHostParts {
   rescan(): void;
   kick(): void;
   now(): number;
+  /** The channel is in imta.cnf. */
+  hasChannel(name: string): boolean;
 }
 
 /** The FlushHost a flush runs against, on the job controller's own index and queue store. */
@@ -373,12 +383,14 @@ export function flushHostFor(parts: FlushHostParts): FlushHost {
       if (!path) return 'gone';
       const file = await parts.read(path);
       if (!file || file.envelope.held || !file.envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
-      if (parts.admit(path, { ...file.envelope, nextAttempt: null }, file.size)) return 'admitted';
+      // Its envelope as it is (nextAttempt included): a try before that time does not count (outcome.ts).
+      if (parts.admit(path, file.envelope, file.size)) return 'admitted';
       return index.has(ref.id) ? 'admitted' : 'no-room';
     },
     makeDue: (match) => index.makeDue(match),
     countInFlight: (match) => each(match, true),
     countKnown: (match) => each(match, false),
+    hasChannel: parts.hasChannel,
     get incomplete() {
       return index.overflowed;
     },

@@ -249,6 +249,8 @@ export interface FlushHost {
   countInFlight(match: (m: { channel: string; domains: readonly string[] }) => boolean): number;
   /** Messages that `match` accepts, known to the scheduler (in flight or not). */
   countKnown(match: (m: { channel: string; domains: readonly string[] }) => boolean): number;
+  /** The channel exists (imta.cnf). */
+  hasChannel(name: string): boolean;
   /** True when there are queue files the scheduler does not hold (its index overflowed). */
   readonly incomplete: boolean;
   /** Picks up files the scheduler does not hold (a rescan). */
@@ -257,12 +259,26 @@ export interface FlushHost {
   kick(): void;
 }
 
+/** Who asked for a flush, and what the fast-flush index knows. */
+export interface FlushContext {
+  /**
+   * `etrn`: a client on the network (ETRN), which may only have fast-flush destinations tried
+   * (Postfix: other domains get 459, so that no client causes a retry of other mail);
+   * `operator`: `imsimta flush`, which may flush any destination, channel or everything.
+   */
+  origin: 'etrn' | 'operator';
+  /** The fast-flush index holds every deferred message of its domains (false while a rebuild is owed). */
+  fastIndexComplete: boolean;
+}
+
 export interface FlushResult {
   ok: boolean;
-  /** RFC 1985 reply code: 250 (fast flush started, or all), 251 (nothing waiting), 252/253 (slow: started, count unknown/known), 501 (bad target). */
+  /** RFC 1985 reply code: 250 (started, or all), 251 (nothing waiting), 252/253 (started, count unknown/known), 458 (cannot), 459 (not allowed), 501 (bad target). */
   code: number;
   count: number;
   text: string;
+  /** For 458/459: the short reason the SMTP server gives the client (`service unavailable`, `no such channel`). */
+  reason?: string;
   /** The way it was carried out (for logs and tests). */
   way?: FlushPlan['way'];
   /** Index entries found stale (their message left the queue): the caller drops them. */
@@ -274,12 +290,22 @@ export function domainMatches(target: { domain: string; subdomains: boolean }, d
   return domains.some((x) => x === target.domain || (target.subdomains && x.endsWith('.' + target.domain)));
 }
 
-export async function carryOutFlush(plan: FlushPlan, host: FlushHost): Promise<FlushResult> {
+/**
+ * Makes the target's messages due now. Every reply says only what is known: "no messages
+ * waiting" only when the index searched holds all of them, otherwise that the ones found were
+ * started. A flush only schedules: a host inside its host-retry window is not tried before the
+ * window ends, and a try made before a message was due does not count (outcome.ts retrySchedule).
+ */
+export async function carryOutFlush(plan: FlushPlan, host: FlushHost, ctx: FlushContext = { origin: 'operator', fastIndexComplete: true }): Promise<FlushResult> {
   const what = formatFlushTarget(plan.target);
-  const started = (n: number) => `${n} message${n === 1 ? '' : 's'} for ${what} being tried now`;
+  // The operator's flush makes the jobs forget the hosts they found down, so it is really tried
+  // now; ETRN's keeps to the host-retry window, so it is only scheduled.
+  const started = (n: number) => `${n} message${n === 1 ? '' : 's'} for ${what} ${ctx.origin === 'operator' ? 'being tried now' : 'scheduled for delivery now'}`;
+  const moreOnDisk = 'the queue holds more than the scheduler\'s index; a rescan picks up the rest';
   switch (plan.way) {
     case 'fast': {
       let count = 0;
+      let noRoom = 0;
       const stale: string[] = [];
       for (const { ref } of plan.entries) {
         const state = host.makeDueNow(ref.id);
@@ -290,37 +316,56 @@ export async function carryOutFlush(plan: FlushPlan, host: FlushHost): Promise<F
         const admitted = await host.admitNow(ref);
         if (admitted === 'admitted') count++;
         else if (admitted === 'gone') stale.push(ref.id);
+        else noRoom++;
+      }
+      if (!ctx.fastIndexComplete) {
+        // The index is being rebuilt from the queue files: the scheduler's own messages for the target too.
+        const target = plan.target;
+        const mine = (m: { domains: readonly string[] }) => domainMatches(target, m.domains);
+        host.makeDue(mine);
+        count = Math.max(count, host.countKnown(mine));
       }
       host.kick();
+      if (noRoom > 0 && count === 0) return { ok: false, code: 458, count, text: `${noRoom} message${noRoom === 1 ? '' : 's'} for ${what} could not be scheduled: the scheduler is full`, reason: 'the scheduler is full', way: 'fast', stale };
+      if (!ctx.fastIndexComplete) return { ok: true, code: 252, count, text: `${started(count)} (the fast-flush index is being rebuilt: more may follow)`, way: 'fast', stale };
       if (count === 0) return { ok: true, code: 251, count, text: `no messages waiting for ${what}`, way: 'fast', stale };
       return { ok: true, code: 250, count, text: started(count), way: 'fast', stale };
     }
     case 'slow': {
-      // Postfix's slow ETRN: the whole deferred queue is retried; the count is the target's share.
+      // Not a fast-flush destination. A client on the network gets Postfix's 459 and nothing is
+      // retried; the operator gets that destination's messages among those the scheduler holds.
+      if (ctx.origin === 'etrn') return { ok: false, code: 459, count: 0, text: `${what}: service unavailable (not a fast-flush destination)`, reason: 'service unavailable', way: 'slow' };
       const target = plan.target;
       const mine = (m: { domains: readonly string[] }) => domainMatches(target, m.domains);
+      host.makeDue(mine);
       const count = host.countKnown(mine);
-      const all = host.makeDue(() => true);
-      if (host.incomplete) host.rescan();
+      const incomplete = host.incomplete;
+      if (incomplete) host.rescan();
       host.kick();
-      const rest = `${all} deferred message${all === 1 ? '' : 's'} retried: ${what} is not a fast-flush destination`;
-      if (host.incomplete) return { ok: true, code: 252, count, text: `pending messages for ${what} started (${rest})`, way: 'slow' };
-      if (count === 0) return { ok: true, code: 251, count, text: `no messages waiting for ${what} (${rest})`, way: 'slow' };
-      return { ok: true, code: 253, count, text: `${started(count)} (${rest})`, way: 'slow' };
+      if (incomplete) return { ok: true, code: 252, count, text: `${started(count)} (${moreOnDisk})`, way: 'slow' };
+      if (count === 0) return { ok: true, code: 251, count, text: `no messages waiting for ${what}`, way: 'slow' };
+      return { ok: true, code: 253, count, text: started(count), way: 'slow' };
     }
     case 'channel': {
       const channel = plan.target.channel;
+      if (!host.hasChannel(channel)) return { ok: false, code: 459, count: 0, text: `no such channel: ${channel}`, reason: 'no such channel', way: 'channel' };
       const mine = (m: { channel: string }) => m.channel.toLowerCase() === channel;
-      const count = host.makeDue(mine) + host.countInFlight(mine);
-      if (host.incomplete) host.rescan();
+      host.makeDue(mine);
+      const count = host.countKnown(mine);
+      const incomplete = host.incomplete;
+      if (incomplete) host.rescan();
       host.kick();
+      if (incomplete) return { ok: true, code: 252, count, text: `${started(count)} (${moreOnDisk})`, way: 'channel' };
       if (count === 0) return { ok: true, code: 251, count, text: `no messages waiting for ${what}`, way: 'channel' };
       return { ok: true, code: 253, count, text: started(count), way: 'channel' };
     }
     case 'all': {
-      const count = host.makeDue(() => true) + host.countInFlight(() => true);
-      if (host.incomplete) host.rescan();
+      host.makeDue(() => true);
+      const count = host.countKnown(() => true);
+      const incomplete = host.incomplete;
+      if (incomplete) host.rescan();
       host.kick();
+      if (incomplete) return { ok: true, code: 250, count, text: `${started(count)} (${moreOnDisk})`, way: 'all' };
       if (count === 0) return { ok: true, code: 250, count, text: `no messages waiting for ${what}`, way: 'all' };
       return { ok: true, code: 250, count, text: started(count), way: 'all' };
     }

@@ -1,7 +1,8 @@
 // Applying a job's per-recipient outcomes to a queued message's envelope (pure): delivered
 // recipients are marked so that they are never sent again, deferred ones wait for the channel's
 // backoff, failed ones (and every pending one once the last notices age is passed) are reported
-// for a DSN, and delay warnings that became due are listed.
+// for a DSN, and delay warnings that became due are listed. Only real tries made when the message
+// was due count (retrySchedule).
 import type { RecipientOutcome } from '../channels/types.js';
 import type { Envelope, QueuedRecipient } from '../queue/types.js';
 import { nextAttemptAt } from './backoff.js';
@@ -120,10 +121,31 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
   result.pending = recipients.some((r) => r.state === 'pending');
   result.envelope.recipients = recipients;
   if (result.pending && result.deferred.length > 0) {
-    result.envelope.attempts = envelope.attempts + 1;
-    result.envelope.nextAttempt = nextAttemptAt(now, policy.backoffMs, result.envelope.attempts);
+    const next = retrySchedule(envelope, outcomes, now, policy);
+    result.envelope.attempts = next.attempts;
+    result.envelope.nextAttempt = next.nextAttempt;
   }
   return result;
+}
+
+/**
+ * The try count and the next attempt after an attempt that left recipients deferred. Only a real
+ * try made when the message was due counts and advances the backoff:
+ * - nothing was tried (every host inside its host-retry window): the count stays, and the next
+ *   attempt is when a host may be tried again (not before the message's own schedule);
+ * - a try made before the message was due (a flush, ETRN, a release made it due early): the
+ *   count and the schedule stay as they were, so that retries asked for from outside never push
+ *   a message's backoff on or bring its return nearer in tries.
+ */
+export function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
+  const scheduled = envelope.nextAttempt?.getTime() ?? 0;
+  if (outcomes.length > 0 && outcomes.every((o) => o.result === 'deferred' && o.notTriedUntil !== undefined)) {
+    const hostFree = Math.min(...outcomes.map((o) => o.notTriedUntil!));
+    return { attempts: envelope.attempts, nextAttempt: new Date(Math.max(hostFree, scheduled, now.getTime())) };
+  }
+  if (scheduled > now.getTime()) return { attempts: envelope.attempts, nextAttempt: new Date(scheduled) };
+  const attempts = envelope.attempts + 1;
+  return { attempts, nextAttempt: nextAttemptAt(now, policy.backoffMs, attempts) };
 }
 
 /** The envelope to write once the notices for failed recipients are queued: those recipients are settled and dropped. */

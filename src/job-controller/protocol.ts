@@ -7,8 +7,11 @@ export type JobControllerRequest =
   /** Queue manager changes made on disk by `imsimta qm`. */
   | { op: 'qm'; action: 'hold' | 'release' | 'delete' | 'return'; ids: string[] }
   | { op: 'qm'; action: 'start' | 'stop'; channel: string }
-  /** Retry now: everything, `domain`, `@domain` (with subdomains) or `#channel`. ETRN uses it too. */
-  | { op: 'flush'; target: string | null }
+  /**
+   * Retry now: everything, `domain`, `@domain` (with subdomains) or `#channel`. ETRN uses it
+   * too, with `origin: 'etrn'` and the client's address (rate limit, fast-flush domains only).
+   */
+  | { op: 'flush'; target: string | null; origin?: 'etrn' | 'operator'; client?: string }
   /** Running jobs, pools and counters (for `process`, `counters`, `qm jobs`). */
   | { op: 'status' }
   /** Per-channel counters (for `imsimta counters`). */
@@ -24,4 +27,6 @@ export interface FlushReply {
   /** Messages scheduled. */
   count: number;
   text: string;
+  /** For 458/459: the short reason the client is given (`service unavailable`, `no such channel`, …). */
+  reason?: string;
 }

@@ -6,7 +6,7 @@
 import { requestJson } from '../common/ipc-socket.js';
 import type { FromChild, ListenerInfo, ServiceSummary } from '../dispatcher/protocol.js';
 import { addHistograms } from './histogram.js';
-import { readRecentMailLog } from './mail-log-tail.js';
+import { readRecentDeferrals } from './mail-log-tail.js';
 import { readQueueDepth, type ChannelQueueDepth } from './queue-depth.js';
 import { readJobControllerStatus, type InstanceSnapshot, type JobControllerView, type PartView, type ProcessView, type ReloadView } from './snapshot.js';
 
@@ -64,7 +64,7 @@ export async function gatherSnapshot(src: MetricsSources, opts: GatherOptions): 
       return null;
     }),
     opts.deferrals > 0
-      ? readRecentMailLog(src.mailLog, { events: ['Q'], limit: opts.deferrals }).catch((err: Error) => {
+      ? readRecentDeferrals(src.mailLog, { limit: opts.deferrals }).catch((err: Error) => {
           problems.push(`mail.log: ${err.message}`);
           return [];
         })

@@ -4,7 +4,7 @@
 // The job controller's status arrives as untyped JSON; readJobControllerStatus checks it field
 // by field, so that a field missing from an older or newer job controller reads as nothing.
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
-import type { ParsedMailLogRecord } from '../common/mail-log.js';
+import type { RecentDeferral } from './mail-log-tail.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
@@ -95,8 +95,8 @@ export interface InstanceSnapshot {
   jobController: JobControllerView | null;
   /** null: the queue directories could not be read. */
   queue: ChannelQueueDepth[] | null;
-  /** Newest first; empty unless asked for. */
-  deferrals: ParsedMailLogRecord[];
+  /** Newest first, each with what became of its recipient afterwards; empty unless asked for. */
+  deferrals: RecentDeferral[];
   /** One line per source that could not be read. */
   problems: string[];
   /** The last configuration change (absent: not known to the gatherer). */

@@ -66,6 +66,9 @@ function renderReload(r: ReloadView, now: number): string {
   return `<div class="problems"><strong>The last configuration change (${escapeHtml(TRIGGER[r.trigger])}, ${at(r.at)}) was not applied</strong>; the instance keeps the configuration applied ${at(r.lastSuccess)}:<ul>${r.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul></div>`;
 }
 
+/** How the status page words a record that settled a deferred recipient later. */
+const SETTLED_AS: Record<'D' | 'R' | 'X', string> = { D: 'delivered', R: 'returned to the sender', X: 'deleted by the operator' };
+
 export function renderStatusPage(s: InstanceSnapshot): string {
   const now = s.takenAt;
   const when = (iso: string | null): Cell | null => (iso ? { text: relativeTime(Date.parse(iso), now), title: iso, cls: 'time' } : null);
@@ -140,13 +143,15 @@ export function renderStatusPage(s: InstanceSnapshot): string {
   );
 
   const deferrals = table(
-    ['When', 'Queue id', 'Channel', 'Recipient', 'Reason'],
+    ['When', 'Queue id', 'Channel', 'Recipient', 'Reason', 'Since'],
     s.deferrals.map((d) => [
       { text: relativeTime(d.time.getTime(), now), title: d.time.toISOString(), cls: 'time' },
       d.id,
       d.destination,
       { text: d.recipient, cls: 'addr' },
       { text: d.status, cls: 'reason' },
+      // What became of that recipient afterwards, when the part of mail.log read says so.
+      d.later ? { text: `${SETTLED_AS[d.later.event]} ${relativeTime(d.later.time.getTime(), now)}`, title: `${d.later.time.toISOString()} ${d.later.status}`, cls: 'time' } : null,
     ]),
     'No deferral in log/mail.log.',
   );

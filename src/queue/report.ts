@@ -18,6 +18,12 @@ export interface DirectoryRow {
   /** ISO time the MTA accepted it. */
   arrival: string;
   source_channel: string;
+  /** Why it waits: the last status of its first pending recipient that has one (a deferral's reply), or null (not tried yet). */
+  last_error: string | null;
+  /** Each pending recipient with its last status (null: not tried yet). */
+  recipient_status: Array<{ address: string; status: string | null }>;
+  /** Delivery on its channel is stopped (`qm stop`): nothing is tried, whatever next_attempt says, until `qm start`. */
+  channel_stopped: boolean;
 }
 
 export interface ChannelSummary {
@@ -38,18 +44,22 @@ export interface QueueSummary {
   held: number;
 }
 
-export function directoryRow(entry: ScanEntry, envelope: Envelope, size: number): DirectoryRow {
+export function directoryRow(entry: ScanEntry, envelope: Envelope, size: number, channelStopped = false): DirectoryRow {
+  const pending = envelope.recipients.filter((r) => r.state === 'pending');
   return {
     id: entry.id,
     channel: entry.channel,
     from: envelope.from,
-    recipients: envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address),
+    recipients: pending.map((r) => r.address),
     attempts: envelope.attempts,
     next_attempt: envelope.nextAttempt ? envelope.nextAttempt.toISOString() : null,
     held: entry.held,
     size,
     arrival: envelope.arrival.toISOString(),
     source_channel: envelope.sourceChannel,
+    last_error: pending.find((r) => r.status)?.status ?? null,
+    recipient_status: pending.map((r) => ({ address: r.address, status: r.status })),
+    channel_stopped: channelStopped,
   };
 }
 
@@ -95,7 +105,10 @@ export function formatSummaryTable(s: QueueSummary): string {
   return out.join('\n') + '\n';
 }
 
-/** One block per message: a header row, then the envelope From and the pending recipients. */
+/**
+ * One block per message: a header row, then the envelope From and the pending recipients, each
+ * group of them under the reason it waits for (Postfix's mailq does the same).
+ */
 export function formatDirectoryTable(rows: DirectoryRow[]): string {
   if (rows.length === 0) return 'No messages queued.\n';
   const idWidth = Math.max(...rows.map((r) => r.id.length), 2);
@@ -104,10 +117,15 @@ export function formatDirectoryTable(rows: DirectoryRow[]): string {
     `${'ID'.padEnd(idWidth)}  ${'Channel'.padEnd(chWidth)}  ${'Size'.padStart(9)}  ${'Tries'.padStart(5)}  ${'Arrived'.padEnd(20)}  Next attempt`,
   ];
   for (const r of rows) {
-    const next = r.held ? 'held' : r.next_attempt ? shortTime(r.next_attempt) : 'now';
+    const next = r.held ? 'held' : r.channel_stopped ? 'channel stopped (qm start)' : r.next_attempt ? shortTime(r.next_attempt) : 'now';
     out.push(`${r.id.padEnd(idWidth)}  ${r.channel.padEnd(chWidth)}  ${String(r.size).padStart(9)}  ${String(r.attempts).padStart(5)}  ${shortTime(r.arrival).padEnd(20)}  ${next}`);
     out.push(`    from <${r.from}>`);
-    for (const rcpt of r.recipients) out.push(`      to <${rcpt}>`);
+    const byStatus = new Map<string | null, string[]>();
+    for (const { address, status } of r.recipient_status) byStatus.set(status, [...(byStatus.get(status) ?? []), address]);
+    for (const [status, addresses] of byStatus) {
+      if (status) out.push(`    (${status})`);
+      for (const rcpt of addresses) out.push(`      to <${rcpt}>`);
+    }
     if (r.recipients.length === 0) out.push('      (no pending recipients: waiting for the job controller to finish it)');
   }
   out.push(`${rows.length} message${rows.length === 1 ? '' : 's'}.`);

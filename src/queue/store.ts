@@ -15,6 +15,7 @@ import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader } from './queue-file-reader.js';
 import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
 import { SpareFiles } from './spare-files.js';
+import { writeFully } from '../common/write-fully.js';
 
 export type { EnqueueTransaction } from './transaction.js';
 
@@ -225,11 +226,14 @@ export class QueueStore {
         const { header } = encodeEnvelope(env, old.bodyLength);
         out = await open(tmpPath, 'wx', 0o600);
         if (old.head.length >= old.fileSize) {
-          await out.writev([header, old.head.subarray(old.headerLength)]);
+          await writeFully(out.fd, [header, old.head.subarray(old.headerLength)], 0);
         } else {
-          await out.write(header, 0, header.length, 0);
+          await writeFully(out.fd, [header], 0);
           await copyRange(src, out, old.headerLength, old.bodyLength, header.length);
         }
+        // The old file is replaced only by a whole new one (a full disk cut writes short before).
+        const { size } = await out.stat();
+        if (size !== header.length + old.bodyLength) throw new QueueWriteError(`cannot update ${ref.path}: the new version is ${size} bytes, its envelope says ${header.length + old.bodyLength}`, 'EIO');
       } finally {
         await src.close();
       }
@@ -508,11 +512,7 @@ async function copyRange(src: FileHandle, dst: FileHandle, srcOffset: number, le
   while (done < length) {
     const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, length - done), srcOffset + done);
     if (bytesRead === 0) throw new Error('queue file shrank while being copied');
-    let written = 0;
-    while (written < bytesRead) {
-      const { bytesWritten } = await dst.write(buf, written, bytesRead - written, dstOffset + done + written);
-      written += bytesWritten;
-    }
+    await writeFully(dst.fd, [buf.subarray(0, bytesRead)], dstOffset + done);
     done += bytesRead;
   }
 }

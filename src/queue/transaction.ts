@@ -7,22 +7,25 @@
 // buffered message it is written with the rest at commit; a streamed message waits in memory for
 // the prefix's length (the end of its header block), the room is reserved in front of the message
 // and filled in at commit, like the body length.
+// Nothing is renamed into a channel queue that is not whole: every write is carried to its end
+// (write-fully.ts: a filling disk makes write(2) short without an error), and each file's length
+// is checked against its envelope before the rename.
 //
 // Only the waits for the disk (fdatasync, the directory fsync, a new file's creation, large
 // writes) go through libuv's thread pool. The rest (open of a spare, a small write into the page
 // cache, truncate, close, rename) are quick system calls made on the caller's thread: on this
 // kind of machine each trip through the pool costs more CPU than the call itself.
-import { closeSync, fdatasync, ftruncateSync, open as openCb, openSync, renameSync, writev, writevSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, ftruncateSync, open as openCb, openSync, renameSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.js';
 import type { Envelope, MessagePrefix, QueueRef } from './types.js';
 import { encodeEnvelope, formatBodyLength, type EncodedEnvelope } from './envelope-format.js';
 import { QueueWriteError } from './errors.js';
+import { writeFully, writeFullySync } from '../common/write-fully.js';
 
 const openAsync = promisify(openCb);
 const fdatasyncAsync = promisify(fdatasync);
-const writevAsync = promisify(writev);
 
 export interface EnqueueTransaction {
   write(chunk: Buffer): Promise<void>;
@@ -121,7 +124,7 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
       if (this.failure) throw this.failure;
       try {
         if (!this.opened) await this.openAll();
-        await Promise.all(this.opened!.map((f) => writeAll(f.fd!, [chunk])));
+        await Promise.all(this.opened!.map((f) => writeFully(f.fd!, [chunk])));
       } catch (err) {
         throw await this.fail(err, 'cannot write the queue file');
       }
@@ -167,14 +170,14 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
         // streamed: fill in the prefixes and the body lengths reserved in the envelopes
         for (const f of this.opened) {
           const prefix = f.plan.prefix ? made.get(f.plan.prefix)! : null;
-          if (prefix && prefix.length > 0) writeSync(f.fd!, prefix, 0, prefix.length, f.header.header.length);
-          const len = formatBodyLength(f.prefixLength + this.total);
-          writeSync(f.fd!, len, 0, len.length, f.header.bodyLengthOffset);
+          if (prefix && prefix.length > 0) writeFullySync(f.fd!, [prefix], f.header.header.length);
+          writeFullySync(f.fd!, [formatBodyLength(f.prefixLength + this.total)], f.header.bodyLengthOffset);
         }
       }
       const files = this.opened!;
       // A spare may be longer than this message.
       for (const f of files) if (f.reused) ftruncateSync(f.fd!, f.header.header.length + f.prefixLength + this.total);
+      for (const f of files) checkLength(f.fd!, f.header.header.length + f.prefixLength + this.total);
       // data, size and block map; the name is made durable by the directory fsync
       await Promise.all(files.map((f) => fdatasyncAsync(f.fd!)));
       for (const f of files) {
@@ -234,8 +237,8 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
         f.fd ??= await this.retryIfDirGone(this.env.tmpDir, () => openAsync(f.plan.tmpPath, 'wx', 0o600));
         const chunks = [f.header.header, f.prefixBytes, ...buffered];
         f.prefixBytes = EMPTY;
-        if (f.header.header.length + f.prefixLength + bytes <= SYNC_WRITE_LIMIT) writeAllSync(f.fd, chunks);
-        else await writeAll(f.fd, chunks);
+        if (f.header.header.length + f.prefixLength + bytes <= SYNC_WRITE_LIMIT) writeFullySync(f.fd, chunks);
+        else await writeFully(f.fd, chunks);
       }),
     );
   }
@@ -285,35 +288,11 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
   }
 }
 
-/** Writes every buffer in full at the file position (the thread pool does the copying). */
-async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
-  let pending = chunks.filter((c) => c.length > 0);
-  while (pending.length > 0) {
-    const { bytesWritten: written } = await writevAsync(fd, pending);
-    pending = rest(pending, written);
-  }
-}
-
-/** The same on the caller's thread, for small writes into the page cache. */
-function writeAllSync(fd: number, chunks: Buffer[]): void {
-  let pending = chunks.filter((c) => c.length > 0);
-  while (pending.length > 0) pending = rest(pending, writevSync(fd, pending));
-}
-
-/** What is left of `chunks` after `written` bytes; writev may write less than asked (rare: signals). */
-function rest(chunks: Buffer[], written: number): Buffer[] {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  if (written >= total) return [];
-  if (written === 0) throw Object.assign(new Error('short write to the queue file'), { code: 'EIO' });
-  const out: Buffer[] = [];
-  let skip = written;
-  for (const c of chunks) {
-    if (skip >= c.length) {
-      skip -= c.length;
-      continue;
-    }
-    out.push(c.subarray(skip));
-    skip = 0;
-  }
-  return out;
+/**
+ * The file holds exactly its envelope and the message (the last guard before a queue file is
+ * renamed into place and the message acknowledged): anything else is a failed write.
+ */
+function checkLength(fd: number, expected: number): void {
+  const { size } = fstatSync(fd);
+  if (size !== expected) throw new QueueWriteError(`cannot store the message in the queue: the file is ${size} bytes, its envelope says ${expected}`, 'EIO');
 }

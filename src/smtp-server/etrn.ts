@@ -1,7 +1,9 @@
-// ETRN (RFC 1985) in the SMTP server: the command's checks (sequence, syntax, ETRN_ALLOW), the
-// flush request to the job controller (the same {op:'flush'} as `imsimta flush`), and the reply
-// for each outcome. The job controller decides fast (per-destination index) or slow (whole
-// queue) and answers with the RFC 1985 code; this side only words it for the client.
+// ETRN (RFC 1985) in the SMTP server: the command's checks (sequence, syntax, ETRN_ALLOW, and
+// ETRN_CHANNEL_ALLOW for `#channel`), the flush request to the job controller (the same
+// {op:'flush'} as `imsimta flush`, marked as ETRN with the client's address), and the reply for
+// each outcome. The job controller rate-limits per client (ETRN_RATE_LIMIT), flushes fast-flush
+// destinations only (others: Postfix's `459 4.3.0 <domain>: service unavailable`) and answers with
+// the RFC 1985 code; this side only words it for the client.
 // The verb reaches etrnResponder through TsubameConnection.handler_ETRN (connection.ts).
 import type { Cidr } from '../config/types.js';
 import { ipInCidrs } from '../config/cidr.js';
@@ -24,8 +26,8 @@ export interface EtrnRequest {
 
 export type EtrnResponder = (request: EtrnRequest) => Promise<SmtpReply>;
 
-/** Asks the job controller to flush; null when it is not running. */
-export type FlushRequester = (target: string) => Promise<FlushReply | null>;
+/** Asks the job controller to flush for `client`; null when it is not running. */
+export type FlushRequester = (target: string, client: string) => Promise<FlushReply | null>;
 
 /** ETRN is answered within this long, or 458. */
 export const ETRN_REQUEST_TIMEOUT_MS = 5000;
@@ -64,7 +66,10 @@ export function etrnReply(target: string, answer: FlushReply | null): SmtpReply 
     case 501:
       return { code: 501, enhanced: '5.5.4', text: `Bad node name ${node}. ${SYNTAX}` };
     case 459:
-      return notAllowed(node, answer.text || 'refused by the job controller');
+      // Postfix's words for a destination outside the fast-flush list.
+      return { code: 459, enhanced: '4.3.0', text: `<${node}>: ${oneLine(answer.reason || 'service unavailable')}` };
+    case 458:
+      return answer.reason ? { code: 458, enhanced: '4.7.0', text: `Unable to queue messages for node ${node}: ${oneLine(answer.reason)}` } : unableToQueue(node);
     default:
       return unableToQueue(node);
   }
@@ -81,6 +86,8 @@ function notAllowed(node: string, why: string): SmtpReply {
 export interface EtrnOptions {
   /** ETRN_ALLOW: clients that may use ETRN; empty = anyone. */
   allow: readonly Cidr[];
+  /** ETRN_CHANNEL_ALLOW: clients that may use `ETRN #channel` (a whole channel); empty = no one. */
+  channelAllow: readonly Cidr[];
   requestFlush: FlushRequester;
   logger?: Logger;
 }
@@ -97,9 +104,13 @@ export function etrnResponder(opts: EtrnOptions): EtrnResponder {
       opts.logger?.info({ client: req.remoteAddress, target }, 'ETRN refused: client not in ETRN_ALLOW');
       return notAllowed(target, 'client address not in ETRN_ALLOW');
     }
+    if (target.startsWith('#') && !ipInCidrs(req.remoteAddress, opts.channelAllow)) {
+      opts.logger?.info({ client: req.remoteAddress, target }, 'ETRN #channel refused: client not in ETRN_CHANNEL_ALLOW');
+      return notAllowed(target, 'ETRN #channel is not allowed from this client');
+    }
     let answer: FlushReply | null;
     try {
-      answer = await opts.requestFlush(target);
+      answer = await opts.requestFlush(target, req.remoteAddress);
     } catch (err) {
       opts.logger?.warn({ client: req.remoteAddress, target, err: (err as Error).message }, 'ETRN: the job controller did not answer');
       answer = null;
@@ -112,11 +123,11 @@ export function etrnResponder(opts: EtrnOptions): EtrnResponder {
 
 /** Flush requests over the job controller's socket. */
 export function jobControllerFlush(socketPath: string, timeoutMs = ETRN_REQUEST_TIMEOUT_MS): FlushRequester {
-  return async (target) => {
-    const reply = await requestJson(socketPath, { op: 'flush', target }, timeoutMs);
+  return async (target, client) => {
+    const reply = await requestJson(socketPath, { op: 'flush', target, origin: 'etrn', client }, timeoutMs);
     if (!reply) return null;
     const code = Number(reply.code);
     if (!Number.isInteger(code)) return null; // an answer without a code: not a flush reply
-    return { ok: reply.ok === true, code, count: Number(reply.count) || 0, text: typeof reply.text === 'string' ? reply.text : '' };
+    return { ok: reply.ok === true, code, count: Number(reply.count) || 0, text: typeof reply.text === 'string' ? reply.text : '', ...(typeof reply.reason === 'string' ? { reason: reply.reason } : {}) };
   };
 }

@@ -227,7 +227,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       deadlines: { requestMs: settings.commandDeadlineMs, minDataRate: settings.minDataRate },
       errorLimits: settings.errorLimits,
       tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
-      etrn: etrnResponder({ allow: config.options.etrnAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
+      etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     },
   );
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));

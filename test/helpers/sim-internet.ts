@@ -192,9 +192,10 @@ export interface PeerOptions {
   port?: number;
   /**
    * normal: an SMTP (or LMTP) server; refuse: nothing listens (connections get ECONNREFUSED);
-   * blackhole: connections are accepted and never answered (greeting timeouts).
+   * blackhole: connections are accepted and never answered (greeting timeouts); hangup:
+   * connections are accepted and closed at once (a host that is down, whose attempts are counted).
    */
-  mode?: 'normal' | 'refuse' | 'blackhole';
+  mode?: 'normal' | 'refuse' | 'blackhole' | 'hangup';
   /** Extra delay before the 220 greeting (smtp-server always waits 100 ms). */
   greetingDelayMs?: number;
   /** Reply to the greeting instead of 220 (e.g. 421 busy, 554 no service). */
@@ -329,10 +330,11 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
     return peer(port, () => [], async () => {});
   }
 
-  if (mode === 'blackhole') {
+  if (mode === 'blackhole' || mode === 'hangup') {
     const server = net.createServer((socket) => {
       track(socket);
       socket.on('error', () => {});
+      if (mode === 'hangup') socket.destroy();
     });
     const port = await listen(server, opts.host, opts.port ?? 0);
     return peer(port, () => [], () => closeServer(server, sockets));

@@ -76,6 +76,8 @@ export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Re
       tlsCertFile: null,
       fastFlushDomains: null,
       etrnAllow: [],
+      etrnChannelAllow: [],
+      etrnRateLimit: 10,
       metricsPort: null,
     },
     aliases: new Map(Object.entries(opts.aliases ?? {}).map(([k, v]) => [k.toLowerCase(), v])),

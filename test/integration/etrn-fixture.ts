@@ -20,6 +20,8 @@ export interface EtrnInstanceOptions {
   rules?: string;
   /** Extra option.dat lines (FAST_FLUSH_DOMAINS, ETRN_ALLOW, …). */
   options?: string;
+  /** INTERNAL_IP (default: all of 127.0.0.0/8). */
+  internalIp?: string;
   /** Keywords of tcp_local (default: a long backoff, so only a flush retries). */
   channelKeywords?: string;
   jobControllerCnf?: string;
@@ -44,7 +46,7 @@ tcp_intranet smtp mx port ${o.mxPort} ${keywords}
 tcp_intranet-daemon
 `,
   );
-  mta.inst.write('etc/option.dat', `INTERNAL_IP=127.0.0.0/8\nLOCAL_HOST=mta.etrn.test\nDNS_SERVERS=${o.dnsServer}\n${o.options ?? ''}\n`);
+  mta.inst.write('etc/option.dat', `INTERNAL_IP=${o.internalIp ?? '127.0.0.0/8'}\nLOCAL_HOST=mta.etrn.test\nDNS_SERVERS=${o.dnsServer}\n${o.options ?? ''}\n`);
   mta.inst.write('etc/job_controller.cnf', o.jobControllerCnf ?? '[POOL=DEFAULT]\nJOB_LIMIT=4\n');
   return mta;
 }

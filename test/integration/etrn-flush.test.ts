@@ -2,8 +2,10 @@
 // and for another domain deferred with a one-hour backoff, the index surviving a restart of the
 // job controller, the MX coming up, and ETRN delivering exactly the customer's mail within
 // seconds while the other domain's MX sees no new connection; then the other replies: 251 for
-// a fast-flush domain with nothing waiting, the slow path (everything retried) for a domain
-// outside the fast-flush list, and `imsimta flush` using the same request.
+// a fast-flush domain with nothing waiting, Postfix's 459 (nothing retried) for a domain outside
+// the fast-flush list, ETRN keeping to the host-retry window where the operator's flush does not,
+// and `imsimta flush` using the same request. One job at a time (JOB_LIMIT=1): one delivery
+// thread, so one host reachability cache.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -48,6 +50,7 @@ before(async () => {
     mxPort: other.port,
     // Relay customers, so fast-flush domains by default (Postfix's $relay_domains).
     rules: ['customer.test          $U%$D@tcp-daemon', '.customer.test         $U%$H$D@tcp-daemon', 'quiet.test             $U%$D@tcp-daemon', 'late.test              $U%$D@tcp-daemon'].join('\n'),
+    jobControllerCnf: '[POOL=DEFAULT]\nJOB_LIMIT=1\n',
   });
   await startInstance(mta);
 });
@@ -83,12 +86,21 @@ test('mail for the customer (MX down) and for other.test (MX says 421) is deferr
   });
   const dir = await mta.imsimta(['qm', 'directory', '--json', 'tcp_local']);
   assert.equal(dir.code, 0, dir.stderr);
-  const rows = dir.stdout.trim().split('\n').map((l) => JSON.parse(l) as { attempts: number; next_attempt: string | null });
+  const rows = dir.stdout.trim().split('\n').map((l) => JSON.parse(l) as { recipients: string[]; attempts: number; next_attempt: string | null });
   assert.equal(rows.length, 5);
   for (const row of rows) {
-    assert.equal(row.attempts, 1);
-    assert.ok(row.next_attempt && Date.parse(row.next_attempt) - Date.now() > 50 * 60_000, `next attempt an hour away: ${row.next_attempt}`);
+    const wait = Date.parse(row.next_attempt ?? '') - Date.now();
+    if (row.attempts === 1) {
+      assert.ok(wait > 50 * 60_000, `next attempt an hour away: ${row.next_attempt}`);
+    } else {
+      // Its MX was found down by an attempt just before: not tried, so no try counted, and due
+      // again when SMTP_HOST_RETRY (5 minutes) is over.
+      assert.equal(row.attempts, 0, JSON.stringify(row));
+      assert.ok(row.recipients.every((r) => r.endsWith('customer.test')), 'only the customer MX refuses connections');
+      assert.ok(wait > 0 && wait <= 5 * 60_000, `next attempt when the host may be tried again: ${row.next_attempt}`);
+    }
   }
+  assert.equal(rows.filter((r) => r.recipients[0] === 'x@other.test' && r.attempts === 1).length, 2, 'the busy MX (421) was tried for both');
   assert.ok(existsSync(fastFlushJournalPath(mta.root)), 'the fast-flush journal is written');
 });
 
@@ -140,27 +152,38 @@ test('the index survives a restart of the job controller; the MX comes up; ETRN 
   assert.equal(again.code, 251, again.text);
 });
 
-test('ETRN for a domain outside the fast-flush list takes the slow way: the whole deferred queue is retried', async () => {
+test('ETRN for a domain outside the fast-flush list: 459 4.3.0 <domain>: service unavailable, and nothing is retried', async () => {
   const before = other.connections.length;
-  const r = await etrn(mta, CLIENT, 'other.test');
-  assert.match(r.text, /^253 2\.0\.0 OK, 2 pending messages for node other\.test started$/);
-  await waitFor(() => deferred('x@other.test') === 4, { timeoutMs: 10_000, what: 'both other.test messages tried again' });
-  assert.ok(other.connections.length > before, 'other.test MX contacted again');
-  // And for a domain with nothing queued at all, the slow way still retries everything, answering 251.
-  const none = await etrn(mta, CLIENT, 'not-a-customer.test');
-  assert.equal(none.code, 251, none.text);
-  await waitFor(() => deferred('x@other.test') === 6, { timeoutMs: 10_000, what: 'the queue retried again' });
+  for (const domain of ['other.test', 'not-a-customer.test']) {
+    const r = await etrn(mta, CLIENT, domain);
+    assert.equal(r.text, `459 4.3.0 <${domain}>: service unavailable`);
+  }
+  // The flush is decided before the reply: nothing was made due.
+  const status = await jobController(mta, { op: 'status' });
+  const tcp = (status?.channels as Record<string, { ready: number; inFlight: number }>).tcp_local!;
+  assert.equal(tcp.ready + tcp.inFlight, 0, 'nothing made due');
+  assert.equal(other.connections.length, before, 'other.test MX not contacted');
+  assert.equal(deferred('x@other.test'), 2);
 });
 
-test('ETRN right after a failed attempt: the MX that attempt found down is tried again at once', async () => {
+test('ETRN right after a failed attempt keeps to the host-retry window (no connection, no try counted); the operator\'s flush tries at once', async () => {
   // The attempt marks mx.late.test unreachable in the delivery job's host cache (SMTP_HOST_RETRY,
-  // 5 minutes); ETRN says the customer is there now, so a flush forgets that (Postfix flushes
-  // its dead-host cache the same way).
+  // 5 minutes). ETRN, which anyone may send, does not make the job try it again before that.
   await sendMail(mta, CLIENT, [{ from: 'a@sender.test', to: ['someone@late.test'], subject: 'l1' }]);
   await waitFor(() => deferred('someone@late.test') === 1, { timeoutMs: 10_000, what: 'the deferral' });
   late = await startSmtpPeer({ host: LATE_MX, port: other.port });
   const r = await etrn(mta, CLIENT, 'late.test');
   assert.equal(r.code, 250, r.text);
+  await waitFor(() => deferred('someone@late.test') === 2, { timeoutMs: 10_000, what: 'the flushed attempt' });
+  assert.equal(late.connections.length, 0, 'the MX found down a moment ago is not tried again');
+  assert.match(mailLog(mta).filter((x) => x.event === 'Q' && x.recipient === 'someone@late.test')[1]!.status, /not tried again until/);
+  const dir = await mta.imsimta(['qm', 'directory', '--json', 'tcp_local']);
+  const row = dir.stdout.trim().split('\n').map((l) => JSON.parse(l) as { recipients: string[]; attempts: number; next_attempt: string }).find((x) => x.recipients[0] === 'someone@late.test')!;
+  assert.equal(row.attempts, 1, 'the flush did not count as a try');
+  assert.ok(Date.parse(row.next_attempt) - Date.now() > 50 * 60_000, `its schedule is kept: ${row.next_attempt}`);
+  // The operator knows better: imsimta flush makes the jobs forget the hosts they found down.
+  const flush = await mta.imsimta(['flush', 'late.test']);
+  assert.equal(flush.code, 0, flush.stderr);
   await waitFor(() => late!.deliveredRecipients().length === 1, { timeoutMs: 10_000, what: 'delivery at the MX that came up' });
 });
 
@@ -170,10 +193,16 @@ test('imsimta flush uses the same request: domain, #channel, and a bad target', 
   assert.deepEqual({ ...JSON.parse(quiet.stdout), text: undefined }, { ok: true, code: 251, count: 0, way: 'fast', text: undefined });
   const slow = await mta.imsimta(['flush', '--json', 'elsewhere.test']);
   assert.equal(JSON.parse(slow.stdout).way, 'slow');
+  assert.equal(JSON.parse(slow.stdout).code, 251, 'the operator may name any destination: none waits for this one');
   const channel = await mta.imsimta(['flush', '--json', '#tcp_local']);
   assert.equal(channel.code, 0, channel.stderr);
   assert.equal(JSON.parse(channel.stdout).count, 2);
   const bad = await mta.imsimta(['flush', 'no good!']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /bad flush target/);
+  // A channel that does not exist is said so, not "no messages waiting".
+  const nosuch = await mta.imsimta(['flush', '#nosuch']);
+  assert.notEqual(nosuch.code, 0);
+  assert.match(nosuch.stderr, /no such channel: nosuch/);
+  assert.doesNotMatch(nosuch.stdout + nosuch.stderr, /no messages waiting/);
 });

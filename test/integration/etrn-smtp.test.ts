@@ -121,13 +121,16 @@ test('each outcome of the job controller gets its RFC 1985 reply', async () => {
       [{ ok: true, code: 253, count: 7, text: 'slow' }, /^253 2\.0\.0 OK, 7 pending messages for node customer\.test started$/],
       [{ ok: false, code: 501, count: 0, text: 'bad' }, /^501 5\.5\.4 /],
       [{ ok: false, error: 'something broke' }, /^458 4\.3\.0 Unable to queue messages for node customer\.test$/],
+      [{ ok: false, code: 459, count: 0, text: 'not fast flush', reason: 'service unavailable' }, /^459 4\.3\.0 <customer\.test>: service unavailable$/],
+      [{ ok: false, code: 458, count: 0, text: 'rate', reason: 'too many ETRN requests, try again later' }, /^458 4\.7\.0 Unable to queue messages for node customer\.test: too many ETRN requests, try again later$/],
     ];
     for (const [reply, expected] of cases) {
       answer = reply;
       const r = await probe.command('ETRN customer.test');
       assert.match(r!.text, expected, JSON.stringify(reply));
     }
-    assert.deepEqual(requests[requests.length - 1], { op: 'flush', target: 'customer.test' });
+    // Marked as ETRN, with the client's address (the job controller's rate limit and fast-flush-only rule).
+    assert.deepEqual(requests[requests.length - 1], { op: 'flush', target: 'customer.test', origin: 'etrn', client: ALLOWED });
   } finally {
     probe.close();
   }

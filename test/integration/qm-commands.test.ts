@@ -3,11 +3,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, runCli, type TestInstance } from '../helpers/instance.js';
 import { instancePaths } from '../../src/common/instance.js';
 import { serveJsonSocket, type JsonObject } from '../../src/common/ipc-socket.js';
+import { parseMailLogLine } from '../../src/common/mail-log.js';
 import { queueStoreFor, type EnvelopeDraft, type QueueRef, type QueueStore } from '../../src/queue/index.js';
 
 const IMTA_CNF = `! test configuration
@@ -81,7 +82,10 @@ describe('imsimta qm', () => {
     const first = rows.find((r) => r.id === refs[0]!.id)!;
     assert.deepEqual(
       { ...first, arrival: undefined },
-      { id: refs[0]!.id, channel: 'tcp_local', from: 'sender@example.test', recipients: ['a@remote.example', 'b@remote.example'], attempts: 0, next_attempt: null, held: false, size: 19, arrival: undefined, source_channel: 'tcp_intranet' },
+      {
+        id: refs[0]!.id, channel: 'tcp_local', from: 'sender@example.test', recipients: ['a@remote.example', 'b@remote.example'], attempts: 0, next_attempt: null, held: false, size: 19, arrival: undefined, source_channel: 'tcp_intranet',
+        last_error: null, recipient_status: [{ address: 'a@remote.example', status: null }, { address: 'b@remote.example', status: null }], channel_stopped: false,
+      },
     );
     assert.match(String(first.arrival), /^\d{4}-\d\d-\d\dT/);
     assert.deepEqual((await directory(inst, 'l')).map((r) => r.id), [refs[2]!.id]);
@@ -141,10 +145,16 @@ describe('imsimta qm', () => {
     assert.deepEqual(lines, ['imsimta qm: no queued message with id ZZZZNOSUCHID0000']);
     assert.ok(!(await directory(inst)).some((x) => x.id === id));
     assert.deepEqual(jcRequests.at(-1), { op: 'qm', action: 'delete', ids: [id] });
+    // mail.log says so, as for every other way out of the queue: an X record per recipient.
+    const records = readFileSync(join(inst.root, 'log', 'mail.log'), 'utf8').split('\n').map(parseMailLogLine).filter((x) => x?.id === id);
+    assert.deepEqual(
+      records.map((x) => [x!.event, x!.source, x!.destination, x!.from, x!.recipient, x!.status]),
+      [['X', 'tcp_intranet', 'l', 'sender@example.test', 'local1', 'deleted by the operator (imsimta qm delete)']],
+    );
   });
 
-  test('stop and start a channel persist in run/stopped-channels', async () => {
-    const file = join(inst.root, 'run', 'stopped-channels');
+  test('stop and start a channel persist in queue/.stopped-channels (not in run/, which stop-msg leaves empty)', async () => {
+    const file = join(inst.root, 'queue', '.stopped-channels');
     const stop = await qm(inst, 'stop', 'tcp_local');
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal(readFileSync(file, 'utf8'), 'tcp_local\n');
@@ -153,9 +163,49 @@ describe('imsimta qm', () => {
     assert.equal(s.channels.find((c) => c.name === 'tcp_local')?.stopped, true);
     assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
     assert.equal(readFileSync(file, 'utf8'), '');
+    assert.ok(!existsSync(join(inst.root, 'run', 'stopped-channels')));
+    // A list an earlier version left in run/ is still honoured, and moved at the next change.
+    mkdirSync(join(inst.root, 'run'), { recursive: true });
+    writeFileSync(join(inst.root, 'run', 'stopped-channels'), 'tcp_local\n');
+    rmSync(file);
+    const legacy = JSON.parse((await qm(inst, 'summarize', '--json')).stdout) as { channels: Array<{ name: string; stopped: boolean }> };
+    assert.equal(legacy.channels.find((c) => c.name === 'tcp_local')?.stopped, true);
+    assert.equal((await qm(inst, 'stop', 'l')).code, 0);
+    assert.equal(readFileSync(file, 'utf8'), 'l\ntcp_local\n');
+    assert.ok(!existsSync(join(inst.root, 'run', 'stopped-channels')), 'moved out of run/');
+    assert.equal((await qm(inst, 'start', 'l')).code, 0);
+    assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
     const bad = await qm(inst, 'stop', 'no_such_channel');
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no channel named "no_such_channel"/);
+  });
+
+  test('directory shows why a message waits (its last error), and "channel stopped" instead of "now" on a stopped channel', async () => {
+    const entry = (await store.findById(refs[0]!.id))!;
+    const envelope = await store.readEnvelope(entry.path);
+    const refused = '451 4.4.1 connect to mx.remote.example[192.0.2.25]:25: Connection refused';
+    const full = '452 4.2.2 mailbox full (in reply to RCPT TO)';
+    envelope.recipients = envelope.recipients.map((r, i) => ({ ...r, status: i === 0 ? refused : full }));
+    const next = new Date(Date.now() + 3600_000);
+    await store.update({ id: entry.id, channel: entry.channel, path: entry.path }, { ...envelope, attempts: 1, nextAttempt: next });
+    const row = (await directory(inst)).find((r) => r.id === refs[0]!.id)!;
+    assert.equal(row.last_error, refused);
+    assert.deepEqual(row.recipient_status, [{ address: 'a@remote.example', status: refused }, { address: 'b@remote.example', status: full }]);
+    assert.equal(row.channel_stopped, false);
+    let text = (await qm(inst, 'directory', 'tcp_local')).stdout;
+    assert.ok(text.includes(`    (${refused})\n      to <a@remote.example>\n    (${full})\n      to <b@remote.example>`), text);
+
+    assert.equal((await qm(inst, 'stop', 'tcp_local')).code, 0);
+    try {
+      const rows = await directory(inst, 'tcp_local');
+      assert.ok(rows.length > 0 && rows.every((r) => r.channel_stopped === true));
+      assert.equal(rows.find((r) => r.id === refs[0]!.id)!.next_attempt, next.toISOString(), 'the contract field is unchanged');
+      text = (await qm(inst, 'directory', 'tcp_local')).stdout;
+      assert.match(text, new RegExp(`${refs[0]!.id}\\s+tcp_local\\s+19\\s+1\\s+\\S+ \\S+\\s+channel stopped \\(qm start\\)\\n`));
+      assert.doesNotMatch(text, /\snow\n/);
+    } finally {
+      assert.equal((await qm(inst, 'start', 'tcp_local')).code, 0);
+    }
   });
 
   test('corrupt files are set aside by a listing and reported by qm corrupt', async () => {

@@ -102,6 +102,29 @@ describe('queue write failures', { skip: !isRoot && 'mounting a tmpfs needs root
     assert.equal((await store.readMessage(ref!.path)).body.length, 100_000);
   });
 
+  test('a rewrite cut short by the full disk fails and leaves the old file whole (a short write is not success)', async () => {
+    const body = Buffer.alloc(100_000, 0x46);
+    const [ref] = await store.enqueue([draft()], body);
+    // The disk full but for 20 KiB: a rewrite runs out part of the way through the message, where
+    // write(2) returns a short count without an error.
+    const reserve = join(queueDir, '$reserve');
+    writeFileSync(reserve, Buffer.alloc(20 * 1024, 0x7a));
+    const filler = join(queueDir, '$filler');
+    fill(filler);
+    rmSync(reserve);
+    try {
+      const envelope = await store.readEnvelope(ref!.path);
+      await assert.rejects(store.update(ref!, { ...envelope, attempts: 1, nextAttempt: new Date() }), isWriteError(/^ENOSPC$/));
+      const kept = await store.readMessage(ref!.path);
+      assert.equal(kept.envelope.attempts, 0, 'the old version is still in place');
+      assert.ok(kept.body.equals(body), 'the old file is whole');
+      assert.deepEqual(readdirSync(join(queueDir, '.tmp')), [], 'no temporary files left behind');
+    } finally {
+      rmSync(filler);
+    }
+    await store.remove(ref!);
+  });
+
   test('read-only file system: temporary error, recovers after remount', async () => {
     const before = await scanAll(store);
     execFileSync('mount', ['-o', 'remount,ro', queueDir]);

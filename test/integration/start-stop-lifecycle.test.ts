@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { binDir, waitFor } from '../helpers/instance.js';
 import { MtaInstance, greeting, refused, isAlive, SERVER_GREETING } from '../helpers/running-instance.js';
+import { requestJson } from '../../src/common/ipc-socket.js';
 
 const ADDRESS = '127.0.4.1';
 const cleanups: Array<() => Promise<void>> = [];
@@ -127,3 +128,30 @@ test('stale pid files and sockets of a killed watcher do not block start-msg; it
   }
   assert.match(await greeting(ADDRESS, mta.port), SERVER_GREETING);
 });
+
+test('a channel stopped with qm stop: run/ is empty after stop-msg, and the channel is still stopped after the next start', async () => {
+  const mta = await instance();
+  assert.equal((await mta.cli('start-msg', [])).code, 0);
+  await mta.processes();
+  const stop = await mta.imsimta(['qm', 'stop', 'tcp_local']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal((await mta.cli('stop-msg', [])).code, 0);
+  assert.deepEqual(mta.runFiles(), [], 'nothing left in run/');
+
+  assert.equal((await mta.cli('start-msg', [])).code, 0);
+  await mta.processes();
+  const status = await mta.imsimta(['qm', 'summarize', '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  const channels = (JSON.parse(status.stdout) as { channels: Array<{ name: string; stopped?: boolean }> }).channels;
+  assert.equal(channels.find((c) => c.name === 'tcp_local')?.stopped, true, 'still stopped');
+  const jc = await runningJobControllerStatus(mta);
+  assert.deepEqual(jc.stopped, ['tcp_local'], 'the job controller honours it');
+  assert.equal((await mta.cli('stop-msg', [])).code, 0);
+  assert.deepEqual(mta.runFiles(), []);
+});
+
+async function runningJobControllerStatus(mta: MtaInstance): Promise<{ stopped: string[] }> {
+  const reply = await requestJson(join(mta.root, 'run', 'job_controller.sock'), { op: 'status' }, 10_000);
+  assert.ok(reply, 'the job controller answers');
+  return reply as unknown as { stopped: string[] };
+}

@@ -6,9 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { waitFor } from '../helpers/instance.js';
+import { fillFileSystem } from '../helpers/fill-disk.js';
 import { MtaInstance, type ProcessRow } from '../helpers/running-instance.js';
 import { startSmtpPeer, type SmtpPeer } from '../helpers/sim-internet.js';
 import { SmtpLineClient, keepInstancePids, messageText } from './load-driver.js';
@@ -99,7 +100,7 @@ async function sendOne(bodyLines: number): Promise<SendResult> {
   }
 }
 
-/** Every file under queue/ (the filler aside), relative path → contents. */
+/** Every queued file under queue/ (the filler and the stopped-channels list aside), relative path → contents. */
 function queueContents(): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const walk = (dir: string) => {
@@ -108,7 +109,7 @@ function queueContents(): Map<string, Buffer> {
       // queue/.spare holds files of delivered mail kept for reuse, not mail
       if (e.isDirectory()) {
         if (e.name !== '.spare') walk(p);
-      } else if (e.name !== FILLER_NAME) out.set(relative(queueDir, p), readFileSync(p));
+      } else if (e.name !== FILLER_NAME && e.name !== '.stopped-channels') out.set(relative(queueDir, p), readFileSync(p));
     }
   };
   walk(queueDir);
@@ -120,19 +121,7 @@ const FILLER_NAME = '.filler';
 /** Fills the tmpfs with one file until ENOSPC (its last pages too). */
 function fillQueueFileSystem(): string {
   const path = join(queueDir, FILLER_NAME);
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(256 * 1024, 0x7a);
-  try {
-    for (const size of [chunk.length, 4096, 512]) {
-      try {
-        for (;;) writeSync(fd, chunk, 0, size);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
+  fillFileSystem(path);
   return path;
 }
 

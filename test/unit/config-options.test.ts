@@ -86,6 +86,18 @@ test('option.dat missing: every option has its default', () => {
   );
   assert.deepEqual([config.bannerPurgeDelayMs, config.bannerPurgeDelayInternalMs, config.smtpTimeoutMs], [100, 0, 300000]);
   assert.deepEqual([config.tlsKeyFile, config.tlsCertFile, config.fastFlushDomains, config.etrnAllow, config.metricsPort], [null, null, null, [], null]);
+  assert.deepEqual(config.etrnChannelAllow.map((c) => c.text), ['127.0.0.0/8', '::1'], 'ETRN #channel: INTERNAL_IP by default');
+  assert.equal(config.etrnRateLimit, 10);
+});
+
+test('ETRN_CHANNEL_ALLOW follows INTERNAL_IP unless set; ETRN_RATE_LIMIT is a whole number (0 = no limit)', () => {
+  const parse = options;
+  assert.deepEqual(parse('INTERNAL_IP=192.0.2.0/24\n').config.etrnChannelAllow.map((c) => c.text), ['192.0.2.0/24']);
+  const set = parse('INTERNAL_IP=192.0.2.0/24\nETRN_CHANNEL_ALLOW=198.51.100.7\nETRN_RATE_LIMIT=0\n');
+  assert.deepEqual(set.config.etrnChannelAllow.map((c) => c.text), ['198.51.100.7']);
+  assert.equal(set.config.etrnRateLimit, 0);
+  const bad = parse('ETRN_RATE_LIMIT=lots\nETRN_CHANNEL_ALLOW=nowhere\n');
+  assert.deepEqual(bad.where.sort(), ['etc/option.dat:1: error', 'etc/option.dat:2: error']);
 });
 
 test('INTERNAL_IP: a list of IPv4 and IPv6 networks and hosts, continued over lines; a bad entry is an error at its line', () => {

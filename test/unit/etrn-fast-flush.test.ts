@@ -187,6 +187,7 @@ function fakeHost(messages: Array<{ id: string; channel: string; domains: string
     },
     countInFlight: (match) => messages.filter((m) => m.state === 'in-flight' && match(m)).length,
     countKnown: (match) => messages.filter((m) => match(m)).length,
+    hasChannel: (name) => ['tcp_local', 'tcp_other'].includes(name),
     get incomplete() {
       return incomplete;
     },
@@ -223,7 +224,7 @@ test('carrying out: fast flush touches exactly the indexed messages, admits ones
   assert.equal(none.count, 0);
 });
 
-test('carrying out: slow flush retries the whole deferred queue; 253 with the target count, 251 none, 252 when the count is unknown', async () => {
+test('carrying out: a domain outside the fast-flush list is refused to ETRN (459, nothing retried); the operator gets that domain only', async () => {
   const policy = fastFlushPolicy(['customer.test'], imta(CNF));
   const index = new FastFlushIndex();
   const mk = () =>
@@ -232,20 +233,52 @@ test('carrying out: slow flush retries the whole deferred queue; 253 with the ta
       { id: 'X', channel: 'tcp_local', domains: ['other.test'], state: 'waiting' },
       { id: 'Y', channel: 'tcp_other', domains: ['other.test', 'third.test'], state: 'waiting' },
     ]);
+  const etrn = { origin: 'etrn', fastIndexComplete: true } as const;
   let { host, messages } = mk();
+  for (const target of ['other.test', 'nobody.test', '@other.test']) {
+    const r = await carryOutFlush(planFlush(parseFlushTarget(target)!, policy, index), host, etrn);
+    assert.deepEqual([r.ok, r.code, r.reason, r.count], [false, 459, 'service unavailable', 0], target);
+  }
+  assert.ok(messages.every((m) => m.state === 'waiting'), 'nothing is retried');
+  assert.deepEqual(host.log, [], 'not even a kick');
+
   const r = await carryOutFlush(planFlush(parseFlushTarget('other.test')!, policy, index), host);
   assert.equal(r.code, 253);
   assert.equal(r.count, 2);
-  assert.ok(messages.every((m) => m.state === 'due'), 'everything is retried');
+  assert.deepEqual(messages.map((m) => m.state), ['waiting', 'due', 'due'], 'only the messages for other.test');
   ({ host, messages } = mk());
   const none = await carryOutFlush(planFlush(parseFlushTarget('nobody.test')!, policy, index), host);
   assert.equal(none.code, 251);
-  assert.ok(messages.every((m) => m.state === 'due'));
+  assert.ok(messages.every((m) => m.state === 'waiting'));
   ({ host } = mk());
   host.setIncomplete(true);
-  const unknown = await carryOutFlush(planFlush(parseFlushTarget('other.test')!, policy, index), host);
-  assert.equal(unknown.code, 252);
+  const unknown = await carryOutFlush(planFlush(parseFlushTarget('nobody.test')!, policy, index), host);
+  assert.equal(unknown.code, 252, 'not "no messages waiting" when the scheduler does not hold them all');
   assert.ok(host.log.includes('rescan'));
+});
+
+test('carrying out: replies say only what is known (a fast-flush index being rebuilt, a scheduler that overflowed)', async () => {
+  const policy = fastFlushPolicy(['customer.test'], imta(CNF));
+  const { host, messages } = fakeHost([{ id: 'A', channel: 'tcp_local', domains: ['customer.test'], state: 'waiting' }]);
+  // Not in the fast-flush index (its journal line was lost), the index is being rebuilt: the scheduler's copy is found.
+  const rebuilding = await carryOutFlush(planFlush(parseFlushTarget('customer.test')!, policy, new FastFlushIndex()), host, { origin: 'etrn', fastIndexComplete: false });
+  assert.equal(rebuilding.code, 252);
+  assert.equal(rebuilding.count, 1);
+  assert.equal(messages[0]!.state, 'due');
+  host.setIncomplete(true);
+  const channel = await carryOutFlush(planFlush(parseFlushTarget('#tcp_other')!, policy, new FastFlushIndex()), host);
+  assert.equal(channel.code, 252, 'a channel with none indexed while files wait on disk');
+  const all = await carryOutFlush(planFlush(parseFlushTarget(null)!, policy, new FastFlushIndex()), host);
+  assert.doesNotMatch(all.text, /no messages waiting/);
+});
+
+test('carrying out: #channel of a channel that does not exist is "no such channel" (459), nothing retried', async () => {
+  const policy = fastFlushPolicy(null, imta(CNF));
+  const { host, messages } = fakeHost([{ id: 'A', channel: 'tcp_local', domains: ['a.test'], state: 'waiting' }]);
+  const r = await carryOutFlush(planFlush(parseFlushTarget('#nosuch')!, policy, new FastFlushIndex()), host);
+  assert.deepEqual([r.ok, r.code, r.reason], [false, 459, 'no such channel']);
+  assert.match(r.text, /no such channel: nosuch/);
+  assert.equal(messages[0]!.state, 'waiting');
 });
 
 test('carrying out: #channel and all', async () => {
@@ -261,5 +294,6 @@ test('carrying out: #channel and all', async () => {
   assert.equal(messages[0]!.state, 'waiting');
   const all = await carryOutFlush(planFlush(parseFlushTarget(null)!, policy, new FastFlushIndex()), host);
   assert.equal(all.code, 250);
-  assert.equal(all.count, 2, 'A made due, C in flight');
+  assert.equal(all.count, 3, 'A made due, B due already, C in flight');
+  assert.ok(messages.every((m) => m.state !== 'waiting'));
 });

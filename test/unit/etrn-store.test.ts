@@ -123,7 +123,7 @@ function deferredEnvelope(id: string, domain: string, attempts = 1): Envelope {
 }
 
 /** A fake queue of deferred files: names and stat only for scan(), envelopes on read() (counted). */
-function fakeQueue(root: string, files: Array<{ id: string; domain: string; attempts?: number }>) {
+function fakeQueue(root: string, files: Array<{ id: string; domain: string; attempts?: number; skipped?: boolean }>) {
   const reads: string[] = [];
   const path = (id: string) => join(root, `queue/tcp_local/ZY${id}.00`);
   return {
@@ -135,7 +135,9 @@ function fakeQueue(root: string, files: Array<{ id: string; domain: string; atte
     async read(p: string) {
       reads.push(p);
       const f = files.find((x) => path(x.id) === p);
-      return f ? { envelope: deferredEnvelope(f.id, f.domain, f.attempts ?? 1), size: 10 } : null;
+      if (!f) return null;
+      const envelope = deferredEnvelope(f.id, f.domain, f.attempts ?? 1);
+      return { envelope: f.skipped ? { ...envelope, nextAttempt: new Date(Date.now() + 300_000) } : envelope, size: 10 };
     },
   };
 }
@@ -145,7 +147,8 @@ test('no journal: rebuild() reads only the deferred files the scheduler did not 
     { id: 'A', domain: 'customer.test' },
     { id: 'B', domain: 'customer.test' },
     { id: 'C', domain: 'other.test' },
-    { id: 'N', domain: 'customer.test', attempts: 0 }, // never tried: not deferred, not read
+    { id: 'N', domain: 'customer.test', attempts: 0 }, // never tried: not deferred (read: its name cannot tell)
+    { id: 'S', domain: 'customer.test', attempts: 0, skipped: true }, // not tried, its host was down: deferred
   ];
   const q = fakeQueue(root, files);
   const s = FastFlushStore.open({ root, config: config(['customer.test']) });
@@ -153,16 +156,16 @@ test('no journal: rebuild() reads only the deferred files the scheduler did not 
   // The scheduler's scan read A (room for one message): noteAdmitted indexed it.
   s.noteAdmitted(q.path('A'), deferredEnvelope('A', 'customer.test'));
   const r = await s.rebuild({ scan: () => q.scan(), known: (id) => id === 'A', read: (p) => q.read(p) });
-  assert.deepEqual(q.reads.sort(), [q.path('B'), q.path('C')]);
-  assert.equal(r?.read, 2);
-  assert.deepEqual(ids(s, 'customer.test'), ['A', 'B']);
+  assert.deepEqual(q.reads.sort(), [q.path('B'), q.path('C'), q.path('N'), q.path('S')]);
+  assert.equal(r?.read, 4);
+  assert.deepEqual(ids(s, 'customer.test'), ['A', 'B', 'S']);
   s.close();
 
   const again = FastFlushStore.open({ root, config: config(['customer.test']) });
   assert.equal(again.rebuildOwed, false, 'the journal is authoritative now');
   assert.equal(await again.rebuild({ scan: () => q.scan(), known: () => false, read: (p) => q.read(p) }), null);
-  assert.equal(q.reads.length, 2, 'no file read');
-  assert.deepEqual(ids(again, 'customer.test'), ['A', 'B']);
+  assert.equal(q.reads.length, 4, 'no file read');
+  assert.deepEqual(ids(again, 'customer.test'), ['A', 'B', 'S']);
   again.close();
 }));
 
@@ -197,10 +200,13 @@ test('a flush admits a message the full scheduler does not hold, reading it once
       rescan: () => {},
       kick: () => {},
       now: Date.now,
+      hasChannel: () => true,
     });
     assert.equal(await host.admitNow({ id: 'MESSAGE1', channel: 'tcp_local', path }), 'admitted');
     assert.deepEqual(reads, [path]);
-    assert.deepEqual(admitted, [{ path, size: 42, next: null }]);
+    assert.deepEqual(admitted.map((a) => [a.path, a.size]), [[path, 42]]);
+    // Due now through admit(), its schedule kept: a try before it does not count (outcome.ts retrySchedule).
+    assert.ok(admitted[0]!.next && admitted[0]!.next.getTime() > Date.now(), 'the envelope keeps its next attempt');
     assert.equal(index.size, 2, 'beyond MAX_MESSAGES');
     assert.equal(index.overflowed, false);
   } finally {

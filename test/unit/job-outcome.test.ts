@@ -106,3 +106,38 @@ test('the expiry text says hours or minutes for a notices period under a day (it
   assert.equal(describeAge(36 * 3_600_000), '1.5 days');
   assert.doesNotMatch(expiredStatus(null, 2 * 3_600_000), /0 days/);
 });
+
+test('tries counted without trying: a retry skipped inside the host-retry window is no try and waits for the window, not the next backoff step', () => {
+  const tried = applyOutcome(envelope([rcpt('a@x')]), [out('a@x', 'deferred', '451 4.4.1 connect refused')], new Date(10_000), policy);
+  assert.equal(tried.envelope.attempts, 1);
+  assert.equal(tried.envelope.nextAttempt!.getTime(), 11_000);
+  // Due at 11 s, the host is still down until 40 s: nothing is tried.
+  const skipped = { ...out('a@x', 'deferred', '451 4.4.1 connect refused (host not tried again until …)'), notTriedUntil: 40_000 };
+  const r = applyOutcome(tried.envelope, [skipped], new Date(11_000), policy);
+  assert.equal(r.envelope.attempts, 1, 'not a try');
+  assert.equal(r.envelope.nextAttempt!.getTime(), 40_000, 'tried again when the host may be');
+  // The real try at 40 s is the second one, and waits the second step.
+  const again = applyOutcome(r.envelope, [out('a@x', 'deferred', '451 4.4.1 connect refused')], new Date(40_000), policy);
+  assert.equal(again.envelope.attempts, 2);
+  assert.equal(again.envelope.nextAttempt!.getTime(), 45_000);
+});
+
+test('tries counted without trying: one recipient tried and one skipped is a try', () => {
+  const env = envelope([rcpt('a@x'), rcpt('b@y')]);
+  const r = applyOutcome(env, [out('a@x', 'deferred', '451 later'), { ...out('b@y', 'deferred', '451 down'), notTriedUntil: 90_000 }], new Date(10_000), policy);
+  assert.equal(r.envelope.attempts, 1);
+  assert.equal(r.envelope.nextAttempt!.getTime(), 11_000);
+});
+
+test('a try made before the message was due (flush, ETRN, release) keeps its try count and its schedule', () => {
+  const env = envelope([rcpt('a@x')], { attempts: 3, nextAttempt: new Date(50_000) });
+  const r = applyOutcome(env, [out('a@x', 'deferred', '451 4.4.1 connect refused')], new Date(20_000), policy);
+  assert.equal(r.envelope.attempts, 3);
+  assert.equal(r.envelope.nextAttempt!.getTime(), 50_000);
+  // Skipped early: still its own schedule when that is later than the window.
+  const skipped = applyOutcome(env, [{ ...out('a@x', 'deferred', '451 down'), notTriedUntil: 30_000 }], new Date(20_000), policy);
+  assert.equal(skipped.envelope.attempts, 3);
+  assert.equal(skipped.envelope.nextAttempt!.getTime(), 50_000);
+  // Delivered early is delivered.
+  assert.equal(applyOutcome(env, [out('a@x', 'delivered', '250 ok')], new Date(20_000), policy).pending, false);
+});

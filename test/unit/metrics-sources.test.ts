@@ -14,7 +14,7 @@ import { ServiceTotals } from '../../src/dispatcher/service-totals.js';
 import { DeliveryStatsBook, DeliveryStatsTracker } from '../../src/job-controller/delivery-stats.js';
 import { readQueueDepth } from '../../src/metrics/queue-depth.js';
 import { queueIdTimeMs } from '../../src/queue/message-id.js';
-import { readRecentMailLog } from '../../src/metrics/mail-log-tail.js';
+import { readRecentDeferrals, readRecentMailLog } from '../../src/metrics/mail-log-tail.js';
 import { formatMailLogRecord, type MailLogRecord } from '../../src/common/mail-log.js';
 import { queueFileName } from '../../src/queue/file-name.js';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.js';
@@ -196,4 +196,35 @@ test('the end of mail.log: the last Q records, newest first, across block bounda
   const bounded = await readRecentMailLog(path, { events: ['Q'], limit: 100, blockSize: 100, maxBytes: 300 });
   assert.ok(bounded.length < 20, 'maxBytes bounds the reading');
   assert.deepEqual(await readRecentMailLog(join(d, 'none.log'), { events: ['Q'], limit: 5 }), []);
+});
+
+test('recent deferrals say what became of each recipient afterwards: delivered, returned, deleted, or nothing yet', async () => {
+  const d = tempDir();
+  const path = join(d, 'mail.log');
+  const at = (s: number) => new Date(1_800_000_000_000 + s * 1000);
+  const rec = (event: MailLogRecord['event'], id: string, recipient: string, s: number, status = 'x'): MailLogRecord => ({ event, id, source: 'tcp_intranet', destination: 'tcp_local', size: 1, from: 'a@b', recipient, status, time: at(s) });
+  const lines = [
+    rec('Q', 'A', 'one@x', 1, '451 4.4.1 refused'),
+    rec('Q', 'A', 'two@x', 1, '451 4.4.1 refused'),
+    rec('Q', 'B', 'b@x', 2, '451 4.4.1 refused'),
+    rec('Q', 'A', 'one@x', 3, '451 4.4.1 refused again'),
+    rec('D', 'A', 'One@x', 4, '250 2.0.0 ok'),
+    rec('X', 'B', 'b@x', 5, 'deleted by the operator (imsimta qm delete)'),
+    rec('Q', 'C', 'c@x', 6, '451 4.4.1 refused'),
+    rec('D', 'Z', 'c@x', 7, 'another message for the same address'),
+    rec('R', 'A', 'two@x', 8, '5.4.7 expired'),
+  ];
+  writeFileSync(path, lines.map(formatMailLogRecord).join('\n') + '\n');
+  const got = await readRecentDeferrals(path, { limit: 10, blockSize: 80 });
+  assert.deepEqual(
+    got.map((g) => [g.id, g.recipient, g.time.getTime() - at(0).getTime(), g.later ? [g.later.event, g.later.time.getTime() - at(0).getTime()] : null]),
+    [
+      ['C', 'c@x', 6000, null],
+      ['A', 'one@x', 3000, ['D', 4000]],
+      ['B', 'b@x', 2000, ['X', 5000]],
+      ['A', 'two@x', 1000, ['R', 8000]],
+      ['A', 'one@x', 1000, ['D', 4000]],
+    ],
+  );
+  assert.equal((await readRecentDeferrals(path, { limit: 2 })).length, 2);
 });

@@ -34,7 +34,7 @@ function snapshot(over: Partial<InstanceSnapshot> = {}): InstanceSnapshot {
     },
     queue: [{ channel: 'tcp_local', messages: 9, held: 1, oldestMs: NOW - 3 * 3600_000 }],
     deferrals: [
-      { time: new Date(NOW - 180_000), event: 'Q', id: '0MX4V6FCL00I7WL3ZDRMR', source: 'tcp_intranet', destination: 'tcp_local', size: 100, from: 'a@b', recipient: HOSTILE, status: '451 4.4.1 <b>try later</b> & "soon"' },
+      { time: new Date(NOW - 180_000), event: 'Q', id: '0MX4V6FCL00I7WL3ZDRMR', source: 'tcp_intranet', destination: 'tcp_local', size: 100, from: 'a@b', recipient: HOSTILE, status: '451 4.4.1 <b>try later</b> & "soon"', later: null },
     ],
     problems: [],
     ...over,
@@ -77,6 +77,26 @@ test('the page: meta refresh, the sections, right-aligned numbers, relative time
   assert.ok(html.includes('5.0 ms'), 'mean enqueue latency');
   assert.ok(html.includes('tcp_local (stopped)'));
   assert.match(html, /<style>[^<]*td\.n[^<]*text-align:right/);
+});
+
+test('recent deferrals say when the recipient was later delivered, returned or deleted', () => {
+  const q = (id: string, later: InstanceSnapshot['deferrals'][number]['later']) => ({ time: new Date(NOW - 600_000), event: 'Q' as const, id, source: 'tcp_intranet', destination: 'tcp_local', size: 1, from: 'a@b', recipient: `${id.toLowerCase()}@x`, status: '451 4.4.1 refused', later });
+  const html = renderStatusPage(
+    snapshot({
+      deferrals: [
+        q('DELIVERED', { event: 'D', time: new Date(NOW - 120_000), status: '250 2.0.0 ok' }),
+        q('DELETED', { event: 'X', time: new Date(NOW - 50_000), status: 'deleted by the operator (imsimta qm delete)' }),
+        q('RETURNED', { event: 'R', time: new Date(NOW - 30_000), status: '5.4.7 expired' }),
+        q('WAITING', null),
+      ],
+    }),
+  );
+  assert.ok(html.includes('<th>Since</th>'));
+  const row = (id: string) => html.match(new RegExp(`<tr><td[^>]*>[^<]*</td><td>${id}</td>.*?</tr>`))?.[0] ?? '';
+  assert.match(row('DELIVERED'), />delivered 2 min ago</);
+  assert.match(row('DELETED'), />deleted by the operator 50 s ago</);
+  assert.match(row('RETURNED'), />returned to the sender 30 s ago</);
+  assert.match(row('WAITING'), /<td class="none">–<\/td><\/tr>$/);
 });
 
 test('parts that are down say so instead of showing empty tables', () => {

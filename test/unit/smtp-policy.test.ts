@@ -80,7 +80,7 @@ function options(extra: Partial<OptionsConfig> = {}): OptionsConfig {
     maxMessagesPerSession: 1000, maxBadCommands: 10, maxConnsPerIp: 50, bannerPurgeDelayMs: 100, bannerPurgeDelayInternalMs: 0,
     smtpTimeoutMs: 300000, smtpCommandDeadlineMs: 300000, smtpMinDataRate: 500,
     smtpSoftErrorLimit: 10, smtpHardErrorLimit: 20, smtpErrorSleepMs: 1000, smtpJunkCommandLimit: 100, maxReceivedLines: 50,
-    tlsKeyFile: null, tlsCertFile: null, fastFlushDomains: null, etrnAllow: [], metricsPort: null, ...extra,
+    tlsKeyFile: null, tlsCertFile: null, fastFlushDomains: null, etrnAllow: [], etrnChannelAllow: [], etrnRateLimit: 10, metricsPort: null, ...extra,
   };
 }
 

@@ -3,12 +3,13 @@
 //   summarize [--json]          messages, pending recipients and held messages per channel
 //   directory [CHANNEL] [--json] one entry per queued message
 //   hold|release|delete|return ID…
-//   start|stop CHANNEL          resume/suspend delivery on a channel (kept in run/stopped-channels)
+//   start|stop CHANNEL          resume/suspend delivery on a channel (kept in queue/.stopped-channels)
 //   corrupt [--json]            files set aside as unreadable
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../../common/instance.js';
 import { requestJson } from '../../common/ipc-socket.js';
+import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
 import type { InstanceConfig } from '../../config/types.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import type { JobControllerRequest } from '../../job-controller/protocol.js';
@@ -25,6 +26,7 @@ import {
   formatSummaryTable,
   formatDirectoryTable,
   type DirectoryRow,
+  type Envelope,
   type ScanEntry,
   type QueueRef,
 } from '../../queue/index.js';
@@ -91,9 +93,10 @@ export async function main(argv: string[]): Promise<number> {
 
 async function readRows(ctx: Context, channel?: string): Promise<DirectoryRow[]> {
   const rows: DirectoryRow[] = [];
+  const stopped = new Set(await readStoppedChannels(ctx.root));
   for await (const entry of ctx.store.scan(channel)) {
     const info = await ctx.store.inspect(entry.path); // corrupt files are set aside, gone ones skipped
-    if (info) rows.push(directoryRow(entry, info.envelope, info.size));
+    if (info) rows.push(directoryRow(entry, info.envelope, info.size, stopped.has(entry.channel)));
   }
   return sortRows(rows);
 }
@@ -148,7 +151,7 @@ async function messageCommand(ctx: Context, action: MessageAction, ids: string[]
       continue;
     }
     try {
-      const text = await applyAction(ctx.store, action, entry);
+      const text = await applyAction(ctx, action, entry);
       done.push(id);
       if (!ctx.json) ctx.out(`${id}: ${text}\n`);
     } catch (err) {
@@ -161,7 +164,8 @@ async function messageCommand(ctx: Context, action: MessageAction, ids: string[]
   return failures > 0 ? 1 : 0;
 }
 
-async function applyAction(store: QueueStore, action: MessageAction, entry: ScanEntry): Promise<string> {
+async function applyAction(ctx: Context, action: MessageAction, entry: ScanEntry): Promise<string> {
+  const store = ctx.store;
   const ref: QueueRef = { id: entry.id, channel: entry.channel, path: entry.path };
   switch (action) {
     case 'hold':
@@ -172,9 +176,13 @@ async function applyAction(store: QueueStore, action: MessageAction, entry: Scan
       if (!entry.held) return 'not held';
       await store.release(ref);
       return 'released';
-    case 'delete':
+    case 'delete': {
+      // Read first: mail.log says what left the queue (its recipients not delivered yet).
+      const info = await store.inspect(ref.path);
       await store.remove(ref);
+      if (info) logDeleted(ctx, info.envelope, info.size);
       return 'deleted';
+    }
     case 'return': {
       const envelope = await store.readEnvelope(ref.path);
       let returned = 0;
@@ -189,6 +197,21 @@ async function applyAction(store: QueueStore, action: MessageAction, entry: Scan
       if (entry.held) current = await store.release(current);
       return returned > 0 ? `${returned} recipient${returned === 1 ? '' : 's'} marked for return to the sender` : 'no pending recipients';
     }
+  }
+}
+
+/** One X record per recipient not delivered yet: a deleted message is traced in mail.log as the others are. */
+function logDeleted(ctx: Context, envelope: Envelope, size: number): void {
+  const records: MailLogRecord[] = envelope.recipients
+    .filter((r) => r.state !== 'delivered')
+    .map((r) => ({ event: 'X', id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? size, from: envelope.from, recipient: r.address, status: `deleted by the operator (imsimta qm delete)${r.status ? `; last status: ${r.status}` : ''}` }));
+  const log = new MailLog(ctx.paths.mailLog);
+  try {
+    log.write(records);
+  } catch (err) {
+    ctx.warn(`${envelope.id}: deleted, but mail.log could not be written: ${firstLine((err as Error).message)}`);
+  } finally {
+    log.close();
   }
 }
 
