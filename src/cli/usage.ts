@@ -136,6 +136,23 @@ export const IMSIMTA_SUBCOMMANDS: Record<string, { summary: string; help: string
       'A running instance applies the change by itself within a second.',
     ]),
   },
+  dkim: {
+    summary: 'make a DKIM signing key (dkim keygen) and print the DNS record to publish',
+    help: text([
+      'usage: imsimta dkim keygen DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits 2048] [--root DIR]',
+      '',
+      'Creates a DKIM signing key for mail whose From: address is at DOMAIN:',
+      '  etc/dkim/DOMAIN.SELECTOR.pem   the private key (mode 0600)',
+      '  etc/dkim/keys                  gets the line "DOMAIN SELECTOR DOMAIN.SELECTOR.pem ALGORITHM"',
+      'and prints the DNS TXT record to publish at SELECTOR._domainkey.DOMAIN.',
+      'Mail is signed when it is queued to a channel with the dkimsign keyword (imta.cnf).',
+      '',
+      '  --algorithm rsa|ed25519   rsa-sha256 (default) or ed25519-sha256 (RFC 8463)',
+      '  --bits N                  RSA key length: 1024 to 4096 (default 2048)',
+      ROOT,
+      HELP,
+    ]),
+  },
   help: {
     summary: 'this list, or the help of one command',
     help: text(['usage: imsimta help [COMMAND]', '', 'Lists the commands, or shows the help of one.', HELP]),

@@ -58,7 +58,7 @@ test('rsa (default, 2048 bits): key 0600 in etc/dkim/ (0700), its keys line, a T
 
   const cnbuild = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
   assert.equal(cnbuild.code, 0, cnbuild.stderr);
-  assert.match(cnbuild.stdout, /, 1 DKIM key\n$/);
+  assert.match(cnbuild.stdout, /, 1 DKIM key(, \d+ warnings?)?\n$/);
 
   // The printed record, served as it is, verifies a message signed with the key written.
   const dns = await startKeyDns({ [record.name]: record.strings });

@@ -11,24 +11,9 @@ import { formatDiagnostic } from '../../config/types.js';
 import { keygen, KeygenError, type KeyType } from '../../dkim/keygen.js';
 
 const USAGE = 'imsimta dkim keygen DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits 2048] [--root DIR]';
-const HELP = `usage: ${USAGE}
-
-Creates a DKIM signing key for mail whose From: address is at DOMAIN:
-  etc/dkim/DOMAIN.SELECTOR.pem   the private key (mode 0600)
-  etc/dkim/keys                  gets the line "DOMAIN SELECTOR DOMAIN.SELECTOR.pem ALGORITHM"
-and prints the DNS TXT record to publish at SELECTOR._domainkey.DOMAIN.
-Mail is signed when it is queued to a channel with the dkimsign keyword (imta.cnf).
-
-  --algorithm rsa|ed25519   rsa-sha256 (default) or ed25519-sha256 (RFC 8463)
-  --bits N                  RSA key length: 1024 to 4096 (default 2048)
-`;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['algorithm', 'bits'], ['help', 'h']);
-  if (args.flags.has('help') || args.flags.has('h')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = parseArgs(argv, ['algorithm', 'bits'], []);
   const [sub, ...rest] = args.positionals;
   if (sub?.toLowerCase() !== 'keygen') throw new UsageError(sub ? `unknown dkim command "${sub}"` : 'dkim needs a command (keygen)');
   if (rest.length !== 2) throw new UsageError(`dkim keygen needs DOMAIN and SELECTOR (${USAGE})`);
