@@ -78,3 +78,27 @@ export function addressDomain(address: string): string {
   const at = address.lastIndexOf('@');
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
+
+/**
+ * Tells, record by record, when a new message starts: the records of one message's event (its
+ * recipients) are written together, so a run of records with the same letter and queue id is one
+ * message. A message received for several channels is queued as several files, the others' ids
+ * the first's and two characters more: one message received. J records carry no id: each is one.
+ */
+export class MessageRuns {
+  private event = '';
+  private id = '';
+  private receivedId = '';
+
+  /** `message`: the record starts a message's event; `received`: for E, it starts a message received. */
+  next(r: Pick<LooseMailLogRecord, 'event' | 'id'>): { message: boolean; received: boolean } {
+    const message = !(r.event === this.event && r.id === this.id && r.id !== '');
+    this.event = r.event;
+    this.id = r.id;
+    if (r.event !== 'E') return { message, received: false };
+    const sameFile = !message;
+    const sibling = this.receivedId !== '' && r.id.length === this.receivedId.length + 2 && r.id.startsWith(this.receivedId);
+    if (message && !sibling) this.receivedId = r.id;
+    return { message, received: !sameFile && !sibling };
+  }
+}

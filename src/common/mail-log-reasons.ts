@@ -1,12 +1,12 @@
 // What a mail.log status says, reduced for grouping: the remote host a delivery's status ends
 // with (`… (mx.example.com[192.0.2.1]:25)`), the reason text without the parts that differ from
-// message to message (addresses), and for a rejection the rule that decided. The report and the
+// message to message (addresses, times), and for a rejection the rule that decided. The report and the
 // status page group deferrals, returns and rejections with these, so both show the same groups.
 // Pure.
 
 /** A status reduced for grouping. */
 export interface StatusReason {
-  /** The reason text, addresses replaced by `<…>`, at most REASON_LENGTH characters. */
+  /** The reason text, addresses replaced by `<…>` and times by `…`, at most REASON_LENGTH characters. */
   reason: string;
   /** The remote host's name from the trailing `(host[ip]:port)`, `` when the status names none. */
   host: string;
@@ -17,11 +17,12 @@ export const REASON_LENGTH = 160;
 /** `… (mx.example.com[192.0.2.1]:2525)` at the end of a delivery status: the host that answered. */
 const TRAILING_HOST = / \(([A-Za-z0-9._-]+)(?:\[[0-9A-Fa-f.:]+\])?(?::\d+)?\)$/;
 const ANGLE_ADDRESS = /<[^<>\s]*>/g;
+const ISO_TIME = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?/g;
 
 export function statusReason(status: string): StatusReason {
   const m = TRAILING_HOST.exec(status);
   const text = m ? status.slice(0, m.index) : status;
-  const reason = text.replace(ANGLE_ADDRESS, '<…>').replace(/\s+/g, ' ').trim();
+  const reason = text.replace(ANGLE_ADDRESS, '<…>').replace(ISO_TIME, '…').replace(/\s+/g, ' ').trim();
   return { reason: reason.length > REASON_LENGTH ? `${reason.slice(0, REASON_LENGTH - 1)}…` : reason || '(no reason given)', host: m ? m[1]!.toLowerCase() : '' };
 }
 

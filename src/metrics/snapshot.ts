@@ -1,6 +1,7 @@
 // What one scrape gathers from the running instance, as plain data: the parts the watcher
 // supervises, the dispatcher's processes and service totals, the job controller's pools, jobs
-// and counters, the queue on disk, and (for the status page) the last deferrals of mail.log.
+// and counters, the queue on disk, and (for the status page) the last deferrals of mail.log and
+// the history of the last hours.
 // The job controller's status arrives as untyped JSON; readJobControllerStatus checks it field
 // by field, so that a field missing from an older or newer job controller reads as nothing.
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
@@ -8,6 +9,7 @@ import type { ParsedMailLogRecord } from '../common/mail-log.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
+import type { HistoryView, OutcomeGroup } from './history.js';
 
 export interface PartView {
   name: string;
@@ -101,6 +103,10 @@ export interface InstanceSnapshot {
   problems: string[];
   /** The last configuration change (absent: not known to the gatherer). */
   reload?: ReloadView | null;
+  /** The last hours, per minute, for the charts (absent: the metrics side keeps no history). */
+  history?: HistoryView | null;
+  /** Deferrals and returns of the last hours grouped by reason and destination, largest first. */
+  outcomeGroups?: OutcomeGroup[];
 }
 
 function num(v: unknown, fallback = 0): number {

@@ -12,7 +12,7 @@
 // the first one's by two characters, are one message); D, Q, R and X in messages and in
 // recipients; J (a refused recipient) in recipients. Letters this build does not know are
 // counted as "other", never dropped.
-import { parseLooseMailLogLine, addressDomain, type LooseMailLogRecord } from '../common/mail-log-read.js';
+import { parseLooseMailLogLine, addressDomain, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
 import { rejectionRule, statusReason, type StatusReason } from '../common/mail-log-reasons.js';
 import { queueIdTimeMs } from '../queue/message-id.js';
 import { BoundedTally } from './tally.js';
@@ -141,11 +141,7 @@ export class ReportAggregator {
   private readonly delayCounts = new Array<number>(DELAY_BUCKETS.length + 1).fill(0);
   private delaySum = 0;
   private delayCount = 0;
-  /** The letter and id of the last record counted: the next one with both the same is the same message. */
-  private runEvent = '';
-  private runId = '';
-  /** The id of the last message received (E), for the files of one message for several channels. */
-  private receivedId = '';
+  private readonly runs = new MessageRuns();
   private lastHour: HourRow | null = null;
   private msPrefix = '';
   private msBase = 0;
@@ -185,17 +181,13 @@ export class ReportAggregator {
     this.lines.counted++;
     if (this.first === null || r.time < this.first) this.first = r.time;
     if (this.last === null || r.time > this.last) this.last = r.time;
-    const newMessage = !(r.event === this.runEvent && r.id === this.runId && r.id !== '');
-    this.runEvent = r.event;
-    this.runId = r.id;
-    const messages = newMessage ? 1 : 0;
+    const run = this.runs.next(r);
+    const messages = run.message ? 1 : 0;
     const t = this.totals;
     switch (r.event) {
       case 'E': {
-        const sameMessage = !newMessage || (this.receivedId !== '' && r.id.length === this.receivedId.length + 2 && r.id.startsWith(this.receivedId));
-        if (newMessage && !sameMessage) this.receivedId = r.id;
         t.received.recipients++;
-        if (!sameMessage) {
+        if (run.received) {
           t.received.messages++;
           t.received.bytes += r.size;
           this.hour(r.time).received++;

@@ -139,6 +139,7 @@ test('the lenient reader: any letter, trailing key=value tokens off the status, 
 test('reasons: the trailing host apart, addresses hidden, long texts cut; rules', () => {
   assert.deepEqual(statusReason('451 4.7.1 <a@b.test>: try later (in reply to RCPT TO) (mx1.b.test[192.0.2.7]:2525)'), { reason: '451 4.7.1 <…>: try later (in reply to RCPT TO)', host: 'mx1.b.test' });
   assert.deepEqual(statusReason('451 4.4.1 no reachable host'), { reason: '451 4.4.1 no reachable host', host: '' });
+  assert.equal(statusReason('451 4.4.1 connect to 192.0.2.9[192.0.2.9]:25: Connection refused (host not tried again until 2026-12-07T03:32:43.855Z)').reason, '451 4.4.1 connect to 192.0.2.9[192.0.2.9]:25: Connection refused (host not tried again until …)');
   assert.equal(statusReason('x'.repeat(500)).reason.length, 160);
   assert.equal(rejectionRule('rbl:zen.example.org: 554 5.7.1 listed'), 'rbl:zen.example.org');
   assert.equal(rejectionRule('550 5.7.1 <a@b>: Relaying denied'), 'relay');
