@@ -4,7 +4,8 @@
 #   Chromium (status page, driven by playwright-core), python3 (pseudo-terminal of imsimta passwd),
 #   rspamd (milter), python3-dkim and opendkim-tools (independent DKIM signers and verifiers),
 #   slapd and ldap-utils (LDAP directory), msmtp and libsasl2-modules (submission clients),
-#   haproxy (PROXY protocol), redis-server (farm-wide shaping), unbound (validating resolver, DANE).
+#   haproxy (PROXY protocol), redis-server (farm-wide shaping), unbound (validating resolver, DANE),
+#   systemd (systemd-analyze checks contrib/tsubame.service; its init is never started).
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
@@ -24,6 +25,7 @@ have msmtp || need+=(msmtp)
 have haproxy || need+=(haproxy)
 have redis-server || need+=(redis-server)
 have unbound || need+=(unbound)
+have systemd-analyze || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "tsubame tests need ${need[*]}: install them (apt-get install ${need[*]}) or run npm test as root" >&2
