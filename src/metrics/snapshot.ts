@@ -8,6 +8,7 @@ import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
 import type { ParsedMailLogRecord } from '../common/mail-log.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
+import { readScanView, type ScanProgressView } from '../job-controller/scan-progress.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
 import type { HistoryView, OutcomeGroup } from './history.js';
 
@@ -67,6 +68,8 @@ export interface JobControllerView {
   jobs: JobView[];
   channels: ChannelView[];
   delivery: Record<string, DeliveryCounters>;
+  /** The queue scan under way, null (or absent) when none is. */
+  scan?: ScanProgressView | null;
 }
 
 /** The outcome of the last configuration change the watcher handled: an edit in etc/ or `imsimta reload` (or the start). */
@@ -149,5 +152,5 @@ export function readJobControllerStatus(reply: Record<string, unknown>): JobCont
     const o = obj(v);
     delivery[name] = { dnsCacheHits: num(o.dnsCacheHits), dnsCacheMisses: num(o.dnsCacheMisses), connectionsOpened: num(o.connectionsOpened), connectionsReused: num(o.connectionsReused) };
   }
-  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery };
+  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery, scan: readScanView(reply.scan) };
 }

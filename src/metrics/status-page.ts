@@ -7,6 +7,7 @@
 import type { InstanceSnapshot, ReloadView } from './snapshot.js';
 import { listenerAddress } from '../dispatcher/protocol.js';
 import { escapeHtml } from './html.js';
+import { describeScan } from '../job-controller/scan-progress.js';
 import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
 import type { QueuedEntry } from './queue-lookup.js';
@@ -116,6 +117,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
   const pools = jc
     ? table(['Pool', n('Running'), n('JOB_LIMIT'), n('Threads')], jc.pools.map((p) => [p.name, p.running, p.jobLimit, p.threads]), 'No pool is configured.')
     : '<p class="none">The job controller is not running.</p>';
+  const scan = jc?.scan ? `<p class="warn scan">The job controller is ${escapeHtml(describeScan(jc.scan, now))}.</p>` : '';
   const jobs = jc
     ? table(
         [n('Job'), 'Channel', 'Pool', 'Started', n('Batches'), n('Messages'), n('In hand')],
@@ -185,6 +187,7 @@ ${processes}
 <h2>Services</h2>
 ${services}
 <h2>Pools and jobs</h2>
+${scan}
 ${pools}
 ${jobs}
 <h2>Queue</h2>
