@@ -142,7 +142,13 @@ test('the status page: the charts and the groups, each group linking to its queu
   assert.match(page, /<td class="reason">421 4\.7\.0 &lt;…&gt; slow &amp; steady<\/td>/);
   assert.doesNotMatch(page, /<svg\/onload/);
   // Without a history (no METRICS side keeping one), the page is as before.
-  assert.doesNotMatch(renderStatusPage(baseSnapshot), /<svg|The last hours|by reason/);
+  assert.doesNotMatch(renderStatusPage(baseSnapshot), /<svg|The last hours|by reason|scanning/);
+  // A queue scan under way is said above the pools.
+  const scanning = renderStatusPage({
+    ...baseSnapshot,
+    jobController: { pid: 2, index: { size: 0, max: 100 }, pools: [], jobs: [], channels: [], delivery: {}, scan: { reason: 'start', started: new Date(NOW - 12_000).toISOString(), phase: 'listing', listed: 45_000, toRead: 0, read: 0 } },
+  });
+  assert.match(scanning, /<p class="warn scan">The job controller is scanning the queue \(start, 12 s\): 45,000 files listed\.<\/p>/);
 
   const records = h.groupRecords(NOW, h.groups(NOW)[0]!);
   const group = renderGroupPage({ takenAt: NOW, group: h.groups(NOW)[0]!, records, queued: new Map([['AAAAAAAAAA', { id: 'AAAAAAAAAA', channel: 'tcp_defer', held: false, attempts: 2, nextAttempt: new Date(NOW + 600_000).toISOString(), pending: [] }]]) });
