@@ -5,7 +5,7 @@
 // minute; and the last deferral and return records, for grouping by reason and destination with
 // the queue ids of each group. Rings of fixed length: memory does not grow with traffic or time.
 // Pure: records and samples in, plain data out.
-import { MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
+import { detach, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
 import { statusReason } from '../common/mail-log-reasons.js';
 
 export const HISTORY_MINUTES = 360;
@@ -128,7 +128,8 @@ export class TrafficHistory {
         const key = `${r.event}\n${r.id}\n${destination}\n${reason}`;
         const first = key !== this.lastOutcomeKey || r.id === '';
         this.lastOutcomeKey = key;
-        this.outcomes[this.outcomeNext] = { event: r.event, time: r.time, id: r.id, channel: r.destination, recipient: r.recipient, destination, reason, first };
+        // Copies: a piece of the line would keep the whole chunk of mail.log it came in alive.
+        this.outcomes[this.outcomeNext] = { event: r.event, time: detach(r.time), id: detach(r.id), channel: detach(r.destination), recipient: detach(r.recipient), destination: detach(destination), reason: detach(reason), first };
         this.outcomeNext = (this.outcomeNext + 1) % this.outcomeCapacity;
         break;
       }

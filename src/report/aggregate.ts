@@ -12,7 +12,7 @@
 // the first one's by two characters, are one message); D, Q, R and X in messages and in
 // recipients; J (a refused recipient) in recipients. Letters this build does not know are
 // counted as "other", never dropped.
-import { parseLooseMailLogLine, addressDomain, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
+import { parseLooseMailLogLine, addressDomain, detach, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
 import { rejectionRule, statusReason, type StatusReason } from '../common/mail-log-reasons.js';
 import { queueIdTimeMs } from '../queue/message-id.js';
 import { BoundedTally } from './tally.js';
@@ -179,7 +179,7 @@ export class ReportAggregator {
 
   addRecord(r: LooseMailLogRecord): void {
     this.lines.counted++;
-    if (this.first === null || r.time < this.first) this.first = r.time;
+    if (this.first === null || r.time < this.first) this.first = detach(r.time);
     if (this.last === null || r.time > this.last) this.last = r.time;
     const run = this.runs.next(r);
     const messages = run.message ? 1 : 0;
@@ -237,7 +237,7 @@ export class ReportAggregator {
         t.rejected.recipients++;
         this.hour(r.time).rejected++;
         const rule = rejectionRule(r.status);
-        this.rules.set(rule, (this.rules.get(rule) ?? 0) + 1);
+        this.rules.set(this.rules.has(rule) ? rule : detach(rule), (this.rules.get(rule) ?? 0) + 1);
         this.ruleReasons.at(`${rule}\n${this.reasonOf(r.status).reason}`).recipients++;
         break;
       }
@@ -300,8 +300,8 @@ export class ReportAggregator {
     const key = time.slice(0, 13);
     let row = this.hours.get(key);
     if (!row) {
-      row = { hour: key, received: 0, delivered: 0, deferred: 0, returned: 0, rejected: 0 };
-      this.hours.set(key, row);
+      row = { hour: detach(key), received: 0, delivered: 0, deferred: 0, returned: 0, rejected: 0 };
+      this.hours.set(row.hour, row);
     }
     this.lastHour = row;
     return row;
@@ -331,8 +331,9 @@ export class ReportAggregator {
     let r = this.reasons.get(status);
     if (r === undefined) {
       if (this.reasons.size >= 10_000) this.reasons.clear();
-      r = statusReason(status);
-      this.reasons.set(status, r);
+      const found = statusReason(status);
+      r = { reason: detach(found.reason), host: detach(found.host) };
+      this.reasons.set(detach(status), r);
     }
     return r;
   }
@@ -347,7 +348,7 @@ export class ReportAggregator {
     const n = this.top;
     if (!firstOfMessage) return;
     if (this.slowest.length >= n && delay <= this.slowest[this.slowest.length - 1]!.delay) return;
-    const row: SlowDelivery = { id: r.id, recipient: r.recipient, time: r.time, delay: round(delay) };
+    const row: SlowDelivery = { id: detach(r.id), recipient: detach(r.recipient), time: detach(r.time), delay: round(delay) };
     let at = this.slowest.findIndex((s) => s.delay < row.delay);
     if (at < 0) at = this.slowest.length;
     this.slowest.splice(at, 0, row);

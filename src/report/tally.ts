@@ -2,6 +2,7 @@
 // its `capacity` largest entries. Exact while the keys seen fit (the usual case: a day's
 // senders); beyond that the largest keys stay and the report says its counts are approximate,
 // with the largest count it dropped. Pure.
+import { detach } from '../common/mail-log-read.js';
 
 export class BoundedTally<V> {
   private readonly entries = new Map<string, V>();
@@ -20,7 +21,7 @@ export class BoundedTally<V> {
     if (v === undefined) {
       if (this.entries.size >= this.capacity * 2) this.prune();
       v = this.make();
-      this.entries.set(key, v);
+      this.entries.set(detach(key), v);
     }
     return v;
   }
