@@ -3,8 +3,10 @@
 // mail, delivered it locally and over SMTP (to a peer the test starts) and deferred some (a histogram by its _bucket, _sum and _count series), and every
 // label a query selects or groups by is one that metric has (or one Prometheus adds: instance,
 // job). The same check on a copy with a renamed metric and a wrong label reports both, so the
-// test fails when the dashboard and the endpoint drift apart. And the dashboard is one Grafana
-// imports: unique panel ids, a 24-column grid, a data source variable on every query.
+// test fails when the dashboard and the endpoint drift apart. Grafana is not packaged by Debian;
+// Prometheus is: a real one scrapes the instance and answers every query of the dashboard (its
+// variables filled in as Grafana would), so each parses and each has data. And the dashboard is
+// one Grafana imports: unique panel ids, a 24-column grid, a data source variable on every query.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,11 +15,14 @@ import { MtaInstance } from '../helpers/running-instance.js';
 import { freePort, repoRoot, waitFor } from '../helpers/instance.js';
 import { runTool } from './smtp-harness.js';
 import { startSmtpPeer, type SmtpPeer } from '../helpers/sim-internet.js';
+import { startPrometheus, PROMETHEUS, type PrometheusServer } from '../helpers/prometheus-server.js';
+import { existsSync } from 'node:fs';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.js';
 
 const ADDRESS = '127.0.17.1';
 const CLOSED_HOST = '127.0.17.9';
 const PEER_HOST = '127.0.17.25';
+const PROMETHEUS_HOST = '127.0.17.90';
 const DASHBOARD = join(repoRoot, 'contrib', 'grafana', 'tsubame-dashboard.json');
 
 interface Panel {
@@ -96,6 +101,7 @@ function servedSeries(text: string): Map<string, Set<string>> {
 
 let mta: MtaInstance;
 let peer: SmtpPeer;
+let prometheus: PrometheusServer | null = null;
 let metricsPort: number;
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 
@@ -145,6 +151,7 @@ tcp-daemon
 });
 
 after(async () => {
+  await prometheus?.close();
   await mta?.cleanup();
   await peer?.close();
 });
@@ -192,4 +199,32 @@ test('a dashboard Grafana imports: unique ids, panels inside the 24-column grid,
   assert.deepEqual(dashboard.templating.list.map((v) => v.name), ['datasource', 'instance', 'channel']);
   // The dashboard file is plain JSON a person can read and diff: two-space indentation.
   assert.ok(readFileSync(DASHBOARD, 'utf8').startsWith('{\n  "'));
+});
+
+test('a real Prometheus scraping the instance answers every query of the dashboard, each with data', { timeout: 120_000 }, async () => {
+  assert.ok(existsSync(PROMETHEUS), `${PROMETHEUS} is missing: run scripts/install-test-peers.sh as root (apt-get install prometheus)`);
+  prometheus = await startPrometheus({ host: PROMETHEUS_HOST, targets: [`127.0.0.1:${metricsPort}`] });
+  const p = prometheus;
+  // Enough scrapes (one a second) for a rate over the window Grafana's $__rate_interval gives.
+  await waitFor(async () => Number((await p.query('count_over_time(tsubame_part_up{part="dispatcher"}[30s])')).result[0]?.value[1] ?? 0) >= 6, { timeoutMs: 60_000, intervalMs: 500, what: 'six scrapes of the instance' });
+  // Grafana's variables as a user who picked "All" would have them.
+  const fill = (expr: string) => expr.replaceAll('$__rate_interval', '10s').replaceAll('$instance', '.*').replaceAll('$channel', '.*');
+  const empty: string[] = [];
+  for (const { where, expr } of queries(dashboard)) {
+    const valuesOf = /^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/.exec(expr);
+    if (valuesOf) {
+      // A variable's values: the label on the series of its selector.
+      const data = await p.query(fill(valuesOf[1]!));
+      const values = new Set(data.result.map((r) => r.metric[valuesOf[2]!]).filter(Boolean));
+      if (values.size === 0) empty.push(`${where}: no value of ${valuesOf[2]}`);
+      continue;
+    }
+    const data = await p.query(fill(expr)); // throws on a query Prometheus cannot parse
+    if (data.result.length === 0) empty.push(`${where}: ${expr}`);
+  }
+  assert.deepEqual(empty, [], 'queries without data');
+  // The channel variable lists the instance's channels.
+  const channels = new Set((await p.query('tsubame_queue_messages')).result.map((r) => r.metric.channel));
+  for (const c of ['l', 'tcp_defer', 'tcp_peer', 'tcp_local']) assert.ok(channels.has(c), c);
+  await assert.rejects(p.query('sum(rate(tsubame_messages_delivered_total[1m])'), /parse error/, 'a broken query is an error');
 });
