@@ -3,7 +3,7 @@ import { runCommand } from './run-command.js';
 import { UsageError } from './errors.js';
 import { IMSIMTA_HELP, IMSIMTA_SUBCOMMANDS } from './usage.js';
 
-const USAGE = 'imsimta <test -rewrite|test -mapping|test -alias|cnbuild|qm|submit|counters|process|flush|restart|reload|purge|passwd|dkim keygen|help> [--root DIR] … (imsimta help: the list)';
+const USAGE = 'imsimta <test -rewrite|test -mapping|test -alias|cnbuild|qm|submit|counters|report|process|flush|restart|reload|purge|passwd|dkim keygen|help> [--root DIR] … (imsimta help: the list)';
 
 /** Subcommand → module (loaded on demand so that one command's start-up does not pay for the others). */
 const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise<number | void> }>> = {
@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise
   qm: () => import('./commands/qm.js'),
   submit: () => import('./commands/submit.js'),
   counters: () => import('./commands/counters.js'),
+  report: () => import('./commands/report.js'),
   process: () => import('./commands/process.js'),
   flush: () => import('./commands/flush.js'),
   restart: () => import('./commands/restart.js'),

@@ -11,6 +11,10 @@ import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
 import { runWatcher } from '../watcher/watcher.js';
 import { prepareServiceUser, runForegroundAs } from './service-user-start.js';
 import type { InstanceConfig } from '../config/types.js';
+import type { InstancePaths } from '../common/instance.js';
+import { requestJson } from '../common/ipc-socket.js';
+import { describeScan, readScanView } from '../job-controller/scan-progress.js';
+import { progressWanted } from './progress.js';
 
 const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
 
@@ -36,7 +40,14 @@ async function main(argv: string[]): Promise<number> {
     const user = prepareServiceUser(paths, config);
     if (user) return runForegroundAs(user, argv, paths.root);
     try {
-      await runWatcher({ root: paths.root, parts, onStarted: (line) => process.stdout.write(`${line}\n`) });
+      await runWatcher({
+        root: paths.root,
+        parts,
+        onStarted: (line) => {
+          process.stdout.write(`${line}\n`);
+          void sayScanUnderWay(paths);
+        },
+      });
     } catch (err) {
       throw new CommandError((err as Error).message);
     }
@@ -62,7 +73,19 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CommandError((err as Error).message);
   }
+  await sayScanUnderWay(paths);
   return 0;
+}
+
+/**
+ * On a terminal: when the job controller is still scanning the queue (a large queue at start;
+ * it takes mail and delivers meanwhile), one line says so and where to follow it.
+ */
+async function sayScanUnderWay(paths: InstancePaths): Promise<void> {
+  if (!progressWanted()) return;
+  const reply = await requestJson(paths.jobControllerSocket, { op: 'status' }, 2000).catch(() => null);
+  const scan = readScanView(reply?.scan);
+  if (scan) process.stdout.write(`the job controller is ${describeScan(scan, Date.now())}; imsimta process shows how far it has got\n`);
 }
 
 await runCommand('start-msg', USAGE, main, process.argv.slice(2), START_MSG_HELP);

@@ -35,6 +35,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DeliveryStatsBook } from './delivery-stats.js';
 import { EtrnRateLimiter } from './etrn-rate.js';
+import { ScanProgress } from './scan-progress.js';
 
 export interface ControllerOptions {
   config: InstanceConfig;
@@ -136,6 +137,8 @@ export class JobController {
   private scanning: Promise<void> | null = null;
   private scanAgain = false;
   private scans = 0;
+  /** The scan under way, for status requests; null between scans. */
+  private scanProgress: ScanProgress | null = null;
   /** Queue files whose envelope this process read (status `files_read`: what a flush or scan cost). */
   private filesRead = 0;
   /** Batches handed to jobs and the messages in them, since start (status: the mean batch size). */
@@ -331,6 +334,7 @@ export class JobController {
       stopped: [...this.stopped].sort(),
       fast_flush: this.fastFlush.stats(),
       files_read: this.filesRead,
+      scan: this.scanProgress?.view() ?? null,
       delivery: this.deliveryStats.snapshot(),
     };
   }
@@ -473,25 +477,41 @@ export class JobController {
     const started = this.now();
     const picker = new SmallestN<ScanEntry>(this.index.room, arrivalKey);
     let seen = 0;
-    const channels = await this.store.listChannels();
-    const parallel = Math.min(100, Math.max(1, this.config.jobController?.rebuildParallelChannel ?? 12));
-    await forEachLimited(channels, parallel, async (channel) => {
-      for await (const e of this.store.scan(channel)) {
-        if (e.held || this.index.has(e.id)) continue;
-        seen++;
-        picker.offer(e);
-      }
-    });
-    const selected = picker.result();
-    let refused = picker.dropped;
-    await forEachLimited(selected, READ_PARALLEL, async (e) => {
-      if (this.index.has(e.id)) return;
-      const file = await this.readQueued(e.path).catch((err: Error) => {
-        this.logger.warn({ err, path: e.path }, 'cannot read queue file');
-        return null;
+    let selected: ScanEntry[] = [];
+    let refused = 0;
+    const progress = new ScanProgress(reason, started);
+    this.scanProgress = progress;
+    // A long scan says how far it has got, every few seconds.
+    const logProgress = () => {
+      if (progress.logDue(this.now())) this.logger.info({ ...progress.view(), started: undefined }, 'queue scan in progress');
+    };
+    try {
+      const channels = await this.store.listChannels();
+      const parallel = Math.min(100, Math.max(1, this.config.jobController?.rebuildParallelChannel ?? 12));
+      await forEachLimited(channels, parallel, async (channel) => {
+        for await (const e of this.store.scan(channel)) {
+          if (e.held || this.index.has(e.id)) continue;
+          seen++;
+          progress.listedOne();
+          if ((seen & 1023) === 0) logProgress();
+          picker.offer(e);
+        }
       });
-      if (file && !this.admit(e.path, file.envelope, file.size) && !this.index.has(e.id)) refused++;
-    });
+      selected = picker.result();
+      progress.reading(selected.length);
+      refused = picker.dropped;
+      await forEachLimited(selected, READ_PARALLEL, async (e) => {
+        if ((progress.readOne() & 255) === 0) logProgress();
+        if (this.index.has(e.id)) return;
+        const file = await this.readQueued(e.path).catch((err: Error) => {
+          this.logger.warn({ err, path: e.path }, 'cannot read queue file');
+          return null;
+        });
+        if (file && !this.admit(e.path, file.envelope, file.size) && !this.index.has(e.id)) refused++;
+      });
+    } finally {
+      this.scanProgress = null;
+    }
     this.index.overflowed = refused > 0;
     this.scans++;
     this.logger.info({ reason, seen, admitted: selected.length, left_on_disk: refused, index: this.index.size, ms: this.now() - started }, 'queue scanned');

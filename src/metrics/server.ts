@@ -1,12 +1,14 @@
-// The HTTP endpoint on 127.0.0.1:METRICS_PORT: GET /metrics (Prometheus text format 0.0.4) and
-// GET / (the status page). Read-only: any other method gets 405, any other path 404. Each
+// The HTTP endpoint on 127.0.0.1:METRICS_PORT: GET /metrics (Prometheus text format 0.0.4),
+// GET / (the status page) and GET /queue?event=&destination=&reason= (the queue entries of one
+// group of deferrals or returns). Read-only: any other method gets 405, any other path 404. Each
 // request gathers a fresh snapshot; requests that arrive while one is being gathered share it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from './exposition.js';
 import { metricFamilies } from './metrics-text.js';
-import { renderStatusPage } from './status-page.js';
+import { renderGroupPage, renderStatusPage, type GroupPage } from './status-page.js';
+import type { OutcomeGroup } from './history.js';
 import type { InstanceSnapshot } from './snapshot.js';
 
 /** Only loopback: the endpoint has no authentication. */
@@ -20,6 +22,8 @@ export interface MetricsServerOptions {
   host?: string;
   /** One snapshot; `deferrals` records of mail.log wanted (0 for /metrics). */
   gather(deferrals: number): Promise<InstanceSnapshot>;
+  /** The page of one group of deferrals or returns (absent: 404). */
+  groupPage?(group: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): Promise<GroupPage>;
   logger: Logger;
 }
 
@@ -42,7 +46,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   };
 
   const server = http.createServer((req, res) => {
-    void respond(req, res, snapshot).catch((err: Error) => {
+    void respond(req, res, snapshot, opts.groupPage).catch((err: Error) => {
       opts.logger.error({ err: err.message, url: req.url }, 'metrics request failed');
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `cannot gather the status: ${err.message}\n`);
       else res.destroy();
@@ -67,9 +71,10 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   };
 }
 
-async function respond(req: http.IncomingMessage, res: http.ServerResponse, snapshot: (deferrals: number) => Promise<InstanceSnapshot>): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-  if (path !== '/' && path !== '/metrics') return send(res, 404, 'text/plain; charset=utf-8', 'not found: try / or /metrics\n');
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, snapshot: (deferrals: number) => Promise<InstanceSnapshot>, groupPage: MetricsServerOptions['groupPage']): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  if (path !== '/' && path !== '/metrics' && !(path === '/queue' && groupPage)) return send(res, 404, 'text/plain; charset=utf-8', 'not found: try / or /metrics\n');
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     return send(res, 405, 'text/plain; charset=utf-8', 'read-only: GET or HEAD\n');
@@ -78,9 +83,16 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, snap
     const body = formatExposition(metricFamilies(await snapshot(0)));
     return send(res, 200, EXPOSITION_CONTENT_TYPE, body, req.method === 'HEAD');
   }
-  const page = renderStatusPage(await snapshot(RECENT_DEFERRALS));
-  // No script may run on the page, whatever a mail address contains.
+  // No script may run on the pages, whatever a mail address contains.
   res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+  if (path === '/queue') {
+    const event = url.searchParams.get('event');
+    const destination = url.searchParams.get('destination');
+    const reason = url.searchParams.get('reason');
+    if ((event !== 'Q' && event !== 'R') || destination === null || reason === null) return send(res, 400, 'text/plain; charset=utf-8', 'give event (Q or R), destination and reason\n');
+    return send(res, 200, 'text/html; charset=utf-8', renderGroupPage(await groupPage!({ event, destination, reason })), req.method === 'HEAD');
+  }
+  const page = renderStatusPage(await snapshot(RECENT_DEFERRALS));
   return send(res, 200, 'text/html; charset=utf-8', page, req.method === 'HEAD');
 }
 

@@ -1,13 +1,16 @@
 // What one scrape gathers from the running instance, as plain data: the parts the watcher
 // supervises, the dispatcher's processes and service totals, the job controller's pools, jobs
-// and counters, the queue on disk, and (for the status page) the last deferrals of mail.log.
+// and counters, the queue on disk, and (for the status page) the last deferrals of mail.log and
+// the history of the last hours.
 // The job controller's status arrives as untyped JSON; readJobControllerStatus checks it field
 // by field, so that a field missing from an older or newer job controller reads as nothing.
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
 import type { RecentDeferral } from './mail-log-tail.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
+import { readScanView, type ScanProgressView } from '../job-controller/scan-progress.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
+import type { HistoryView, OutcomeGroup } from './history.js';
 
 export interface PartView {
   name: string;
@@ -65,6 +68,8 @@ export interface JobControllerView {
   jobs: JobView[];
   channels: ChannelView[];
   delivery: Record<string, DeliveryCounters>;
+  /** The queue scan under way, null (or absent) when none is. */
+  scan?: ScanProgressView | null;
 }
 
 /** The outcome of the last configuration change the watcher handled: an edit in etc/ or `imsimta reload` (or the start). */
@@ -101,6 +106,10 @@ export interface InstanceSnapshot {
   problems: string[];
   /** The last configuration change (absent: not known to the gatherer). */
   reload?: ReloadView | null;
+  /** The last hours, per minute, for the charts (absent: the metrics side keeps no history). */
+  history?: HistoryView | null;
+  /** Deferrals and returns of the last hours grouped by reason and destination, largest first. */
+  outcomeGroups?: OutcomeGroup[];
 }
 
 function num(v: unknown, fallback = 0): number {
@@ -143,5 +152,5 @@ export function readJobControllerStatus(reply: Record<string, unknown>): JobCont
     const o = obj(v);
     delivery[name] = { dnsCacheHits: num(o.dnsCacheHits), dnsCacheMisses: num(o.dnsCacheMisses), connectionsOpened: num(o.connectionsOpened), connectionsReused: num(o.connectionsReused) };
   }
-  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery };
+  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery, scan: readScanView(reply.scan) };
 }

@@ -1,15 +1,20 @@
 // The read-only status page (GET / on METRICS_PORT): one server-rendered HTML page of a
-// snapshot, refreshed by the browser every 5 s (meta refresh, no script). Every text that comes
-// from the instance is escaped, above all what comes from mail (addresses, remote replies).
-// Pure: the snapshot in, the page out.
+// snapshot, refreshed by the browser every 5 s (meta refresh, no script): charts of the last
+// hours (inline SVG, status-charts.ts), the processes, services, pools, queue, deferrals and
+// returns grouped by reason (each linking to its queue entries, renderGroupPage) and the last
+// deferrals. Every text that comes from the instance is escaped, above all what comes from mail
+// (addresses, remote replies). Pure: the snapshot in, the page out.
 import type { InstanceSnapshot, ReloadView } from './snapshot.js';
 import { listenerAddress } from '../dispatcher/protocol.js';
+import { escapeHtml } from './html.js';
+import { describeScan } from '../job-controller/scan-progress.js';
+import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
+import type { OutcomeGroup, OutcomeRecord } from './history.js';
+import type { QueuedEntry } from './queue-lookup.js';
 
 export const STATUS_REFRESH_SECONDS = 5;
 
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+export { escapeHtml };
 
 /** "just now", "42 s ago", "3 min ago", "5 h ago", "2 d ago". */
 export function relativeTime(thenMs: number, nowMs: number): string {
@@ -34,7 +39,10 @@ h1{font-size:1.35rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.6rem 0 .4rem
 .meta{color:#5b6475;margin:0}.problems{background:#fff3cd;border:1px solid #e6c65c;padding:.5rem .8rem;margin:1rem 0}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.3rem .6rem;border-bottom:1px solid #e6e9ef;text-align:left;vertical-align:top}
 th{background:#f0f2f6;font-weight:600;white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-td.reason{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-word}td.addr{word-break:break-all}td.time,td.n{white-space:nowrap}
+td.link{white-space:nowrap}td.reason{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-word}td.addr{word-break:break-all}td.time,td.n{white-space:nowrap}
+.charts{display:flex;flex-wrap:wrap;gap:.8rem}.charts figure{margin:0;background:#fff;border:1px solid #e6e9ef;padding:.3rem}
+svg.chart{display:block;max-width:100%;height:auto;font:11px system-ui,sans-serif}svg.chart .chart-title{font-size:12.5px;font-weight:600;fill:#1d2330}
+svg.chart .axis,svg.chart .legend{fill:#5b6475}svg.chart .legend{fill:#1d2330}svg.chart .grid{stroke:#e6e9ef}svg.chart .axis-line,svg.chart .tick{stroke:#8a93a3}
 .none{color:#5b6475;font-style:italic}.state-running,.state-ready{color:#16794a}.state-stopped,.state-waiting{color:#b42318}.warn{color:#b42318;font-weight:600}
 `;
 
@@ -112,6 +120,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
   const pools = jc
     ? table(['Pool', n('Running'), n('JOB_LIMIT'), n('Threads')], jc.pools.map((p) => [p.name, p.running, p.jobLimit, p.threads]), 'No pool is configured.')
     : '<p class="none">The job controller is not running.</p>';
+  const scan = jc?.scan ? `<p class="warn scan">The job controller is ${escapeHtml(describeScan(jc.scan, now))}.</p>` : '';
   const jobs = jc
     ? table(
         [n('Job'), 'Channel', 'Pool', 'Started', n('Batches'), n('Messages'), n('In hand')],
@@ -156,6 +165,10 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     'No deferral in log/mail.log.',
   );
 
+  const charts = s.history
+    ? `<h2>The last hours</h2>\n${s.history.minutes.length > 1 ? '' : '<p class="meta">The charts fill in minute by minute from the start of the watcher (and the last hours of mail.log).</p>'}${renderTrafficCharts(s.history)}`
+    : '';
+  const groups = s.outcomeGroups ? `<h2>Deferrals and returns by reason</h2>\n${renderOutcomeGroups(s.outcomeGroups, (iso) => relativeTime(Date.parse(iso), now))}` : '';
   const reload = s.reload ? renderReload(s.reload, now) : '';
   const problems = s.problems.length ? `<div class="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>` : '';
   const taken = new Date(now).toISOString();
@@ -173,17 +186,70 @@ export function renderStatusPage(s: InstanceSnapshot): string {
 <p class="meta">${escapeHtml(s.root)} · watcher pid ${s.watcher.pid}, up ${escapeHtml(formatDuration(now - Date.parse(s.watcher.started)))} · <span title="${escapeHtml(taken)}">as of ${escapeHtml(taken.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</span> · refreshed every ${STATUS_REFRESH_SECONDS} s · <a href="metrics">metrics</a></p>
 ${problems}
 ${reload}
+${charts}
 <h2>Processes</h2>
 ${processes}
 <h2>Services</h2>
 ${services}
 <h2>Pools and jobs</h2>
+${scan}
 ${pools}
 ${jobs}
 <h2>Queue</h2>
 ${queue}
+${groups}
 <h2>Recent deferrals</h2>
 ${deferrals}
+</body>
+</html>
+`;
+}
+
+export interface GroupPage {
+  takenAt: number;
+  group: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>;
+  /** Its newest records, newest first. */
+  records: OutcomeRecord[];
+  /** The ones still queued, by id. */
+  queued: Map<string, QueuedEntry>;
+}
+
+/** The queue entries of one group of deferrals or returns (GET /queue?event=&destination=&reason=). */
+export function renderGroupPage(p: GroupPage): string {
+  const now = p.takenAt;
+  const what = p.group.event === 'Q' ? 'Deferred' : 'Returned';
+  const byId = new Map<string, OutcomeRecord[]>();
+  for (const r of p.records) byId.set(r.id, [...(byId.get(r.id) ?? []), r]);
+  const rows = [...byId].map(([id, records]) => {
+    const q = p.queued.get(id);
+    const newest = records[0]!;
+    const state = q
+      ? `${q.held ? 'held' : q.nextAttempt ? `next attempt ${relativeTime(Date.parse(q.nextAttempt), now)}` : 'due now'}, ${q.attempts} attempt${q.attempts === 1 ? '' : 's'}`
+      : p.group.event === 'R' ? 'returned to the sender' : 'no longer queued';
+    return [
+      { text: id || '–', cls: 'id' },
+      newest.channel,
+      { text: [...new Set(records.map((r) => r.recipient))].join(', '), cls: 'addr' },
+      { text: relativeTime(Date.parse(newest.time), now), title: newest.time, cls: 'time' },
+      q ? { text: state, cls: 'state-queued' } : { text: state, cls: 'none' },
+    ];
+  });
+  const title = `${what}: ${p.group.reason}`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(`tsubame: ${title}`)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${escapeHtml(what)} mail</h1>
+<p class="meta"><a href="./">status page</a> · ${escapeHtml(p.group.destination)} · as of ${escapeHtml(new Date(now).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</p>
+<p class="reason">${escapeHtml(p.group.reason)}</p>
+<h2>Messages (${byId.size})</h2>
+${table(['Queue id', 'Channel', 'Recipients', 'Last record', 'In the queue'], rows, 'No message of this group in the last hours.')}
+<p class="meta">The queue files: <code>imsimta qm directory CHANNEL</code>; retry now: <code>imsimta flush</code>.</p>
 </body>
 </html>
 `;

@@ -443,9 +443,12 @@ class Watcher {
     const jc = this.parts.job_controller;
     const jcStatus = jc.status();
     if (jcStatus.pid !== null) {
-      rows.push({ role: 'job_controller', pid: jcStatus.pid, state: jcStatus.state, started: jcStatus.started });
+      const row: ProcessRow = { role: 'job_controller', pid: jcStatus.pid, state: jcStatus.state, started: jcStatus.started };
+      rows.push(row);
       try {
         const reply = await requestJson(this.paths.jobControllerSocket, { op: 'status' }, 3000);
+        // A queue scan under way (the start-up scan of a large queue): imsimta process shows it.
+        if (reply?.scan) row.scan = reply.scan;
         const jobs = reply?.jobs;
         if (Array.isArray(jobs)) {
           for (const job of jobs as JsonObject[]) rows.push({ ...job, role: 'job', pid: typeof job.pid === 'number' ? job.pid : null });

@@ -12,6 +12,8 @@ import { instancePaths } from '../../src/common/instance.js';
 import { queueStoreFor, writeStoppedChannels, type EnvelopeDraft, type QueueRef } from '../../src/queue/index.js';
 import { nextPeriodicRunMs } from '../../src/job-controller/periodic.js';
 import type { JobRunner } from '../../src/job-controller/runner.js';
+import { JobController } from '../../src/job-controller/controller.js';
+import { pino } from 'pino';
 import type { JobTask, JobTaskResult } from '../../src/job-controller/job-host.js';
 import type { RecipientResult } from '../../src/channels/types.js';
 
@@ -233,4 +235,39 @@ test('periodic runs are aligned to the clock', () => {
   assert.equal(nextPeriodicRunMs(1999, 2), 2000);
   assert.equal(nextPeriodicRunMs(2000, 2), 4000);
   assert.equal(nextPeriodicRunMs(5_000, 1800), 1_800_000);
+});
+
+test('a long queue scan says how far it has got: progress lines in its log, the scan in its status meanwhile, none after', { timeout: 120_000 }, async () => {
+  const inst = instance();
+  await enqueue(inst, 1300);
+  // A clock that moves 10 s each time the controller looks: every progress check is due.
+  let clock = Date.now();
+  const now = () => (clock += 10_000);
+  const progress: Array<Record<string, unknown>> = [];
+  const seenInStatus: unknown[] = [];
+  let c: JobController | null = null;
+  const logger = pino({ level: 'info' }, {
+    write(line: string) {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o.msg !== 'queue scan in progress') return;
+      progress.push(o);
+      seenInStatus.push(c?.status().scan); // what imsimta process and the status page get now
+    },
+  });
+  c = new JobController({ config: loadInstanceConfigOrThrow(inst.root), runner: new ScriptedRunner('deferred'), logger, now });
+  try {
+    const { scanned } = await c.start();
+    await scanned;
+    // 1,300 files: a line after 1,024 listed, then every 256 read.
+    assert.ok(progress.length >= 5, JSON.stringify(progress));
+    assert.deepEqual(
+      progress.map((p) => [p.reason, p.phase, p.listed, p.read]),
+      [['start', 'listing', 1024, 0], ...[256, 512, 768, 1024, 1280].map((read) => ['start', 'reading', 1300, read])],
+    );
+    for (const p of progress.slice(1)) assert.equal(p.toRead, 1300);
+    assert.deepEqual(seenInStatus.map((s) => (s as { phase: string; listed: number; read: number }).read), [0, 256, 512, 768, 1024, 1280]);
+    assert.equal(c.status().scan, null, 'no scan under way once it is done');
+  } finally {
+    await c.stop();
+  }
 });

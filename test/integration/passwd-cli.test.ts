@@ -4,13 +4,13 @@
 // neither the password nor any hash ever printed.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseUsers } from '../../src/config/users.js';
 import type { Diagnostic } from '../../src/config/types.js';
 import { hashPassword, verifyPassword } from '../../src/directory/password-hash.js';
-import { binDir, makeInstance, repoRoot, runCli, type CliResult, type TestInstance } from '../helpers/instance.js';
+import { makeInstance, runCli, type CliResult, type TestInstance } from '../helpers/instance.js';
+import { onTerminal, type PtyRun } from '../helpers/terminal.js';
 
 const instances: TestInstance[] = [];
 after(() => {
@@ -185,28 +185,15 @@ test('--help prints the usage and the options on stdout', async () => {
 
 // ---------------------------------------------------------------- on a terminal
 
-interface PtyRun {
-  transcript: string;
-  code: number;
-  timed_out: boolean;
-}
-
-/** Runs `imsimta passwd ARGS` on a new pseudo-terminal (test/helpers/pty-run.py), answering each prompt when it shows. */
-function onTerminal(inst: TestInstance, args: string[], answers: Array<[string, string]>): Promise<PtyRun> {
-  const script = join(repoRoot, 'test/helpers/pty-run.py');
-  const argv = [script, '30', ...answers.flat(), '--', join(binDir, 'imsimta'), 'passwd', '--root', inst.root, ...args];
-  return new Promise((resolve, reject) => {
-    execFile('python3', argv, { timeout: 45_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`pty-run: ${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout) as PtyRun);
-    });
-  });
+/** Runs `imsimta passwd ARGS` on a new pseudo-terminal, answering each prompt when it shows. */
+function onTerminalPasswd(inst: TestInstance, args: string[], answers: Array<[string, string]>): Promise<PtyRun> {
+  return onTerminal('imsimta', ['passwd', '--root', inst.root, ...args], { answers });
 }
 
 test('on a terminal: asked twice, nothing echoed; a mismatch, Ctrl-C or Ctrl-D change nothing; backspace edits', async () => {
   const inst = instance();
   const file = join(inst.root, 'etc/users');
-  const ok = await onTerminal(inst, ['erin'], [['New password: ', 'correct horse\r'], ['Retype new password: ', 'correct horse\r']]);
+  const ok = await onTerminalPasswd(inst, ['erin'], [['New password: ', 'correct horse\r'], ['Retype new password: ', 'correct horse\r']]);
   assert.equal(ok.timed_out, false);
   assert.equal(ok.code, 0, ok.transcript);
   assert.equal(ok.transcript, `New password: \r\nRetype new password: \r\nuser erin created in ${file} (line 1)\r\n`);
@@ -214,20 +201,20 @@ test('on a terminal: asked twice, nothing echoed; a mismatch, Ctrl-C or Ctrl-D c
   assert.equal(await verifyPassword('correct horse', usersOf(inst).get('erin')!.hash!), true);
   const before = readFileSync(file);
 
-  const mismatch = await onTerminal(inst, ['erin'], [['New password: ', 'one thing\r'], ['Retype new password: ', 'another\r']]);
+  const mismatch = await onTerminalPasswd(inst, ['erin'], [['New password: ', 'one thing\r'], ['Retype new password: ', 'another\r']]);
   assert.equal(mismatch.code, 1);
   assert.match(mismatch.transcript, /the passwords do not match: nothing changed/);
   assertNoSecrets(mismatch, 'one thing');
-  const interrupted = await onTerminal(inst, ['erin'], [['New password: ', 'half\r'], ['Retype new password: ', 'ha\x03']]);
+  const interrupted = await onTerminalPasswd(inst, ['erin'], [['New password: ', 'half\r'], ['Retype new password: ', 'ha\x03']]);
   assert.equal(interrupted.code, 130, interrupted.transcript);
   assert.match(interrupted.transcript, /interrupted: nothing changed/);
-  const eof = await onTerminal(inst, ['erin'], [['New password: ', '\x04']]);
+  const eof = await onTerminalPasswd(inst, ['erin'], [['New password: ', '\x04']]);
   assert.equal(eof.code, 1);
   assert.match(eof.transcript, /no password given: nothing changed/);
   assert.deepEqual(readFileSync(file), before);
 
   // Backspace (DEL) and Ctrl-U edit the line; both answers typed ahead in one go.
-  const edited = await onTerminal(inst, ['erin'], [['New password: ', 'wrong\x15new-ones\x7f\rnew-one\r']]);
+  const edited = await onTerminalPasswd(inst, ['erin'], [['New password: ', 'wrong\x15new-ones\x7f\rnew-one\r']]);
   assert.equal(edited.code, 0, edited.transcript);
   assertNoSecrets(edited, 'new-one');
   assert.equal(await verifyPassword('new-one', usersOf(inst).get('erin')!.hash!), true);

@@ -7,13 +7,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { makeInstance, repoRoot, runCli, waitFor, freePort, type TestInstance } from '../helpers/instance.js';
+import { reachableBinDir } from '../helpers/service-user.js';
 import { runTool } from './smtp-harness.js';
 import { lookupUser } from '../../src/common/service-user.js';
-import { canAccess } from '../../src/common/instance-ownership.js';
 
 const ADDRESS = '127.0.131.1';
 const PRIVILEGED_PORT = 25;
@@ -31,24 +30,6 @@ after(async () => {
 // The test runner sets TSUBAME_SERVER_USER=root for the other tests; here the shipped default applies.
 const ENV = { TSUBAME_SERVER_USER: undefined };
 
-/**
- * The program as the service user can run it: the repository's bin/ when the service user can
- * reach it, else a copy in a temporary directory (a checkout under /root, mode 0700, is not).
- */
-function reachableBinDir(): string {
-  const user = lookupUser('tsubame')!;
-  let reachable = true;
-  for (let dir = repoRoot; ; dir = dirname(dir)) {
-    if (!canAccess(statSync(dir), user, 1)) reachable = false;
-    if (dirname(dir) === dir) break;
-  }
-  if (reachable) return join(repoRoot, 'bin');
-  const copy = mkdtempSync(join(tmpdir(), 'tsubame-program-'));
-  chmodSync(copy, 0o755);
-  for (const part of ['bin', 'dist', 'node_modules', 'package.json']) cpSync(join(repoRoot, part), join(copy, part), { recursive: true });
-  after(() => rmSync(copy, { recursive: true, force: true }));
-  return join(copy, 'bin');
-}
 /** Set once the service user exists (as root). */
 let BIN = join(repoRoot, 'bin');
 

@@ -1,9 +1,12 @@
 // The status page as a person sees it: Debian's Chromium, headless, driven by playwright-core,
 // opens GET / on METRICS_PORT of a running instance that has deferred and held mail. The page
 // shows the process table (the pids `imsimta process --json` gives), the queue depth per
-// channel and the deferral reason; mail text stays text (a hostile recipient neither becomes
-// markup nor runs); no script error happens, and the page refreshes itself. A screenshot is
-// kept in test-artifacts/status-page.png.
+// channel and the deferral reason; the charts of the last hours (inline SVG) count the mail sent
+// and the queue, and a screenshot of the mail chart shows its lines in their colors; the
+// deferrals grouped by reason link to a page of their queue entries; mail text stays text (a
+// hostile recipient neither becomes markup nor runs); no script error happens, and the page
+// refreshes itself. Screenshots are kept in test-artifacts/status-page.png (the whole page) and
+// test-artifacts/status-charts.png (the mail chart).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -13,6 +16,7 @@ import { MtaInstance } from '../helpers/running-instance.js';
 import { freePort, repoRoot, runCli, waitFor } from '../helpers/instance.js';
 import { runTool } from './smtp-harness.js';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.js';
+import { countColor, decodePng } from '../helpers/png.js';
 
 const ADDRESS = '127.0.16.3';
 const CLOSED_HOST = '127.0.16.9';
@@ -20,6 +24,7 @@ const CHROMIUM = '/usr/bin/chromium';
 // No spaces: mail.log (where the deferrals come from) writes a space in an address as _.
 const HOSTILE = '"<svg/onload=alert(1)>"@defer.test';
 const SCREENSHOT = join(repoRoot, 'test-artifacts', 'status-page.png');
+const CHART_SCREENSHOT = join(repoRoot, 'test-artifacts', 'status-charts.png');
 
 let mta: MtaInstance;
 let metricsPort: number;
@@ -70,6 +75,14 @@ tcp-daemon
       return sampleValue(m, 'tsubame_messages_deferred_total', { channel: 'tcp_defer' }) === 3 && sampleValue(m, 'tsubame_queue_messages', { channel: 'hold' }) === 1;
     },
     { timeoutMs: 30_000, intervalMs: 200, what: '3 deferred messages in tcp_defer and 1 in hold' },
+  );
+  // And mail.log has their records (the deferrals are written just after the counters change).
+  await waitFor(
+    async () => {
+      const page = await (await fetch(`http://127.0.0.1:${metricsPort}/`)).text();
+      return /data-series="deferred" data-sum="3"/.test(page);
+    },
+    { timeoutMs: 15_000, intervalMs: 200, what: 'the mail chart counting 3 deferrals' },
   );
 });
 
@@ -129,11 +142,66 @@ test('Chromium shows processes, queue depths and the deferral reason, with no sc
   assert.deepEqual(recipients, [HOSTILE, 'first@defer.test', 'second@defer.test'].sort(), JSON.stringify(deferrals));
   for (const cells of deferrals) assert.match(cells[4] ?? '', /Connection refused/, `the reason of ${cells[3]}`);
 
-  // The hostile recipient is text: no element made of it, nothing run.
-  assert.equal(await page.locator('svg').count(), 0, 'no <svg> from the recipient');
+  // The charts of the last hours: four inline SVG charts; the mail chart counts the 4 messages
+  // received and the 3 deferred, the queue chart the depth of tcp_defer and hold.
+  for (const id of ['mail', 'queue', 'oldest', 'connections']) assert.equal(await page.locator(`svg.chart.chart-${id}`).count(), 1, `the ${id} chart`);
+  const series = (chart: string, name: string, attr: 'data-sum' | 'data-last') => page.locator(`svg.chart-${chart} g.series[data-series="${name}"]`).getAttribute(attr);
+  assert.equal(await series('mail', 'received', 'data-sum'), '4');
+  assert.equal(await series('mail', 'deferred', 'data-sum'), '3');
+  assert.equal(await series('mail', 'delivered', 'data-sum'), '0');
+  assert.equal(await series('queue', 'tcp_defer', 'data-last'), '3');
+  assert.equal(await series('queue', 'hold', 'data-last'), '1');
+  assert.equal(await series('connections', 'sessions', 'data-last'), '0');
+  assert.ok((await page.locator('svg.chart-mail polyline').count()) >= 5, 'a line per series');
+
+  // Deferrals grouped by reason and destination (columns: Outcome, Messages, Recipients,
+  // Destination, Reason, Last, link): the three refused connections, in one group or two (a
+  // delivery job that found the host down skips it for the next messages, and says so).
+  const groups = await tableRows(page, 'Deferrals and returns by reason');
+  assert.ok(groups.length >= 1 && groups.length <= 2, JSON.stringify(groups));
+  assert.equal(groups.reduce((n, cells) => n + Number(cells[1]), 0), 3, JSON.stringify(groups));
+  for (const cells of groups) {
+    assert.equal(cells[0], 'deferred');
+    assert.equal(cells[3], CLOSED_HOST, 'the host that refused');
+    assert.match(cells[4] ?? '', /^451 4\.4\.1 connect to .*Connection refused/);
+    assert.doesNotMatch(cells[4] ?? '', /\d{4}-\d\d-\d\dT/, 'no time in a reason: the same reason is one group');
+  }
+
+  // The hostile recipient is text: no element made of it, nothing run. The only SVG elements
+  // are the charts, which carry no handler.
+  assert.equal(await page.locator('svg:not(.chart)').count(), 0, 'no <svg> from the recipient');
+  assert.equal(await page.locator('[onload]').count(), 0, 'no element with an onload handler');
   assert.deepEqual(dialogs, [], 'no alert() ran');
 
   await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: 10_000 });
+  // The mail chart as drawn: its received (blue) and deferred (orange) lines are on the screen.
+  rmSync(CHART_SCREENSHOT, { force: true });
+  await page.locator('svg.chart-mail').screenshot({ path: CHART_SCREENSHOT, timeout: 10_000 });
+  const chart = decodePng(readFileSync(CHART_SCREENSHOT));
+  assert.ok(chart.width >= 400 && chart.height >= 150, `${chart.width}×${chart.height}`);
+  const plot = { top: 20, bottom: 168 }; // above the legend, whose color squares would count too
+  assert.ok(countColor(chart, '#0072b2', plot) >= 6, `received line: ${countColor(chart, '#0072b2', plot)} blue pixels`);
+  assert.ok(countColor(chart, '#e69f00', plot) >= 6, `deferred line: ${countColor(chart, '#e69f00', plot)} orange pixels`);
+  assert.ok(countColor(chart, '#0072b2', { top: 190 }) >= 50, 'the legend square of received');
+
+  // Each group's link: a page of its queue entries; together the three messages still queued,
+  // each for a next attempt.
+  const queuedIds = (await runCli('imsimta', ['qm', 'directory', '--json', 'tcp_defer', '--root', mta.root])).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id).sort();
+  assert.equal(queuedIds.length, 3);
+  const links = await page.locator('a.entries').evaluateAll((as) => as.map((a) => (a as unknown as { href: string }).href));
+  assert.equal(links.length, groups.length);
+  const listed: string[][] = [];
+  for (const [i, href] of links.entries()) {
+    await page.goto(href, { waitUntil: 'load', timeout: 10_000 });
+    assert.match(await page.title(), /^tsubame: Deferred: 451 4\.4\.1 connect to .*Connection refused/);
+    const entries = await tableRows(page, `Messages (${groups[i]![1]})`);
+    for (const cells of entries) assert.match(cells[4] ?? '', /^next attempt in \d+ (min|s), 1 attempt$/, JSON.stringify(cells));
+    listed.push(...entries);
+    assert.equal(await page.locator('svg, [onload]').count(), 0);
+  }
+  assert.deepEqual(listed.map((cells) => cells[0]).sort(), queuedIds);
+  assert.ok(listed.some((cells) => cells[2] === HOSTILE), 'the hostile recipient as text');
+  await page.goto(`http://127.0.0.1:${metricsPort}/`, { waitUntil: 'load', timeout: 10_000 });
 
   // The meta refresh reloads the page in the browser too (every 5 s); still no script error.
   await page.waitForEvent('load', { timeout: 10_000 });

@@ -1,11 +1,13 @@
 // `imsimta process [--json] [--root DIR]`: the processes of the running instance — watcher,
 // dispatcher, SMTP server processes (with open and total connections), job controller and
-// channel jobs. --json: one object per process per line; otherwise a ps-like table.
+// channel jobs. --json: one object per process per line (the job controller's with `scan` while
+// a queue scan is under way); otherwise a ps-like table, and a line saying how far a scan is.
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { askWatcher } from '../../watcher/client.js';
 import type { ProcessRow } from '../../watcher/control.js';
+import { describeScan, readScanView } from '../../job-controller/scan-progress.js';
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [], ['json']);
@@ -17,7 +19,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!reply) throw new CommandError('tsubame is not running');
   if (!reply.ok) throw new CommandError(String(reply.error));
   const rows = reply.processes as ProcessRow[];
-  process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows));
+  process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows) + scanLines(rows, Date.now()));
   return 0;
 }
 
@@ -34,4 +36,14 @@ export function formatTable(rows: ProcessRow[]): string {
   const header = ['ROLE', 'PID', 'SERVICE/CHANNEL', 'CONNS', 'SERVED', 'STARTED'];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   return [header, ...cells].map((c) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ') + '\n').join('');
+}
+
+/** `job controller: scanning the queue (start, 12 s): 45,000 files listed…` when a scan is under way. */
+export function scanLines(rows: ProcessRow[], nowMs: number): string {
+  return rows
+    .filter((r) => r.role === 'job_controller')
+    .map((r) => readScanView(r.scan))
+    .filter((v) => v !== null)
+    .map((v) => `job controller: ${describeScan(v, nowMs)}\n`)
+    .join('');
 }

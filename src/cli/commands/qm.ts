@@ -5,6 +5,7 @@
 //   hold|release|delete|return ID…
 //   start|stop CHANNEL          resume/suspend delivery on a channel (kept in queue/.stopped-channels)
 //   corrupt [--json]            files set aside as unreadable
+// On a terminal a progress line counts what has been read of a large queue (src/cli/progress.ts).
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../../common/instance.js';
@@ -14,6 +15,7 @@ import type { InstanceConfig } from '../../config/types.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import type { JobControllerRequest } from '../../job-controller/protocol.js';
 import { becomeQueueOwner } from '../service-user-start.js';
+import { terminalProgress } from '../progress.js';
 import {
   QueueStore,
   queueStoreFor,
@@ -94,9 +96,15 @@ export async function main(argv: string[]): Promise<number> {
 async function readRows(ctx: Context, channel?: string): Promise<DirectoryRow[]> {
   const rows: DirectoryRow[] = [];
   const stopped = new Set(await readStoppedChannels(ctx.root));
-  for await (const entry of ctx.store.scan(channel)) {
-    const info = await ctx.store.inspect(entry.path); // corrupt files are set aside, gone ones skipped
-    if (info) rows.push(directoryRow(entry, info.envelope, info.size, stopped.has(entry.channel)));
+  const progress = terminalProgress('imsimta qm: reading the queue', 'messages');
+  try {
+    for await (const entry of ctx.store.scan(channel)) {
+      const info = await ctx.store.inspect(entry.path); // corrupt files are set aside, gone ones skipped
+      if (info) rows.push(directoryRow(entry, info.envelope, info.size, stopped.has(entry.channel)));
+      progress.update(rows.length);
+    }
+  } finally {
+    progress.end();
   }
   return sortRows(rows);
 }
@@ -218,9 +226,16 @@ function logDeleted(ctx: Context, envelope: Envelope, size: number): void {
 /** One scan for all the ids asked for. */
 async function findEntries(store: QueueStore, ids: Set<string>): Promise<Map<string, ScanEntry>> {
   const found = new Map<string, ScanEntry>();
-  for await (const entry of store.scan()) {
-    if (ids.has(entry.id)) found.set(entry.id, entry);
-    if (found.size === ids.size) break;
+  const progress = terminalProgress('imsimta qm: looking for the messages', 'queue files');
+  let seen = 0;
+  try {
+    for await (const entry of store.scan()) {
+      progress.update(++seen);
+      if (ids.has(entry.id)) found.set(entry.id, entry);
+      if (found.size === ids.size) break;
+    }
+  } finally {
+    progress.end();
   }
   return found;
 }
