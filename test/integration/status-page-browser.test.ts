@@ -195,7 +195,9 @@ test('Chromium shows processes, queue depths and the deferral reason, with no sc
     await page.goto(href, { waitUntil: 'load', timeout: 10_000 });
     assert.match(await page.title(), /^tsubame: Deferred: 451 4\.4\.1 connect to .*Connection refused/);
     const entries = await tableRows(page, `Messages (${groups[i]![1]})`);
-    for (const cells of entries) assert.match(cells[4] ?? '', /^next attempt in \d+ (min|s), 1 attempt$/, JSON.stringify(cells));
+    // The first message's refused connection is its try; the others found the host in its retry
+    // window and were not tried (issue 13: no try counted without trying).
+    for (const cells of entries) assert.match(cells[4] ?? '', /^next attempt in \d+ (min|s), (1 attempt|0 attempts)$/, JSON.stringify(cells));
     listed.push(...entries);
     assert.equal(await page.locator('svg, [onload]').count(), 0);
   }
