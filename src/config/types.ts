@@ -1,6 +1,8 @@
 // Typed, validated configuration: the plain data every other part reads.
 // Parsers in this folder turn the files of etc/ into these shapes and
 // report every problem as a Diagnostic with file:line.
+import type { Cidr } from '../common/cidr.js';
+import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
 import type { UsersConfig } from './users.js';
 
 export type Severity = 'error' | 'warning';
@@ -159,12 +161,7 @@ export interface JobControllerConfig {
 
 // ---------------------------------------------------------- option.dat
 
-export interface Cidr {
-  text: string; // as written
-  family: 4 | 6;
-  bytes: Uint8Array; // network address
-  prefix: number;
-}
+export type { Cidr };
 
 export interface OptionsConfig {
   /** Every KEY=value as written (upper-case keys). */
@@ -260,28 +257,7 @@ export interface LdapAttributes {
 
 // ------------------------------------------------------------- mappings
 
-/** One `pattern  template` line of a mapping table, as written (escapes not yet decoded). */
-export interface MappingEntry {
-  pattern: string;
-  template: string;
-  file: string;
-  line: number;
-}
-
-export interface MappingTable {
-  name: string; // as written; tables are looked up case-blind
-  file: string;
-  line: number;
-  entries: MappingEntry[];
-}
-
-/** etc/mappings: the mapping tables (PORT_ACCESS, ORIG_SEND_ACCESS …, and any auxiliary table). */
-export interface MappingsConfig {
-  /** The file read, or null when etc/mappings does not exist (then there are no tables). */
-  file: string | null;
-  /** Upper-case table name → table. */
-  tables: Map<string, MappingTable>;
-}
+export type { MappingEntry, MappingTable, MappingsConfig };
 
 // ------------------------------------------------------------- instance
 

@@ -1,13 +1,13 @@
 // etc/users: who may authenticate (SMTP AUTH) and which addresses each may send as, one user a
 // line, fields separated by `:` as in a passwd file:
 //   name:password-hash[:address,address…[:flag,flag…]]
-// The hash is `$scrypt$ln=…,r=…,p=…$salt$hash` (src/directory/hash-format.ts); `*`, or `!` in
+// The hash is `$scrypt$ln=…,r=…,p=…$salt$hash` (src/config/hash-format.ts); `*`, or `!` in
 // front of a hash, locks the user out. The one flag is `admin` (may send as any address).
 // Lines whose first non-blank character is `!` or `#` are comments. A diagnostic never quotes a
 // hash or a line that may hold a password typed by mistake: only names and addresses.
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { parsePasswordHash, type ScryptHash } from '../directory/hash-format.js';
-import { parseAddress } from '../rewrite/address.js';
+import { parsePasswordHash, type ScryptHash } from './hash-format.js';
+import { parseAddress } from '../common/address.js';
 import type { Diagnostic } from './types.js';
 
 export const USER_FLAGS = ['admin'] as const;

@@ -5,7 +5,7 @@
 // checked for a loop (too many hops) and fitted to what the server offered (8BITMIME, SMTPUTF8).
 import type { Readable } from 'node:stream';
 import type { Channel } from '../config/types.js';
-import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from '../channels/types.js';
+import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from './types.js';
 import { destinationOf, parseHostPort } from './address.js';
 import type { ConnectionCache } from './connection-cache.js';
 import { orderTargets, randomRank, shufflesEqualPreferences, targetKey, type ResolvedMx, type Target } from './mx.js';

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, flushLogs } from '../common/logger.js';
-import { loadConfigOrThrow } from '../watcher/load-config.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { loadConfigInForce } from '../config/in-force.js';
 import { ServiceDispatcher, type StagedUpdate } from './service-dispatcher.js';
 import { planServices } from './reload-plan.js';
@@ -64,7 +64,7 @@ async function reload(): Promise<DispatcherReloadResult> {
   if (stopping) return unchanged('the dispatcher is stopping');
   let config: InstanceConfig;
   try {
-    config = await loadConfigOrThrow(root);
+    config = loadInstanceConfigOrThrow(root);
   } catch (err) {
     return unchanged((err as Error).message);
   }

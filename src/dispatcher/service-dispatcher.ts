@@ -12,7 +12,7 @@ import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
 import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
 import { ServiceTotals } from './service-totals.js';
-import { isHistogramSnapshot, type HistogramSnapshot } from '../metrics/histogram.js';
+import { isHistogramSnapshot, type HistogramSnapshot } from '../common/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 import { forkOptionsWithoutCapabilities } from '../common/service-user.js';
 

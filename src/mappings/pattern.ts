@@ -4,8 +4,7 @@
 // character sets `$[a-z]%`, back matches `$0*`, IP networks `$(v4/prefix)`, `$<v4/ignored-bits>`
 // and `${v6/prefix}`, `$@`/`$^` to stop/start saving the next wildcard, and `$` quoting the rest.
 import net from 'node:net';
-import { ipInCidrs, parseCidr } from '../config/cidr.js';
-import type { Cidr } from '../config/types.js';
+import { ipInCidrs, parseCidr, type Cidr } from '../common/cidr.js';
 
 /** Thrown for a pattern that cannot be compiled; the message says why (the caller adds file:line). */
 export class PatternError extends Error {}

@@ -4,7 +4,7 @@
 // queue) and answers with the RFC 1985 code; this side only words it for the client.
 // The verb reaches etrnResponder through TsubameConnection.handler_ETRN (connection.ts).
 import type { Cidr } from '../config/types.js';
-import { ipInCidrs } from '../config/cidr.js';
+import { ipInCidrs } from '../common/cidr.js';
 import type { Logger } from '../common/logger.js';
 import { requestJson } from '../common/ipc-socket.js';
 import type { FlushReply } from '../job-controller/protocol.js';

@@ -11,7 +11,7 @@ import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import type { SmtpService } from './service.js';
 import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
-import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
+import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../common/histogram.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
 reopenLogsOnHangup();
