@@ -61,7 +61,7 @@ export function compileTemplate(template: string): CompiledTemplate {
   const pieces: Piece[] = [];
   const controls: Control[] = [];
   let text = '';
-  const flush = () => {
+  const endText = () => {
     if (text) pieces.push({ kind: 'text', text });
     text = '';
   };
@@ -79,7 +79,7 @@ export function compileTemplate(template: string): CompiledTemplate {
   while (i < template.length) {
     const ch = template[i]!;
     if (ch === '@' || ch === '%') {
-      flush();
+      endText();
       pieces.push({ kind: 'sep', char: ch });
       i++;
       continue;
@@ -100,17 +100,17 @@ export function compileTemplate(template: string): CompiledTemplate {
       switch (code) {
         case 'U':
           if (n > 1) throw new TemplateError(`unknown substitution $${digits}U (only $0U and $1U)`);
-          flush();
+          endText();
           pieces.push({ kind: 'sub', name: n === 0 ? '0U' : '1U', skip: 0 });
           continue;
         case 'D':
         case 'H':
-          flush();
+          endText();
           pieces.push({ kind: 'sub', name: code, skip: n });
           continue;
         case 'A':
         case 'X':
-          flush();
+          endText();
           pieces.push({ kind: 'field', name: code, n });
           continue;
         case 'M':
@@ -133,7 +133,7 @@ export function compileTemplate(template: string): CompiledTemplate {
       case '\\':
       case '^':
       case '_':
-        flush();
+        endText();
         pieces.push({ kind: 'case', mode: code === '\\' ? 'lower' : code === '^' ? 'upper' : 'original' });
         continue;
       case 'U':
@@ -141,7 +141,7 @@ export function compileTemplate(template: string): CompiledTemplate {
       case 'H':
       case 'L':
       case 'W':
-        flush();
+        endText();
         pieces.push({ kind: 'sub', name: code, skip: 0 });
         continue;
       case '&':
@@ -151,7 +151,7 @@ export function compileTemplate(template: string): CompiledTemplate {
         const d = template[i];
         if (d === undefined || !/[0-9]/.test(d)) throw new TemplateError(`$${code} needs a digit (e.g. $${code}0)`);
         i++;
-        flush();
+        endText();
         pieces.push({ kind: 'field', name: code, n: Number(d) });
         continue;
       }
@@ -183,7 +183,7 @@ export function compileTemplate(template: string): CompiledTemplate {
       }
     }
   }
-  flush();
+  endText();
   return { ...shape(pieces, template), controls };
 }
 

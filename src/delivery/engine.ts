@@ -29,7 +29,7 @@ export interface EngineContext {
   reachability: ReachabilityCache;
   connections: ConnectionCache;
   /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
-  openBody(path: string): Promise<NodeJS.ReadableStream | Buffer>;
+  readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** master_debug transcript, per host. */
   transcriptFor?: ((target: Target) => SessionLogger) | null;
   stats: EngineStats;
@@ -480,7 +480,7 @@ async function prepareMessage(item: DeliveryItem, from: string, to: string[], se
   let body: Readable | Buffer;
   let header: Buffer;
   try {
-    body = (await ctx.openBody(item.ref.path)) as Readable | Buffer;
+    body = (await ctx.readMessage(item.ref.path)) as Readable | Buffer;
     if (Buffer.isBuffer(body)) header = headerSectionOf(body);
     else ({ header, stream: body } = await peekHeader(body));
   } catch (err) {

@@ -6,7 +6,7 @@
 // service (and configuration) they started with.
 import type net from 'node:net';
 import { instancePaths, resolveRoot } from '../common/instance.js';
-import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js';
+import { createLogger, syncLogs, reopenLogsOnHangup } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import type { SmtpService } from './service.js';
@@ -101,7 +101,7 @@ function stop(graceMs: number): Promise<void> {
       await Promise.all([service, ...previous].map((s) => s?.close(graceMs)));
       await store.close();
     } finally {
-      flushLogs();
+      syncLogs();
       process.exit(0);
     }
   })();
@@ -185,7 +185,7 @@ try {
   config = first.loaded;
 } catch (err) {
   send({ type: 'fatal', message: `SMTP service ${serviceName}: ${(err as Error).message}` });
-  flushLogs();
+  syncLogs();
   process.exit(1);
 }
 send({ type: 'ready' });

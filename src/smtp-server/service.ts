@@ -362,7 +362,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
       }
     }
     await Promise.allSettled([...inFlight]);
-    await notices.flushed();
+    await notices.allSent();
     jobController.close();
     await transcript?.close();
     mailLog.close();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { instancePaths } from '../common/instance.js';
-import { createLogger, flushLogs, reopenLogs, type Logger } from '../common/logger.js';
+import { createLogger, syncLogs, reopenLogs, type Logger } from '../common/logger.js';
 import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-socket.js';
 import type { InstanceConfig } from '../config/types.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
@@ -76,7 +76,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
     control?.close();
     removeConfigInForce(opts.root);
     removePid(ownPidFile, process.pid);
-    flushLogs();
+    syncLogs();
   }
 }
 
