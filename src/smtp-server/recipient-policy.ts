@@ -28,6 +28,12 @@ export function decideRecipient(
 ): RecipientDecision {
   const route = routeRecipient(outcome, channels);
   if (!route.ok) return { ok: false, reply: unroutable(route.error) };
-  if (!mayRelay && isRelayChannel(route.channel)) return { ok: false, reply: relayDenied(rcpt) };
+  const denied = relayRefusal(rcpt, route.channel, mayRelay);
+  if (denied) return { ok: false, reply: denied };
   return { ok: true, channel: route.channel.name, address: route.address, localPart: route.localPart };
+}
+
+/** The refusal of a recipient routed to `channel` for a client that may not relay, or null. */
+export function relayRefusal(rcpt: string, channel: Channel, mayRelay: boolean): SmtpReply | null {
+  return !mayRelay && isRelayChannel(channel) ? relayDenied(rcpt) : null;
 }
