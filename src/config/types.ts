@@ -3,7 +3,7 @@
 // report every problem as a Diagnostic with file:line.
 import type { Cidr } from '../common/cidr.js';
 import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
-import type { UsersConfig } from './users.js';
+import type { ScryptHash } from './hash-format.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -258,6 +258,29 @@ export interface LdapAttributes {
 // ------------------------------------------------------------- mappings
 
 export type { MappingEntry, MappingTable, MappingsConfig };
+
+// ---------------------------------------------------------------- users
+
+/** One user of etc/users (parsed by users.ts). */
+export interface UserEntry {
+  /** Lower case; also the local part the user owns at each local domain. */
+  name: string;
+  /** null: locked (`*` or `!…`): never authenticates. */
+  hash: ScryptHash | null;
+  /** Addresses the user may send as besides name@each local domain, as written. */
+  addresses: string[];
+  /** `admin`: may send as any address. */
+  admin: boolean;
+  file: string;
+  line: number;
+}
+
+export interface UsersConfig {
+  /** The file read; null when there is none (no users: nobody can authenticate). */
+  file: string | null;
+  /** By name (lower case). */
+  users: Map<string, UserEntry>;
+}
 
 // ------------------------------------------------------------- instance
 

@@ -8,30 +8,12 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parsePasswordHash, type ScryptHash } from './hash-format.js';
 import { parseAddress } from '../common/address.js';
-import type { Diagnostic } from './types.js';
+import type { Diagnostic, UserEntry, UsersConfig } from './types.js';
+
+export type { UserEntry, UsersConfig };
 
 export const USER_FLAGS = ['admin'] as const;
 export type UserFlag = (typeof USER_FLAGS)[number];
-
-export interface UserEntry {
-  /** Lower case; also the local part the user owns at each local domain. */
-  name: string;
-  /** null: locked (`*` or `!…`): never authenticates. */
-  hash: ScryptHash | null;
-  /** Addresses the user may send as besides name@each local domain, as written. */
-  addresses: string[];
-  /** `admin`: may send as any address. */
-  admin: boolean;
-  file: string;
-  line: number;
-}
-
-export interface UsersConfig {
-  /** The file read; null when there is none (no users: nobody can authenticate). */
-  file: string | null;
-  /** By name (lower case). */
-  users: Map<string, UserEntry>;
-}
 
 /** Letters, digits, `.`, `_`, `-`; a letter or digit first; at most 64 (a local part, and a directory name under mailbox/). */
 export function isValidUserName(name: string): boolean {
