@@ -10,7 +10,7 @@ import { HostRun } from './host-run.js';
 import { RecipientBook, type RunRecipient } from './recipients.js';
 import type { DeliveryItem, MessageOutcome } from './types.js';
 
-export { newEngineStats, type EngineContext, type EngineStats } from './engine-context.js';
+export { newEngineStats, type EngineStats } from './engine-context.js';
 
 export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContext): Promise<MessageOutcome[]> {
   const book = new RecipientBook(items);

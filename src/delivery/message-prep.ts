@@ -9,12 +9,12 @@ import type { SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
 import type { DeliveryItem, RecipientResult } from './types.js';
 
-export type Prepared =
+type Prepared =
   | { ok: true; body: Readable | Buffer; use8BitMime: boolean; smtpUtf8: boolean }
   /** Not sent: every recipient of the transaction gets this; `byServer` when it is for what the server lacks. */
   | { ok: false; result: RecipientResult; status: string; byServer: boolean };
 
-export interface MessageSource {
+interface MessageSource {
   /** The queued message's bytes: a buffer (small messages) or a stream. */
   readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** More Received: lines than this: looping (MAX_RECEIVED_LINES). */

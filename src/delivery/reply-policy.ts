@@ -21,14 +21,14 @@ export type RecipientVerdict =
   /** Refused only because the transaction had too many recipients: it goes in the next one (RFC 5321 §4.5.3.1.8). */
   | { kind: 'overflow' };
 
-export type TransactionVerdict =
+type TransactionVerdict =
   /** The connection broke or timed out: nothing is known, every recipient tries its next MX. */
   | { kind: 'broken'; status: string }
   /** One verdict per recipient, in the order given. */
   | { kind: 'replied'; recipients: RecipientVerdict[] };
 
 /** What the policy needs to know of a recipient of the transaction. */
-export interface TransactionRecipient {
+interface TransactionRecipient {
   /** The address as given in RCPT TO (the key of the server's per-recipient replies). */
   rcptTo: string;
   /** Times it was moved to a new transaction already. */

@@ -10,7 +10,7 @@ import type { SendOutcome, SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
 import type { DeliveryItem } from './types.js';
 
-export interface TransactionResult {
+interface TransactionResult {
   /** The status when the connection broke (its recipients are undecided and try their next MX). */
   broken: string | null;
   /** Recipients the server refused only because the transaction had too many: for the next one. */

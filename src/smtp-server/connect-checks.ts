@@ -6,12 +6,12 @@ import type { SMTPServerSession } from 'smtp-server';
 import type { InboundSession } from './inbound-session.js';
 import type { Check, StageServices } from './stages.js';
 
-export interface ConnectCommand {
+interface ConnectCommand {
   smtp: SMTPServerSession;
   session: InboundSession;
   services: StageServices;
 }
 
-export type ConnectCheck = Check<ConnectCommand>;
+type ConnectCheck = Check<ConnectCommand>;
 
 export const CONNECT_CHECKS: readonly ConnectCheck[] = [];

@@ -22,6 +22,6 @@ export interface MessageCommand {
   size: number;
 }
 
-export type MessageCheck = Check<MessageCommand>;
+type MessageCheck = Check<MessageCommand>;
 
 export const DATA_CHECKS: readonly MessageCheck[] = [];

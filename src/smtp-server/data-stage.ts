@@ -24,7 +24,7 @@ export interface DataStageDeps {
   enqueueLatency?: { observe(seconds: number): void };
 }
 
-export type DataAnswer = { ok: true; text: string } | { ok: false; reply: SmtpReply };
+type DataAnswer = { ok: true; text: string } | { ok: false; reply: SmtpReply };
 
 export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServerSession, session: InboundSession, deps: DataStageDeps): Promise<DataAnswer> {
   const { services, store } = deps;

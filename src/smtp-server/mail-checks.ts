@@ -17,7 +17,7 @@ export interface MailCommand {
   services: StageServices;
 }
 
-export type MailCheck = Check<MailCommand>;
+type MailCheck = Check<MailCommand>;
 
 /** musttlsserver: no transaction before STARTTLS. */
 function requireTls(mail: MailCommand): Verdict {

@@ -16,7 +16,7 @@ import { relayRefusal } from './recipient-policy.js';
 import { REPLIES, badAddressSyntax, localTargetUnsupported, unknownUser, unroutable, type SmtpReply } from './replies.js';
 import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
 
-export interface RcptCommand {
+interface RcptCommand {
   /** RCPT TO as smtp-server parsed it (`args`, `dsn`). */
   address: SMTPServerAddress;
   smtp: SMTPServerSession;
@@ -30,7 +30,7 @@ export interface RcptCommand {
   route: Extract<RecipientRoute, { ok: true }>;
 }
 
-export type RcptCheck = Check<RcptCommand>;
+type RcptCheck = Check<RcptCommand>;
 
 /** Relay policy: a client that is neither internal nor authenticated sends only to channels that do not relay. */
 function relayAccess(rcpt: RcptCommand): Verdict {
@@ -55,7 +55,7 @@ function localRecipient(rcpt: RcptCommand): Verdict | Promise<Verdict> {
 export const RCPT_CHECKS: readonly RcptCheck[] = [relayAccess, localRecipient];
 
 /** The command read and routed, or its refusal with the channel for the J record ('' before routing). */
-export type RecipientReading = { ok: true; rcpt: RcptCommand } | { ok: false; reply: SmtpReply; destination: string };
+type RecipientReading = { ok: true; rcpt: RcptCommand } | { ok: false; reply: SmtpReply; destination: string };
 
 export function readRecipient(address: SMTPServerAddress, smtp: SMTPServerSession, session: InboundSession, services: StageServices): RecipientReading {
   const problem = unsupportedParameter(address.args, RCPT_PARAMETERS) ?? checkAddressCharset(address.address, Boolean(smtp.envelope.smtpUtf8));

@@ -21,7 +21,7 @@ interface OpenSession {
   connection: TsubameConnection | null;
 }
 
-export type SessionChange = 'opened' | 'closed';
+type SessionChange = 'opened' | 'closed';
 
 export class SessionIntake {
   private readonly open = new Set<OpenSession>();
