@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { KdfGate } from '../src/directory/kdf-gate.js';
-import { parsePasswordHash } from '../src/directory/hash-format.js';
+import { parsePasswordHash } from '../src/config/hash-format.js';
 import { hashPassword, verifyPassword } from '../src/directory/password-hash.js';
 
 const { values } = parseArgs({ options: { attempts: { type: 'string', default: '50' }, gates: { type: 'string', default: '0,1,2,4' }, json: { type: 'boolean', default: false } } });

@@ -26,7 +26,7 @@ if (selected.length === 0) {
   process.exit(1);
 }
 // Instances the tests start run as the user who runs the tests, also as root (the service user
-// is root then); test/integration/service-user.test.ts starts them as root with the service user.
+// is root then); test/integration/common-service-user.test.ts starts them as root with the service user.
 const env = { ...process.env, TSUBAME_SERVER_USER: process.env.TSUBAME_SERVER_USER ?? 'root' };
 const child = spawn(process.execPath, ['--test', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root, env });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

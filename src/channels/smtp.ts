@@ -62,7 +62,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
           resolver,
           reachability: deps.reachability,
           connections,
-          openBody: ctx.readMessage ?? ctx.openBody,
+          readMessage: ctx.readMessage ?? ctx.openBody,
           transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
           stats,
           random: deps.random,

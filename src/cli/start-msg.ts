@@ -5,7 +5,7 @@ import { runCommand } from './run-command.js';
 import { START_MSG_HELP } from './usage.js';
 import { CommandError } from './errors.js';
 import { parsePartCommand } from './part-request.js';
-import { loadConfigOrThrow } from '../watcher/load-config.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { askWatcher, launchWatcher } from '../watcher/client.js';
 import { PART_NAMES, type PartName, type PartStatus } from '../watcher/part.js';
 import { runWatcher } from '../watcher/watcher.js';
@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
   // Configuration problems are found before anything is started.
   let config: InstanceConfig;
   try {
-    config = await loadConfigOrThrow(paths.root);
+    config = loadInstanceConfigOrThrow(paths.root);
   } catch (err) {
     throw new CommandError((err as Error).message);
   }

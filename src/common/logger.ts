@@ -21,12 +21,12 @@ export function createLogger(logDir: string, component: string, level: string = 
   // The file is opened before this returns: a process that exits at once (a port in use) must
   // still write its line, and an asynchronous open not done by then made pino's exit hook throw
   // "sonic boom is not ready yet" into console.log. Writes are asynchronous from then on; the
-  // exit hook is ours (flushLogs, which never throws).
+  // exit hook is ours (syncLogs, which never throws).
   const dest = pino.destination({ dest: join(logDir, `${component}.log`), sync: true, minLength: 0, mkdir: true });
   (dest as unknown as { sync: boolean }).sync = false;
   destinations.push(dest);
   reopenLogsOnHangup();
-  flushLogsOnExit();
+  syncLogsOnExit();
   return pino({ level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { log: withoutBaseKeys } }, dest);
 }
 
@@ -100,14 +100,14 @@ function reopenHere(): void {
 
 let exitHookInstalled = false;
 
-function flushLogsOnExit(): void {
+function syncLogsOnExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', flushLogs);
+  process.on('exit', syncLogs);
 }
 
-/** Writes what is buffered before the process exits. */
-export function flushLogs(): void {
+/** Writes the buffered log lines to their files now (before the process exits). */
+export function syncLogs(): void {
   for (const d of destinations) {
     try {
       d.flushSync();

@@ -2,7 +2,7 @@
 // start with white space. Local parts are case-insensitive; a quoted name is read as the
 // local channel reads a recipient (`"Al\ice"` is alice).
 import { readFileSync } from 'node:fs';
-import { unquoteLocalPart } from '../rewrite/address.js';
+import { unquoteLocalPart } from '../common/address.js';
 import type { Diagnostic } from './types.js';
 
 export function parseAliases(file: string | null, diagnostics: Diagnostic[]): Map<string, string[]> {

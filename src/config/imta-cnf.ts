@@ -3,7 +3,7 @@
 // `\` at the end of a line continues it.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { compileTemplate } from '../rewrite/template.js';
+import { compileTemplate } from './rewrite-template.js';
 import { parseIsoDuration } from './durations.js';
 import { CHANNEL_KEYWORDS } from './imta-keywords.js';
 import type { Channel, CopyMode, Diagnostic, ImtaConfig, MxMode, RewriteRule, TlsMode } from './types.js';

@@ -4,7 +4,7 @@
 // accepted and have no effect.
 import net from 'node:net';
 import { hostname } from 'node:os';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../common/cidr.js';
 import { LDAP_KEYS, parseLdapOptions } from './ldap-options.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
 import { AUTH_OPTION_RULES } from './auth-options.js';

@@ -1,8 +1,10 @@
 // Typed, validated configuration: the plain data every other part reads.
 // Parsers in this folder turn the files of etc/ into these shapes and
 // report every problem as a Diagnostic with file:line.
-import type { UsersConfig } from './users.js';
 import type { KeyObject } from 'node:crypto';
+import type { Cidr } from '../common/cidr.js';
+import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
+import type { ScryptHash } from './hash-format.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -162,12 +164,7 @@ export interface JobControllerConfig {
 
 // ---------------------------------------------------------- option.dat
 
-export interface Cidr {
-  text: string; // as written
-  family: 4 | 6;
-  bytes: Uint8Array; // network address
-  prefix: number;
-}
+export type { Cidr };
 
 export interface OptionsConfig {
   /** Every KEY=value as written (upper-case keys). */
@@ -267,27 +264,29 @@ export interface LdapAttributes {
 
 // ------------------------------------------------------------- mappings
 
-/** One `pattern  template` line of a mapping table, as written (escapes not yet decoded). */
-export interface MappingEntry {
-  pattern: string;
-  template: string;
+export type { MappingEntry, MappingTable, MappingsConfig };
+
+// ---------------------------------------------------------------- users
+
+/** One user of etc/users (parsed by users.ts). */
+export interface UserEntry {
+  /** Lower case; also the local part the user owns at each local domain. */
+  name: string;
+  /** null: locked (`*` or `!…`): never authenticates. */
+  hash: ScryptHash | null;
+  /** Addresses the user may send as besides name@each local domain, as written. */
+  addresses: string[];
+  /** `admin`: may send as any address. */
+  admin: boolean;
   file: string;
   line: number;
 }
 
-export interface MappingTable {
-  name: string; // as written; tables are looked up case-blind
-  file: string;
-  line: number;
-  entries: MappingEntry[];
-}
-
-/** etc/mappings: the mapping tables (PORT_ACCESS, ORIG_SEND_ACCESS …, and any auxiliary table). */
-export interface MappingsConfig {
-  /** The file read, or null when etc/mappings does not exist (then there are no tables). */
+export interface UsersConfig {
+  /** The file read; null when there is none (no users: nobody can authenticate). */
   file: string | null;
-  /** Upper-case table name → table. */
-  tables: Map<string, MappingTable>;
+  /** By name (lower case). */
+  users: Map<string, UserEntry>;
 }
 
 // ------------------------------------------------------------------ dkim

@@ -1,37 +1,19 @@
 // etc/users: who may authenticate (SMTP AUTH) and which addresses each may send as, one user a
 // line, fields separated by `:` as in a passwd file:
 //   name:password-hash[:address,address…[:flag,flag…]]
-// The hash is `$scrypt$ln=…,r=…,p=…$salt$hash` (src/directory/hash-format.ts); `*`, or `!` in
+// The hash is `$scrypt$ln=…,r=…,p=…$salt$hash` (src/config/hash-format.ts); `*`, or `!` in
 // front of a hash, locks the user out. The one flag is `admin` (may send as any address).
 // Lines whose first non-blank character is `!` or `#` are comments. A diagnostic never quotes a
 // hash or a line that may hold a password typed by mistake: only names and addresses.
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { parsePasswordHash, type ScryptHash } from '../directory/hash-format.js';
-import { parseAddress } from '../rewrite/address.js';
-import type { Diagnostic } from './types.js';
+import { parsePasswordHash, type ScryptHash } from './hash-format.js';
+import { parseAddress } from '../common/address.js';
+import type { Diagnostic, UserEntry, UsersConfig } from './types.js';
+
+export type { UserEntry, UsersConfig };
 
 export const USER_FLAGS = ['admin'] as const;
 export type UserFlag = (typeof USER_FLAGS)[number];
-
-export interface UserEntry {
-  /** Lower case; also the local part the user owns at each local domain. */
-  name: string;
-  /** null: locked (`*` or `!…`): never authenticates. */
-  hash: ScryptHash | null;
-  /** Addresses the user may send as besides name@each local domain, as written. */
-  addresses: string[];
-  /** `admin`: may send as any address. */
-  admin: boolean;
-  file: string;
-  line: number;
-}
-
-export interface UsersConfig {
-  /** The file read; null when there is none (no users: nobody can authenticate). */
-  file: string | null;
-  /** By name (lower case). */
-  users: Map<string, UserEntry>;
-}
 
 /** Letters, digits, `.`, `_`, `-`; a letter or digit first; at most 64 (a local part, and a directory name under mailbox/). */
 export function isValidUserName(name: string): boolean {

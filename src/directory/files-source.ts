@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { InstanceConfig } from '../config/types.js';
 import { isValidUserName, type UserEntry, type UsersConfig } from '../config/users.js';
-import { DEFAULT_SCRYPT_PARAMS, HASH_BYTES, SALT_BYTES, type ScryptHash } from './hash-format.js';
+import { DEFAULT_SCRYPT_PARAMS, HASH_BYTES, SALT_BYTES, type ScryptHash } from '../config/hash-format.js';
 import { KdfGate } from './kdf-gate.js';
 import { localityOf, type Locality, type LocalityOptions } from './locality.js';
 import { verifyPassword } from './password-hash.js';

@@ -6,7 +6,7 @@ export { localityOf, type Locality, type LocalityOptions } from './locality.js';
 export { decideSender, mailboxKey } from './sender-ownership.js';
 export { KdfGate, defaultKdfConcurrency } from './kdf-gate.js';
 export { hashPassword, verifyPassword, passwordProblem, MAX_PASSWORD_BYTES } from './password-hash.js';
-export { parsePasswordHash, formatPasswordHash, DEFAULT_SCRYPT_PARAMS, type ScryptHash, type ScryptParams } from './hash-format.js';
+export { parsePasswordHash, formatPasswordHash, DEFAULT_SCRYPT_PARAMS, type ScryptHash, type ScryptParams } from '../config/hash-format.js';
 export { FilesRecipientDirectory, filesRecipients, type MailboxNames } from './files-recipients.js';
 export { LocalUsers } from './local-users.js';
 export { localUserKey, addressParts } from './local-part.js';

@@ -1,11 +1,10 @@
 // Which addresses are this host's own: those the rewrite rules route to the local channel `l`,
-// decided the way the SMTP server decides a RCPT (decideRecipient on the rewrite result) and
+// decided the way the SMTP server routes a RCPT (routeRecipient on the rewrite result) and
 // named as the local channel names its users (localUserKey: unquoted, lower case, `+tag`
 // dropped). Pure: built from the configuration, no I/O.
 import type { ImtaConfig } from '../config/types.js';
-import { compileRewriter, domainRoutes, isValidDomain, parseAddress, type Rewriter } from '../rewrite/index.js';
+import { LOCAL_CHANNEL, compileRewriter, domainRoutes, isValidDomain, parseAddress, routeRecipient, type Rewriter } from '../rewrite/index.js';
 import { normalizeDomain } from '../common/domain-name.js';
-import { LOCAL_CHANNEL, decideRecipient } from '../smtp-server/recipient-policy.js';
 import { localUserKey } from './local-part.js';
 
 export interface Locality {
@@ -33,8 +32,8 @@ export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locali
     const parsed = parseAddress(address.trim());
     if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
     const outcome = rewriter.rewrite(address.trim(), { sourceChannel, direction: 'to' });
-    const decision = decideRecipient(address, outcome, imta.channelByName, true);
-    return decision.ok && decision.localPart !== null ? localUserKey(decision.localPart) : null;
+    const route = routeRecipient(outcome, imta.channelByName);
+    return route.ok && route.localPart !== null ? localUserKey(route.localPart) : null;
   };
   return { localUserOf, domains: localDomainNames(imta) };
 }

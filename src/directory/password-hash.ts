@@ -3,7 +3,7 @@
 // UTF-8 (the normalisation SASLprep applies), so the same password typed on two systems that
 // compose accents differently still matches.
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { DEFAULT_SCRYPT_PARAMS, HASH_BYTES, SALT_BYTES, formatPasswordHash, scryptMemoryBytes, type ScryptHash, type ScryptParams } from './hash-format.js';
+import { DEFAULT_SCRYPT_PARAMS, HASH_BYTES, SALT_BYTES, formatPasswordHash, scryptMemoryBytes, type ScryptHash, type ScryptParams } from '../config/hash-format.js';
 
 /** Longer passwords never match (and are refused by imsimta passwd): a bound on the work per attempt. */
 export const MAX_PASSWORD_BYTES = 1024;

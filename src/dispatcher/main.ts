@@ -5,8 +5,8 @@
 // away) stops it gracefully.
 import { fileURLToPath } from 'node:url';
 import { instancePaths, resolveRoot } from '../common/instance.js';
-import { createLogger, flushLogs } from '../common/logger.js';
-import { loadConfigOrThrow } from '../watcher/load-config.js';
+import { createLogger, syncLogs } from '../common/logger.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { loadConfigInForce } from '../config/in-force.js';
 import { ServiceDispatcher, type StagedUpdate } from './service-dispatcher.js';
 import { planServices } from './reload-plan.js';
@@ -29,7 +29,7 @@ function send(msg: FromChild): void {
 
 function fatal(message: string): never {
   logger.error(message);
-  flushLogs();
+  syncLogs();
   send({ type: 'fatal', message });
   process.exit(1);
 }
@@ -45,7 +45,7 @@ function stop(): Promise<void> {
     logger.info('dispatcher stopping');
     await Promise.all([...dispatchers, ...draining].map((d) => d.shutdown()));
     logger.info('dispatcher stopped');
-    flushLogs();
+    syncLogs();
     process.exit(0);
   })();
   return stopping;
@@ -64,7 +64,7 @@ async function reload(): Promise<DispatcherReloadResult> {
   if (stopping) return unchanged('the dispatcher is stopping');
   let config: InstanceConfig;
   try {
-    config = await loadConfigOrThrow(root);
+    config = loadInstanceConfigOrThrow(root);
   } catch (err) {
     return unchanged((err as Error).message);
   }

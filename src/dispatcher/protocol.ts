@@ -1,6 +1,6 @@
 // IPC messages (child_process channel, JSON) between the watcher, the dispatcher and the
 // SMTP server processes.
-import type { HistogramSnapshot } from '../metrics/histogram.js';
+import type { HistogramSnapshot } from '../common/histogram.js';
 
 // ------------------------------------------------ dispatcher ⇄ SMTP server process
 

@@ -12,7 +12,7 @@ import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
 import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
 import { ServiceTotals } from './service-totals.js';
-import { isHistogramSnapshot, type HistogramSnapshot } from '../metrics/histogram.js';
+import { isHistogramSnapshot, type HistogramSnapshot } from '../common/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 import { forkOptionsWithoutCapabilities } from '../common/service-user.js';
 
@@ -379,7 +379,7 @@ export class ServiceDispatcher {
       }
       const target = choice.action === 'use' ? this.procs.get(choice.id)! : this.spawn();
       target.assigned.push(this.waiting.shift()!);
-      this.flush(target);
+      this.handOverNext(target);
     }
   }
 
@@ -480,7 +480,7 @@ export class ServiceDispatcher {
         // It may have read the files before the last reload was applied.
         if (p.generation < this.generation) void this.askReload(p, this.generation);
         this.warmUpProgress?.();
-        this.flush(p);
+        this.handOverNext(p);
         this.tick();
         break;
       case 'reloaded':
@@ -493,7 +493,7 @@ export class ServiceDispatcher {
         p.served = msg.served;
         p.received = msg.received;
         if (isHistogramSnapshot(msg.enqueueLatency)) p.enqueueLatency = msg.enqueueLatency;
-        this.flush(p);
+        this.handOverNext(p);
         this.maybeSendRetire(p);
         this.tick();
         break;
@@ -514,7 +514,7 @@ export class ServiceDispatcher {
    */
   private onHandleAcknowledged(p: ServerProcess): void {
     if (p.acknowledged < p.sent) p.acknowledged++;
-    this.flush(p);
+    this.handOverNext(p);
     this.maybeSendRetire(p);
     if (this.waiting.length > 0) this.pump();
   }
@@ -541,7 +541,7 @@ export class ServiceDispatcher {
   }
 
   /** Sends the next assigned connection when the process is ready and its last hand-off arrived. */
-  private flush(p: ServerProcess): void {
+  private handOverNext(p: ServerProcess): void {
     if (p.gone || !p.ready || p.retiring || p.sent !== arrived(p) || p.assigned.length === 0) return;
     const socket = p.assigned.shift()!;
     p.sent++;

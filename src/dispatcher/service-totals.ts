@@ -2,7 +2,7 @@
 // since the dispatcher started. A server process reports its own counts while it lives; what
 // the processes that have exited (retired, killed) did is kept here so that the totals never
 // go back. Plain data, no I/O.
-import { addHistograms, emptyHistogram, ENQUEUE_LATENCY_BOUNDS, type HistogramSnapshot } from '../metrics/histogram.js';
+import { addHistograms, emptyHistogram, ENQUEUE_LATENCY_BOUNDS, type HistogramSnapshot } from '../common/histogram.js';
 import type { ServiceSummary } from './protocol.js';
 
 export interface LiveProcessCounts {

@@ -189,7 +189,7 @@ export class JobController {
     await this.store.close();
     await this.removals.close();
     this.fastFlush.close();
-    this.flushMailLog();
+    this.writeMailLog();
     this.mailLog.close();
   }
 
@@ -749,7 +749,7 @@ export class JobController {
       }
     });
     for (const s of settling) this.logOutcome(s.envelope, s.applied, 'settled', false);
-    this.flushMailLog();
+    this.writeMailLog();
     await forEachLimited(settling, SETTLE_PARALLEL, async (s) => {
       try {
         await this.commitSettle(s);
@@ -846,7 +846,7 @@ export class JobController {
   }
 
   /** `settled` (D, R) is written at once, before the queue file changes; `deferred` (Q, after the rewrite) with the turn's other records. */
-  private logOutcome(envelope: Envelope, applied: AppliedOutcome, part: 'settled' | 'deferred', flush = true): void {
+  private logOutcome(envelope: Envelope, applied: AppliedOutcome, part: 'settled' | 'deferred', writeNow = true): void {
     const base = { id: envelope.id, source: envelope.sourceChannel, destination: envelope.channel, size: envelope.mailParams.size ?? 0, from: envelope.from, time: new Date(this.now()) };
     const records: MailLogRecord[] = [];
     if (part === 'settled') {
@@ -856,9 +856,9 @@ export class JobController {
       for (const r of applied.deferred) records.push({ ...base, event: 'Q', recipient: r.address, status: withHost(r.status, r.remoteHost), ...tlsOf(r) });
     }
     if (records.length === 0) return;
-    if (this.mailLogPending.length === 0 && part === 'deferred') setImmediate(() => this.flushMailLog());
+    if (this.mailLogPending.length === 0 && part === 'deferred') setImmediate(() => this.writeMailLog());
     for (const r of records) this.mailLogPending.push(r);
-    if (part === 'settled' && flush) this.flushMailLog();
+    if (part === 'settled' && writeNow) this.writeMailLog();
   }
 
   /**
@@ -880,7 +880,7 @@ export class JobController {
     this.removals.note(dirname(path));
   }
 
-  private flushMailLog(): void {
+  private writeMailLog(): void {
     const records = this.mailLogPending;
     this.mailLogPending = [];
     try {

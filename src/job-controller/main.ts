@@ -3,7 +3,7 @@
 // error; SIGTERM = finish the batches in hand, save the counters and exit 0.
 import { serveJsonSocket } from '../common/ipc-socket.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
-import { createLogger, flushLogs } from '../common/logger.js';
+import { createLogger, syncLogs } from '../common/logger.js';
 import { loadConfig } from './config.js';
 import { loadConfigInForce } from '../config/in-force.js';
 import { JobController } from './controller.js';
@@ -16,7 +16,7 @@ const logger = createLogger(paths.log, 'job_controller');
 function fatal(message: string): never {
   const line = message.split('\n').filter(Boolean).join('; ');
   logger.error({ error: line }, 'job controller cannot start');
-  flushLogs();
+  syncLogs();
   process.send?.({ type: 'fatal', message: `job controller: ${line}` });
   process.exit(1);
 }
@@ -58,7 +58,7 @@ const shutdown = () => {
     .catch((err: unknown) => logger.error({ err }, 'error while stopping'))
     .finally(() => {
       logger.info('job controller stopped');
-      flushLogs();
+      syncLogs();
       process.exit(0);
     });
 };

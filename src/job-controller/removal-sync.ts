@@ -24,7 +24,7 @@ export class DelayedDirectorySync {
   note(dir: string): void {
     this.dirs.add(dir);
     if (!this.timer) {
-      this.timer = setTimeout(() => void this.flush(), this.delayMs);
+      this.timer = setTimeout(() => void this.syncNoted(), this.delayMs);
       this.timer.unref();
     }
   }
@@ -35,7 +35,7 @@ export class DelayedDirectorySync {
   }
 
   /** fsyncs the directories noted so far; resolves when done. */
-  flush(): Promise<void> {
+  syncNoted(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const dirs = [...this.dirs];
@@ -46,7 +46,7 @@ export class DelayedDirectorySync {
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    await this.syncNoted();
     await this.syncer.close();
   }
 }

@@ -3,7 +3,7 @@
 // template; the mapping then ends ($E, the default), goes on with the next entry ($C), goes on
 // and makes one more pass at the end ($L), or starts over ($R), the output being the new input.
 // Pure: the caller gives the compiled tables and the session's flags; nothing is read or logged.
-import type { MappingsConfig } from '../config/types.js';
+import type { MappingsConfig } from './types.js';
 import { compilePattern, matchPattern, MatchBudgetError, type CompiledPattern } from './pattern.js';
 import { compileMappingTemplate, type CaseMode, type CompiledTemplate, type Condition, type Control, type TemplatePiece } from './template.js';
 

@@ -4,8 +4,7 @@
 // character sets `$[a-z]%`, back matches `$0*`, IP networks `$(v4/prefix)`, `$<v4/ignored-bits>`
 // and `${v6/prefix}`, `$@`/`$^` to stop/start saving the next wildcard, and `$` quoting the rest.
 import net from 'node:net';
-import { ipInCidrs, parseCidr } from '../config/cidr.js';
-import type { Cidr } from '../config/types.js';
+import { ipInCidrs, parseCidr, type Cidr } from '../common/cidr.js';
 
 /** Thrown for a pattern that cannot be compiled; the message says why (the caller adds file:line). */
 export class PatternError extends Error {}
@@ -49,12 +48,12 @@ export function compilePattern(source: string): CompiledPattern {
   let save = true;
   let lazy = false;
   let text = '';
-  const flush = () => {
+  const endText = () => {
     if (text) tokens.push({ kind: 'text', text: text.toLowerCase() });
     text = '';
   };
   const wildcard = (kind: 'one' | 'run', test: CharTest | null) => {
-    flush();
+    endText();
     tokens.push(kind === 'one' ? { kind, test, save } : { kind, test, save, lazy });
     if (save) saved++;
     save = true;
@@ -80,7 +79,7 @@ export function compilePattern(source: string): CompiledPattern {
       if (source[i + 2] !== '*') throw new PatternError(`$${next} in a pattern must be followed by * (a back match $${next}*)`);
       const n = Number(next);
       if (n >= saved) throw new PatternError(`back match $${n}* refers to wildcard ${n}, but only ${saved} wildcard${saved === 1 ? ' comes' : 's come'} before it`);
-      flush();
+      endText();
       tokens.push({ kind: 'back', n });
       i += 3;
     } else if (GLOBS[upper] && next !== '$') {
@@ -98,7 +97,7 @@ export function compilePattern(source: string): CompiledPattern {
       const close = { '(': ')', '<': '>', '{': '}' }[next]!;
       const end = source.indexOf(close, i + 2);
       if (end < 0) throw new PatternError(`$${next} is not closed with ${close}`);
-      flush();
+      endText();
       tokens.push(ipToken(next, source.slice(i + 2, end), save));
       if (save) saved++;
       save = true;
@@ -121,7 +120,7 @@ export function compilePattern(source: string): CompiledPattern {
       i += 2;
     }
   }
-  flush();
+  endText();
   return { source, tokens, saved };
 }
 

@@ -54,7 +54,7 @@ export function compileMappingTemplate(source: string): CompiledTemplate {
 function compilePieces(source: string, start: number, end: number, out: CompiledTemplate, inArgument: boolean): TemplatePiece[] {
   const pieces: TemplatePiece[] = [];
   let text = '';
-  const flush = () => {
+  const endText = () => {
     if (text) pieces.push({ kind: 'text', text });
     text = '';
   };
@@ -70,12 +70,12 @@ function compilePieces(source: string, start: number, end: number, out: Compiled
     if (next === undefined || i + 1 >= end) throw new MappingTemplateError('template ends with a lone $ (write $$ for a dollar sign)');
     const upper = next.toUpperCase();
     if (/\d/.test(next)) {
-      flush();
+      endText();
       pieces.push({ kind: 'field', n: Number(next) });
       out.maxField = Math.max(out.maxField, Number(next));
       i += 2;
     } else if (next === '\\' || next === '^' || next === '_') {
-      flush();
+      endText();
       pieces.push({ kind: 'case', mode: next === '\\' ? 'lower' : next === '^' ? 'upper' : 'original' });
       i += 2;
     } else if (next === '|') {
@@ -86,7 +86,7 @@ function compilePieces(source: string, start: number, end: number, out: Compiled
       if (semi < 0 || semi > close) throw new MappingTemplateError(`$|${source.slice(i + 2, close)}| names no argument (write $|TABLE;argument|)`);
       const table = source.slice(i + 2, semi).trim();
       if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(table)) throw new MappingTemplateError(`"${table}" in $|…| is not a table name`);
-      flush();
+      endText();
       pieces.push({ kind: 'apply', table: table.toUpperCase(), argument: compilePieces(source, semi + 1, close, out, true) });
       out.tables.push(table.toUpperCase());
       i = close + 1;
@@ -105,7 +105,7 @@ function compilePieces(source: string, start: number, end: number, out: Compiled
       throw new MappingTemplateError(`${UNSUPPORTED[next]} is not supported by tsubame`);
     } else if (/[a-z]/i.test(next)) {
       if (inArgument) throw new MappingTemplateError(`flag $${next} cannot appear inside the argument of $|…|`);
-      flush();
+      endText();
       if (CONTROLS.has(upper)) pieces.push({ kind: 'control', control: upper as Control });
       else {
         pieces.push({ kind: 'flag', flag: upper });
@@ -114,7 +114,7 @@ function compilePieces(source: string, start: number, end: number, out: Compiled
       i += 2;
     } else if (FLAG_PUNCTUATION.has(next)) {
       if (inArgument) throw new MappingTemplateError(`flag $${next} cannot appear inside the argument of $|…|`);
-      flush();
+      endText();
       pieces.push({ kind: 'flag', flag: next });
       out.flags.push(next);
       i += 2;
@@ -124,6 +124,6 @@ function compilePieces(source: string, start: number, end: number, out: Compiled
       i += 2;
     }
   }
-  flush();
+  endText();
   return pieces;
 }

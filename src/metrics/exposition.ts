@@ -2,7 +2,7 @@
 // one HELP and one TYPE line per family, then its samples; label values and help texts escaped
 // as the format says. The numbers are gathered from several processes at each scrape, so a
 // registry of live instruments (prom-client) would only be refilled and emptied again.
-import { cumulativeCounts, type HistogramSnapshot } from './histogram.js';
+import { cumulativeCounts, type HistogramSnapshot } from '../common/histogram.js';
 
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

@@ -5,7 +5,7 @@
 // not answer in time leaves its part of the snapshot empty and adds a line to `problems`.
 import { requestJson } from '../common/ipc-socket.js';
 import type { FromChild, ListenerInfo, ServiceSummary } from '../dispatcher/protocol.js';
-import { addHistograms } from './histogram.js';
+import { addHistograms } from '../common/histogram.js';
 import { readRecentDeferrals } from './mail-log-tail.js';
 import { readQueueDepth, type ChannelQueueDepth } from './queue-depth.js';
 import { readJobControllerStatus, type InstanceSnapshot, type JobControllerView, type PartView, type ProcessView, type ReloadView } from './snapshot.js';

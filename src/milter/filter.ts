@@ -278,7 +278,7 @@ export class MilterFilter {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let decision: Decision | null = null;
-    const flush = async (chunk: Buffer) => {
+    const sendChunk = async (chunk: Buffer) => {
       decision = await this.event(SMFIC.BODY, encodeBody(chunk), facts, opts);
       // A verdict ends the message; SMFIR_SKIP ends the body (on to the end of the message).
       return decision === null && !done() && this.skipCommand !== SMFIC.BODY;
@@ -295,7 +295,7 @@ export class MilterFilter {
             const chunk = Buffer.concat(pending);
             pending = [];
             pendingBytes = 0;
-            if (!(await flush(chunk))) return decision;
+            if (!(await sendChunk(chunk))) return decision;
           }
         }
       }
@@ -306,7 +306,7 @@ export class MilterFilter {
       await this.abort();
       return { kind: 'tempfail', reply: REPLIES.tempfail, byDefault: true, detail };
     }
-    if (pendingBytes > 0) await flush(Buffer.concat(pending));
+    if (pendingBytes > 0) await sendChunk(Buffer.concat(pending));
     if (this.skipCommand === SMFIC.BODY) this.skipCommand = null;
     return decision;
   }

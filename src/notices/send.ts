@@ -6,7 +6,7 @@ import type { Rewriter } from '../rewrite/index.js';
 import type { MailLog } from '../common/mail-log.js';
 import type { Logger } from '../common/logger.js';
 import { createIdGenerator, type IdGenerator } from '../queue/message-id.js';
-import { formatRfc5322Date } from '../smtp-server/received-header.js';
+import { formatRfc5322Date } from '../common/rfc5322-date.js';
 import { buildDsn, isGlobal, type DsnRecipient } from './dsn.js';
 
 /** Above this size a failure notice returns the headers only (option.dat CONTENT_RETURN_BLOCK_LIMIT, in 1024-octet blocks). */

@@ -66,7 +66,7 @@ export function removeOwnAuthResults(headerBlock: Buffer, authservId: string): {
   const out: string[] = [];
   let removed = 0;
   let field: string[] = [];
-  const flush = () => {
+  const endField = () => {
     if (!field.length) return;
     const whole = field.join('');
     const colon = whole.indexOf(':');
@@ -80,11 +80,11 @@ export function removeOwnAuthResults(headerBlock: Buffer, authservId: string): {
   for (; i < lines.length; i++) {
     const line = lines[i]!;
     const continuation = (line[0] === ' ' || line[0] === '\t') && field.length > 0;
-    if (!continuation) flush();
+    if (!continuation) endField();
     if (/^\r?\n$/.test(line)) break; // the empty line ending the block: it and what follows (a body) stay as they are
     field.push(line);
   }
-  flush();
+  endField();
   out.push(...lines.slice(i));
   return { headers: removed ? Buffer.from(out.join(''), 'latin1') : headerBlock, removed };
 }

@@ -4,7 +4,7 @@
 // an unchecked zone accepts and logs (fail open, the default) or refuses temporarily (fail closed).
 // At connect a refusal is 554 / 421 (RFC 5321 §3.1, as PORT_ACCESS in src/mappings); at MAIL or
 // RCPT 550 / 451.
-import { ipInCidrs } from '../config/cidr.js';
+import { ipInCidrs } from '../common/cidr.js';
 import type { BlocklistConfig, Cidr } from '../config/types.js';
 import type { BlocklistResult } from './blocklist.js';
 import { accept, refuse, type PolicyDecision } from './decision.js';

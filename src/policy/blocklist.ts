@@ -5,7 +5,7 @@
 // What the SMTP stage answers is in blocklist-decision.ts.
 import net from 'node:net';
 import type { Answer } from 'dns-packet';
-import { addressBytes } from '../config/cidr.js';
+import { addressBytes } from '../common/cidr.js';
 import type { RrsetResult, RrsetSource } from '../dns/lookup.js';
 
 export interface BlocklistListing {

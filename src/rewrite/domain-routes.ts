@@ -5,8 +5,8 @@
 // not listed: what they route depends on the address. Pure.
 import type { ImtaConfig } from '../config/types.js';
 import { normalizeDomain } from '../common/domain-name.js';
-import { isValidDomain } from './address.js';
-import { compileTemplate, type CompiledTemplate } from './template.js';
+import { isValidDomain } from '../common/address.js';
+import { compileTemplate, type CompiledTemplate } from '../config/rewrite-template.js';
 
 export interface DomainRoute {
   /** Lower case, without the root dot. */

@@ -2,9 +2,11 @@
 // destination channel and a rewritten address (Messaging Server's rewrite-rule semantics).
 // Pure: no I/O, no global state; everything it needs is built in compileRewriter.
 import type { Channel, ImtaConfig, RewriteRule } from '../config/types.js';
-import { addSourceRoute, composeAddress, extractHost, formatAddress, parseAddress, type ExtractedHost, type HostLocation, type ParsedAddress } from './address.js';
+import { formatAddress, parseAddress, type ParsedAddress } from '../common/address.js';
+import { compileTemplate, type CompiledTemplate, type Control, type HostLocation } from '../config/rewrite-template.js';
+import { addSourceRoute, composeAddress, extractHost, type ExtractedHost } from './address.js';
 import { hostKey, hostProbes, type Probe } from './probes.js';
-import { compileTemplate, expandParts, type CompiledTemplate, type Control } from './template.js';
+import { expandParts } from './template.js';
 import type { RewriteContext, RewriteResult, RewriteStep, Rewriter } from './types.js';
 
 /** Meta rules (`U%D`) may restart the rewrite this many times before it counts as a loop. */

@@ -22,7 +22,7 @@
 //   sequencing (the next pipelined command waits for our callback), disabledCommands and
 //   error handling all apply, and nothing reads the socket beside the library's parser. The
 //   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
-//   synchronous send(250, [lines])). test/integration/etrn-smtp.test.ts pins both, so a
+//   synchronous send(250, [lines])). test/integration/smtp-etrn.test.ts pins both, so a
 //   library upgrade that changes the dispatch or the EHLO reply fails the suite.
 // - error limits (error-limits.ts, Postfix's smtpd_soft/hard_error_limit): every 4xx/5xx reply
 //   (but 452 too many recipients) and every junk command past the junk limit counts; past the

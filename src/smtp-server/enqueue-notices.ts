@@ -45,7 +45,7 @@ export class EnqueueNotices {
   }
 
   /** Resolves once everything added so far has been sent (or has failed to). */
-  async flushed(): Promise<void> {
+  async allSent(): Promise<void> {
     while (this.sending) await this.sending;
   }
 

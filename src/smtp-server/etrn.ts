@@ -6,7 +6,7 @@
 // the RFC 1985 code; this side only words it for the client.
 // The verb reaches etrnResponder through TsubameConnection.handler_ETRN (connection.ts).
 import type { Cidr } from '../config/types.js';
-import { ipInCidrs } from '../config/cidr.js';
+import { ipInCidrs } from '../common/cidr.js';
 import type { Logger } from '../common/logger.js';
 import { requestJson } from '../common/ipc-socket.js';
 import type { FlushReply } from '../job-controller/protocol.js';

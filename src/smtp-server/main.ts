@@ -6,13 +6,13 @@
 // service (and configuration) they started with.
 import type net from 'node:net';
 import { instancePaths, resolveRoot } from '../common/instance.js';
-import { createLogger, flushLogs, reopenLogsOnHangup } from '../common/logger.js';
+import { createLogger, syncLogs, reopenLogsOnHangup } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import { dkimPrefixesFor } from '../dkim/plan.js';
 import type { SmtpService } from './service.js';
 import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
-import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../metrics/histogram.js';
+import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../common/histogram.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
 reopenLogsOnHangup();
@@ -104,7 +104,7 @@ function stop(graceMs: number): Promise<void> {
       await Promise.all([service, ...previous].map((s) => s?.close(graceMs)));
       await store.close();
     } finally {
-      flushLogs();
+      syncLogs();
       process.exit(0);
     }
   })();
@@ -188,7 +188,7 @@ try {
   config = first.loaded;
 } catch (err) {
   send({ type: 'fatal', message: `SMTP service ${serviceName}: ${(err as Error).message}` });
-  flushLogs();
+  syncLogs();
   process.exit(1);
 }
 send({ type: 'ready' });

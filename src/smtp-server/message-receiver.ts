@@ -1,7 +1,8 @@
 // DATA → queue: the message streams through the DataScanner into one enqueue transaction (one file
 // per destination channel), behind the Received: line, and is committed (fsync) only when it
-// arrived whole and clean. Whatever goes wrong, the rest of the data is drained so the client
-// gets its reply at the end of DATA; nothing of a refused or broken message stays queued.
+// arrived whole and clean and the end-of-DATA checks took it. Whatever goes wrong, the rest of
+// the data is drained so the client gets its reply at the end of DATA; nothing of a refused or
+// broken message stays queued.
 import type { EnqueueTransaction } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
 import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
@@ -19,6 +20,8 @@ export type ReceiveOutcome =
   | { kind: 'queued'; refs: QueueRef[]; size: number; storeMs: number }
   /** Refused for its content or size (5xx); nothing stored. */
   | { kind: 'refused'; reply: SmtpReply; violation: DataViolation; size: number }
+  /** Refused (or not decided) by an end-of-DATA check; nothing stored. */
+  | { kind: 'rejected'; reply: SmtpReply; size: number }
   /** Could not be stored (4xx); nothing stored. */
   | { kind: 'failed'; reply: SmtpReply; error: Error; size: number }
   /** The client went away before the end of the data; nothing stored. */
@@ -37,6 +40,8 @@ export interface ReceiveRequest {
   /** The id the queue files get (from store.newMessageId(), the one in the Received: line); default: a new one. */
   messageId?: string;
   limits: DataLimits;
+  /** Asked once the message arrived whole and clean, before the commit: a reply refuses it. */
+  beforeCommit?: (size: number) => Promise<SmtpReply | null>;
 }
 
 export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcome> {
@@ -99,6 +104,17 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
   if (violation) {
     await tx?.abort().catch(() => {});
     return { kind: 'refused', reply: violationReply(violation, req.limits), violation, size };
+  }
+  if (req.beforeCommit && tx && !storeError) {
+    try {
+      const reply = await req.beforeCommit(size);
+      if (reply) {
+        await tx.abort().catch(() => {});
+        return { kind: 'rejected', reply, size };
+      }
+    } catch (err) {
+      storeError = err as Error; // a check that failed keeps the message with the client (4xx)
+    }
   }
   if (tx && !storeError) {
     try {

@@ -1,6 +1,7 @@
 // The Received: trace field (RFC 5321 §4.4) the SMTP server prepends to every message. Only
 // values the server checked go in: the client's IP address (never a reverse-DNS name, which the
 // owner of the address controls), and the HELO argument reduced to harmless characters.
+import { formatRfc5322Date } from '../common/rfc5322-date.js';
 
 export interface ReceivedInfo {
   /** HELO/EHLO argument as the client gave it (null when none). */
@@ -32,21 +33,6 @@ export function formatReceived(info: ReceivedInfo): string {
   if (info.recipient) lines.push(by, `for <${safeAddress(info.recipient)}>; ${date}`);
   else lines.push(`${by};`, date);
   return lines.join('\r\n\t') + '\r\n';
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** `Tue, 25 Nov 2025 10:00:00 +0900` in the local time zone (RFC 5322 §3.3). */
-export function formatRfc5322Date(d: Date, offsetMinutes: number = -d.getTimezoneOffset()): string {
-  const local = new Date(d.getTime() + offsetMinutes * 60_000);
-  const two = (n: number) => String(n).padStart(2, '0');
-  const sign = offsetMinutes < 0 ? '-' : '+';
-  const abs = Math.abs(offsetMinutes);
-  return (
-    `${DAYS[local.getUTCDay()]}, ${local.getUTCDate()} ${MONTHS[local.getUTCMonth()]} ${local.getUTCFullYear()} ` +
-    `${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())} ${sign}${two(Math.floor(abs / 60))}${two(abs % 60)}`
-  );
 }
 
 /** A token without spaces, comment or field syntax, printable ASCII only, bounded in length. */

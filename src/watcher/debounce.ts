@@ -25,7 +25,7 @@ export class Debouncer {
     this.events++;
     if (this.timer) clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxWaitMs - now));
-    this.timer = setTimeout(() => this.flush(), wait);
+    this.timer = setTimeout(() => this.fireNow(), wait);
   }
 
   /** A call is waiting for its quiet period. */
@@ -39,7 +39,7 @@ export class Debouncer {
     this.events = 0;
   }
 
-  private flush(): void {
+  private fireNow(): void {
     const events = this.events;
     this.timer = null;
     this.events = 0;

@@ -1,21 +1,9 @@
-// Loads and validates the instance configuration for the processes this folder starts, and
-// checks a new one before a reload: the files (src/config/load.ts) and what each SMTP service
-// derives from them (a musttlsserver channel without TLS_KEY/TLS_CERT is caught here, not in a
-// server process after the switch).
-import { loadInstanceConfig, loadInstanceConfigOrThrow } from '../config/load.js';
+// Checks a new configuration before a reload: the files (src/config/load.ts) and what each SMTP
+// service derives from them (a musttlsserver channel without TLS_KEY/TLS_CERT is caught here, not
+// in a server process after the switch).
+import { loadInstanceConfig } from '../config/load.js';
 import { formatDiagnostic, type InstanceConfig } from '../config/types.js';
 import { resolveInboundSettings } from '../smtp-server/settings.js';
-
-/** A configuration problem, `.message` is `file:line: message` lines. */
-export class ConfigProblem extends Error {}
-
-export async function loadConfigOrThrow(root: string): Promise<InstanceConfig> {
-  try {
-    return loadInstanceConfigOrThrow(root);
-  } catch (err) {
-    throw new ConfigProblem((err as Error).message);
-  }
-}
 
 export type Validation = { ok: true; config: InstanceConfig; warnings: string[] } | { ok: false; errors: string[] };
 

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { instancePaths } from '../common/instance.js';
-import { createLogger, flushLogs, reopenLogs, type Logger } from '../common/logger.js';
+import { createLogger, syncLogs, reopenLogs, type Logger } from '../common/logger.js';
 import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-socket.js';
 import type { InstanceConfig } from '../config/types.js';
+import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { refusedReload, type DispatcherReloadResult } from '../dispatcher/protocol.js';
-import { loadConfigOrThrow, validateConfig } from './load-config.js';
+import { validateConfig } from './load-config.js';
 import { recordConfigInForce, removeConfigInForce } from '../config/in-force.js';
 import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js';
 import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './part.js';
@@ -75,7 +76,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
     control?.close();
     removeConfigInForce(opts.root);
     removePid(ownPidFile, process.pid);
-    flushLogs();
+    syncLogs();
   }
 }
 
@@ -376,7 +377,7 @@ class Watcher {
   /** Null when etc/ is valid (and then the watcher's own settings follow it), else the lines to show. */
   private async configProblem(): Promise<string | null> {
     try {
-      this.config = await loadConfigOrThrow(this.opts.root);
+      this.config = loadInstanceConfigOrThrow(this.opts.root);
       recordConfigInForce(this.opts.root);
       return null;
     } catch (err) {

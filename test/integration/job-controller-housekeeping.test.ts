@@ -10,7 +10,7 @@ import fsPromises from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { basename, join } from 'node:path';
 import { waitFor, type TestInstance } from '../helpers/instance.js';
-import { jcInstance, startController } from '../helpers/job-controller-harness.js';
+import { jcInstance, startController } from '../helpers/in-process-job-controller.js';
 import { instancePaths } from '../../src/common/instance.js';
 import { QueueStore, queueStoreFor, type EnvelopeDraft, type QueueRef, type QueuedRecipient } from '../../src/queue/index.js';
 import type { JobRunner } from '../../src/job-controller/runner.js';

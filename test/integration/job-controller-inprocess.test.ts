@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor, type TestInstance } from '../helpers/instance.js';
-import { jcInstance, startController } from '../helpers/job-controller-harness.js';
+import { jcInstance, startController } from '../helpers/in-process-job-controller.js';
 import { loadInstanceConfigOrThrow } from '../../src/config/load.js';
 import { instancePaths } from '../../src/common/instance.js';
 import { queueStoreFor, writeStoppedChannels, type EnvelopeDraft, type QueueRef } from '../../src/queue/index.js';

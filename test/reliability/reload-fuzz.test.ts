@@ -29,7 +29,7 @@ import { instancePaths } from '../../src/common/instance.js';
 import { askWatcher } from '../../src/watcher/client.js';
 import { validateConfig } from '../../src/watcher/load-config.js';
 import { resolveInboundSettings } from '../../src/smtp-server/settings.js';
-import { ipInCidrs, parseCidr } from '../../src/config/cidr.js';
+import { ipInCidrs, parseCidr } from '../../src/common/cidr.js';
 import type { InstanceConfig } from '../../src/config/types.js';
 import { runTool } from '../integration/smtp-harness.js';
 import { Prng, SmtpProbe, fuzzSeed, readMailLog, replyProblem } from './helpers.js';

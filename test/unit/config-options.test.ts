@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseOptionDat, OPTION_DEFAULTS } from '../../src/config/option-dat.js';
 import { parseAliases } from '../../src/config/aliases.js';
-import { parseCidr, ipInCidrs } from '../../src/config/cidr.js';
+import { parseCidr, ipInCidrs } from '../../src/common/cidr.js';
 import { parseIsoDuration } from '../../src/config/durations.js';
 import { loadInstanceConfig, loadInstanceConfigOrThrow } from '../../src/config/load.js';
 import { checkAccess, checkPortAccess, compileMappings } from '../../src/mappings/index.js';

@@ -3,7 +3,7 @@
 // and the gate that keeps hashes from taking every thread of libuv's pool.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_SCRYPT_PARAMS, formatPasswordHash, parsePasswordHash, type ScryptHash } from '../../src/directory/hash-format.js';
+import { DEFAULT_SCRYPT_PARAMS, formatPasswordHash, parsePasswordHash, type ScryptHash } from '../../src/config/hash-format.js';
 import { MAX_PASSWORD_BYTES, hashPassword, passwordProblem, verifyPassword } from '../../src/directory/password-hash.js';
 import { KdfGate, defaultKdfConcurrency } from '../../src/directory/kdf-gate.js';
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { escapeHelp, escapeLabelValue, formatExposition, formatValue, type MetricFamily } from '../../src/metrics/exposition.js';
-import { addHistograms, emptyHistogram, isHistogramSnapshot, LatencyHistogram, observe, cumulativeCounts } from '../../src/metrics/histogram.js';
+import { addHistograms, emptyHistogram, isHistogramSnapshot, LatencyHistogram, observe, cumulativeCounts } from '../../src/common/histogram.js';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.js';
 
 test('label values and help texts are escaped as the format says, and read back unchanged', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readJobControllerStatus, type InstanceSnapshot } from '../../src/metrics/snapshot.js';
 import { metricFamilies } from '../../src/metrics/metrics-text.js';
 import { formatExposition } from '../../src/metrics/exposition.js';
-import { emptyHistogram, observe } from '../../src/metrics/histogram.js';
+import { emptyHistogram, observe } from '../../src/common/histogram.js';
 import { ServiceTotals } from '../../src/dispatcher/service-totals.js';
 import { DeliveryStatsBook, DeliveryStatsTracker } from '../../src/job-controller/delivery-stats.js';
 import { readQueueDepth } from '../../src/metrics/queue-depth.js';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { escapeHtml, formatDuration, relativeTime, renderStatusPage } from '../../src/metrics/status-page.js';
-import { emptyHistogram, observe } from '../../src/metrics/histogram.js';
+import { emptyHistogram, observe } from '../../src/common/histogram.js';
 import type { InstanceSnapshot } from '../../src/metrics/snapshot.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');

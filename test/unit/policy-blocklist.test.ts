@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { Answer } from 'dns-packet';
 import { blocklistQueryName, listingCode, listingText } from '../../src/policy/blocklist.js';
 import { blocklistApplies, blocklistDecision } from '../../src/policy/blocklist-decision.js';
-import { parseCidr } from '../../src/config/cidr.js';
+import { parseCidr } from '../../src/common/cidr.js';
 
 test('query names: reversed octets, 32 reversed nibbles for IPv6, mapped IPv4 as IPv4, nothing for a non-address', () => {
   assert.equal(blocklistQueryName('192.0.2.99', 'zen.example'), '99.2.0.192.zen.example');

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSubmitArgs, normalizeLineEndings, cutAtDotLine, splitMessage, parseAddressList, composeSubmission, type SubmitOptions } from '../../src/queue/local-submission.js';
+import { normalizeLineEndings, cutAtDotLine, splitMessage, parseAddressList, composeSubmission, type SubmitOptions } from '../../src/queue/local-submission.js';
+import { parseSubmitArgs } from '../../src/cli/submit-args.js';
 
 test('sendmail-style arguments', () => {
   assert.deepEqual(parseSubmitArgs(['-t', '-i', '-fbounce@example.com', '-F', 'The Boss', 'a@b', 'c@d, e@f']), {

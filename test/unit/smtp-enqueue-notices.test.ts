@@ -33,13 +33,13 @@ test('an idle notifier sends at once; what comes meanwhile goes in one notice af
   await tick();
   assert.deepEqual(c.calls[1], [ref(2), ref(3), ref(4)]);
   c.answers[1]!(true);
-  await notices.flushed();
+  await notices.allSent();
   assert.equal(c.calls.length, 2);
   // Idle again: the next one leaves at once.
   notices.add([ref(5)]);
   assert.deepEqual(c.calls[2], [ref(5)]);
   c.answers[2]!(true);
-  await notices.flushed();
+  await notices.allSent();
 });
 
 test('a failed notice does not stop the next ones', async () => {
@@ -51,7 +51,7 @@ test('a failed notice does not stop the next ones', async () => {
   await tick();
   assert.deepEqual(c.calls[1], [ref(2)]);
   c.answers[1]!(true);
-  await notices.flushed();
+  await notices.allSent();
 });
 
 test('a large backlog is split into notices of at most MAX_REFS_PER_NOTICE', async () => {
@@ -59,7 +59,7 @@ test('a large backlog is split into notices of at most MAX_REFS_PER_NOTICE', asy
   const notices = new EnqueueNotices(async (refs) => void sizes.push(refs.length), { intervalMs: 0 });
   notices.add([ref(0)]);
   notices.add(Array.from({ length: MAX_REFS_PER_NOTICE + 10 }, (_, i) => ref(i + 1)));
-  await notices.flushed();
+  await notices.allSent();
   assert.deepEqual(sizes, [1, MAX_REFS_PER_NOTICE, 10]);
 });
 
@@ -67,7 +67,7 @@ test('nothing to send: no notice', async () => {
   const c = controlledSend();
   const notices = new EnqueueNotices(c.send, { intervalMs: 0 });
   notices.add([]);
-  await notices.flushed();
+  await notices.allSent();
   assert.equal(c.calls.length, 0);
 });
 
@@ -88,7 +88,7 @@ test('under load a notice leaves at most once per interval, with the files of th
   assert.deepEqual(c.calls, [[ref(1)]], 'idle: at once');
   now = 1001;
   c.answers[0]!(true);
-  await notices.flushed();
+  await notices.allSent();
   notices.add([ref(2)]);
   assert.deepEqual(sleeps, [9], 'the next one waits for the rest of the interval');
   notices.add([ref(3)]);
@@ -98,11 +98,11 @@ test('under load a notice leaves at most once per interval, with the files of th
   await tick();
   assert.deepEqual(c.calls[1], [ref(2), ref(3)]);
   c.answers[1]!(true);
-  await notices.flushed();
+  await notices.allSent();
   now = 1100;
   notices.add([ref(4)]);
   assert.deepEqual(c.calls[2], [ref(4)], 'after a quiet interval: at once again');
   c.answers[2]!(true);
-  await notices.flushed();
+  await notices.allSent();
   assert.ok(NOTICE_INTERVAL_MS > 0 && NOTICE_INTERVAL_MS <= 50, 'a delay mail does not notice');
 });

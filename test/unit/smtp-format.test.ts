@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Channel } from '../../src/config/types.js';
-import { formatReceived, formatRfc5322Date } from '../../src/smtp-server/received-header.js';
+import { formatReceived } from '../../src/smtp-server/received-header.js';
+import { formatRfc5322Date } from '../../src/common/rfc5322-date.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient, type MessageFacts } from '../../src/smtp-server/envelope-plan.js';
 import { formatTranscriptLine } from '../../src/smtp-server/transcript.js';
 import { ENHANCED_CODE_PREFIX, formatReply, hookError, REPLIES, unroutable } from '../../src/smtp-server/replies.js';

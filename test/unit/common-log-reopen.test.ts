@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MailLog } from '../../src/common/mail-log.js';
-import { createLogger, flushLogs, reopenLogs } from '../../src/common/logger.js';
+import { createLogger, syncLogs, reopenLogs } from '../../src/common/logger.js';
 import { waitFor } from '../helpers/instance.js';
 
 // One directory for the file, removed after its last test: a logger stays registered for reopening
@@ -38,7 +38,7 @@ test('mail.log and a component log are reopened by name on SIGHUP', async () => 
   await waitFor(() => existsSync(join(dir, 'unit.log')), { what: 'unit.log to be reopened' });
   mailLog.write([record('two@x.test')]);
   logger.info('after');
-  flushLogs();
+  syncLogs();
   await waitFor(() => readFileSync(join(dir, 'unit.log'), 'utf8').includes('after'), { what: 'the record in the new unit.log' });
   assert.match(readFileSync(join(dir, 'mail.log'), 'utf8'), /two@x\.test/);
   assert.doesNotMatch(readFileSync(join(dir, 'mail.log'), 'utf8'), /one@x\.test/);

@@ -3,7 +3,7 @@
 // (algorithm; cost: N = 2^ln, block size r, parallelism p; salt and derived key in base64
 // without padding). Parsing is strict — a hash edited by hand, cut short or from another system
 // is an error that says what is wrong, never a crash and never a hash that matches anything.
-// Pure: no crypto here (see password-hash.ts).
+// Pure: no crypto here (see src/directory/password-hash.ts); with the configuration because etc/users is read and checked there.
 
 export interface ScryptParams {
   /** log2 of the CPU/memory cost N. */

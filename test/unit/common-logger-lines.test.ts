@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, flushLogs, withoutBaseKeys } from '../../src/common/logger.js';
+import { createLogger, syncLogs, withoutBaseKeys } from '../../src/common/logger.js';
 import { waitFor } from '../helpers/instance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsubame-logger-'));
@@ -31,7 +31,7 @@ test('a field named like a key of the line itself is renamed, never repeated', a
   logger.info({ part: 'dispatcher', pid: 424242 }, 'part ready');
   logger.info({ pid: process.pid }, 'own pid again');
   logger.info({ component: 'other' }, 'component field');
-  flushLogs();
+  syncLogs();
   const lines = await waitFor(() => {
     const text = readFileSync(join(dir, 'keys.log'), 'utf8').trim().split('\n');
     return text.length === 3 ? text : null;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etrnReply, etrnResponder, parseEtrnArgument, type EtrnRequest } from '../../src/smtp-server/etrn.js';
-import { parseCidr } from '../../src/config/cidr.js';
+import { parseCidr } from '../../src/common/cidr.js';
 import type { FlushReply } from '../../src/job-controller/protocol.js';
 import { EtrnRateLimiter } from '../../src/job-controller/etrn-rate.js';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
 import { addressField, buildDsn, enhancedStatus, headerSection, utf8AddrXtext, type DsnInput } from '../../src/notices/dsn.js';
 import { hostNameOf } from '../../src/delivery/status.js';
-import { formatRfc5322Date } from '../../src/smtp-server/received-header.js';
+import { formatRfc5322Date } from '../../src/common/rfc5322-date.js';
 
 const original = Buffer.from('From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: lunch?\r\nMessage-ID: <m1@example.org>\r\n\r\nHello Bob,\r\nlunch at noon?\r\n');
 

@@ -1,6 +1,13 @@
-// CIDR networks (INTERNAL_IP, ETRN_ALLOW) and the membership test the SMTP server asks for each client.
+// CIDR networks (INTERNAL_IP, ETRN_ALLOW, mapping patterns' `$(…)`) and the membership test the
+// SMTP server asks for each client.
 import net from 'node:net';
-import type { Cidr } from './types.js';
+
+export interface Cidr {
+  text: string; // as written
+  family: 4 | 6;
+  bytes: Uint8Array; // network address
+  prefix: number;
+}
 
 /** `10.0.0.0/8`, `::1`, `192.0.2.7` (a host); null when the text is not an address or network. */
 export function parseCidr(text: string): Cidr | null {

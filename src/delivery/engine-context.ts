@@ -1,0 +1,49 @@
+// What one run of the delivery engine is given (the channel, its settings, the caches it shares
+// with the job's other runs, the message reader, the abort signal) and the counts it adds to.
+import type { Channel } from '../config/types.js';
+import type { ConnectionCache } from './connection-cache.js';
+import type { Target } from './mx.js';
+import type { ReachabilityCache } from './reachability.js';
+import type { DeliveryResolver } from './resolver.js';
+import type { DeliverySettings } from './settings.js';
+import type { SessionLogger } from './smtp-client.js';
+
+export interface EngineContext {
+  channel: Channel;
+  /** EHLO name (option.dat LOCAL_HOST). */
+  localName: string;
+  /** More Received: lines than this: the message is looping and is returned (option.dat MAX_RECEIVED_LINES). */
+  hopLimit: number;
+  settings: DeliverySettings;
+  resolver: DeliveryResolver;
+  reachability: ReachabilityCache;
+  connections: ConnectionCache;
+  /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
+  readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
+  /** master_debug transcript, per host. */
+  transcriptFor?: ((target: Target) => SessionLogger) | null;
+  stats: EngineStats;
+  random?: () => number;
+  /** The batch's time is up: stop, close the connections in use, defer what is left with the reason. */
+  signal?: AbortSignal;
+}
+
+export interface EngineStats {
+  transactions: number;
+  /** Connection attempts that failed (refused, timeout, greeting, TLS). */
+  connectFailures: number;
+  /** Host attempts skipped because the reachability cache said the host is down. */
+  skippedUnreachable: number;
+  /** Destinations (domains, literals, smart hosts) looked up. */
+  lookups: number;
+}
+
+export function newEngineStats(): EngineStats {
+  return { transactions: 0, connectFailures: 0, skippedUnreachable: 0, lookups: 0 };
+}
+
+/** The reply for what a batch could not do before it was aborted. */
+export function abortStatus(signal: AbortSignal): string {
+  const reason = signal.reason instanceof Error ? signal.reason.message : typeof signal.reason === 'string' ? signal.reason : 'the delivery job was stopped';
+  return /^\d{3} /.test(reason) ? reason : `451 4.3.0 ${reason}`;
+}

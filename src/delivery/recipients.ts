@@ -1,0 +1,122 @@
+// The recipient bookkeeping of one delivery run (what Postfix's smtp_rcpt.c keeps): one entry per
+// distinct address of a message, where it may go, the hosts already tried for it and its last
+// failure, and its outcome once decided. The first decision stands; copies of an address within
+// one message get the outcome of its first occurrence; what is never decided is deferred.
+import type { Target } from './mx.js';
+import { noHostLeftStatus, skippedHostStatus } from './reply-policy.js';
+import type { RcptDsn } from './smtp-client.js';
+import { describeHost } from './status.js';
+import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from './types.js';
+
+export interface RunRecipient {
+  /** Its handle in the run (the planner's recipient id). */
+  readonly id: number;
+  /** Its message's index in the batch. */
+  readonly message: number;
+  /** The envelope To, as queued. */
+  readonly address: string;
+  /** What RCPT TO gives. */
+  readonly rcptTo: string;
+  readonly dsn: RcptDsn;
+  /** Where it can go, best first (known once its destination is looked up). */
+  targets: Target[];
+  /** Targets (by key) already tried for it in this run. */
+  readonly tried: Set<string>;
+  lastFailure: string | null;
+  lastHost: string | null;
+  /** The earliest end of the host-retry window of a host skipped for it (null: none skipped). */
+  skippedUntil: number | null;
+  outcome: RecipientOutcome | null;
+  /** Another recipient of the same message with the same address: it gets that one's outcome. */
+  readonly sameAs: number | null;
+  /** Times the recipient was put in a new transaction after a "too many recipients" 452. */
+  overflows: number;
+}
+
+export class RecipientBook {
+  private readonly all: RunRecipient[] = [];
+
+  /** One RCPT per distinct address (case-blind) of a message; pending recipients only. */
+  constructor(items: DeliveryItem[]) {
+    items.forEach((item, message) => {
+      const seen = new Map<string, number>();
+      for (const r of item.envelope.recipients) {
+        if (r.state !== 'pending') continue;
+        const key = r.address.trim().toLowerCase();
+        const id = this.all.length;
+        this.all.push({
+          id,
+          message,
+          address: r.address,
+          rcptTo: r.address.trim(),
+          dsn: { notify: r.notify, orcpt: r.orcpt },
+          targets: [],
+          tried: new Set(),
+          lastFailure: null,
+          lastHost: null,
+          skippedUntil: null,
+          outcome: null,
+          sameAs: seen.get(key) ?? null,
+          overflows: 0,
+        });
+        if (!seen.has(key)) seen.set(key, id);
+      }
+    });
+  }
+
+  get(id: number): RunRecipient {
+    return this.all[id]!;
+  }
+
+  /** The recipients to deliver (copies of another address of their message left out), in order. */
+  distinct(): RunRecipient[] {
+    return this.all.filter((r) => r.sameAs === null);
+  }
+
+  /** Decides a recipient's outcome, unless it has one already. */
+  decide(r: RunRecipient, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null): void {
+    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
+  }
+
+  /** The host failed these recipients (no connection, or it broke mid-transaction): not to be tried again for them. */
+  hostFailed(ids: readonly number[], target: Target, status: string): void {
+    for (const id of ids) {
+      const r = this.all[id]!;
+      r.tried.add(target.key);
+      r.lastFailure = status;
+      r.lastHost = describeHost(target);
+    }
+  }
+
+  /** The target was skipped for `r` because it is known down; that is its reason unless it has a failure of its own. */
+  skippedDown(r: RunRecipient, target: Target, down: { reason: string; until: number }): void {
+    r.skippedUntil = Math.min(r.skippedUntil ?? Infinity, down.until);
+    if (r.lastFailure) return;
+    r.lastFailure = skippedHostStatus(down.reason, down.until);
+    r.lastHost = describeHost(target);
+  }
+
+  /**
+   * No target is left for `r`: deferred with its last failure. When no host was tried for it in
+   * this attempt, only skipped as known down, it says until when: not a try (issue 13).
+   */
+  noHostLeft(r: RunRecipient): void {
+    if (r.outcome) return;
+    this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost);
+    if (r.tried.size === 0 && r.skippedUntil !== null) r.outcome!.notTriedUntil = r.skippedUntil;
+  }
+
+  /** Every message's outcomes, its recipients in envelope order. */
+  outcomes(items: DeliveryItem[]): MessageOutcome[] {
+    return items.map((item, message) => ({
+      ref: item.ref,
+      recipients: this.all
+        .filter((r) => r.message === message)
+        .map((r) => {
+          const source = r.sameAs !== null ? this.all[r.sameAs]! : r;
+          const o = source.outcome ?? { address: r.address, result: 'deferred' as const, status: '451 4.3.0 not attempted', remoteHost: null };
+          return { ...o, address: r.address };
+        }),
+    }));
+  }
+}

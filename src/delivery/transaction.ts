@@ -1,0 +1,55 @@
+// One transaction on an open session: the message made ready for this server (message-prep.ts),
+// MAIL, RCPT and DATA sent, and the replies turned into recipient outcomes by the error policy
+// (reply-policy.ts) and recorded (recipients.ts).
+import type { EngineContext } from './engine-context.js';
+import { prepareMessage } from './message-prep.js';
+import type { PlannedTransaction } from './planner.js';
+import type { RecipientBook } from './recipients.js';
+import { judgeTransaction } from './reply-policy.js';
+import type { SendOutcome, SmtpSession } from './smtp-client.js';
+import { describeHost } from './status.js';
+import type { DeliveryItem } from './types.js';
+
+interface TransactionResult {
+  /** The status when the connection broke (its recipients are undecided and try their next MX). */
+  broken: string | null;
+  /** Recipients the server refused only because the transaction had too many: for the next one. */
+  overflow: number[];
+}
+
+export async function runTransaction(session: SmtpSession, tx: PlannedTransaction, items: DeliveryItem[], book: RecipientBook, ctx: EngineContext): Promise<TransactionResult> {
+  const item = items[tx.message]!;
+  const rcpts = tx.recipients.map((id) => book.get(id));
+  const host = describeHost(session.target);
+  const env = item.envelope;
+  const from = ctx.channel.senderRewrite ?? env.from;
+  const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
+  if (!prepared.ok) {
+    for (const r of rcpts) book.decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? session.tls : null);
+    return { broken: null, overflow: [] };
+  }
+  const outcome: SendOutcome = await session.send({
+    from,
+    to: rcpts.map((r) => r.rcptTo),
+    body: prepared.body,
+    ret: env.mailParams.ret,
+    envid: env.mailParams.envid,
+    use8BitMime: prepared.use8BitMime,
+    smtpUtf8: prepared.smtpUtf8,
+    rcptDsn: new Map(rcpts.map((r) => [r.rcptTo, r.dsn])),
+  });
+  ctx.stats.transactions++;
+  const verdict = judgeTransaction(outcome, rcpts);
+  if (verdict.kind === 'broken') return { broken: verdict.status, overflow: [] };
+  const overflow: number[] = [];
+  verdict.recipients.forEach((v, i) => {
+    const r = rcpts[i]!;
+    if (v.kind === 'overflow') {
+      r.overflows++;
+      overflow.push(r.id);
+    } else {
+      book.decide(r, v.result, v.status, v.byServer ? host : null, v.byServer ? session.tls : null);
+    }
+  });
+  return { broken: null, overflow };
+}

@@ -1,0 +1,45 @@
+// The MAIL stage: the checks a MAIL FROM goes through, in order (see stages.ts for the verdicts).
+// A refusal is the reply to MAIL; nothing goes to mail.log (no recipient is known yet). FROM_ACCESS
+// (src/mappings checkFromAccess), SPF at MAIL (src/policy checkSpf) and the ownership of the
+// sender by an authenticated user (src/directory) are added to MAIL_CHECKS.
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { checkAddressCharset } from './address-check.js';
+import { MAIL_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import type { InboundSession } from './inbound-session.js';
+import { REPLIES } from './replies.js';
+import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
+
+export interface MailCommand {
+  /** MAIL FROM as smtp-server parsed it (`address` '' for the null sender). */
+  address: SMTPServerAddress;
+  smtp: SMTPServerSession;
+  session: InboundSession;
+  services: StageServices;
+}
+
+type MailCheck = Check<MailCommand>;
+
+/** musttlsserver: no transaction before STARTTLS. */
+function requireTls(mail: MailCommand): Verdict {
+  return mail.services.settings.tls.mode === 'must' && !mail.smtp.secure ? refuse(REPLIES.tlsRequired) : NEXT;
+}
+
+/** MAX_MESSAGES_PER_SESSION (421, and smtp-server closes the session). */
+function messagesPerSession(mail: MailCommand): Verdict {
+  const max = mail.services.settings.maxMessagesPerSession;
+  return max > 0 && mail.smtp.transaction > max ? refuse(REPLIES.tooManyMessages) : NEXT;
+}
+
+/** Only the parameters the EHLO reply offers (555 for any other). */
+function mailParameters(mail: MailCommand): Verdict {
+  const param = unsupportedParameter(mail.address.args, MAIL_PARAMETERS);
+  return param ? refuse(param) : NEXT;
+}
+
+/** A UTF-8 sender needs SMTPUTF8, and must be valid UTF-8. */
+function senderCharset(mail: MailCommand): Verdict {
+  const problem = mail.address.address === '' ? null : checkAddressCharset(mail.address.address, Boolean(mail.smtp.envelope.smtpUtf8));
+  return problem ? refuse(problem) : NEXT;
+}
+
+export const MAIL_CHECKS: readonly MailCheck[] = [requireTls, messagesPerSession, mailParameters, senderCharset];

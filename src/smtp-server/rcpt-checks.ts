@@ -1,0 +1,81 @@
+// The RCPT stage, as Haraka's cmd_rcpt: the command is read first (readRecipient: parameters,
+// character set, address syntax, then the rewrite rules route it to a channel; a failure there
+// is the command's own refusal), then the routed recipient goes through RCPT_CHECKS, in order
+// (see stages.ts for the verdicts). Every refusal is a J record in mail.log. The checks to come
+// are added to RCPT_CHECKS: the access tables ORIG_SEND_ACCESS, SEND_ACCESS, ORIG_MAIL_ACCESS
+// and MAIL_ACCESS (src/mappings checkRecipientAccess), relaying for authenticated senders (SMTP
+// AUTH, src/directory), the directory's recipient lookup in place of localRecipient
+// (src/directory findRecipient), DNS blocklists and SPF at RCPT (src/policy).
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { routeRecipient, type RecipientRoute, type RewriteOutcome } from '../rewrite/index.js';
+import { asciiDomainForm, checkAddressCharset } from './address-check.js';
+import type { AcceptedRecipient } from './envelope-plan.js';
+import { RCPT_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import type { InboundSession } from './inbound-session.js';
+import { relayRefusal } from './recipient-policy.js';
+import { REPLIES, badAddressSyntax, localTargetUnsupported, unknownUser, unroutable, type SmtpReply } from './replies.js';
+import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
+
+interface RcptCommand {
+  /** RCPT TO as smtp-server parsed it (`args`, `dsn`). */
+  address: SMTPServerAddress;
+  smtp: SMTPServerSession;
+  session: InboundSession;
+  services: StageServices;
+  /** The transaction's envelope sender ('' for the null sender). */
+  from: string;
+  /** What the rewrite rules made of the address. */
+  rewrite: RewriteOutcome;
+  /** Where it is queued if accepted. */
+  route: Extract<RecipientRoute, { ok: true }>;
+}
+
+type RcptCheck = Check<RcptCommand>;
+
+/** Relay policy: a client that is neither internal nor authenticated sends only to channels that do not relay. */
+function relayAccess(rcpt: RcptCommand): Verdict {
+  const mayRelay = rcpt.session.internal || Boolean(rcpt.smtp.user);
+  const denied = relayRefusal(rcpt.address.address, rcpt.route.channel, mayRelay);
+  return denied ? refuse(denied, rcpt.rewrite.channel ?? '') : NEXT;
+}
+
+/** Local delivery's own verdict: what it would fail is refused here, never accepted and bounced. */
+function localRecipient(rcpt: RcptCommand): Verdict | Promise<Verdict> {
+  const { route, address, services } = rcpt;
+  if (route.localPart === null) return NEXT;
+  return services.localUsers.verdict(route.localPart).then(
+    (v): Verdict => (v.kind === 'deliver' ? NEXT : refuse(v.kind === 'unsupported' ? localTargetUnsupported(address.address) : unknownUser(address.address), route.channel.name)),
+    (err: Error): Verdict => {
+      services.logger.error({ err: err.message }, 'local user lookup failed');
+      return { kind: 'error', reply: REPLIES.localError };
+    },
+  );
+}
+
+export const RCPT_CHECKS: readonly RcptCheck[] = [relayAccess, localRecipient];
+
+/** The command read and routed, or its refusal with the channel for the J record ('' before routing). */
+type RecipientReading = { ok: true; rcpt: RcptCommand } | { ok: false; reply: SmtpReply; destination: string };
+
+export function readRecipient(address: SMTPServerAddress, smtp: SMTPServerSession, session: InboundSession, services: StageServices): RecipientReading {
+  const problem = unsupportedParameter(address.args, RCPT_PARAMETERS) ?? checkAddressCharset(address.address, Boolean(smtp.envelope.smtpUtf8));
+  if (problem) return { ok: false, reply: problem, destination: '' };
+  const ascii = asciiDomainForm(address.address);
+  if (ascii === null) return { ok: false, reply: badAddressSyntax(), destination: '' };
+  const rewrite = services.rewriter.rewrite(ascii, { sourceChannel: session.sourceChannel, direction: 'to' });
+  const route = routeRecipient(rewrite, services.config.imta.channelByName);
+  if (!route.ok) return { ok: false, reply: unroutable(route.error), destination: rewrite.channel ?? '' };
+  const from = smtp.envelope.mailFrom ? smtp.envelope.mailFrom.address : '';
+  return { ok: true, rcpt: { address, smtp, session, services, from, rewrite, route } };
+}
+
+/** What an accepted recipient is queued as. */
+export function acceptedRecipient(rcpt: RcptCommand): AcceptedRecipient {
+  return {
+    channel: rcpt.route.channel.name,
+    address: rcpt.route.address,
+    original: rcpt.address.address,
+    orcpt: rcpt.address.dsn?.orcpt ?? null,
+    notify: rcpt.address.dsn?.notify ?? null,
+  };
+}

@@ -1,0 +1,131 @@
+// Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
+// hand-over to its end (the counts the dispatcher reports follow it), limited per client address
+// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
+// sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
+import type net from 'node:net';
+import type { Logger } from '../common/logger.js';
+import { refuseConnection } from '../common/refuse-connection.js';
+import { PerIpCounter } from './client-limits.js';
+import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
+import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
+import { sessionIdGenerator } from './session-id.js';
+import { SessionSlot } from './session-slot.js';
+
+/** After the grace period, sessions told 421 get this long to go before their sockets are destroyed. */
+const FORCE_CLOSE_MS = 2000;
+
+/** A session counted as open: its slot, the socket handed over and, once it has one, its SMTP connection. */
+interface OpenSession {
+  slot: SessionSlot;
+  socket: net.Socket;
+  connection: TsubameConnection | null;
+}
+
+type SessionChange = 'opened' | 'closed';
+
+export class SessionIntake {
+  private readonly open = new Set<OpenSession>();
+  private readonly perIp: PerIpCounter;
+  private readonly nextSessionId = sessionIdGenerator();
+  private readonly listeners: Array<(change: SessionChange) => void> = [];
+  private closing = false;
+
+  constructor(
+    private readonly server: TsubameSmtpServer,
+    private readonly maxConnsPerIp: number,
+    private readonly logger: Logger,
+  ) {
+    this.perIp = new PerIpCounter(maxConnsPerIp);
+  }
+
+  /** Sessions open now. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Called when a session opens or closes (for the dispatcher's counts). */
+  onChange(listener: (change: SessionChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Takes over a socket the dispatcher accepted (paused). */
+  handle(socket: net.Socket): void {
+    const ip = normalizeIp(socket.remoteAddress);
+    if (!ip) {
+      socket.destroy();
+      return;
+    }
+    let counted = false;
+    const session: OpenSession = {
+      socket,
+      connection: null,
+      slot: new SessionSlot(() => {
+        this.open.delete(session);
+        if (counted) this.perIp.release(ip);
+        this.changed('closed');
+      }),
+    };
+    this.open.add(session);
+    socket.on('error', () => {}); // the connection reports its own; a refused socket must not throw
+    // Until a STARTTLS (which removes this listener): the session's TLS socket is the connection's.
+    socket.once('close', session.slot.release);
+    this.changed('opened');
+    if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+    if (!this.perIp.acquire(ip)) {
+      this.logger.info({ client: ip, limit: this.maxConnsPerIp }, 'too many connections from one address');
+      return refuseSocket(socket, REPLIES.tooManyConnections);
+    }
+    counted = true;
+    session.connection = this.server.connect(socket, {
+      id: this.nextSessionId(),
+      remoteAddress: ip,
+      remotePort: socket.remotePort,
+      localAddress: normalizeIp(socket.localAddress) ?? undefined,
+      localPort: socket.localPort,
+    });
+    session.connection.onEnded(session.slot.release);
+  }
+
+  /** Takes no more sessions; open ones get `graceMs` to finish, then 421 and close; resolves when all are gone. */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    await Promise.race([this.allClosed(), delay(graceMs)]);
+    if (this.open.size === 0) return;
+    for (const connection of this.server.connections) {
+      connection.send(421, replyText(REPLIES.shuttingDown));
+      connection.close();
+    }
+    await Promise.race([this.allClosed(), delay(FORCE_CLOSE_MS)]);
+    for (const s of this.open) {
+      s.connection?._socket.destroy();
+      s.socket.destroy();
+    }
+  }
+
+  private changed(change: SessionChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'onChange listener failed');
+      }
+    }
+  }
+
+  private allClosed(): Promise<void> {
+    return Promise.all([...this.open].map((s) => s.slot.closed)).then(() => {});
+  }
+}
+
+function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
+  refuseConnection(socket, `${formatReply(reply)}\r\n`, FORCE_CLOSE_MS);
+}
+
+function normalizeIp(ip: string | undefined): string | null {
+  if (!ip) return null;
+  return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
