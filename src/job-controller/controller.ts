@@ -9,7 +9,7 @@ import { everyPendingAs } from '../channels/outcomes.js';
 import type { Logger } from '../common/logger.js';
 import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog, type MailLogRecord } from '../common/mail-log.js';
-import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore, type ScanEntry } from '../queue/index.js';
+import { arrivalKey, queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore, type ScanEntry } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { channelProgram } from '../channels/index.js';
 import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS } from '../notices/send.js';
@@ -27,12 +27,7 @@ import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import type { JobRunner } from './runner.js';
 import type { FlushReply } from './protocol.js';
 import { nextAttemptAt } from './backoff.js';
-import { readQueuedFileSync } from './queue-read.js';
-import { QueueFileError, QueueWriteError } from '../queue/errors.js';
-import { DelayedDirectorySync } from './removal-sync.js';
 import type { OutcomePolicy } from './outcome.js';
-import { lstatSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { DeliveryStatsBook } from './delivery-stats.js';
 import { EtrnRateLimiter } from './etrn-rate.js';
 
@@ -73,8 +68,6 @@ const SETTLE_PARALLEL = 32;
 const LINGER_MS = 20;
 /** A batch running longer than this waits on slow hosts: it no longer holds back new mail (pool-policy.ts slowJobs). */
 const SLOW_BATCH_MS = 250;
-/** Removals whose directory fsyncs are gathered into one round. */
-const REMOVAL_SYNC_DELAY_MS = 20;
 
 /** An attempt's outcome between its notices and its file change (see deliverBatch). */
 interface Settling {
@@ -122,8 +115,6 @@ export class JobController {
   private mailLogPending: MailLogRecord[] = [];
   /** Jobs lingering for a fuller batch, per channel (see LINGER_MS). */
   private readonly lingering = new Map<string, Set<{ size: number; wake: () => void }>>();
-  /** Directory fsyncs of removed (delivered) queue files, gathered and run in the background. */
-  private readonly removals: DelayedDirectorySync;
   private stopped = new Set<string>();
   private readonly warnedChannels = new Set<string>();
   private generation = 1;
@@ -152,7 +143,6 @@ export class JobController {
     this.index = new MessageIndex(Math.max(1, this.config.jobController?.maxMessages ?? 100000));
     this.counters = new CounterBook(countersPath(this.paths.log));
     this.counters.load();
-    this.removals = new DelayedDirectorySync(REMOVAL_SYNC_DELAY_MS, (dir, err) => this.logger.warn({ dir, err }, 'cannot fsync a queue directory after removals'));
     this.fastFlush = FastFlushStore.open({ root: this.paths.root, config: this.config, logger: opts.logger });
     this.etrnRate = new EtrnRateLimiter(this.config.options.etrnRateLimit);
     opts.runner.configure(poolsOf(this.config));
@@ -184,7 +174,6 @@ export class JobController {
     await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
     await this.opts.runner.close();
     await this.store.close();
-    await this.removals.close();
     this.fastFlush.close();
     this.flushMailLog();
     this.mailLog.close();
@@ -426,22 +415,10 @@ export class JobController {
     return nextPeriodicRunMs(now, this.config.jobController?.periodicIntervalSec ?? JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL);
   }
 
-  /**
-   * The envelope and message size of a queue file (one synchronous read: see queue-read.ts).
-   * A corrupt file is set aside and a vanished one skipped: both give null.
-   */
-  private async readQueued(path: string): Promise<{ envelope: Envelope; size: number } | null> {
+  /** The envelope and message size of a queue file (QueueStore.readQueued): null when it is corrupt (set aside) or gone. */
+  private readQueued(path: string): Promise<{ envelope: Envelope; size: number } | null> {
     this.filesRead++;
-    try {
-      const file = readQueuedFileSync(path, { queueDir: this.paths.queue });
-      return file && { envelope: file.envelope, size: file.size };
-    } catch (err) {
-      if (err instanceof QueueFileError) {
-        await this.store.quarantine(path, err.reason).catch(() => {});
-        return null;
-      }
-      throw err;
-    }
+    return this.store.readQueued(path);
   }
 
   /**
@@ -780,7 +757,7 @@ export class JobController {
         this.logger.info({ id: entry.id }, 'message left the queue during its delivery attempt');
       }
     } else {
-      this.removeQueued(ref.path);
+      this.store.retire(ref.path);
       current = null;
     }
 
@@ -841,25 +818,6 @@ export class JobController {
     if (part === 'settled' && flush) this.flushMailLog();
   }
 
-  /**
-   * Removes a delivered message's file at once (a later scan must not find it), and makes the
-   * removal durable in the background: its directory is fsynced with the other removals of the
-   * next few milliseconds. Nothing waits for that fsync; a crash before it can only bring the
-   * message back for one more delivery (at least once, as DESIGN.md says).
-   */
-  private removeQueued(path: string): void {
-    try {
-      // Small files are kept for the next enqueue to overwrite (queue/spare-files.ts): no one
-      // else reads a message while its delivery is settled here.
-      const spares = this.store.spares;
-      if (!(spares.dir && spares.retireSync(path, lstatSync(path).size))) unlinkSync(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw QueueWriteError.from(err, `cannot remove ${path}`);
-    }
-    this.removals.note(dirname(path));
-  }
-
   private flushMailLog(): void {
     const records = this.mailLogPending;
     this.mailLogPending = [];
@@ -898,12 +856,6 @@ function withHost(status: string, host: string | null): string {
 /** mail.log's tls= token for a recipient whose status came over TLS. */
 function tlsOf(r: { tls?: string | null }): { tls?: string } {
   return r.tls ? { tls: r.tls } : {};
-}
-
-/** Oldest first: queue ids start with their creation time (base 36 milliseconds); the file time otherwise. */
-export function arrivalKey(e: Pick<ScanEntry, 'id' | 'mtimeMs'>): number {
-  const t = parseInt(e.id.slice(0, 9), 36);
-  return Number.isFinite(t) && t > 1e12 && t < 1e13 ? t : e.mtimeMs;
 }
 
 /** Runs `fn` over the items with at most `limit` at a time. */
