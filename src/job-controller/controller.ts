@@ -25,7 +25,7 @@ import { JOB_CONTROLLER_DEFAULTS } from '../config/job-controller-cnf.js';
 import { nextPeriodicRunMs } from './periodic.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import type { JobRunner } from './runner.js';
-import type { FlushReply } from './protocol.js';
+import type { ChannelStatus, FlushReply, JobControllerReply, JobControllerRequest, ReplyTo, StatusReply } from './protocol.js';
 import { nextAttemptAt } from './backoff.js';
 import type { OutcomePolicy } from './outcome.js';
 import { DeliveryStatsBook } from './delivery-stats.js';
@@ -181,14 +181,15 @@ export class JobController {
 
   // ------------------------------------------------------------------ requests
 
-  async handle(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /** A request of the job controller's socket (validated by protocol.ts parseJobControllerRequest). */
+  async handle(req: JobControllerRequest): Promise<JobControllerReply> {
     switch (req.op) {
       case 'enqueued':
-        return this.onEnqueued(Array.isArray(req.refs) ? (req.refs as QueueRef[]) : []);
+        return this.onEnqueued(req.refs);
       case 'qm':
         return this.onQm(req);
       case 'flush':
-        return { ...(await this.flush(typeof req.target === 'string' ? req.target : null, req.origin === 'etrn' ? 'etrn' : 'operator', typeof req.client === 'string' ? req.client : null)) };
+        return this.flush(req.target, req.origin ?? 'operator', req.client ?? null);
       case 'status':
         return this.status();
       case 'counters':
@@ -198,15 +199,12 @@ export class JobController {
       case 'rescan':
         await this.rescan('request');
         return { ok: true, index: this.index.size };
-      default:
-        return { ok: false, error: `unknown request ${JSON.stringify(req.op)}` };
     }
   }
 
-  private async onEnqueued(refs: QueueRef[]): Promise<Record<string, unknown>> {
+  private async onEnqueued(refs: QueueRef[]): Promise<ReplyTo<'enqueued'>> {
     let admitted = 0;
     for (const ref of refs) {
-      if (typeof ref?.path !== 'string' || typeof ref.id !== 'string' || typeof ref.channel !== 'string') continue;
       if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) continue;
       const file = await this.readQueued(ref.path);
       if (!file) continue;
@@ -217,14 +215,14 @@ export class JobController {
     return { ok: true, admitted };
   }
 
-  private async onQm(req: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const action = String(req.action);
-    if (action === 'start' || action === 'stop') {
+  private async onQm(req: Extract<JobControllerRequest, { op: 'qm' }>): Promise<ReplyTo<'qm'>> {
+    const action = req.action;
+    if (!('ids' in req)) {
       this.stopped = new Set(await readStoppedChannels(this.paths.root).catch(() => [...this.stopped]));
       this.kick();
       return { ok: true };
     }
-    const ids = (Array.isArray(req.ids) ? req.ids : []).map((x) => String(x).toUpperCase());
+    const ids = req.ids.map((x) => x.toUpperCase());
     if (action === 'hold' || action === 'delete') {
       // The file is gone or renamed: forget it (a batch in flight finds out when it writes back).
       for (const id of ids) if (!this.index.get(id)?.inFlight) this.index.remove(id);
@@ -233,25 +231,23 @@ export class JobController {
       this.maybeRescanForRoom();
       return { ok: true };
     }
-    if (action === 'release' || action === 'return') {
-      const wanted = new Set(ids.filter((id) => !this.index.get(id)?.inFlight));
-      for (const id of wanted) this.index.remove(id);
-      const found: ScanEntry[] = [];
-      if (wanted.size > 0) {
-        for await (const e of this.store.scan()) {
-          if (wanted.has(e.id) && !e.held) found.push(e);
-          if (found.length === wanted.size) break;
-        }
+    // release, return
+    const wanted = new Set(ids.filter((id) => !this.index.get(id)?.inFlight));
+    for (const id of wanted) this.index.remove(id);
+    const found: ScanEntry[] = [];
+    if (wanted.size > 0) {
+      for await (const e of this.store.scan()) {
+        if (wanted.has(e.id) && !e.held) found.push(e);
+        if (found.length === wanted.size) break;
       }
-      // Released and returned messages are tried (or settled) at once.
-      for (const e of found) {
-        const file = await this.readQueued(e.path);
-        if (file) this.admit(e.path, file.envelope, file.size, { dueNow: true });
-      }
-      this.kick();
-      return { ok: true, found: found.length };
     }
-    return { ok: false, error: `unknown qm action ${action}` };
+    // Released and returned messages are tried (or settled) at once.
+    for (const e of found) {
+      const file = await this.readQueued(e.path);
+      if (file) this.admit(e.path, file.envelope, file.size, { dueNow: true });
+    }
+    this.kick();
+    return { ok: true, found: found.length };
   }
 
   /**
@@ -284,8 +280,8 @@ export class JobController {
     );
   }
 
-  status(): Record<string, unknown> {
-    const channels: Record<string, unknown> = {};
+  status(): StatusReply {
+    const channels: Record<string, ChannelStatus> = {};
     const counters = this.counters.snapshot();
     const names = new Set([...this.config.imta.channels.map((c) => c.name), ...this.index.channels(), ...Object.keys(counters)]);
     for (const name of [...names].sort()) {
@@ -333,7 +329,7 @@ export class JobController {
     return this.counters.snapshot();
   }
 
-  private async reload(): Promise<Record<string, unknown>> {
+  private async reload(): Promise<ReplyTo<'reload'>> {
     if (!this.opts.loadConfig) return { ok: false, error: 'reload is not available' };
     let config: InstanceConfig;
     try {

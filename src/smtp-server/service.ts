@@ -17,7 +17,7 @@ import { compileRewriter } from '../rewrite/index.js';
 import { asciiDomainForm, checkAddressCharset } from './address-check.js';
 import { PerIpCounter } from './client-limits.js';
 import { EnqueueNotices } from './enqueue-notices.js';
-import { JobControllerLink } from './job-controller-link.js';
+import { JobControllerClient } from '../job-controller/client.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
 import { LocalUsers } from '../directory/local-users.js';
@@ -93,8 +93,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const nextSessionId = sessionIdGenerator();
   const transcript = settings.slaveDebug ? new Transcript(transcriptPath(paths.log, settings.channel)) : null;
   const tls = readTlsMaterial(settings);
-  const jobController = new JobControllerLink(paths.jobControllerSocket);
-  const notices = new EnqueueNotices((refs) => jobController.send({ op: 'enqueued', refs }));
+  const jobController = new JobControllerClient(paths.jobControllerSocket, { lasting: true });
+  const notices = new EnqueueNotices((refs) => jobController.tell({ op: 'enqueued', refs }));
 
   const sessions = new WeakMap<SMTPServerSession, SessionInfo>();
   const routes = new WeakMap<SMTPServerAddress, AcceptedRecipient>();
