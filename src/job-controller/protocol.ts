@@ -53,6 +53,8 @@ export interface FlushReply {
   text: string;
   /** For 458/459: the short reason the client is given (`service unavailable`, `no such channel`, …). */
   reason?: string;
+  /** How it was carried out (fast-flush.ts FlushPlan: fast, slow, channel, all), for logs and tests. */
+  way?: string;
 }
 
 export interface ChannelStatus extends ChannelIndexStats {
