@@ -10,7 +10,7 @@ import { unlinkSync } from 'node:fs';
 export type JsonObject = Record<string, unknown>;
 export type RequestHandler<Req = JsonObject> = (request: Req) => Promise<object> | object;
 /** Turns what arrived into a request of the protocol; throws BadRequest (its message is the reply's error) when it is not one. */
-export type RequestValidator<Req> = (raw: unknown) => Req;
+type RequestValidator<Req> = (raw: unknown) => Req;
 
 /** A line that is not a request of the socket's protocol. */
 export class BadRequest extends Error {
@@ -18,7 +18,7 @@ export class BadRequest extends Error {
 }
 
 /** The validator of a socket without a protocol of its own: any JSON object. */
-export function anyJsonObject(raw: unknown): JsonObject {
+function anyJsonObject(raw: unknown): JsonObject {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest('bad request: not a JSON object');
   return raw as JsonObject;
 }

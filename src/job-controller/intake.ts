@@ -58,7 +58,7 @@ interface FreshEnvelope {
   size: number;
 }
 
-export interface QueuedFile {
+interface QueuedEnvelope {
   envelope: Envelope;
   size: number;
 }
@@ -114,7 +114,7 @@ export class Intake implements ReadyMessages {
   }
 
   /** The envelope and message size of a queue file (QueueStore.readQueued): null when it is corrupt (set aside) or gone. */
-  read(path: string): Promise<QueuedFile | null> {
+  read(path: string): Promise<QueuedEnvelope | null> {
     this.filesRead++;
     return this.opts.store().readQueued(path);
   }
@@ -178,7 +178,7 @@ export class Intake implements ReadyMessages {
    * corrupt file is set aside and a vanished one (delivered, deleted, held meanwhile) skipped: the
    * message is forgotten and null returned.
    */
-  async envelopeForAttempt(entry: IndexedMessage): Promise<QueuedFile | null> {
+  async envelopeForAttempt(entry: IndexedMessage): Promise<QueuedEnvelope | null> {
     const kept = this.fresh.get(entry.id);
     this.fresh.delete(entry.id);
     const found =
