@@ -4,12 +4,9 @@
 import { parseArgs } from './args.js';
 import { CommandError, UsageError } from './errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../common/instance.js';
-import type { JsonObject } from '../common/ipc-socket.js';
 import { askWatcher, parsePartArgument } from '../watcher/client.js';
+import type { ControlReplyTo } from '../watcher/control.js';
 import type { PartName } from '../watcher/part.js';
-
-/** Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines). */
-const PART_REQUEST_TIMEOUT_MS = 180_000;
 
 /** `[part] [--root DIR]` and the given flags; a bad part is a usage error. */
 export function parsePartCommand(argv: string[], flags: string[] = []): { args: ReturnType<typeof parseArgs>; part: PartName | null; paths: InstancePaths } {
@@ -23,9 +20,9 @@ export function parsePartCommand(argv: string[], flags: string[] = []): { args: 
   return { args, part, paths: instancePaths(resolveRoot(args.values.get('root'))) };
 }
 
-export async function requestForPart(argv: string[], op: 'stop' | 'restart'): Promise<{ paths: InstancePaths; part: PartName | null; reply: JsonObject | null }> {
+export async function requestForPart(argv: string[], op: 'stop' | 'restart'): Promise<{ paths: InstancePaths; part: PartName | null; reply: ControlReplyTo<'stop' | 'restart'> | null }> {
   const { part, paths } = parsePartCommand(argv);
-  const reply = await askWatcher(paths, { op, ...(part ? { part } : {}) }, PART_REQUEST_TIMEOUT_MS).catch((err: Error) => {
+  const reply = await askWatcher(paths, { op, ...(part ? { part } : {}) }).catch((err: Error) => {
     throw new CommandError(err.message);
   });
   return { paths, part, reply };

@@ -33,9 +33,10 @@ async function main(argv: string[]): Promise<number> {
   const status = await askWatcher(paths, { op: 'status' }).catch((err: Error) => {
     throw new CommandError(err.message);
   });
+  if (status && !status.ok) throw new CommandError(`the watcher answered: ${status.error}`);
 
   if (args.flags.has('foreground')) {
-    if (status) throw new CommandError(`tsubame is already running in the background (watcher pid ${String(status.pid)}); stop it with stop-msg first`);
+    if (status) throw new CommandError(`tsubame is already running in the background (watcher pid ${status.pid}); stop it with stop-msg first`);
     // As root: the same command again, as the service user.
     const user = prepareServiceUser(paths, config);
     if (user) return runForegroundAs(user, argv, paths.root);
@@ -56,15 +57,15 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (status) {
-    const states = status.parts as Record<PartName, PartStatus>;
+    const states: Partial<Record<PartName, PartStatus>> = status.parts;
     if (parts.every((p) => states[p]?.state === 'running')) {
-      process.stdout.write(`tsubame is already running (watcher pid ${String(status.pid)})\n`);
+      process.stdout.write(`tsubame is already running (watcher pid ${status.pid})\n`);
       return 0;
     }
-    const reply = await askWatcher(paths, { op: 'start', ...(part ? { part } : {}) }, 60_000);
+    const reply = await askWatcher(paths, { op: 'start', ...(part ? { part } : {}) });
     if (!reply) throw new CommandError('the watcher stopped while starting');
-    if (!reply.ok) throw new CommandError(String(reply.error));
-    process.stdout.write(`${String(reply.message)}\n`);
+    if (!reply.ok) throw new CommandError(reply.error);
+    process.stdout.write(`${reply.message}\n`);
     return 0;
   }
 

@@ -1,11 +1,13 @@
 // The job controller's view of the configuration: loading it, and the per-channel settings it
-// schedules by (pool, job life limits, backoff and notices).
+// schedules by (pool, job life limits, backoff and notices, when a new message is first due).
 import type { Channel, InstanceConfig, PoolConfig } from '../config/types.js';
 import { channelJobSection, JOB_CONTROLLER_DEFAULTS } from '../config/job-controller-cnf.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { backoffSchedule } from './backoff.js';
 import { noticesSchedule } from '../notices/schedule.js';
 import type { OutcomePolicy } from './outcome.js';
+import { nextPeriodicRunMs } from './periodic.js';
+import type { Envelope } from '../queue/types.js';
 
 /** The validated configuration; throws with `file:line: …` lines on error. */
 export async function loadConfig(root: string): Promise<InstanceConfig> {
@@ -19,7 +21,7 @@ export const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: JOB_CONTRO
 export const DEFAULT_JOB_TIMEOUT_SEC = 3600;
 
 export function poolsOf(config: InstanceConfig): PoolConfig[] {
-  const pools = config.jobController?.pools ?? [];
+  const pools = config.jobController.pools;
   return pools.length > 0 ? pools : [FALLBACK_POOL];
 }
 
@@ -41,15 +43,22 @@ export interface JobLimits {
 }
 
 export function jobLimits(config: InstanceConfig, channel: string): JobLimits {
-  const section = config.jobController ? channelJobSection(config.jobController, channel) : null;
-  const age = section?.maxLifeAgeSec ?? config.jobController?.maxLifeAgeSec ?? 0;
-  const conns = section?.maxLifeConns ?? config.jobController?.maxLifeConns ?? 0;
+  const section = channelJobSection(config.jobController, channel);
+  const age = section?.maxLifeAgeSec ?? config.jobController.maxLifeAgeSec;
+  const conns = section?.maxLifeConns ?? config.jobController.maxLifeConns;
   return { timeoutMs: (age > 0 ? age : DEFAULT_JOB_TIMEOUT_SEC) * 1000, maxBatches: conns > 0 ? conns : 0 };
 }
 
 export function outcomePolicy(config: InstanceConfig, channel: Channel | undefined): OutcomePolicy {
   const local = config.imta.channelByName.get('l');
   return { backoffMs: backoffSchedule(channel?.backoffMs), noticesMs: noticesSchedule(channel?.noticesMs, local?.noticesMs) };
+}
+
+/** When a message is first due: its next attempt, else now, else (a `periodic` channel) the next periodic run. */
+export function firstDueMs(config: InstanceConfig, envelope: Envelope, nowMs: number): number {
+  const due = envelope.nextAttempt?.getTime() ?? 0;
+  if (due > nowMs || channelByName(config, envelope.channel)?.immediate !== false) return due;
+  return nextPeriodicRunMs(nowMs, config.jobController.periodicIntervalSec ?? JOB_CONTROLLER_DEFAULTS.PERIODIC_INTERVAL);
 }
 
 export function channelByName(config: InstanceConfig, name: string): Channel | undefined {

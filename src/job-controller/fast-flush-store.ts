@@ -20,12 +20,10 @@
 // (`fast-flush.rebuild`) says a rebuild is owed until it has finished, across restarts.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { writeFullySync } from '../common/write-fully.js';
-import { access, readdir } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { InstanceConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, ScanEntry } from '../queue/index.js';
-import { parseQueueFileName } from '../queue/index.js';
+import { locateQueueFile, type Envelope, type ScanEntry } from '../queue/index.js';
 import {
   FastFlushIndex,
   carryOutFlush,
@@ -379,7 +377,7 @@ export function flushHostFor(parts: FlushHostParts): FlushHost {
       return 'made-due';
     },
     async admitNow(ref: FlushRef) {
-      const path = await currentPath(ref);
+      const path = await locateQueueFile(ref);
       if (!path) return 'gone';
       const file = await parts.read(path);
       if (!file || file.envelope.held || !file.envelope.recipients.some((r) => r.state === 'pending')) return 'gone';
@@ -397,32 +395,4 @@ export function flushHostFor(parts: FlushHostParts): FlushHost {
     rescan: parts.rescan,
     kick: parts.kick,
   };
-}
-
-/**
- * The file of a message as of now: the recorded path, or (its attempt count changed since the
- * journal line was written) the `.00` file of the same id in the same directory — a message
- * never moves between directories. null when it is gone or held.
- */
-async function currentPath(ref: FlushRef): Promise<string | null> {
-  const parsed = parseQueueFileName(basename(ref.path));
-  if (parsed && !parsed.held && (await exists(ref.path))) return ref.path;
-  try {
-    const name = (await readdir(dirname(ref.path))).find((n) => {
-      const p = parseQueueFileName(n);
-      return p !== null && p.id === ref.id && !p.held;
-    });
-    return name ? join(dirname(ref.path), name) : null;
-  } catch {
-    return null;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

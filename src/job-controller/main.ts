@@ -1,12 +1,12 @@
 // The job controller process, forked by the watcher. Contract with the watcher: {type:'ready'}
 // once it serves run/job_controller.sock, {type:'fatal', message} before exiting on a start-up
 // error; SIGTERM = finish the batches in hand, save the counters and exit 0.
-import { serveJsonSocket } from '../common/ipc-socket.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, syncLogs } from '../common/logger.js';
 import { loadConfig } from './config.js';
 import { loadConfigInForce } from '../config/in-force.js';
 import { JobController } from './controller.js';
+import { serveJobControllerSocket } from './protocol.js';
 import { PiscinaRunner } from './runner.js';
 
 const root = resolveRoot(undefined);
@@ -39,7 +39,7 @@ try {
 const { scanned } = await controller.start();
 let server: import('node:net').Server;
 try {
-  server = await serveJsonSocket(paths.jobControllerSocket, (req) => controller.handle(req));
+  server = await serveJobControllerSocket(paths.jobControllerSocket, (req) => controller.handle(req));
 } catch (err) {
   fatal(`cannot listen on ${paths.jobControllerSocket}: ${(err as Error).message}`);
 }

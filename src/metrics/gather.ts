@@ -3,7 +3,8 @@
 // run/job_controller.sock), the queue depth from the queue directories, and, for the status
 // page, the last deferrals of mail.log. The sources are asked at once; one that fails or does
 // not answer in time leaves its part of the snapshot empty and adds a line to `problems`.
-import { requestJson } from '../common/ipc-socket.js';
+import { askJobController } from '../job-controller/client.js';
+import { requestTimeoutMs } from '../job-controller/protocol.js';
 import type { FromChild, ListenerInfo, ServiceSummary } from '../dispatcher/protocol.js';
 import { addHistograms } from '../common/histogram.js';
 import { readRecentDeferrals } from './mail-log-tail.js';
@@ -40,6 +41,7 @@ export interface MetricsSources {
 export interface GatherOptions {
   /** Read the last deferrals of mail.log (the status page shows them; /metrics does not need them). */
   deferrals: number;
+  /** For the dispatcher's answer (the job controller's is protocol.ts's `status` time). */
   timeoutMs?: number;
 }
 
@@ -54,7 +56,7 @@ export async function gatherSnapshot(src: MetricsSources, opts: GatherOptions): 
       ? src.dispatcher(timeoutMs).catch(() => null)
       : Promise.resolve(null),
     running('job_controller')
-      ? requestJson(src.jobControllerSocket, { op: 'status' }, timeoutMs).then(
+      ? askJobController(src.jobControllerSocket, { op: 'status' }).then(
           (reply): JobControllerView | null => (reply && reply.ok !== false ? readJobControllerStatus(reply) : null),
           () => null,
         )
@@ -72,7 +74,7 @@ export async function gatherSnapshot(src: MetricsSources, opts: GatherOptions): 
   ]);
   const dispatcherReply = dispatcher?.type === 'processes' ? dispatcher : null;
   if (running('dispatcher') && !dispatcherReply) problems.push(`the dispatcher did not answer within ${timeoutMs / 1000} s`);
-  if (running('job_controller') && !jobController) problems.push(`the job controller did not answer within ${timeoutMs / 1000} s`);
+  if (running('job_controller') && !jobController) problems.push(`the job controller did not answer within ${requestTimeoutMs({ op: 'status' }) / 1000} s`);
 
   const processes: ProcessView[] = [{ role: 'watcher', pid: src.watcher.pid, service: null, connections: null, served: null, started: src.watcher.started, state: 'running' }];
   const partRow = (role: 'dispatcher' | 'job_controller') => {

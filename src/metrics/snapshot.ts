@@ -2,8 +2,9 @@
 // supervises, the dispatcher's processes and service totals, the job controller's pools, jobs
 // and counters, the queue on disk, and (for the status page) the last deferrals of mail.log and
 // the history of the last hours.
-// The job controller's status arrives as untyped JSON; readJobControllerStatus checks it field
-// by field, so that a field missing from an older or newer job controller reads as nothing.
+// The job controller's status comes from another process, maybe of an older or newer version than
+// its type (job-controller/protocol.ts) says: readJobControllerStatus checks it field by field, so
+// that a field missing from it reads as nothing.
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
 import type { RecentDeferral } from './mail-log-tail.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
@@ -129,8 +130,9 @@ function counts(v: unknown): MessageCounts {
   return Object.fromEntries(COUNTER_FIELDS.map((f) => [f, num(o[f])])) as MessageCounts;
 }
 
-/** The job controller's `{op:'status'}` answer, read leniently. */
-export function readJobControllerStatus(reply: Record<string, unknown>): JobControllerView {
+/** The job controller's `{op:'status'}` answer (job-controller/protocol.ts StatusReply), read leniently. */
+export function readJobControllerStatus(status: object): JobControllerView {
+  const reply = status as Record<string, unknown>;
   const index = obj(reply.index);
   const pools = (Array.isArray(reply.pools) ? reply.pools : []).map((p): PoolView => {
     const o = obj(p);

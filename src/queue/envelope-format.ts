@@ -178,10 +178,7 @@ export function parseEnvelope(head: Buffer, held: boolean): ParsedQueueFile {
   const text = head.subarray(0, end).toString('utf8');
   const lines = text.split('\n');
   lines.pop(); // after the final newline
-  if (lines[0] !== VERSION_LINE) {
-    const m = /^tsubame-queue (\S+)$/.exec(lines[0] ?? '');
-    throw new Error(m ? `unsupported queue file version ${m[1]}` : 'not a tsubame queue file (no version line)');
-  }
+  checkVersionLine(lines[0]);
   const fields = new Map<string, string>();
   const recipients: QueuedRecipient[] = [];
   for (let n = 1; n < lines.length - 1; n++) {
@@ -232,6 +229,30 @@ export function parseEnvelope(head: Buffer, held: boolean): ParsedQueueFile {
   };
   if (recipients.length === 0) throw new Error('no recipients');
   return { envelope, headerLength: Buffer.byteLength(text, 'utf8'), bodyLength: parseInteger(need('body-length'), 'body-length') };
+}
+
+/** Throws unless `line` is the version line this code reads. */
+function checkVersionLine(line: string | undefined): void {
+  if (line === VERSION_LINE) return;
+  const m = /^tsubame-queue (\S+)$/.exec(line ?? '');
+  throw new Error(m ? `unsupported queue file version ${m[1]}` : 'not a tsubame queue file (no version line)');
+}
+
+const BODY_LENGTH_RE = /\nbody-length ([0-9]{1,16})\n/;
+
+/**
+ * Where the message starts and how long it is, without parsing the rest of the envelope: for
+ * sending a message whose envelope the sender has already. The same version check as
+ * parseEnvelope; throws an Error saying what is wrong.
+ */
+export function parseFraming(head: Buffer): { headerLength: number; bodyLength: number } {
+  const firstLine = head.indexOf(0x0a);
+  checkVersionLine(head.subarray(0, firstLine < 0 ? Math.min(head.length, VERSION_LINE.length + 1) : firstLine).toString('latin1'));
+  const end = findHeaderEnd(head);
+  if (end < 0) throw new Error('no end-of-envelope line (truncated or not a queue file)');
+  const m = BODY_LENGTH_RE.exec(head.subarray(0, end).toString('latin1'));
+  if (!m) throw new Error('no "body-length" record');
+  return { headerLength: end, bodyLength: Number(m[1]) };
 }
 
 const STATES: ReadonlySet<string> = new Set<RecipientState>(['pending', 'delivered', 'failed']);

@@ -3,6 +3,8 @@ export { QueueStore, isValidChannelName, type QueueStoreOptions, type CorruptEnt
 export { QueueWriteError, QueueFileError } from './errors.js';
 export { readStoppedChannels, writeStoppedChannels, setChannelStopped, stoppedChannelsPath } from './stopped-channels.js';
 export { encodeAttempts, decodeAttempts, parseQueueFileName, queueFileName } from './file-name.js';
+export { arrivalKey } from './message-id.js';
+export { locateQueueFile } from './locate.js';
 export type { Envelope, EnvelopeDraft, QueueRef, ScanEntry, QueuedRecipient, RecipientState, MailParams } from './types.js';
 export { queueStoreFor } from './instance-store.js';
 export { directoryRow, summarize, sortRows, formatSummaryTable, formatDirectoryTable, type DirectoryRow, type QueueSummary, type ChannelSummary } from './report.js';

@@ -45,3 +45,8 @@ export function queueIdTimeMs(id: string): number | null {
   const t = parseInt(id.slice(0, 9), 36);
   return Number.isFinite(t) && t > 1e12 && t < 1e13 ? t : null;
 }
+
+/** Oldest first: the creation time an id made here starts with; the file time otherwise (scans pick the oldest files by it). */
+export function arrivalKey(e: { id: string; mtimeMs: number }): number {
+  return queueIdTimeMs(e.id) ?? e.mtimeMs;
+}

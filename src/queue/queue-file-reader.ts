@@ -1,14 +1,19 @@
 // Reading queue files: the envelope from the first bytes, the message as the rest. The same
 // checks serve two forms: the promise form for the queue tools and the store, and a synchronous
-// form for the delivery path (small files just written: a few microseconds, where a thread-pool
-// round trip per call cost a quarter of a millisecond per message in the relay benchmark).
-import { fstatSync, readSync } from 'node:fs';
+// form for the delivery path — open, fstat, one read, close: queue files there are small and
+// were just written (in the page cache), so this costs a few microseconds, where a thread-pool
+// round trip per call cost a quarter of a millisecond per message in the relay benchmark. The
+// job controller reads the envelope once when it admits a message (QueueStore.readQueued); a
+// channel job reads the whole file once to send it (readMessageSync).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { findHeaderEnd, MAX_ENVELOPE_BYTES, parseEnvelope, type ParsedQueueFile } from './envelope-format.js';
+import { findHeaderEnd, MAX_ENVELOPE_BYTES, parseEnvelope, parseFraming, type ParsedQueueFile } from './envelope-format.js';
 import { QueueFileError } from './errors.js';
+import { HELD_SUFFIX, identityFromPath } from './file-name.js';
+import type { Envelope } from './types.js';
 
 const FIRST_READ = 16 * 1024;
-export const VERSION_PREFIX = Buffer.from('tsubame-queue ', 'latin1');
+const VERSION_PREFIX = Buffer.from('tsubame-queue ', 'latin1');
 
 export interface OpenedQueueFile extends ParsedQueueFile {
   /** The bytes read so far (at least the header; maybe more of the body). */
@@ -50,7 +55,7 @@ export function readQueueFileHeaderSync(fd: number, path: string, held: boolean,
 }
 
 /** `length` bytes at `position` (fewer at the end of the file). */
-export function readAtSync(fd: number, position: number, length: number): Buffer {
+function readAtSync(fd: number, position: number, length: number): Buffer {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
@@ -84,9 +89,90 @@ function parseHead(head: Buffer, size: number, path: string, held: boolean): Par
   } catch (err) {
     throw new QueueFileError(path, (err as Error).message);
   }
-  const expected = parsed.headerLength + parsed.bodyLength;
+  checkFileSize(size, parsed, path);
+  return parsed;
+}
+
+/** The file is as long as its envelope says. */
+function checkFileSize(size: number, framing: { headerLength: number; bodyLength: number }, path: string): void {
+  const expected = framing.headerLength + framing.bodyLength;
   if (size !== expected) {
     throw new QueueFileError(path, size < expected ? `truncated: ${size} bytes, the envelope says ${expected}` : `${size - expected} bytes of garbage after the message`);
   }
-  return parsed;
+}
+
+// ------------------------------------------------------------ delivery path
+
+/** Messages up to this size are read whole by channel jobs; larger ones are streamed (QueueStore.openBody). */
+export const READ_WHOLE_MAX = 4 * 1024 * 1024;
+
+export interface QueuedFile {
+  envelope: Envelope;
+  /** Message size in bytes (the body after the envelope). */
+  size: number;
+  /** Offset of the message in the file. */
+  headerLength: number;
+  /** The message bytes, when asked for and the file is at most READ_WHOLE_MAX. */
+  body: Buffer | null;
+}
+
+export interface ReadOptions {
+  /** The instance's queue/ directory: the channel is taken from the path (as QueueStore does). */
+  queueDir?: string;
+  /** Read the message too (up to READ_WHOLE_MAX). */
+  withBody?: boolean;
+}
+
+/**
+ * Reads a queue file with synchronous calls. Null when it is gone (delivered, deleted or held
+ * meanwhile); throws QueueFileError when it is not a valid queue file, and the fs error for
+ * anything else.
+ */
+export function readQueuedFileSync(path: string, opts: ReadOptions = {}): QueuedFile | null {
+  const fd = openIfExists(path);
+  if (fd === null) return null;
+  try {
+    const readWholeBelow = opts.withBody ? READ_WHOLE_MAX : 0;
+    const parsed = readQueueFileHeaderSync(fd, path, path.endsWith(HELD_SUFFIX), readWholeBelow);
+    const body = opts.withBody && parsed.head.length >= parsed.fileSize ? parsed.head.subarray(parsed.headerLength) : null;
+    return { envelope: identityFromPath(parsed.envelope, path, opts.queueDir), size: parsed.bodyLength, headerLength: parsed.headerLength, body };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Only the message of a queue file, for sending it (the job has the envelope already): one read
+ * of the whole file, the envelope's framing checked (version, end, body length: parseFraming)
+ * without parsing the rest of it. Null when the file is gone; `stream` when it is larger than
+ * READ_WHOLE_MAX (read it with QueueStore.openBody).
+ */
+export function readMessageSync(path: string): Buffer | 'stream' | null {
+  const fd = openIfExists(path);
+  if (fd === null) return null;
+  try {
+    const fileSize = fstatSync(fd).size;
+    if (fileSize > READ_WHOLE_MAX) return 'stream';
+    const whole = readAtSync(fd, 0, fileSize);
+    let framing: { headerLength: number; bodyLength: number };
+    try {
+      framing = parseFraming(whole);
+    } catch (err) {
+      throw new QueueFileError(path, (err as Error).message);
+    }
+    checkFileSize(fileSize, framing, path);
+    return whole.subarray(framing.headerLength);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A read-only descriptor, or null when the file is gone (delivered, deleted or renamed meanwhile). */
+function openIfExists(path: string): number | null {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
 }

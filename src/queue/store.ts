@@ -2,7 +2,7 @@
 // destination channel. Writes go to queue/.tmp/ (never scanned), are fsynced, renamed into place
 // and their directory fsynced (in shared rounds, see group-commit.ts) before commit() resolves.
 import { open, mkdir, rename, unlink, readdir, readlink, realpath, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
-import type { Dirent } from 'node:fs';
+import { lstatSync, unlinkSync, type Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join, dirname, basename } from 'node:path';
 import type { Logger } from '../common/logger.js';
@@ -12,7 +12,8 @@ import { QueueFileError, QueueWriteError } from './errors.js';
 import { createIdGenerator, fileId, queueIdTimeMs, type IdGenerator } from './message-id.js';
 import { HELD_SUFFIX, identityFromPath, isSubdirName, isTemporaryName, parseQueueFileName, queueFileName, subdirIndex, subdirName } from './file-name.js';
 import { DirectorySyncer } from './group-commit.js';
-import { readQueueFileHeader } from './queue-file-reader.js';
+import { readQueueFileHeader, readQueuedFileSync } from './queue-file-reader.js';
+import { DelayedDirectorySync } from './removal-sync.js';
 import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
 import { SpareFiles } from './spare-files.js';
 import { writeFully } from '../common/write-fully.js';
@@ -34,6 +35,8 @@ export interface QueueStoreOptions {
    * dkimPrefixes), one entry per draft, null for none; asked once per message at begin().
    */
   prefixesFor?(drafts: EnvelopeDraft[]): Array<MessagePrefix | null>;
+  /** Removals by retire() whose directory fsyncs are gathered into one round (ms; default 20). */
+  removalSyncDelayMs?: number;
 }
 
 export interface CorruptEntry {
@@ -58,12 +61,15 @@ export class QueueStore {
   private tmpCounter = 0;
   /** Files of delivered messages kept for reuse (spare-files.ts). */
   readonly spares: SpareFiles;
+  /** Directory fsyncs of retired files, gathered and run in the background (removal-sync.ts). */
+  private readonly removals: DelayedDirectorySync;
 
   constructor(private readonly opts: QueueStoreOptions) {
     this.queueDir = opts.queueDir;
     this.corruptDir = opts.corruptDir;
     this.tmpDir = join(opts.queueDir, '.tmp');
     this.spares = new SpareFiles({ queueDir: opts.queueDir, bootId: opts.bootId });
+    this.removals = new DelayedDirectorySync(opts.removalSyncDelayMs ?? 20, (dir, err) => opts.logger?.warn({ dir, err }, 'cannot fsync a queue directory after removals'));
   }
 
   /** Directory fsync rounds so far (group commit shares them between messages). */
@@ -146,6 +152,17 @@ export class QueueStore {
    */
   async inspect(path: string): Promise<{ envelope: Envelope; size: number } | null> {
     return this.nullIfUnreadable(path, () => this.readHeader(path));
+  }
+
+  /**
+   * The envelope and the message size, on the delivery path (synchronous reads, see
+   * queue-file-reader.ts). A corrupt file is quarantined and a vanished one skipped: both give null.
+   */
+  readQueued(path: string): Promise<{ envelope: Envelope; size: number } | null> {
+    return this.nullIfUnreadable(path, async () => {
+      const file = readQueuedFileSync(path, { queueDir: this.queueDir });
+      return file && { envelope: file.envelope, size: file.size };
+    });
   }
 
   /** Runs a read; a corrupt file is quarantined and a vanished one skipped: both give null. */
@@ -264,6 +281,24 @@ export class QueueStore {
     }
     // Durable removal avoids redelivering after a crash; shared with other fsyncs of the directory.
     await this.syncer.sync(dirname(ref.path)).catch(() => {});
+  }
+
+  /**
+   * Removes the file of a message whose delivery is settled, at once (a later scan must not find
+   * it), and makes the removal durable in the background: its directory is fsynced with the other
+   * removals of the next few milliseconds. Nothing waits for that fsync; a crash before it can only
+   * bring the message back for one more delivery (at least once, as DESIGN.md says). Small files
+   * are kept for the next enqueue to overwrite (spare-files.ts): only the job controller calls
+   * this, once no one else reads the message. Already gone is fine.
+   */
+  retire(path: string): void {
+    try {
+      if (!(this.spares.dir && this.spares.retireSync(path, lstatSync(path).size))) unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw QueueWriteError.from(err, `cannot remove ${path}`);
+    }
+    this.removals.noteFile(path);
   }
 
   /** Renames to `.HELD`: never scheduled until released. */
@@ -455,8 +490,9 @@ export class QueueStore {
     return removed;
   }
 
-  /** Releases cached directory handles. */
+  /** Runs the removals' fsyncs owed, then releases cached directory handles. */
   async close(): Promise<void> {
+    await this.removals.close();
     await this.syncer.close();
   }
 

@@ -8,7 +8,7 @@
 import type { Cidr } from '../config/types.js';
 import { ipInCidrs } from '../common/cidr.js';
 import type { Logger } from '../common/logger.js';
-import { requestJson } from '../common/ipc-socket.js';
+import { askJobController } from '../job-controller/client.js';
 import type { FlushReply } from '../job-controller/protocol.js';
 import { isValidDomain } from '../rewrite/index.js';
 import { oneLine, type SmtpReply } from './replies.js';
@@ -28,9 +28,6 @@ export type EtrnResponder = (request: EtrnRequest) => Promise<SmtpReply>;
 
 /** Asks the job controller to flush for `client`; null when it is not running. */
 export type FlushRequester = (target: string, client: string) => Promise<FlushReply | null>;
-
-/** ETRN is answered within this long, or 458. */
-export const ETRN_REQUEST_TIMEOUT_MS = 5000;
 
 const SYNTAX = 'Syntax: ETRN domain | ETRN @domain | ETRN #queue';
 
@@ -121,13 +118,11 @@ export function etrnResponder(opts: EtrnOptions): EtrnResponder {
   };
 }
 
-/** Flush requests over the job controller's socket. */
-export function jobControllerFlush(socketPath: string, timeoutMs = ETRN_REQUEST_TIMEOUT_MS): FlushRequester {
+/** Flush requests over the job controller's socket (answered within its ETRN time, or 458: protocol.ts). */
+export function jobControllerFlush(socketPath: string): FlushRequester {
   return async (target, client) => {
-    const reply = await requestJson(socketPath, { op: 'flush', target, origin: 'etrn', client }, timeoutMs);
-    if (!reply) return null;
-    const code = Number(reply.code);
-    if (!Number.isInteger(code)) return null; // an answer without a code: not a flush reply
-    return { ok: reply.ok === true, code, count: Number(reply.count) || 0, text: typeof reply.text === 'string' ? reply.text : '', ...(typeof reply.reason === 'string' ? { reason: reply.reason } : {}) };
+    const reply = await askJobController(socketPath, { op: 'flush', target, origin: 'etrn', client });
+    // A refusal has no code: not a flush reply.
+    return reply && 'code' in reply && Number.isInteger(reply.code) ? reply : null;
   };
 }

@@ -18,7 +18,7 @@ import { LOCAL_CHANNEL, compileRewriter } from '../rewrite/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { InboundSessions, InternalClients } from './inbound-session.js';
-import { JobControllerLink } from './job-controller-link.js';
+import { JobControllerClient } from '../job-controller/client.js';
 import type { EnqueueStore } from './message-receiver.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { SessionHooks } from './session-hooks.js';
@@ -75,8 +75,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   };
   const transcript = settings.slaveDebug ? new Transcript(transcriptPath(paths.log, settings.channel)) : null;
   const tls = readTlsMaterial(settings);
-  const jobController = new JobControllerLink(paths.jobControllerSocket);
-  const notices = new EnqueueNotices((refs) => jobController.send({ op: 'enqueued', refs }));
+  const jobController = new JobControllerClient(paths.jobControllerSocket, { lasting: true });
+  const notices = new EnqueueNotices((refs) => jobController.tell({ op: 'enqueued', refs }));
   const clients = new InternalClients(settings.internalIp);
   const hooks = new SessionHooks(new InboundSessions(clients, settings), { services, store, notices, logMail, enqueueLatency: opts.enqueueLatency });
 

@@ -1,21 +1,22 @@
-// The command side of the watcher: ask it over run/watcher.sock, or launch it in the background.
+// The command side of the watcher: the one client of run/watcher.sock (control.ts), and launching
+// the watcher in the background.
 import { fork } from 'node:child_process';
 import { closeSync, fchownSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { requestJson, type JsonObject } from '../common/ipc-socket.js';
+import { requestJson } from '../common/ipc-socket.js';
 import type { InstancePaths } from '../common/instance.js';
-import type { ControlRequest } from './control.js';
+import { controlTimeoutMs, type ControlReplyTo, type ControlRequest } from './control.js';
 import type { PartName } from './part.js';
 import type { WatcherLaunchReport } from './main.js';
 import { forkAsServiceUser, type ServiceUser } from '../common/service-user.js';
 
 const WATCHER_MODULE = fileURLToPath(new URL('./main.js', import.meta.url));
 
-/** The watcher's reply, or null when no watcher runs. Throws when it does not answer in time. */
-export async function askWatcher(paths: InstancePaths, request: ControlRequest, timeoutMs = 10_000): Promise<JsonObject | null> {
+/** The watcher's reply, or null when no watcher runs. Throws when it does not answer in the time its kind is given (control.ts). */
+export async function askWatcher<R extends ControlRequest>(paths: InstancePaths, request: R): Promise<ControlReplyTo<R['op']> | null> {
   try {
-    return await requestJson(paths.controlSocket, request as unknown as JsonObject, timeoutMs);
+    return (await requestJson(paths.controlSocket, request, controlTimeoutMs(request))) as ControlReplyTo<R['op']> | null;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTSOCK' || code === 'ENOTDIR') return null;

@@ -1,7 +1,12 @@
-// Requests the watcher answers on run/watcher.sock (newline-delimited JSON), and the
-// one-line summaries the commands print.
+// What is said on run/watcher.sock (newline-delimited JSON, common/ipc-socket.ts): every request
+// and its reply as one type for both sides, the check the watcher makes of what arrives
+// (parseControlRequest: anything else is answered with an error), how long each kind of request is
+// given (controlTimeoutMs, used by client.ts, the one client), and the one-line summaries the
+// commands print.
+import type net from 'node:net';
+import { BadRequest, serveJsonSocket } from '../common/ipc-socket.js';
 import { listenerAddress, type ListenerInfo } from '../dispatcher/protocol.js';
-import type { PartName, PartStatus } from './part.js';
+import { PART_NAMES, type PartName, type PartStatus } from './part.js';
 
 export type ControlRequest =
   | { op: 'status' }
@@ -15,14 +20,85 @@ export type ControlRequest =
   /** Validate etc/ and apply it to the running parts (`imsimta reload`). */
   | { op: 'reload' };
 
+export type ControlOp = ControlRequest['op'];
+
+/** A request the watcher did not carry out, and why (the line to show). */
+export interface Refusal {
+  ok: false;
+  error: string;
+}
+
 /** The answer to `reload`. */
 export type ReloadReply =
-  | { ok: true; message: string }
+  | { ok: true; message: string; error?: undefined }
   /** `error`: the lines to show (file:line for configuration errors); `errors`: the same, one per entry. */
   | { ok: false; error: string; errors: string[] };
 
+/** The answer to `start`, `stop` and `restart`: the line to show; for `stop` of everything, the watcher's pid (it exits next). */
+export interface PartReply {
+  ok: true;
+  error?: undefined;
+  message: string;
+  pid?: number;
+}
+
+export interface ControlReplies {
+  status: StatusReply;
+  processes: { ok: true; error?: undefined; processes: ProcessRow[] };
+  start: PartReply;
+  stop: PartReply;
+  restart: PartReply;
+  reload: ReloadReply;
+}
+
+export type ControlReplyTo<Op extends ControlOp> = ControlReplies[Op] | Refusal;
+export type ControlReply = ControlReplyTo<ControlOp>;
+
+/** How long the command waits for each kind of request. */
+const TIMEOUT_MS: Record<ControlOp, number> = {
+  status: 10_000,
+  processes: 10_000,
+  // Until the parts are up (or have failed to start).
+  start: 60_000,
+  // Jobs finish the message in hand: allow them time (the watcher kills after its own deadlines).
+  stop: 180_000,
+  restart: 180_000,
+  // Long enough for every part to answer (each has 60 s) on a loaded machine.
+  reload: 180_000,
+};
+
+export function controlTimeoutMs(request: ControlRequest): number {
+  return TIMEOUT_MS[request.op];
+}
+
+/** Serves the socket: `handle` gets only requests that passed parseControlRequest. */
+export function serveControlSocket(path: string, handle: (request: ControlRequest) => Promise<ControlReply>): Promise<net.Server> {
+  return serveJsonSocket(path, handle, parseControlRequest);
+}
+
+/** The request in `raw` (a parsed JSON line); throws BadRequest saying what does not fit. */
+export function parseControlRequest(raw: unknown): ControlRequest {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest('bad request: not a JSON object');
+  const r = raw as Record<string, unknown>;
+  const part = r.part;
+  if (part !== undefined && !PART_NAMES.includes(part as PartName)) throw new BadRequest(`unknown part "${String(part)}" (dispatcher or job_controller)`);
+  switch (r.op) {
+    case 'status':
+    case 'processes':
+    case 'reload':
+      return { op: r.op };
+    case 'start':
+    case 'stop':
+    case 'restart':
+      return part === undefined ? { op: r.op } : { op: r.op, part: part as PartName };
+    default:
+      throw new BadRequest(`unknown request "${String(r.op)}"`);
+  }
+}
+
 export interface StatusReply {
   ok: true;
+  error?: undefined;
   pid: number;
   root: string;
   parts: Record<PartName, PartStatus>;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { instancePaths } from '../common/instance.js';
 import { createLogger, syncLogs, reopenLogs, type Logger } from '../common/logger.js';
-import { requestJson, serveJsonSocket, type JsonObject } from '../common/ipc-socket.js';
+import { askJobController } from '../job-controller/client.js';
 import type { InstanceConfig } from '../config/types.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
 import { refusedReload, type DispatcherReloadResult } from '../dispatcher/protocol.js';
@@ -17,7 +17,7 @@ import { validateConfig } from './load-config.js';
 import { recordConfigInForce, removeConfigInForce } from '../config/in-force.js';
 import { claimPidFile, pidFile, reapLeftovers, removePid } from './pid-files.js';
 import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './part.js';
-import { describeListeners, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
+import { describeListeners, serveControlSocket, type ControlReply, type ControlRequest, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
 import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
 import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
@@ -39,7 +39,7 @@ export interface WatcherOptions {
 
 type ReloadTrigger = 'watch' | 'command';
 
-/** How long a part may take to apply a reload. */
+/** How long the dispatcher may take to apply a reload (the job controller's time is in its protocol.ts). */
 const PART_RELOAD_TIMEOUT_MS = 60_000;
 
 /** Start-up failed; everything it had started is stopped again. `.message` is the operator's line. */
@@ -68,7 +68,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
     recordConfigInForce(opts.root);
     watcher = new Watcher(opts, logger, initial.config);
     const w = watcher;
-    control = await serveJsonSocket(paths.controlSocket, (req) => w.handle(req));
+    control = await serveControlSocket(paths.controlSocket, (req) => w.handle(req));
     await watcher.startInitial();
     await watcher.finished;
   } finally {
@@ -157,13 +157,13 @@ class Watcher {
     });
   }
 
-  async handle(req: JsonObject): Promise<JsonObject> {
-    const part = req.part as PartName | undefined;
-    if (part !== undefined && !PART_NAMES.includes(part)) return { ok: false, error: `unknown part "${String(part)}" (dispatcher or job_controller)` };
+  /** A request of the control socket (validated by parseControlRequest). */
+  async handle(req: ControlRequest): Promise<ControlReply> {
+    const part = 'part' in req ? req.part : undefined;
     const names = part ? [part] : [...PART_NAMES];
     switch (req.op) {
       case 'status':
-        return this.status() as unknown as JsonObject;
+        return this.status();
       case 'processes':
         return { ok: true, processes: await this.processes() };
       case 'start':
@@ -185,7 +185,7 @@ class Watcher {
           return failure ? { ok: false, error: failure } : { ok: true, message: `restarted: ${this.summary(names)}` };
         });
       case 'reload':
-        return (await this.reload('command', [])) as unknown as JsonObject;
+        return this.reload('command', []);
       case 'stop':
         if (part) {
           return this.exclusive(async () => {
@@ -197,8 +197,6 @@ class Watcher {
         }
         await this.stopEverything();
         return { ok: true, pid: process.pid, message: 'tsubame stopped' };
-      default:
-        return { ok: false, error: `unknown request "${String(req.op)}"` };
     }
   }
 
@@ -285,8 +283,8 @@ class Watcher {
     let jobController: JobControllerOutcome = { state: 'not running' };
     if (this.parts.job_controller.state === 'running') {
       try {
-        const reply = await requestJson(this.paths.jobControllerSocket, { op: 'reload' }, PART_RELOAD_TIMEOUT_MS);
-        jobController = !reply ? { state: 'not running' } : reply.ok ? { state: 'reloaded' } : { state: 'failed', error: String(reply.error ?? 'no reason given') };
+        const reply = await askJobController(this.paths.jobControllerSocket, { op: 'reload' });
+        jobController = !reply ? { state: 'not running' } : reply.ok ? { state: 'reloaded' } : { state: 'failed', error: reply.error || 'no reason given' };
       } catch (err) {
         jobController = { state: 'failed', error: (err as Error).message };
       }
@@ -447,12 +445,11 @@ class Watcher {
       const row: ProcessRow = { role: 'job_controller', pid: jcStatus.pid, state: jcStatus.state, started: jcStatus.started };
       rows.push(row);
       try {
-        const reply = await requestJson(this.paths.jobControllerSocket, { op: 'status' }, 3000);
+        const reply = await askJobController(this.paths.jobControllerSocket, { op: 'status' });
         // A queue scan under way (the start-up scan of a large queue): imsimta process shows it.
-        if (reply?.scan) row.scan = reply.scan;
-        const jobs = reply?.jobs;
-        if (Array.isArray(jobs)) {
-          for (const job of jobs as JsonObject[]) rows.push({ ...job, role: 'job', pid: typeof job.pid === 'number' ? job.pid : null });
+        if (reply?.ok && reply.scan) row.scan = reply.scan;
+        if (reply?.ok && Array.isArray(reply.jobs)) {
+          for (const job of reply.jobs) rows.push({ ...job, role: 'job', pid: typeof job.pid === 'number' ? job.pid : null });
         }
       } catch (err) {
         this.logger.warn({ err }, 'job controller did not answer a status request');

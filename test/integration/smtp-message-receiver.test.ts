@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueStore } from '../../src/queue/store.js';
 import type { EnvelopeDraft } from '../../src/queue/types.js';
-import { readMessageSync } from '../../src/job-controller/queue-read.js';
+import { readMessageSync } from '../../src/queue/queue-file-reader.js';
 import { receiveMessage } from '../../src/smtp-server/message-receiver.js';
 import { REPLIES } from '../../src/smtp-server/replies.js';
 

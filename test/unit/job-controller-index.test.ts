@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageIndex, domainsOf, flushMatches, type IndexedMessage } from '../../src/job-controller/message-index.js';
 import { SmallestN } from '../../src/job-controller/heap.js';
-import { arrivalKey } from '../../src/job-controller/controller.js';
+import { arrivalKey } from '../../src/queue/index.js';
 
 const msg = (id: string, over: Partial<IndexedMessage> = {}): IndexedMessage => ({
   id,

@@ -5,7 +5,7 @@
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
-import { requestJson } from '../../common/ipc-socket.js';
+import { askJobController } from '../../job-controller/client.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import { queueStoreFor } from '../../queue/index.js';
 import { COUNTER_FIELDS, emptyCounters, parseCounters, type ChannelCounters, type CounterTable } from '../../job-controller/counters.js';
@@ -29,9 +29,9 @@ export async function main(argv: string[]): Promise<number> {
   let counters: CounterTable | null = null;
   let unavailable: string | null = null;
   try {
-    const reply = await requestJson(paths.jobControllerSocket, { op: 'counters' }, 5000);
+    const reply = await askJobController(paths.jobControllerSocket, { op: 'counters' });
     if (!reply) unavailable = 'the job controller is not running';
-    else if (reply.ok !== true) unavailable = `the job controller answered: ${String(reply.error ?? 'not ok')}`;
+    else if (reply.ok !== true) unavailable = `the job controller answered: ${reply.error}`;
     else counters = parseCounters(JSON.stringify({ channels: reply.counters }));
   } catch (err) {
     unavailable = `the job controller did not answer (${(err as Error).message})`;

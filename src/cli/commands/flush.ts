@@ -4,18 +4,19 @@
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
-import { requestJson } from '../../common/ipc-socket.js';
+import { askJobController } from '../../job-controller/client.js';
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [], ['json']);
   if (args.positionals.length > 1) throw new UsageError(`flush takes at most one target, got "${args.positionals.join(' ')}"`);
   const target = args.positionals[0] ?? null;
   const paths = instancePaths(resolveRoot(args.values.get('root')));
-  const reply = await requestJson(paths.jobControllerSocket, { op: 'flush', target }, 15_000).catch((err: Error) => {
+  const reply = await askJobController(paths.jobControllerSocket, { op: 'flush', target }).catch((err: Error) => {
     throw new CommandError(`the job controller did not answer: ${err.message}`);
   });
   if (!reply) throw new CommandError('the job controller is not running');
-  if (reply.ok !== true && !args.flags.has('json')) throw new CommandError(String(reply.text ?? reply.error ?? 'the job controller refused the flush'));
-  process.stdout.write(args.flags.has('json') ? JSON.stringify(reply) + '\n' : `${String(reply.text)}\n`);
+  const text = 'text' in reply ? reply.text : reply.error;
+  if (reply.ok !== true && !args.flags.has('json')) throw new CommandError(String(text ?? 'the job controller refused the flush'));
+  process.stdout.write(args.flags.has('json') ? JSON.stringify(reply) + '\n' : `${String(text)}\n`);
   return reply.ok === true ? 0 : 1;
 }

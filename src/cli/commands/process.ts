@@ -17,8 +17,8 @@ export async function main(argv: string[]): Promise<number> {
     throw new CommandError(err.message);
   });
   if (!reply) throw new CommandError('tsubame is not running');
-  if (!reply.ok) throw new CommandError(String(reply.error));
-  const rows = reply.processes as ProcessRow[];
+  if (!reply.ok) throw new CommandError(reply.error);
+  const rows: ProcessRow[] = reply.processes;
   process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows) + scanLines(rows, Date.now()));
   return 0;
 }

@@ -9,11 +9,11 @@
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot, type InstancePaths } from '../../common/instance.js';
-import { requestJson } from '../../common/ipc-socket.js';
 import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
 import type { InstanceConfig } from '../../config/types.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import type { JobControllerRequest } from '../../job-controller/protocol.js';
+import { askJobController } from '../../job-controller/client.js';
 import { becomeQueueOwner } from '../service-user-start.js';
 import { terminalProgress } from '../progress.js';
 import {
@@ -261,8 +261,8 @@ async function checkChannel(ctx: Context, channel: string): Promise<void> {
 /** The change is on disk already; a job controller that is down picks it up when it starts. */
 async function tellJobController(ctx: Context, request: JobControllerRequest): Promise<void> {
   try {
-    const reply = await requestJson(ctx.paths.jobControllerSocket, request as unknown as Record<string, unknown>, 5000);
-    if (reply && reply.ok === false) ctx.warn(`the job controller answered: ${String(reply.error ?? 'not ok')}`);
+    const reply = await askJobController(ctx.paths.jobControllerSocket, request);
+    if (reply && reply.ok === false) ctx.warn(`the job controller answered: ${reply.error}`);
   } catch (err) {
     ctx.warn(`could not tell the job controller (${firstLine((err as Error).message)}); it will see the change at its next queue scan`);
   }

@@ -8,22 +8,19 @@ import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { askWatcher } from '../../watcher/client.js';
 
-/** Long enough for every part to answer (each has 60 s) on a loaded machine. */
-const RELOAD_TIMEOUT_MS = 180_000;
-
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [], []);
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
   const paths = instancePaths(resolveRoot(args.values.get('root')));
-  const reply = await askWatcher(paths, { op: 'reload' }, RELOAD_TIMEOUT_MS).catch((err: Error) => {
+  const reply = await askWatcher(paths, { op: 'reload' }).catch((err: Error) => {
     throw new CommandError(err.message);
   });
   if (!reply) throw new CommandError(`tsubame is not running (no watcher on ${paths.controlSocket}): nothing to reload; start-msg reads the configuration when it starts`);
   if (reply.ok) {
-    process.stdout.write(`${String(reply.message)}\n`);
+    process.stdout.write(`${reply.message}\n`);
     return 0;
   }
-  const errors = Array.isArray(reply.errors) ? reply.errors.map(String) : [String(reply.error)];
+  const errors = 'errors' in reply && Array.isArray(reply.errors) ? reply.errors.map(String) : [reply.error];
   process.stderr.write(`imsimta: reload rejected, the running instance keeps its last good configuration:\n${errors.map((e) => `${e}\n`).join('')}`);
   return 1;
 }

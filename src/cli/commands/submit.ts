@@ -9,7 +9,7 @@ import { userInfo } from 'node:os';
 import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
-import { notifyEnqueued } from '../../job-controller/notify.js';
+import { notifyEnqueued } from '../../job-controller/client.js';
 import { LOCAL_CHANNEL, compileRewriter } from '../../rewrite/index.js';
 import { decideRecipient } from '../../smtp-server/recipient-policy.js';
 import { localDomainsOf } from '../../directory/local-aliases.js';

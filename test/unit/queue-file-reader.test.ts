@@ -1,4 +1,4 @@
-// The job controller's synchronous queue file reads (queue-read.ts) agree with the queue store:
+// The synchronous queue file reads of the delivery path (queue-file-reader.ts) agree with the store's:
 // same envelope and size, same verdict on truncated and foreign files, null when the file is gone.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { QueueStore } from '../../src/queue/store.js';
 import { QueueFileError } from '../../src/queue/errors.js';
 import type { EnvelopeDraft } from '../../src/queue/types.js';
-import { readMessageSync, readQueuedFileSync, READ_WHOLE_MAX } from '../../src/job-controller/queue-read.js';
+import { readMessageSync, readQueuedFileSync, READ_WHOLE_MAX } from '../../src/queue/queue-file-reader.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tsubame-queue-read-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -1,8 +1,9 @@
-// Makes removals of delivered messages durable in the background: the directories of the
-// removals of the last few milliseconds get one fsync each. Delivery never waits for it; a crash
-// before the fsync can only bring a delivered message back for one more delivery.
+// Makes removals of delivered messages durable in the background (QueueStore.retire): the
+// directories of the removals of the last few milliseconds get one fsync each. Delivery never
+// waits for it; a crash before the fsync can only bring a delivered message back for one more
+// delivery.
 import { dirname } from 'node:path';
-import { DirectorySyncer } from '../queue/group-commit.js';
+import { DirectorySyncer } from './group-commit.js';
 
 export class DelayedDirectorySync {
   private readonly dirs = new Set<string>();

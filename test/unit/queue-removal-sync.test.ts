@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DelayedDirectorySync } from '../../src/job-controller/removal-sync.js';
+import { DelayedDirectorySync } from '../../src/queue/removal-sync.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tsubame-removal-sync-'));
 after(() => rmSync(root, { recursive: true, force: true }));
