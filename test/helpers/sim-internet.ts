@@ -40,6 +40,10 @@ export interface DnsQueryLog {
   name: string;
   type: string;
   transport: 'udp' | 'tcp';
+  /** The query asked for DNSSEC: the EDNS0 DO bit was set. */
+  dnssecOk: boolean;
+  /** The query had the AD bit set (RFC 6840 §5.7). */
+  adBit: boolean;
 }
 
 export interface SimDns {
@@ -69,7 +73,8 @@ export async function startDnsServer(opts: { host?: string; port?: number; recor
     const q = query.questions?.[0];
     if (!q) return null;
     const name = q.name.toLowerCase().replace(/\.$/, '');
-    queries.push({ name, type: q.type, transport });
+    const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as { flag_do?: boolean } | undefined;
+    queries.push({ name, type: q.type, transport, dnssecOk: Boolean(opt?.flag_do), adBit: Boolean((query as { flag_ad?: boolean }).flag_ad) });
     const base = { type: 'response' as const, id: query.id, questions: [q] };
     const flags = dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHORITATIVE_ANSWER;
     const soa = { type: 'SOA', name: name.split('.').slice(-1)[0] ?? '.', ttl: 60, data: { mname: 'ns.sim.test', rname: 'hostmaster.sim.test', serial: 1, refresh: 60, retry: 60, expire: 600, minimum: 60 } } as Answer;
