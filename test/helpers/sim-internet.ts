@@ -217,6 +217,8 @@ export interface PeerOptions {
   pipelining?: boolean;
   /** Offer STARTTLS with a self-signed certificate (default false). */
   starttls?: boolean;
+  /** Offer STARTTLS with this key and certificate chain (PEM) instead (test/helpers/test-ca.ts). */
+  tlsCertificate?: { key: Buffer; cert: Buffer };
   lmtp?: boolean;
   /** Greeting/EHLO name. */
   name?: string;
@@ -346,14 +348,14 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
   }
 
   const byConnection = new Map<string, PeerConnection>();
-  const tls = opts.starttls ? selfSignedCertificate() : null;
+  const tls = opts.tlsCertificate ?? (opts.starttls ? selfSignedCertificate() : null);
   const server = new SMTPServer({
     name: opts.name ?? `mx.${opts.host}`,
     lmtp: opts.lmtp ?? false,
     logger: false,
     disableReverseLookup: true,
     authOptional: true,
-    disabledCommands: opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hidePIPELINING: opts.pipelining === false,
     hide8BITMIME: opts.eightBitMime === false,
     hideSMTPUTF8: opts.smtpUtf8 === false,
