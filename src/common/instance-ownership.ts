@@ -1,5 +1,5 @@
 // What start-msg does as root before it switches to the service user: the directories the
-// processes write (queue/, log/, run/, flush/, corrupt/, mailbox/) are given to the service user
+// processes write (queue/, log/, run/, flush/, corrupt/, tls/, mailbox/) are given to the service user
 // (files an earlier run as root left there too), and the instance directory and etc/ are checked
 // to be reachable and readable by it, so that a problem is one line now rather than a failure
 // after the switch. Mailboxes owned by another (non-root) user are left as they are.
@@ -10,7 +10,7 @@ import type { ServiceUser } from './service-user.js';
 
 /** The directories the processes write in, owned by the service user. */
 export function serviceDirectories(paths: InstancePaths): string[] {
-  return [paths.queue, paths.log, paths.run, join(paths.root, 'flush'), paths.corrupt, paths.mailbox];
+  return [paths.queue, paths.log, paths.run, join(paths.root, 'flush'), paths.corrupt, paths.tls, paths.mailbox];
 }
 
 const READ = 4;

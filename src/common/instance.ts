@@ -23,6 +23,8 @@ export interface InstancePaths {
   mailLog: string;
   run: string;
   mailbox: string;
+  /** Verified TLS's state: the MTA-STS policy cache (tls/mta-sts/) and TLS-RPT counts and reports (tls/tlsrpt/). */
+  tls: string;
   /** The watcher's control socket. */
   controlSocket: string;
   /** The job controller's socket (enqueue notices, qm, flush, ETRN). */
@@ -54,6 +56,7 @@ export function instancePaths(root: string): InstancePaths {
     mailLog: join(r, 'log', 'mail.log'),
     run,
     mailbox: join(r, 'mailbox'),
+    tls: join(r, 'tls'),
     controlSocket: join(run, 'watcher.sock'),
     jobControllerSocket: join(run, 'job_controller.sock'),
   };

@@ -28,7 +28,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const optional = (file: string) => (existsSync(file) ? file : null);
 
-  const options = parseOptionDat(optional(paths.optionDat), diagnostics);
+  const options = parseOptionDat(optional(paths.optionDat), diagnostics, root);
   const imta = parseImtaCnf(paths.imtaCnf, diagnostics, { noticesInHours: options.raw.RETURN_UNITS?.trim() === '1' });
   const dispatcherFile = optional(paths.dispatcherCnf);
   const dispatcher = dispatcherFile ? parseDispatcherCnf(dispatcherFile, diagnostics) : { services: [] };

@@ -8,6 +8,7 @@ import { parseCidr } from '../common/cidr.js';
 import { LDAP_KEYS, parseLdapOptions } from './ldap-options.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
 import { AUTH_OPTION_RULES } from './auth-options.js';
+import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
@@ -19,6 +20,7 @@ const TSUBAME_KEYS = [
   'MAX_CONNS_PER_IP', 'BANNER_PURGE_DELAY', 'BANNER_PURGE_DELAY_INTERNAL', 'SMTP_TIMEOUT', 'SMTP_COMMAND_DEADLINE', 'SMTP_MIN_DATA_RATE', 'TLS_KEY', 'TLS_CERT', 'FAST_FLUSH_DOMAINS',
   ...SESSION_ERROR_KEYS, 'MAX_RECEIVED_LINES',
   'ETRN_ALLOW', 'ETRN_CHANNEL_ALLOW', 'ETRN_RATE_LIMIT', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS, ...Object.keys(AUTH_OPTION_RULES),
+  ...TLS_POLICY_KEYS, // verified outbound TLS (src/config/tls-policy-options.ts)
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -57,8 +59,11 @@ export const OPTION_DEFAULTS = {
   ETRN_RATE_LIMIT: 10,
 } as const;
 
-/** Reads option.dat; `file` may be missing (every option then has its default). */
-export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): OptionsConfig {
+/**
+ * Reads option.dat; `file` may be missing (every option then has its default). `root`: the
+ * instance directory, against which files named by relative paths (TLS_CA_FILE) are checked.
+ */
+export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], root: string | null = null): OptionsConfig {
   const reader = new OptionReader(diagnostics);
   const entries = file ? readOptionFile(file, { commentChars: '!#;', sectionTypes: [] }, diagnostics).globals : [];
   const o = reader.collect(entries, OPTION_KEYS, '');
@@ -74,6 +79,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     if (e && e.value.trim() !== '' && !/^\d+$/.test(e.value.trim())) reader.error(e, `${key} must be a whole number ≥ 0, found "${e.value}"`);
   }
   checkAuthOptions(o, reader);
+  checkTlsPolicyOptions(o, reader, root);
   const int = (key: keyof typeof OPTION_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), OPTION_DEFAULTS[key] as number, min, max);
   const seconds = (key: 'BANNER_PURGE_DELAY' | 'BANNER_PURGE_DELAY_INTERNAL' | 'SMTP_TIMEOUT' | 'SMTP_COMMAND_DEADLINE' | 'SMTP_ERROR_SLEEP_TIME', fallbackMs: number) => {
     const e = o.get(key);

@@ -11,6 +11,8 @@ import type { TlsMode } from '../config/types.js';
 import type { Target } from './mx.js';
 import type { DeliverySettings } from './settings.js';
 import { describeHost, normalizeReply } from './status.js';
+import { tlsFactsOf, type TlsFacts } from './tls/facts.js';
+import type { TrustStore } from './tls/trust.js';
 
 /** A bunyan-style logger as nodemailer expects (see transcript.ts). */
 export interface SessionLogger {
@@ -31,6 +33,12 @@ export interface SessionOptions {
   pipelining: boolean;
   settings: DeliverySettings;
   transcript?: SessionLogger | null;
+  /**
+   * The CAs the server's certificate is checked against (Node's list plus TLS_CA_FILE, see
+   * tls/trust.ts); absent: Node's list. The check never stops the session: its result is in
+   * SmtpSession.tlsFacts for the TLS policy (tls/decision.ts).
+   */
+  trust?: TrustStore;
 }
 
 export type ConnectFailureKind = 'refused' | 'timeout' | 'greeting' | 'tls' | 'tls-required' | 'closed';
@@ -103,6 +111,8 @@ export class SmtpSession {
     readonly extensions: string[],
     /** The TLS in use (tlsSummary), for mail.log; null in clear. */
     readonly tls: string | null = null,
+    /** What the handshake saw (protocol, cipher, chain, trust), for the TLS policy; null in clear. */
+    readonly tlsFacts: TlsFacts | null = null,
   ) {
     conn.on('end', () => {
       this.broken = true;
@@ -293,9 +303,9 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
     ignoreTLS: tls === 'notls',
     requireTLS: tls === 'musttls',
     opportunisticTLS: tls === 'maytls',
-    // Opportunistic and required TLS both encrypt without verifying the certificate (as MTAs do
-    // without DANE/MTA-STS); the session records whether it was verified.
-    tls: { rejectUnauthorized: false, servername },
+    // The handshake never fails on the certificate: the session records what it saw (tlsFacts),
+    // and the TLS policy (tls/decision.ts: musttls, MTA-STS, DANE) decides whether to deliver.
+    tls: { rejectUnauthorized: false, servername, ...(opts.trust?.secureContext ? { secureContext: opts.trust.secureContext } : {}) },
     connectionTimeout: settings.greetingTimeoutMs + settings.connectTimeoutMs,
     greetingTimeout: settings.greetingTimeoutMs,
     socketTimeout: settings.commandTimeoutMs,
@@ -330,7 +340,9 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
         // `nopipelining`: nodemailer has no switch; without the keyword in its list it goes lock-step.
         conn._supportedExtensions = ext.filter((e) => e !== 'PIPELINING');
       }
-      resolve(new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])], conn.secure ? tlsSummary(conn._socket) : null));
+      resolve(
+        new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])], conn.secure ? tlsSummary(conn._socket) : null, conn.secure ? tlsFactsOf(conn._socket) : null),
+      );
     });
   });
 }
@@ -338,7 +350,8 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
 /**
  * `TLSv1.3/TLS_AES_256_GCM_SHA384/Untrusted`: protocol, cipher and how far the server's
  * certificate was checked, in Postfix's words: Verified (chain and name), Trusted (chain, not
- * the name), Untrusted (no valid chain). Delivery goes on in every case (no DANE/MTA-STS yet).
+ * the name), Untrusted (no valid chain). tls/decision.ts gives the same words per MX host name
+ * (and Verified/Trusted for a DANE match).
  */
 export function tlsSummary(socket: unknown): string | null {
   if (!(socket instanceof tls.TLSSocket)) return null;

@@ -3,13 +3,14 @@
 // with concurrent identical questions asked once. Shared by delivery (MX, A, AAAA) and the inbound
 // checks (blocklists, SPF, DKIM, DMARC).
 import type { Answer, RecordType } from 'dns-packet';
-import { DnsTimeoutError, type DnsClient, type DnsResponse } from './client.js';
+import { DnsTimeoutError, type DnsClient, type DnsResponse, type QueryOptions } from './client.js';
 import type { DnsCache } from './cache.js';
 import { normalizeDomain } from '../common/domain-name.js';
 
 /** One RR set as the cache keeps it. */
 export type RrsetResult =
-  | { status: 'ok'; records: Answer[]; additionals?: Answer[] } // additionals kept for MX only
+  // additionals kept for MX only; `authenticated` (the AD bit) only for questions asked with `dnssec`
+  | { status: 'ok'; records: Answer[]; additionals?: Answer[]; authenticated?: boolean }
   | { status: 'nodata' }
   | { status: 'nxdomain' }
   | { status: 'temporary'; reason: string };
@@ -35,17 +36,20 @@ export class RrsetLookup {
     this.prefix = client.servers.map((s) => `${s.host}:${s.port}`).join(',');
   }
 
-  /** One RR set, from the cache or the servers. */
-  async rrset(name: string, type: RecordType): Promise<RrsetResult> {
-    return this.cache.getOrLoad(this.key(name, type), async () => {
+  /** One RR set, from the cache or the servers. With `dnssec`, asked and cached apart, with the AD bit kept. */
+  async rrset(name: string, type: RecordType, options: QueryOptions = {}): Promise<RrsetResult> {
+    const dnssec = Boolean(options.dnssec);
+    return this.cache.getOrLoad(this.key(name, dnssec ? `${type}+DO` : type), async () => {
       let response: DnsResponse;
       try {
-        response = await this.client.query(name, type);
+        response = await this.client.query(name, type, { dnssec });
       } catch (err) {
         const reason = err instanceof DnsTimeoutError ? 'timeout' : (err as Error).message;
         return { value: { status: 'temporary', reason } as RrsetResult, ttlMs: this.ttls.negativeTtlMs };
       }
-      return this.interpret(type, response);
+      const result = this.interpret(type, response);
+      if (dnssec && result.value.status === 'ok') result.value.authenticated = response.authenticated;
+      return result;
     });
   }
 

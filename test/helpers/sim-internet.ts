@@ -40,6 +40,10 @@ export interface DnsQueryLog {
   name: string;
   type: string;
   transport: 'udp' | 'tcp';
+  /** The query asked for DNSSEC: the EDNS0 DO bit was set. */
+  dnssecOk: boolean;
+  /** The query had the AD bit set (RFC 6840 §5.7). */
+  adBit: boolean;
 }
 
 export interface SimDns {
@@ -69,7 +73,8 @@ export async function startDnsServer(opts: { host?: string; port?: number; recor
     const q = query.questions?.[0];
     if (!q) return null;
     const name = q.name.toLowerCase().replace(/\.$/, '');
-    queries.push({ name, type: q.type, transport });
+    const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as { flag_do?: boolean } | undefined;
+    queries.push({ name, type: q.type, transport, dnssecOk: Boolean(opt?.flag_do), adBit: Boolean((query as { flag_ad?: boolean }).flag_ad) });
     const base = { type: 'response' as const, id: query.id, questions: [q] };
     const flags = dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHORITATIVE_ANSWER;
     const soa = { type: 'SOA', name: name.split('.').slice(-1)[0] ?? '.', ttl: 60, data: { mname: 'ns.sim.test', rname: 'hostmaster.sim.test', serial: 1, refresh: 60, retry: 60, expire: 600, minimum: 60 } } as Answer;
@@ -212,6 +217,8 @@ export interface PeerOptions {
   pipelining?: boolean;
   /** Offer STARTTLS with a self-signed certificate (default false). */
   starttls?: boolean;
+  /** Offer STARTTLS with this key and certificate chain (PEM) instead (test/helpers/test-ca.ts). */
+  tlsCertificate?: { key: Buffer; cert: Buffer };
   lmtp?: boolean;
   /** Greeting/EHLO name. */
   name?: string;
@@ -341,14 +348,14 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
   }
 
   const byConnection = new Map<string, PeerConnection>();
-  const tls = opts.starttls ? selfSignedCertificate() : null;
+  const tls = opts.tlsCertificate ?? (opts.starttls ? selfSignedCertificate() : null);
   const server = new SMTPServer({
     name: opts.name ?? `mx.${opts.host}`,
     lmtp: opts.lmtp ?? false,
     logger: false,
     disableReverseLookup: true,
     authOptional: true,
-    disabledCommands: opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hidePIPELINING: opts.pipelining === false,
     hide8BITMIME: opts.eightBitMime === false,
     hideSMTPUTF8: opts.smtpUtf8 === false,

@@ -132,7 +132,7 @@ test('started as root, every long-running process runs as the service user; file
   }
 
   // The directories the processes write are the service user's, with what an earlier run left.
-  for (const dir of ['queue', 'log', 'run', 'flush', 'corrupt', 'mailbox']) assert.equal(statSync(join(root, dir)).uid, user.uid, dir);
+  for (const dir of ['queue', 'log', 'run', 'flush', 'corrupt', 'tls', 'mailbox']) assert.equal(statSync(join(root, dir)).uid, user.uid, dir);
   for (const file of [...filesUnder(join(root, 'log')), ...filesUnder(join(root, 'run')), ...filesUnder(join(root, 'mailbox', 'joe'))]) {
     assert.equal(statSync(file).uid, user.uid, file);
   }
