@@ -16,6 +16,8 @@ export interface InstancePaths {
   /** DKIM signing: the keys file and the private keys (etc/dkim/). */
   dkimDir: string;
   dkimKeys: string;
+  /** Per-destination traffic shaping of outbound SMTP (optional). */
+  shapingCnf: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -48,6 +50,7 @@ export function instancePaths(root: string): InstancePaths {
     users: join(etc, 'users'),
     dkimDir: join(etc, 'dkim'),
     dkimKeys: join(etc, 'dkim', 'keys'),
+    shapingCnf: join(etc, 'shaping.cnf'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),
