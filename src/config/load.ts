@@ -61,6 +61,9 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
       diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} names pool ${c.pool}, which job_controller.cnf does not define (pools: ${[...pools].join(', ')})` });
     }
   }
+  for (const c of imta.channels) {
+    if (c.verp && !c.smtp) diagnostics.push({ file: c.file, line: c.line, severity: 'warning', message: `channel ${c.name} has the verp keyword but does not deliver over SMTP: it has no effect there` });
+  }
   if (dkim.keys.length > 0 && !imta.channels.some((c) => c.dkimSign)) {
     const k = dkim.keys[0]!;
     diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });

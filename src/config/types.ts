@@ -77,6 +77,12 @@ export interface Channel {
   maxClientConnections: number;
   /** `dkimsign`: messages queued to this channel get a DKIM signature when etc/dkim/keys has a key for their From: domain. */
   dkimSign: boolean;
+  /**
+   * `verp`: each recipient of a message with a non-empty envelope sender gets its own envelope
+   * sender, `owner+member=domain@owner.domain` (src/delivery/verp.ts), so one RCPT per
+   * transaction. Absent = false (`noverp`).
+   */
+  verp?: boolean;
 }
 
 export interface ImtaConfig {
@@ -220,6 +226,8 @@ export interface OptionsConfig {
   etrnRateLimit: number;
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
+  /** VERP delimiters, two characters (VERP_DELIMITERS; default "+=", Postfix's); absent in hand-built configurations = the default. */
+  verpDelimiters?: string;
   /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */
   ldap?: LdapOptions | null;
 }
