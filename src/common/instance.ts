@@ -23,6 +23,8 @@ export interface InstancePaths {
   corrupt: string;
   log: string;
   mailLog: string;
+  /** The bounces channel's records: one JSON object per bounced list member (imsimta bounces). */
+  bounceLog: string;
   run: string;
   mailbox: string;
   /** The watcher's control socket. */
@@ -55,6 +57,7 @@ export function instancePaths(root: string): InstancePaths {
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),
     mailLog: join(r, 'log', 'mail.log'),
+    bounceLog: join(r, 'log', 'bounces.jsonl'),
     run,
     mailbox: join(r, 'mailbox'),
     controlSocket: join(run, 'watcher.sock'),
