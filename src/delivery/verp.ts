@@ -6,6 +6,7 @@
 // domain is what follows the last second delimiter, and the owner what precedes the first, so
 // an owner whose local part holds the first delimiter cannot be encoded (verpSender says null).
 // An encoded local part that is not a dot-atom is written as a quoted string.
+import type { Channel } from '../config/types.js';
 import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../rewrite/address.js';
 
 /** Postfix's default_verp_delimiters. */
@@ -36,6 +37,16 @@ export function verpSender(sender: string, recipient: string, delimiters: string
   if (ownerLocal === '' || ownerLocal.includes(first)) return null;
   const local = `${ownerLocal}${first}${unquoteLocalPart(member.localPart)}${second}${member.domain}`;
   return `${writeLocalPart(local)}@${owner.domain}`;
+}
+
+/**
+ * The envelope sender (MAIL FROM) of a transaction of `channel`: its `envelopesender` when set,
+ * else the message's; with `verp`, made the recipient's own (a VERP channel sends one recipient
+ * per transaction: `recipient` is that one). A sender that cannot be VERPed is kept as it is.
+ */
+export function transactionSender(channel: Pick<Channel, 'verp' | 'senderRewrite'>, envelopeFrom: string, recipient: string, delimiters: string = DEFAULT_VERP_DELIMITERS): string {
+  const from = channel.senderRewrite ?? envelopeFrom;
+  return channel.verp ? (verpSender(from, recipient, delimiters) ?? from) : from;
 }
 
 export interface VerpAddress {

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decodeVerp, verpSender, verpDelimitersProblem, DEFAULT_VERP_DELIMITERS } from '../../src/delivery/verp.js';
+import { decodeVerp, verpSender, verpDelimitersProblem, transactionSender, DEFAULT_VERP_DELIMITERS } from '../../src/delivery/verp.js';
 import { parseAddress } from '../../src/rewrite/address.js';
 import { parseOptionDat } from '../../src/config/option-dat.js';
 import { loadInstanceConfig } from '../../src/config/load.js';
@@ -96,4 +96,16 @@ test('the verp channel keyword (noverp the default); a warning on a channel that
   assert.ok(config, diagnostics.map((x) => x.message).join('\n'));
   assert.deepEqual(config.imta.channels.map((c) => [c.name, c.verp]), [['tcp_local', false], ['tcp_lists', true], ['tcp_off', false], ['bounces', true]]);
   assert.deepEqual(diagnostics.filter((x) => /verp/.test(x.message)).map((x) => `${x.line}: ${x.severity}: ${x.message}`), ['12: warning: channel bounces has the verp keyword but does not deliver over SMTP: it has no effect there']);
+});
+
+test('transactionSender: what the engine sends as MAIL FROM on a channel with and without verp and envelopesender', () => {
+  const plain = { verp: false, senderRewrite: null };
+  const verp = { verp: true, senderRewrite: null };
+  assert.equal(transactionSender(plain, 'news@list.example', 'bob@example.com'), 'news@list.example');
+  assert.equal(transactionSender(verp, 'news@list.example', 'bob@example.com'), 'news+bob=example.com@list.example');
+  assert.equal(transactionSender(verp, 'news@list.example', 'bob@example.com', '-='), 'news-bob=example.com@list.example');
+  assert.equal(transactionSender({ verp: true, senderRewrite: 'owner@bounces.example' }, 'news@list.example', 'bob@example.com'), 'owner+bob=example.com@bounces.example');
+  assert.equal(transactionSender(verp, '', 'bob@example.com'), '', 'a notice keeps its null sender');
+  assert.equal(transactionSender(verp, 'a+b@list.example', 'bob@example.com'), 'a+b@list.example', 'not encodable: kept');
+  assert.equal(transactionSender({ senderRewrite: null }, 'news@list.example', 'bob@example.com'), 'news@list.example', 'verp absent: off');
 });
