@@ -1,15 +1,17 @@
 // Which master program delivers a channel: `smtp`/`lmtp` channels use the SMTP/LMTP engine,
 // `l` delivers into local Maildirs, `bitbucket` discards (as delivered), `hold` leaves the files
-// held. Other channels have no master program here: their messages wait in the queue.
+// held, `bounces` records the bounces that come back to VERP addresses (bounces.ts). Other
+// channels have no master program here: their messages wait in the queue.
 import type { Channel } from '../config/types.js';
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
 import { createSmtpJob } from './smtp.js';
 import { createLocalJob } from './local.js';
+import { createBouncesJob } from './bounces.js';
 import { queueStoreFor } from '../queue/instance-store.js';
 import { instancePaths } from '../common/instance.js';
 
-export type ChannelProgram = 'smtp' | 'local' | 'bitbucket' | 'hold';
+export type ChannelProgram = 'smtp' | 'local' | 'bitbucket' | 'hold' | 'bounces';
 
 /** The program for a channel, or null when it has none. */
 export function channelProgram(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp'>): ChannelProgram | null {
@@ -18,6 +20,7 @@ export function channelProgram(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp'>)
   if (name === 'l' || name === 'native') return 'local';
   if (name === 'bitbucket' || name.startsWith('bitbucket_')) return 'bitbucket';
   if (name === 'hold') return 'hold';
+  if (name === 'bounces' || name.startsWith('bounces_')) return 'bounces';
   return null;
 }
 
@@ -31,6 +34,8 @@ export function channelJobFactory(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp
       return createBitbucketJob;
     case 'hold':
       return createHoldJob;
+    case 'bounces':
+      return createBouncesJob;
     default:
       return null;
   }

@@ -16,11 +16,15 @@ export interface InstancePaths {
   /** DKIM signing: the keys file and the private keys (etc/dkim/). */
   dkimDir: string;
   dkimKeys: string;
+  /** Per-destination traffic shaping of outbound SMTP (optional). */
+  shapingCnf: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
   log: string;
   mailLog: string;
+  /** The bounces channel's records: one JSON object per bounced list member (imsimta bounces). */
+  bounceLog: string;
   run: string;
   mailbox: string;
   /** Verified TLS's state: the MTA-STS policy cache (tls/mta-sts/) and TLS-RPT counts and reports (tls/tlsrpt/). */
@@ -50,10 +54,12 @@ export function instancePaths(root: string): InstancePaths {
     users: join(etc, 'users'),
     dkimDir: join(etc, 'dkim'),
     dkimKeys: join(etc, 'dkim', 'keys'),
+    shapingCnf: join(etc, 'shaping.cnf'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),
     mailLog: join(r, 'log', 'mail.log'),
+    bounceLog: join(r, 'log', 'bounces.jsonl'),
     run,
     mailbox: join(r, 'mailbox'),
     tls: join(r, 'tls'),

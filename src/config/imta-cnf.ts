@@ -316,6 +316,7 @@ function resolveChannel(
     rcptPerTransaction: int('rcptpertransaction', 100),
     maxClientConnections: int('maxclientthreads', 20),
     dkimSign: last(ordered, ['dkimsign', 'nodkimsign'] as const, 'nodkimsign') === 'dkimsign',
+    verp: last(ordered, ['verp', 'noverp'] as const, 'noverp') === 'verp',
   };
 }
 

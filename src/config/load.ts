@@ -1,8 +1,9 @@
 // Loads and validates the files of etc/ (imta.cnf, dispatcher.cnf, job_controller.cnf, option.dat,
-// aliases, mappings, users, dkim/keys) into one InstanceConfig, checking what crosses files:
+// aliases, mappings, users, dkim/keys, shaping.cnf) into one InstanceConfig, checking what crosses files:
 // channels named by dispatcher.cnf and by `pool` keywords, the local host. Only imta.cnf is
 // required; the others default to Messaging Server's shipped values (no mappings file: no mapping
-// tables; no users file: nobody can authenticate; no DKIM keys file: no signing).
+// tables; no users file: nobody can authenticate; no DKIM keys file: no signing; no shaping.cnf:
+// every destination shaped with the defaults).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { instancePaths } from '../common/instance.js';
@@ -14,6 +15,7 @@ import { parseMappings } from './mappings.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { parseUsers } from './users.js';
+import { defaultShapingConfig, parseShapingCnf } from './shaping-cnf.js';
 import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
 
 export interface LoadResult {
@@ -38,6 +40,8 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const mappings = parseMappings(optional(paths.mappings), diagnostics);
   const users = parseUsers(optional(paths.users), diagnostics);
   const dkim = parseDkimKeys(optional(paths.dkimKeys), diagnostics);
+  const shapingFile = optional(paths.shapingCnf);
+  const shaping = shapingFile ? parseShapingCnf(shapingFile, diagnostics) : defaultShapingConfig();
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -57,13 +61,16 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
       diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} names pool ${c.pool}, which job_controller.cnf does not define (pools: ${[...pools].join(', ')})` });
     }
   }
+  for (const c of imta.channels) {
+    if (c.verp && !c.smtp) diagnostics.push({ file: c.file, line: c.line, severity: 'warning', message: `channel ${c.name} has the verp keyword but does not deliver over SMTP: it has no effect there` });
+  }
   if (dkim.keys.length > 0 && !imta.channels.some((c) => c.dkimSign)) {
     const k = dkim.keys[0]!;
     diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });
   }
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, shaping, diagnostics },
     diagnostics,
   };
 }
@@ -79,6 +86,7 @@ function configFiles(etcDir: string) {
     users: join(etcDir, 'users'),
     dkimDir: join(etcDir, 'dkim'),
     dkimKeys: join(etcDir, 'dkim', 'keys'),
+    shapingCnf: join(etcDir, 'shaping.cnf'),
   };
 }
 

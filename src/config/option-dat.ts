@@ -10,6 +10,7 @@ import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js
 import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
+import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from '../delivery/verp.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
@@ -22,6 +23,7 @@ const TSUBAME_KEYS = [
   'ETRN_ALLOW', 'ETRN_CHANNEL_ALLOW', 'ETRN_RATE_LIMIT', 'METRICS_PORT', 'RETURN_UNITS', 'RETURN_ADDRESS', 'LOG_MAX_SIZE', 'LOG_KEEP_DAYS', ...DELIVERY_KEYS, ...Object.keys(AUTH_OPTION_RULES),
   ...TLS_POLICY_KEYS, // verified outbound TLS (src/config/tls-policy-options.ts)
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
+  'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
 const COMPATIBLE_KEYS = [
@@ -105,6 +107,9 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
   if (localHost && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(localHost.value)) {
     reader.error(localHost, `LOCAL_HOST must be a host name, found "${localHost.value}"`);
   }
+  const verp = o.get('VERP_DELIMITERS');
+  const verpProblem = verp ? verpDelimitersProblem(verp.value.trim()) : null;
+  if (verp && verpProblem) reader.error(verp, verpProblem);
   const parsed = {
     raw,
     internalIp: cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, reader),
@@ -132,6 +137,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     etrnRateLimit: int('ETRN_RATE_LIMIT', 0),
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
     ldap: parseLdapOptions(o, reader),
+    verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
   };
   return {
     ...parsed,

@@ -79,6 +79,12 @@ export interface Channel {
   maxClientConnections: number;
   /** `dkimsign`: messages queued to this channel get a DKIM signature when etc/dkim/keys has a key for their From: domain. */
   dkimSign: boolean;
+  /**
+   * `verp`: each recipient of a message with a non-empty envelope sender gets its own envelope
+   * sender, `owner+member=domain@owner.domain` (src/delivery/verp.ts), so one RCPT per
+   * transaction. Absent = false (`noverp`).
+   */
+  verp?: boolean;
 }
 
 export interface ImtaConfig {
@@ -217,6 +223,8 @@ export interface OptionsConfig {
   etrnRateLimit: number;
   /** Loopback HTTP port for metrics and status (METRICS_PORT; null = off). */
   metricsPort: number | null;
+  /** VERP delimiters, two characters (VERP_DELIMITERS; default "+=", Postfix's); absent in hand-built configurations = the default. */
+  verpDelimiters?: string;
   /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */
   ldap?: LdapOptions | null;
 }
@@ -316,6 +324,71 @@ export interface DkimConfig {
   keys: DkimKey[];
 }
 
+// ------------------------------------------------------------ shaping.cnf
+
+/** A rate limit: `count` events per `perMs` milliseconds (`100/min` is 100 per 60000). */
+export interface RateLimit {
+  count: number;
+  perMs: number;
+  /** As written, for messages and snapshots. */
+  text: string;
+}
+
+/** How a destination is shaped (etc/shaping.cnf; defaults in src/config/shaping-cnf.ts). */
+export interface ShapingLimits {
+  /** Most connections open at once (MAX_CONNECTIONS). */
+  maxConnections: number;
+  /** Connections allowed at first, growing with each delivery up to maxConnections (INITIAL_CONNECTIONS). */
+  initialConnections: number;
+  /** Messages (transactions) per connection before it is closed and another opened (MAX_MESSAGES_PER_CONNECTION; 0 = no limit). */
+  maxMessagesPerConnection: number;
+  /** Messages started per unit of time (MAX_MESSAGE_RATE), or null for no limit. */
+  maxMessageRate: RateLimit | null;
+  /** Messages that may start at once within the rate (MESSAGE_RATE_BURST); null = one second's worth, at least 1. */
+  messageRateBurst: number | null;
+  /** Connections opened per unit of time (MAX_CONNECTION_RATE), or null for no limit. */
+  maxConnectionRate: RateLimit | null;
+  /** The first pause after a throttling reply (THROTTLE_PAUSE), ms. */
+  throttlePauseMs: number;
+  /** The longest pause, reached by doubling on repeated throttling (THROTTLE_PAUSE_MAX), ms. */
+  throttlePauseMaxMs: number;
+  /** How long the message rate takes to climb back after a pause (RECOVERY_TIME), ms. */
+  recoveryMs: number;
+  /** Replies whose text matches this (case-blind regular expression) throttle, besides every 421 (THROTTLE_PATTERN). */
+  throttlePattern: string;
+  /** Replies whose text matches this are never taken for throttling (THROTTLE_IGNORE). */
+  throttleIgnore: string;
+}
+
+/** Which destinations one state serves: all matched ones together, each MX host, or each recipient domain. */
+export type ShapingScope = 'group' | 'host' | 'domain';
+
+/** One `[DESTINATION=name]` section of etc/shaping.cnf. */
+export interface ShapingSection {
+  name: string;
+  /** Recipient domains, exact (lower-case A-labels). */
+  domains: string[];
+  /** Recipient domains written `*.example.com`: their subdomains (the parent, here `example.com`). */
+  domainSuffixes: string[];
+  /** MX host names, exact. */
+  mxHosts: string[];
+  /** MX host suffixes (`*.google.com` is `google.com`): the host itself or any host under it. */
+  mxSuffixes: string[];
+  scope: ShapingScope;
+  limits: ShapingLimits;
+  file: string;
+  line: number;
+}
+
+/** etc/shaping.cnf: per-destination traffic shaping of outbound SMTP. */
+export interface ShapingConfig {
+  /** The file read, or null when there is none (every destination then gets the defaults). */
+  file: string | null;
+  /** The globals: the limits of every MX host no section matches (each host on its own), and the defaults of every section. */
+  defaults: ShapingLimits;
+  sections: ShapingSection[];
+}
+
 // ------------------------------------------------------------- instance
 
 export interface InstanceConfig {
@@ -329,5 +402,7 @@ export interface InstanceConfig {
   /** etc/users: who may authenticate and send as which addresses. */
   users: UsersConfig;
   dkim: DkimConfig; // etc/dkim/keys
+  /** etc/shaping.cnf (absent in hand-built configurations: the defaults). */
+  shaping?: ShapingConfig;
   diagnostics: Diagnostic[];
 }

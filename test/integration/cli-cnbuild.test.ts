@@ -24,7 +24,7 @@ test('the shipped etc/ passes: exit 0, a summary on stdout, nothing on stderr', 
   const r = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
-  assert.match(r.stdout, /^configuration OK: 3 rewrite rules, 6 channels, 1 services, 3 pools\n$/);
+  assert.match(r.stdout, /^configuration OK: 3 rewrite rules, 7 channels, 1 services, 3 pools\n$/);
 });
 
 test('a broken configuration: exit 1, every error as path:line: error: message on stderr, no stack trace', async () => {
@@ -130,7 +130,7 @@ test('etc/mappings: absent is fine (no tables); a broken one is refused with fil
   inst.write('etc/mappings', lines('PORT_ACCESS', '', '  TCP|*|25|$(192.0.2.0/24)|*   $NGo$ away', '', 'INTERNAL_IP', '  *  $Y'));
   const good = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
   assert.equal(good.code, 0, good.stderr);
-  assert.match(good.stdout, /^configuration OK: 3 rewrite rules, 6 channels, 1 services, 3 pools, 2 mapping tables\n$/);
+  assert.match(good.stdout, /^configuration OK: 3 rewrite rules, 7 channels, 1 services, 3 pools, 2 mapping tables\n$/);
 });
 
 test('IMTA_ROOT selects the instance when --root is not given', async () => {

@@ -1,7 +1,7 @@
 // Runs the examples of docs/OPERATIONS.md on a temporary instance started from the shipped etc/:
 // every line of every ```sh block (in order, each must exit 0), and the configuration fragments
-// (each applied to a copy of etc/ — option.dat, imta.cnf or mappings — must pass `imsimta
-// cnbuild`). 127.0.0.1:25 in the examples is replaced by the instance's own address and port.
+// (each applied to a copy of etc/ — option.dat, imta.cnf, mappings or shaping.cnf — must pass
+// `imsimta cnbuild`). 127.0.0.1:25 in the examples is replaced by the instance's own address and port.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -69,6 +69,16 @@ function sh(line: string, root: string, port: number): Promise<{ code: number | 
 /** Applies a configuration fragment where it belongs; returns false when the fragment is not configuration. */
 function apply(inst: TestInstance, fragment: string): boolean {
   const text = fragment.trim();
+  if (/^\[DESTINATION=/m.test(text)) {
+    inst.write('etc/shaping.cnf', `${text}\n`);
+    return true;
+  }
+  if (/^\S+\s+\$U/.test(text) && /\n\s*\n/.test(text)) {
+    // Rewrite rules, a blank line, channel blocks: the rules go before the catch-all, the blocks at the end.
+    const [rules, ...blocks] = text.split(/\n\s*\n/);
+    inst.write('etc/imta.cnf', `${inst.read('etc/imta.cnf').replace(/^\.\s+\$U%\$H@tcp-daemon$/m, `${rules}\n$&`).trimEnd()}\n\n${blocks.join('\n\n')}\n`);
+    return true;
+  }
   if (/^[A-Z_]+=/.test(text)) {
     inst.write('etc/option.dat', `${inst.read('etc/option.dat')}\n${text}\n`);
     return true;

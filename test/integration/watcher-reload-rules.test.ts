@@ -1,7 +1,7 @@
 // Live reload of imta.cnf on a started instance: an edit is applied to new sessions without a
 // restart while an open session keeps its rules; a broken edit changes nothing and says why
-// with file:line (log and `imsimta reload`); a burst of writes makes one reload. etc/mappings
-// and etc/dkim/ (the DKIM keys file and keys) are watched and checked the same way.
+// with file:line (log and `imsimta reload`); a burst of writes makes one reload. etc/mappings,
+// etc/dkim/ (the DKIM keys file and keys) and etc/shaping.cnf are watched and checked the same way.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -177,6 +177,26 @@ test('etc/dkim/ is watched: a new key comes into force, a key replaced under its
   rmSync(join(mta.root, 'etc', 'dkim'), { recursive: true });
   now = await settledReloads(mta, (r) => r.watched > before.watched, 'the removal to be reloaded');
   assert.equal(now.rejected, before.rejected);
+});
+
+test('etc/shaping.cnf is watched: an edit comes into force, a broken one is rejected with etc/shaping.cnf:LINE and the last good one stays', async () => {
+  const inForce = () => readFileSync(join(mta.root, 'run', 'config-in-force', 'shaping.cnf'), 'latin1');
+  let before = await settledReloads(mta, () => true, 'a quiet watcher');
+  mta.inst.write('etc/shaping.cnf', '[DESTINATION=gmail]\nMX_SUFFIX=*.google.com\nMAX_CONNECTIONS=4\n');
+  let now = await settledReloads(mta, (r) => r.watched > before.watched, 'the new shaping.cnf to be reloaded');
+  assert.equal(now.rejected, before.rejected);
+  assert.match(inForce(), /MAX_CONNECTIONS=4/);
+  const reloads = logRecords(mta, 'watcher.log').filter((r) => r.msg === 'configuration reloaded');
+  assert.ok(reloads.some((r) => Array.isArray(r.files) && (r.files as string[]).includes('shaping.cnf')), JSON.stringify(reloads.at(-1)));
+
+  before = now;
+  mta.inst.write('etc/shaping.cnf', '[DESTINATION=gmail]\nMX_SUFFIX=*.google.com\nMAX_MESSAGE_RATE=fast\n');
+  now = await settledReloads(mta, (r) => r.rejected > before.rejected, 'the broken shaping.cnf to be rejected');
+  const rejected = logRecords(mta, 'watcher.log').filter((r) => r.level === 50 && /configuration rejected/.test(String(r.msg)));
+  assert.match(String(rejected.at(-1)?.msg), /etc\/shaping\.cnf:3: error: MAX_MESSAGE_RATE must be a count per unit/);
+  assert.match(inForce(), /MAX_CONNECTIONS=4/, 'the last good shaping stays in force');
+  rmSync(join(mta.root, 'etc', 'shaping.cnf'));
+  await settledReloads(mta, (r) => r.watched > now.watched, 'the removal to be reloaded');
 });
 
 test('`imsimta reload` on an instance that is not running says so and fails', async () => {

@@ -354,14 +354,14 @@ test('load: the shipped etc/ loads without a diagnostic', () => {
   assert.ok(config);
   assert.deepEqual(config.dispatcher.services.map((s) => [s.name, s.ports, s.channel]), [['SMTP', [25], 'tcp_local']]);
   assert.deepEqual(config.jobController.pools.map((p) => p.name), ['DEFAULT', 'LOCAL_POOL', 'SMTP_POOL']);
-  assert.deepEqual(config.imta.channels.map((c) => c.name), ['l', 'tcp_local', 'tcp_intranet', 'bitbucket', 'hold', 'reprocess']);
+  assert.deepEqual(config.imta.channels.map((c) => c.name), ['l', 'tcp_local', 'tcp_intranet', 'bitbucket', 'hold', 'bounces', 'reprocess']);
 });
 
 test('the examples of docs/CONFIGURATION.md load together without a diagnostic', () => {
   const doc = readFileSync(join(repoRoot, 'docs/CONFIGURATION.md'), 'utf8');
   const files: Record<string, string> = {};
   for (const m of doc.matchAll(/<!-- example: (\S+) -->\n```[^\n]*\n([\s\S]*?)```\n/g)) files[m[1]!] = m[2]!;
-  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/mappings', 'etc/option.dat', 'etc/users']);
+  assert.deepEqual(Object.keys(files).sort(), ['etc/aliases', 'etc/dispatcher.cnf', 'etc/imta.cnf', 'etc/job_controller.cnf', 'etc/mappings', 'etc/option.dat', 'etc/shaping.cnf', 'etc/users']);
   const inst = instance(files);
   chmodSync(join(inst.root, 'etc/users'), 0o600); // as the example's comment says
   const { config, diagnostics } = loadInstanceConfig(inst.root);
@@ -370,6 +370,8 @@ test('the examples of docs/CONFIGURATION.md load together without a diagnostic',
   assert.deepEqual(config.dispatcher.services.map((s) => [s.name, s.ports, s.channel]), [['SMTP', [25], 'tcp_local'], ['SMTP_SUBMIT', [587], 'tcp_intranet']]);
   assert.equal(config.imta.channelByName.get('tcp_local')!.officialHost, 'mail.example.com');
   assert.deepEqual(config.aliases.get('team'), ['alice', 'bob', 'carol']);
+  assert.deepEqual(config.shaping?.sections.map((x) => [x.name, x.scope, x.limits.maxConnections]), [['gmail', 'group', 20], ['outlook', 'group', 10], ['yahoo', 'host', 4], ['partner', 'group', 10]]);
+  assert.deepEqual(config.shaping?.sections[3]!.domainSuffixes, ['partner.example']);
   assert.deepEqual([...config.mappings.tables.keys()], ['PORT_ACCESS', 'INTERNAL_IP', 'FROM_ACCESS', 'ORIG_SEND_ACCESS']);
   // What the example's comment says it does.
   const mappings = compileMappings(config.mappings);

@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
           (c.mappings.file !== null ? `, ${c.mappings.tables.size} mapping table${c.mappings.tables.size === 1 ? '' : 's'}` : '') +
           (c.users.users.size ? `, ${c.users.users.size} user${c.users.users.size === 1 ? '' : 's'}` : '') +
           (c.dkim.keys.length > 0 ? `, ${c.dkim.keys.length} DKIM key${c.dkim.keys.length === 1 ? '' : 's'}` : '') +
+          (c.shaping?.sections.length ? `, ${c.shaping.sections.length} shaping destination${c.shaping.sections.length === 1 ? '' : 's'}` : '') +
           (warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : '') + '\n',
       );
     } else {

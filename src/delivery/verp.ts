@@ -1,0 +1,79 @@
+// VERP, variable envelope return paths (pure): Postfix's XVERP form, where a message from
+// `owner@list.example` to `member@domain` is sent with the envelope sender
+// `owner+member=domain@list.example` ("+=" are the delimiters, option.dat VERP_DELIMITERS), so a
+// bounce says by its address alone which member bounced, whatever the bouncing MTA writes.
+// The member's local part may hold anything an address may (quoted strings, "+", "=", "@"): the
+// domain is what follows the last second delimiter, and the owner what precedes the first, so
+// an owner whose local part holds the first delimiter cannot be encoded (verpSender says null).
+// An encoded local part that is not a dot-atom is written as a quoted string.
+import type { Channel } from '../config/types.js';
+import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../rewrite/address.js';
+
+/** Postfix's default_verp_delimiters. */
+export const DEFAULT_VERP_DELIMITERS = '+=';
+/** Postfix's verp_delimiter_filter: the characters a delimiter may be. */
+export const VERP_DELIMITER_CHARACTERS = '-=+';
+
+/** Why `text` cannot be the delimiters (two characters of VERP_DELIMITER_CHARACTERS), or null when it can. */
+export function verpDelimitersProblem(text: string): string | null {
+  if (text.length !== 2) return `VERP_DELIMITERS must be two characters (such as +=), found "${text}"`;
+  for (const c of text) if (!VERP_DELIMITER_CHARACTERS.includes(c)) return `VERP_DELIMITERS: "${c}" is not one of ${VERP_DELIMITER_CHARACTERS.split('').join(' ')}`;
+  // The member's domain is what follows the last second delimiter: it cannot be a character of domain names.
+  if (text[1] === '-') return 'VERP_DELIMITERS: the second delimiter cannot be "-" (domain names have it)';
+  return null;
+}
+
+/**
+ * The envelope sender for `recipient` of a message from `sender`: `owner+member=domain@ownerdomain`,
+ * or null when there is none to make (the null sender of a notice, a sender or recipient without
+ * a domain, an owner whose local part holds the first delimiter).
+ */
+export function verpSender(sender: string, recipient: string, delimiters: string = DEFAULT_VERP_DELIMITERS): string | null {
+  const [first, second] = [delimiters[0]!, delimiters[1]!];
+  const owner = parseAddress(sender);
+  const member = parseAddress(recipient);
+  if (!owner || !member || owner.domain === null || member.domain === null || owner.route.length > 0) return null;
+  const ownerLocal = unquoteLocalPart(owner.localPart);
+  if (ownerLocal === '' || ownerLocal.includes(first)) return null;
+  const local = `${ownerLocal}${first}${unquoteLocalPart(member.localPart)}${second}${member.domain}`;
+  return `${writeLocalPart(local)}@${owner.domain}`;
+}
+
+/**
+ * The envelope sender (MAIL FROM) of a transaction of `channel`: its `envelopesender` when set,
+ * else the message's; with `verp`, made the recipient's own (a VERP channel sends one recipient
+ * per transaction: `recipient` is that one). A sender that cannot be VERPed is kept as it is.
+ */
+export function transactionSender(channel: Pick<Channel, 'verp' | 'senderRewrite'>, envelopeFrom: string, recipient: string, delimiters: string = DEFAULT_VERP_DELIMITERS): string {
+  const from = channel.senderRewrite ?? envelopeFrom;
+  return channel.verp ? (verpSender(from, recipient, delimiters) ?? from) : from;
+}
+
+export interface VerpAddress {
+  /** The list's address: the owner as it was before encoding (`owner@list.example`). */
+  owner: string;
+  /** The member the bounce is for (`member@domain`), local part quoted as needed. */
+  member: string;
+}
+
+/** The owner and member a VERP address stands for, or null when it is not one. */
+export function decodeVerp(address: string, delimiters: string = DEFAULT_VERP_DELIMITERS): VerpAddress | null {
+  const [first, second] = [delimiters[0]!, delimiters[1]!];
+  const parsed = parseAddress(address.trim());
+  if (!parsed || parsed.domain === null || parsed.route.length > 0) return null;
+  const local = unquoteLocalPart(parsed.localPart);
+  const start = local.indexOf(first);
+  if (start <= 0) return null;
+  const rest = local.slice(start + 1);
+  const end = rest.lastIndexOf(second);
+  if (end <= 0 || end === rest.length - 1) return null;
+  const memberLocal = rest.slice(0, end);
+  const memberDomain = rest.slice(end + 1);
+  if (!isValidDomain(memberDomain) || memberDomain.endsWith('.')) return null;
+  return { owner: `${writeLocalPart(local.slice(0, start))}@${parsed.domain}`, member: `${writeLocalPart(memberLocal)}@${memberDomain}` };
+}
+
+/** A local part's content written as an address takes it: a dot-atom as it is, anything else quoted. */
+function writeLocalPart(content: string): string {
+  return canonicalLocalPart(`"${content.replace(/["\\]/g, '\\$&')}"`);
+}
