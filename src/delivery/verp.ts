@@ -7,7 +7,7 @@
 // an owner whose local part holds the first delimiter cannot be encoded (verpSender says null).
 // An encoded local part that is not a dot-atom is written as a quoted string.
 import type { Channel } from '../config/types.js';
-import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../rewrite/address.js';
+import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../common/address.js';
 
 /** Postfix's default_verp_delimiters. */
 export const DEFAULT_VERP_DELIMITERS = '+=';

@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { decodeVerp, verpSender, verpDelimitersProblem, transactionSender, DEFAULT_VERP_DELIMITERS } from '../../src/delivery/verp.js';
-import { parseAddress } from '../../src/rewrite/address.js';
+import { parseAddress } from '../../src/common/address.js';
 import { parseOptionDat } from '../../src/config/option-dat.js';
 import { loadInstanceConfig } from '../../src/config/load.js';
 import type { Diagnostic } from '../../src/config/types.js';
