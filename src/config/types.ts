@@ -111,8 +111,22 @@ export interface DispatcherService {
   lmtp: boolean; // PARAMETER LMTP=1 or service name LMTP
   /** DNS blocklist checks of connecting clients (ENABLE_RBL, DNS_VERIFY_DOMAIN, …); absent = off. */
   rbl?: BlocklistConfig;
+  /** PROXY_PROTOCOL, PROXY_TRUSTED, PROXY_TIMEOUT: connections come through a load balancer; absent = off. */
+  proxy?: ProxyProtocolConfig | null;
   file: string;
   line: number;
+}
+
+/** A service behind a load balancer that opens each connection with a PROXY protocol header. */
+export interface ProxyProtocolConfig {
+  /** PROXY_PROTOCOL: 1 takes either version, V1 or V2 only that one. */
+  versions: 'v1' | 'v2' | 'any';
+  /** PROXY_TRUSTED: the balancers' addresses; every connection must come from one of them. */
+  trusted: Cidr[];
+  /** PROXY_TIMEOUT: the whole header must arrive within this (ms; default 5 s, as Postfix's smtpd_upstream_proxy_timeout). */
+  timeoutMs: number;
+  /** The longest version 2 header taken, octets (1024). */
+  maxBytes: number;
 }
 
 /** A service's DNS blocklist settings (dispatcher.cnf, global or per service). */
