@@ -16,6 +16,8 @@ export interface InstancePaths {
   /** DKIM signing: the keys file and the private keys (etc/dkim/). */
   dkimDir: string;
   dkimKeys: string;
+  /** SRS secrets, one a line, the first signs (secret: root/service user only). */
+  srsSecrets: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -48,6 +50,7 @@ export function instancePaths(root: string): InstancePaths {
     users: join(etc, 'users'),
     dkimDir: join(etc, 'dkim'),
     dkimKeys: join(etc, 'dkim', 'keys'),
+    srsSecrets: join(etc, 'srs.secrets'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

@@ -316,6 +316,11 @@ function resolveChannel(
     rcptPerTransaction: int('rcptpertransaction', 100),
     maxClientConnections: int('maxclientthreads', 20),
     dkimSign: last(ordered, ['dkimsign', 'nodkimsign'] as const, 'nodkimsign') === 'dkimsign',
+    srs: {
+      source: last(ordered, ['sourcesrs', 'nosourcesrs'] as const, 'nosourcesrs') === 'sourcesrs',
+      destination: last(ordered, ['destinationsrs', 'nodestinationsrs'] as const, 'nodestinationsrs') === 'destinationsrs',
+      address: last(ordered, ['addresssrs', 'noaddresssrs'] as const, 'noaddresssrs') === 'addresssrs',
+    },
   };
 }
 

@@ -8,6 +8,7 @@ import { parseCidr } from './cidr.js';
 import { LDAP_KEYS, parseLdapOptions } from './ldap-options.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
 import { AUTH_OPTION_RULES } from './auth-options.js';
+import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
@@ -32,7 +33,7 @@ const COMPATIBLE_KEYS = [
 const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
 /** The longest delay in seconds (about 24.8 days): Node's timers take at most 2^31-1 ms and run anything longer after 1 ms. */
 const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...LDAP_KEYS, ...COMPATIBLE_KEYS]);
+export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...LDAP_KEYS, ...SRS_OPTION_KEYS, ...COMPATIBLE_KEYS]);
 
 export const OPTION_DEFAULTS = {
   INTERNAL_IP: '127.0.0.0/8,::1',
@@ -99,11 +100,12 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
   if (localHost && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(localHost.value)) {
     reader.error(localHost, `LOCAL_HOST must be a host name, found "${localHost.value}"`);
   }
+  const localHostName = (localHost?.value || hostname()).toLowerCase();
   const parsed = {
     raw,
     internalIp: cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, reader),
     dnsServers: dnsServers(o.get('DNS_SERVERS'), reader),
-    localHost: (localHost?.value || hostname()).toLowerCase(),
+    localHost: localHostName,
     maxMessageSize: int('MAX_MESSAGE_SIZE', 1),
     maxRecipients: int('MAX_RECIPIENTS', 1),
     maxMessagesPerSession: int('MAX_MESSAGES_PER_SESSION', 1),
@@ -126,6 +128,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[]): 
     etrnRateLimit: int('ETRN_RATE_LIMIT', 0),
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
     ldap: parseLdapOptions(o, reader),
+    srs: parseSrsOptions(o, reader, localHostName),
   };
   return {
     ...parsed,

@@ -77,6 +77,18 @@ export interface Channel {
   maxClientConnections: number;
   /** `dkimsign`: messages queued to this channel get a DKIM signature when etc/dkim/keys has a key for their From: domain. */
   dkimSign: boolean;
+  /** Messaging Server's SRS keywords (sourcesrs, destinationsrs, addresssrs; default all off). */
+  srs?: SrsChannelFlags;
+}
+
+/** When a forwarded copy's envelope sender is SRS-encoded: all three must hold (see src/srs/decision.ts). */
+export interface SrsChannelFlags {
+  /** `sourcesrs`: mail that came in on this channel may be rewritten. */
+  source: boolean;
+  /** `destinationsrs`: copies queued to this channel may be rewritten. */
+  destination: boolean;
+  /** `addresssrs`: a MAIL FROM address that rewrites to this channel (a sender outside) is rewritten. */
+  address: boolean;
 }
 
 export interface ImtaConfig {
@@ -236,6 +248,16 @@ export interface OptionsConfig {
   metricsPort: number | null;
   /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */
   ldap?: LdapOptions | null;
+  /** SRS_DOMAIN and SRS_MAXAGE; absent = the defaults (LOCAL_HOST, 21 days). */
+  srs?: SrsOptions;
+}
+
+/** The Sender Rewriting Scheme's options (option.dat). */
+export interface SrsOptions {
+  /** SRS_DOMAIN: the domain of rewritten senders; bounces to it must reach this MTA (default LOCAL_HOST). */
+  domain: string;
+  /** SRS_MAXAGE: days a rewritten sender stays valid for bounces (default 21, libsrs2's). */
+  maxAgeDays: number;
 }
 
 /** Where and how the directory's LDAP source searches (option.dat, docs/CONFIGURATION.md "Users from LDAP"). */
@@ -325,6 +347,13 @@ export interface DkimKey {
   line: number;
 }
 
+/** etc/srs.secrets: the SRS secrets, the first signs and all verify; none when the file does not exist. */
+export interface SrsSecretsConfig {
+  file: string | null;
+  /** HMAC keys: a KeyObject never shows its bytes in a log or a dump. */
+  secrets: KeyObject[];
+}
+
 /** etc/dkim/keys: the signing keys; none when the file does not exist. */
 export interface DkimConfig {
   file: string | null;
@@ -344,5 +373,7 @@ export interface InstanceConfig {
   /** etc/users: who may authenticate and send as which addresses. */
   users: UsersConfig;
   dkim: DkimConfig; // etc/dkim/keys
+  /** etc/srs.secrets; absent = no SRS secrets. */
+  srs?: SrsSecretsConfig;
   diagnostics: Diagnostic[];
 }
