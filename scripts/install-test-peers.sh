@@ -5,7 +5,8 @@
 #   rspamd (milter), python3-dkim, python3-authres and opendkim-tools (independent DKIM and ARC
 #   signers and verifiers),
 #   slapd and ldap-utils (LDAP directory), msmtp and libsasl2-modules (submission clients),
-#   haproxy (PROXY protocol), redis-server (farm-wide shaping), unbound (validating resolver, DANE).
+#   haproxy (PROXY protocol), redis-server (farm-wide shaping), unbound (validating resolver, DANE),
+#   postsrsd (Postfix's SRS daemon: its addresses and ours must decode each other).
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
@@ -26,6 +27,7 @@ have msmtp || need+=(msmtp)
 have haproxy || need+=(haproxy)
 have redis-server || need+=(redis-server)
 have unbound || need+=(unbound)
+have postsrsd || need+=(postsrsd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "tsubame tests need ${need[*]}: install them (apt-get install ${need[*]}) or run npm test as root" >&2
