@@ -3,7 +3,7 @@ import { runCommand } from './run-command.js';
 import { UsageError } from './errors.js';
 import { IMSIMTA_HELP, IMSIMTA_SUBCOMMANDS } from './usage.js';
 
-const USAGE = 'imsimta <test -rewrite|test -mapping|test -alias|cnbuild|qm|submit|counters|report|process|flush|restart|reload|purge|passwd|dkim keygen|bounces|help> [--root DIR] … (imsimta help: the list)';
+const USAGE = 'imsimta <test -rewrite|test -mapping|test -alias|cnbuild|qm|submit|counters|report|process|flush|restart|reload|purge|passwd|dkim keygen|bounces|srs|help> [--root DIR] … (imsimta help: the list)';
 
 /** Subcommand → module (loaded on demand so that one command's start-up does not pay for the others). */
 const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise<number | void> }>> = {
@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<{ main: (argv: string[]) => Promise
   passwd: () => import('./commands/passwd.js'),
   dkim: () => import('./commands/dkim.js'),
   bounces: () => import('./commands/bounces.js'),
+  srs: () => import('./commands/srs.js'),
 };
 
 /** The help of the subcommand named first (`imsimta qm --help`), else the list of commands. */

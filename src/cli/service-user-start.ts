@@ -28,7 +28,7 @@ export function prepareServiceUser(paths: InstancePaths, config: InstanceConfig)
   if (user.uid === 0) return null;
   if (!commandPath('setpriv')) throw new CommandError(`setpriv (util-linux) is needed to run as the service user ${name}; install util-linux`);
   const atRoot = (file: string) => (isAbsolute(file) ? file : resolve(paths.root, file));
-  const readable = [paths.etc, paths.imtaCnf, paths.dispatcherCnf, paths.jobControllerCnf, paths.optionDat, paths.aliases, paths.mappings, paths.users];
+  const readable = [paths.etc, paths.imtaCnf, paths.dispatcherCnf, paths.jobControllerCnf, paths.optionDat, paths.aliases, paths.mappings, paths.users, paths.srsSecrets];
   for (const file of [config.options.tlsKeyFile, config.options.tlsCertFile]) if (file) readable.push(atRoot(file));
   try {
     checkInstanceAccess(paths, user, readable, packageRoot);

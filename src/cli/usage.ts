@@ -192,6 +192,22 @@ export const IMSIMTA_SUBCOMMANDS: Record<string, { summary: string; help: string
       HELP,
     ]),
   },
+  srs: {
+    summary: 'SRS secrets (srs keygen); what an address becomes forwarded (srs forward) or bounced (srs reverse)',
+    help: text([
+      'usage: imsimta srs keygen|forward SENDER|reverse ADDRESS [--root DIR]',
+      '',
+      'keygen           adds a new secret at the top of etc/srs.secrets (created 0600, or 0640 in the',
+      '                 service user\'s group when made by root): it signs from now on; the older ones',
+      '                 still verify bounces (delete each SRS_MAXAGE days after it stopped signing).',
+      '                 A running instance reloads the file by itself. The secret is never printed.',
+      'forward SENDER   the envelope sender a forwarded copy of SENDER\'s mail gets (SRS0=…@SRS_DOMAIN)',
+      'reverse ADDRESS  where a bounce to the SRS address ADDRESS goes; exit 1 when it does not verify',
+      '',
+      ROOT,
+      HELP,
+    ]),
+  },
   help: {
     summary: 'this list, or the help of one command',
     help: text(['usage: imsimta help [COMMAND]', '', 'Lists the commands, or shows the help of one.', HELP]),

@@ -18,6 +18,8 @@ export interface InstancePaths {
   dkimKeys: string;
   /** Per-destination traffic shaping of outbound SMTP (optional). */
   shapingCnf: string;
+  /** SRS secrets, one a line, the first signs (secret: root/service user only). */
+  srsSecrets: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -55,6 +57,7 @@ export function instancePaths(root: string): InstancePaths {
     dkimDir: join(etc, 'dkim'),
     dkimKeys: join(etc, 'dkim', 'keys'),
     shapingCnf: join(etc, 'shaping.cnf'),
+    srsSecrets: join(etc, 'srs.secrets'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

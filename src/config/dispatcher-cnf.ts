@@ -1,8 +1,9 @@
 // etc/dispatcher.cnf: global options inherited by every `[SERVICE=NAME]` section (reference §1).
 // Defaults are Messaging Server's shipped values (DESIGN.md).
 import net from 'node:net';
+import { parseCidr } from '../common/cidr.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
-import type { BlocklistConfig, Diagnostic, DispatcherConfig, DispatcherService } from './types.js';
+import type { BlocklistConfig, Cidr, Diagnostic, DispatcherConfig, DispatcherService, ProxyProtocolConfig } from './types.js';
 
 export const DISPATCHER_DEFAULTS = {
   PORT: 25,
@@ -19,12 +20,18 @@ export const DISPATCHER_DEFAULTS = {
 
 /** DNS blocklist options: RBL_TIMEOUT and RBL_FAIL_CLOSED are tsubame's (Messaging Server has no such knobs). */
 export const RBL_DEFAULTS: { ENABLE_RBL: 0 | 1; RBL_TIMEOUT: number; RBL_FAIL_CLOSED: 0 | 1 } = { ENABLE_RBL: 0, RBL_TIMEOUT: 5, RBL_FAIL_CLOSED: 0 };
+/**
+ * The PROXY protocol from a load balancer (tsubame's options; Messaging Server 8.1 has only the
+ * v1-only channel keyword `proxyprotocol`, with no list of balancers). PROXY_TIMEOUT is Postfix's
+ * smtpd_upstream_proxy_timeout (5 s).
+ */
+export const PROXY_DEFAULTS = { PROXY_PROTOCOL: 0, PROXY_TIMEOUT: 5, MAX_HEADER_BYTES: 1024 } as const;
 /** Most DNS_VERIFY_DOMAIN zones per service (Messaging Server checks up to 5; each costs two queries per connection). */
 export const MAX_RBL_ZONES = 8;
 /** Options that may be given several times: every line counts (comma lists too). */
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 
-const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
+const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
 const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME', 'TLS_PORT']);
 
 export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): DispatcherConfig {
@@ -78,6 +85,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
       channel: parameters.CHANNEL ?? (name === 'LMTP' ? 'tcp_lmtp' : 'tcp_local'),
       lmtp: name === 'LMTP' || parameters.LMTP === '1',
       rbl: parseBlocklist(o, ownOrGlobal(section.entries.filter((e) => e.key === 'DNS_VERIFY_DOMAIN'), globalZones), section, reader),
+      proxy: parseProxyProtocol(o, own, reader),
       file: section.file,
       line: section.line,
     });
@@ -129,6 +137,44 @@ function parseBlocklist(o: Map<string, OptionEntry>, zoneEntries: OptionEntry[],
     else timeoutMs = Math.round(v * 1000);
   }
   return { enabled, zones, timeoutMs, failClosed: flag('RBL_FAIL_CLOSED') };
+}
+
+/**
+ * PROXY_PROTOCOL (0, 1 = either version, V1, V2), PROXY_TRUSTED (the balancers: addresses and
+ * networks, comma or space separated; required with PROXY_PROTOCOL) and PROXY_TIMEOUT (seconds).
+ * `own` holds the section's own lines: a PROXY_TRUSTED or PROXY_TIMEOUT there without
+ * PROXY_PROTOCOL is a mistake worth a warning; in the globals it just serves the services that use it.
+ */
+function parseProxyProtocol(o: Map<string, OptionEntry>, own: Map<string, OptionEntry>, reader: OptionReader): ProxyProtocolConfig | null {
+  const mode = o.get('PROXY_PROTOCOL');
+  const value = mode?.value.trim().toUpperCase() ?? String(PROXY_DEFAULTS.PROXY_PROTOCOL);
+  const versions = ({ '1': 'any', V1: 'v1', V2: 'v2' } as const)[value as '1' | 'V1' | 'V2'];
+  if (value !== '0' && !versions) reader.error(mode!, `PROXY_PROTOCOL must be 0 (off), 1 (version 1 or 2), V1 or V2, found "${mode!.value}"`);
+  if (!versions) {
+    for (const key of ['PROXY_TRUSTED', 'PROXY_TIMEOUT']) {
+      const e = own.get(key);
+      if (e && value === '0') reader.warning(e, `${key} has no effect without PROXY_PROTOCOL=1 (or V1, V2) for this service`);
+    }
+    return null;
+  }
+  const trustedEntry = o.get('PROXY_TRUSTED');
+  const trusted: Cidr[] = [];
+  for (const item of (trustedEntry?.value ?? '').split(/[,\s]+/).filter(Boolean)) {
+    const cidr = parseCidr(item);
+    if (cidr) trusted.push(cidr);
+    else reader.error(trustedEntry!, `PROXY_TRUSTED: "${item}" is not an IP address or network (such as 10.0.0.0/8)`);
+  }
+  if (!trustedEntry || trustedEntry.value.trim() === '') {
+    reader.error(mode!, 'PROXY_PROTOCOL needs PROXY_TRUSTED, the addresses of the load balancers allowed to send the header (to trust any, write PROXY_TRUSTED=0.0.0.0/0,::/0)');
+  }
+  let timeoutMs = PROXY_DEFAULTS.PROXY_TIMEOUT * 1000;
+  const t = o.get('PROXY_TIMEOUT');
+  if (t) {
+    const v = Number(t.value.trim());
+    if (t.value.trim() === '' || !(v > 0) || v > 300) reader.error(t, `PROXY_TIMEOUT must be a number of seconds above 0 and at most 300, found "${t.value}"`);
+    else timeoutMs = Math.round(v * 1000);
+  }
+  return { versions, trusted, timeoutMs, maxBytes: PROXY_DEFAULTS.MAX_HEADER_BYTES };
 }
 
 /** A zone a reversed IPv6 address (64 characters) still fits under within DNS's 253. */

@@ -317,6 +317,11 @@ function resolveChannel(
     maxClientConnections: int('maxclientthreads', 20),
     dkimSign: last(ordered, ['dkimsign', 'nodkimsign'] as const, 'nodkimsign') === 'dkimsign',
     verp: last(ordered, ['verp', 'noverp'] as const, 'noverp') === 'verp',
+    srs: {
+      source: last(ordered, ['sourcesrs', 'nosourcesrs'] as const, 'nosourcesrs') === 'sourcesrs',
+      destination: last(ordered, ['destinationsrs', 'nodestinationsrs'] as const, 'nodestinationsrs') === 'destinationsrs',
+      address: last(ordered, ['addresssrs', 'noaddresssrs'] as const, 'noaddresssrs') === 'addresssrs',
+    },
   };
 }
 

@@ -27,7 +27,7 @@ const FLAGS = `smtp nosmtp smtp_cr smtp_crlf smtp_lf smtp_crorlf lmtp submit ehl
   noblocklimit nolinelimit remotehost noremotehost inner noinner defragment nodefragment aliaspostmaster
   pipelining nopipelining exproute noexproute improute noimproute restricted unrestricted
   dequeue_removeroute noreceivedfor receivedfor
-  dkimsign nodkimsign verp noverp`.split(/\s+/).concat(AUTH_CHANNEL_KEYWORDS);
+  dkimsign nodkimsign verp noverp sourcesrs nosourcesrs destinationsrs nodestinationsrs addresssrs noaddresssrs`.split(/\s+/).concat(AUTH_CHANNEL_KEYWORDS);
 
 const INTEGERS: Record<string, KeywordArgs> = {
   port: count(1, 65535),

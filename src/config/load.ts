@@ -1,5 +1,5 @@
 // Loads and validates the files of etc/ (imta.cnf, dispatcher.cnf, job_controller.cnf, option.dat,
-// aliases, mappings, users, dkim/keys, shaping.cnf) into one InstanceConfig, checking what crosses files:
+// aliases, mappings, users, dkim/keys, shaping.cnf, srs.secrets) into one InstanceConfig, checking what crosses files:
 // channels named by dispatcher.cnf and by `pool` keywords, the local host. Only imta.cnf is
 // required; the others default to Messaging Server's shipped values (no mappings file: no mapping
 // tables; no users file: nobody can authenticate; no DKIM keys file: no signing; no shaping.cnf:
@@ -12,11 +12,12 @@ import { parseDkimKeys } from './dkim.js';
 import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
+import { parseSrsSecrets } from './srs.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { parseUsers } from './users.js';
 import { defaultShapingConfig, parseShapingCnf } from './shaping-cnf.js';
-import { formatDiagnostic, type Diagnostic, type InstanceConfig } from './types.js';
+import { formatDiagnostic, type Diagnostic, type ImtaConfig, type InstanceConfig, type SrsSecretsConfig } from './types.js';
 
 export interface LoadResult {
   /** null when there was any error. */
@@ -42,6 +43,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   const dkim = parseDkimKeys(optional(paths.dkimKeys), diagnostics);
   const shapingFile = optional(paths.shapingCnf);
   const shaping = shapingFile ? parseShapingCnf(shapingFile, diagnostics) : defaultShapingConfig();
+  const srs = parseSrsSecrets(optional(paths.srsSecrets), diagnostics);
 
   // The host's own name routes to the local channel (issue 2: "found at start, or set in option.dat").
   const local = imta.channelByName.get('l');
@@ -68,9 +70,10 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
     const k = dkim.keys[0]!;
     diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });
   }
+  checkSrs(imta.channels, srs, paths.srsSecrets, diagnostics);
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
-    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, shaping, diagnostics },
+    config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, shaping, srs, diagnostics },
     diagnostics,
   };
 }
@@ -87,7 +90,24 @@ function configFiles(etcDir: string) {
     dkimDir: join(etcDir, 'dkim'),
     dkimKeys: join(etcDir, 'dkim', 'keys'),
     shapingCnf: join(etcDir, 'shaping.cnf'),
+    srsSecrets: join(etcDir, 'srs.secrets'),
   };
+}
+
+/** Channels asking for SRS need a secret; a channel with only some of the three keywords never rewrites. */
+function checkSrs(channels: ImtaConfig['channels'], srs: SrsSecretsConfig, secretsFile: string, diagnostics: Diagnostic[]): void {
+  const marked = channels.filter((c) => c.srs && (c.srs.source || c.srs.destination || c.srs.address));
+  if (marked.length === 0) return;
+  if (srs.secrets.length === 0) {
+    const c = marked[0]!;
+    diagnostics.push({ file: c.file, line: c.line, severity: 'error', message: `channel ${c.name} asks for SRS (sourcesrs, destinationsrs, addresssrs), but ${secretsFile} holds no secret: imsimta srs keygen makes one` });
+  }
+  const has = (flag: 'source' | 'destination' | 'address') => marked.some((c) => c.srs![flag]);
+  const missing = (['source', 'destination', 'address'] as const).filter((f) => !has(f));
+  if (missing.length > 0) {
+    const c = marked[0]!;
+    diagnostics.push({ file: c.file, line: c.line, severity: 'warning', message: `no channel has ${missing.map((f) => `${f}srs`).join(' or ')}: no sender is SRS-encoded (a forwarded copy needs sourcesrs on the channel it came in on, destinationsrs on the one it leaves on, addresssrs on the sender's)` });
+  }
 }
 
 /** The configuration, or an Error whose message lists every error as `file:line: error: message`. */

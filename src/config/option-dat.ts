@@ -9,6 +9,7 @@ import { LDAP_KEYS, parseLdapOptions } from './ldap-options.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
 import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
+import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from '../delivery/verp.js';
 
@@ -36,7 +37,7 @@ const COMPATIBLE_KEYS = [
 const WHOLE_NUMBER_KEYS = ['LOG_MAX_SIZE', 'LOG_KEEP_DAYS', 'CONTENT_RETURN_BLOCK_LIMIT'];
 /** The longest delay in seconds (about 24.8 days): Node's timers take at most 2^31-1 ms and run anything longer after 1 ms. */
 const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...LDAP_KEYS, ...COMPATIBLE_KEYS]);
+export const OPTION_KEYS: ReadonlySet<string> = new Set([...TSUBAME_KEYS, ...LDAP_KEYS, ...SRS_OPTION_KEYS, ...COMPATIBLE_KEYS]);
 
 export const OPTION_DEFAULTS = {
   INTERNAL_IP: '127.0.0.0/8,::1',
@@ -110,11 +111,12 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
   const verp = o.get('VERP_DELIMITERS');
   const verpProblem = verp ? verpDelimitersProblem(verp.value.trim()) : null;
   if (verp && verpProblem) reader.error(verp, verpProblem);
+  const localHostName = (localHost?.value || hostname()).toLowerCase();
   const parsed = {
     raw,
     internalIp: cidrList(o.get('INTERNAL_IP'), OPTION_DEFAULTS.INTERNAL_IP, reader),
     dnsServers: dnsServers(o.get('DNS_SERVERS'), reader),
-    localHost: (localHost?.value || hostname()).toLowerCase(),
+    localHost: localHostName,
     maxMessageSize: int('MAX_MESSAGE_SIZE', 1),
     maxRecipients: int('MAX_RECIPIENTS', 1),
     maxMessagesPerSession: int('MAX_MESSAGES_PER_SESSION', 1),
@@ -138,6 +140,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     metricsPort: metrics ? reader.integer(metrics, 0, 1, 65535) || null : null,
     ldap: parseLdapOptions(o, reader),
     verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
+    srs: parseSrsOptions(o, reader, localHostName),
   };
   return {
     ...parsed,

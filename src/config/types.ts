@@ -85,6 +85,18 @@ export interface Channel {
    * transaction. Absent = false (`noverp`).
    */
   verp?: boolean;
+  /** Messaging Server's SRS keywords (sourcesrs, destinationsrs, addresssrs; default all off). */
+  srs?: SrsChannelFlags;
+}
+
+/** When a forwarded copy's envelope sender is SRS-encoded: all three must hold (see src/srs/decision.ts). */
+export interface SrsChannelFlags {
+  /** `sourcesrs`: mail that came in on this channel may be rewritten. */
+  source: boolean;
+  /** `destinationsrs`: copies queued to this channel may be rewritten. */
+  destination: boolean;
+  /** `addresssrs`: a MAIL FROM address that rewrites to this channel (a sender outside) is rewritten. */
+  address: boolean;
 }
 
 export interface ImtaConfig {
@@ -119,8 +131,22 @@ export interface DispatcherService {
   lmtp: boolean; // PARAMETER LMTP=1 or service name LMTP
   /** DNS blocklist checks of connecting clients (ENABLE_RBL, DNS_VERIFY_DOMAIN, …); absent = off. */
   rbl?: BlocklistConfig;
+  /** PROXY_PROTOCOL, PROXY_TRUSTED, PROXY_TIMEOUT: connections come through a load balancer; absent = off. */
+  proxy?: ProxyProtocolConfig | null;
   file: string;
   line: number;
+}
+
+/** A service behind a load balancer that opens each connection with a PROXY protocol header. */
+export interface ProxyProtocolConfig {
+  /** PROXY_PROTOCOL: 1 takes either version, V1 or V2 only that one. */
+  versions: 'v1' | 'v2' | 'any';
+  /** PROXY_TRUSTED: the balancers' addresses; every connection must come from one of them. */
+  trusted: Cidr[];
+  /** PROXY_TIMEOUT: the whole header must arrive within this (ms; default 5 s, as Postfix's smtpd_upstream_proxy_timeout). */
+  timeoutMs: number;
+  /** The longest version 2 header taken, octets (1024). */
+  maxBytes: number;
 }
 
 /** A service's DNS blocklist settings (dispatcher.cnf, global or per service). */
@@ -227,6 +253,16 @@ export interface OptionsConfig {
   verpDelimiters?: string;
   /** The LDAP directory (LDAP_HOST and the other LDAP_* options); null or absent = no LDAP. */
   ldap?: LdapOptions | null;
+  /** SRS_DOMAIN and SRS_MAXAGE; absent = the defaults (LOCAL_HOST, 21 days). */
+  srs?: SrsOptions;
+}
+
+/** The Sender Rewriting Scheme's options (option.dat). */
+export interface SrsOptions {
+  /** SRS_DOMAIN: the domain of rewritten senders; bounces to it must reach this MTA (default LOCAL_HOST). */
+  domain: string;
+  /** SRS_MAXAGE: days a rewritten sender stays valid for bounces (default 21, libsrs2's). */
+  maxAgeDays: number;
 }
 
 /** Where and how the directory's LDAP source searches (option.dat, docs/CONFIGURATION.md "Users from LDAP"). */
@@ -318,6 +354,13 @@ export interface DkimKey {
   line: number;
 }
 
+/** etc/srs.secrets: the SRS secrets, the first signs and all verify; none when the file does not exist. */
+export interface SrsSecretsConfig {
+  file: string | null;
+  /** HMAC keys: a KeyObject never shows its bytes in a log or a dump. */
+  secrets: KeyObject[];
+}
+
 /** etc/dkim/keys: the signing keys; none when the file does not exist. */
 export interface DkimConfig {
   file: string | null;
@@ -404,5 +447,7 @@ export interface InstanceConfig {
   dkim: DkimConfig; // etc/dkim/keys
   /** etc/shaping.cnf (absent in hand-built configurations: the defaults). */
   shaping?: ShapingConfig;
+  /** etc/srs.secrets; absent = no SRS secrets. */
+  srs?: SrsSecretsConfig;
   diagnostics: Diagnostic[];
 }

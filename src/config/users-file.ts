@@ -1,14 +1,10 @@
-// Writes etc/users for `imsimta passwd`: the new text goes to etc/.users.new, created
-// exclusively so it doubles as the lock (as vipw's /etc/ptmp: two runs at once cannot lose one
-// another's change), fsynced, given the old file's mode and owner (a new file: 0600; made by root,
-// the owner of etc/ and, when the instance runs as a service user, 0640 in that user's group so
-// the server processes can read it), then renamed over etc/users and the directory fsynced.
+// Writes etc/users for `imsimta passwd`, through secret-file.ts: locked, fsynced, the old mode and
+// owner kept (a new file made by root: 0640 in the service user's group), renamed into place.
 // A reader — the watcher, a server process starting — sees the old file or the new, never half.
-import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { SecretFileError, rewriteSecretFile, secretTempPath } from './secret-file.js';
 import { applyUserChange, type UserChange } from './users-edit.js';
 
-export class UsersFileError extends Error {}
+export { SecretFileError as UsersFileError };
 
 export interface UsersFileUpdate {
   action: 'created' | 'updated';
@@ -16,81 +12,18 @@ export interface UsersFileUpdate {
 }
 
 /** The lock and temporary file next to `path`. */
-export function usersTempPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.new`);
-}
+export const usersTempPath = secretTempPath;
 
 /** `serviceGid`: the group of the service user the instance runs as (a new file made by root is readable by it). */
-export async function updateUsersFile(path: string, name: string, change: UserChange, serviceGid: number | null = null): Promise<UsersFileUpdate> {
-  const tmp = usersTempPath(path);
-  let fh: FileHandle;
-  try {
-    fh = await open(tmp, 'wx', 0o600);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new UsersFileError(`${tmp} exists: another imsimta passwd is running, or one was interrupted (remove the file if none is running)`);
-    throw new UsersFileError(`cannot create ${tmp}: ${code ?? (err as Error).message}`);
-  }
-  let renamed = false;
-  try {
-    const old = await currentFile(path, serviceGid);
-    const edit = applyUserChange(old.text, name, change);
-    if (!edit.ok) throw new UsersFileError(`${path}: ${edit.error}`);
-    await fh.writeFile(edit.text, 'utf8');
-    await fh.chmod(old.mode);
-    await keepOwner(fh, old.owner, path);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-    renamed = true;
-    await syncDirectory(dirname(path));
-    return { action: edit.action, line: edit.line };
-  } finally {
-    if (!renamed) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-    }
-  }
+export function updateUsersFile(path: string, name: string, change: UserChange, serviceGid: number | null = null): Promise<UsersFileUpdate> {
+  return rewriteSecretFile(
+    path,
+    (text) => {
+      const edit = applyUserChange(text, name, change);
+      if (!edit.ok) throw new SecretFileError(`${path}: ${edit.error}`);
+      return { text: edit.text, result: { action: edit.action, line: edit.line } };
+    },
+    serviceGid,
+    'imsimta passwd',
+  );
 }
-
-interface CurrentFile {
-  text: string;
-  mode: number;
-  /** Who must own the new file; null: whoever runs the command. */
-  owner: { uid: number; gid: number } | null;
-}
-
-async function currentFile(path: string, serviceGid: number | null): Promise<CurrentFile> {
-  try {
-    const st = await stat(path);
-    return { text: await readFile(path, 'utf8'), mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsersFileError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  // A new file: as root, it belongs to the owner of etc/, readable by the service user's group.
-  const etc = await stat(dirname(path));
-  if (process.getuid?.() !== 0) return { text: '', mode: 0o600, owner: null };
-  if (serviceGid === null) return { text: '', mode: 0o600, owner: { uid: etc.uid, gid: etc.gid } };
-  return { text: '', mode: 0o640, owner: { uid: etc.uid, gid: serviceGid } };
-}
-
-async function keepOwner(fh: FileHandle, owner: CurrentFile['owner'], path: string): Promise<void> {
-  if (!owner) return;
-  const now = await fh.stat();
-  if (now.uid === owner.uid && now.gid === owner.gid) return;
-  try {
-    await fh.chown(owner.uid, owner.gid);
-  } catch (err) {
-    throw new UsersFileError(`cannot give the new ${path} its owner ${owner.uid}:${owner.gid} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): run imsimta passwd as root or as the file's owner`);
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-

@@ -30,6 +30,8 @@ export function hookError(r: SmtpReply): SmtpHookError {
 export const REPLIES = {
   relayDenied: { code: 550, enhanced: '5.7.1', text: 'Relaying denied' },
   userUnknown: { code: 550, enhanced: '5.1.1', text: 'User unknown' },
+  /** RCPT to an SRS address of ours that does not verify (forged, altered, expired): src/srs srsReverse → invalid. */
+  srsInvalid: { code: 550, enhanced: '5.1.1', text: 'Invalid or expired SRS address' },
   tlsRequired: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   tooManyMessages: { code: 421, enhanced: '4.7.0', text: 'Too many messages in this session, closing connection' },
   tooManyConnections: { code: 421, enhanced: '4.7.0', text: 'Too many connections from your address, try again later' },

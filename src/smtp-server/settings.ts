@@ -1,6 +1,6 @@
 // What one SMTP service needs from the instance configuration, resolved once at start-up
 // (plain data; the files are read by the config loader).
-import type { Channel, Cidr, InstanceConfig, OptionsConfig } from '../config/types.js';
+import type { Channel, Cidr, InstanceConfig, OptionsConfig, ProxyProtocolConfig } from '../config/types.js';
 import type { ErrorLimits } from './error-limits.js';
 
 /** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
@@ -42,6 +42,8 @@ export interface InboundSettings extends SessionLimits {
   errorLimits: ErrorLimits;
   /** Received: lines a message may carry, ours included (MAX_RECEIVED_LINES). */
   maxReceivedLines: number;
+  /** The service's PROXY protocol (PROXY_PROTOCOL, PROXY_TRUSTED, PROXY_TIMEOUT); null = connections are the clients'. */
+  proxy?: ProxyProtocolConfig | null;
 }
 
 export class SettingsError extends Error {}
@@ -83,6 +85,7 @@ export function resolveInboundSettings(config: InstanceConfig, serviceName: stri
     slaveDebug: channel.slaveDebug,
     errorLimits: { soft: o.smtpSoftErrorLimit, hard: o.smtpHardErrorLimit, sleepMs: o.smtpErrorSleepMs, junkCommands: o.smtpJunkCommandLimit },
     maxReceivedLines: o.maxReceivedLines,
+    proxy: service.proxy ?? null,
   };
 }
 

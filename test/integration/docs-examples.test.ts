@@ -1,7 +1,7 @@
 // Runs the examples of docs/OPERATIONS.md on a temporary instance started from the shipped etc/:
 // every line of every ```sh block (in order, each must exit 0), and the configuration fragments
-// (each applied to a copy of etc/ — option.dat, imta.cnf, mappings or shaping.cnf — must pass
-// `imsimta cnbuild`). 127.0.0.1:25 in the examples is replaced by the instance's own address and port.
+// (each applied to a copy of etc/ — option.dat, imta.cnf, dispatcher.cnf, mappings or shaping.cnf —
+// must pass `imsimta cnbuild`). 127.0.0.1:25 in the examples is replaced by the instance's own address and port.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -89,6 +89,10 @@ function apply(inst: TestInstance, fragment: string): boolean {
   }
   if (/^\S+\s+\$U/.test(text)) {
     inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace(/^\.\s+\$U%\$H@tcp-daemon$/m, `${text}\n$&`));
+    return true;
+  }
+  if (/^\[SERVICE=/.test(text)) {
+    inst.write('etc/dispatcher.cnf', `${inst.read('etc/dispatcher.cnf')}\n${text}\n`);
     return true;
   }
   if (/^[A-Z][A-Z0-9_]*_ACCESS\n/.test(text)) {

@@ -301,3 +301,67 @@ test('DNS blocklists: defaults (off, 5 s, fail open) and every bad value with it
   assert.match(diagnostics[6]!.message, /ENABLE_RBL=1 without DNS_VERIFY_DOMAIN/);
   assert.equal(service('SMTP').rbl?.zones.length, 8);
 });
+
+test('PROXY_PROTOCOL, PROXY_TRUSTED and PROXY_TIMEOUT: per service or inherited from the globals; off by default', () => {
+  const { diagnostics, service } = parse(
+    lines(
+      'PROXY_TRUSTED=127.0.0.1, 10.0.0.0/8 2001:db8::/32', // 1: global, for the services that turn it on
+      '[SERVICE=SMTP]', // 2
+      'PORT=2525', // 3
+      '[SERVICE=SMTP_LB]', // 4
+      'PORT=2526', // 5
+      'PROXY_PROTOCOL=1', // 6
+      '[SERVICE=SMTP_LB2]', // 7
+      'PORT=2527', // 8
+      'PROXY_PROTOCOL=v2', // 9
+      'PROXY_TRUSTED=192.0.2.7', // 10
+      'PROXY_TIMEOUT=2.5', // 11
+      '[SERVICE=SMTP_LB1]', // 12
+      'PORT=2528', // 13
+      'PROXY_PROTOCOL=V1', // 14
+    ),
+  );
+  assert.deepEqual(diagnostics, []);
+  assert.equal(service('SMTP').proxy, null);
+  const lb = service('SMTP_LB').proxy!;
+  assert.deepEqual([lb.versions, lb.trusted.map((c) => c.text), lb.timeoutMs, lb.maxBytes], ['any', ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'], 5000, 1024]);
+  const lb2 = service('SMTP_LB2').proxy!;
+  assert.deepEqual([lb2.versions, lb2.trusted.map((c) => c.text), lb2.timeoutMs], ['v2', ['192.0.2.7'], 2500]);
+  assert.equal(service('SMTP_LB1').proxy!.versions, 'v1');
+});
+
+test('PROXY_* mistakes: file:line errors for bad values and a missing balancer list; a warning for options that do nothing', () => {
+  const { where, diagnostics, service } = parse(
+    lines(
+      '[SERVICE=A]', // 1
+      'PORT=2525', // 2
+      'PROXY_PROTOCOL=yes', // 3
+      '[SERVICE=B]', // 4
+      'PORT=2526', // 5
+      'PROXY_PROTOCOL=1', // 6 — no PROXY_TRUSTED
+      '[SERVICE=C]', // 7
+      'PORT=2527', // 8
+      'PROXY_PROTOCOL=1', // 9
+      'PROXY_TRUSTED=10.0.0.0/8,lb.example,10.0.0.0/33', // 10
+      'PROXY_TIMEOUT=0', // 11
+      '[SERVICE=D]', // 12
+      'PORT=2528', // 13
+      'PROXY_TRUSTED=10.0.0.1', // 14 — without PROXY_PROTOCOL
+    ),
+  );
+  assert.deepEqual(where, [
+    'etc/dispatcher.cnf:3: error',
+    'etc/dispatcher.cnf:6: error',
+    'etc/dispatcher.cnf:10: error',
+    'etc/dispatcher.cnf:10: error',
+    'etc/dispatcher.cnf:11: error',
+    'etc/dispatcher.cnf:14: warning',
+  ]);
+  assert.match(diagnostics[0]!.message, /PROXY_PROTOCOL must be 0 \(off\), 1 \(version 1 or 2\), V1 or V2, found "yes"/);
+  assert.match(diagnostics[1]!.message, /PROXY_PROTOCOL needs PROXY_TRUSTED/);
+  assert.match(diagnostics[2]!.message, /PROXY_TRUSTED: "lb\.example" is not an IP address or network/);
+  assert.match(diagnostics[3]!.message, /"10\.0\.0\.0\/33"/);
+  assert.match(diagnostics[4]!.message, /PROXY_TIMEOUT must be a number of seconds above 0 and at most 300, found "0"/);
+  assert.match(diagnostics[5]!.message, /PROXY_TRUSTED has no effect without PROXY_PROTOCOL/);
+  assert.deepEqual(service('C').proxy!.trusted.map((c) => c.text), ['10.0.0.0/8']);
+});

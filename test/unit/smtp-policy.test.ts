@@ -116,6 +116,11 @@ test('settings: channel, intranet channel, limits, banner host', () => {
   assert.equal(s.maxRecipients, 1000);
   assert.equal(s.bannerPurgeDelayMs, 100);
   assert.equal(s.tls.mode, 'none');
+  assert.equal(s.proxy, null, 'no PROXY_PROTOCOL: connections are the clients\'');
+  const behindLb = instance([...CHANNELS.values()], options());
+  const proxy = { versions: 'v2' as const, trusted: [], timeoutMs: 5000, maxBytes: 1024 };
+  behindLb.dispatcher.services[0]!.proxy = proxy;
+  assert.equal(resolveInboundSettings(behindLb, 'SMTP').proxy, proxy);
   const noIntranet = resolveInboundSettings(instance([channel('tcp_local', ['mx.example.net'])], options()), 'SMTP');
   assert.equal(noIntranet.intranetChannel, 'tcp_local');
   assert.equal(noIntranet.hostName, 'mx.example.net');

@@ -12,8 +12,7 @@ import { formatDiagnostic, type Diagnostic } from '../../config/types.js';
 import { isValidUserName, listedAddressProblem, parseUsers, splitList } from '../../config/users.js';
 import { UsersFileError, updateUsersFile } from '../../config/users-file.js';
 import { hashPassword, passwordProblem } from '../../directory/password-hash.js';
-import { loadInstanceConfig } from '../../config/load.js';
-import { lookupUser, serverUserName } from '../../common/service-user.js';
+import { serviceGroup } from '../service-group.js';
 
 
 
@@ -57,13 +56,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** As root: the group of the service user the instance runs as (option.dat SERVER_USER), if it is not root. */
-function serviceGroup(root: string): number | null {
-  if (process.getuid?.() !== 0) return null;
-  const { config } = loadInstanceConfig(root);
-  const user = lookupUser(serverUserName(config?.options.raw ?? {}));
-  return user && user.uid !== 0 ? user.gid : null;
-}
-
 async function readPassword(): Promise<string> {
   if (!(process.stdin instanceof ReadStream) || !process.stdin.isTTY) return readPasswordLine(process.stdin);
   const prompt = new HiddenPrompt(process.stdin, process.stderr);
