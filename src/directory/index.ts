@@ -18,3 +18,5 @@ export { LdapDirectory, type LdapDirectoryOptions, type LdapDirectoryStats } fro
 export { LdapPool, LdapUnavailableError, type LdapPoolEvent, type LdapPoolOptions } from './ldap-pool.js';
 export { escapeFilterValue, equalityFilter, anyOf, allOf, objectClassFilter } from './ldap-filter.js';
 export { TtlCache } from './ttl-cache.js';
+export { checkRecipient, type RecipientCheck, type RecipientCheckOptions } from './recipient-check.js';
+export { openDirectory, directorySourceOf, type DirectorySource, type OpenDirectory, type OpenDirectoryOptions } from './source.js';
