@@ -14,3 +14,4 @@ export function srsSettingsOf(config: Pick<InstanceConfig, 'options' | 'srs'>): 
   if (secrets.length === 0) return null;
   return { domain: config.options.srs?.domain ?? config.options.localHost, maxAgeDays: config.options.srs?.maxAgeDays ?? 21, secrets };
 }
+export { copySenders, type CopySenderInput } from './copy-sender.js';
