@@ -7,6 +7,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { MailLogRecord } from '../common/mail-log.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { EnqueueNotices } from './enqueue-notices.js';
+import { copySenders } from '../srs/index.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
 import type { InboundSession } from './inbound-session.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
@@ -33,6 +34,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
   const from = envelope.mailFrom ? envelope.mailFrom.address : '';
   const recipients = envelope.rcptTo.map((r) => session.accepted.get(r.address.toLowerCase())).filter((r): r is AcceptedRecipient => r !== undefined);
   const arrival = new Date();
+  const sender = copySenders({ channels: config.imta.channelByName, rewriter: services.rewriter, settings: services.srs, sourceChannel: session.sourceChannel, from, now: arrival.getTime() });
   const drafts = planDrafts(
     {
       from,
@@ -44,6 +46,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
     },
     recipients,
     config.imta.channelByName,
+    (channel) => sender(channel).from,
   );
   // The queue id goes into our Received: line, so a message can be traced from its header to mail.log.
   const messageId = store.newMessageId();
@@ -77,7 +80,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
       const tls = smtp.secure && smtp.tlsOptions ? `${smtp.tlsOptions.version ?? 'TLS'}/${smtp.tlsOptions.name ?? 'unknown'}` : undefined;
       deps.logMail(
         drafts.flatMap((draft, i) =>
-          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued', ...(tls ? { tls } : {}) })),
+          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size, from: draft.from, recipient: q.address, status: 'queued', ...(tls ? { tls } : {}) })),
         ),
       );
       deps.notices.add(outcome.refs);
