@@ -98,6 +98,7 @@ export class JobController {
       generations: () => ({ config: this.generation, flush: this.flushGeneration }),
       logger,
       now,
+      kick,
     };
     this.scheduler = new Scheduler({
       ready: this.intake,
