@@ -58,6 +58,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
           channel,
           localName: config.options.localHost,
           hopLimit: config.options.maxReceivedLines,
+          verpDelimiters: config.options.verpDelimiters,
           settings,
           resolver,
           reachability: deps.reachability,

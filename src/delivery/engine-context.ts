@@ -14,6 +14,8 @@ export interface EngineContext {
   localName: string;
   /** More Received: lines than this: the message is looping and is returned (option.dat MAX_RECEIVED_LINES). */
   hopLimit: number;
+  /** The delimiters of VERP senders for a channel with `verp` (option.dat VERP_DELIMITERS; default "+="). */
+  verpDelimiters?: string;
   settings: DeliverySettings;
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;

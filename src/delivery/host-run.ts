@@ -43,7 +43,8 @@ export class HostRun {
     private readonly ctx: EngineContext,
   ) {
     this.maxConnections = Math.max(1, ctx.channel.maxClientConnections || 20);
-    this.rcptPerTransaction = ctx.channel.copies === 'single' ? 1 : ctx.channel.rcptPerTransaction || 100;
+    // `verp`: every recipient has an envelope sender of its own, so a transaction of its own.
+    this.rcptPerTransaction = ctx.channel.copies === 'single' || ctx.channel.verp ? 1 : ctx.channel.rcptPerTransaction || 100;
     this.done = new Promise<void>((resolve) => (this.finish = resolve));
   }
 

@@ -1,5 +1,5 @@
 // One transaction on an open session: the message made ready for this server (message-prep.ts),
-// MAIL, RCPT and DATA sent, and the replies turned into recipient outcomes by the error policy
+// MAIL (the channel's envelope sender, or with `verp` the recipient's own, verp.ts), RCPT and DATA sent, and the replies turned into recipient outcomes by the error policy
 // (reply-policy.ts) and recorded (recipients.ts).
 import type { EngineContext } from './engine-context.js';
 import { prepareMessage } from './message-prep.js';
@@ -9,6 +9,7 @@ import { judgeTransaction } from './reply-policy.js';
 import type { SendOutcome, SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
 import type { DeliveryItem } from './types.js';
+import { transactionSender } from './verp.js';
 
 interface TransactionResult {
   /** The status when the connection broke (its recipients are undecided and try their next MX). */
@@ -22,7 +23,8 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   const rcpts = tx.recipients.map((id) => book.get(id));
   const host = describeHost(session.target);
   const env = item.envelope;
-  const from = ctx.channel.senderRewrite ?? env.from;
+  // With `verp` the planner gives each recipient a transaction of its own, and this sender.
+  const from = transactionSender(ctx.channel, env.from, rcpts[0]!.rcptTo, ctx.verpDelimiters);
   const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
   if (!prepared.ok) {
     for (const r of rcpts) book.decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? session.tls : null);
