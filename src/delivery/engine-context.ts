@@ -7,6 +7,7 @@ import type { ReachabilityCache } from './reachability.js';
 import type { DeliveryResolver } from './resolver.js';
 import type { DeliverySettings } from './settings.js';
 import type { SessionLogger } from './smtp-client.js';
+import type { TlsGate } from './tls-gate.js';
 
 export interface EngineContext {
   channel: Channel;
@@ -20,6 +21,8 @@ export interface EngineContext {
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
   connections: ConnectionCache;
+  /** The outbound TLS policy (musttls, MTA-STS, DANE): the trust store and the decision before each transaction. */
+  tls: TlsGate;
   /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
   readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** master_debug transcript, per host. */

@@ -27,6 +27,7 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
       continue;
     }
     r.targets = typeof res.targets === 'function' ? res.targets(r.message) : res.targets;
+    r.sts = res.sts ?? null;
     active.push(r);
   }
 
