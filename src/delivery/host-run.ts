@@ -133,7 +133,7 @@ export class HostRun {
         // What the TLS policy refused over this session tries its next MX, as after a host failure.
         const again: number[] = [];
         for (const r of refused) {
-          this.book.hostFailed(r.ids, target, r.status, r.tls);
+          this.book.hostFailed(r.ids, r.target, r.status, r.tls);
           again.push(...r.ids);
         }
         if (broken) {

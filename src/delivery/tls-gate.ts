@@ -8,6 +8,7 @@
 // also what TLS-RPT counts.
 import net from 'node:net';
 import { destinationOf } from './address.js';
+import type { Target } from './mx.js';
 import type { RunRecipient } from './recipients.js';
 import type { SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
@@ -22,8 +23,8 @@ import type { TrustStore } from './tls/trust.js';
 export interface GateVerdict {
   /** The recipients that may be sent over this session now. */
   allowed: RunRecipient[];
-  /** Per refused domain: its recipients, the reason (`451 4.7.x …`) and the session's `tls=` value. */
-  refused: Array<{ ids: number[]; status: string; tls: string | null }>;
+  /** Per refused domain: its recipients, the reason (`451 4.7.x …`), the session's `tls=` value, their MX (by this session's address). */
+  refused: Array<{ ids: number[]; status: string; tls: string | null; target: Target }>;
   /** The `tls=` value for an allowed recipient's outcome (null in clear). */
   tlsOf(r: RunRecipient): string | null;
 }
@@ -64,41 +65,44 @@ export class TlsGate {
   }
 
   async check(session: SmtpSession, recipients: RunRecipient[]): Promise<GateVerdict> {
-    const { target } = session;
     const memo = this.memoOf(session);
-    const byDomain = new Map<string, RunRecipient[]>();
+    // Sessions are planned by address: each recipient is checked against its own MX name for it.
+    const groups = new Map<string, { domain: string; target: Target; sts: StsPolicy | null; recipients: RunRecipient[] }>();
     for (const r of recipients) {
       const domain = domainOf(r.rcptTo);
-      byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
-    }
-    const decisions = new Map<string, TlsDecision>();
-    for (const [domain, rs] of byDomain) {
-      const sts = rs[0]!.sts;
+      const target = r.targets.find((t) => t.key === session.target.key) ?? session.target;
       const key = `${target.host.toLowerCase()} ${domain}`;
-      let m = memo.decisions.get(key);
-      if (!m || m.sts !== sts) {
-        m = { sts, decision: await this.decide(session, domain, sts, memo.tlsa) };
-        memo.decisions.set(key, m);
-      }
-      decisions.set(domain, m.decision);
+      const g = groups.get(key);
+      if (g) g.recipients.push(r);
+      else groups.set(key, { domain, target, sts: r.sts, recipients: [r] });
     }
     const allowed: RunRecipient[] = [];
     const refused: GateVerdict['refused'] = [];
-    for (const [domain, rs] of byDomain) {
-      const d = decisions.get(domain)!;
-      if (d.action === 'deliver') allowed.push(...rs);
-      else refused.push({ ids: rs.map((r) => r.id), status: d.status!, tls: d.tls });
+    const tlsById = new Map<number, string | null>();
+    for (const [key, g] of groups) {
+      let m = memo.decisions.get(key);
+      if (!m || m.sts !== g.sts) {
+        m = { sts: g.sts, decision: await this.decide(session, g.domain, g.target.host, g.sts, memo.tlsa) };
+        memo.decisions.set(key, m);
+      }
+      const d = m.decision;
+      if (d.action === 'deliver') {
+        allowed.push(...g.recipients);
+        for (const r of g.recipients) tlsById.set(r.id, d.tls);
+      } else {
+        refused.push({ ids: g.recipients.map((r) => r.id), status: d.status!, tls: d.tls, target: g.target });
+      }
     }
-    return { allowed, refused, tlsOf: (r) => decisions.get(domainOf(r.rcptTo))?.tls ?? null };
+    return { allowed, refused, tlsOf: (r) => tlsById.get(r.id) ?? null };
   }
 
-  private async decide(session: SmtpSession, domain: string, sts: StsPolicy | null, tlsaMemo: Map<string, Promise<TlsaLookup | null>>): Promise<TlsDecision> {
+  private async decide(session: SmtpSession, domain: string, mxHost: string, sts: StsPolicy | null, tlsaMemo: Map<string, Promise<TlsaLookup | null>>): Promise<TlsDecision> {
     const { target } = session;
     const notls = this.channel.tlsClient === 'notls';
-    const named = !target.host.startsWith('[') && net.isIP(target.host) === 0;
+    const named = !mxHost.startsWith('[') && net.isIP(mxHost) === 0;
     let tlsa: TlsaLookup | null = null;
     if (this.policy && !notls && named) {
-      const host = target.host.toLowerCase();
+      const host = mxHost.toLowerCase();
       let p = tlsaMemo.get(host);
       if (!p) tlsaMemo.set(host, (p = this.policy.tlsa(host, target.port)));
       tlsa = await p;
@@ -106,8 +110,8 @@ export class TlsGate {
     const input: TlsDecisionInput = {
       channelTls: this.channel.tlsClient,
       domain,
-      mxHost: target.host,
-      hostLabel: describeHost(target),
+      mxHost,
+      hostLabel: describeHost({ ...target, host: mxHost }),
       sts,
       tlsa,
       mxSecure: tlsa?.state === 'secure' ? await this.mxSecure(domain) : false,
