@@ -1,6 +1,7 @@
 // The SMTP and LMTP channels (`smtp` / `lmtp` keyword): a job delivers batches through the
 // delivery engine, keeping its connections between batches; DNS answers and host reachability
-// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache).
+// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache);
+// the verified-TLS policy (trust store, MTA-STS cache, TLS-RPT counts) is the job's own.
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
