@@ -82,7 +82,7 @@ async function pass(mta: MtaInstance, addresses: string[], expect: RegExp): Prom
 
 async function instance(source: 'ldap' | 'files', slapd: Slapd | null): Promise<MtaInstance> {
   const mta = await MtaInstance.create({ address: ADDRESS, service: 'MIN_PROCS=1\nMAX_PROCS=1\nMAX_CONNS=1000\nMAX_LIFE_CONNS=100000' });
-  mta.inst.write('etc/imta.cnf', 'localhost  $U%localhost@localhost\nexample.test  $U%$D@localhost\nalt.example.test  $U%$D@localhost\n.  $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp mx\ntcp-daemon\n');
+  mta.inst.write('etc/imta.cnf', 'localhost  $U%localhost@localhost\nexample.test  $U%$D@localhost\nalt.example.test  $U%$D@localhost\n.  $U%$H@tcp-daemon\n\nl\nlocalhost\n\n! no SPF or verification: only the RCPT path is measured, and no name server is asked\ntcp_local smtp mx spfnone noauthverify\ntcp-daemon\n');
   // Unknown addresses are errors: the error limits (which would slow and close the sessions) are lifted.
   const options = ['INTERNAL_IP=127.0.0.1/32', 'LOCAL_HOST=mx.example.test', 'BANNER_PURGE_DELAY=0', 'MAX_RECIPIENTS=1000', 'SMTP_SOFT_ERROR_LIMIT=1000000', 'SMTP_HARD_ERROR_LIMIT=1000000', 'SMTP_ERROR_SLEEP_TIME=0'];
   if (source === 'ldap') {

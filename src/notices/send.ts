@@ -40,6 +40,8 @@ export interface NoticeRequest {
   /** The queue file of the original (for its contents). */
   path: string;
   recipients: DsnRecipient[];
+  /** Where the notice goes: the message's sender unless given (a VERP sender, settle.ts). */
+  to?: string;
   now: Date;
   willRetryUntil: Date | null;
 }
@@ -57,9 +59,10 @@ export class NoticeSender {
     const { envelope } = req;
     if (req.recipients.length === 0) return { sent: false, reason: 'no recipient asked for a notice' };
     if (envelope.from === '') return { sent: false, reason: 'no notice for a message from the null sender' };
-    const to = this.originalSender(envelope.from, req.now);
+    const given = req.to ?? envelope.from;
+    const to = this.originalSender(given, req.now);
     const route = this.route(to, envelope.channel);
-    if (!route) return { sent: false, reason: `neither the sender <${envelope.from}> nor the postmaster can be routed` };
+    if (!route) return { sent: false, reason: `neither the sender <${given}> nor the postmaster can be routed` };
     const { body: original } = await this.deps.store.readMessage(req.path);
     const failed = req.recipients.some((r) => r.action === 'failed');
     const returnFull = failed && envelope.mailParams.ret !== 'HDRS' && original.length <= this.deps.returnLimitOctets;
@@ -91,7 +94,7 @@ export class NoticeSender {
           clientAddress: null,
           clientHelo: null,
           arrival: req.now,
-          recipients: [{ address: route.address, original: envelope.from, orcpt: null, notify: null, state: 'pending', status: null }],
+          recipients: [{ address: route.address, original: given, orcpt: null, notify: null, state: 'pending', status: null }],
         },
       ],
       message,

@@ -5,6 +5,8 @@
 import type { Channel } from '../config/types.js';
 import type { Envelope, EnvelopeDraft, MailParams, QueuedRecipient } from '../queue/types.js';
 import { recipientsPerFile } from '../queue/recipients-per-file.js';
+import type { Rewriter } from '../rewrite/index.js';
+import { copySenders, type SrsSettings } from '../srs/index.js';
 
 export interface AcceptedRecipient {
   channel: string;
@@ -14,6 +16,8 @@ export interface AcceptedRecipient {
   original: string;
   orcpt: string | null;
   notify: string[] | null;
+  /** Accepted but not to be queued (an access table's $B): why. */
+  discard?: string;
 }
 
 /** What every file of one message shares. */
@@ -49,6 +53,12 @@ export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[],
     }
   }
   return drafts;
+}
+
+/** planDrafts' `senderFor` for a message: its sender, SRS-encoded for the channels that ask for it. */
+export function senderPerChannel(channels: ReadonlyMap<string, Channel>, rewriter: Rewriter, srs: SrsSettings | null, facts: MessageFacts): (channel: string) => string {
+  const decide = copySenders({ channels, rewriter, settings: srs, sourceChannel: facts.sourceChannel, from: facts.from, now: facts.arrival.getTime() });
+  return (channel) => decide(channel).from;
 }
 
 function split<T>(list: T[], size: number): T[][] {

@@ -76,7 +76,7 @@ ${SRS_DOMAIN}        $U%$D@localhost
 l backoff "PT1S" "PT1S" "PT2S"
 localhost
 
-tcp_local smtp mx port ${peers.port} sourcesrs destinationsrs addresssrs backoff "PT1S"
+tcp_local smtp mx port ${peers.port} sourcesrs destinationsrs addresssrs backoff "PT1S" spfnone noauthverify
 tcp-daemon
 `,
   );
