@@ -11,7 +11,7 @@ import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
-import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from '../delivery/verp.js';
+import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
