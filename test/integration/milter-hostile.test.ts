@@ -3,7 +3,7 @@
 // never throws, never waits past its timeouts, and leaves no socket open behind it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitMessage } from '../../src/queue/local-submission.js';
+import { splitMessage } from '../../src/common/rfc5322-header.js';
 import { MilterSession, type ClientInfo, type MilterVerdict } from '../../src/milter/session.js';
 import { milterSettings, type DefaultAction, type FilterSpec, type FilterTimeouts } from '../../src/milter/settings.js';
 import { encodePacket, MTA_ACTIONS, SMFIP } from '../../src/milter/protocol.js';
