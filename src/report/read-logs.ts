@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { isRotatedLog } from '../watcher/log-files.js';
+import { isRotatedLog } from '../common/log-files.js';
 
 export interface LogFile {
   path: string;
