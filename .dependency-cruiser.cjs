@@ -5,14 +5,14 @@ const LAYERS = [
   ['common'],
   ['mappings'],
   ['config'],
-  ['rewrite', 'dns', 'dkim', 'srs', 'proxy-protocol'],
-  ['directory', 'policy', 'queue', 'delivery/tls', 'shaping'],
-  ['delivery', 'milter'],
+  ['rewrite', 'dns', 'dkim', 'srs', 'proxy-protocol', 'shaping'],
+  ['directory', 'policy', 'queue', 'delivery/tls'],
+  ['delivery', 'milter', 'report'],
   ['notices'],
   ['channels'],
   ['job-controller', 'dispatcher'],
   ['smtp-server', 'metrics'],
-  ['watcher', 'report'],
+  ['watcher'],
   ['cli'],
 ];
 
