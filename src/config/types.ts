@@ -22,7 +22,6 @@ export function formatDiagnostic(d: Diagnostic): string {
 
 /** Control characters quoted from a damaged file (CR, ESC…) shown as `\xNN`, so a diagnostic stays one line on a terminal. */
 function visible(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 

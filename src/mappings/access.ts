@@ -225,7 +225,6 @@ const MAX_TEXT = 400;
  */
 function refusalReply(stage: 'connect' | 'mail' | 'rcpt', raw: string, xCode: string | null): Reply {
   // Control characters could come from a probe field through `$n`: a reply stays one line.
-  // eslint-disable-next-line no-control-regex
   let text = raw.replace(/[\x00-\x1f\x7f]/g, '?').trim();
   let code: number | null = null;
   let enhanced: string | null = xCode;
