@@ -100,7 +100,7 @@ function layout(o: Options): Layout {
     recipients.push(`member${i}@list${d}.test`);
     const m = Math.floor(i / o.perTransaction);
     perMessageHost[m] ??= new Map();
-    perMessageHost[m]!.set(finalHost[d]!, (perMessageHost[m]!.get(finalHost[d]!) ?? 0) + 1);
+    perMessageHost[m].set(finalHost[d]!, (perMessageHost[m].get(finalHost[d]!) ?? 0) + 1);
   }
   return { records, kinds, recipients, perMessageHost };
 }

@@ -259,7 +259,7 @@ function resolveChannel(
 ): Channel {
   const keywords: Record<string, string[]> = {};
   for (const [k, args] of ordered) keywords[k] = args;
-  const int = (k: string, fallback: number) => (keywords[k] ? Number(keywords[k]![0]) : fallback);
+  const int = (k: string, fallback: number) => (keywords[k] ? Number(keywords[k][0]) : fallback);
   const word = (k: string) => keywords[k]?.[0] ?? null;
   const ages = (list: string[] | undefined) => {
     if (!list) return null;

@@ -144,7 +144,7 @@ export class SmtpSession {
           /* reported through nodemailer's ESTREAM */
         });
       }
-      this.conn.send(envelope as never, req.body, (err: any, info: any) => {
+      this.conn.send(envelope, req.body, (err: any, info: any) => {
         if (!err) {
           resolve({
             kind: 'sent',

@@ -186,7 +186,7 @@ export class DnsClient {
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     let packet: DecodedWithRcode;
     try {
-      packet = dnsPacket.decode(msg) as DecodedWithRcode;
+      packet = dnsPacket.decode(msg);
     } catch {
       return; // garbage: ignore, the query times out
     }
@@ -261,7 +261,7 @@ export class DnsClient {
           if (packet.id !== id) return reject(new Error('DNS over TCP: answer id mismatch'));
           resolve(packet);
         } catch (err) {
-          reject(err as Error);
+          reject(err);
         }
       });
       socket.on('end', () => fail(new Error('DNS over TCP: connection closed before the answer')));

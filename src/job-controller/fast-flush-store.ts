@@ -331,7 +331,7 @@ function parseLine(line: string): JournalLine | null {
     if (typeof r.id !== 'string' || !r.id) return null;
     if (r.op === 'x') return { op: 'x', id: r.id };
     if (r.op === 'd' && typeof r.ch === 'string' && typeof r.p === 'string' && Array.isArray(r.dom) && r.dom.every((d) => typeof d === 'string')) {
-      return { op: 'd', id: r.id, ch: r.ch, p: r.p, dom: r.dom as string[] };
+      return { op: 'd', id: r.id, ch: r.ch, p: r.p, dom: r.dom };
     }
   } catch {
     /* torn or edited line */

@@ -103,7 +103,7 @@ export class PiscinaRunner implements JobRunner {
         maxThreads: plan.threads,
         idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
         concurrentTasksPerWorker: plan.jobsPerThread,
-        loadBalancer: sharedThreadBalancer(plan.jobsPerThread) as never,
+        loadBalancer: sharedThreadBalancer(plan.jobsPerThread),
         // Idle workers must keep their event loop running: reused connections need their timers and sockets.
         atomics: 'disabled',
         workerData: { logDir: this.opts.logDir },

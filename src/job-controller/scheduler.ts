@@ -256,8 +256,8 @@ export class Scheduler {
         size,
         wake: () => {
           clearTimeout(timer);
-          set!.delete(waiter);
-          if (set!.size === 0 && this.lingering.get(channel) === set) this.lingering.delete(channel);
+          set.delete(waiter);
+          if (set.size === 0 && this.lingering.get(channel) === set) this.lingering.delete(channel);
           resolve();
         },
       };

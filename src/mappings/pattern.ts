@@ -85,7 +85,7 @@ export function compilePattern(source: string): CompiledPattern {
     } else if (GLOBS[upper] && next !== '$') {
       const kind = source[i + 2];
       if (kind !== '%' && kind !== '*') throw new PatternError(`glob $${next} must be followed by % or * ($${upper}% one, $${upper}* any number)`);
-      wildcard(kind === '%' ? 'one' : 'run', GLOBS[upper]!);
+      wildcard(kind === '%' ? 'one' : 'run', GLOBS[upper]);
       i += 3;
     } else if (next === '[') {
       const { test, end } = readCharSet(source, i + 2);
@@ -94,7 +94,7 @@ export function compilePattern(source: string): CompiledPattern {
       wildcard(kind === '%' ? 'one' : 'run', test);
       i = end + 2;
     } else if (next === '(' || next === '<' || next === '{') {
-      const close = { '(': ')', '<': '>', '{': '}' }[next]!;
+      const close = { '(': ')', '<': '>', '{': '}' }[next];
       const end = source.indexOf(close, i + 2);
       if (end < 0) throw new PatternError(`$${next} is not closed with ${close}`);
       endText();
@@ -243,7 +243,7 @@ export function matchPattern(pattern: CompiledPattern, input: string): string[] 
         return false;
       }
       case 'back': {
-        const want = lower.slice(starts[t.n]!, ends[t.n]!);
+        const want = lower.slice(starts[t.n], ends[t.n]);
         return lower.startsWith(want, pos) && step(ti + 1, pos + want.length);
       }
       case 'ip': {

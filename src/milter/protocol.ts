@@ -467,7 +467,6 @@ export function parseReplyCode(text: string): MilterReply | null {
 
 /** Control characters out of text from a filter that ends up in a reply or a log line. */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x1f\x7f]/g, ' ');
 }
 
@@ -554,7 +553,7 @@ export function encodeAnswer(a: FilterAnswer | { type: 'optneg'; answer: OptnegA
   switch (a.type) {
     case 'optneg': {
       const lists = Object.entries(a.answer.macroLists).map(([stage, names]) =>
-        Buffer.concat([u32(MACRO_STAGES.indexOf(stage as MacroStage)), cstr(names!.join(' '))]),
+        Buffer.concat([u32(MACRO_STAGES.indexOf(stage as MacroStage)), cstr(names.join(' '))]),
       );
       return encodePacket(SMFIC.OPTNEG, u32(a.answer.version), u32(a.answer.actions), u32(a.answer.protocol), ...lists);
     }

@@ -222,7 +222,7 @@ export async function writeMailLogMix(path: string, opts: MixOptions): Promise<M
     if (i % 16 === 5) refuse(`nobody${i % 4}@localhost`, '550 5.1.1 <nobody@localhost>: User unknown', 'unknown user');
     if (i % 50 === 49) {
       // qm delete of a message still queued: one X line per pending recipient.
-      for (const r of rcpts) record({ ...base, event: 'X' as MailLogRecord['event'], recipient: r.address, status: 'deleted by the operator (imsimta qm delete)', time: new Date(t + 1_500) });
+      for (const r of rcpts) record({ ...base, event: 'X', recipient: r.address, status: 'deleted by the operator (imsimta qm delete)', time: new Date(t + 1_500) });
       x.removed.messages++;
       x.removed.recipients += rcpts.length;
     }

@@ -128,7 +128,7 @@ access to * by * read
     const c = spawn(SLAPD, ['-f', join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     exited = false;
-    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     c.once('exit', () => (exited = true));
     try {
       await waitFor(async () => !exited && (await accepts(port)), { timeoutMs: 20_000, intervalMs: 50, what: 'slapd to listen' });

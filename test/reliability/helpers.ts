@@ -269,7 +269,7 @@ export function mutateText(text: string, rng: Prng, vocab: MutationVocabulary): 
       if (numbers.length === 0) return { text: text + '\n1', what: 'append a number' };
       const m = rng.pick(numbers);
       const replacement = rng.pick([m[0].slice(0, Math.max(0, m[0].length - 1)), m[0] + '0000000000', `-${m[0]}`, `${m[0]}x`, '', '0', `${m[0]}.5`]);
-      return { text: text.slice(0, m.index) + replacement + text.slice(m.index! + m[0].length), what: `number ${m[0]} → ${JSON.stringify(replacement)}` };
+      return { text: text.slice(0, m.index) + replacement + text.slice(m.index + m[0].length), what: `number ${m[0]} → ${JSON.stringify(replacement)}` };
     }
     case 6: {
       const i = at();

@@ -21,7 +21,7 @@ const SMTP = Buffer.from('EHLO client.example\r\n');
 
 function header(result: ProxyParseResult): { header: ProxyHeader; rest: Buffer } {
   assert.equal(result.kind, 'header', result.kind === 'error' ? result.reason : 'need-more');
-  return result as { kind: 'header'; header: ProxyHeader; rest: Buffer };
+  return result;
 }
 
 function errorOf(result: ProxyParseResult): string {
