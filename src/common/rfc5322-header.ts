@@ -30,7 +30,7 @@ export function splitMessage(text: string): SplitMessage {
     const line = eol < 0 ? text.slice(pos) : text.slice(pos, eol);
     const next = eol < 0 ? text.length : eol + 2;
     if (line === '') return { fields, body: text.slice(next) };
-    if ((line[0] === ' ' || line[0] === '\t') && fields.length > 0) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0) {
       fields[fields.length - 1]!.raw += eol < 0 ? line + '\r\n' : text.slice(pos, next);
     } else {
       const m = FIELD_START.exec(line);

@@ -156,7 +156,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
  */
 export function localHostProblem(setting: string | undefined, machineName: string): string | null {
   const name = setting?.trim() || machineName;
-  if (name.includes('.') && !/\.$/.test(name) && !/^localhost\./i.test(name)) return null;
+  if (name.includes('.') && !name.endsWith('.') && !/^localhost\./i.test(name)) return null;
   return setting?.trim()
     ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
     : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;

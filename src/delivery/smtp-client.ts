@@ -228,7 +228,7 @@ export class SmtpSession {
     }
     const reason = code === 'ETIMEDOUT' ? 'conversation timed out' : 'lost connection';
     const reply = response ? normalizeReply(response) : `451 4.4.2 ${reason} with ${describeHost(this.target)}${command ? ` while sending ${command}` : ''}`;
-    return { kind: 'broken', reply: response && !/^4/.test(reply) ? `451 4.4.2 ${reason} with ${describeHost(this.target)}: ${reply}` : reply };
+    return { kind: 'broken', reply: response && !reply.startsWith('4') ? `451 4.4.2 ${reason} with ${describeHost(this.target)}: ${reply}` : reply };
   }
 
   /** Per-recipient NOTIFY/ORCPT: nodemailer keeps one DSN object per envelope, set it before each RCPT. */
@@ -398,7 +398,7 @@ function connectFailure(err: any, target: Target, tls: TlsMode): ConnectError {
   if (response) {
     // 421/554 greeting or a refused EHLO: the host does not want mail from us now; next MX.
     const reply = normalizeReply(response);
-    return new ConnectError('greeting', /^4/.test(reply) ? `${reply} (greeting from ${describeHost(target)})` : `451 4.4.2 ${describeHost(target)} refused to talk to me: ${reply}`, false);
+    return new ConnectError('greeting', reply.startsWith('4') ? `${reply} (greeting from ${describeHost(target)})` : `451 4.4.2 ${describeHost(target)} refused to talk to me: ${reply}`, false);
   }
   return new ConnectError('closed', `451 4.4.2 ${describeHost(target)}: lost connection during the greeting (${err?.message ?? 'closed'})`, true);
 }

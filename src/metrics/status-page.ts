@@ -46,7 +46,7 @@ svg.chart .axis,svg.chart .legend{fill:#5b6475}svg.chart .legend{fill:#1d2330}sv
 .none{color:#5b6475;font-style:italic}.state-running,.state-ready{color:#16794a}.state-stopped,.state-waiting{color:#b42318}.warn{color:#b42318;font-weight:600}
 `;
 
-type Cell = { text: string; num?: boolean; cls?: string; title?: string };
+interface Cell { text: string; num?: boolean; cls?: string; title?: string }
 
 function cell(c: Cell | string | number | null, numeric: boolean): string {
   if (c === null) return `<td class="${numeric ? 'n ' : ''}none">–</td>`;

@@ -453,7 +453,7 @@ export function parseReplyCode(text: string): MilterReply | null {
     if (code && lineCode !== code) return null;
     code = lineCode;
     let rest = m[4]!;
-    if (/^\d/.test(rest) && rest[0] !== m[1]) return null;
+    if (/^\d/.test(rest) && !rest.startsWith(m[1]!)) return null;
     const e = ENHANCED.exec(rest);
     if (e) {
       if (e[1] !== m[1]) return null;

@@ -13,7 +13,7 @@ import type { InboundSettings } from '../../src/smtp-server/settings.js';
 
 const REFUSAL = { code: 550, enhanced: '5.7.1', text: 'no' };
 
-function run<C>(checks: readonly Check<C>[], command: C): { result: Promise<Verdict> } {
+function run<C>(checks: ReadonlyArray<Check<C>>, command: C): { result: Promise<Verdict> } {
   return { result: new Promise<Verdict>((resolve, reject) => runChecks(checks, command, resolve, reject)) };
 }
 
