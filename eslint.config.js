@@ -22,6 +22,8 @@ export default tseslint.config(
       '@typescript-eslint/array-type': ['error', { default: 'array-simple' }],
       // No-ops are deliberate here: best-effort cleanup (.catch(() => {})), listeners that keep an 'error' event from throwing, null objects.
       '@typescript-eslint/no-empty-function': 'off',
+      // An empty string or false falls back on purpose (an option set to nothing is unset): `x || fallback` stays for them.
+      '@typescript-eslint/prefer-nullish-coalescing': ['error', { ignorePrimitives: { string: true, boolean: true }, ignoreBooleanCoercion: true }],
       // Records of parsed fields are read alike in brackets, names with dashes or not (r['status'], r['final-recipient']).
       '@typescript-eslint/dot-notation': ['error', { allowIndexSignaturePropertyAccess: true }],
     },
@@ -38,6 +40,7 @@ export default tseslint.config(
       '@typescript-eslint/prefer-string-starts-ends-with': 'off',
       '@typescript-eslint/prefer-regexp-exec': 'off',
       '@typescript-eslint/dot-notation': 'off',
+      '@typescript-eslint/prefer-optional-chain': 'off',
     },
   },
   {

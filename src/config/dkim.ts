@@ -48,7 +48,7 @@ export function parseDkimKeys(file: string | null, diagnostics: Diagnostic[]): D
     const [domainField, selectorField, keyField, algorithmField] = fields as [string, string, string, string | undefined];
     const subdomains = domainField.startsWith('*.');
     const domain = dkimName(subdomains ? domainField.slice(2) : domainField);
-    if (domain === null || !domain.includes('.')) {
+    if (!domain?.includes('.')) {
       error(`"${domainField}" is not a domain name (write example.com, or *.example.com for its subdomains)`);
       return;
     }

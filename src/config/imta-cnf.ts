@@ -279,7 +279,7 @@ function resolveChannel(
   };
   const backoffMs = ages(keywords.backoff ?? keywords.normalbackoff);
   const noticesMs = ages(keywords.notices ?? keywords.normalnotices);
-  if (noticesMs && noticesMs.some((v, idx) => idx > 0 && v <= noticesMs[idx - 1]!)) {
+  if (noticesMs?.some((v, idx) => idx > 0 && v <= noticesMs[idx - 1]!)) {
     diagnostics.push(err(head, `channel ${name}: notices ages must increase`));
   }
   const pool = word('pool');

@@ -51,7 +51,7 @@ export function splitList(text: string): string[] {
 /** Why an address cannot be listed for a user (it must be local-part@domain, no route), or null. */
 export function listedAddressProblem(address: string): string | null {
   const parsed = parseAddress(address);
-  if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return `"${address.slice(0, 100)}" is not an address (local-part@domain)`;
+  if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return `"${address.slice(0, 100)}" is not an address (local-part@domain)`;
   return null;
 }
 

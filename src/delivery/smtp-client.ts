@@ -132,7 +132,7 @@ export class SmtpSession {
         return { kind: 'broken', reply: `421 4.4.2 ${describeHost(this.target)} did not accept RSET` };
       }
     }
-    const dsnWanted = Boolean(req.ret || req.envid || [...(req.rcptDsn?.values() ?? [])].some((d) => d.notify || d.orcpt));
+    const dsnWanted = Boolean(req.ret || req.envid || [...(req.rcptDsn?.values() ?? [])].some((d) => d.notify !== null || Boolean(d.orcpt)));
     const envelope: Record<string, unknown> = { from: req.from, to: req.to, use8BitMime: req.use8BitMime };
     if (dsnWanted) envelope.dsn = { ret: req.ret ?? null, envid: req.envid ?? null, notify: null, orcpt: null };
     this.installRcptDsn(req.rcptDsn);

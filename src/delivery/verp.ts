@@ -47,7 +47,7 @@ export interface VerpAddress {
 export function decodeVerp(address: string, delimiters: string = DEFAULT_VERP_DELIMITERS): VerpAddress | null {
   const [first, second] = [delimiters[0]!, delimiters[1]!];
   const parsed = parseAddress(address.trim());
-  if (!parsed || parsed.domain === null || parsed.route.length > 0) return null;
+  if (parsed?.domain == null || parsed.route.length > 0) return null;
   const local = unquoteLocalPart(parsed.localPart);
   const start = local.indexOf(first);
   if (start <= 0) return null;

@@ -30,7 +30,7 @@ export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locali
   const sourceChannel = opts.sourceChannel ?? LOCAL_CHANNEL;
   const localUserOf = (address: string): string | null => {
     const parsed = parseAddress(address.trim());
-    if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
+    if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return null;
     const outcome = rewriter.rewrite(address.trim(), { sourceChannel, direction: 'to' });
     const route = routeRecipient(outcome, imta.channelByName);
     return route.ok && route.localPart !== null ? localUserKey(route.localPart) : null;

@@ -195,7 +195,7 @@ export class DnsClient {
     if (!p) return;
     const q = packet.questions?.[0];
     // The answer must be about what we asked (guards against stray or forged packets).
-    if (!q || q.name.toLowerCase() !== p.name.toLowerCase() || q.type !== p.type) return;
+    if (q?.name.toLowerCase() !== p.name.toLowerCase() || q.type !== p.type) return;
     this.pending.delete(key);
     p.resolve(packet);
   }

@@ -145,7 +145,7 @@ export class FastFlushStore {
     const domains = pendingDomains ?? domainsOf(envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address));
     const fast = fastFlushDomainsOf(this.policy, domains);
     const known = this.index.get(envelope.id);
-    if (known && known.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
+    if (known?.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
     this.deferred({ id: envelope.id, channel: envelope.channel, path }, fast);
   }
 

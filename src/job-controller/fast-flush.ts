@@ -155,7 +155,7 @@ export class FastFlushIndex {
       for (const parent of ancestorsOf(d)) {
         const set = this.below.get(parent);
         set?.delete(d);
-        if (set && set.size === 0) this.below.delete(parent);
+        if (set?.size === 0) this.below.delete(parent);
       }
     }
     return true;

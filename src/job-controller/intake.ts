@@ -182,7 +182,7 @@ export class Intake implements ReadyMessages {
     const kept = this.fresh.get(entry.id);
     this.fresh.delete(entry.id);
     const found =
-      kept && kept.path === entry.path
+      kept?.path === entry.path
         ? kept
         : await this.read(entry.path).catch((err: Error) => {
             this.opts.logger.warn({ err, id: entry.id }, 'cannot read queue file');

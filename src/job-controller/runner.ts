@@ -87,7 +87,7 @@ export class PiscinaRunner implements JobRunner {
     const wanted = new Map(pools.map((p) => [p.name.toLowerCase(), p]));
     for (const [name, entry] of this.pools) {
       const p = wanted.get(name);
-      if (!p || p.jobLimit !== entry.limit) {
+      if (p?.jobLimit !== entry.limit) {
         this.pools.delete(name);
         void entry.piscina.close().catch(() => {});
       }

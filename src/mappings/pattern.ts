@@ -202,7 +202,7 @@ export function matchPattern(pattern: CompiledPattern, input: string): string[] 
     if (hasBack && ++steps > MATCH_STEP_BUDGET) throw new MatchBudgetError(`pattern ${pattern.source} took more than ${MATCH_STEP_BUDGET} steps`);
     if (ti === tokens.length) return pos === input.length;
     const key = ti * width + pos;
-    if (failed && failed[key] === 1) return false;
+    if (failed?.[key] === 1) return false;
     const ok = tryToken(ti, pos);
     if (!ok && failed) failed[key] = 1;
     return ok;

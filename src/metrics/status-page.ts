@@ -85,7 +85,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     ['Role', n('PID'), 'Service', 'State', n('Connections'), n('Served'), 'Started'],
     s.processes.map((p) => [
       p.role,
-      p.pid === null ? null : p.pid,
+      p.pid,
       p.service,
       p.state === null ? null : { text: p.state, cls: `state-${p.state}` },
       p.connections,

@@ -51,7 +51,7 @@ export async function selectMailLogs(mailLog: string, sinceMs: number | null): P
       continue;
     }
     const st = await stat(path).catch(() => null);
-    if (!st || !st.isFile()) continue;
+    if (!st?.isFile()) continue;
     if (sinceMs !== null && st.mtimeMs < sinceMs) continue;
     files.push({ path, size: st.size, mtimeMs: st.mtimeMs, rotation: rotationNumber(name, live) });
   }

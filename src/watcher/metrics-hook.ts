@@ -50,7 +50,7 @@ export class WatcherMetrics {
     return this.serially(async () => {
       this.config = config;
       const wanted = config.options.metricsPort;
-      if (this.server && this.server.port === wanted) return;
+      if (this.server?.port === wanted) return;
       await this.stopServer();
       if (wanted === null) return;
       try {

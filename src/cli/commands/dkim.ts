@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   if (sub?.toLowerCase() !== 'keygen') throw new UsageError(sub ? `unknown dkim command "${sub}"` : 'dkim needs a command (keygen)');
   if (rest.length !== 2) throw new UsageError(`dkim keygen needs DOMAIN and SELECTOR (${USAGE})`);
   const domain = dkimName(rest[0]!);
-  if (domain === null || !domain.includes('.')) throw new UsageError(`"${rest[0]}" is not a domain name`);
+  if (!domain?.includes('.')) throw new UsageError(`"${rest[0]}" is not a domain name`);
   const selector = dkimName(rest[1]!);
   if (selector === null) throw new UsageError(`"${rest[1]}" is not a selector (letters, digits and hyphens, labels separated by dots)`);
   const algorithm = (args.values.get('algorithm') ?? 'rsa').toLowerCase().replace(/-sha256$/, '');

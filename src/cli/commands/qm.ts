@@ -262,7 +262,7 @@ async function checkChannel(ctx: Context, channel: string): Promise<void> {
 async function tellJobController(ctx: Context, request: JobControllerRequest): Promise<void> {
   try {
     const reply = await askJobController(ctx.paths.jobControllerSocket, request);
-    if (reply && reply.ok === false) ctx.warn(`the job controller answered: ${reply.error}`);
+    if (reply?.ok === false) ctx.warn(`the job controller answered: ${reply.error}`);
   } catch (err) {
     ctx.warn(`could not tell the job controller (${firstLine((err as Error).message)}); it will see the change at its next queue scan`);
   }

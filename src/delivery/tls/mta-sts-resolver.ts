@@ -77,7 +77,7 @@ export class MtaStsResolver {
       case 'fetch': {
         const stillValid = cached && cached.expiresAt > now ? cached : null;
         const recent = this.failed.get(domain);
-        if (recent && recent.id === step.id && recent.until > now) return { policy: stillValid, problem: recent.problem };
+        if (recent?.id === step.id && recent.until > now) return { policy: stillValid, problem: recent.problem };
         const fetched = await this.fetch(domain);
         if ('problem' in fetched) {
           if (this.failed.size >= 10_000) this.failed.clear();

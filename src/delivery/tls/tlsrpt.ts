@@ -101,7 +101,7 @@ export async function readTlsRptCounts(dir: string, day: string): Promise<TlsRpt
     if (!line.trim()) continue;
     try {
       const c = JSON.parse(line) as TlsRptCount;
-      if (c && c.day === day && typeof c.policyDomain === 'string' && typeof c.count === 'number') out.push(c);
+      if (c?.day === day && typeof c.policyDomain === 'string' && typeof c.count === 'number') out.push(c);
     } catch {
       /* a line cut by a crash: skipped */
     }
