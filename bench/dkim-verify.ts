@@ -17,7 +17,7 @@ import { verifyMessage } from '../src/policy/auth-verify.js';
 
 const require = createRequire(import.meta.url);
 const { dkimSign } = require('mailauth/lib/dkim/sign') as {
-  dkimSign(message: Buffer, opts: object): Promise<{ signatures: string; errors: unknown[] }>;
+  dkimSign: (message: Buffer, opts: object) => Promise<{ signatures: string; errors: unknown[] }>;
 };
 
 interface Options {

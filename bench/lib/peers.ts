@@ -59,7 +59,7 @@ export function runSmtpSource(args: string[]): Promise<SourceResult> {
 export interface PostfixInstance {
   dir: string;
   /** The master's pid (the root of its process tree). */
-  masterPid(): number;
+  masterPid: () => number;
   /** Stops it, waits until its port refuses connections, and discards its directory. */
   stop(): Promise<void>;
 }

@@ -43,7 +43,7 @@ export interface ExpandOptions {
   /** Distinct mailboxes and routed addresses remembered to give each once (default 10,000). */
   dedupeLimit?: number;
   /** Reads an `:include:` file (default readIncludeFile). */
-  readInclude?(path: string): AsyncIterable<ListMember>;
+  readInclude?: (path: string) => AsyncIterable<ListMember>;
 }
 
 interface Node {

@@ -9,7 +9,7 @@ import { localUserKey } from './local-part.js';
 
 export interface Locality {
   /** The local user that mail to `address` (local-part@domain) is delivered to by channel l, else null. */
-  localUserOf(address: string): string | null;
+  localUserOf: (address: string) => string | null;
   /**
    * Domains local by name: rules `domain  …@<a host of l>` and the l channel's own host names
    * (localhost, LOCAL_HOST). For listing only: rules for `.domain`, `$*` and the like make more

@@ -356,11 +356,11 @@ export interface FlushHostParts {
    * when it is already there.
    */
   admit(path: string, envelope: Envelope, size: number): boolean;
-  rescan(): void;
-  kick(): void;
-  now(): number;
+  rescan: () => void;
+  kick: () => void;
+  now: () => number;
   /** The channel is in imta.cnf. */
-  hasChannel(name: string): boolean;
+  hasChannel: (name: string) => boolean;
 }
 
 /** The FlushHost a flush runs against, on the job controller's own index and queue store. */

@@ -85,7 +85,7 @@ export interface IntakeOptions {
   /** Messages left the index: a scan may find room for what the last one left on disk. */
   onRoom(): void;
   logger: Logger;
-  now(): number;
+  now: () => number;
 }
 
 export class Intake implements ReadyMessages {
@@ -233,7 +233,7 @@ export class Intake implements ReadyMessages {
   // ------------------------------------------------------------------ flush
 
   /** Runs a flush (fast-flush-store.ts) against the index, admitting the files it names for reason `flushed`. */
-  flush(target: string | null, origin: FlushContext['origin'], client: string | null, host: { rescan(): void; kick(): void; hasChannel(name: string): boolean }): Promise<FlushResult> {
+  flush(target: string | null, origin: FlushContext['origin'], client: string | null, host: { rescan: () => void; kick: () => void; hasChannel: (name: string) => boolean }): Promise<FlushResult> {
     return this.fastFlush.flush(
       target,
       flushHostFor({

@@ -40,7 +40,7 @@ interface RunningJob {
 
 export interface SchedulerOptions {
   ready: ReadyMessages;
-  config(): InstanceConfig;
+  config: () => InstanceConfig;
   /** Delivers a batch and settles its outcomes; resolves with the job's thread when known. */
   deliver(batch: Batch): Promise<number | null>;
   /** A job ended: messages may have left the index. */

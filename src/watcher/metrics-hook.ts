@@ -25,12 +25,12 @@ export const HISTORY_SAMPLE_MS = 15_000;
 export interface WatcherMetricsOptions {
   root: string;
   logger: Logger;
-  parts(): PartStatusLike[];
-  listeners(): ListenerInfo[];
+  parts: () => PartStatusLike[];
+  listeners: () => ListenerInfo[];
   /** The dispatcher's `processes` answer (its processes and service totals). */
-  dispatcher(timeoutMs: number): Promise<FromChild | null>;
+  dispatcher: (timeoutMs: number) => Promise<FromChild | null>;
   /** The outcome of the last configuration change. */
-  reload(): ReloadView;
+  reload: () => ReloadView;
 }
 
 export class WatcherMetrics {
