@@ -283,7 +283,6 @@ async function main(): Promise<void> {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function report(r: any): string {
   const s = r.start;
   const lines: string[] = [

@@ -112,7 +112,7 @@ export function parseLdapOptions(o: ReadonlyMap<string, OptionEntry>, reader: Op
     else reader.error(e, `${key} must name an LDAP attribute (letters, digits and -, or an OID), found "${e.value.slice(0, 80)}"`);
   }
 
-  const seconds = (key: keyof typeof LDAP_DEFAULTS & string, minSeconds: number): number => {
+  const seconds = (key: keyof typeof LDAP_DEFAULTS, minSeconds: number): number => {
     const fallback = (LDAP_DEFAULTS[key] as number) * 1000;
     const e = o.get(key);
     if (!e) return fallback;

@@ -122,7 +122,7 @@ export class LdapPool {
         await this.awaitConnect(this.connect(idle));
         continue;
       }
-      const connecting = this.slots.find((s) => s.connecting);
+      const connecting = this.slots.find((s) => s.connecting !== null);
       if (connecting) {
         await this.awaitConnect(connecting.connecting!);
         continue;

@@ -247,7 +247,7 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
     try {
       text = await readFile(passwordFile, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password === '') throw new Error(`LDAP_PASSWORD_FILE ${passwordFile} is empty`);

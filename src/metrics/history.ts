@@ -90,7 +90,7 @@ export class TrafficHistory {
 
   constructor(private readonly minutes = HISTORY_MINUTES, private readonly outcomeCapacity = OUTCOME_RECORDS) {
     this.slots = Array.from({ length: minutes }, () => ({ minute: -1, events: emptyEvents(), sampled: false, queue: new Map(), oldestAge: null, connections: null }));
-    this.outcomes = new Array(outcomeCapacity);
+    this.outcomes = new Array<OutcomeRecord | undefined>(outcomeCapacity);
   }
 
   private slot(ms: number): Slot {

@@ -20,7 +20,7 @@ export async function askWatcher<R extends ControlRequest>(paths: InstancePaths,
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTSOCK' || code === 'ENOTDIR') return null;
-    throw new Error(`the watcher does not answer on ${paths.controlSocket}: ${(err as Error).message}`);
+    throw new Error(`the watcher does not answer on ${paths.controlSocket}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -134,7 +134,7 @@ access to * by * read
       await waitFor(async () => !exited && (await accepts(port)), { timeoutMs: 20_000, intervalMs: 50, what: 'slapd to listen' });
     } catch (err) {
       c.kill('SIGKILL');
-      throw new Error(`${(err as Error).message}\n${stderr}`);
+      throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
     }
   };
   const stop = async () => {

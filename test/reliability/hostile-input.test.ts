@@ -770,7 +770,7 @@ describe('100 MB over SIZE against a running instance (bin/start-msg)', () => {
   test('100 MB streamed without SIZE: 552 5.3.4 after the dot, not buffered (server peak memory grows < 64 MB), process alive, nothing queued', async (t) => {
     const before = processMemory(serverPid);
     assert.ok(before, 'server memory readable');
-    let middle = before;
+    let middle: typeof before;
     const p = await SmtpProbe.connect(ADDRESS, mta.port, ADDRESS);
     try {
       await p.hello();

@@ -51,13 +51,14 @@ export function utcDay(t: Date): string {
 
 /** The reports of one day, per policy domain (pure). */
 export function buildTlsRptReports(counts: TlsRptCount[], day: string, org: TlsRptOrganization): Map<string, TlsRptReport> {
-  const byDomain = new Map<string, Map<string, { key: TlsRptCount; ok: number; failed: Map<string, { c: TlsRptCount; n: number }> }>>();
+  interface PolicyTally { key: TlsRptCount; ok: number; failed: Map<string, { c: TlsRptCount; n: number }> }
+  const byDomain = new Map<string, Map<string, PolicyTally>>();
   for (const c of counts) {
     if (c.day !== day) continue;
-    const policies = byDomain.get(c.policyDomain) ?? new Map();
+    const policies = byDomain.get(c.policyDomain) ?? new Map<string, PolicyTally>();
     byDomain.set(c.policyDomain, policies);
     const policyKey = JSON.stringify([c.policyType, c.policyString, c.mxPatterns]);
-    const p = policies.get(policyKey) ?? { key: c, ok: 0, failed: new Map() };
+    const p: PolicyTally = policies.get(policyKey) ?? { key: c, ok: 0, failed: new Map() };
     policies.set(policyKey, p);
     if (c.result === 'success') p.ok += c.count;
     else {
