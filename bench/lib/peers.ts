@@ -132,7 +132,7 @@ export async function waitUntil(check: () => boolean, timeoutMs: number, interva
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-export function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once('exit', () => resolve());

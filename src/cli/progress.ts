@@ -12,7 +12,7 @@ export interface Progress {
   end(): void;
 }
 
-export const NO_PROGRESS: Progress = { update() {}, end() {} };
+const NO_PROGRESS: Progress = { update() {}, end() {} };
 
 const REDRAW_MS = 200;
 

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export const DEFAULT_SERVER_USER = 'tsubame';
+const DEFAULT_SERVER_USER = 'tsubame';
 
 export interface ServiceUser {
   name: string;

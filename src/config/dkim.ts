@@ -86,7 +86,7 @@ export function parseDkimKeys(file: string | null, diagnostics: Diagnostic[]): D
 }
 
 /** `rsa-sha256`, `ed25519-sha256` (or `rsa`, `ed25519`); null for anything else (rsa-sha1 is gone: RFC 8301). */
-export function parseAlgorithm(text: string): DkimAlgorithm | null {
+function parseAlgorithm(text: string): DkimAlgorithm | null {
   const t = text.toLowerCase();
   if (t === 'rsa-sha256' || t === 'rsa') return 'rsa-sha256';
   if (t === 'ed25519-sha256' || t === 'ed25519') return 'ed25519-sha256';

@@ -10,7 +10,7 @@ import type { OptionEntry, OptionReader } from './option-file.js';
 import type { LdapAttributes, LdapOptions } from './types.js';
 
 /** Attribute options with Messaging Server's names and its schema's attributes as defaults. */
-export const LDAP_ATTRIBUTE_OPTIONS: Readonly<Record<string, keyof LdapAttributes>> = {
+const LDAP_ATTRIBUTE_OPTIONS: Readonly<Record<string, keyof LdapAttributes>> = {
   LDAP_UID: 'uid',
   LDAP_PRIMARY_ADDRESS: 'mail',
   LDAP_ALIAS_ADDRESSES: 'alternateAddress',

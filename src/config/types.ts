@@ -3,7 +3,7 @@
 // report every problem as a Diagnostic with file:line.
 import type { KeyObject } from 'node:crypto';
 import type { Cidr } from '../common/cidr.js';
-import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
+import type { MappingTable, MappingsConfig } from '../mappings/types.js';
 import type { ScryptHash } from './hash-format.js';
 
 export type Severity = 'error' | 'warning';
@@ -307,7 +307,7 @@ export interface LdapAttributes {
 
 // ------------------------------------------------------------- mappings
 
-export type { MappingEntry, MappingTable, MappingsConfig };
+export type { MappingTable, MappingsConfig };
 
 // ---------------------------------------------------------------- users
 

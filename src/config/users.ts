@@ -12,8 +12,7 @@ import type { Diagnostic, UserEntry, UsersConfig } from './types.js';
 
 export type { UserEntry, UsersConfig };
 
-export const USER_FLAGS = ['admin'] as const;
-export type UserFlag = (typeof USER_FLAGS)[number];
+const USER_FLAGS = ['admin'] as const;
 
 /** Letters, digits, `.`, `_`, `-`; a letter or digit first; at most 64 (a local part, and a directory name under mailbox/). */
 export function isValidUserName(name: string): boolean {

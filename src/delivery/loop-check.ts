@@ -14,7 +14,7 @@ export interface HeaderFacts {
 }
 
 /** A header section larger than this is not read further for the checks (its first part counts). */
-export const MAX_HEADER_READ = 1024 * 1024;
+const MAX_HEADER_READ = 1024 * 1024;
 
 const BLANK_LINE = Buffer.from('\r\n\r\n');
 

@@ -371,7 +371,7 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
  * the name), Untrusted (no valid chain). tls/decision.ts gives the same words per MX host name
  * (and Verified/Trusted for a DANE match).
  */
-export function tlsSummary(socket: unknown): string | null {
+function tlsSummary(socket: unknown): string | null {
   if (!(socket instanceof tls.TLSSocket)) return null;
   const protocol = socket.getProtocol() ?? 'TLS';
   const cipher = socket.getCipher()?.name ?? 'unknown';

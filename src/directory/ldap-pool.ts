@@ -195,7 +195,7 @@ function describe(err: unknown): string {
 }
 
 /** `p`, or a rejection after `ms` (the late result is ignored). */
-export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`LDAP ${what} timed out after ${ms} ms`)), ms);

@@ -16,7 +16,7 @@ export function passwordProblem(password: string): string | null {
   return null;
 }
 
-export function passwordBytes(password: string): Buffer {
+function passwordBytes(password: string): Buffer {
   return Buffer.from(password.normalize('NFKC'), 'utf8');
 }
 

@@ -85,7 +85,7 @@ function arrived(p: ServerProcess): number {
 }
 
 /** Answers a connection the dispatcher still owns with a 421 and closes it. */
-export function refuse(socket: net.Socket, reply: string): void {
+function refuse(socket: net.Socket, reply: string): void {
   refuseConnection(socket, reply, 5000);
 }
 

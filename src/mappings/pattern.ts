@@ -40,7 +40,7 @@ const GLOBS: Record<string, CharTest> = {
 };
 
 /** A back match or a long run over a long probe: more steps than this is a refusal to go on. */
-export const MATCH_STEP_BUDGET = 50_000;
+const MATCH_STEP_BUDGET = 50_000;
 
 export function compilePattern(source: string): CompiledPattern {
   const tokens: PatternToken[] = [];

@@ -8,11 +8,11 @@
 import { detach, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
 import { statusReason } from '../common/mail-log-reasons.js';
 
-export const HISTORY_MINUTES = 360;
+const HISTORY_MINUTES = 360;
 /** Channels with a queue-depth series; the ones seen later are left out of the chart. */
-export const HISTORY_CHANNELS = 32;
+const HISTORY_CHANNELS = 32;
 /** Deferral and return records kept for the groups. */
-export const OUTCOME_RECORDS = 10_000;
+const OUTCOME_RECORDS = 10_000;
 /** Queue ids kept per group for its page. */
 export const GROUP_IDS = 200;
 
@@ -225,7 +225,7 @@ export class TrafficHistory {
   }
 }
 
-export function groupKey(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
+function groupKey(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
   return `${g.event}\n${g.destination}\n${g.reason}`;
 }
 

@@ -12,7 +12,7 @@ import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
 import type { QueuedEntry } from './queue-lookup.js';
 
-export const STATUS_REFRESH_SECONDS = 5;
+const STATUS_REFRESH_SECONDS = 5;
 
 export { escapeHtml };
 

@@ -50,7 +50,7 @@ export const SMFIR = {
 } as const;
 
 /** Actions (modifications) a filter may ask for, negotiated in SMFIC_OPTNEG. */
-export const SMFIF = {
+const SMFIF = {
   ADDHDRS: 1 << 0,
   CHGBODY: 1 << 1,
   ADDRCPT: 1 << 2,
@@ -109,7 +109,7 @@ const V2_EVENTS = SMFIP.NOCONNECT | SMFIP.NOHELO | SMFIP.NOMAIL | SMFIP.NORCPT |
 const V3_EVENTS = V2_EVENTS | SMFIP.NOUNKNOWN;
 const V4_EVENTS = V3_EVENTS | SMFIP.NODATA;
 /** Events that can be left out (sent only when the filter's version has them). */
-export const NOSEND_MASK = V4_EVENTS;
+const NOSEND_MASK = V4_EVENTS;
 const NOREPLY_MASK =
   SMFIP.NR_CONN | SMFIP.NR_HELO | SMFIP.NR_MAIL | SMFIP.NR_RCPT | SMFIP.NR_DATA | SMFIP.NR_UNKN | SMFIP.NR_HDR | SMFIP.NR_EOH | SMFIP.NR_BODY;
 /** The protocol flags this MTA offers in SMFIC_OPTNEG (all of version 6). */

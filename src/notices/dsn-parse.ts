@@ -56,7 +56,7 @@ export function parseBounce(message: Buffer): ParsedBounce {
 }
 
 /** The fields of a delivery-status body: the per-message block and each per-recipient block. */
-export function parseDeliveryStatus(body: string): { reportingMta: string | null; recipients: DsnReportRecipient[] } {
+function parseDeliveryStatus(body: string): { reportingMta: string | null; recipients: DsnReportRecipient[] } {
   const blocks = body
     .replace(/\r\n/g, '\n')
     .split(/\n[ \t]*\n/)

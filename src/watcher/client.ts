@@ -25,7 +25,7 @@ export async function askWatcher<R extends ControlRequest>(paths: InstancePaths,
 }
 
 /** Where the console output of the background processes goes (crash traces end up there). */
-export function consoleLogPath(paths: InstancePaths): string {
+function consoleLogPath(paths: InstancePaths): string {
   return join(paths.log, 'console.log');
 }
 

@@ -20,7 +20,7 @@ import type { GroupPage } from '../metrics/status-page.js';
 import { parseLooseMailLogLine } from '../common/mail-log-read.js';
 
 /** How often the history samples the instance when nobody looks at the page. */
-export const HISTORY_SAMPLE_MS = 15_000;
+const HISTORY_SAMPLE_MS = 15_000;
 
 export interface WatcherMetricsOptions {
   root: string;

@@ -43,7 +43,7 @@ type ReloadTrigger = 'watch' | 'command';
 const PART_RELOAD_TIMEOUT_MS = 60_000;
 
 /** Start-up failed; everything it had started is stopped again. `.message` is the operator's line. */
-export class WatcherStartError extends Error {}
+class WatcherStartError extends Error {}
 
 const MODULES: Record<PartName, string> = {
   dispatcher: fileURLToPath(new URL('../dispatcher/main.js', import.meta.url)),

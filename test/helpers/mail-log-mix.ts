@@ -50,7 +50,7 @@ const SENDERS = 7;
 const USERS = 13;
 
 /** A queue id that starts with its time, as the MTA's ids do (src/queue/message-id.ts). */
-export function mixId(timeMs: number, n: number): string {
+function mixId(timeMs: number, n: number): string {
   return (timeMs.toString(36).padStart(9, '0') + n.toString(36).padStart(10, '0')).toUpperCase();
 }
 

@@ -23,7 +23,7 @@ export interface JcInstanceOptions {
 }
 
 /** Local users are `user@localhost` or `user@mta.local.test`; everything else goes to tcp_remote. */
-export function imtaCnf(o: JcInstanceOptions): string {
+function imtaCnf(o: JcInstanceOptions): string {
   return `! job controller test
 localhost            $U%localhost@localhost
 ${LOCAL_HOST}        $U%localhost@localhost

@@ -16,7 +16,7 @@ import { SmtpProbe, TEST_IMTA, listFiles, readMailLog, startInProcessSmtp, type 
 export { SmtpProbe, TEST_IMTA, listFiles, readMailLog, type Reply };
 
 /** The service listens here; INTERNAL_IP is this address only. */
-export const SERVER_IP = '127.0.8.1';
+const SERVER_IP = '127.0.8.1';
 /** A client inside INTERNAL_IP (the server's own address). */
 export const INTERNAL_IP = SERVER_IP;
 /** Clients outside INTERNAL_IP. */
@@ -148,7 +148,7 @@ export async function streamOut(socket: net.Socket, total: number, chunkAt: (off
 // ------------------------------------------------------------------ reply checks (pure)
 
 /** One SMTP reply line: three digits, a space or a dash, text. */
-export const REPLY_LINE = /^[2-5]\d{2}[ -]/;
+const REPLY_LINE = /^[2-5]\d{2}[ -]/;
 
 /** The problem with a whole reply (its lines), or null when it is well formed. */
 export function replyProblem(lines: string[]): string | null {

@@ -45,7 +45,7 @@ export interface TlsRptReport {
 }
 
 /** `2026-12-07`, the UTC day of a time. */
-export function utcDay(t: Date): string {
+function utcDay(t: Date): string {
   return t.toISOString().slice(0, 10);
 }
 
@@ -95,7 +95,7 @@ export function buildTlsRptReports(counts: TlsRptCount[], day: string, org: TlsR
 }
 
 /** Reads a day's counts (lines that do not parse are skipped). */
-export async function readTlsRptCounts(dir: string, day: string): Promise<TlsRptCount[]> {
+async function readTlsRptCounts(dir: string, day: string): Promise<TlsRptCount[]> {
   const text = await readFile(join(dir, `${day}.jsonl`), 'utf8').catch(() => '');
   const out: TlsRptCount[] = [];
   for (const line of text.split('\n')) {
@@ -111,7 +111,7 @@ export async function readTlsRptCounts(dir: string, day: string): Promise<TlsRpt
 }
 
 /** Writes the day's reports (tls/tlsrpt/DAY/DOMAIN.json, each whole or not at all); returns their paths. */
-export async function writeTlsRptReports(dir: string, day: string, org: TlsRptOrganization): Promise<string[]> {
+async function writeTlsRptReports(dir: string, day: string, org: TlsRptOrganization): Promise<string[]> {
   const reports = buildTlsRptReports(await readTlsRptCounts(dir, day), day, org);
   const dayDir = join(dir, day);
   if (reports.size) await mkdir(dayDir, { recursive: true });
@@ -133,7 +133,7 @@ export async function writeTlsRptReports(dir: string, day: string, org: TlsRptOr
 }
 
 /** The days that have a counts file. */
-export async function tlsRptDays(dir: string): Promise<string[]> {
+async function tlsRptDays(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((n) => /^\d{4}-\d{2}-\d{2}\.jsonl$/.test(n)).map((n) => n.slice(0, 10)).sort();
 }
