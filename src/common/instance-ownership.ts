@@ -9,7 +9,7 @@ import type { InstancePaths } from './instance.js';
 import type { ServiceUser } from './service-user.js';
 
 /** The directories the processes write in, owned by the service user. */
-function serviceDirectories(paths: InstancePaths): string[] {
+export function serviceDirectories(paths: InstancePaths): string[] {
   return [paths.queue, paths.log, paths.run, join(paths.root, 'flush'), paths.corrupt, paths.tls, paths.mailbox];
 }
 
