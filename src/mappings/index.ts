@@ -5,7 +5,7 @@ export { compilePattern, matchPattern, PatternError } from './pattern.js';
 ;
 export { compileMappingTemplate, MappingTemplateError } from './template.js';
 ;
-export { ACCESS_TABLES, accessDecision, accessStage, checkAccess, firstRefusal, isAccessTable } from './access.js';
+export { ACCESS_TABLES, accessDecision, type AccessDecision, accessStage, checkAccess, firstRefusal, isAccessTable } from './access.js';
 export type { AccessTable } from './access.js';
 export { checkFromAccess, checkPortAccess, checkRecipientAccess } from './checks.js';
 ;

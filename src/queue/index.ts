@@ -1,8 +1,8 @@
 // The queue: durable per-channel message files (see store.ts and envelope-format.ts).
 export { QueueStore, isValidChannelName, type EnqueueTransaction } from './store.js';
 export { QueueWriteError, QueueFileError } from './errors.js';
+export { MessageSpool } from './message-spool.js';
 export { readStoppedChannels, writeStoppedChannels, setChannelStopped } from './stopped-channels.js';
-;
 export { arrivalKey } from './message-id.js';
 export { locateQueueFile } from './locate.js';
 export type { Envelope, EnvelopeDraft, QueueRef, ScanEntry, QueuedRecipient } from './types.js';
