@@ -30,7 +30,7 @@ const { values } = parseArgs({
 });
 const users = Number(values.users);
 const sessions = Number(values.sessions);
-const sources = values.sources!.split(',').map((s) => s.trim()) as Array<'ldap' | 'files'>;
+const sources = values.sources.split(',').map((s) => s.trim()) as Array<'ldap' | 'files'>;
 const ADDRESS = '127.0.19.101';
 const CLIENT = '127.0.19.102';
 const RCPTS_PER_MAIL = 500;

@@ -31,7 +31,7 @@ const { values } = parseArgs({
   },
 });
 const members = Number(values.members);
-const sources = values.sources!.split(',').map((s) => s.trim()) as Array<'files' | 'ldap'>;
+const sources = values.sources.split(',').map((s) => s.trim()) as Array<'files' | 'ldap'>;
 const memberAddress = (i: number) => `member${i}@d${i % 50}.example.org`;
 
 setFlagsFromString('--expose-gc');

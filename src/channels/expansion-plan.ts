@@ -58,7 +58,7 @@ export function planCopy(item: ExpandedRecipient, ctx: PlanContext): CopyPlan {
 }
 
 /** The envelope sender of list mail: the innermost list's owner, else the message's. */
-export function listSender(list: ListContext | null, from: string): string {
+function listSender(list: ListContext | null, from: string): string {
   return list?.owner ?? from;
 }
 

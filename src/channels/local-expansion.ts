@@ -27,15 +27,15 @@ import type { DeliveryItem } from './types.js';
 import { planCopy, type CopyRecipient, type PlanContext } from './expansion-plan.js';
 
 /** Recipients per copy file on a channel without `single` or `addrsperfile`. */
-export const COPIES_PER_FILE = 1000;
+const COPIES_PER_FILE = 1000;
 /** Local mailboxes one expansion delivers itself; the others are queued back to channel l. */
-export const DIRECT_LIMIT = 100;
+const DIRECT_LIMIT = 100;
 /** Failed members listed in the owners' notices (and mail.log); the rest are counted. */
-export const MAX_REPORTED = 1000;
+const MAX_REPORTED = 1000;
 
 export interface ExpansionDeps {
   directory: RecipientDirectory;
-  isLocal(address: string): boolean;
+  isLocal: (address: string) => boolean;
   route: PlanContext['route'];
   /** The envelope sender of a copy of a message that came in on `sourceChannel` (SRS). */
   senderFor(sourceChannel: string, from: string, channel: string): string;
@@ -56,7 +56,7 @@ export interface ExpansionRequest {
   item: DeliveryItem;
   recipient: QueuedRecipient;
   /** The queued message's bytes (after the envelope), again for each copy file. */
-  body(): Promise<Buffer | NodeJS.ReadableStream>;
+  body: () => Promise<Buffer | NodeJS.ReadableStream>;
 }
 
 export interface DirectMailbox {

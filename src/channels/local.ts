@@ -33,7 +33,7 @@ import { expandForDelivery, type DirectMailbox, type ExpansionDeps, type Expansi
 /** A queued message as the channel uses it: what its header says, and its bytes for each mailbox. */
 interface LoadedMessage {
   facts: HeaderFacts;
-  body(): Promise<Buffer | NodeJS.ReadableStream>;
+  body: () => Promise<Buffer | NodeJS.ReadableStream>;
 }
 
 /** What delivering one recipient gave: its outcome, and the queue files written for it. */

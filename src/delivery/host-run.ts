@@ -112,7 +112,7 @@ export class HostRun {
       for (;;) {
         const q = this.queues.get(key);
         if (this.aborted || !q || q.transactions.length === 0) break;
-        if (!session || !session.usable) {
+        if (!session?.usable) {
           if (session) this.drop(session);
           session = null;
           try {

@@ -82,7 +82,7 @@ export class RecipientBook {
 
   /** Decides a recipient's outcome, unless it has one already. */
   decide(r: RunRecipient, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null): void {
-    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
+    r.outcome ??= { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
   }
 
   /**

@@ -18,7 +18,7 @@ export type RecipientCheck =
 
 export interface RecipientCheckOptions {
   /** Whether an address is this host's (Locality.isLocal). */
-  isLocal(address: string): boolean;
+  isLocal: (address: string) => boolean;
   /** Failed members read before a list is accepted anyway (default 32). */
   probeLimit?: number;
 }

@@ -59,7 +59,7 @@ export interface StageServices {
   /** Users, recipients and lists (src/directory/source.ts: files, or LDAP when option.dat configures it). */
   directory: Directory;
   /** Whether an address is this host's (Locality.isLocal), for the directory's expansion. */
-  isLocal(address: string): boolean;
+  isLocal: (address: string) => boolean;
   /** SRS_DOMAIN and etc/srs.secrets; null without a secret (no SRS address is ours). */
   srs: SrsSettings | null;
   logger: Logger;
@@ -72,7 +72,7 @@ export interface StageServices {
  * when there is none), `fail` a check's exception or rejection. Called synchronously when no
  * check returned a promise.
  */
-export function runChecks<Command>(checks: readonly Check<Command>[], command: Command, answer: (verdict: Verdict) => void, fail: (err: unknown) => void): void {
+export function runChecks<Command>(checks: ReadonlyArray<Check<Command>>, command: Command, answer: (verdict: Verdict) => void, fail: (err: unknown) => void): void {
   const from = (start: number): void => {
     for (let i = start; i < checks.length; i++) {
       let verdict: Verdict | PromiseLike<Verdict>;

@@ -5,13 +5,20 @@
 // the one the sender address rewrites to (found once per message, and only when the source
 // channel asks for SRS at all).
 import type { Channel } from '../config/types.js';
-import type { Rewriter } from '../rewrite/index.js';
 import { senderForCopy, type SrsSenderDecision } from './decision.js';
 import type { SrsSettings } from './srs.js';
 
+/**
+ * The rewrite rules as asked here: the channel a sender address rewrites to (src/rewrite's
+ * Rewriter fits; named here because src/srs sits beside src/rewrite and imports only below it).
+ */
+interface SenderRewriter {
+  rewrite: (address: string, ctx: { sourceChannel: string; direction: 'from' }) => { channel: string | null; error: string | null };
+}
+
 export interface CopySenderInput {
   channels: ReadonlyMap<string, Channel>;
-  rewriter: Rewriter;
+  rewriter: SenderRewriter;
   /** null: no SRS secret, senders are never rewritten. */
   settings: SrsSettings | null;
   /** The channel the message came in on. */

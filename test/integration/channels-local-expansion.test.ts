@@ -85,14 +85,14 @@ test(':include: files that are missing or not files: the other members get the m
   assert.match(inbox(s, 'alice')[0]!, /^Return-Path: <owner-team@localhost>\nDelivered-To: team@localhost\n/);
   // The DSN to owner-team (an alias of bob): queued to channel l, then delivered by the job.
   assert.equal(o!.enqueued?.length, 1);
-  const notice = await s.store.readMessage(o!.enqueued![0]!.path);
+  const notice = await s.store.readMessage(o!.enqueued[0]!.path);
   assert.deepEqual([notice.envelope.from, notice.envelope.recipients.map((x) => x.address)], ['', ['owner-team@localhost']]);
   const text = notice.body.toString('latin1');
   assert.match(text, /Final-Recipient: rfc822; ?:include:\/nonexistent\/team\.txt/);
   assert.match(text, /cannot read \/nonexistent\/team\.txt: ENOENT/);
   assert.match(text, /not a regular file/);
   assert.match(text, /Status: 5\.2\.4/);
-  const [n] = await s.job.deliver([{ ref: o!.enqueued![0]!, envelope: notice.envelope }]);
+  const [n] = await s.job.deliver([{ ref: o!.enqueued[0]!, envelope: notice.envelope }]);
   assert.equal(n!.recipients[0]!.result, 'delivered');
   assert.equal(inbox(s, 'bob').length, 1);
   const returned = mailLog(s).filter((x) => x.event === 'R').map((x) => x.recipient);

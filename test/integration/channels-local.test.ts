@@ -69,8 +69,8 @@ test('l channel: Maildir delivery with aliases, subaddresses, postmaster, /dev/n
   assert.equal(by['forward@tsubame.sim.test']!.result, 'delivered');
   assert.match(by['forward@tsubame.sim.test']!.status, /^250 2\.0\.0 1 copy queued for other addresses$/);
   assert.equal(o!.enqueued?.length, 1);
-  assert.equal(o!.enqueued![0]!.channel, 'tcp_local');
-  const copy = await new QueueStore({ queueDir: join(spool.root, 'queue'), corruptDir: join(spool.root, 'corrupt'), subdirs: () => 0 }).readMessage(o!.enqueued![0]!.path);
+  assert.equal(o!.enqueued[0]!.channel, 'tcp_local');
+  const copy = await new QueueStore({ queueDir: join(spool.root, 'queue'), corruptDir: join(spool.root, 'corrupt'), subdirs: () => 0 }).readMessage(o!.enqueued[0]!.path);
   assert.equal(copy.envelope.held, false, 'released once the expansion finished');
   assert.equal(copy.envelope.from, 'sender@sim.test');
   assert.deepEqual(copy.envelope.recipients.map((r) => [r.address, r.orcpt]), [['someone@elsewhere.test', 'rfc822;forward@tsubame.sim.test']]);

@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 /** An expansion item, with the channel a routed address goes to (null: no rule routes it). */
 type ShownItem = ExpandedRecipient | (Extract<ExpandedRecipient, { kind: 'route' }> & { channel: string | null });
 
-async function showAddress(directory: RecipientDirectory, address: string, how: { isLocal(a: string): boolean; channelOf(a: string): string | null }, json: boolean): Promise<number> {
+async function showAddress(directory: RecipientDirectory, address: string, how: { isLocal: (a: string) => boolean; channelOf: (a: string) => string | null }, json: boolean): Promise<number> {
   const lookup = await directory.findRecipient(address);
   const items: ShownItem[] = [];
   if (lookup.kind === 'user' || lookup.kind === 'group') {
