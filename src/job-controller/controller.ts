@@ -18,6 +18,7 @@ import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog } from '../common/mail-log.js';
 import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
+import { openHostedDomains, type HostedDomainSet } from '../directory/hosted-domains.js';
 import { srsSettingsOf } from '../srs/index.js';
 import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '../notices/send.js';
 import { channelByName, firstDueMs, poolsOf } from './config.js';
@@ -46,6 +47,8 @@ export class JobController {
   private readonly paths: InstancePaths;
   private store: QueueStore;
   private notices: NoticeSender;
+  /** The directory's hosted domains, for the rules' $V/$Z when notices are routed (a reload opens another). */
+  private hostedDomains: HostedDomainSet;
   private readonly mailLog: MailLog;
   private readonly counters: CounterBook;
   /** DNS cache and outbound connection counts per channel, as the jobs report them (metrics). */
@@ -68,6 +71,7 @@ export class JobController {
     this.paths = instancePaths(opts.config.root);
     this.store = queueStoreFor(this.paths, this.config, opts.logger);
     this.mailLog = new MailLog(this.paths.mailLog);
+    this.hostedDomains = this.openHostedDomains();
     this.notices = this.makeNoticeSender();
     this.counters = new CounterBook(countersPath(this.paths.log));
     this.counters.load();
@@ -134,6 +138,7 @@ export class JobController {
     await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
     await this.opts.runner.close();
     await this.store.close();
+    await this.hostedDomains.close();
     this.intake.close();
     this.settler.writeMailLog();
     this.mailLog.close();
@@ -261,6 +266,8 @@ export class JobController {
     const old = this.store;
     this.store = queueStoreFor(this.paths, config, this.logger);
     void old.close();
+    void this.hostedDomains.close();
+    this.hostedDomains = this.openHostedDomains();
     this.notices = this.makeNoticeSender();
     this.intake.configure(config);
     this.etrnRate.configure(config.options.etrnRateLimit);
@@ -272,10 +279,16 @@ export class JobController {
     return { ok: true, generation: this.generation };
   }
 
+  private openHostedDomains(): HostedDomainSet {
+    return openHostedDomains(this.config, {
+      onEvent: (e) => (e.type === 'refreshed' ? this.logger.debug(e, 'hosted domains read') : this.logger.warn(e, 'hosted domains not read')),
+    });
+  }
+
   private makeNoticeSender(): NoticeSender {
     return new NoticeSender({
       store: this.store,
-      rewriter: compileRewriter(this.config.imta),
+      rewriter: compileRewriter(this.config.imta, { hostedDomains: this.hostedDomains }),
       mailLog: this.mailLog,
       logger: this.logger,
       localHost: this.config.options.localHost,
