@@ -92,7 +92,7 @@ class LdapHostedDomains implements HostedDomainSet {
       reconnectMinMs: options.reconnectMinMs,
       reconnectMaxMs: options.reconnectMaxMs,
       credentials: () => ldapCredentials(options),
-      onEvent: opts.onLdapEvent,
+      onEvent: (e) => opts.onLdapEvent?.(e),
     });
   }
 
@@ -121,7 +121,7 @@ class LdapHostedDomains implements HostedDomainSet {
     try {
       const timeLimit = Math.max(1, Math.ceil(this.options.timeoutMs / 1000));
       const { searchEntries } = await this.pool.run((client) => client.search(d.root, { scope: 'sub', filter: domainSearchFilter(d), attributes: d.attributes, timeLimit, paged: { pageSize: 1000 } }));
-      this.domains = domainsOfEntries(searchEntries as LdapEntry[], d.attributes);
+      this.domains = domainsOfEntries(searchEntries, d.attributes);
       this.failures = 0;
       this.opts.onEvent?.({ type: 'refreshed', domains: this.domains.size });
     } catch (err) {
