@@ -5,7 +5,8 @@
 // the system aliases (root, abuse…) work whatever the directory holds, and their members are
 // looked up in LDAP; a directory under mailbox/ is no user by itself then. Every part that needs a user, an
 // address or a list (the SMTP server's RCPT and AUTH, the local channel, imsimta submit and
-// test -alias) opens its directory here, so that they all ask the same source. The caller
+// test -alias) opens its directory here, so that they all ask the same source; the directory
+// also keeps the hosted domains the rewrite rules' $V/$Z ask (hosted-domains.ts). The caller
 // closes it (LDAP holds a pool of connections).
 import type { InstanceConfig } from '../config/types.js';
 import { filesRecipients, type FilesRecipientDirectory, type MailboxNames } from './files-recipients.js';

@@ -1,5 +1,6 @@
 // `imsimta test -rewrite [--from ADDR] [--channel SRC] [--json] [ADDRESS…]`: shows how the
-// rewrite rules route each address (addresses from the arguments, else one per line on stdin).
+// rewrite rules route each address (addresses from the arguments, else one per line on stdin);
+// rules with $V/$Z ask the directory's hosted domains, read once before the first address.
 // `imsimta test -mapping …` is test-mapping.ts, `imsimta test -alias …` test-alias.ts.
 import { createInterface } from 'node:readline';
 import { parseArgs } from '../args.js';
