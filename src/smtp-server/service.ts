@@ -1,7 +1,8 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
 // queue store, the rewriter and the local users, mail.log and the job controller link are made
-// here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
-// smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
+// here once; new sockets (accepted by this process from the shared listening socket, or handed
+// over by the dispatcher) become sessions (session-intake.ts, the one place every socket arrives
+// before smtp-server sees it) of an smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
 import type net from 'node:net';
@@ -23,6 +24,7 @@ import type { EnqueueStore } from './message-receiver.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { SessionHooks } from './session-hooks.js';
 import { SessionIntake } from './session-intake.js';
+import { PerIpGate } from './client-limits.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import type { StageServices } from './stages.js';
 import { Transcript, transcriptPath } from './transcript.js';
@@ -39,10 +41,15 @@ export interface SmtpServiceOptions {
   store?: EnqueueStore;
   /** Told each message's enqueue latency in seconds (end of DATA → on disk), for the metrics. */
   enqueueLatency?: { observe(seconds: number): void };
+  /**
+   * MAX_CONNS_PER_IP: the process's gate, shared by the services a reload makes and counted with
+   * the dispatcher across processes (default: a gate of this service alone).
+   */
+  perIp?: PerIpGate;
 }
 
 export interface SmtpService {
-  /** Takes over a socket the dispatcher accepted (paused). */
+  /** Takes over a new socket (paused), before smtp-server sees it. */
   handle(socket: net.Socket): void;
   /** Sessions open now. */
   openConnections(): number;
@@ -89,7 +96,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
-  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger);
+  const perIp = opts.perIp ?? new PerIpGate(settings.maxConnsPerIp);
+  perIp.setLimit(settings.maxConnsPerIp);
+  const intake = new SessionIntake(server, perIp, logger);
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);

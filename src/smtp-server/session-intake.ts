@@ -1,11 +1,13 @@
-// Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
-// hand-over to its end (the counts the dispatcher reports follow it), limited per client address
-// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
-// sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
+// New sockets become SMTP sessions: whether the process accepted them from the shared listening
+// socket or the dispatcher handed them over, handle() is where each one arrives (paused) before
+// smtp-server sees it. Each is counted as open from then to its end (the counts the dispatcher
+// reports follow it), limited per client address (MAX_CONNS_PER_IP, counted across the service's
+// processes: client-limits.ts), refused with 421 while the service shuts down. And the shutdown
+// of the sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { refuseConnection } from '../common/refuse-connection.js';
-import { PerIpCounter } from './client-limits.js';
+import type { PerIpGate } from './client-limits.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
 import { sessionIdGenerator } from './session-id.js';
@@ -25,18 +27,15 @@ type SessionChange = 'opened' | 'closed';
 
 export class SessionIntake {
   private readonly open = new Set<OpenSession>();
-  private readonly perIp: PerIpCounter;
   private readonly nextSessionId = sessionIdGenerator();
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
 
   constructor(
     private readonly server: TsubameSmtpServer,
-    private readonly maxConnsPerIp: number,
+    private readonly perIp: PerIpGate,
     private readonly logger: Logger,
-  ) {
-    this.perIp = new PerIpCounter(maxConnsPerIp);
-  }
+  ) {}
 
   /** Sessions open now. */
   get size(): number {
@@ -48,7 +47,7 @@ export class SessionIntake {
     this.listeners.push(listener);
   }
 
-  /** Takes over a socket the dispatcher accepted (paused). */
+  /** Takes over a new socket (paused): accepted by this process, or handed over by the dispatcher. */
   handle(socket: net.Socket): void {
     const ip = normalizeIp(socket.remoteAddress);
     if (!ip) {
@@ -71,11 +70,26 @@ export class SessionIntake {
     socket.once('close', session.slot.release);
     this.changed('opened');
     if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
-    if (!this.perIp.acquire(ip)) {
-      this.logger.info({ client: ip, limit: this.maxConnsPerIp }, 'too many connections from one address');
-      return refuseSocket(socket, REPLIES.tooManyConnections);
-    }
-    counted = true;
+    const admitted = (ok: boolean): void => {
+      if (ok && !session.slot.open) return this.perIp.release(ip); // the client left while the dispatcher was asked
+      if (!session.slot.open) return;
+      if (!ok) {
+        this.logger.info({ client: ip, limit: this.perIp.maxPerIp }, 'too many connections from one address');
+        return refuseSocket(socket, REPLIES.tooManyConnections);
+      }
+      if (this.closing) {
+        this.perIp.release(ip);
+        return refuseSocket(socket, REPLIES.shuttingDown);
+      }
+      counted = true;
+      this.start(session, socket, ip);
+    };
+    const decided = this.perIp.acquire(ip);
+    if (typeof decided === 'boolean') admitted(decided);
+    else void decided.then(admitted);
+  }
+
+  private start(session: OpenSession, socket: net.Socket, ip: string): void {
     session.connection = this.server.connect(socket, {
       id: this.nextSessionId(),
       remoteAddress: ip,
