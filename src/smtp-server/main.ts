@@ -189,7 +189,7 @@ function stop(graceMs: number): Promise<void> {
   listeners.stop();
   stopping ??= (async () => {
     try {
-      await Promise.all([service, ...previous].map((s) => s?.close(graceMs)));
+      await Promise.all([service, ...previous].filter((s) => s !== null).map((s) => s.close(graceMs)));
       await store.close();
     } finally {
       syncLogs();
