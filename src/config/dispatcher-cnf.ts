@@ -32,8 +32,8 @@ const MAX_RBL_ZONES = 8;
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 
 /** ACCEPT_MODE values (tsubame's option: Messaging Server's dispatcher always hands connections over). */
-export const ACCEPT_MODES = { SHARED: 'shared', HANDOFF: 'handoff' } as const;
-export const DEFAULT_ACCEPT_MODE = 'SHARED';
+const ACCEPT_MODES = { SHARED: 'shared', HANDOFF: 'handoff' } as const;
+const DEFAULT_ACCEPT_MODE = 'SHARED';
 
 const KNOWN = new Set(['PORT', 'ACCEPT_MODE', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
 const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME', 'TLS_PORT']);

@@ -99,7 +99,7 @@ async function reload(): Promise<DispatcherReloadResult> {
   const added: ListenerInfo[] = fresh.flatMap((d) => d.listenerInfo());
   const removed: ListenerInfo[] = [];
   // The removed ports are free (no server process accepts from them) before the reload is answered.
-  const released: Promise<void>[] = [];
+  const released: Array<Promise<void>> = [];
   for (const s of staged) {
     const change = s.commit();
     added.push(...change.added);

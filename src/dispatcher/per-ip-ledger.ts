@@ -99,7 +99,7 @@ export class PerIpLedger {
     const out: LedgerSend[] = [];
     const t = this.tracked.get(ip);
     // An answer to an older census, or one already given with an ask, changes nothing.
-    if (!t || t.epoch !== epoch || !t.awaiting.has(proc)) return out;
+    if (t?.epoch !== epoch || !t.awaiting.has(proc)) return out;
     t.awaiting.delete(proc);
     t.counts.set(proc, count);
     this.settle(ip, t, out);

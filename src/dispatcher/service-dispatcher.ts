@@ -748,7 +748,7 @@ export class ServiceDispatcher {
   /** Tells every ready process to stop accepting from these sockets; resolves when each has (or is gone). */
   private async unlisten(keys: readonly string[]): Promise<void> {
     if (!this.shared || keys.length === 0) return;
-    const waits: Promise<void>[] = [];
+    const waits: Array<Promise<void>> = [];
     for (const p of this.procs.values()) {
       if (!p.ready || p.gone) continue;
       for (const key of keys) waits.push(this.awaitAnswer(p, `unlisten:${key}`, PROCESS_ANSWER_MS, { type: 'unlisten', key }));

@@ -39,7 +39,7 @@ async function expectRows(mta: MtaInstance, what: string, ok: (rows: ProcessRow[
       return ok(last) ? last : null;
     }, { what });
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`);
+    throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`, { cause: err });
   }
 }
 
