@@ -17,6 +17,11 @@ export interface ProcessLimits {
   maxLifeConns: number;
   /** Sessions of one client address it may hold without asking (per-ip-ledger.ts). */
   perIpAllowance: number;
+  /**
+   * Shared accept: the service runs fewer than MAX_PROCS processes, so reaching MIN_CONNS may
+   * start one and is reported at once; at MAX_PROCS it goes with the next report.
+   */
+  mayGrow: boolean;
 }
 
 /**

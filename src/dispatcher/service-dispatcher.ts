@@ -147,6 +147,8 @@ export class ServiceDispatcher {
   /** Answers awaited from processes (`count`, `unlisten`), by process id and key. */
   private readonly answers = new Map<string, () => void>();
   private nextQuery = 1;
+  /** What the processes were last told of `mayGrow` (ProcessLimits). */
+  private toldMayGrow = true;
   /** Shared accept: the sockets some process has listened on (a port is in the LISTEN state only then). */
   private readonly listened = new Set<string>();
 
@@ -555,6 +557,7 @@ export class ServiceDispatcher {
       accepting: false,
     };
     this.procs.set(id, p);
+    this.processCountChanged();
     this.opts.logger.info({ pid: p.pid, service: this.name }, 'starting server process');
     const startDeadline = setTimeout(() => {
       if (p.ready || p.gone) return;
@@ -653,6 +656,7 @@ export class ServiceDispatcher {
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
+    this.processCountChanged();
     this.totals.processExited(p.served, p.enqueueLatency);
     this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
     for (const [key, answered] of this.answers) if (key.startsWith(`${p.id}:`)) answered();
@@ -715,12 +719,19 @@ export class ServiceDispatcher {
       maxConns: this.limits.maxConns,
       maxLifeConns: this.limits.maxLifeConns,
       perIpAllowance: this.ledger.allowance,
+      mayGrow: this.procs.size < this.limits.maxProcs,
     };
   }
 
   private sendLimits(): void {
     const limits = this.processLimits();
+    this.toldMayGrow = limits.mayGrow;
     for (const p of this.procs.values()) if (p.ready) this.sendTo(p, { type: 'limits', limits });
+  }
+
+  /** A process came or went: the others are told when that changes whether the service may grow. */
+  private processCountChanged(): void {
+    if (this.shared && this.procs.size < this.limits.maxProcs !== this.toldMayGrow) this.sendLimits();
   }
 
   /** Processes that may hold sessions (for the per-address count): every ready one, retiring ones too. */

@@ -62,7 +62,7 @@ let stopping: Promise<void> | null = null;
 let reloading: Promise<unknown> = Promise.resolve();
 const early: Array<{ msg: ToServerProcess; socket: net.Socket | undefined }> = [];
 /** The service's limits, as the dispatcher sends them before any connection. */
-let limits: ProcessLimits = { source: 'handoff', minConns: 1, maxConns: Number.MAX_SAFE_INTEGER, maxLifeConns: 0, perIpAllowance: 0 };
+let limits: ProcessLimits = { source: 'handoff', minConns: 1, maxConns: Number.MAX_SAFE_INTEGER, maxLifeConns: 0, perIpAllowance: 0, mayGrow: true };
 
 // MAX_CONNS_PER_IP, counted with the dispatcher across the service's processes.
 let nextAsk = 1;

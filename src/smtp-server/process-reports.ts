@@ -24,11 +24,12 @@ export type Urgency = 'now' | 'soon';
  * How soon a change of the counts goes to the dispatcher. Hand-off: a closed session at once (the
  * dispatcher's choice of process must not count sessions that are gone), an arrival soon (the
  * dispatcher knows of it from the hand-off already). Shared accept: at once when the process
- * reaches MIN_CONNS (the spawn rule) or starts or stops accepting; anything else soon, as the
- * dispatcher asks for fresh counts when it shows them.
+ * starts or stops accepting, and when it reaches MIN_CONNS while the service may grow (the spawn
+ * rule); anything else soon, as the dispatcher asks for fresh counts when it shows them. (A
+ * count that goes up and down around MIN_CONNS under load made a report per message.)
  */
 export function reportUrgency(limits: ProcessLimits, change: 'opened' | 'closed', openBefore: number, openAfter: number, acceptingChanged: boolean): Urgency {
   if (limits.source === 'handoff') return change === 'closed' ? 'now' : 'soon';
   if (acceptingChanged) return 'now';
-  return change === 'opened' && openBefore < limits.minConns && openAfter >= limits.minConns ? 'now' : 'soon';
+  return limits.mayGrow && change === 'opened' && openBefore < limits.minConns && openAfter >= limits.minConns ? 'now' : 'soon';
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mayAccept, reportUrgency } from '../../src/smtp-server/process-reports.js';
 import type { ProcessLimits } from '../../src/dispatcher/protocol.js';
 
-const shared: ProcessLimits = { source: 'shared', minConns: 2, maxConns: 4, maxLifeConns: 10, perIpAllowance: 5 };
+const shared: ProcessLimits = { source: 'shared', minConns: 2, maxConns: 4, maxLifeConns: 10, perIpAllowance: 5, mayGrow: true };
 const handoff: ProcessLimits = { ...shared, source: 'handoff' };
 
 test('shared accept: below MAX_CONNS and MAX_LIFE_CONNS, and not leaving', () => {
@@ -24,4 +24,8 @@ test('reports: hand-off reports a closed session at once; shared accept at MIN_C
   assert.equal(reportUrgency(shared, 'closed', 2, 1, false), 'soon');
   assert.equal(reportUrgency(shared, 'opened', 3, 4, true), 'now', 'stopped accepting');
   assert.equal(reportUrgency(shared, 'closed', 4, 3, true), 'now', 'accepting again');
+  // At MAX_PROCS no process can be started: MIN_CONNS is not worth a message per session.
+  const full = { ...shared, mayGrow: false };
+  assert.equal(reportUrgency(full, 'opened', 1, 2, false), 'soon');
+  assert.equal(reportUrgency(full, 'opened', 3, 4, true), 'now', 'stopped accepting, still');
 });
