@@ -3,11 +3,16 @@
 // once every process holds MIN_CONNS, never beyond MAX_PROCS); each process stops accepting at
 // MAX_CONNS (the connection waits in the kernel's accept queue, shown as `waiting`) and resumes
 // below it; a killed process is replaced; MAX_LIFE_CONNS retires one. And MAX_CONNS_PER_IP
-// counted across the processes, in both modes (before, each process counted alone).
+// counted across the processes, and INTERNAL_IP, in both modes (before, each process counted
+// MAX_CONNS_PER_IP alone).
 import { test, after } from 'node:test';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/instance.js';
 import { MtaInstance, RawSession, greeting, isAlive, SERVER_GREETING, type ProcessRow } from '../helpers/running-instance.js';
+import { createHeldInstance, queuedIdsOf, queuedMessages } from '../helpers/held-instance.js';
+import { runTool } from './smtp-harness.js';
 
 const ADDRESS = '127.0.44.2';
 const sessions: RawSession[] = [];
@@ -138,5 +143,30 @@ for (const mode of ['HANDOFF', 'SHARED'] as const) {
     const again = await openSession(mta, clientA);
     assert.match(await again.banner(), /^421 4\.7\.0 /, 'still at most three');
     for (const s of [...mine, other, again]) s.close();
+  });
+}
+
+for (const mode of ['HANDOFF', 'SHARED'] as const) {
+  test(`INTERNAL_IP decides relaying by the client's own address (ACCEPT_MODE=${mode}): swaks from inside relays, from outside gets 550 5.7.1`, async () => {
+    const [address, nowhere, inside, outside] = mode === 'HANDOFF' ? ['127.0.44.40', '127.0.44.41', '127.0.44.42', '127.0.44.43'] : ['127.0.44.50', '127.0.44.51', '127.0.44.52', '127.0.44.53'];
+    const mta = await createHeldInstance({ address, nowhere, service: `ACCEPT_MODE=${mode}\nMIN_PROCS=2\nMAX_PROCS=2` });
+    instances.push(mta);
+    // Only the inside client (and the instance itself) may relay; the outside one is on the same loopback network.
+    mta.inst.write('etc/option.dat', `INTERNAL_IP=${inside}/32,${address}/32\n`);
+    // The outside client's made-up domain is not looked up (no name server off the host).
+    const imta = join(mta.root, 'etc', 'imta.cnf');
+    writeFileSync(imta, readFileSync(imta, 'utf8').replace(/^tcp_local smtp mx /m, 'tcp_local smtp mx spfnone noauthverify '));
+    const r = await mta.cli('start-msg', []);
+    assert.equal(r.code, 0, r.stderr);
+    const swaks = (from: string) =>
+      runTool('/usr/bin/swaks', ['--server', `${address}:${mta.port}`, '--local-interface', from, '--timeout', '10', '--hide-informational', '--from', 'a@client.test', '--to', 'b@remote.test', '--ehlo', 'client.test']);
+    const relayed = await swaks(inside);
+    assert.equal(relayed.code, 0, relayed.stdout + relayed.stderr);
+    assert.equal(queuedIdsOf(relayed.stdout).length, 1, relayed.stdout);
+    const denied = await swaks(outside);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stdout, /^<\*\* 550 5\.7\.1 <b@remote\.test>: Relaying denied$/m);
+    const rows = await queuedMessages(mta);
+    assert.deepEqual(rows.map((row) => row.recipients), [['b@remote.test']], 'only the inside client’s message is queued');
   });
 }
