@@ -1,12 +1,19 @@
 // An envelope as JSON carries it (the "enqueued" notice: the SMTP server tells the job controller
 // what it wrote, so that the file is not read back): envelopeFromWire() takes it back to an
 // Envelope, its times as Dates again, or gives null when anything does not fit, and then the
-// reader reads the file as it would have without it.
+// reader reads the file as it would have without it. A field it does not know gives null too: a
+// field added to the envelope and not here makes the job controller read the file, never lose it.
 import type { Envelope, MailParams, QueuedRecipient, RecipientState } from './types.js';
 
 type Json = Record<string, unknown>;
 
 const STATES: ReadonlySet<string> = new Set<RecipientState>(['pending', 'delivered', 'failed']);
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['id', 'channel', 'from', 'mailParams', 'sourceChannel', 'clientAddress', 'clientHelo', 'arrival', 'attempts', 'nextAttempt', 'recipients', 'held']);
+const RECIPIENT_KEYS: ReadonlySet<string> = new Set(['address', 'original', 'orcpt', 'notify', 'state', 'status', 'warnings', 'mailbox']);
+const PARAM_KEYS: ReadonlySet<string> = new Set(['size', 'body', 'ret', 'envid', 'smtputf8']);
+
+/** Only keys of `known`. */
+const knownKeys = (v: Json, known: ReadonlySet<string>): boolean => Object.keys(v).every((k) => known.has(k));
 
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -20,17 +27,18 @@ function instant(v: unknown): Date | null {
 }
 
 function recipient(v: unknown): QueuedRecipient | null {
-  if (!isRecord(v)) return null;
-  const { address, original, orcpt, notify, state, status, warnings } = v;
+  if (!isRecord(v) || !knownKeys(v, RECIPIENT_KEYS)) return null;
+  const { address, original, orcpt, notify, state, status, warnings, mailbox } = v;
   if (!isString(address) || !isString(original) || !stringOrNull(orcpt) || !stringOrNull(status)) return null;
   if (!isString(state) || !STATES.has(state)) return null;
   if (notify !== null && !(Array.isArray(notify) && notify.every(isString))) return null;
   if (warnings !== undefined && typeof warnings !== 'number') return null;
-  return { address, original, orcpt, notify, state: state as RecipientState, status, ...(warnings !== undefined ? { warnings } : {}) };
+  if (mailbox !== undefined && !isString(mailbox)) return null;
+  return { address, original, orcpt, notify, state: state as RecipientState, status, ...(warnings !== undefined ? { warnings } : {}), ...(mailbox !== undefined ? { mailbox } : {}) };
 }
 
 function mailParams(v: unknown): MailParams | null {
-  if (!isRecord(v)) return null;
+  if (!isRecord(v) || !knownKeys(v, PARAM_KEYS)) return null;
   const out: MailParams = {};
   if (v.size !== undefined) {
     if (typeof v.size !== 'number') return null;
@@ -57,7 +65,7 @@ function mailParams(v: unknown): MailParams | null {
 
 /** The envelope in `v` (a parsed JSON value), or null when it is not a whole envelope. */
 export function envelopeFromWire(v: unknown): Envelope | null {
-  if (!isRecord(v)) return null;
+  if (!isRecord(v) || !knownKeys(v, ENVELOPE_KEYS)) return null;
   const { id, channel, from, sourceChannel, clientAddress, clientHelo, attempts, held } = v;
   if (!isString(id) || !isString(channel) || !isString(from) || !isString(sourceChannel)) return null;
   if (!stringOrNull(clientAddress) || !stringOrNull(clientHelo) || typeof attempts !== 'number' || typeof held !== 'boolean') return null;

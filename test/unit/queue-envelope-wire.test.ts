@@ -20,6 +20,7 @@ const envelope: Envelope = {
   recipients: [
     { address: 'b@example.net', original: 'B@example.net', orcpt: 'rfc822;B@example.net', notify: ['FAILURE', 'DELAY'], state: 'pending', status: null },
     { address: 'c@example.net', original: 'c@example.net', orcpt: null, notify: null, state: 'failed', status: '550 5.1.1 no', warnings: 1 },
+    { address: 'list-member@example.org', original: 'list@example.org', orcpt: null, notify: null, state: 'pending', status: null, mailbox: 'joe' },
   ],
   held: false,
 };
@@ -41,6 +42,11 @@ test('anything that is not a whole envelope gives null', () => {
     ['notify not a list of strings', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], notify: [1] }] }],
     ['a bad BODY', { ...(wire(envelope) as object), mailParams: { body: '9BIT' } }],
     ['held not a boolean', { ...(wire(envelope) as object), held: 'no' }],
+    ['a mailbox not a string', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], mailbox: 3 }] }],
+    // A field this build does not know: the file is read rather than the field lost.
+    ['an unknown envelope field', { ...(wire(envelope) as object), priority: 'urgent' }],
+    ['an unknown recipient field', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], forwardedTo: 'x@y' }] }],
+    ['an unknown MAIL parameter', { ...(wire(envelope) as object), mailParams: { mtPriority: 3 } }],
   ];
   for (const [what, value] of broken) assert.equal(envelopeFromWire(value), null, what);
 });
