@@ -18,3 +18,4 @@ export { LdapDirectory, type LdapDirectoryOptions, type LdapDirectoryStats } fro
 export { LdapPool, LdapUnavailableError, type LdapPoolEvent, type LdapPoolOptions } from './ldap-pool.js';
 export { escapeFilterValue, equalityFilter, anyOf, allOf, objectClassFilter } from './ldap-filter.js';
 export { TtlCache } from './ttl-cache.js';
+export { openUserDirectory, type OpenUserDirectory, type UserDirectoryOptions } from './select.js';

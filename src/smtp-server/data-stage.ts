@@ -8,7 +8,7 @@ import type { MailLogRecord } from '../common/mail-log.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { EnqueueNotices } from './enqueue-notices.js';
 import { mailParamsFrom, planDrafts, type AcceptedRecipient } from './envelope-plan.js';
-import type { InboundSession } from './inbound-session.js';
+import { userOf, type InboundSession } from './inbound-session.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
 import { formatReceived } from './received-header.js';
 import { REPLIES, formatReply, type SmtpReply } from './replies.js';
@@ -66,8 +66,10 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
     limits: { maxLineLength: settings.maxLineLength, maxBytes: settings.maxMessageSize, maxReceivedLines: settings.maxReceivedLines },
     beforeCommit: (size) => endOfDataChecks({ smtp, session, services, from, recipients, messageId, size }),
   });
+  // mail.log names the authenticated user of the session (never a secret).
+  const user = userOf(session);
   const rejected = (status: string): MailLogRecord[] =>
-    recipients.map((r) => ({ event: 'J', id: '', source: session.sourceChannel, destination: r.channel, size: outcome.size, from, recipient: r.address, status }));
+    recipients.map((r) => ({ event: 'J', id: '', source: session.sourceChannel, destination: r.channel, size: outcome.size, from, recipient: r.address, status, ...user }));
 
   switch (outcome.kind) {
     case 'queued': {
@@ -77,7 +79,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
       const tls = smtp.secure && smtp.tlsOptions ? `${smtp.tlsOptions.version ?? 'TLS'}/${smtp.tlsOptions.name ?? 'unknown'}` : undefined;
       deps.logMail(
         drafts.flatMap((draft, i) =>
-          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued', ...(tls ? { tls } : {}) })),
+          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: outcome.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size, from, recipient: q.address, status: 'queued', ...user, ...(tls ? { tls } : {}) })),
         ),
       );
       deps.notices.add(outcome.refs);

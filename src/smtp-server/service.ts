@@ -1,6 +1,7 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
-// queue store, the rewriter and the local users, mail.log and the job controller link are made
-// here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
+// queue store, the rewriter and the local users, the user directory and the AUTH stage, mail.log
+// and the job controller link are made here once; sockets handed over by the dispatcher (or
+// taken on a TLS_PORT, after the handshake) become sessions (session-intake.ts) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -13,6 +14,10 @@ import { loadInstanceConfigOrThrow } from '../config/load.js';
 import type { InstanceConfig } from '../config/types.js';
 import { localDomainsOf } from '../directory/local-aliases.js';
 import { LocalUsers } from '../directory/local-users.js';
+import { KdfGate } from '../directory/kdf-gate.js';
+import { openUserDirectory } from '../directory/select.js';
+import { AuthFailures } from './auth-failures.js';
+import { AuthStage, newAuthCounters, type AuthCounters } from './auth-stage.js';
 import { queueStoreFor } from '../queue/index.js';
 import { LOCAL_CHANNEL, compileRewriter } from '../rewrite/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
@@ -39,6 +44,12 @@ export interface SmtpServiceOptions {
   store?: EnqueueStore;
   /** Told each message's enqueue latency in seconds (end of DATA → on disk), for the metrics. */
   enqueueLatency?: { observe(seconds: number): void };
+  /** The process's gate on concurrent password hashes (default: one of this service's own). */
+  kdfGate?: KdfGate;
+  /** The process's failed-AUTH counts, kept across reloads (default: this service's own). */
+  authFailures?: AuthFailures;
+  /** The process's AUTH counts for the metrics (default: this service's own). */
+  authCounters?: AuthCounters;
 }
 
 export interface SmtpService {
@@ -58,12 +69,20 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const settings = resolveInboundSettings(config, opts.service);
   const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
   const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
+  const users = openUserDirectory(config, {
+    gate: opts.kdfGate ?? new KdfGate(),
+    onLdapEvent: (e) => logger.info({ ldap: e }, 'LDAP directory connection'),
+  });
+  const limits = settings.sasl.limits;
+  const authFailures = opts.authFailures ?? new AuthFailures({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });
+  authFailures.setLimits({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });
   const services: StageServices = {
     config,
     settings,
     logger,
     rewriter: compileRewriter(config.imta),
     localUsers: new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost)),
+    directory: users.directory,
   };
   const mailLog = new MailLog(paths.mailLog);
   const logMail = (records: MailLogRecord[]) => {
@@ -78,7 +97,19 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const jobController = new JobControllerClient(paths.jobControllerSocket, { lasting: true });
   const notices = new EnqueueNotices((refs) => jobController.tell({ op: 'enqueued', refs }));
   const clients = new InternalClients(settings.internalIp);
-  const hooks = new SessionHooks(new InboundSessions(clients, settings), { services, store, notices, logMail, enqueueLatency: opts.enqueueLatency });
+  const sessions = new InboundSessions(clients, settings);
+  const hooks = new SessionHooks(sessions, { services, store, notices, logMail, enqueueLatency: opts.enqueueLatency });
+  const auth = new AuthStage({
+    settings,
+    sessions,
+    directory: users.directory,
+    failures: authFailures,
+    counters: opts.authCounters ?? newAuthCounters(),
+    channelByName: config.imta.channelByName,
+    startTls: tls !== null && settings.tls.mode !== 'none',
+    logger,
+    logMail,
+  });
 
   const server = createInboundServer(settings, hooks.forServer(), tls, transcript ? transcript.logger : false, {
     greetingDelayMs: (ip) => (clients.isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
@@ -87,9 +118,10 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     errorLimits: settings.errorLimits,
     tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
     etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
+    auth,
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
-  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger);
+  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs });
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);
@@ -97,6 +129,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     await notices.allSent();
     jobController.close();
     await transcript?.close();
+    await users.close();
     mailLog.close();
   };
   let closed: Promise<void> | null = null;
@@ -110,7 +143,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 }
 
 function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
-  if (settings.tls.mode === 'none' || !settings.tls.keyFile || !settings.tls.certFile) return null;
+  // Files are named when STARTTLS (maytlsserver/musttlsserver) or a TLS_PORT uses them (settings.ts).
+  if (!settings.tls.keyFile || !settings.tls.certFile) return null;
   try {
     return { key: readFileSync(settings.tls.keyFile), cert: readFileSync(settings.tls.certFile) };
   } catch (err) {

@@ -12,6 +12,7 @@
 import type { Logger } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import type { LocalUsers } from '../directory/local-users.js';
+import type { UserDirectory } from '../directory/types.js';
 import type { Rewriter } from '../rewrite/index.js';
 import type { SmtpReply } from './replies.js';
 import type { InboundSettings } from './settings.js';
@@ -38,6 +39,8 @@ export interface StageServices {
   settings: InboundSettings;
   rewriter: Rewriter;
   localUsers: LocalUsers;
+  /** Users and their addresses (SMTP AUTH, sender ownership): the files of etc/ or LDAP (directory/select.ts). */
+  directory: UserDirectory;
   logger: Logger;
 }
 

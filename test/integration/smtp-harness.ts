@@ -49,6 +49,10 @@ export interface FixtureOptions {
   aliases?: string;
   /** Extra files (path relative to the root → contents). */
   files?: Record<string, string>;
+  /** Extra lines of the [SERVICE=SMTP] section (PARAMETER=CHANNEL=…). */
+  service?: string;
+  /** A second listener on a TLS_PORT of the service (its port is `tlsPort`). */
+  tlsPort?: boolean;
 }
 
 /** A temporary instance, its SMTP service created in this process and a pauseOnConnect listener
@@ -56,12 +60,13 @@ export interface FixtureOptions {
 export async function startInProcessSmtp(
   serverIp: string,
   opts: FixtureOptions,
-): Promise<{ inst: TestInstance; port: number; service: SmtpService; listener: net.Server }> {
+): Promise<{ inst: TestInstance; port: number; service: SmtpService; listener: net.Server; tlsPort: number | null; tlsListener: net.Server | null }> {
   const port = await freePort(serverIp);
+  const tlsPort = opts.tlsPort ? await freePort(serverIp) : null;
   const inst = makeInstance({
     files: {
       'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n`,
+      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\n${tlsPort ? `TLS_PORT=${tlsPort}\n` : ''}INTERFACE_ADDRESS=${serverIp}\n${opts.service ?? ''}\n`,
       'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
       'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
       'etc/aliases': opts.aliases ?? '',
@@ -76,12 +81,17 @@ export async function startInProcessSmtp(
     inst.remove();
     throw err;
   }
-  const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen(port, serverIp, () => resolve());
-  });
-  return { inst, port, service, listener };
+  const listen = async (p: number): Promise<net.Server> => {
+    const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(p, serverIp, () => resolve());
+    });
+    return listener;
+  };
+  const listener = await listen(port);
+  const tlsListener = tlsPort ? await listen(tlsPort) : null;
+  return { inst, port, service, listener, tlsPort, tlsListener };
 }
 
 /** Every file below `dir`, sorted (none when it does not exist). */
@@ -113,6 +123,9 @@ export class SmtpFixture {
     readonly port: number,
     readonly service: SmtpService,
     private readonly listener: net.Server,
+    /** The TLS_PORT (FixtureOptions.tlsPort), else null. */
+    readonly tlsPort: number | null = null,
+    private readonly tlsListener: net.Server | null = null,
   ) {}
 
   get root(): string {
@@ -120,12 +133,13 @@ export class SmtpFixture {
   }
 
   static async start(opts: FixtureOptions = {}): Promise<SmtpFixture> {
-    const { inst, port, service, listener } = await startInProcessSmtp(SERVER_IP, opts);
-    return new SmtpFixture(inst, port, service, listener);
+    const { inst, port, service, listener, tlsPort, tlsListener } = await startInProcessSmtp(SERVER_IP, opts);
+    return new SmtpFixture(inst, port, service, listener, tlsPort, tlsListener);
   }
 
   async stop(): Promise<void> {
     await new Promise<void>((r) => this.listener.close(() => r()));
+    if (this.tlsListener) await new Promise<void>((r) => this.tlsListener!.close(() => r()));
     await this.service.close(200);
     this.inst.remove();
   }
@@ -189,6 +203,16 @@ export class SmtpProbe {
     socket.on('close', () => {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w(null);
+    });
+  }
+
+  /** A connection that starts with TLS (a TLS_PORT). */
+  static connectTls(host: string, port: number, localAddress: string, options: tls.ConnectionOptions = {}): Promise<SmtpProbe> {
+    return new Promise((resolve, reject) => {
+      const raw = net.connect({ host, port, localAddress });
+      raw.once('error', reject);
+      const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(socket)));
+      socket.once('error', reject);
     });
   }
 

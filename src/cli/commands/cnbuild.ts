@@ -9,7 +9,7 @@ import { parseArgs } from '../args.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfig } from '../../config/load.js';
 import { localHostProblem } from '../../config/option-dat.js';
-import { formatDiagnostic, type Diagnostic } from '../../config/types.js';
+import { formatDiagnostic, type Diagnostic, type ServiceOff } from '../../config/types.js';
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [], ['json']);
@@ -29,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
       const c = config;
       process.stdout.write(
         `configuration OK: ${c.imta.rules.length} rewrite rules, ${c.imta.channels.length} channels, ` +
-          `${c.dispatcher.services.length} services, ${c.jobController.pools.length} pools` +
+          `${c.dispatcher.services.length} services${servicesOff(c.dispatcher.off ?? [])}, ${c.jobController.pools.length} pools` +
           (c.mappings.file !== null ? `, ${c.mappings.tables.size} mapping table${c.mappings.tables.size === 1 ? '' : 's'}` : '') +
           (c.users.users.size ? `, ${c.users.users.size} user${c.users.users.size === 1 ? '' : 's'}` : '') +
           (c.dkim.keys.length > 0 ? `, ${c.dkim.keys.length} DKIM key${c.dkim.keys.length === 1 ? '' : 's'}` : '') +
@@ -41,6 +41,12 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   return errors === 0 ? 0 : 1;
+}
+
+/** ` (SUBMISSION, SUBMISSIONS off: no certificate)`: the services left off, whose warnings say how to turn them on. */
+function servicesOff(off: ServiceOff[]): string {
+  const names = off.filter((o) => o.whole).map((o) => o.service);
+  return names.length ? ` (${names.join(', ')} off: no certificate)` : '';
 }
 
 /** The LOCAL_HOST warning, at its line of option.dat (line 0 when it is not set). */
