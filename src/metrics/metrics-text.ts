@@ -44,6 +44,12 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
     samples: services.map((x) => ({ labels: { service: x.service }, histogram: x.enqueueLatency })),
   });
 
+  counter(
+    'tsubame_smtp_auth_total',
+    'SMTP AUTH outcomes per service: succeeded, failed (wrong credentials), refused (421: a client address or login past its failure limit, or a session past disconnectbadauthlimit).',
+    services.flatMap((x) => (['succeeded', 'failed', 'refused'] as const).map((result) => ({ labels: { service: x.service, result }, value: x.auth?.[result] ?? 0 }))),
+  );
+
   const jc = s.jobController;
   const channels = jc?.channels ?? [];
   for (const f of COUNTER_FIELDS) {
