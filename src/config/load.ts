@@ -61,9 +61,9 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
       diagnostics.push({ file: s.file, line: s.line, severity: 'error', message: `[SERVICE=${s.name}] runs as channel ${s.channel}, which imta.cnf does not define` });
     }
   }
-  // A service that needs TLS and has no certificate is left off (its line says how to turn it on).
+  // A service that needs TLS and has no certificate is left off: not a problem of the files (a
+  // fresh clone is so), so no diagnostic; cnbuild, start-msg and the dispatcher print its line.
   const dispatcher = servicesInForce(listed, imta, options);
-  for (const off of dispatcher.off ?? []) diagnostics.push({ file: off.file, line: off.line, severity: 'warning', message: off.message });
   const pools = new Set(jobController.pools.map((p) => p.name.toUpperCase()));
   for (const c of imta.channels) {
     if (c.pool !== null && !pools.has(c.pool.toUpperCase())) {

@@ -18,7 +18,8 @@ export function servicesInForce(dispatcher: DispatcherConfig, imta: ImtaConfig, 
     const channel = imta.channelByName.get(service.channel.toLowerCase());
     const tlsPorts = service.tlsPorts ?? [];
     const where = { service: service.name, file: service.file, line: service.line };
-    if (channel?.sasl?.server === 'must' && !channel.sasl.cleartext) {
+    const tlsOnly = tlsPorts.length > 0 && service.ports.every((p) => tlsPorts.includes(p));
+    if (!tlsOnly && channel?.sasl?.server === 'must' && !channel.sasl.cleartext) {
       off.push({
         ...where,
         ports: service.ports,

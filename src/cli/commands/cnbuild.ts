@@ -21,8 +21,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = diagnostics.length - errors;
+  // Services left off for want of a certificate: a note each, with how to turn it on.
+  const notes = (config?.dispatcher.off ?? []).map((o) => ({ file: o.file, line: o.line, message: o.message }));
   if (args.flags.has('json')) {
-    process.stdout.write(`${JSON.stringify({ ok: errors === 0, errors, warnings, diagnostics })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: errors === 0, errors, warnings, diagnostics, notes })}\n`);
   } else {
     for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
     if (config) {
@@ -36,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
           (c.shaping?.sections.length ? `, ${c.shaping.sections.length} shaping destination${c.shaping.sections.length === 1 ? '' : 's'}` : '') +
           (warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : '') + '\n',
       );
+      for (const n of notes) process.stdout.write(`${n.file}:${n.line}: note: ${n.message}\n`);
     } else {
       process.stderr.write(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}: configuration not usable\n`);
     }
