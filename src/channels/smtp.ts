@@ -1,6 +1,7 @@
 // The SMTP and LMTP channels (`smtp` / `lmtp` keyword): a job delivers batches through the
 // delivery engine, keeping its connections between batches; DNS answers and host reachability
-// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache).
+// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache);
+// the verified-TLS policy (trust store, MTA-STS cache, TLS-RPT counts) is the job's own.
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
@@ -13,6 +14,10 @@ import { ReachabilityCache, getSharedReachabilityCache } from '../delivery/reach
 import { DeliveryResolver } from '../delivery/resolver.js';
 import { deliverySettings, type DeliverySettings } from '../delivery/settings.js';
 import { openTranscript, type Transcript } from '../delivery/transcript.js';
+import { TlsGate } from '../delivery/tls-gate.js';
+import { OutboundTlsPolicy } from '../delivery/tls/policy.js';
+import { tlsPolicySettings } from '../delivery/tls/settings.js';
+import { instancePaths } from '../common/instance.js';
 
 export interface SmtpJobDeps {
   dnsCache: DnsCache;
@@ -20,6 +25,8 @@ export interface SmtpJobDeps {
   /** Overrides of option.dat settings (tests). */
   settings?: Partial<DeliverySettings>;
   random?: () => number;
+  /** The MTA-STS policy hosts' HTTPS port: 443 but in tests. */
+  stsPort?: number;
 }
 
 export interface SmtpJobStats extends EngineStats {
@@ -45,6 +52,8 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
     maxTtlMs: settings.dnsMaxTtlMs,
     localNames: [config.options.localHost],
   });
+  const tlsPolicy = outboundTlsPolicy(ctx, resolver, deps.stsPort);
+  const tls = new TlsGate(channel, tlsPolicy, resolver);
   const connections = new ConnectionCache(Math.max(1, channel.maxClientConnections || 20), settings.idleTimeoutMs);
   const transcript: Transcript | null = channel.masterDebug ? openTranscript(join(ctx.root, 'log'), channel.name) : null;
   const stats = newEngineStats();
@@ -58,10 +67,12 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
           channel,
           localName: config.options.localHost,
           hopLimit: config.options.maxReceivedLines,
+          verpDelimiters: config.options.verpDelimiters,
           settings,
           resolver,
           reachability: deps.reachability,
           connections,
+          tls,
           readMessage: ctx.readMessage ?? ctx.openBody,
           transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
           stats,
@@ -77,6 +88,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
     async close() {
       closed = true;
       connections.closeAll();
+      await tlsPolicy.close().catch((err: unknown) => ctx.logger.warn({ err, channel: channel.name }, 'cannot write the TLS-RPT counts'));
       client.close();
       await transcript?.close();
     },
@@ -88,6 +100,24 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       connectionsReused: connections.stats.reused,
     }),
   };
+}
+
+/**
+ * The job's verified-TLS policy (option.dat TLS_CA_FILE, MTA_STS, DANE, TLSRPT). A CA file that
+ * cannot be read now (cnbuild checked it before) leaves Node's CAs: fewer certificates trusted,
+ * never more, and the reason in the log.
+ */
+function outboundTlsPolicy(ctx: ChannelJobContext, lookup: DeliveryResolver, stsPort: number | undefined): OutboundTlsPolicy {
+  const { config } = ctx;
+  const settings = tlsPolicySettings(config.options, ctx.root);
+  const make = (caFile: string | null) =>
+    new OutboundTlsPolicy({ settings: { ...settings, caFile }, lookup, stateDir: instancePaths(ctx.root).tls, localHost: config.options.localHost, stsPort });
+  try {
+    return make(settings.caFile);
+  } catch (err) {
+    ctx.logger.error({ err, channel: ctx.channel.name }, 'TLS_CA_FILE cannot be used: only the built-in CAs are trusted');
+    return make(null);
+  }
 }
 
 export const createSmtpJob: ChannelJobFactory = async (ctx) =>

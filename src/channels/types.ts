@@ -33,12 +33,12 @@ export interface ChannelJobContext {
   channel: import('../config/types.js').Channel;
   logger: import('../common/logger.js').Logger;
   /** Reads a queued message's bytes (the body after the envelope), streamed. */
-  openBody(path: string): Promise<NodeJS.ReadableStream>;
+  openBody: (path: string) => Promise<NodeJS.ReadableStream>;
   /**
    * The message bytes in one buffer when the message is small (a single read, no stream), else
    * streamed as openBody does. Optional: channels fall back to openBody.
    */
-  readMessage?(path: string): Promise<Buffer | NodeJS.ReadableStream>;
+  readMessage?: (path: string) => Promise<Buffer | NodeJS.ReadableStream>;
 }
 
 export type ChannelJobFactory = (ctx: ChannelJobContext) => Promise<ChannelJob>;

@@ -14,6 +14,7 @@ import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
 import { parseSrsSecrets } from './srs.js';
+import { checkMilterSlots } from './milter-options.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { parseUsers } from './users.js';
@@ -79,6 +80,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
   }
   checkSrs(imta.channels, srs, paths.srsSecrets, diagnostics);
   checkSasl(imta, clientAuth, paths.clientAuth, diagnostics);
+  if (options.milter) checkMilterSlots(imta.channels, options.milter, diagnostics);
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
     config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, shaping, srs, clientAuth, diagnostics },

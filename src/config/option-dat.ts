@@ -11,8 +11,9 @@ import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import { parseSaslOptions, SASL_OPTION_KEYS } from './sasl-options.js';
+import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
-import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from '../delivery/verp.js';
+import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
@@ -27,6 +28,7 @@ const TSUBAME_KEYS = [
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
   'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
   ...SASL_OPTION_KEYS, // failed SMTP AUTH (src/config/sasl-options.ts)
+  ...MILTER_OPTION_KEYS, // milter content filters (src/config/milter-options.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
 const COMPATIBLE_KEYS = [
@@ -144,6 +146,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
     srs: parseSrsOptions(o, reader, localHostName),
     sasl: parseSaslOptions(o, reader),
+    milter: parseMilterOptions(o, reader),
   };
   return {
     ...parsed,
@@ -159,7 +162,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
  */
 export function localHostProblem(setting: string | undefined, machineName: string): string | null {
   const name = setting?.trim() || machineName;
-  if (name.includes('.') && !/\.$/.test(name) && !/^localhost\./i.test(name)) return null;
+  if (name.includes('.') && !name.endsWith('.') && !/^localhost\./i.test(name)) return null;
   return setting?.trim()
     ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
     : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;

@@ -142,7 +142,7 @@ export class ConnectionCache {
   private takeWaiter(key: string): ((session: SmtpSession | null) => void) | null {
     const list = this.waiters.get(key);
     const waiter = list?.shift() ?? null;
-    if (list && list.length === 0) this.waiters.delete(key);
+    if (list?.length === 0) this.waiters.delete(key);
     return waiter;
   }
 

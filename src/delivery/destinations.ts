@@ -6,11 +6,15 @@
 import { abortStatus, type EngineContext } from './engine-context.js';
 import { destinationOf, parseHostPort } from './address.js';
 import { orderTargets, randomRank, shufflesEqualPreferences, targetKey, type ResolvedMx, type Target } from './mx.js';
+import type { StsPolicy } from './tls/mta-sts.js';
 import type { RecipientResult } from './types.js';
 
 export type Resolution =
-  /** A function when the targets depend on the message (smart hosts with randommx: each message starts at a random one). */
-  | { ok: true; targets: Target[] | ((message: number) => Target[]) }
+  /**
+   * A function when the targets depend on the message (smart hosts with randommx: each message
+   * starts at a random one). `sts`: the domain's MTA-STS policy (MX delivery only).
+   */
+  | { ok: true; targets: Target[] | ((message: number) => Target[]); sts?: StsPolicy | null }
   | { ok: false; result: RecipientResult; status: string };
 
 export class Destinations {
@@ -66,6 +70,8 @@ export function abortedResolution(signal: AbortSignal | undefined): Promise<Reso
 
 async function resolveDomain(domain: string, port: number, ctx: EngineContext, rank: (k: string) => number): Promise<Resolution> {
   const { channel, resolver } = ctx;
+  // The MTA-STS policy is looked up beside the MX hosts (RFC 8461 §5.1: it limits which may be tried).
+  const stsLookup = ctx.tls.stsPolicy(domain);
   let hosts: ResolvedMx[];
   if (channel.mx === 'nomx') {
     const a = await resolver.resolveAddresses(domain);
@@ -80,7 +86,10 @@ async function resolveDomain(domain: string, port: number, ctx: EngineContext, r
     if (!mx.ok) return { ok: false, result: mx.permanent ? 'failed' : 'deferred', status: mx.status };
     hosts = mx.hosts;
   }
-  return { ok: true, targets: orderTargets(hosts, { shuffle: shufflesEqualPreferences(channel.mx), rank, port }) };
+  const sts = await stsLookup;
+  const allowed = ctx.tls.filterMx(domain, sts, hosts);
+  if (allowed.refused) return { ok: false, result: 'deferred', status: allowed.refused };
+  return { ok: true, targets: orderTargets(allowed.hosts, { shuffle: shufflesEqualPreferences(channel.mx), rank, port }), sts };
 }
 
 /** `daemon h1,h2`: every recipient to the smart hosts, in order; with randommx each message starts at a random one. */

@@ -3,7 +3,9 @@
 // hosts in parallel with one connection each and fails over down the MX lists (host-run.ts),
 // each transaction's replies turned into per-recipient outcomes by the error policy
 // (transaction.ts, reply-policy.ts). Before each transaction the message is checked for a loop
-// (too many hops) and fitted to what the server offered, 8BITMIME and SMTPUTF8 (message-prep.ts).
+// (too many hops) and fitted to what the server offered, 8BITMIME and SMTPUTF8 (message-prep.ts),
+// and its recipients passed by the outbound TLS policy over the session (tls-gate.ts: musttls,
+// MTA-STS, DANE); a `verp` channel sends each recipient alone with its own sender (verp.ts).
 import { abortedResolution, Destinations, type Resolution } from './destinations.js';
 import type { EngineContext } from './engine-context.js';
 import { HostRun } from './host-run.js';
@@ -27,6 +29,7 @@ export async function deliverWithEngine(items: DeliveryItem[], ctx: EngineContex
       continue;
     }
     r.targets = typeof res.targets === 'function' ? res.targets(r.message) : res.targets;
+    r.sts = res.sts ?? null;
     active.push(r);
   }
 

@@ -43,7 +43,8 @@ export class HostRun {
     private readonly ctx: EngineContext,
   ) {
     this.maxConnections = Math.max(1, ctx.channel.maxClientConnections || 20);
-    this.rcptPerTransaction = ctx.channel.copies === 'single' ? 1 : ctx.channel.rcptPerTransaction || 100;
+    // `verp`: every recipient has an envelope sender of its own, so a transaction of its own.
+    this.rcptPerTransaction = ctx.channel.copies === 'single' || ctx.channel.verp ? 1 : ctx.channel.rcptPerTransaction || 100;
     this.done = new Promise<void>((resolve) => (this.finish = resolve));
   }
 
@@ -111,7 +112,7 @@ export class HostRun {
       for (;;) {
         const q = this.queues.get(key);
         if (this.aborted || !q || q.transactions.length === 0) break;
-        if (!session || !session.usable) {
+        if (!session?.usable) {
           if (session) this.drop(session);
           session = null;
           try {
@@ -126,16 +127,24 @@ export class HostRun {
           continue; // the queue may have grown while connecting
         }
         const tx = q.transactions.shift()!;
-        const { broken, overflow } = await runTransaction(session, tx, this.items, this.book, this.ctx);
+        const { broken, brokenIds, overflow, refused } = await runTransaction(session, tx, this.items, this.book, this.ctx);
         // RFC 5321 §4.5.3.1.8: recipients refused for "too many recipients" go in the next transaction.
         if (overflow.length) (this.queues.get(key) ?? q).transactions.unshift({ message: tx.message, recipients: overflow });
+        // What the TLS policy refused over this session tries its next MX, as after a host failure.
+        const again: number[] = [];
+        for (const r of refused) {
+          this.book.hostFailed(r.ids, r.target, r.status, r.tls);
+          again.push(...r.ids);
+        }
         if (broken) {
           // The connection broke mid-transaction: these recipients try their next MX; the rest of this host's queue reconnects.
-          this.book.hostFailed(tx.recipients, target, broken);
+          const ids = brokenIds ?? tx.recipients;
+          this.book.hostFailed(ids, target, broken);
           this.drop(session);
           session = null;
-          this.plan(tx.recipients);
+          again.push(...ids);
         }
+        if (again.length) this.plan(again);
       }
     } finally {
       if (session) {
@@ -159,6 +168,7 @@ export class HostRun {
         pipelining: channel.pipelining,
         settings,
         transcript: this.ctx.transcriptFor?.(target) ?? null,
+        trust: this.ctx.tls.trust,
       }),
     );
     return unlessMarkedDown(this.ctx.reachability, target.key, attempt, (late) => connections.release(late));

@@ -6,6 +6,7 @@ import type { Target } from './mx.js';
 import { noHostLeftStatus, skippedHostStatus } from './reply-policy.js';
 import type { RcptDsn } from './smtp-client.js';
 import { describeHost } from './status.js';
+import type { StsPolicy } from './tls/mta-sts.js';
 import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from './types.js';
 
 export interface RunRecipient {
@@ -20,10 +21,14 @@ export interface RunRecipient {
   readonly dsn: RcptDsn;
   /** Where it can go, best first (known once its destination is looked up). */
   targets: Target[];
+  /** Its domain's MTA-STS policy (known with the targets), for the TLS decision (tls-gate.ts). */
+  sts: StsPolicy | null;
   /** Targets (by key) already tried for it in this run. */
   readonly tried: Set<string>;
   lastFailure: string | null;
   lastHost: string | null;
+  /** The `tls=` value of the session of its last failure (a TLS policy refusal), for mail.log. */
+  lastTls: string | null;
   /** The earliest end of the host-retry window of a host skipped for it (null: none skipped). */
   skippedUntil: number | null;
   outcome: RecipientOutcome | null;
@@ -51,9 +56,11 @@ export class RecipientBook {
           rcptTo: r.address.trim(),
           dsn: { notify: r.notify, orcpt: r.orcpt },
           targets: [],
+          sts: null,
           tried: new Set(),
           lastFailure: null,
           lastHost: null,
+          lastTls: null,
           skippedUntil: null,
           outcome: null,
           sameAs: seen.get(key) ?? null,
@@ -75,16 +82,20 @@ export class RecipientBook {
 
   /** Decides a recipient's outcome, unless it has one already. */
   decide(r: RunRecipient, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null): void {
-    if (!r.outcome) r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
+    r.outcome ??= { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
   }
 
-  /** The host failed these recipients (no connection, or it broke mid-transaction): not to be tried again for them. */
-  hostFailed(ids: readonly number[], target: Target, status: string): void {
+  /**
+   * The host failed these recipients (no connection, it broke mid-transaction, or the TLS policy
+   * refused its session, `tls` then saying what the session had): not to be tried again for them.
+   */
+  hostFailed(ids: readonly number[], target: Target, status: string, tls: string | null = null): void {
     for (const id of ids) {
       const r = this.all[id]!;
       r.tried.add(target.key);
       r.lastFailure = status;
       r.lastHost = describeHost(target);
+      r.lastTls = tls;
     }
   }
 
@@ -94,6 +105,7 @@ export class RecipientBook {
     if (r.lastFailure) return;
     r.lastFailure = skippedHostStatus(down.reason, down.until);
     r.lastHost = describeHost(target);
+    r.lastTls = null;
   }
 
   /**
@@ -102,7 +114,7 @@ export class RecipientBook {
    */
   noHostLeft(r: RunRecipient): void {
     if (r.outcome) return;
-    this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost);
+    this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost, r.lastTls);
     if (r.tried.size === 0 && r.skippedUntil !== null) r.outcome!.notTriedUntil = r.skippedUntil;
   }
 

@@ -137,7 +137,7 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
  *   count and the schedule stay as they were, so that retries asked for from outside never push
  *   a message's backoff on or bring its return nearer in tries.
  */
-export function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
+function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
   const scheduled = envelope.nextAttempt?.getTime() ?? 0;
   if (outcomes.length > 0 && outcomes.every((o) => o.result === 'deferred' && o.notTriedUntil !== undefined)) {
     const hostFree = Math.min(...outcomes.map((o) => o.notTriedUntil!));

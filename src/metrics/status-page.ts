@@ -12,7 +12,7 @@ import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
 import type { QueuedEntry } from './queue-lookup.js';
 
-export const STATUS_REFRESH_SECONDS = 5;
+const STATUS_REFRESH_SECONDS = 5;
 
 export { escapeHtml };
 
@@ -46,7 +46,7 @@ svg.chart .axis,svg.chart .legend{fill:#5b6475}svg.chart .legend{fill:#1d2330}sv
 .none{color:#5b6475;font-style:italic}.state-running,.state-ready{color:#16794a}.state-stopped,.state-waiting{color:#b42318}.warn{color:#b42318;font-weight:600}
 `;
 
-type Cell = { text: string; num?: boolean; cls?: string; title?: string };
+interface Cell { text: string; num?: boolean; cls?: string; title?: string }
 
 function cell(c: Cell | string | number | null, numeric: boolean): string {
   if (c === null) return `<td class="${numeric ? 'n ' : ''}none">–</td>`;
@@ -85,7 +85,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     ['Role', n('PID'), 'Service', 'State', n('Connections'), n('Served'), 'Started'],
     s.processes.map((p) => [
       p.role,
-      p.pid === null ? null : p.pid,
+      p.pid,
       p.service,
       p.state === null ? null : { text: p.state, cls: `state-${p.state}` },
       p.connections,
@@ -169,6 +169,9 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     ? `<h2>The last hours</h2>\n${s.history.minutes.length > 1 ? '' : '<p class="meta">The charts fill in minute by minute from the start of the watcher (and the last hours of mail.log).</p>'}${renderTrafficCharts(s.history)}`
     : '';
   const groups = s.outcomeGroups ? `<h2>Deferrals and returns by reason</h2>\n${renderOutcomeGroups(s.outcomeGroups, (iso) => relativeTime(Date.parse(iso), now))}` : '';
+  const rejections = s.rejections
+    ? `<h2>Refusals by rule</h2>\n<p class="meta">Since the watcher started; as <code>imsimta report</code> groups them.</p>\n${table(['Rule', n('Refused')], s.rejections.map((r) => [{ text: r.reason, cls: 'reason' }, r.count]), 'Nothing refused.')}`
+    : '';
   const reload = s.reload ? renderReload(s.reload, now) : '';
   const problems = s.problems.length ? `<div class="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>` : '';
   const taken = new Date(now).toISOString();
@@ -198,6 +201,7 @@ ${jobs}
 <h2>Queue</h2>
 ${queue}
 ${groups}
+${rejections}
 <h2>Recent deferrals</h2>
 ${deferrals}
 </body>

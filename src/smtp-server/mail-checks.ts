@@ -1,12 +1,16 @@
 // The MAIL stage: the checks a MAIL FROM goes through, in order (see stages.ts for the verdicts).
-// A refusal is the reply to MAIL; nothing goes to mail.log (no recipient is known yet). FROM_ACCESS
-// (src/mappings checkFromAccess) and SPF at MAIL (src/policy checkSpf) are to be added to
-// MAIL_CHECKS. mustsaslserver refuses MAIL before AUTH; an authenticated user may use only its own
-// addresses as sender (the directory's maySendAs), unless the channel has nosenderloginmatch.
+// A refusal is the reply to MAIL; a policy rule's refusal is also a J record naming it (the
+// built-in ones log nothing: no recipient is known yet). mustsaslserver refuses MAIL before AUTH;
+// an authenticated user may use only its own addresses as sender (the directory's maySendAs),
+// unless the channel has nosenderloginmatch. After the command's own checks: FROM_ACCESS
+// (access-checks.ts), SPF (spf-checks.ts), the session's milters (milter-checks.ts).
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { checkAddressCharset } from './address-check.js';
 import { MAIL_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import { fromAccess } from './access-checks.js';
 import type { InboundSession } from './inbound-session.js';
+import { milterMail } from './milter-checks.js';
+import { spfAtMail } from './spf-checks.js';
 import { REPLIES, oneLine, type SmtpReply } from './replies.js';
 import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
 
@@ -68,4 +72,4 @@ function senderCharset(mail: MailCommand): Verdict {
   return problem ? refuse(problem) : NEXT;
 }
 
-export const MAIL_CHECKS: readonly MailCheck[] = [requireTls, requireAuth, messagesPerSession, mailParameters, senderCharset, senderOwnership];
+export const MAIL_CHECKS: readonly MailCheck[] = [requireTls, requireAuth, messagesPerSession, mailParameters, senderCharset, senderOwnership, fromAccess, spfAtMail, milterMail];

@@ -15,7 +15,7 @@ export interface TlsMaterial {
 /** Commands nobody gets: proxy commands, sendmail's jokes. (AUTH is handler_AUTH's, which answers 503 where it is not offered.) */
 const ALWAYS_DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
 
-export function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls: TlsMaterial | null, logger: BunyanLikeLogger | false): SMTPServerOptions {
+function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls: TlsMaterial | null, logger: BunyanLikeLogger | false): SMTPServerOptions {
   const disabledCommands = [...ALWAYS_DISABLED];
   // The certificate may be there for a TLS_PORT alone: STARTTLS only with maytlsserver/musttlsserver.
   if (!tls || settings.tls.mode === 'none') disabledCommands.push('STARTTLS');

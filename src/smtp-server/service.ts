@@ -1,7 +1,8 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
-// queue store, the rewriter and the local users, the user directory and the AUTH stage, mail.log
-// and the job controller link are made here once; sockets handed over by the dispatcher (or
-// taken on a TLS_PORT, after the handshake) become sessions (session-intake.ts) of an
+// queue store, the rewriter and the local users, the user directory and the AUTH stage, the
+// policy's compiled mappings, DNS lookup and milter settings (inbound-policy.ts), mail.log and the
+// job controller link are made here once; sockets handed over by the dispatcher (or taken on a
+// TLS_PORT, after the handshake) become sessions (session-intake.ts) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -23,6 +24,7 @@ import { LOCAL_CHANNEL, compileRewriter } from '../rewrite/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { InboundSessions, InternalClients } from './inbound-session.js';
+import { buildInboundPolicy } from './inbound-policy.js';
 import { JobControllerClient } from '../job-controller/client.js';
 import type { EnqueueStore } from './message-receiver.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
@@ -83,6 +85,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     rewriter: compileRewriter(config.imta),
     localUsers: new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost)),
     directory: users.directory,
+    policy: buildInboundPolicy(config, settings),
   };
   const mailLog = new MailLog(paths.mailLog);
   const logMail = (records: MailLogRecord[]) => {
@@ -127,6 +130,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     await intake.drain(graceMs);
     await hooks.settled();
     await notices.allSent();
+    services.policy.close();
     jobController.close();
     await transcript?.close();
     await users.close();
@@ -148,6 +152,6 @@ function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
   try {
     return { key: readFileSync(settings.tls.keyFile), cert: readFileSync(settings.tls.certFile) };
   } catch (err) {
-    throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`);
+    throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -28,6 +28,9 @@ blocked.test         $?Mail to blocked.test is not accepted
 .                    $U%$H@tcp-daemon
 []                   $U%[$L]@tcp-daemon
 
+! The tests' clients are on loopback with made-up domains: no SPF, DKIM or DMARC lookups.
+defaults spfnone noauthverify
+
 l
 localhost
 
@@ -49,7 +52,7 @@ export interface FixtureOptions {
   aliases?: string;
   /** Extra files (path relative to the root → contents). */
   files?: Record<string, string>;
-  /** Extra lines of the [SERVICE=SMTP] section (PARAMETER=CHANNEL=…). */
+  /** Extra lines of dispatcher.cnf's [SERVICE=SMTP] section (ENABLE_RBL=1 …). */
   service?: string;
   /** A second listener on a TLS_PORT of the service (its port is `tlsPort`). */
   tlsPort?: boolean;
@@ -272,7 +275,7 @@ export class SmtpProbe {
   startTls(options: tls.ConnectionOptions = {}): Promise<SmtpProbe> {
     this.socket.removeAllListeners('data');
     return new Promise((resolve, reject) => {
-      const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(secure)));
+      const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(secure)));
       secure.once('error', reject);
     });
   }
