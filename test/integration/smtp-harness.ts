@@ -327,9 +327,9 @@ export interface ToolResult {
 }
 
 /** Runs a client tool (swaks, smtp-source) with a deadline. */
-export function runTool(file: string, args: string[], timeoutMs = 20_000, input?: string): Promise<ToolResult> {
+export function runTool(file: string, args: string[], timeoutMs = 20_000, input?: string, env?: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code as number | null | undefined) ?? 1 : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
     });
