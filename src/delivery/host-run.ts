@@ -169,6 +169,7 @@ export class HostRun {
         settings,
         transcript: this.ctx.transcriptFor?.(target) ?? null,
         trust: this.ctx.tls.trust,
+        auth: this.ctx.clientLogin ?? null,
       }),
     );
     return unlessMarkedDown(this.ctx.reachability, target.key, attempt, (late) => connections.release(late));
