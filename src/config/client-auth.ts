@@ -70,13 +70,12 @@ export function parseClientAuth(file: string | null, diagnostics: Diagnostic[]):
 
 function fieldProblem(value: string): string | null {
   if (Buffer.byteLength(value) > MAX_FIELD_BYTES) return `a field is longer than ${MAX_FIELD_BYTES} bytes`;
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return 'a field holds a control character (SASL PLAIN cannot carry it)';
   return null;
 }
 
 /** Others may read the file (the smart host's password), or others or the group may write it. */
-export function permissionProblem(mode: number): string | null {
+function permissionProblem(mode: number): string | null {
   const octal = (mode & 0o777).toString(8).padStart(4, '0');
   if (mode & 0o022) return `writable by ${mode & 0o002 ? 'every user of the host' : 'its group'} (mode ${octal}): chmod 600 (or 640 with the service's group)`;
   if (mode & 0o004) return `readable by every user of the host (mode ${octal}): it holds passwords; chmod 600 (or 640 with the service's group)`;

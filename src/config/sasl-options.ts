@@ -7,7 +7,7 @@
 import type { OptionEntry, OptionReader } from './option-file.js';
 import type { SaslOptions } from './types.js';
 
-export const SASL_DEFAULTS = {
+const SASL_DEFAULTS = {
   SASL_FAILURES_PER_ADDRESS: 10,
   SASL_FAILURES_PER_USER: 30,
   /** Seconds. */

@@ -8,7 +8,7 @@
 import type { DispatcherConfig, ImtaConfig, OptionsConfig, ServiceOff } from './types.js';
 
 /** Where the operator reads how to turn the services on. */
-export const HOW_TO_TURN_ON = 'set TLS_CERT and TLS_KEY in etc/option.dat to turn it on (docs/OPERATIONS.md, "Let your users send mail")';
+const HOW_TO_TURN_ON = 'set TLS_CERT and TLS_KEY in etc/option.dat to turn it on (docs/OPERATIONS.md, "Let your users send mail")';
 
 export function servicesInForce(dispatcher: DispatcherConfig, imta: ImtaConfig, options: Pick<OptionsConfig, 'tlsKeyFile' | 'tlsCertFile'>): DispatcherConfig {
   if (options.tlsKeyFile && options.tlsCertFile) return { services: dispatcher.services, off: [] };

@@ -18,4 +18,3 @@ export { LdapDirectory } from './ldap-source.js';
 ;
 ;
 ;
-export { openUserDirectory, type OpenUserDirectory } from './select.js';

@@ -14,7 +14,7 @@ export interface FailureLimits {
 }
 
 /** Keys remembered per table: an attacker cycling through addresses or names cannot grow memory past this. */
-export const MAX_KEYS = 100_000;
+const MAX_KEYS = 100_000;
 
 export type Blocked = 'address' | 'user' | null;
 

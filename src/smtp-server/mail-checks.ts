@@ -50,7 +50,7 @@ function senderOwnership(mail: MailCommand): Verdict | Promise<Verdict> {
 }
 
 /** 553 5.7.1, as Postfix words it. */
-export function senderNotOwned(address: string, user: string): SmtpReply {
+function senderNotOwned(address: string, user: string): SmtpReply {
   return { code: 553, enhanced: '5.7.1', text: `<${oneLine(address)}>: Sender address rejected: not owned by user ${oneLine(user)}` };
 }
 

@@ -17,7 +17,7 @@ export interface SaslCredentials {
 }
 
 /** A field longer than this is not a login or a password anyone has (and bounds the work per attempt). */
-export const MAX_SASL_FIELD_BYTES = 1024;
+const MAX_SASL_FIELD_BYTES = 1024;
 
 export const SASL_REPLIES = {
   /** Before STARTTLS on a service that has it (Postfix's words). */
@@ -45,7 +45,7 @@ export const LOGIN_PASSWORD_CHALLENGE = 'UGFzc3dvcmQ6';
  * The octets of a base64 line (RFC 4648 alphabet, padding required as RFC 4954 asks), or null
  * when it is not base64. `=` alone is the empty response (RFC 4954 §4).
  */
-export function decodeBase64Strict(text: string): Buffer | null {
+function decodeBase64Strict(text: string): Buffer | null {
   if (text === '=') return Buffer.alloc(0);
   if (text.length === 0 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
   const bytes = Buffer.from(text, 'base64');
@@ -59,7 +59,6 @@ export type FieldReading = { ok: true; value: string } | { ok: false; reply: Smt
 export function readField(bytes: Buffer): FieldReading {
   if (bytes.length > MAX_SASL_FIELD_BYTES) return { ok: false, reply: SASL_REPLIES.badField };
   const value = bytes.toString('utf8');
-  // eslint-disable-next-line no-control-regex
   if (!Buffer.from(value, 'utf8').equals(bytes) || /[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return { ok: false, reply: SASL_REPLIES.badField };
   return { ok: true, value };
 }

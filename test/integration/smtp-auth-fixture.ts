@@ -9,9 +9,9 @@ import { hashPassword } from '../../src/directory/password-hash.js';
 import { SERVER_IP, SmtpFixture, SmtpProbe, type Reply } from './smtp-harness.js';
 
 /** Cheap enough for many attempts, costly enough that skipping it would show in the timing test. */
-export const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
+const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
 
-export const AUTH_IMTA = `! rewrite rules
+const AUTH_IMTA = `! rewrite rules
 localhost            $U%localhost@localhost
 local.test           $U%$D@localhost
 .                    $U%$H@tcp-daemon
