@@ -9,6 +9,8 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { freePort, repoRoot, runCli, waitFor } from '../helpers/instance.js';
 import { MtaInstance, RawSession } from '../helpers/running-instance.js';
@@ -244,18 +246,54 @@ test('a real Postfix relays into tsubame\'s 587 with smtp_sasl_auth_enable (its 
   }
 });
 
-test('etc/users edited into garbage while sessions run: reload refused with file:line, the old users stay in force', async () => {
+/** A session on the submissions port (TLS at connect) from CLIENT: send a line, read the next final reply. */
+async function implicitTlsSession(): Promise<{ say(line: string): Promise<string>; close(): void }> {
+  const socket = tls.connect({ socket: net.connect({ host: SERVER, port: ports.submissions, localAddress: CLIENT }), servername: MX_NAME, ca: ca.rootPem });
+  let buffer = '';
+  const finals: string[] = [];
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => {
+    buffer += d;
+    for (let nl = buffer.indexOf('\r\n'); nl >= 0; nl = buffer.indexOf('\r\n')) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 2);
+      if (!/^\d{3}-/.test(line)) finals.push(line);
+    }
+  });
+  socket.on('error', () => {});
+  const next = () => waitFor(() => finals.shift(), { timeoutMs: 20_000, intervalMs: 5, what: 'an SMTP reply' });
+  assert.match(await next(), /^220 /);
+  return {
+    say: (line) => {
+      socket.write(`${line}\r\n`);
+      return next();
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+test('etc/users edited into garbage while sessions run: reload refused with file:line, the old users stay in force, the open session goes on', async () => {
   const users = join(mta.root, 'etc', 'users');
   const good = readFileSync(users, 'utf8');
+  const open = await implicitTlsSession();
   try {
+    assert.match(await open.say('EHLO laptop.test'), /^250 /);
+    assert.match(await open.say(`AUTH PLAIN ${Buffer.from('\0alice\0alice-pw').toString('base64')}`), /^235 /);
     writeFileSync(users, 'alice:not-a-hash\n\u0000garbage\n');
     const r = await mta.imsimta(['reload']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /users:1: /);
+    // The session authenticated before the edit sends its mail.
+    assert.match(await open.say('MAIL FROM:<alice@localhost>'), /^250 /);
+    assert.match(await open.say('RCPT TO:<during-garbage@remote.example>'), /^250 /);
+    assert.match(await open.say('DATA'), /^354 /);
+    assert.match(await open.say('Subject: during the edit\r\n\r\nhello\r\n.'), /^250 /);
+    await assertSubmitted('during-garbage@remote.example', 'alice', 'open session');
     const s = await swaks(ports.submission, ['-tls', '--auth', 'LOGIN', '--auth-user', 'alice', '--auth-password', 'alice-pw', '--from', 'alice@localhost', '--to', 'after-garbage@remote.example']);
     assert.equal(s.code, 0, s.stdout);
     await assertSubmitted('after-garbage@remote.example', 'alice', s.stdout);
   } finally {
+    open.close();
     writeFileSync(users, good);
   }
 });
