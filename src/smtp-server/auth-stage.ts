@@ -1,7 +1,7 @@
 // The AUTH stage: what the SMTP server answers to credentials (SASL PLAIN or LOGIN, read by the
 // connection with sasl.ts). AUTH is offered on a service whose channel has maysaslserver or
 // mustsaslserver, only over TLS unless the channel has saslcleartext. The directory checks the
-// password (directory/select.ts: etc/users or LDAP); a success makes the session the user's and
+// password (directory/source.ts: etc/users or LDAP); a success makes the session the user's and
 // switches it to the saslswitchchannel, whose mail may relay. A failure is answered after
 // SASL_FAILURE_DELAY with one reply whatever went wrong (unknown user, wrong password, locked,
 // another authorization identity), so neither the reply nor its time tells whether a user
