@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { startDnsServer, startSmtpPeer, type DnsTable, type SimDns, type SmtpPeer } from '../test/helpers/sim-internet.js';
-import { machineDescription, postfixMasterPid, repoRoot, waitListening, waitRefused } from './lib/peers.js';
+import { machineDescription, repoRoot, startPostfixResolving, waitListening } from './lib/peers.js';
 import { discardDir } from './lib/discard.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { DEFAULT_SCENARIO, checkScenario, takeScenarioFlag, type FanoutScenario } from './lib/fanout-scenario.js';
@@ -41,8 +41,6 @@ const execFileP = promisify(execFile);
 const DNS_HOST = '127.0.9.53';
 const TSUBAME = { host: '127.0.9.4', port: 2528 };
 const POSTFIX = { host: '127.0.9.5', port: 2529 };
-/** Postfix's relayhost before it is emptied (nothing listens there). */
-const NOWHERE = { host: '127.0.9.6', port: 9 };
 const MX_PORT = 25;
 
 interface Options extends FanoutScenario {
@@ -190,25 +188,8 @@ async function startTsubame(): Promise<MtaHandle> {
 }
 
 async function startPostfixWithDns(): Promise<MtaHandle> {
-  const dir = mkdtempSync(join(tmpdir(), 'tsubame-postfix-fanout-'));
-  const script = join(repoRoot, 'bench', 'postfix', 'instance.sh');
-  await execFileP(script, ['start', dir, POSTFIX.host, String(POSTFIX.port), NOWHERE.host, String(NOWHERE.port)]);
-  await execFileP('postfix', ['-c', join(dir, 'etc'), 'stop']).catch(() => {});
-  await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
-  const settings = ['relayhost =', 'disable_dns_lookups = no', 'smtp_host_lookup = dns', 'smtp_connect_timeout = 1s', 'smtp_helo_timeout = 1s', 'smtpd_recipient_limit = 1000'];
-  await execFileP('postconf', ['-c', join(dir, 'etc'), '-e', ...settings]);
-  writeFileSync(join(dir, 'resolv.conf'), `nameserver ${DNS_HOST}\noptions attempts:2 timeout:2\n`);
-  // Only Postfix's processes (the master and its children) see this resolv.conf.
-  await execFileP('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${join(dir, 'resolv.conf')} /etc/resolv.conf && postfix -c ${join(dir, 'etc')} start`]);
-  await waitListening(POSTFIX.host, POSTFIX.port, 10_000);
-  return {
-    rootPid: () => postfixMasterPid(dir),
-    async stop() {
-      await execFileP(script, ['stop', dir]).catch(() => {});
-      await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
-      discardDir(dir);
-    },
-  };
+  const postfix = await startPostfixResolving(POSTFIX, DNS_HOST, ['smtp_connect_timeout = 1s', 'smtp_helo_timeout = 1s', 'smtpd_recipient_limit = 1000']);
+  return { rootPid: () => postfix.masterPid(), stop: () => postfix.stop() };
 }
 
 interface RunReport {
