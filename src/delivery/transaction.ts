@@ -15,6 +15,8 @@ interface TransactionResult {
   broken: string | null;
   /** Recipients the server refused only because the transaction had too many: for the next one. */
   overflow: number[];
+  /** What the server answered (null: not sent), for traffic shaping. */
+  outcome: SendOutcome | null;
 }
 
 export async function runTransaction(session: SmtpSession, tx: PlannedTransaction, items: DeliveryItem[], book: RecipientBook, ctx: EngineContext): Promise<TransactionResult> {
@@ -26,7 +28,7 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
   if (!prepared.ok) {
     for (const r of rcpts) book.decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? session.tls : null);
-    return { broken: null, overflow: [] };
+    return { broken: null, overflow: [], outcome: null };
   }
   const outcome: SendOutcome = await session.send({
     from,
@@ -40,7 +42,7 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   });
   ctx.stats.transactions++;
   const verdict = judgeTransaction(outcome, rcpts);
-  if (verdict.kind === 'broken') return { broken: verdict.status, overflow: [] };
+  if (verdict.kind === 'broken') return { broken: verdict.status, overflow: [], outcome };
   const overflow: number[] = [];
   verdict.recipients.forEach((v, i) => {
     const r = rcpts[i]!;
@@ -51,5 +53,5 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
       book.decide(r, v.result, v.status, v.byServer ? host : null, v.byServer ? session.tls : null);
     }
   });
-  return { broken: null, overflow };
+  return { broken: null, overflow, outcome };
 }

@@ -56,6 +56,23 @@ export class Shaper {
     return state;
   }
 
+  /**
+   * The state for a delivery to `domain` through the MX host `mxHost` whose address is `address`
+   * (what a connection is made to): as stateFor, except that an MX host no section matches is keyed
+   * by its address, `mx:192.0.2.1` — MX names that share an address share connections
+   * (piggybacking is by address), so they are one destination.
+   */
+  stateForTarget(domain: string, mxHost: string, address: string, now: number): ShapingState {
+    const d = this.policyInForce.classify(domain, mxHost);
+    const key = d.class.section === null ? `mx:${address}` : d.key;
+    let state = this.states.get(key);
+    if (!state) {
+      state = new ShapingState(key, d.class, this.counters, now);
+      this.states.set(key, state);
+    }
+    return state;
+  }
+
   /** The state of a destination key, when it has one. */
   get(key: string): ShapingState | undefined {
     return this.states.get(key);
