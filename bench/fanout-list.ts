@@ -8,13 +8,15 @@
 //   node dist/bench/fanout-list.js [--recipients 10000] [--domains 1000] [--hosts 100] [--dead 5]
 //       [--late 5] [--late-ms 2000] [--all-late] [--dns-ttl 0] [--per-message 1000] [--runs 1]
 //       [--mta tsubame=DIR]… [--mta postfix] [--tcp-local 'keywords'] [--option KEY=VALUE]…
-//       [--trace FILE] [--keep] [--json]
+//       [--trace FILE] [--keep] [--settle 3] [--json]
 //
 // Each --mta is run once per run, in turn (reversed every other run): `tsubame=DIR` is the build
 // in DIR (its bin/start-msg and etc/; default this repository), `postfix` is Postfix 3.7 by MX
 // (bench/lib/peers.ts startPostfixResolving). tsubame gets its shipped etc/ plus DNS_SERVERS
 // (and any --option lines), a dispatcher with two long-lived SMTP server processes, and
-// --tcp-local appended to the tcp_local channel's keywords. Reported per MTA and run: seconds
+// --tcp-local appended to the tcp_local channel's keywords. Each MTA gets --settle seconds after its
+// start before the list comes (a running MTA has its processes and delivery threads up; Postfix
+// starts its smtp processes on demand either way). Reported per MTA and run: seconds
 // from the first byte of the injection until the last recipient arrived, transactions against the
 // piggybacking minimum, connections, DNS queries against one per domain plus one per host, CPU,
 // and the job controller's peak memory (its process, delivery threads included). --trace writes
@@ -54,11 +56,13 @@ interface Options extends ListScenario {
   trace: string | null;
   /** Keep tsubame's instance directory (its logs) and say where it is. */
   keep: boolean;
+  /** Seconds between the MTA's start and the list (a running MTA has its processes and threads up). */
+  settle: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ...LIST_SCENARIO, perMessage: 1000, runs: 1, mtas: [], tcpLocal: '', options: [], trace: null, keep: false, json: false };
+  const o: Options = { ...LIST_SCENARIO, perMessage: 1000, runs: 1, mtas: [], tcpLocal: '', options: [], trace: null, keep: false, settle: 3, json: false };
   const flags: Record<string, keyof ListScenario> = { '--recipients': 'recipients', '--domains': 'domains', '--hosts': 'hosts', '--dead': 'dead', '--late': 'late', '--late-ms': 'lateMs', '--dns-ttl': 'dnsTtl', '--seed': 'seed' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -77,6 +81,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--trace') o.trace = value();
     else if (a === '--json') o.json = true;
     else if (a === '--keep') o.keep = true;
+    else if (a === '--settle') o.settle = Number(value());
     else if (a === '--mta') {
       const v = value();
       if (v === 'postfix') o.mtas.push({ label: 'postfix', kind: 'postfix', root: '' });
@@ -189,6 +194,7 @@ async function runOne(m: Mta, run: number, o: Options, l: ListLayout): Promise<{
   let sampler: NodeJS.Timeout | null = null;
   try {
     mta = m.kind === 'tsubame' ? await startTsubame(m, o) : await startPostfix();
+    await new Promise((r) => setTimeout(r, o.settle * 1000));
     const target = m.kind === 'tsubame' ? TSUBAME : POSTFIX;
     const live = world.peers.filter((_, h) => l.kinds[h] !== 'dead');
     const expected = new Set(l.recipients);
