@@ -4,7 +4,15 @@
 //
 //   node dist/bench/fanout-e2e.js [--recipients 5000] [--domains 500] [--hosts 40] [--refusing 3]
 //       [--silent 1] [--slow 5] [--slow-ms 300] [--per-transaction 1000] [--runs 1]
-//       [--only tsubame|postfix] [--json]
+//       [--only tsubame|postfix] [--dkim] [--verp] [--json]
+//
+// --dkim: both MTAs sign the list message for source.test (rsa-sha256, 2048 bits, relaxed/relaxed):
+// tsubame with a key made by `imsimta dkim keygen` (its shipped tcp_local has `dkimsign`), once
+// at enqueue; Postfix through OpenDKIM (Debian's opendkim) as its smtpd milter, on 127.0.9.7.
+// --verp: every member gets its own envelope sender, list-owner+member=domain@source.test:
+// tsubame's tcp_local gets the `verp` keyword, Postfix is asked with XVERP on MAIL FROM (with
+// smtpd_authorized_verp_clients = 127.0.0.0/8); the minimum becomes one transaction per recipient.
+// The report counts the transactions the peers saw signed and with a VERP sender.
 //
 // The simulated internet (test/helpers/sim-internet.ts): a DNS server on 127.0.9.53 port 53 and
 // one SMTP peer per MX host on 127.6.100.N port 25, fresh for every MTA and run. Both MTAs look
@@ -24,14 +32,14 @@
 // transactions and connections the peers saw, connections to the silent host, and DNS queries
 // by type, next to the piggybacking minimum (per message and live host, ceil(recipients/100)
 // transactions; one MX query per domain, whose answer carries the hosts' addresses).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { startDnsServer, startSmtpPeer, type DnsTable, type SimDns, type SmtpPeer } from '../test/helpers/sim-internet.js';
-import { machineDescription, repoRoot, startPostfixResolving, waitListening } from './lib/peers.js';
+import { machineDescription, postfixMasterPid, repoRoot, waitListening, waitRefused } from './lib/peers.js';
 import { discardDir } from './lib/discard.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { DEFAULT_SCENARIO, checkScenario, takeScenarioFlag, type FanoutScenario } from './lib/fanout-scenario.js';
@@ -41,17 +49,24 @@ const execFileP = promisify(execFile);
 const DNS_HOST = '127.0.9.53';
 const TSUBAME = { host: '127.0.9.4', port: 2528 };
 const POSTFIX = { host: '127.0.9.5', port: 2529 };
+/** Postfix's relayhost before it is emptied (nothing listens there). */
+const NOWHERE = { host: '127.0.9.6', port: 9 };
+/** Postfix's DKIM milter (OpenDKIM) with --dkim. */
+const MILTER = { host: '127.0.9.7', port: 8891 };
+const OWNER = 'list-owner@source.test';
 const MX_PORT = 25;
 
 interface Options extends FanoutScenario {
   perTransaction: number;
   runs: number;
   only: 'tsubame' | 'postfix' | null;
+  dkim: boolean;
+  verp: boolean;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ...DEFAULT_SCENARIO, perTransaction: 1000, runs: 1, only: null, json: false };
+  const o: Options = { ...DEFAULT_SCENARIO, perTransaction: 1000, runs: 1, only: null, dkim: false, verp: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => Number(argv[++i]);
@@ -59,6 +74,8 @@ function parseArgs(argv: string[]): Options {
     if (a === '--per-transaction') o.perTransaction = next();
     else if (a === '--runs') o.runs = next();
     else if (a === '--only') o.only = argv[++i] as Options['only'];
+    else if (a === '--dkim') o.dkim = true;
+    else if (a === '--verp') o.verp = true;
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -134,9 +151,15 @@ async function startWorld(o: Options, l: Layout): Promise<World> {
   };
 }
 
-/** The list message, sent in transactions of `perTransaction` recipients over one connection. */
-async function inject(target: { host: string; port: number }, recipients: string[], perTransaction: number): Promise<void> {
+/** The list message, sent in transactions of `perTransaction` recipients over one connection; `xverp`: MAIL FROM with XVERP (Postfix). */
+async function inject(target: { host: string; port: number }, recipients: string[], perTransaction: number, xverp = false): Promise<void> {
   const conn = new SMTPConnection({ host: target.host, port: target.port, name: 'lists.source.test', ignoreTLS: true, socketTimeout: 120_000 });
+  if (xverp) {
+    // nodemailer has no MAIL parameter of that name: add it to the command line it writes.
+    const c = conn as unknown as { _sendCommand(command: string, ...rest: unknown[]): unknown };
+    const original = c._sendCommand.bind(conn);
+    c._sendCommand = (command: string, ...rest: unknown[]) => original(/^MAIL FROM:/i.test(command) ? `${command} XVERP` : command, ...rest);
+  }
   await new Promise<void>((resolve, reject) => {
     conn.once('error', reject);
     conn.connect(() => resolve());
@@ -149,7 +172,7 @@ async function inject(target: { host: string; port: number }, recipients: string
     for (let i = 0; i < recipients.length; i += perTransaction) {
       const to = recipients.slice(i, i + perTransaction);
       await new Promise<void>((resolve, reject) =>
-        conn.send({ from: 'list-owner@source.test', to }, body, (err, info) => {
+        conn.send({ from: OWNER, to }, body, (err, info) => {
           if (err) return reject(err);
           if (info.rejected.length) return reject(new Error(`${info.rejected.length} recipients refused`));
           resolve();
@@ -167,7 +190,7 @@ interface MtaHandle {
   rootPid(): number;
 }
 
-async function startTsubame(): Promise<MtaHandle> {
+async function startTsubame(o: Options): Promise<MtaHandle> {
   const root = mkdtempSync(join(tmpdir(), 'tsubame-fanout-'));
   cpSync(join(repoRoot, 'etc'), join(root, 'etc'), { recursive: true });
   for (const d of ['queue', 'log', 'run']) mkdirSync(join(root, d), { recursive: true });
@@ -176,6 +199,14 @@ async function startTsubame(): Promise<MtaHandle> {
   const tuned = 'MIN_PROCS=2\nMAX_PROCS=2\nMIN_CONNS=5\nMAX_CONNS=500\nMAX_LIFE_CONNS=0\nMAX_LIFE_TIME=0\n';
   writeFileSync(disp, readFileSync(disp, 'utf8').replace(/^PORT=.*$/m, `PORT=${TSUBAME.port}`).replace(/^(\[SERVICE=SMTP\])$/m, `$1\nINTERFACE_ADDRESS=${TSUBAME.host}\n${tuned}`));
   const env = { ...process.env, IMTA_ROOT: root };
+  if (o.verp) {
+    const imta = join(root, 'etc', 'imta.cnf');
+    const text = readFileSync(imta, 'utf8');
+    if (!/^tcp_local .*$/m.test(text)) throw new Error('the shipped imta.cnf has no tcp_local channel line');
+    writeFileSync(imta, text.replace(/^(tcp_local .*)$/m, '$1 verp'));
+  }
+  // The shipped tcp_local signs (dkimsign) as soon as the sender's domain has a key.
+  if (o.dkim) await execFileP(join(repoRoot, 'bin', 'imsimta'), ['dkim', 'keygen', 'source.test', 'bench'], { env });
   await execFileP(join(repoRoot, 'bin', 'start-msg'), [], { env });
   await waitListening(TSUBAME.host, TSUBAME.port, 10_000);
   return {
@@ -187,9 +218,74 @@ async function startTsubame(): Promise<MtaHandle> {
   };
 }
 
-async function startPostfixWithDns(): Promise<MtaHandle> {
-  const postfix = await startPostfixResolving(POSTFIX, DNS_HOST, ['smtp_connect_timeout = 1s', 'smtp_helo_timeout = 1s', 'smtpd_recipient_limit = 1000']);
-  return { rootPid: () => postfix.masterPid(), stop: () => postfix.stop() };
+async function startPostfixWithDns(o: Options): Promise<MtaHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'tsubame-postfix-fanout-'));
+  const milter = o.dkim ? await startOpenDkim(dir) : null;
+  const script = join(repoRoot, 'bench', 'postfix', 'instance.sh');
+  await execFileP(script, ['start', dir, POSTFIX.host, String(POSTFIX.port), NOWHERE.host, String(NOWHERE.port)]);
+  await execFileP('postfix', ['-c', join(dir, 'etc'), 'stop']).catch(() => {});
+  await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
+  const settings = ['relayhost =', 'disable_dns_lookups = no', 'smtp_host_lookup = dns', 'smtp_connect_timeout = 1s', 'smtp_helo_timeout = 1s', 'smtpd_recipient_limit = 1000'];
+  // Mail the milter cannot sign is not accepted unsigned (tempfail): the comparison stays fair.
+  if (milter) settings.push(`smtpd_milters = inet:${MILTER.host}:${MILTER.port}`, 'milter_default_action = tempfail');
+  // XVERP is taken only from these clients (empty by default in current Postfix).
+  if (o.verp) settings.push('smtpd_authorized_verp_clients = 127.0.0.0/8');
+  await execFileP('postconf', ['-c', join(dir, 'etc'), '-e', ...settings]);
+  writeFileSync(join(dir, 'resolv.conf'), `nameserver ${DNS_HOST}\noptions attempts:2 timeout:2\n`);
+  // Only Postfix's processes (the master and its children) see this resolv.conf.
+  await execFileP('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${join(dir, 'resolv.conf')} /etc/resolv.conf && postfix -c ${join(dir, 'etc')} start`]);
+  await waitListening(POSTFIX.host, POSTFIX.port, 10_000);
+  return {
+    rootPid: () => postfixMasterPid(dir),
+    async stop() {
+      await execFileP(script, ['stop', dir]).catch(() => {});
+      await waitRefused(POSTFIX.host, POSTFIX.port, 20_000);
+      await milter?.stop();
+      discardDir(dir);
+    },
+  };
+}
+
+/** OpenDKIM in the foreground as a signing milter for source.test (a fresh 2048-bit RSA key), stopped by its pid. */
+async function startOpenDkim(dir: string): Promise<{ stop(): Promise<void> }> {
+  const key = join(dir, 'dkim.key');
+  await execFileP('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key]);
+  chmodSync(key, 0o600);
+  const conf = join(dir, 'opendkim.conf');
+  writeFileSync(
+    conf,
+    [
+      'Mode s',
+      'Domain source.test',
+      'Selector bench',
+      `KeyFile ${key}`,
+      'Canonicalization relaxed/relaxed',
+      'SignatureAlgorithm rsa-sha256',
+      'InternalHosts 127.0.0.0/8',
+      `Socket inet:${MILTER.port}@${MILTER.host}`,
+      'Syslog no',
+      'RequireSafeKeys no',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('/usr/sbin/opendkim', ['-f', '-x', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitListening(MILTER.host, MILTER.port, 10_000);
+  } catch (err) {
+    child.kill('SIGTERM');
+    throw new Error(`opendkim did not start: ${(err as Error).message} ${stderr.trim()}`);
+  }
+  return {
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
 }
 
 interface RunReport {
@@ -201,6 +297,10 @@ interface RunReport {
   delivered: number;
   expected: number;
   transactions: { made: number; minimum: number };
+  /** Transactions whose message carried a DKIM-Signature field. */
+  dkimSigned: number;
+  /** Transactions whose envelope sender was not the list owner's own (a VERP sender). */
+  verpSenders: number;
   connections: { toLiveHosts: number; liveHostsUsed: number; toSilentHosts: number };
   dnsQueries: { total: number; mx: number; a: number; aaaa: number; other: number; distinctDomains: number; mxHosts: number };
   cpuSeconds: number;
@@ -211,13 +311,13 @@ async function runOne(mta: 'tsubame' | 'postfix', run: number, o: Options, l: La
   const world = await startWorld(o, l);
   let handle: MtaHandle | null = null;
   try {
-    handle = mta === 'tsubame' ? await startTsubame() : await startPostfixWithDns();
+    handle = mta === 'tsubame' ? await startTsubame(o) : await startPostfixWithDns(o);
     const target = mta === 'tsubame' ? TSUBAME : POSTFIX;
     const live = world.peers.filter((_, h) => l.kinds[h] === 'ok' || l.kinds[h] === 'slow');
     const expected = new Set(l.recipients);
     const cpu0 = treeCpuSeconds(handle.rootPid());
     const started = Date.now();
-    await inject(target, l.recipients, o.perTransaction);
+    await inject(target, l.recipients, o.perTransaction, o.verp && mta === 'postfix');
     const injectSeconds = (Date.now() - started) / 1000;
     const deadline = started + 600_000;
     let delivered = 0;
@@ -233,7 +333,9 @@ async function runOne(mta: 'tsubame' | 'postfix', run: number, o: Options, l: La
     const seconds = (last - started) / 1000;
     const cpuSeconds = treeCpuSeconds(handle.rootPid()) - cpu0;
     const q = world.dns.queries;
-    const minimum = l.perMessageHost.reduce((n, hosts) => n + [...hosts.values()].reduce((m, c) => m + Math.ceil(c / 100), 0), 0);
+    const perTransaction = o.verp ? 1 : 100;
+    const minimum = l.perMessageHost.reduce((n, hosts) => n + [...hosts.values()].reduce((m, c) => m + Math.ceil(c / perTransaction), 0), 0);
+    const transactions = live.flatMap((p) => p.transactions);
     return {
       run,
       mta,
@@ -241,7 +343,9 @@ async function runOne(mta: 'tsubame' | 'postfix', run: number, o: Options, l: La
       injectSeconds: Number(injectSeconds.toFixed(3)),
       delivered,
       expected: expected.size,
-      transactions: { made: live.reduce((n, p) => n + p.transactions.length, 0), minimum },
+      transactions: { made: transactions.length, minimum },
+      dkimSigned: transactions.filter((t) => /^DKIM-Signature:/im.test(t.data.subarray(0, 8192).toString('latin1'))).length,
+      verpSenders: transactions.filter((t) => t.from.toLowerCase() !== OWNER).length,
       connections: {
         toLiveHosts: live.reduce((n, p) => n + p.connections.length, 0),
         liveHostsUsed: live.filter((p) => p.transactions.length > 0).length,
@@ -271,7 +375,7 @@ async function main() {
   const dead = `${o.refusing} refusing, ${o.silent} silent`;
   console.log(`# fan-out end to end ${new Date().toISOString()}`);
   console.log(`# ${await machineDescription()}`);
-  console.log(`# ${o.recipients} recipients, ${o.domains} domains, ${o.hosts} MX hosts (${dead}, ${o.slow} greeting after ${o.slowMs} ms), injected in transactions of ${o.perTransaction}; load before ${loadAverage()}`);
+  console.log(`# ${o.recipients} recipients, ${o.domains} domains, ${o.hosts} MX hosts (${dead}, ${o.slow} greeting after ${o.slowMs} ms), injected in transactions of ${o.perTransaction}; DKIM ${o.dkim ? 'on' : 'off'}, VERP ${o.verp ? 'on' : 'off'}; load before ${loadAverage()}`);
   const reports: RunReport[] = [];
   for (let run = 1; run <= o.runs; run++) {
     const order: Array<'tsubame' | 'postfix'> = run % 2 === 1 ? ['postfix', 'tsubame'] : ['tsubame', 'postfix'];
@@ -281,7 +385,7 @@ async function main() {
       reports.push(r);
       if (!o.json) {
         console.log(
-          `run ${run} ${mta.padEnd(8)} ${r.seconds.toFixed(2).padStart(7)} s (injected in ${r.injectSeconds.toFixed(2)} s)  delivered ${r.delivered}/${r.expected}  transactions ${r.transactions.made} (min ${r.transactions.minimum})  ` +
+          `run ${run} ${mta.padEnd(8)} ${r.seconds.toFixed(2).padStart(7)} s (injected in ${r.injectSeconds.toFixed(2)} s)  delivered ${r.delivered}/${r.expected}  transactions ${r.transactions.made} (min ${r.transactions.minimum}; ${r.dkimSigned} signed, ${r.verpSenders} VERP)  ` +
             `connections ${r.connections.toLiveHosts} to ${r.connections.liveHostsUsed} live hosts, ${r.connections.toSilentHosts} to silent  ` +
             `DNS ${r.dnsQueries.total} (MX ${r.dnsQueries.mx}, A ${r.dnsQueries.a}, AAAA ${r.dnsQueries.aaaa}; ${o.domains} domains, ${o.hosts} hosts)  CPU ${r.cpuSeconds} s  load ${r.loadAverage}`,
         );
@@ -290,6 +394,11 @@ async function main() {
   }
   if (o.json) console.log(JSON.stringify(reports));
   if (reports.some((r) => r.delivered !== r.expected)) process.exitCode = 1;
+  // What was asked for must have happened, for every transaction of both MTAs.
+  if (reports.some((r) => (o.dkim && r.dkimSigned !== r.transactions.made) || (o.verp && r.verpSenders !== r.transactions.made))) {
+    console.error('fanout-e2e: not every transaction was signed (--dkim) or had a VERP sender (--verp)');
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err) => {

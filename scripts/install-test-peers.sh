@@ -9,7 +9,8 @@
 #   systemd (systemd-analyze checks contrib/tsubame.service; its init is never started), prometheus
 #   (a real Prometheus answers the queries of the Grafana dashboard in contrib/),
 #   ldnsutils (ldns-keygen and ldns-signzone: the DANE tests sign their zone at start),
-#   postsrsd (Postfix's SRS daemon: its addresses and ours must decode each other).
+#   postsrsd (Postfix's SRS daemon: its addresses and ours must decode each other),
+#   opendkim (the DKIM signing milter of the Postfix that bench/fanout-e2e.ts --dkim compares with).
 # Never starts their services: the tests run their own copies on loopback.
 set -u
 need=()
@@ -34,6 +35,7 @@ have systemd-analyze || need+=(systemd)
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
 have ldns-signzone || need+=(ldnsutils)
 have postsrsd || need+=(postsrsd)
+have opendkim || need+=(opendkim)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "tsubame tests need ${need[*]}: install them (apt-get install ${need[*]}) or run npm test as root" >&2

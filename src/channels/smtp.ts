@@ -2,7 +2,8 @@
 // one fan-out (src/delivery/fanout.ts) that every batch its jobs hand over joins, with one
 // connection cache and one traffic shaper for the whole channel; DNS answers and host
 // reachability are shared with the thread's other channels (getSharedDnsCache /
-// getSharedReachabilityCache).
+// getSharedReachabilityCache); the verified-TLS policy (trust store, MTA-STS cache, TLS-RPT
+// counts) is the job's own.
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
@@ -17,6 +18,10 @@ import { DeliveryResolver } from '../delivery/resolver.js';
 import { deliverySettings, type DeliverySettings } from '../delivery/settings.js';
 import { openTranscript, type Transcript } from '../delivery/transcript.js';
 import { Shaper } from '../shaping/index.js';
+import { TlsGate } from '../delivery/tls-gate.js';
+import { OutboundTlsPolicy } from '../delivery/tls/policy.js';
+import { tlsPolicySettings } from '../delivery/tls/settings.js';
+import { instancePaths } from '../common/instance.js';
 
 export interface SmtpJobDeps {
   dnsCache: DnsCache;
@@ -26,6 +31,8 @@ export interface SmtpJobDeps {
   /** Overrides of option.dat settings (tests). */
   settings?: Partial<DeliverySettings>;
   random?: () => number;
+  /** The MTA-STS policy hosts' HTTPS port: 443 but in tests. */
+  stsPort?: number;
 }
 
 export interface SmtpJobStats extends EngineStats {
@@ -56,6 +63,8 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
     maxTtlMs: settings.dnsMaxTtlMs,
     localNames: [config.options.localHost],
   });
+  const tlsPolicy = outboundTlsPolicy(ctx, resolver, deps.stsPort);
+  const tls = new TlsGate(channel, tlsPolicy, resolver);
   const maxConnections = Math.max(1, channel.maxClientConnections || DEFAULT_MAX_CONNECTIONS);
   const transcript: Transcript | null = channel.masterDebug ? openTranscript(join(ctx.root, 'log'), channel.name) : null;
   const stats = newEngineStats();
@@ -67,9 +76,11 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       channel,
       localName: config.options.localHost,
       hopLimit: config.options.maxReceivedLines,
+      verpDelimiters: config.options.verpDelimiters,
       settings,
       resolver,
       reachability: deps.reachability,
+      tls,
       readMessage: ctx.readMessage ?? ctx.openBody,
       transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
       stats,
@@ -96,6 +107,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
     async close() {
       closed = true;
       await engine.close();
+      await tlsPolicy.close().catch((err: unknown) => ctx.logger.warn({ err, channel: channel.name }, 'cannot write the TLS-RPT counts'));
       client.close();
       await transcript?.close();
     },
@@ -108,6 +120,24 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       connectionsReused: connections.stats.reused,
     }),
   };
+}
+
+/**
+ * The job's verified-TLS policy (option.dat TLS_CA_FILE, MTA_STS, DANE, TLSRPT). A CA file that
+ * cannot be read now (cnbuild checked it before) leaves Node's CAs: fewer certificates trusted,
+ * never more, and the reason in the log.
+ */
+function outboundTlsPolicy(ctx: ChannelJobContext, lookup: DeliveryResolver, stsPort: number | undefined): OutboundTlsPolicy {
+  const { config } = ctx;
+  const settings = tlsPolicySettings(config.options, ctx.root);
+  const make = (caFile: string | null) =>
+    new OutboundTlsPolicy({ settings: { ...settings, caFile }, lookup, stateDir: instancePaths(ctx.root).tls, localHost: config.options.localHost, stsPort });
+  try {
+    return make(settings.caFile);
+  } catch (err) {
+    ctx.logger.error({ err, channel: ctx.channel.name }, 'TLS_CA_FILE cannot be used: only the built-in CAs are trusted');
+    return make(null);
+  }
 }
 
 export const createSmtpJob: ChannelJobFactory = async (ctx) =>

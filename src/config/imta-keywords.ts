@@ -1,6 +1,7 @@
 // The channel keywords tsubame knows, with the arguments each takes. Keywords are
 // case-insensitive; an unknown one is a warning (Messaging Server treats it as a group name).
 import { AUTH_CHANNEL_KEYWORDS } from './auth-options.js';
+import { MILTER_CHANNEL_KEYWORDS } from './milter-options.js';
 
 export type KeywordArgs =
   | { kind: 'flag' }
@@ -27,7 +28,7 @@ const FLAGS = `smtp nosmtp smtp_cr smtp_crlf smtp_lf smtp_crorlf lmtp submit ehl
   noblocklimit nolinelimit remotehost noremotehost inner noinner defragment nodefragment aliaspostmaster
   pipelining nopipelining exproute noexproute improute noimproute restricted unrestricted
   dequeue_removeroute noreceivedfor receivedfor
-  dkimsign nodkimsign verp noverp sourcesrs nosourcesrs destinationsrs nodestinationsrs addresssrs noaddresssrs`.split(/\s+/).concat(AUTH_CHANNEL_KEYWORDS);
+  dkimsign nodkimsign verp noverp sourcesrs nosourcesrs destinationsrs nodestinationsrs addresssrs noaddresssrs`.split(/\s+/).concat(AUTH_CHANNEL_KEYWORDS, MILTER_CHANNEL_KEYWORDS);
 
 const INTEGERS: Record<string, KeywordArgs> = {
   port: count(1, 65535),

@@ -13,6 +13,7 @@ import { parseDispatcherCnf } from './dispatcher-cnf.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import { parseMappings } from './mappings.js';
 import { parseSrsSecrets } from './srs.js';
+import { checkMilterSlots } from './milter-options.js';
 import { defaultJobControllerConfig, parseJobControllerCnf } from './job-controller-cnf.js';
 import { parseOptionDat } from './option-dat.js';
 import { parseUsers } from './users.js';
@@ -71,6 +72,7 @@ export function loadInstanceConfig(root: string, etcDir?: string): LoadResult {
     diagnostics.push({ file: k.file, line: k.line, severity: 'warning', message: 'no channel of imta.cnf has the dkimsign keyword: nothing is signed (add it to the outbound channel, e.g. tcp_local)' });
   }
   checkSrs(imta.channels, srs, paths.srsSecrets, diagnostics);
+  if (options.milter) checkMilterSlots(imta.channels, options.milter, diagnostics);
   const failed = diagnostics.some((d) => d.severity === 'error');
   return {
     config: failed ? null : { root, imta, dispatcher, jobController, options, aliases, mappings, users, dkim, shaping, srs, diagnostics },

@@ -4,6 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Cidr } from '../common/cidr.js';
 import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
+import type { MilterOptions } from './milter-options.js';
 import type { ScryptHash } from './hash-format.js';
 
 export type Severity = 'error' | 'warning';
@@ -255,6 +256,8 @@ export interface OptionsConfig {
   ldap?: LdapOptions | null;
   /** SRS_DOMAIN and SRS_MAXAGE; absent = the defaults (LOCAL_HOST, 21 days). */
   srs?: SrsOptions;
+  /** SPAMFILTERn_MILTER slots and the MILTER_* options; absent in hand-built configurations = no filters. */
+  milter?: MilterOptions;
 }
 
 /** The Sender Rewriting Scheme's options (option.dat). */

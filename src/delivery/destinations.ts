@@ -9,15 +9,19 @@
 import type { EngineContext } from './engine-context.js';
 import { destinationOf, parseHostPort } from './address.js';
 import { orderTargets, randomRank, shufflesEqualPreferences, targetKey, type ResolvedMx, type Target } from './mx.js';
+import type { StsPolicy } from './tls/mta-sts.js';
 import type { RecipientResult } from './types.js';
 
 export type Resolution =
-  /** A function when the targets depend on the message (smart hosts with randommx: each message starts at a random one). */
-  | { ok: true; targets: Target[] | ((message: number) => Target[]) }
+  /**
+   * A function when the targets depend on the message (smart hosts with randommx: each message
+   * starts at a random one). `sts`: the domain's MTA-STS policy (MX delivery only).
+   */
+  | { ok: true; targets: Target[] | ((message: number) => Target[]); sts?: StsPolicy | null }
   | { ok: false; result: RecipientResult; status: string };
 
 /** What a destination lookup needs of the engine. */
-export type LookupContext = Pick<EngineContext, 'channel' | 'resolver' | 'stats' | 'random'>;
+export type LookupContext = Pick<EngineContext, 'channel' | 'resolver' | 'stats' | 'random' | 'tls'>;
 
 interface Kept {
   lookup: Promise<Resolution>;
@@ -93,6 +97,8 @@ export class Destinations {
 
 async function resolveDomain(domain: string, port: number, ctx: LookupContext, rank: (k: string) => number): Promise<Resolution> {
   const { channel, resolver } = ctx;
+  // The MTA-STS policy is looked up beside the MX hosts (RFC 8461 §5.1: it limits which may be tried).
+  const stsLookup = ctx.tls.stsPolicy(domain);
   let hosts: ResolvedMx[];
   if (channel.mx === 'nomx') {
     const a = await resolver.resolveAddresses(domain);
@@ -107,7 +113,10 @@ async function resolveDomain(domain: string, port: number, ctx: LookupContext, r
     if (!mx.ok) return { ok: false, result: mx.permanent ? 'failed' : 'deferred', status: mx.status };
     hosts = mx.hosts;
   }
-  return { ok: true, targets: orderTargets(hosts, { shuffle: shufflesEqualPreferences(channel.mx), rank, port }) };
+  const sts = await stsLookup;
+  const allowed = ctx.tls.filterMx(domain, sts, hosts);
+  if (allowed.refused) return { ok: false, result: 'deferred', status: allowed.refused };
+  return { ok: true, targets: orderTargets(allowed.hosts, { shuffle: shufflesEqualPreferences(channel.mx), rank, port }), sts };
 }
 
 /** `daemon h1,h2`: every recipient to the smart hosts, in order; with randommx each message starts at a random one. */

@@ -7,6 +7,7 @@ import type { ReachabilityCache } from './reachability.js';
 import type { DeliveryResolver } from './resolver.js';
 import type { DeliverySettings } from './settings.js';
 import type { SessionLogger } from './smtp-client.js';
+import type { TlsGate } from './tls-gate.js';
 
 export interface EngineContext {
   channel: Channel;
@@ -14,9 +15,13 @@ export interface EngineContext {
   localName: string;
   /** More Received: lines than this: the message is looping and is returned (option.dat MAX_RECEIVED_LINES). */
   hopLimit: number;
+  /** The delimiters of VERP senders for a channel with `verp` (option.dat VERP_DELIMITERS; default "+="). */
+  verpDelimiters?: string;
   settings: DeliverySettings;
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
+  /** The outbound TLS policy (musttls, MTA-STS, DANE): the trust store and the decision before each transaction. */
+  tls: TlsGate;
   /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
   readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** master_debug transcript, per host. */

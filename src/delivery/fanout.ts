@@ -143,7 +143,8 @@ export class ChannelFanout {
     this.now = fctx.now ?? Date.now;
     this.ctx = { ...fctx, readMessage: (path) => this.readBody(path) };
     this.destinations = new Destinations(fctx, fctx.settings.dnsReuseMs, this.now);
-    this.rcptPerTransaction = fctx.channel.copies === 'single' ? 1 : fctx.channel.rcptPerTransaction || 100;
+    // `verp`: every recipient has an envelope sender of its own, so a transaction of its own.
+    this.rcptPerTransaction = fctx.channel.copies === 'single' || fctx.channel.verp ? 1 : fctx.channel.rcptPerTransaction || 100;
     // Idle destinations are forgotten now and then (their slow start begins again).
     this.sweeper = setInterval(() => fctx.shaper.sweep(this.now()), 60_000);
     this.sweeper.unref();
@@ -247,6 +248,7 @@ export class ChannelFanout {
       if (!res.ok) batch.book.decide(r, res.result, res.status, null);
       else {
         r.targets = typeof res.targets === 'function' ? res.targets(batch.messages[r.message]!) : res.targets;
+        r.sts = res.sts ?? null;
         this.place(r.id);
       }
     }
@@ -462,8 +464,15 @@ export class ChannelFanout {
     this.inFlight.set(session, batch);
     const started = this.now();
     const local: PlannedTransaction = { message: m.index, recipients: tx.recipients };
-    const { broken, overflow, outcome } = await runTransaction(session, local, batch.items, batch.book, this.ctx);
+    const { broken, brokenIds, overflow, refused, outcome } = await runTransaction(session, local, batch.items, batch.book, this.ctx);
     this.inFlight.delete(session);
+    // What the TLS policy refused over this session tries its next MX, as after a host failure.
+    for (const r of refused) {
+      const ids = r.ids.filter((id) => !this.gone(id));
+      batch.book.hostFailed(ids, r.target, r.status, r.tls);
+      for (const id of ids) this.place(id);
+    }
+    if (refused.length) this.schedulePump();
     const now = this.now();
     host.transactionMs = averageMs(host.transactionMs, now - started);
     let throttled = false;
@@ -474,7 +483,7 @@ export class ChannelFanout {
     if (overflow.length) host.backlog.putBack({ message: tx.message, recipients: overflow });
     if (broken) {
       // The connection broke mid-transaction: these recipients try their next MX; the rest of the host's queue reconnects.
-      const ids = tx.recipients.filter((id) => !this.gone(id));
+      const ids = (brokenIds ?? tx.recipients).filter((id) => !this.gone(id));
       batch.book.hostFailed(ids, host.target, broken);
       this.connections.discard(session);
       for (const id of ids) this.place(id);
@@ -506,6 +515,7 @@ export class ChannelFanout {
         pipelining: channel.pipelining,
         settings,
         transcript: this.fctx.transcriptFor?.(target) ?? null,
+        trust: this.fctx.tls.trust,
       }),
     );
     let cancel!: () => void;

@@ -8,6 +8,7 @@ import type { Target } from './mx.js';
 import { noHostLeftStatus, skippedHostStatus } from './reply-policy.js';
 import type { RcptDsn } from './smtp-client.js';
 import { describeHost } from './status.js';
+import type { StsPolicy } from './tls/mta-sts.js';
 import type { DeliveryItem, MessageOutcome, RecipientOutcome, RecipientResult } from './types.js';
 
 export interface RunRecipient {
@@ -22,10 +23,14 @@ export interface RunRecipient {
   readonly dsn: RcptDsn;
   /** Where it can go, best first (known once its destination is looked up). */
   targets: Target[];
+  /** Its domain's MTA-STS policy (known with the targets), for the TLS decision (tls-gate.ts). */
+  sts: StsPolicy | null;
   /** Targets (by key) already tried for it in this run. */
   readonly tried: Set<string>;
   lastFailure: string | null;
   lastHost: string | null;
+  /** The `tls=` value of the session of its last failure (a TLS policy refusal), for mail.log. */
+  lastTls: string | null;
   /** The earliest end of the host-retry window of a host skipped for it (null: none skipped). */
   skippedUntil: number | null;
   outcome: RecipientOutcome | null;
@@ -65,9 +70,11 @@ export class RecipientBook {
           rcptTo: r.address.trim(),
           dsn: { notify: r.notify, orcpt: r.orcpt },
           targets: [],
+          sts: null,
           tried: new Set(),
           lastFailure: null,
           lastHost: null,
+          lastTls: null,
           skippedUntil: null,
           outcome: null,
           sameAs: seen.get(key) ?? null,
@@ -106,13 +113,17 @@ export class RecipientBook {
     this.onDecided(r);
   }
 
-  /** The host failed these recipients (no connection, or it broke mid-transaction): not to be tried again for them. */
-  hostFailed(ids: readonly number[], target: Target, status: string): void {
+  /**
+   * The host failed these recipients (no connection, it broke mid-transaction, or the TLS policy
+   * refused its session, `tls` then saying what the session had): not to be tried again for them.
+   */
+  hostFailed(ids: readonly number[], target: Target, status: string, tls: string | null = null): void {
     for (const id of ids) {
       const r = this.byId.get(id)!;
       r.tried.add(target.key);
       r.lastFailure = status;
       r.lastHost = describeHost(target);
+      r.lastTls = tls;
     }
   }
 
@@ -122,6 +133,7 @@ export class RecipientBook {
     if (r.lastFailure) return;
     r.lastFailure = skippedHostStatus(down.reason, down.until);
     r.lastHost = describeHost(target);
+    r.lastTls = null;
   }
 
   /**
@@ -134,15 +146,8 @@ export class RecipientBook {
       r.outcome = { address: r.address, result: 'deferred', status: noHostLeftStatus(r.lastFailure), remoteHost: r.lastHost, notTriedUntil: r.skippedUntil };
       this.onDecided(r);
     } else {
-      this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost);
+      this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost, r.lastTls);
     }
-  }
-
-  /** Distinct recipients without an outcome yet. */
-  undecided(): number {
-    let n = 0;
-    for (const r of this.all) if (r.sameAs === null && !r.outcome) n++;
-    return n;
   }
 
   /** Every message's outcomes, its recipients in envelope order. */

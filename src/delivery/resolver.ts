@@ -2,7 +2,7 @@
 // answer's additional section for the hosts' addresses (SMTPfeed §3.6–3.7).
 import net from 'node:net';
 import type { Answer, RecordType } from 'dns-packet';
-import type { DnsClient } from '../dns/client.js';
+import type { DnsClient, QueryOptions } from '../dns/client.js';
 import type { DnsCache } from '../dns/cache.js';
 import { RrsetLookup, type RrsetResult } from '../dns/lookup.js';
 import { dropSelfAndWorse, interpretMxRecords, type MxRecord, type ResolvedMx } from './mx.js';
@@ -87,9 +87,9 @@ export class DeliveryResolver {
     return { ok: false, permanent: true, reason: a.status === 'nxdomain' ? 'NXDOMAIN' : 'no address record' };
   }
 
-  /** One RR set, from the cache or the servers. */
-  rrset(name: string, type: RecordType): Promise<RrsetResult> {
-    return this.lookup.rrset(name, type);
+  /** One RR set, from the cache or the servers (with `dnssec`: the AD bit kept, for DANE and MTA-STS). */
+  rrset(name: string, type: RecordType, options: QueryOptions = {}): Promise<RrsetResult> {
+    return this.lookup.rrset(name, type, options);
   }
 
   /** Addresses from an MX answer's additional section, by host name. */

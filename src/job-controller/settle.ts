@@ -14,6 +14,7 @@ import type { Envelope, QueueRef, QueueStore } from '../queue/index.js';
 import type { NoticeSender } from '../notices/send.js';
 import type { DsnRecipient } from '../notices/dsn.js';
 import { returnTime } from '../notices/schedule.js';
+import { transactionSender } from '../delivery/verp.js';
 import { nextAttemptAt } from './backoff.js';
 import { outcomePolicy } from './config.js';
 import type { CounterBook } from './counters.js';
@@ -158,19 +159,37 @@ export class Settler {
     if (recipients.length === 0) return true;
     const { logger } = this.opts;
     try {
-      const result = await this.opts.notices().send({ envelope: applied.envelope, path: entry.path, recipients, now, willRetryUntil: returnTime(applied.envelope.arrival, noticesMs) });
-      if (!result.sent) {
-        logger.info({ id: entry.id, reason: result.reason }, 'no delivery status notification sent');
-        return true;
+      for (const group of this.noticeGroups(applied.envelope, channel, recipients)) {
+        const result = await this.opts.notices().send({ envelope: applied.envelope, path: entry.path, recipients: group.recipients, to: group.to, now, willRetryUntil: returnTime(applied.envelope.arrival, noticesMs) });
+        if (!result.sent) {
+          logger.info({ id: entry.id, reason: result.reason }, 'no delivery status notification sent');
+          continue;
+        }
+        logger.info({ id: entry.id, notice: result.ref.id, to: result.to, recipients: group.recipients.length }, 'delivery status notification queued');
+        if (await this.opts.intake.admitFile(result.ref.path, 'notice')) queueMicrotask(() => this.opts.kick());
       }
-      logger.info({ id: entry.id, notice: result.ref.id, to: result.to, recipients: recipients.length }, 'delivery status notification queued');
-      if (await this.opts.intake.admitFile(result.ref.path, 'notice')) queueMicrotask(() => this.opts.kick());
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true; // the original is gone (qm delete)
       logger.error({ err, id: entry.id }, 'cannot queue a delivery status notification; will try again');
       return false;
     }
+  }
+
+  /**
+   * One notice to the sender for all recipients; on a `verp` channel one per recipient, to the
+   * VERP sender its transaction had (Postfix's VERP bounces), so the list learns the member from
+   * the address whether the remote server or this host reports the failure.
+   */
+  private noticeGroups(envelope: Envelope, channel: Channel | undefined, recipients: DsnRecipient[]): Array<{ to?: string; recipients: DsnRecipient[] }> {
+    if (!channel?.verp || envelope.from === '') return [{ recipients }];
+    const delimiters = this.opts.config().options.verpDelimiters;
+    const groups = new Map<string, DsnRecipient[]>();
+    for (const r of recipients) {
+      const to = transactionSender(channel, envelope.from, r.address, delimiters);
+      groups.set(to, [...(groups.get(to) ?? []), r]);
+    }
+    return [...groups].map(([to, list]) => ({ to, recipients: list }));
   }
 
   /** `settled` (D, R) is written at once, before the queue file changes; `deferred` (Q, after the rewrite) with the turn's other records. */

@@ -44,6 +44,10 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
     samples: services.map((x) => ({ labels: { service: x.service }, histogram: x.enqueueLatency })),
   });
 
+  if (s.rejections) {
+    counter('tsubame_rejections_total', 'SMTP refusals (mail.log J records) per rule that decided, since the metrics endpoint started: PORT_ACCESS, rbl:<zone>, SPF, DMARC, milter:<filter>, relay, unknown user …', s.rejections.map((r) => ({ labels: { reason: r.reason }, value: r.count })));
+  }
+
   const jc = s.jobController;
   const channels = jc?.channels ?? [];
   for (const f of COUNTER_FIELDS) {

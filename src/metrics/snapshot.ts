@@ -5,6 +5,7 @@
 // The job controller's status comes from another process, maybe of an older or newer version than
 // its type (job-controller/protocol.ts) says: readJobControllerStatus checks it field by field, so
 // that a field missing from it reads as nothing.
+import type { RejectionCount } from './rejections.js';
 import type { ServiceSummary, ListenerInfo } from '../dispatcher/protocol.js';
 import type { RecentDeferral } from './mail-log-tail.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
@@ -111,6 +112,8 @@ export interface InstanceSnapshot {
   history?: HistoryView | null;
   /** Deferrals and returns of the last hours grouped by reason and destination, largest first. */
   outcomeGroups?: OutcomeGroup[];
+  /** Refusals (J records) per rule since the metrics side started, largest first (absent: not counted). */
+  rejections?: RejectionCount[];
 }
 
 function num(v: unknown, fallback = 0): number {

@@ -169,6 +169,9 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     ? `<h2>The last hours</h2>\n${s.history.minutes.length > 1 ? '' : '<p class="meta">The charts fill in minute by minute from the start of the watcher (and the last hours of mail.log).</p>'}${renderTrafficCharts(s.history)}`
     : '';
   const groups = s.outcomeGroups ? `<h2>Deferrals and returns by reason</h2>\n${renderOutcomeGroups(s.outcomeGroups, (iso) => relativeTime(Date.parse(iso), now))}` : '';
+  const rejections = s.rejections
+    ? `<h2>Refusals by rule</h2>\n<p class="meta">Since the watcher started; as <code>imsimta report</code> groups them.</p>\n${table(['Rule', n('Refused')], s.rejections.map((r) => [{ text: r.reason, cls: 'reason' }, r.count]), 'Nothing refused.')}`
+    : '';
   const reload = s.reload ? renderReload(s.reload, now) : '';
   const problems = s.problems.length ? `<div class="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>` : '';
   const taken = new Date(now).toISOString();
@@ -198,6 +201,7 @@ ${jobs}
 <h2>Queue</h2>
 ${queue}
 ${groups}
+${rejections}
 <h2>Recent deferrals</h2>
 ${deferrals}
 </body>

@@ -232,10 +232,10 @@ export class MilterSession {
     );
   }
 
-  /** The transaction ended without message(): RSET, a refused MAIL or DATA, the client gone. */
+  /** The transaction ended without message(): RSET, a refused MAIL or DATA, the client gone. Nothing to do outside a transaction. */
   abort(): Promise<void> {
     return this.run(
-      () => this.abortAll(),
+      () => (this.inTransaction ? this.abortAll() : Promise.resolve()),
       () => undefined,
     );
   }

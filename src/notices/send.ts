@@ -27,6 +27,8 @@ export interface NoticeRequest {
   /** The queue file of the original (for its contents). */
   path: string;
   recipients: DsnRecipient[];
+  /** Where the notice goes: the message's sender unless given (a VERP sender, settle.ts). */
+  to?: string;
   now: Date;
   willRetryUntil: Date | null;
 }
@@ -44,17 +46,18 @@ export class NoticeSender {
     const { envelope } = req;
     if (req.recipients.length === 0) return { sent: false, reason: 'no recipient asked for a notice' };
     if (envelope.from === '') return { sent: false, reason: 'no notice for a message from the null sender' };
-    const route = this.route(envelope.from, envelope.channel);
-    if (!route) return { sent: false, reason: `neither the sender <${envelope.from}> nor the postmaster can be routed` };
+    const sender = req.to ?? envelope.from;
+    const route = this.route(sender, envelope.channel);
+    if (!route) return { sent: false, reason: `neither the sender <${sender}> nor the postmaster can be routed` };
     const { body: original } = await this.deps.store.readMessage(req.path);
     const failed = req.recipients.some((r) => r.action === 'failed');
     const returnFull = failed && envelope.mailParams.ret !== 'HDRS' && original.length <= this.deps.returnLimitOctets;
-    const smtputf8 = isGlobal({ smtputf8: envelope.mailParams.smtputf8, to: envelope.from, recipients: req.recipients });
+    const smtputf8 = isGlobal({ smtputf8: envelope.mailParams.smtputf8, to: sender, recipients: req.recipients });
     const message = buildDsn({
       smtputf8,
       reportingMta: this.deps.localHost,
       postmaster: `postmaster@${this.deps.localHost}`,
-      to: envelope.from,
+      to: sender,
       originalId: envelope.id,
       envid: envelope.mailParams.envid ?? null,
       arrival: envelope.arrival,
@@ -77,7 +80,7 @@ export class NoticeSender {
           clientAddress: null,
           clientHelo: null,
           arrival: req.now,
-          recipients: [{ address: route.address, original: envelope.from, orcpt: null, notify: null, state: 'pending', status: null }],
+          recipients: [{ address: route.address, original: sender, orcpt: null, notify: null, state: 'pending', status: null }],
         },
       ],
       message,

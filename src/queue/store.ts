@@ -14,6 +14,7 @@ import { HELD_SUFFIX, identityFromPath, isSubdirName, isTemporaryName, parseQueu
 import { DirectorySyncer } from './group-commit.js';
 import { readQueueFileHeader, readQueuedFileSync } from './queue-file-reader.js';
 import { DelayedDirectorySync } from './removal-sync.js';
+import { MessageSpool } from './message-spool.js';
 import { EnqueueTransactionImpl, type EnqueueTransaction, type PlannedFile } from './transaction.js';
 import { SpareFiles } from './spare-files.js';
 import { writeFully } from '../common/write-fully.js';
@@ -49,6 +50,8 @@ export interface CorruptEntry {
 
 /** Small messages are read in one go. */
 const READ_WHOLE_BELOW = 1024 * 1024;
+/** A spooled message stays in memory up to this size (as a buffered enqueue does up to 64 KiB, with room for headers and milters' work). */
+export const SPOOL_MEMORY_LIMIT = 256 * 1024;
 const STAT_BATCH = 64;
 
 export class QueueStore {
@@ -113,6 +116,19 @@ export class QueueStore {
       claimSpare: (tmpPath) => this.spares.claimSync(tmpPath),
       tmpDir: this.tmpDir,
       logger: this.opts.logger,
+    });
+  }
+
+  /**
+   * A message held for the end-of-DATA checks before it is enqueued (message-spool.ts): in memory
+   * up to `memoryLimit` octets, then in a temporary file of queue/.tmp that sweepTemporary()
+   * removes if this process dies.
+   */
+  spool(messageId: string, memoryLimit = SPOOL_MEMORY_LIMIT): MessageSpool {
+    return new MessageSpool({
+      tmpPath: join(this.tmpDir, `${messageId}-spool.${process.pid}.${++this.tmpCounter}`),
+      ensureDir: () => this.ensureDir(this.tmpDir),
+      memoryLimit,
     });
   }
 

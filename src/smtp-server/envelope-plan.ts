@@ -11,6 +11,8 @@ export interface AcceptedRecipient {
   original: string;
   orcpt: string | null;
   notify: string[] | null;
+  /** Accepted but not to be queued (an access table's $B): why. */
+  discard?: string;
 }
 
 /** What every file of one message shares. */

@@ -1,10 +1,12 @@
 // What the service knows of one inbound SMTP session, in one typed object per session (next to
 // smtp-server's own session object, which carries the envelope, `secure` and `user`): decided
 // once at connect, whether the client is internal and the channel its mail comes in on; for the
-// transaction under way, each accepted recipient with where it is queued.
+// transaction under way, each accepted recipient with where it is queued; and what the policy
+// checks keep (session-policy.ts).
 import type { SMTPServerSession } from 'smtp-server';
 import { ipInCidrs, type Cidr } from '../common/cidr.js';
 import type { AcceptedRecipient } from './envelope-plan.js';
+import { newSessionPolicy, type SessionPolicy } from './session-policy.js';
 
 export interface InboundSession {
   /** An INTERNAL_IP client: may relay (as an authenticated one may). */
@@ -16,6 +18,8 @@ export interface InboundSession {
    * envelope (a repeated RCPT replaces the earlier one there and here). Emptied at MAIL.
    */
   accepted: Map<string, AcceptedRecipient>;
+  /** The policy checks' state: filters, SPF, hold/discard/delay of the transaction. */
+  readonly policy: SessionPolicy;
 }
 
 /** Client addresses whose INTERNAL_IP verdict is kept (the configuration is fixed per service). */
@@ -50,7 +54,7 @@ export class InboundSessions {
     let facts = this.bySession.get(session);
     if (!facts) {
       const internal = this.clients.isInternal(session.remoteAddress);
-      facts = { internal, sourceChannel: internal ? this.channels.intranetChannel : this.channels.channel, accepted: new Map() };
+      facts = { internal, sourceChannel: internal ? this.channels.intranetChannel : this.channels.channel, accepted: new Map(), policy: newSessionPolicy() };
       this.bySession.set(session, facts);
     }
     return facts;

@@ -1,11 +1,15 @@
 // The MAIL stage: the checks a MAIL FROM goes through, in order (see stages.ts for the verdicts).
-// A refusal is the reply to MAIL; nothing goes to mail.log (no recipient is known yet). FROM_ACCESS
-// (src/mappings checkFromAccess), SPF at MAIL (src/policy checkSpf) and the ownership of the
-// sender by an authenticated user (src/directory) are added to MAIL_CHECKS.
+// A refusal is the reply to MAIL; a policy rule's refusal is also a J record naming it (the
+// built-in ones log nothing: no recipient is known yet). After the command's own checks:
+// FROM_ACCESS (access-checks.ts), SPF (spf-checks.ts), the session's milters (milter-checks.ts).
+// The ownership of the sender by an authenticated user (src/directory) is to be added.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { checkAddressCharset } from './address-check.js';
 import { MAIL_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import { fromAccess } from './access-checks.js';
 import type { InboundSession } from './inbound-session.js';
+import { milterMail } from './milter-checks.js';
+import { spfAtMail } from './spf-checks.js';
 import { REPLIES } from './replies.js';
 import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
 
@@ -42,4 +46,4 @@ function senderCharset(mail: MailCommand): Verdict {
   return problem ? refuse(problem) : NEXT;
 }
 
-export const MAIL_CHECKS: readonly MailCheck[] = [requireTls, messagesPerSession, mailParameters, senderCharset];
+export const MAIL_CHECKS: readonly MailCheck[] = [requireTls, messagesPerSession, mailParameters, senderCharset, fromAccess, spfAtMail, milterMail];

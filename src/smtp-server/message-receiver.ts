@@ -2,8 +2,9 @@
 // per destination channel), behind the Received: line, and is committed (fsync) only when it
 // arrived whole and clean and the end-of-DATA checks took it. Whatever goes wrong, the rest of
 // the data is drained so the client gets its reply at the end of DATA; nothing of a refused or
-// broken message stays queued.
-import type { EnqueueTransaction } from '../queue/index.js';
+// broken message stays queued. readData() is the reading itself, also used to spool a message
+// the checks must read first (inspected-data.ts).
+import type { EnqueueTransaction, MessageSpool } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
 import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
 import { DataScanner, type DataLimits, type DataViolation } from './data-guard.js';
@@ -13,6 +14,8 @@ export interface EnqueueStore {
   /** A new message id (the first queue file's id; the others start with it). */
   newMessageId(): string;
   begin(drafts: EnvelopeDraft[], messageId?: string): EnqueueTransaction;
+  /** Where a message waits for the end-of-DATA checks that read it (message-spool.ts). */
+  spool(messageId: string): MessageSpool;
 }
 
 export type ReceiveOutcome =
@@ -20,8 +23,8 @@ export type ReceiveOutcome =
   | { kind: 'queued'; refs: QueueRef[]; size: number; storeMs: number }
   /** Refused for its content or size (5xx); nothing stored. */
   | { kind: 'refused'; reply: SmtpReply; violation: DataViolation; size: number }
-  /** Refused (or not decided) by an end-of-DATA check; nothing stored. */
-  | { kind: 'rejected'; reply: SmtpReply; size: number }
+  /** Refused (or not decided) by an end-of-DATA check; nothing stored. `status`: the J records' (the rule that decided and its reply). */
+  | { kind: 'rejected'; reply: SmtpReply; status: string; size: number }
   /** Could not be stored (4xx); nothing stored. */
   | { kind: 'failed'; reply: SmtpReply; error: Error; size: number }
   /** The client went away before the end of the data; nothing stored. */
@@ -40,21 +43,94 @@ export interface ReceiveRequest {
   /** The id the queue files get (from store.newMessageId(), the one in the Received: line); default: a new one. */
   messageId?: string;
   limits: DataLimits;
-  /** Asked once the message arrived whole and clean, before the commit: a reply refuses it. */
-  beforeCommit?: (size: number) => Promise<SmtpReply | null>;
+  /** Asked once the message arrived whole and clean, before the commit: a reply refuses it (`status` for the J records). */
+  beforeCommit?: (size: number) => Promise<{ reply: SmtpReply; status: string } | null>;
 }
 
 export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcome> {
-  const scanner = new DataScanner(req.limits);
-  let storeError: Error | null = null;
   let tx: EnqueueTransaction | null = null;
-  // Writes go to the transaction in arrival order; the stream is paused while too much waits.
+  let beginError: Error | null = null;
+  try {
+    tx = req.store.begin(req.drafts, req.messageId);
+  } catch (err) {
+    beginError = err as Error;
+  }
+  const read = await readData(req.stream, req.limits, tx, Buffer.from(req.header, 'utf8'));
+  const size = read.size;
+  let storeError = beginError ?? read.storeError;
+  if (!read.complete) {
+    await tx?.abort().catch(() => {});
+    return { kind: 'aborted', size };
+  }
+  if (read.violation) {
+    await tx?.abort().catch(() => {});
+    return { kind: 'refused', reply: violationReply(read.violation, req.limits), violation: read.violation, size };
+  }
+  if (req.beforeCommit && tx && !storeError) {
+    try {
+      const refusal = await req.beforeCommit(size);
+      if (refusal) {
+        await tx.abort().catch(() => {});
+        return { kind: 'rejected', ...refusal, size };
+      }
+    } catch (err) {
+      storeError = err as Error; // a check that failed keeps the message with the client (4xx)
+    }
+  }
+  if (tx && !storeError) {
+    try {
+      // waits for the writes still in flight; a failed write makes it throw
+      const refs = await tx.commit();
+      return { kind: 'queued', refs, size, storeMs: performance.now() - read.dataEnd };
+    } catch (err) {
+      storeError = err as Error;
+    }
+  }
+  await tx?.abort().catch(() => {});
+  return failed(storeError ?? new Error('no queue transaction'), size);
+}
+
+/** Where the data goes as it arrives: a queue transaction, or a spool (message-spool.ts). */
+export interface DataSink {
+  write(chunk: Buffer): Promise<void>;
+}
+
+export interface DataReading {
+  /** The data ended (false: the client went away first). */
+  complete: boolean;
+  /** What makes the message unacceptable (size, lines, hops, bare CR/LF); null when clean. */
+  violation: DataViolation | null;
+  /** Octets of the message as the client sent it. */
+  size: number;
+  /** performance.now() at the end of the data. */
+  dataEnd: number;
+  /** The first failed write of the sink (the rest was drained unwritten). */
+  storeError: Error | null;
+}
+
+/**
+ * Reads the DATA stream to its end through the DataScanner, writing the clean data (after `first`)
+ * to `sink` in arrival order; the stream is paused while too much waits for the sink. Whatever
+ * goes wrong, the rest is read and dropped, so the source stream is never destroyed under
+ * smtp-server (which would answer before the end of the data). Never rejects.
+ */
+export async function readData(stream: NodeJS.ReadableStream, limits: DataLimits, sink: DataSink | null, first?: Buffer): Promise<DataReading> {
+  const scanner = new DataScanner(limits);
+  let storeError: Error | null = null;
+  // Writes go to the sink in arrival order; the stream is paused while too much waits.
   let pendingBytes = 0;
   let paused = false;
+  const settled = (bytes: number) => {
+    pendingBytes -= bytes;
+    if (paused && pendingBytes <= PENDING_LOW) {
+      paused = false;
+      stream.resume();
+    }
+  };
   const store = (chunk: Buffer) => {
-    if (storeError || !tx) return;
+    if (storeError || !sink) return;
     pendingBytes += chunk.length;
-    tx.write(chunk).then(
+    sink.write(chunk).then(
       () => settled(chunk.length),
       (err: Error) => {
         storeError ??= err;
@@ -63,28 +139,12 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     );
     if (pendingBytes > PENDING_HIGH && !paused) {
       paused = true;
-      req.stream.pause();
+      stream.pause();
     }
   };
-  const settled = (bytes: number) => {
-    pendingBytes -= bytes;
-    if (paused && pendingBytes <= PENDING_LOW) {
-      paused = false;
-      req.stream.resume();
-    }
-  };
-  try {
-    tx = req.store.begin(req.drafts, req.messageId);
-    store(Buffer.from(req.header, 'utf8'));
-  } catch (err) {
-    storeError = err as Error;
-  }
-  // Read to the end whatever happens: a store error is remembered and the rest is drained, so
-  // the source stream is never destroyed under smtp-server (which would answer before the end
-  // of the data). After a violation the rest is counted and dropped.
+  if (first) store(first);
   let dataEnd = 0;
   const complete = await new Promise<boolean>((resolve) => {
-    const stream = req.stream;
     stream.on('data', (chunk: Buffer) => {
       if (scanner.scan(chunk) === null) store(chunk);
     });
@@ -95,38 +155,7 @@ export async function receiveMessage(req: ReceiveRequest): Promise<ReceiveOutcom
     stream.once('error', () => {}); // followed by 'close': the client went away
     stream.once('close', () => resolve(false)); // after 'end' this changes nothing
   });
-  const size = scanner.bytes;
-  if (!complete) {
-    await tx?.abort().catch(() => {});
-    return { kind: 'aborted', size };
-  }
-  const violation = scanner.finish();
-  if (violation) {
-    await tx?.abort().catch(() => {});
-    return { kind: 'refused', reply: violationReply(violation, req.limits), violation, size };
-  }
-  if (req.beforeCommit && tx && !storeError) {
-    try {
-      const reply = await req.beforeCommit(size);
-      if (reply) {
-        await tx.abort().catch(() => {});
-        return { kind: 'rejected', reply, size };
-      }
-    } catch (err) {
-      storeError = err as Error; // a check that failed keeps the message with the client (4xx)
-    }
-  }
-  if (tx && !storeError) {
-    try {
-      // waits for the writes still in flight; a failed write makes it throw
-      const refs = await tx.commit();
-      return { kind: 'queued', refs, size, storeMs: performance.now() - dataEnd };
-    } catch (err) {
-      storeError = err as Error;
-    }
-  }
-  await tx?.abort().catch(() => {});
-  return failed(storeError ?? new Error('no queue transaction'), size);
+  return { complete, violation: complete ? scanner.finish() : null, size: scanner.bytes, dataEnd, storeError };
 }
 
 function failed(error: Error, size: number): ReceiveOutcome {

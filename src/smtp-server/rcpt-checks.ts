@@ -1,22 +1,27 @@
 // The RCPT stage, as Haraka's cmd_rcpt: the command is read first (readRecipient: parameters,
 // character set, address syntax, then the rewrite rules route it to a channel; a failure there
 // is the command's own refusal), then the routed recipient goes through RCPT_CHECKS, in order
-// (see stages.ts for the verdicts). Every refusal is a J record in mail.log. The checks to come
-// are added to RCPT_CHECKS: the access tables ORIG_SEND_ACCESS, SEND_ACCESS, ORIG_MAIL_ACCESS
-// and MAIL_ACCESS (src/mappings checkRecipientAccess), relaying for authenticated senders (SMTP
-// AUTH, src/directory), the directory's recipient lookup in place of localRecipient
-// (src/directory findRecipient), DNS blocklists and SPF at RCPT (src/policy).
+// (see stages.ts for the verdicts). Every refusal is a J record in mail.log (a policy rule's
+// names it). In order: a $D delay of the transaction, relaying, the access tables
+// ORIG_SEND_ACCESS, ORIG_MAIL_ACCESS, SEND_ACCESS, MAIL_ACCESS (access-checks.ts), SPF with
+// spfrcptto (spf-checks.ts), the local recipient, then the session's milters (milter-checks.ts),
+// which hear only the recipients the others took. Still to come: relaying for authenticated
+// senders (SMTP AUTH, src/directory), the directory's recipient lookup in place of
+// localRecipient (src/directory findRecipient).
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { routeRecipient, type RecipientRoute, type RewriteOutcome } from '../rewrite/index.js';
 import { asciiDomainForm, checkAddressCharset } from './address-check.js';
 import type { AcceptedRecipient } from './envelope-plan.js';
 import { RCPT_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import { recipientAccess, transactionDelay } from './access-checks.js';
 import type { InboundSession } from './inbound-session.js';
+import { milterRcpt } from './milter-checks.js';
+import { spfAtRcpt } from './spf-checks.js';
 import { relayRefusal } from './recipient-policy.js';
 import { REPLIES, badAddressSyntax, localTargetUnsupported, unknownUser, unroutable, type SmtpReply } from './replies.js';
 import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
 
-interface RcptCommand {
+export interface RcptCommand {
   /** RCPT TO as smtp-server parsed it (`args`, `dsn`). */
   address: SMTPServerAddress;
   smtp: SMTPServerSession;
@@ -28,6 +33,8 @@ interface RcptCommand {
   rewrite: RewriteOutcome;
   /** Where it is queued if accepted. */
   route: Extract<RecipientRoute, { ok: true }>;
+  /** Set by a check that accepts the recipient but drops its copy (an access table's $B): why. */
+  discard: string | null;
 }
 
 type RcptCheck = Check<RcptCommand>;
@@ -52,7 +59,7 @@ function localRecipient(rcpt: RcptCommand): Verdict | Promise<Verdict> {
   );
 }
 
-export const RCPT_CHECKS: readonly RcptCheck[] = [relayAccess, localRecipient];
+export const RCPT_CHECKS: readonly RcptCheck[] = [transactionDelay, relayAccess, recipientAccess, spfAtRcpt, localRecipient, milterRcpt];
 
 /** The command read and routed, or its refusal with the channel for the J record ('' before routing). */
 type RecipientReading = { ok: true; rcpt: RcptCommand } | { ok: false; reply: SmtpReply; destination: string };
@@ -66,7 +73,7 @@ export function readRecipient(address: SMTPServerAddress, smtp: SMTPServerSessio
   const route = routeRecipient(rewrite, services.config.imta.channelByName);
   if (!route.ok) return { ok: false, reply: unroutable(route.error), destination: rewrite.channel ?? '' };
   const from = smtp.envelope.mailFrom ? smtp.envelope.mailFrom.address : '';
-  return { ok: true, rcpt: { address, smtp, session, services, from, rewrite, route } };
+  return { ok: true, rcpt: { address, smtp, session, services, from, rewrite, route, discard: null } };
 }
 
 /** What an accepted recipient is queued as. */
@@ -77,5 +84,6 @@ export function acceptedRecipient(rcpt: RcptCommand): AcceptedRecipient {
     original: rcpt.address.address,
     orcpt: rcpt.address.dsn?.orcpt ?? null,
     notify: rcpt.address.dsn?.notify ?? null,
+    ...(rcpt.discard ? { discard: rcpt.discard } : {}),
   };
 }

@@ -1,6 +1,6 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
-// queue store, the rewriter and the local users, mail.log and the job controller link are made
-// here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
+// queue store, the rewriter and the local users, the policy's compiled mappings, DNS lookup and
+// milter settings (inbound-policy.ts), mail.log and the job controller link are made here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -18,6 +18,7 @@ import { LOCAL_CHANNEL, compileRewriter } from '../rewrite/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { InboundSessions, InternalClients } from './inbound-session.js';
+import { buildInboundPolicy } from './inbound-policy.js';
 import { JobControllerClient } from '../job-controller/client.js';
 import type { EnqueueStore } from './message-receiver.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
@@ -64,6 +65,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     logger,
     rewriter: compileRewriter(config.imta),
     localUsers: new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost)),
+    policy: buildInboundPolicy(config, settings),
   };
   const mailLog = new MailLog(paths.mailLog);
   const logMail = (records: MailLogRecord[]) => {
@@ -95,6 +97,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     await intake.drain(graceMs);
     await hooks.settled();
     await notices.allSent();
+    services.policy.close();
     jobController.close();
     await transcript?.close();
     mailLog.close();

@@ -1,7 +1,9 @@
 // The inbound service's smtp-server hooks, one method per hook as nodemailer's server has one
 // handler_VERB per command: each takes the session's facts (inbound-session.ts), runs its stage
 // (connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-stage.ts with data-checks.ts) and
-// answers smtp-server. onSecure logs the TLS in use as Postfix does.
+// answers smtp-server. onSecure logs the TLS in use as Postfix does. A policy rule's refusal at
+// connect or MAIL is a J record in mail.log (at RCPT and DATA every refusal is); onClose closes
+// the session's milter connections.
 import type tls from 'node:tls';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { CONNECT_CHECKS } from './connect-checks.js';
@@ -11,7 +13,8 @@ import { MAIL_CHECKS } from './mail-checks.js';
 import { RCPT_CHECKS, acceptedRecipient, readRecipient } from './rcpt-checks.js';
 import { REPLIES, formatReply, hookError, type SmtpReply } from './replies.js';
 import type { InboundHooks } from './server-options.js';
-import { runChecks, type StageServices, type Verdict } from './stages.js';
+import { newTransactionPolicy } from './session-policy.js';
+import { refusalStatus, runChecks, type StageServices, type Verdict } from './stages.js';
 
 type HookCallback = (err?: Error | null) => void;
 
@@ -35,12 +38,28 @@ export class SessionHooks {
       onMailFrom: (address, smtp, callback) => this.onMailFrom(address, smtp, callback),
       onRcptTo: (address, smtp, callback) => this.onRcptTo(address, smtp, callback),
       onData: (stream, smtp, callback) => this.onData(stream, smtp, callback),
+      onClose: (smtp) => this.onClose(smtp),
     };
   }
 
   onConnect(smtp: SMTPServerSession, callback: HookCallback): void {
     const session = this.sessions.of(smtp);
-    runChecks(CONNECT_CHECKS, { smtp, session, services: this.services }, (v) => callback(refusalOf(v)), (err) => this.checkFailed(err, callback));
+    runChecks(
+      CONNECT_CHECKS,
+      { smtp, session, services: this.services },
+      (v) => {
+        this.logPolicyRefusal(v, session, '', '');
+        callback(refusalOf(v));
+      },
+      (err) => this.checkFailed(err, callback),
+    );
+  }
+
+  /** The session is over: its filters' connections are closed. */
+  onClose(smtp: SMTPServerSession): void {
+    const policy = this.sessions.of(smtp).policy;
+    policy.ended = true;
+    policy.milter?.close();
   }
 
   onSecure(socket: unknown, smtp: SMTPServerSession, callback: HookCallback): void {
@@ -54,7 +73,16 @@ export class SessionHooks {
   onMailFrom(address: SMTPServerAddress, smtp: SMTPServerSession, callback: HookCallback): void {
     const session = this.sessions.of(smtp);
     session.accepted = new Map(); // smtp-server calls this hook only when no transaction is under way
-    runChecks(MAIL_CHECKS, { address, smtp, session, services: this.services }, (v) => callback(refusalOf(v)), (err) => this.checkFailed(err, callback));
+    session.policy.tx = newTransactionPolicy();
+    runChecks(
+      MAIL_CHECKS,
+      { address, smtp, session, services: this.services },
+      (v) => {
+        this.logPolicyRefusal(v, session, address.address, '');
+        callback(refusalOf(v));
+      },
+      (err) => this.checkFailed(err, callback),
+    );
   }
 
   onRcptTo(address: SMTPServerAddress, smtp: SMTPServerSession, callback: HookCallback): void {
@@ -66,7 +94,7 @@ export class SessionHooks {
       RCPT_CHECKS,
       rcpt,
       (v) => {
-        if (v.kind === 'refuse') return callback(this.refuseRecipient(address, smtp, session, v.reply, v.destination ?? ''));
+        if (v.kind === 'refuse') return callback(this.refuseRecipient(address, smtp, session, v.reply, v.destination ?? '', refusalStatus(v)));
         if (v.kind === 'error') return callback(hookError(v.reply));
         session.accepted.set(address.address.toLowerCase(), acceptedRecipient(rcpt));
         callback();
@@ -93,10 +121,16 @@ export class SessionHooks {
   }
 
   /** A refused RCPT: its J record in mail.log, and the error smtp-server answers with. */
-  private refuseRecipient(address: SMTPServerAddress, smtp: SMTPServerSession, session: InboundSession, reply: SmtpReply, destination: string): Error {
+  private refuseRecipient(address: SMTPServerAddress, smtp: SMTPServerSession, session: InboundSession, reply: SmtpReply, destination: string, status = formatReply(reply)): Error {
     const from = smtp.envelope.mailFrom ? smtp.envelope.mailFrom.address : '';
-    this.data.logMail([{ event: 'J', id: '', source: session.sourceChannel, destination, size: 0, from, recipient: address.address, status: formatReply(reply) }]);
+    this.data.logMail([{ event: 'J', id: '', source: session.sourceChannel, destination, size: 0, from, recipient: address.address, status }]);
     return hookError(reply);
+  }
+
+  /** A refusal at connect or MAIL by a policy rule: one J record naming it (no recipient known yet). */
+  private logPolicyRefusal(v: Verdict, session: InboundSession, from: string, recipient: string): void {
+    if (v.kind !== 'refuse' || !v.rule) return;
+    this.data.logMail([{ event: 'J', id: '', source: session.sourceChannel, destination: v.destination ?? '', size: 0, from, recipient, status: refusalStatus(v) }]);
   }
 
   /** A check that threw: the client keeps its mail (4xx), the log says why. */

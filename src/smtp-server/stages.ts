@@ -2,7 +2,9 @@
 // hooks: each check is a small function of the command that answers
 //   next    no objection, ask the next check;
 //   accept  taken, the rest of the list is skipped;
-//   refuse  refused with its reply (at RCPT and DATA a J record in mail.log);
+//   refuse  refused with its reply (at RCPT and DATA a J record in mail.log; at connect and MAIL
+//           too when a policy rule decided: `rule` names it, as the J record's status starts with
+//           `RULE: ` for imsimta report and the metrics to group by);
 //   error   could not decide (a lookup failed): the client gets the (temporary) reply, nothing
 //           is logged as a refusal.
 // The list runs in order and stops at the first answer that is not next; when every check says
@@ -13,14 +15,19 @@ import type { Logger } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
 import type { LocalUsers } from '../directory/local-users.js';
 import type { Rewriter } from '../rewrite/index.js';
-import type { SmtpReply } from './replies.js';
+import { formatReply, type SmtpReply } from './replies.js';
+import type { InboundPolicy } from './inbound-policy.js';
 import type { InboundSettings } from './settings.js';
 
 export type Verdict =
   | { kind: 'next' }
   | { kind: 'accept' }
-  /** `destination`: the channel for the J record, when the check knows it. */
-  | { kind: 'refuse'; reply: SmtpReply; destination?: string }
+  /**
+   * `destination`: the channel for the J record, when the check knows it. `rule`: the table, list
+   * or filter that decided (`PORT_ACCESS`, `rbl:zen.example`, `SPF`, `DMARC`, `milter:rspamd`);
+   * `note`: where (`mappings:12`), for the J record.
+   */
+  | { kind: 'refuse'; reply: SmtpReply; destination?: string; rule?: string; note?: string }
   | { kind: 'error'; reply: SmtpReply };
 
 export type Check<Command> = (command: Command) => Verdict | PromiseLike<Verdict>;
@@ -32,6 +39,17 @@ export function refuse(reply: SmtpReply, destination?: string): Verdict {
   return destination === undefined ? { kind: 'refuse', reply } : { kind: 'refuse', reply, destination };
 }
 
+/** A refusal by a policy rule (an access table, a blocklist, SPF, DMARC, a milter). */
+export function refuseBy(rule: string, reply: SmtpReply, more: { destination?: string; note?: string } = {}): Verdict {
+  return { kind: 'refuse', reply, rule, ...more };
+}
+
+/** The J record's status for a refusal: `RULE: 550 5.7.1 text (note)`, or the reply alone. */
+export function refusalStatus(v: Extract<Verdict, { kind: 'refuse' }>): string {
+  const reply = formatReply(v.reply);
+  return v.rule ? `${v.rule}: ${reply}${v.note ? ` (${v.note})` : ''}` : reply;
+}
+
 /** What the checks of every stage may use: the service's configuration, settings and lookups. */
 export interface StageServices {
   config: InstanceConfig;
@@ -39,6 +57,8 @@ export interface StageServices {
   rewriter: Rewriter;
   localUsers: LocalUsers;
   logger: Logger;
+  /** Access tables, DNS blocklists, SPF/DKIM/DMARC settings and milters (inbound-policy.ts). */
+  policy: InboundPolicy;
 }
 
 /**

@@ -15,6 +15,7 @@ import { startMetricsServer, METRICS_HOST, type MetricsServer } from '../metrics
 import type { InstanceSnapshot } from '../metrics/snapshot.js';
 import { TrafficHistory, type OutcomeGroup } from '../metrics/history.js';
 import { MailLogFollower } from '../metrics/mail-log-follow.js';
+import { RejectionCounts } from '../metrics/rejections.js';
 import { lookupQueued } from '../metrics/queue-lookup.js';
 import type { GroupPage } from '../metrics/status-page.js';
 import { parseLooseMailLogLine } from '../common/mail-log-read.js';
@@ -39,6 +40,7 @@ export class WatcherMetrics {
   private queue: Promise<void> = Promise.resolve();
   private readonly started = new Date(Date.now() - process.uptime() * 1000).toISOString();
   private history: TrafficHistory | null = null;
+  private rejections: RejectionCounts | null = null;
   private follower: MailLogFollower | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private sampling: Promise<unknown> | null = null;
@@ -69,6 +71,7 @@ export class WatcherMetrics {
 
   private startHistory(): void {
     this.history ??= new TrafficHistory();
+    this.rejections ??= new RejectionCounts(new Date().toISOString());
     this.follower ??= new MailLogFollower(instancePaths(this.opts.root).mailLog);
     if (this.sampler) return;
     this.sampler = setInterval(() => void this.sample().catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'status history sample failed')), HISTORY_SAMPLE_MS);
@@ -83,16 +86,20 @@ export class WatcherMetrics {
     await this.follower?.close();
     this.follower = null;
     this.history = null;
+    this.rejections = null;
   }
 
   /** The new lines of mail.log into the history. */
   private async readMailLog(): Promise<void> {
     const history = this.history;
+    const rejections = this.rejections;
     if (!this.follower || !history) return;
     const now = Date.now();
     await this.follower.poll((line) => {
       const r = parseLooseMailLogLine(line);
-      if (r) history.addRecord(r, now);
+      if (!r) return;
+      history.addRecord(r, now);
+      rejections?.add(r);
     });
   }
 
@@ -111,6 +118,7 @@ export class WatcherMetrics {
     await this.readMailLog().catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'cannot read mail.log for the status history'));
     const snapshot = await this.snapshot(deferrals);
     this.recordSample(snapshot);
+    if (this.rejections) snapshot.rejections = this.rejections.snapshot();
     if (deferrals > 0 && this.history) {
       snapshot.history = this.history.view(snapshot.takenAt);
       snapshot.outcomeGroups = this.history.groups(snapshot.takenAt);

@@ -1,7 +1,8 @@
 // A real rspamd (Debian's /usr/bin/rspamd) for milter tests: its own configuration and
 // directories in a temporary directory, a normal worker and a proxy worker with `milter = yes`
 // on loopback ports, only the milter_headers plugin loaded (no redis, no network: DNS goes to a
-// closed local port), a five-name TLD list so that it starts in about a second. Runs in the
+// closed local port), a five-name TLD list so that it starts in about a second. Its headers are
+// added for loopback clients too (skip_local = false: the tests' clients are all on 127/8). Runs in the
 // foreground in its own process group, stopped by that group's id.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
@@ -70,7 +71,7 @@ options {
 logging { type = "file"; filename = "${dir}/log/rspamd.log"; level = "notice"; }
 actions { reject = 15; add_header = 6; greylist = 4; }
 modules { path = "${dir}/plugins"; }
-milter_headers { use = ["x-spamd-result", "x-spam-status", "authentication-results"]; }
+milter_headers { use = ["x-spamd-result", "x-spam-status", "authentication-results"]; skip_local = false; skip_authenticated = false; }
 worker "normal" {
   bind_socket = "127.0.0.1:${normalPort}";
   count = 1;

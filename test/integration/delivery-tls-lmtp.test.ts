@@ -1,4 +1,5 @@
-// STARTTLS (maytls opportunistic, musttls required, notls) and LMTP per-recipient replies.
+// STARTTLS (maytls opportunistic, musttls required with a verified certificate, notls) and LMTP
+// per-recipient replies.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSmtpJobWith } from '../../src/channels/smtp.js';
@@ -7,6 +8,9 @@ import { ReachabilityCache } from '../../src/delivery/reachability.js';
 import type { Channel } from '../../src/config/types.js';
 import { startDnsServer, startSmtpPeers, type SimDns } from '../helpers/sim-internet.js';
 import { makeChannel, makeConfig, resultsByAddress, Spool } from './delivery-fixtures.js';
+import { makeTestCa } from '../helpers/test-ca.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -31,9 +35,9 @@ async function setup() {
   cleanups.push(() => dns.close());
 }
 
-function job(channel: Partial<Channel>, port: number) {
+function job(channel: Partial<Channel>, port: number, raw: Record<string, string> = {}) {
   const ch = makeChannel({ port, ...channel });
-  const config = makeConfig(spool.root, { dnsServers: [dns.server], raw: { SMTP_IDLE_TIMEOUT: '1', SMTP_GREETING_TIMEOUT: '3' }, channels: [ch] });
+  const config = makeConfig(spool.root, { dnsServers: [dns.server], raw: { SMTP_IDLE_TIMEOUT: '1', SMTP_GREETING_TIMEOUT: '3', ...raw }, channels: [ch] });
   const j = createSmtpJobWith(spool.context(config, ch), { dnsCache: new DnsCache(), reachability: new ReachabilityCache() });
   cleanups.push(() => j.close());
   return j;
@@ -55,7 +59,13 @@ test('outbound TLS is reported with each outcome (version, cipher, certificate t
 
 test('STARTTLS: maytls encrypts when offered and goes plain when not; musttls refuses to send in clear; notls never starts TLS', async () => {
   await setup();
-  const { port, peers } = await startSmtpPeers([{ host: '127.6.10.1', starttls: true }, { host: '127.6.10.2' }]);
+  // musttls verifies the certificate (issue 17): the TLS peer's is for its name, from a test CA in TLS_CA_FILE.
+  const ca = makeTestCa();
+  cleanups.push(() => ca.remove());
+  const caFile = join(spool.root, 'test-ca.pem');
+  writeFileSync(caFile, ca.rootPem);
+  const issued = ca.issue(['tls.test']);
+  const { port, peers } = await startSmtpPeers([{ host: '127.6.10.1', tlsCertificate: { key: issued.key, cert: issued.chain } }, { host: '127.6.10.2' }]);
   cleanups.push(() => Promise.all(peers.map((p) => p.close())).then(() => {}));
   const [tlsPeer, plainPeer] = peers as [(typeof peers)[0], (typeof peers)[0]];
 
@@ -65,7 +75,7 @@ test('STARTTLS: maytls encrypts when offered and goes plain when not; musttls re
   assert.equal(tlsPeer.transactions[0]!.secure, true, 'opportunistic TLS used when offered');
   assert.equal(plainPeer.transactions[0]!.secure, false, 'plain when not offered');
 
-  const must = job({ tlsClient: 'musttls' }, port);
+  const must = job({ tlsClient: 'musttls' }, port, { TLS_CA_FILE: caFile });
   const before = plainPeer.rcptCommands.length;
   const o2 = await must.deliver([spool.message('s@sim.test', ['c@plain.test', 'd@tls.test'])]);
   const by = Object.fromEntries(o2[0]!.recipients.map((r) => [r.address, r]));

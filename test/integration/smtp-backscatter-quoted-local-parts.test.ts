@@ -30,7 +30,7 @@ local.test           $U%$D@localhost
 l
 localhost
 
-tcp_local smtp mx
+tcp_local smtp mx spfnone noauthverify
 tcp-daemon
 `,
   );

@@ -28,6 +28,9 @@ blocked.test         $?Mail to blocked.test is not accepted
 .                    $U%$H@tcp-daemon
 []                   $U%[$L]@tcp-daemon
 
+! The tests' clients are on loopback with made-up domains: no SPF, DKIM or DMARC lookups.
+defaults spfnone noauthverify
+
 l
 localhost
 
@@ -49,6 +52,8 @@ export interface FixtureOptions {
   aliases?: string;
   /** Extra files (path relative to the root → contents). */
   files?: Record<string, string>;
+  /** Extra lines of dispatcher.cnf's [SERVICE=SMTP] section (ENABLE_RBL=1 …). */
+  service?: string;
 }
 
 /** A temporary instance, its SMTP service created in this process and a pauseOnConnect listener
@@ -61,7 +66,7 @@ export async function startInProcessSmtp(
   const inst = makeInstance({
     files: {
       'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n`,
+      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n${opts.service ?? ''}\n`,
       'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
       'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
       'etc/aliases': opts.aliases ?? '',

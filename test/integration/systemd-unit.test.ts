@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { instancePaths } from '../../src/common/instance.js';
+import { serviceDirectories } from '../../src/common/instance-ownership.js';
 import { freePort, makeInstance, repoRoot, runCli, waitFor, type TestInstance } from '../helpers/instance.js';
 import { reachableBinDir } from '../helpers/service-user.js';
 import { greeting } from '../helpers/running-instance.js';
@@ -100,7 +102,9 @@ test('the sandbox: systemd-analyze security rates the unit OK, with the hardenin
   assert.equal(one('ProtectSystem'), 'strict');
   assert.equal(one('ProtectHome'), 'yes');
   assert.equal(one('PrivateTmp'), 'yes');
-  assert.deepEqual(one('ReadWritePaths').split(/\s+/).sort(), ['queue', 'log', 'run', 'flush', 'corrupt', 'mailbox'].map((d) => `${SHIPPED_ROOT}/${d}`).sort(), 'the directories tsubame writes, etc/ not among them');
+  // Exactly the directories the processes write (start-msg gives them to the service user), etc/ not among them.
+  const written = serviceDirectories(instancePaths(SHIPPED_ROOT)).map((d) => basename(d));
+  assert.deepEqual(one('ReadWritePaths').split(/\s+/).sort(), written.map((d) => `${SHIPPED_ROOT}/${d}`).sort(), 'the directories tsubame writes, etc/ not among them');
   assert.equal(one('ExecStart'), `${SHIPPED_ROOT}/bin/start-msg --foreground`);
   assert.equal(one('ExecReload'), `${SHIPPED_ROOT}/bin/imsimta reload`);
   assert.equal(unit.get('Service.MemoryDenyWriteExecute'), undefined, 'Node.js needs writable executable memory (its JIT)');
@@ -148,7 +152,7 @@ test('run as systemd runs it: the service user, one capability, mail on port 25,
   const root = inst.root;
   chmodSync(root, 0o755);
   // The install steps of OPERATIONS: the directories of ReadWritePaths=, the service user's.
-  for (const d of ['queue', 'log', 'run', 'flush', 'corrupt', 'mailbox', 'mailbox/joe']) {
+  for (const d of [...serviceDirectories(instancePaths(root)).map((dir) => basename(dir)), 'mailbox/joe']) {
     mkdirSync(join(root, d), { recursive: true });
     if (user) chownSync(join(root, d), user.uid, user.gid);
   }

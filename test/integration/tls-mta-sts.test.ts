@@ -6,12 +6,9 @@
 // the TLS-RPT report of the day.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import { createSecureContext } from 'node:tls';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { DnsCache } from '../../src/dns/cache.js';
 import { createDnsLookup } from '../../src/dns/settings.js';
 import { deliverySettings } from '../../src/delivery/settings.js';
@@ -23,18 +20,19 @@ import type { TlsRptReport } from '../../src/delivery/tls/tlsrpt.js';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 import { startDnsServer, startSmtpPeers, type SmtpPeer } from '../helpers/sim-internet.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
+import { startMtaStsServer, type MtaStsServer } from '../helpers/mta-sts-server.js';
 
 const POLICY_IP = '127.17.2.80';
 let ca: TestCa;
 let dir: string;
 let dns: Dnsmasq;
-let httpsServer: https.Server;
+let sts: MtaStsServer;
 let httpsPort: number;
-const requests: string[] = [];
+let requests: string[] = [];
 let smtpPort: number;
 let good: SmtpPeer;
 let wrongName: SmtpPeer;
-const policies: Record<string, string> = {
+let policies: Record<string, string> = {
   'mta-sts.enforce.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.enforce.test\r\nmx: *.enforce.test\r\nmax_age: 604800\r\n',
   'mta-sts.testing.test': 'version: STSv1\nmode: testing\nmx: *.testing.test\nmax_age: 86400\n',
   'mta-sts.badcert.test': 'version: STSv1\nmode: enforce\nmx: mx.badcert.test\nmax_age: 86400\n',
@@ -47,28 +45,24 @@ before(async () => {
   ca = makeTestCa();
   dir = mkdtempSync(join(tmpdir(), 'tsubame-mta-sts-'));
   writeFileSync(join(dir, 'ca.pem'), ca.rootPem);
-  const policyHosts = ['enforce', 'testing', 'redirect', 'html', 'invalid', 'change'].map((d) => `mta-sts.${d}.test`);
-  const policyCert = ca.issue(policyHosts);
-  const strangerCert = ca.issue(['www.elsewhere.test']);
-  httpsServer = https.createServer(
-    {
-      key: policyCert.key,
-      cert: policyCert.chain,
-      // mta-sts.badcert.test gets a certificate for another name.
-      SNICallback: (name, cb) => cb(null, createSecureContext(name === 'mta-sts.badcert.test' ? { key: strangerCert.key, cert: strangerCert.chain } : { key: policyCert.key, cert: policyCert.chain })),
+  sts = await startMtaStsServer({
+    host: POLICY_IP,
+    ca,
+    policies,
+    names: ['mta-sts.redirect.test', 'mta-sts.html.test'],
+    // mta-sts.badcert.test gets a certificate for another name.
+    strangers: ['mta-sts.badcert.test'],
+    respond: (host, url, res) => {
+      if (url !== '/.well-known/mta-sts.txt') return false;
+      if (host === 'mta-sts.redirect.test') res.writeHead(301, { location: 'https://mta-sts.enforce.test/.well-known/mta-sts.txt' }).end();
+      else if (host === 'mta-sts.html.test') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>version: STSv1</html>');
+      else return false;
+      return true;
     },
-    (req, res) => {
-      const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
-      requests.push(`${host}${req.url}`);
-      if (req.url !== '/.well-known/mta-sts.txt') return res.writeHead(404).end();
-      if (host === 'mta-sts.redirect.test') return res.writeHead(301, { location: 'https://mta-sts.enforce.test/.well-known/mta-sts.txt' }).end();
-      if (host === 'mta-sts.html.test') return res.writeHead(200, { 'content-type': 'text/html' }).end('<html>version: STSv1</html>');
-      const text = policies[host];
-      if (!text) return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(text);
-    },
-  );
-  httpsPort = await new Promise<number>((resolve) => httpsServer.listen(0, POLICY_IP, () => resolve((httpsServer.address() as AddressInfo).port)));
+  });
+  httpsPort = sts.port;
+  requests = sts.requests;
+  policies = sts.policies;
   const txt = (domain: string, id: string) => `txt-record=_mta-sts.${domain},"v=STSv1; id=${id};"`;
   dns = await startDnsmasq({
     host: '127.17.2.53',
@@ -86,7 +80,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([good?.close(), wrongName?.close(), dns?.close(), new Promise<void>((r) => (httpsServer ? httpsServer.close(() => r()) : r()))]);
+  await Promise.all([good?.close(), wrongName?.close(), dns?.close(), sts?.close()]);
   ca?.remove();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -44,7 +44,7 @@ bounces.list.test    $U%bounces.list.test@bounces-daemon
 l
 localhost
 
-tcp_local smtp nomx
+tcp_local smtp nomx spfnone noauthverify
 tcp-daemon
 
 bounces
@@ -60,7 +60,7 @@ bounces-daemon
 bounces.list.test    $U%bounces.list.test@tcp_back-daemon
 .                    $U%$H@tcp-daemon
 
-tcp_local smtp nomx
+tcp_local smtp nomx spfnone noauthverify
 tcp_local-daemon
 
 tcp_remote smtp nomx daemon ${PEER_ADDRESS} port ${peer.port}

@@ -48,11 +48,14 @@ test('filter lists: commas or spaces, and Postfix 3 groups with per-filter setti
     { name: 'inet:[::1]:8891', address: { kind: 'inet', host: '::1', port: 8891 }, defaultAction: 'accept', timeouts: { commandMs: 10_000, contentMs: 120_000 } },
   ]);
   assert.deepEqual(parseFilterList('  '), { ok: true, value: [] });
+  // tsubame's `name`: what mail.log and the metrics call the filter instead of its address.
+  assert.deepEqual(parseFilterList('{ inet:127.0.0.1:11332, name = rspamd }'), { ok: true, value: [{ name: 'rspamd', address: { kind: 'inet', host: '127.0.0.1', port: 11332 } }] });
   for (const [bad, why] of [
     ['{ inet:127.0.0.1:1, default_action = bounce }', /default_action must be one of tempfail, accept, reject, quarantine, shutdown/],
     ['{ inet:127.0.0.1:1, connect_timeout = soon }', /connect_timeout must be a time/],
     ['{ inet:127.0.0.1:1, colour = red }', /unknown setting "colour"/],
     ['{ inet:127.0.0.1:1, protocol = 2 }', /only protocol 6/],
+    ['{ inet:127.0.0.1:1, name = two words }', /name must be letters/],
     ['{ inet:127.0.0.1:1', /without its "\}"/],
     ['inet:127.0.0.1:1 }', /without its "\{"/],
     ['{ }', /without a filter address/],

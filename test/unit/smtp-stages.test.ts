@@ -10,6 +10,16 @@ import { ACCEPT, NEXT, refuse, runChecks, type Check, type StageServices, type V
 import { MAIL_CHECKS, type MailCommand } from '../../src/smtp-server/mail-checks.js';
 import { REPLIES } from '../../src/smtp-server/replies.js';
 import type { InboundSettings } from '../../src/smtp-server/settings.js';
+import type { InboundPolicy } from '../../src/smtp-server/inbound-policy.js';
+import { newSessionPolicy } from '../../src/smtp-server/session-policy.js';
+
+/** No mapping tables, no SPF, no milter: the policy checks of MAIL_CHECKS say next. */
+const NO_POLICY = {
+  mappings: { file: null, tables: new Map() },
+  rbl: null,
+  authFor: () => ({ spf: { stage: 'none' } }),
+  miltersFor: () => null,
+} as unknown as InboundPolicy;
 
 const REFUSAL = { code: 550, enhanced: '5.7.1', text: 'no' };
 
@@ -55,8 +65,8 @@ function mail(opts: { mode?: 'none' | 'may' | 'must'; secure?: boolean; transact
   return {
     address: { address: opts.address ?? 'a@x.test', args: opts.args ?? {} } as SMTPServerAddress,
     smtp: { secure: opts.secure ?? false, transaction: opts.transaction ?? 1, envelope: { smtpUtf8: opts.smtpUtf8 ?? false } } as unknown as SMTPServerSession,
-    session: { internal: false, sourceChannel: 'tcp_local', accepted: new Map() },
-    services: { settings } as StageServices,
+    session: { internal: false, sourceChannel: 'tcp_local', accepted: new Map(), policy: newSessionPolicy() },
+    services: { settings, policy: NO_POLICY } as StageServices,
   };
 }
 
