@@ -115,7 +115,7 @@ function layout(o: Options): Layout {
     recipients.push(`member${i}@list${d}.test`);
     const m = Math.floor(i / o.perTransaction);
     perMessageHost[m] ??= new Map();
-    perMessageHost[m]!.set(finalHost[d]!, (perMessageHost[m]!.get(finalHost[d]!) ?? 0) + 1);
+    perMessageHost[m].set(finalHost[d]!, (perMessageHost[m].get(finalHost[d]!) ?? 0) + 1);
   }
   return { records, kinds, recipients, perMessageHost };
 }
@@ -270,13 +270,13 @@ async function startOpenDkim(dir: string): Promise<{ stop(): Promise<void> }> {
   );
   const child = spawn('/usr/sbin/opendkim', ['-f', '-x', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await waitListening(MILTER.host, MILTER.port, 10_000);
   } catch (err) {
     child.kill('SIGTERM');
-    throw new Error(`opendkim did not start: ${(err as Error).message} ${stderr.trim()}`);
+    throw new Error(`opendkim did not start: ${(err as Error).message} ${stderr.trim()}`, { cause: err });
   }
   return {
     async stop() {

@@ -17,7 +17,7 @@ import { hashPassword, verifyPassword } from '../src/directory/password-hash.js'
 
 const { values } = parseArgs({ options: { attempts: { type: 'string', default: '50' }, gates: { type: 'string', default: '0,1,2,4' }, json: { type: 'boolean', default: false } } });
 const attempts = Number(values.attempts);
-const gates = values.gates!.split(',').map(Number);
+const gates = values.gates.split(',').map(Number);
 
 const percentile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);

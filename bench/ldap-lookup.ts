@@ -43,7 +43,7 @@ try {
 
   /** Looks up every address, `concurrency` at a time; returns each lookup's latency in ms. */
   const run = async (addresses: string[], expect: (i: number, kind: string, user: string | null) => boolean) => {
-    const latencies: number[] = new Array(addresses.length);
+    const latencies = new Array<number>(addresses.length);
     let next = 0;
     let wrong = 0;
     const worker = async () => {

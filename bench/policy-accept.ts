@@ -30,7 +30,7 @@ import { startRspamd, type Rspamd } from '../test/helpers/rspamd.js';
 
 const execFileP = promisify(execFile);
 const requireCjs = createRequire(import.meta.url);
-const { dkimSign } = requireCjs('mailauth/lib/dkim/sign') as { dkimSign(message: Buffer, opts: object): Promise<{ signatures: string; errors: unknown[] }> };
+const { dkimSign } = requireCjs('mailauth/lib/dkim/sign') as { dkimSign: (message: Buffer, opts: object) => Promise<{ signatures: string; errors: unknown[] }> };
 
 const ADDRESS = '127.0.9.21';
 const PORT = 2627;
@@ -150,7 +150,7 @@ async function session(count: number, data: Buffer): Promise<void> {
 async function load(messages: number, sessions: number, data: Buffer): Promise<number> {
   const started = performance.now();
   const per = Math.ceil(messages / sessions);
-  const jobs: Promise<void>[] = [];
+  const jobs: Array<Promise<void>> = [];
   for (let s = 0, left = messages; s < sessions && left > 0; s++, left -= per) jobs.push(session(Math.min(per, left), data));
   await Promise.all(jobs);
   return (performance.now() - started) / 1000;

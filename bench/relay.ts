@@ -157,7 +157,7 @@ async function runTsubame(o: Options, run: number): Promise<RunResult> {
       release: async () => void (await imsimta(['qm', 'start', 'tcp_local'])),
     });
   } finally {
-    await execFileP(join(repoRoot, 'bin', 'stop-msg'), [], { env }).catch((e) => console.error(`stop-msg: ${e.message}`));
+    await execFileP(join(repoRoot, 'bin', 'stop-msg'), [], { env }).catch((e: Error) => console.error(`stop-msg: ${e.message}`));
     discardDir(root);
     await sink.stop();
   }

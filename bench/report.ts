@@ -49,7 +49,7 @@ try {
     return xs.length ? Math.min(...xs) : null;
   };
   const rss = Math.max(...results.map((r) => r.maxRssMb ?? 0));
-  const summary = { lines: mix.lines, bytes, writeSeconds: writeMs / 1000, textSeconds: best('text'), jsonSeconds: best('json'), textCpuSeconds: cpu('text'), jsonCpuSeconds: cpu('json'), load: loadavg()[0], linesPerSecond: mix.lines / best('text'), maxRssMb: gnuTime ? rss : null, runs };
+  const summary = { lines: mix.lines, bytes, writeSeconds: writeMs / 1000, textSeconds: best('text'), jsonSeconds: best('json'), textCpuSeconds: cpu('text'), jsonCpuSeconds: cpu('json'), load: loadavg()[0]!, linesPerSecond: mix.lines / best('text'), maxRssMb: gnuTime ? rss : null, runs };
   if (values.json) console.log(JSON.stringify(summary));
   else
     console.log(

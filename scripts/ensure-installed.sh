@@ -3,7 +3,8 @@
 # commands a new user needs.
 set -eu
 cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/tsc ]; then
+# The compiler and the linters `npm test` runs first (a checkout that gained a dependency needs it too).
+if [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/eslint ] || [ ! -x node_modules/.bin/depcruise ] || [ ! -x node_modules/.bin/knip ]; then
   echo "installing npm dependencies (first run)" >&2
   npm ci --no-audit --no-fund >&2 || npm install --no-audit --no-fund >&2
 fi

@@ -38,11 +38,11 @@ export interface ListLayout {
 }
 
 /** The address of host h (127.8.0.1 …): 250 per /24. */
-export function hostIp(h: number): string {
+function hostIp(h: number): string {
   return `127.8.${Math.floor(h / 250)}.${(h % 250) + 1}`;
 }
 
-export const hostName = (h: number): string => `mx${h}.isp.test`;
+const hostName = (h: number): string => `mx${h}.isp.test`;
 
 /** A small seeded PRNG (mulberry32): the same list for the same seed. */
 function prng(seed: number): () => number {

@@ -24,7 +24,7 @@ export async function startSmtpSink(host: string, port: number, extraArgs: strin
   const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let count = 0;
   let tail = '';
-  child.stdout!.setEncoding('latin1').on('data', (d: string) => {
+  child.stdout.setEncoding('latin1').on('data', (d: string) => {
     tail = (tail + d).slice(-200);
     const all = [...tail.matchAll(/mesg=(\d+)/g)];
     if (all.length) count = Number(all[all.length - 1]![1]);
@@ -50,7 +50,7 @@ export function runSmtpSource(args: string[]): Promise<SourceResult> {
     const started = process.hrtime.bigint();
     const child = spawn('/usr/sbin/smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('exit', (code) => resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, code, stderr }));
   });
@@ -59,7 +59,7 @@ export function runSmtpSource(args: string[]): Promise<SourceResult> {
 export interface PostfixInstance {
   dir: string;
   /** The master's pid (the root of its process tree). */
-  masterPid(): number;
+  masterPid: () => number;
   /** Stops it, waits until its port refuses connections, and discards its directory. */
   stop(): Promise<void>;
 }
@@ -161,7 +161,7 @@ export async function waitUntil(check: () => boolean, timeoutMs: number, interva
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-export function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once('exit', () => resolve());

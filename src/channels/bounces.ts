@@ -8,7 +8,7 @@
 // the message, so nothing is lost.
 import type { ChannelJob, ChannelJobFactory, DeliveryItem, MessageOutcome, RecipientOutcome } from './types.js';
 import { instancePaths } from '../common/instance.js';
-import { DEFAULT_VERP_DELIMITERS } from '../delivery/verp.js';
+import { DEFAULT_VERP_DELIMITERS } from '../config/verp-options.js';
 import { parseBounce } from '../notices/dsn-parse.js';
 import { appendBounceRecords, bounceRecords, type BounceRecord } from '../notices/bounce-records.js';
 

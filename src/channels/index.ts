@@ -42,7 +42,7 @@ export function channelJobFactory(channel: Pick<Channel, 'name' | 'smtp' | 'lmtp
 }
 
 /** Every pending recipient is taken as delivered: the message is discarded. */
-export const createBitbucketJob: ChannelJobFactory = async (): Promise<ChannelJob> => ({
+const createBitbucketJob: ChannelJobFactory = async (): Promise<ChannelJob> => ({
   async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {
     return everyPendingAs(items, 'delivered', '250 2.0.0 discarded (bitbucket channel)');
   },
@@ -53,7 +53,7 @@ export const createBitbucketJob: ChannelJobFactory = async (): Promise<ChannelJo
  * The hold channel parks messages: each file is renamed to `.HELD` (never scheduled until
  * `qm release`) and no recipient outcome is reported, so the job controller forgets it.
  */
-export const createHoldJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
+const createHoldJob: ChannelJobFactory = async (ctx): Promise<ChannelJob> => {
   const store = queueStoreFor(instancePaths(ctx.root), ctx.config, ctx.logger);
   return {
     async deliver(items: DeliveryItem[]): Promise<MessageOutcome[]> {

@@ -123,7 +123,7 @@ function localPartOf(address: string): string {
 }
 
 /** The directory under `root` of `user` (lower case): its own name first, else one that differs only in case. */
-export function findMailbox(root: string, user: string): string | null {
+function findMailbox(root: string, user: string): string | null {
   if (isDirectory(join(root, user))) return user;
   try {
     for (const e of readdirSync(root, { withFileTypes: true })) {

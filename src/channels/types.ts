@@ -35,12 +35,12 @@ export interface ChannelJobContext {
   channel: import('../config/types.js').Channel;
   logger: import('../common/logger.js').Logger;
   /** Reads a queued message's bytes (the body after the envelope), streamed. */
-  openBody(path: string): Promise<NodeJS.ReadableStream>;
+  openBody: (path: string) => Promise<NodeJS.ReadableStream>;
   /**
    * The message bytes in one buffer when the message is small (a single read, no stream), else
    * streamed as openBody does. Optional: channels fall back to openBody.
    */
-  readMessage?(path: string): Promise<Buffer | NodeJS.ReadableStream>;
+  readMessage?: (path: string) => Promise<Buffer | NodeJS.ReadableStream>;
   /** The channel's traffic shaper, kept by the thread across reloads (SMTP channels; etc/shaping.cnf). */
   shaper?: import('../shaping/index.js').Shaper;
 }

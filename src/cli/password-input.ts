@@ -13,7 +13,7 @@ export async function readPasswordLine(input: NodeJS.ReadableStream): Promise<st
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of input) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += b.length;
     if (size > MAX_STDIN_BYTES) throw new CommandError(`standard input holds more than ${MAX_STDIN_BYTES} bytes: give the password alone on one line`);
     chunks.push(b);

@@ -12,7 +12,7 @@ export interface Progress {
   end(): void;
 }
 
-export const NO_PROGRESS: Progress = { update() {}, end() {} };
+const NO_PROGRESS: Progress = { update() {}, end() {} };
 
 const REDRAW_MS = 200;
 
@@ -26,7 +26,8 @@ export function formatProgress(label: string, done: number, total: number | unde
   return `${label}: ${amount(done)}${unit === 'bytes' ? ' MB' : ` ${unit}`}`;
 }
 
-export type ProgressUnit = 'bytes' | string;
+/** 'bytes' (shown in MB), or the name of what is counted ('messages'). */
+export type ProgressUnit = string;
 
 function megabytes(n: number): string {
   const mb = n / 1e6;

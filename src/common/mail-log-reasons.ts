@@ -12,7 +12,7 @@ export interface StatusReason {
   host: string;
 }
 
-export const REASON_LENGTH = 160;
+const REASON_LENGTH = 160;
 
 /** `… (mx.example.com[192.0.2.1]:2525)` at the end of a delivery status: the host that answered. */
 const TRAILING_HOST = / \(([A-Za-z0-9._-]+)(?:\[[0-9A-Fa-f.:]+\])?(?::\d+)?\)$/;

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export const DEFAULT_SERVER_USER = 'tsubame';
+const DEFAULT_SERVER_USER = 'tsubame';
 
 export interface ServiceUser {
   name: string;
@@ -53,7 +53,7 @@ export function lookupUser(name: string): ServiceUser | null {
   let groups = [entry.gid];
   try {
     const ids = execFileSync('id', ['-G', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number);
-    groups = [entry.gid, ...ids.filter((g) => Number.isInteger(g) && g !== entry!.gid)];
+    groups = [entry.gid, ...ids.filter((g) => Number.isInteger(g) && g !== entry.gid)];
   } catch {
     /* the primary group alone */
   }

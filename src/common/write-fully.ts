@@ -38,7 +38,7 @@ export function writeFullySync(fd: number, chunks: readonly Buffer[], position: 
  * What is left of `chunks` after `written` bytes. A write that made no progress at all is an error
  * (it would loop forever): EIO, as the kernel gives for a device that stops taking data.
  */
-export function unwritten(chunks: readonly Buffer[], written: number): Buffer[] {
+function unwritten(chunks: readonly Buffer[], written: number): Buffer[] {
   const total = chunks.reduce((n, c) => n + c.length, 0);
   if (written >= total) return [];
   if (written <= 0) throw Object.assign(new Error('write made no progress (short write)'), { code: 'EIO' });

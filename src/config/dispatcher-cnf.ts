@@ -19,15 +19,15 @@ export const DISPATCHER_DEFAULTS = {
 } as const;
 
 /** DNS blocklist options: RBL_TIMEOUT and RBL_FAIL_CLOSED are tsubame's (Messaging Server has no such knobs). */
-export const RBL_DEFAULTS: { ENABLE_RBL: 0 | 1; RBL_TIMEOUT: number; RBL_FAIL_CLOSED: 0 | 1 } = { ENABLE_RBL: 0, RBL_TIMEOUT: 5, RBL_FAIL_CLOSED: 0 };
+const RBL_DEFAULTS: { ENABLE_RBL: 0 | 1; RBL_TIMEOUT: number; RBL_FAIL_CLOSED: 0 | 1 } = { ENABLE_RBL: 0, RBL_TIMEOUT: 5, RBL_FAIL_CLOSED: 0 };
 /**
  * The PROXY protocol from a load balancer (tsubame's options; Messaging Server 8.1 has only the
  * v1-only channel keyword `proxyprotocol`, with no list of balancers). PROXY_TIMEOUT is Postfix's
  * smtpd_upstream_proxy_timeout (5 s).
  */
-export const PROXY_DEFAULTS = { PROXY_PROTOCOL: 0, PROXY_TIMEOUT: 5, MAX_HEADER_BYTES: 1024 } as const;
+const PROXY_DEFAULTS = { PROXY_PROTOCOL: 0, PROXY_TIMEOUT: 5, MAX_HEADER_BYTES: 1024 } as const;
 /** Most DNS_VERIFY_DOMAIN zones per service (Messaging Server checks up to 5; each costs two queries per connection). */
-export const MAX_RBL_ZONES = 8;
+const MAX_RBL_ZONES = 8;
 /** Options that may be given several times: every line counts (comma lists too). */
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 

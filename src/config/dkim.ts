@@ -48,7 +48,7 @@ export function parseDkimKeys(file: string | null, diagnostics: Diagnostic[]): D
     const [domainField, selectorField, keyField, algorithmField] = fields as [string, string, string, string | undefined];
     const subdomains = domainField.startsWith('*.');
     const domain = dkimName(subdomains ? domainField.slice(2) : domainField);
-    if (domain === null || !domain.includes('.')) {
+    if (!domain?.includes('.')) {
       error(`"${domainField}" is not a domain name (write example.com, or *.example.com for its subdomains)`);
       return;
     }
@@ -86,7 +86,7 @@ export function parseDkimKeys(file: string | null, diagnostics: Diagnostic[]): D
 }
 
 /** `rsa-sha256`, `ed25519-sha256` (or `rsa`, `ed25519`); null for anything else (rsa-sha1 is gone: RFC 8301). */
-export function parseAlgorithm(text: string): DkimAlgorithm | null {
+function parseAlgorithm(text: string): DkimAlgorithm | null {
   const t = text.toLowerCase();
   if (t === 'rsa-sha256' || t === 'rsa') return 'rsa-sha256';
   if (t === 'ed25519-sha256' || t === 'ed25519') return 'ed25519-sha256';

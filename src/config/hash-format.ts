@@ -27,7 +27,7 @@ export const SALT_BYTES = 16;
 export const HASH_BYTES = 32;
 
 /** Bounds on what a file may ask for, so a hand-edited hash cannot make one check take a gigabyte or a minute. */
-export const SCRYPT_LIMITS = Object.freeze({ lnMin: 10, lnMax: 20, rMax: 32, pMax: 16, maxMemoryBytes: 256 * 1024 * 1024, saltMin: 8, saltMax: 64 });
+const SCRYPT_LIMITS = Object.freeze({ lnMin: 10, lnMax: 20, rMax: 32, pMax: 16, maxMemoryBytes: 256 * 1024 * 1024, saltMin: 8, saltMax: 64 });
 
 /** Bytes of memory scrypt needs for these parameters (128 · N · r). */
 export function scryptMemoryBytes(p: ScryptParams): number {

@@ -259,7 +259,7 @@ function resolveChannel(
 ): Channel {
   const keywords: Record<string, string[]> = {};
   for (const [k, args] of ordered) keywords[k] = args;
-  const int = (k: string, fallback: number) => (keywords[k] ? Number(keywords[k]![0]) : fallback);
+  const int = (k: string, fallback: number) => (keywords[k] ? Number(keywords[k][0]) : fallback);
   const word = (k: string) => keywords[k]?.[0] ?? null;
   const ages = (list: string[] | undefined) => {
     if (!list) return null;
@@ -279,7 +279,7 @@ function resolveChannel(
   };
   const backoffMs = ages(keywords.backoff ?? keywords.normalbackoff);
   const noticesMs = ages(keywords.notices ?? keywords.normalnotices);
-  if (noticesMs && noticesMs.some((v, idx) => idx > 0 && v <= noticesMs[idx - 1]!)) {
+  if (noticesMs?.some((v, idx) => idx > 0 && v <= noticesMs[idx - 1]!)) {
     diagnostics.push(err(head, `channel ${name}: notices ages must increase`));
   }
   const pool = word('pool');

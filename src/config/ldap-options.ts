@@ -10,7 +10,7 @@ import type { OptionEntry, OptionReader } from './option-file.js';
 import type { LdapAttributes, LdapOptions } from './types.js';
 
 /** Attribute options with Messaging Server's names and its schema's attributes as defaults. */
-export const LDAP_ATTRIBUTE_OPTIONS: Readonly<Record<string, keyof LdapAttributes>> = {
+const LDAP_ATTRIBUTE_OPTIONS: Readonly<Record<string, keyof LdapAttributes>> = {
   LDAP_UID: 'uid',
   LDAP_PRIMARY_ADDRESS: 'mail',
   LDAP_ALIAS_ADDRESSES: 'alternateAddress',
@@ -112,7 +112,7 @@ export function parseLdapOptions(o: ReadonlyMap<string, OptionEntry>, reader: Op
     else reader.error(e, `${key} must name an LDAP attribute (letters, digits and -, or an OID), found "${e.value.slice(0, 80)}"`);
   }
 
-  const seconds = (key: keyof typeof LDAP_DEFAULTS & string, minSeconds: number): number => {
+  const seconds = (key: keyof typeof LDAP_DEFAULTS, minSeconds: number): number => {
     const fallback = (LDAP_DEFAULTS[key] as number) * 1000;
     const e = o.get(key);
     if (!e) return fallback;

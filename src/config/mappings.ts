@@ -25,7 +25,7 @@ export function parseMappings(file: string | null, diagnostics: Diagnostic[]): M
   if (file === null) return config;
   const lines: Line[] = [];
   readLines(file, lines, diagnostics, 0, null);
-  type Where = { file: string; line: number };
+  interface Where { file: string; line: number }
   const error = (at: Where, message: string) => diagnostics.push({ file: at.file, line: at.line, severity: 'error', message });
   const warning = (at: Where, message: string) => diagnostics.push({ file: at.file, line: at.line, severity: 'warning', message });
   const applied: Array<{ at: Line; table: string }> = [];

@@ -119,7 +119,7 @@ function parseGroup(body: string): ParseResult<FilterSpec> {
     } else if (TIMEOUT_KEYS[key]) {
       const ms = parsePostfixTime(value);
       if (ms === null || ms === 0) return { ok: false, error: `milter "${first}": ${key} must be a time such as 30s` };
-      spec.timeouts = { ...spec.timeouts, [TIMEOUT_KEYS[key]!]: ms };
+      spec.timeouts = { ...spec.timeouts, [TIMEOUT_KEYS[key]]: ms };
     } else if (key === 'protocol') {
       if (value !== '6') return { ok: false, error: `milter "${first}": only protocol 6 is spoken` };
     } else {

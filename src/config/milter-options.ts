@@ -11,7 +11,7 @@ import { DEFAULT_ACTIONS, DEFAULT_MILTER_ACTION, DEFAULT_MILTER_TIMEOUTS, parseF
 import type { OptionEntry, OptionReader } from './option-file.js';
 import type { Channel, Diagnostic } from './types.js';
 
-export const MILTER_SLOTS = 8;
+const MILTER_SLOTS = 8;
 const slots = Array.from({ length: MILTER_SLOTS }, (_, i) => i + 1);
 
 export const MILTER_OPTION_KEYS = [...slots.map((n) => `SPAMFILTER${n}_MILTER`), 'MILTER_DEFAULT_ACTION', 'MILTER_CONNECT_TIMEOUT', 'MILTER_COMMAND_TIMEOUT', 'MILTER_CONTENT_TIMEOUT'];
@@ -32,7 +32,7 @@ export interface MilterOptions {
   timeouts: FilterTimeouts;
 }
 
-export function defaultMilterOptions(): MilterOptions {
+function defaultMilterOptions(): MilterOptions {
   return { slots: new Map(), defaultAction: DEFAULT_MILTER_ACTION, timeouts: { ...DEFAULT_MILTER_TIMEOUTS } };
 }
 

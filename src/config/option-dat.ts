@@ -12,7 +12,7 @@ import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js'
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
-import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from '../delivery/verp.js';
+import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
 const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'SMTP_DNS_REUSE', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
@@ -159,7 +159,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
  */
 export function localHostProblem(setting: string | undefined, machineName: string): string | null {
   const name = setting?.trim() || machineName;
-  if (name.includes('.') && !/\.$/.test(name) && !/^localhost\./i.test(name)) return null;
+  if (name.includes('.') && !name.endsWith('.') && !/^localhost\./i.test(name)) return null;
   return setting?.trim()
     ? `LOCAL_HOST "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)`
     : `LOCAL_HOST is not set, and this machine's name "${name}" is not a fully qualified domain name; the SMTP banner, EHLO and notices would say "${name}": set LOCAL_HOST=mail.example.com (this host's name in DNS) in etc/option.dat`;

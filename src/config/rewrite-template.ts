@@ -51,7 +51,7 @@ const NO_ARG_CONTROLS: Record<string, Control> = {
 };
 
 /** Thrown for a template that cannot be compiled; the message says why. */
-export class TemplateError extends Error {}
+class TemplateError extends Error {}
 
 /**
  * Compiles a template. Channel arguments (`$Mchan` …) run until `@`, `%`, `$` or the end;

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 export class SecretFileError extends Error {}
 
 /** The lock and temporary file next to `path`. */
-export function secretTempPath(path: string): string {
+function secretTempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.new`);
 }
 

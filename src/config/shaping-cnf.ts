@@ -15,7 +15,7 @@ import type { Diagnostic, RateLimit, ShapingConfig, ShapingLimits, ShapingScope,
  */
 export const DEFAULT_THROTTLE_PATTERN = 'too many|rate.?limit|(message|sending|connection) rate|throttl|try again later|slow down';
 /** Greylisting and "too many recipients" (RFC 5321 §4.5.3.1.10: send the rest in another transaction) say nothing about the pace. */
-export const DEFAULT_THROTTLE_IGNORE = 'grey|gray|too many recipients|4\\.5\\.3';
+const DEFAULT_THROTTLE_IGNORE = 'grey|gray|too many recipients|4\\.5\\.3';
 
 export const SHAPING_DEFAULTS: Readonly<ShapingLimits> = Object.freeze({
   // Postfix's default_destination_concurrency_limit and initial_destination_concurrency.
@@ -209,7 +209,7 @@ function listOf(text: string): string[] {
 }
 
 /** A host or domain name in lower-case A-labels without a trailing dot, or null. */
-export function hostName(text: string): string | null {
+function hostName(text: string): string | null {
   const ascii = domainToASCII(text.replace(/\.$/, '')).toLowerCase();
   if (!ascii || ascii.length > 253) return null;
   return ascii.split('.').every((l) => LABEL.test(l)) ? ascii : null;

@@ -15,9 +15,9 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { OptionEntry, OptionReader } from './option-file.js';
 import type { Diagnostic, SrsOptions, SrsSecretsConfig } from './types.js';
 
-export const SRS_DEFAULTS = { SRS_MAXAGE: 21 } as const;
+const SRS_DEFAULTS = { SRS_MAXAGE: 21 } as const;
 /** A secret shorter than this is guessable enough to forge hashes with (imsimta srs keygen makes 44). */
-export const MIN_SECRET_LENGTH = 16;
+const MIN_SECRET_LENGTH = 16;
 export const SRS_OPTION_KEYS = ['SRS_DOMAIN', 'SRS_MAXAGE', 'SRS_SECRETS'];
 
 /** SRS_DOMAIN (default: LOCAL_HOST) and SRS_MAXAGE (days, 1–1000: the timestamp wraps after 1024 days). */
@@ -82,7 +82,7 @@ export function secretKey(secret: string): KeyObject {
 }
 
 /** Others may read the file (anyone could forge SRS addresses this MTA relays), or others or the group may write it. */
-export function permissionProblem(mode: number): string | null {
+function permissionProblem(mode: number): string | null {
   const octal = (mode & 0o777).toString(8).padStart(4, '0');
   if (mode & 0o022) return `writable by ${mode & 0o002 ? 'every user of the host' : 'its group'} (mode ${octal}): whoever can add a secret can make SRS addresses this MTA relays; chmod 600 (or 640 with the service's group)`;
   if (mode & 0o004) return `readable by every user of the host (mode ${octal}): whoever reads a secret can make SRS addresses this MTA relays; chmod 600 (or 640 with the service's group)`;

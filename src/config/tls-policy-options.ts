@@ -2,7 +2,7 @@
 // TLSRPT) with their defaults: option-dat.ts checks them with file:line (a CA file that cannot be
 // read or holds no certificate is an error), src/delivery/tls/settings.ts reads them.
 import { isAbsolute, resolve } from 'node:path';
-import { loadTrustStore } from '../delivery/tls/trust.js';
+import { readCaFile } from './ca-file.js';
 import type { OptionEntry, OptionReader } from './option-file.js';
 
 export const TLS_POLICY_DEFAULTS = {
@@ -37,7 +37,7 @@ export function checkTlsPolicyOptions(o: Map<string, OptionEntry>, reader: Optio
   const path = caFilePath(ca?.value, root);
   if (ca && path && (root !== null || isAbsolute(path))) {
     try {
-      loadTrustStore(path);
+      readCaFile(path);
     } catch (err) {
       reader.error(ca, (err as Error).message);
     }

@@ -3,7 +3,7 @@
 // report every problem as a Diagnostic with file:line.
 import type { KeyObject } from 'node:crypto';
 import type { Cidr } from '../common/cidr.js';
-import type { MappingEntry, MappingTable, MappingsConfig } from '../mappings/types.js';
+import type { MappingTable, MappingsConfig } from '../mappings/types.js';
 import type { MilterOptions } from './milter-options.js';
 import type { ScryptHash } from './hash-format.js';
 
@@ -23,7 +23,6 @@ export function formatDiagnostic(d: Diagnostic): string {
 
 /** Control characters quoted from a damaged file (CR, ESC…) shown as `\xNN`, so a diagnostic stays one line on a terminal. */
 function visible(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
@@ -311,7 +310,7 @@ export interface LdapAttributes {
 
 // ------------------------------------------------------------- mappings
 
-export type { MappingEntry, MappingTable, MappingsConfig };
+export type { MappingTable, MappingsConfig };
 
 // ---------------------------------------------------------------- users
 

@@ -1,7 +1,7 @@
 // Writes etc/users for `imsimta passwd`, through secret-file.ts: locked, fsynced, the old mode and
 // owner kept (a new file made by root: 0640 in the service user's group), renamed into place.
 // A reader — the watcher, a server process starting — sees the old file or the new, never half.
-import { SecretFileError, rewriteSecretFile, secretTempPath } from './secret-file.js';
+import { SecretFileError, rewriteSecretFile } from './secret-file.js';
 import { applyUserChange, type UserChange } from './users-edit.js';
 
 export { SecretFileError as UsersFileError };
@@ -10,9 +10,6 @@ export interface UsersFileUpdate {
   action: 'created' | 'updated';
   line: number;
 }
-
-/** The lock and temporary file next to `path`. */
-export const usersTempPath = secretTempPath;
 
 /** `serviceGid`: the group of the service user the instance runs as (a new file made by root is readable by it). */
 export function updateUsersFile(path: string, name: string, change: UserChange, serviceGid: number | null = null): Promise<UsersFileUpdate> {

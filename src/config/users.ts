@@ -12,8 +12,7 @@ import type { Diagnostic, UserEntry, UsersConfig } from './types.js';
 
 export type { UserEntry, UsersConfig };
 
-export const USER_FLAGS = ['admin'] as const;
-export type UserFlag = (typeof USER_FLAGS)[number];
+const USER_FLAGS = ['admin'] as const;
 
 /** Letters, digits, `.`, `_`, `-`; a letter or digit first; at most 64 (a local part, and a directory name under mailbox/). */
 export function isValidUserName(name: string): boolean {
@@ -51,7 +50,7 @@ export function splitList(text: string): string[] {
 /** Why an address cannot be listed for a user (it must be local-part@domain, no route), or null. */
 export function listedAddressProblem(address: string): string | null {
   const parsed = parseAddress(address);
-  if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return `"${address.slice(0, 100)}" is not an address (local-part@domain)`;
+  if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return `"${address.slice(0, 100)}" is not an address (local-part@domain)`;
   return null;
 }
 

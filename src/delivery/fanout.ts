@@ -29,7 +29,7 @@ import type { DeliveryItem, MessageOutcome } from './types.js';
 import type { ConnectionLease, Shaper, ShapingSnapshot, ShapingState } from '../shaping/index.js';
 
 /** A transaction that would wait longer than this for its destination's message rate is deferred until then instead. */
-export const MAX_SHAPING_WAIT_MS = 30_000;
+const MAX_SHAPING_WAIT_MS = 30_000;
 
 export interface FanoutContext extends EngineContext {
   shaper: Shaper;
@@ -163,7 +163,7 @@ export class ChannelFanout {
   deliver(items: DeliveryItem[], signal?: AbortSignal): Promise<MessageOutcome[]> {
     if (this.closing) throw new Error('job closed');
     return new Promise<MessageOutcome[]>((resolve) => {
-      let batch!: Batch;
+      // The callbacks run only once the batch below is made.
       const onAbort = () => this.abort(batch, abortStatus(signal!));
       const book = new RecipientBook(items, {
         nextId: () => this.nextRecipient++,
@@ -172,7 +172,7 @@ export class ChannelFanout {
           if (--batch.undecided === 0) setImmediate(() => this.finish(batch));
         },
       });
-      batch = {
+      const batch: Batch = {
         items,
         book,
         messages: items.map(() => this.nextMessage++),
@@ -302,8 +302,8 @@ export class ChannelFanout {
   private ready = (message: number): boolean => (this.messages.get(message)?.unplaced ?? 0) === 0;
 
   private gone = (id: number): boolean => {
-    const e = this.recipients.get(id);
-    return !e || e.r.outcome !== null;
+    // No entry (its batch finished) is gone too.
+    return this.recipients.get(id)?.r.outcome !== null;
   };
 
   // ------------------------------------------------------------------ serving
@@ -414,7 +414,7 @@ export class ChannelFanout {
     try {
       for (;;) {
         if (!session) {
-          if (!lease) lease = host.state.connectionOpened(this.now());
+          lease ??= host.state.connectionOpened(this.now());
           if (!lease) return;
           const opened = await this.connect(host, lease);
           lease = null; // the connection holds it now, or it was given back

@@ -4,7 +4,7 @@
 // does). Either way the message is returned with 5.4.6, not delivered once more. Also the I/O
 // helpers that take the header section off a queued message without reading all of it.
 import { Readable } from 'node:stream';
-import { fieldValue, parseAddressList, splitMessage } from '../queue/local-submission.js';
+import { fieldValue, parseAddressList, splitMessage } from '../common/rfc5322-header.js';
 
 export interface HeaderFacts {
   /** Received: fields in the header section. */
@@ -14,7 +14,7 @@ export interface HeaderFacts {
 }
 
 /** A header section larger than this is not read further for the checks (its first part counts). */
-export const MAX_HEADER_READ = 1024 * 1024;
+const MAX_HEADER_READ = 1024 * 1024;
 
 const BLANK_LINE = Buffer.from('\r\n\r\n');
 

@@ -15,7 +15,7 @@ import { writeFully } from '../common/write-fully.js';
 
 let counter = 0;
 
-export function uniqueName(host: string, now = Date.now()): string {
+function uniqueName(host: string, now = Date.now()): string {
   // Maildir forbids '/' and ':' in names; escape them as Courier does.
   const safeHost = host.replace(/\//g, '\\057').replace(/:/g, '\\072');
   return `${Math.floor(now / 1000)}.${process.pid}_${threadId}_${++counter}.${safeHost}`;

@@ -30,8 +30,8 @@ export class ReachabilityCache {
     if (!set) this.listeners.set(targetKey, (set = new Set()));
     set.add(listener);
     return () => {
-      set!.delete(listener);
-      if (set!.size === 0 && this.listeners.get(targetKey) === set) this.listeners.delete(targetKey);
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(targetKey) === set) this.listeners.delete(targetKey);
     };
   }
 

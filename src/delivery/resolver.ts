@@ -99,7 +99,7 @@ export class DeliveryResolver {
       if (a.type !== 'A' && a.type !== 'AAAA') continue;
       const host = normalizeDomain(a.name);
       const list = glue.get(host) ?? [];
-      list.push(a.data as string);
+      list.push(a.data);
       glue.set(host, list);
     }
     // IPv4 first, as for looked-up addresses.

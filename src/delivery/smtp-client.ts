@@ -92,7 +92,25 @@ export type SendOutcome =
   /** A local problem (the message could not be read). */
   | { kind: 'local'; reply: string };
 
-type Conn = SMTPConnection & Record<string, any>;
+type SmtpError = SMTPConnection.SMTPError;
+type SendRcpt = (this: Conn, recipient: string, cb: unknown) => unknown;
+type SendCommand = (this: Conn, command: string, ...rest: unknown[]) => unknown;
+type CreateSendStream = (this: Conn, cb: unknown) => unknown;
+/** The private parts of nodemailer's SMTPConnection that a session reads or wraps. */
+interface ConnInternals {
+  _destroyed?: boolean;
+  _supportedExtensions?: string[];
+  _envelope?: { rejectedErrors?: SmtpError[]; dsn?: { notify: string | null; orcpt: string | null } };
+  _sendRcpt?: SendRcpt;
+  __sendRcptOriginal?: SendRcpt;
+  _sendCommand?: SendCommand;
+  __sendCommandOriginal?: SendCommand;
+  _createSendStream?: CreateSendStream;
+  __createSendStreamOriginal?: CreateSendStream;
+}
+type Conn = SMTPConnection & ConnInternals;
+/** Why a connection failed: nodemailer's error, or the end of the connection, as far as known. */
+type ConnectCause = Partial<Pick<SmtpError, 'code' | 'response' | 'message'>>;
 
 export class SmtpSession {
   /** A refused transaction leaves the server in a transaction: RSET before the next. */
@@ -132,7 +150,7 @@ export class SmtpSession {
         return { kind: 'broken', reply: `421 4.4.2 ${describeHost(this.target)} did not accept RSET` };
       }
     }
-    const dsnWanted = Boolean(req.ret || req.envid || [...(req.rcptDsn?.values() ?? [])].some((d) => d.notify || d.orcpt));
+    const dsnWanted = Boolean(req.ret || req.envid || [...(req.rcptDsn?.values() ?? [])].some((d) => d.notify !== null || Boolean(d.orcpt)));
     const envelope: Record<string, unknown> = { from: req.from, to: req.to, use8BitMime: req.use8BitMime };
     if (dsnWanted) envelope.dsn = { ret: req.ret ?? null, envid: req.envid ?? null, notify: null, orcpt: null };
     this.installRcptDsn(req.rcptDsn);
@@ -144,7 +162,7 @@ export class SmtpSession {
           /* reported through nodemailer's ESTREAM */
         });
       }
-      this.conn.send(envelope as never, req.body, (err: any, info: any) => {
+      this.conn.send(envelope, req.body, (err: SmtpError | null, info: SMTPConnection.SentMessageInfo) => {
         if (!err) {
           resolve({
             kind: 'sent',
@@ -202,7 +220,7 @@ export class SmtpSession {
     }
   }
 
-  private classify(err: any): SendOutcome {
+  private classify(err: SmtpError): SendOutcome {
     const code: string = err.code ?? '';
     const command: string = err.command ?? '';
     const response: string | undefined = typeof err.response === 'string' ? err.response : undefined;
@@ -228,7 +246,7 @@ export class SmtpSession {
     }
     const reason = code === 'ETIMEDOUT' ? 'conversation timed out' : 'lost connection';
     const reply = response ? normalizeReply(response) : `451 4.4.2 ${reason} with ${describeHost(this.target)}${command ? ` while sending ${command}` : ''}`;
-    return { kind: 'broken', reply: response && !/^4/.test(reply) ? `451 4.4.2 ${reason} with ${describeHost(this.target)}: ${reply}` : reply };
+    return { kind: 'broken', reply: response && !reply.startsWith('4') ? `451 4.4.2 ${reason} with ${describeHost(this.target)}: ${reply}` : reply };
   }
 
   /** Per-recipient NOTIFY/ORCPT: nodemailer keeps one DSN object per envelope, set it before each RCPT. */
@@ -268,13 +286,13 @@ export class SmtpSession {
     c.__createSendStreamOriginal = original;
     const dataTimeout = this.settings.dataTimeoutMs;
     c._createSendStream = function (this: Conn, cb: unknown) {
-      (this._socket as any)?.setTimeout?.(dataTimeout);
+      if (this._socket) this._socket.setTimeout(dataTimeout);
       return original.call(this, cb);
     };
   }
 
   private restoreCommandTimeout(): void {
-    if (this.usable) (this.conn._socket as any)?.setTimeout?.(this.settings.commandTimeoutMs);
+    if (this.usable && this.conn._socket) this.conn._socket.setTimeout(this.settings.commandTimeoutMs);
   }
 }
 
@@ -315,7 +333,7 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
   }) as Conn;
   return new Promise<SmtpSession>((resolve, reject) => {
     let settled = false;
-    const fail = (err: any) => {
+    const fail = (err: ConnectCause | ConnectError) => {
       if (settled) return;
       settled = true;
       conn.close();
@@ -323,7 +341,7 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
     };
     conn.on('error', fail);
     conn.once('end', () => fail({ code: 'ECONNECTION', message: 'connection closed' }));
-    conn.connect((err?: unknown) => {
+    conn.connect((err?: SmtpError) => {
       if (err) return fail(err);
       if (settled) return;
       settled = true;
@@ -353,7 +371,7 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
  * the name), Untrusted (no valid chain). tls/decision.ts gives the same words per MX host name
  * (and Verified/Trusted for a DANE match).
  */
-export function tlsSummary(socket: unknown): string | null {
+function tlsSummary(socket: unknown): string | null {
   if (!(socket instanceof tls.TLSSocket)) return null;
   const protocol = socket.getProtocol() ?? 'TLS';
   const cipher = socket.getCipher()?.name ?? 'unknown';
@@ -382,7 +400,7 @@ function connectTcp(target: Target, timeoutMs: number): Promise<net.Socket> {
   });
 }
 
-function connectFailure(err: any, target: Target, tls: TlsMode): ConnectError {
+function connectFailure(err: ConnectCause | ConnectError, target: Target, tls: TlsMode): ConnectError {
   if (err instanceof ConnectError) return err;
   const code: string = err?.code ?? '';
   const response: string | undefined = typeof err?.response === 'string' ? err.response : undefined;
@@ -398,14 +416,14 @@ function connectFailure(err: any, target: Target, tls: TlsMode): ConnectError {
   if (response) {
     // 421/554 greeting or a refused EHLO: the host does not want mail from us now; next MX.
     const reply = normalizeReply(response);
-    return new ConnectError('greeting', /^4/.test(reply) ? `${reply} (greeting from ${describeHost(target)})` : `451 4.4.2 ${describeHost(target)} refused to talk to me: ${reply}`, false);
+    return new ConnectError('greeting', reply.startsWith('4') ? `${reply} (greeting from ${describeHost(target)})` : `451 4.4.2 ${describeHost(target)} refused to talk to me: ${reply}`, false);
   }
   return new ConnectError('closed', `451 4.4.2 ${describeHost(target)}: lost connection during the greeting (${err?.message ?? 'closed'})`, true);
 }
 
-function rejections(list: any[] | undefined): RcptRejection[] {
+function rejections(list: SmtpError[] | undefined): RcptRejection[] {
   return (list ?? []).map((e) => ({
-    recipient: e.recipient,
+    recipient: e.recipient!, // set on each per-recipient error
     reply: normalizeReply(e.response ?? '451 4.0.0 rejected'),
     code: replyCode(e.response ?? '451'),
     command: e.code === 'EMESSAGE' ? 'end of DATA' : (e.command ?? 'RCPT TO'),

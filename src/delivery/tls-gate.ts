@@ -81,7 +81,7 @@ export class TlsGate {
     const tlsById = new Map<number, string | null>();
     for (const [key, g] of groups) {
       let m = memo.decisions.get(key);
-      if (!m || m.sts !== g.sts) {
+      if (m?.sts !== g.sts) {
         m = { sts: g.sts, decision: await this.decide(session, g.domain, g.target.host, g.sts, memo.tlsa) };
         memo.decisions.set(key, m);
       }

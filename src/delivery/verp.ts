@@ -8,20 +8,7 @@
 // An encoded local part that is not a dot-atom is written as a quoted string.
 import type { Channel } from '../config/types.js';
 import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../common/address.js';
-
-/** Postfix's default_verp_delimiters. */
-export const DEFAULT_VERP_DELIMITERS = '+=';
-/** Postfix's verp_delimiter_filter: the characters a delimiter may be. */
-export const VERP_DELIMITER_CHARACTERS = '-=+';
-
-/** Why `text` cannot be the delimiters (two characters of VERP_DELIMITER_CHARACTERS), or null when it can. */
-export function verpDelimitersProblem(text: string): string | null {
-  if (text.length !== 2) return `VERP_DELIMITERS must be two characters (such as +=), found "${text}"`;
-  for (const c of text) if (!VERP_DELIMITER_CHARACTERS.includes(c)) return `VERP_DELIMITERS: "${c}" is not one of ${VERP_DELIMITER_CHARACTERS.split('').join(' ')}`;
-  // The member's domain is what follows the last second delimiter: it cannot be a character of domain names.
-  if (text[1] === '-') return 'VERP_DELIMITERS: the second delimiter cannot be "-" (domain names have it)';
-  return null;
-}
+import { DEFAULT_VERP_DELIMITERS } from '../config/verp-options.js';
 
 /**
  * The envelope sender for `recipient` of a message from `sender`: `owner+member=domain@ownerdomain`,
@@ -60,7 +47,7 @@ export interface VerpAddress {
 export function decodeVerp(address: string, delimiters: string = DEFAULT_VERP_DELIMITERS): VerpAddress | null {
   const [first, second] = [delimiters[0]!, delimiters[1]!];
   const parsed = parseAddress(address.trim());
-  if (!parsed || parsed.domain === null || parsed.route.length > 0) return null;
+  if (parsed?.domain == null || parsed.route.length > 0) return null;
   const local = unquoteLocalPart(parsed.localPart);
   const start = local.indexOf(first);
   if (start <= 0) return null;

@@ -43,7 +43,7 @@ export interface ExpandOptions {
   /** Distinct mailboxes and routed addresses remembered to give each once (default 10,000). */
   dedupeLimit?: number;
   /** Reads an `:include:` file (default readIncludeFile). */
-  readInclude?(path: string): AsyncIterable<ListMember>;
+  readInclude?: (path: string) => AsyncIterable<ListMember>;
 }
 
 interface Node {
@@ -51,12 +51,15 @@ interface Node {
   name: string;
 }
 
-class Unavailable {
-  constructor(readonly why: string) {}
+/** The directory cannot answer: ends the expansion, caught by expandRecipient (an Error, as only errors are thrown). */
+class Unavailable extends Error {
+  constructor(readonly why: string) {
+    super(why);
+  }
 }
 
 /** Everything mail to `address` becomes, as a stream. */
-export async function* expandRecipient(directory: RecipientDirectory, address: string, opts: ExpandOptions): AsyncGenerator<ExpandedRecipient> {
+export async function* expandRecipient(directory: RecipientDirectory, address: string, opts: ExpandOptions): AsyncGenerator<ExpandedRecipient, void, undefined> {
   const expander = new Expander(directory, opts);
   try {
     yield* expander.visit(await safeLookup(directory, address), address, [], null);
@@ -92,7 +95,7 @@ class Expander {
     this.readInclude = opts.readInclude ?? readIncludeFile;
   }
 
-  async *visit(lookup: RecipientLookup, member: string, chain: readonly Node[], list: ListContext | null): AsyncGenerator<ExpandedRecipient> {
+  async *visit(lookup: RecipientLookup, member: string, chain: readonly Node[], list: ListContext | null): AsyncGenerator<ExpandedRecipient, void, undefined> {
     const via = chain.map((n) => n.name);
     const failed = (reason: FailureReason, why: string): ExpandedRecipient => ({ kind: 'failed', member, reason, why, list, via });
     switch (lookup.kind) {
@@ -134,7 +137,7 @@ class Expander {
   }
 
   /** The members of a group or an include file, with lookups running ahead. */
-  private async *members(source: AsyncIterable<ListMember>, chain: readonly Node[], list: ListContext | null, parentAddress: string): AsyncGenerator<ExpandedRecipient> {
+  private async *members(source: AsyncIterable<ListMember>, chain: readonly Node[], list: ListContext | null, parentAddress: string): AsyncGenerator<ExpandedRecipient, void, undefined> {
     const domain = addressParts(parentAddress)?.domain ?? null;
     const start = (m: ListMember): Promise<RecipientLookup> | null => {
       const address = this.lookedUpAddress(m, domain);
@@ -156,7 +159,7 @@ class Expander {
   }
 
   /** A member that is not looked up ahead (forwarding addresses are, one at a time). */
-  private async *member(m: ListMember, chain: readonly Node[], list: ListContext | null, parentAddress: string): AsyncGenerator<ExpandedRecipient> {
+  private async *member(m: ListMember, chain: readonly Node[], list: ListContext | null, parentAddress: string): AsyncGenerator<ExpandedRecipient, void, undefined> {
     const via = chain.map((n) => n.name);
     switch (m.kind) {
       case 'address':

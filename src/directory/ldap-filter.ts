@@ -31,12 +31,12 @@ export function allOf(filters: readonly string[]): string {
 }
 
 /** An entry of one of these object class sets: any set, every class of it. */
-export function objectClassFilter(sets: readonly (readonly string[])[]): string {
+export function objectClassFilter(sets: ReadonlyArray<readonly string[]>): string {
   return anyOf(sets.map((set) => allOf(set.map((c) => equalityFilter('objectClass', c)))));
 }
 
 /** Whether an entry with these object classes belongs to one of the sets (case-insensitively). */
-export function hasObjectClasses(entryClasses: readonly string[], sets: readonly (readonly string[])[]): boolean {
+export function hasObjectClasses(entryClasses: readonly string[], sets: ReadonlyArray<readonly string[]>): boolean {
   const have = new Set(entryClasses.map((c) => c.toLowerCase()));
   return sets.some((set) => set.every((c) => have.has(c.toLowerCase())));
 }

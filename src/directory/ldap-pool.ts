@@ -122,7 +122,7 @@ export class LdapPool {
         await this.awaitConnect(this.connect(idle));
         continue;
       }
-      const connecting = this.slots.find((s) => s.connecting);
+      const connecting = this.slots.find((s) => s.connecting !== null);
       if (connecting) {
         await this.awaitConnect(connecting.connecting!);
         continue;
@@ -195,7 +195,7 @@ function describe(err: unknown): string {
 }
 
 /** `p`, or a rejection after `ms` (the late result is ignored). */
-export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`LDAP ${what} timed out after ${ms} ms`)), ms);

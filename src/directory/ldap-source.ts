@@ -166,7 +166,6 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
 
   /** The user entry a login names: a uid, or an address of the entry. */
   private findLogin(login: string): Promise<Login> {
-    // eslint-disable-next-line no-control-regex
     if (login.length === 0 || login.length > MAX_LOGIN || /[\x00-\x1f\x7f]/.test(login)) return Promise.resolve({ kind: 'none' });
     return this.cached(`l:${login.toLowerCase()}`, async (): Promise<Login> => {
       const a = this.options.attributes;
@@ -204,7 +203,7 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
     try {
       const timeLimit = Math.max(1, Math.ceil(this.options.timeoutMs / 1000));
       const { searchEntries } = await this.pool.run((client) => client.search(base, { scope, filter, attributes, sizeLimit, timeLimit }));
-      return { ok: true, entries: searchEntries as LdapEntry[] };
+      return { ok: true, entries: searchEntries };
     } catch (err) {
       // A DN member that is gone; the user root itself missing is a configuration error, not "no such user".
       if (err instanceof NoSuchObjectError && scope === 'base') return { ok: true, entries: [] };
@@ -248,7 +247,7 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
     try {
       text = await readFile(passwordFile, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password === '') throw new Error(`LDAP_PASSWORD_FILE ${passwordFile} is empty`);

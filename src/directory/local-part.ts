@@ -8,7 +8,7 @@ import { isSafeUser, localUser } from './local-aliases.js';
 /** `local@domain` split: the local part unquoted (case kept), the domain normalised; null for anything else (source routes, no domain). */
 export function addressParts(address: string): { local: string; domain: string } | null {
   const parsed = parseAddress(address.trim());
-  if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
+  if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return null;
   const local = unquoteLocalPart(parsed.localPart);
   return local === '' ? null : { local, domain: normalizeDomain(parsed.domain) };
 }

@@ -9,7 +9,7 @@ import { localUserKey } from './local-part.js';
 
 export interface Locality {
   /** The local user that mail to `address` (local-part@domain) is delivered to by channel l, else null. */
-  localUserOf(address: string): string | null;
+  localUserOf: (address: string) => string | null;
   /**
    * Domains local by name: rules `domain  …@<a host of l>` and the l channel's own host names
    * (localhost, LOCAL_HOST). For listing only: rules for `.domain`, `$*` and the like make more
@@ -30,7 +30,7 @@ export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locali
   const sourceChannel = opts.sourceChannel ?? LOCAL_CHANNEL;
   const localUserOf = (address: string): string | null => {
     const parsed = parseAddress(address.trim());
-    if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
+    if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return null;
     const outcome = rewriter.rewrite(address.trim(), { sourceChannel, direction: 'to' });
     const route = routeRecipient(outcome, imta.channelByName);
     return route.ok && route.localPart !== null ? localUserKey(route.localPart) : null;

@@ -12,12 +12,11 @@ export const MAX_PASSWORD_BYTES = 1024;
 export function passwordProblem(password: string): string | null {
   if (password.length === 0) return 'the password is empty';
   if (passwordBytes(password).length > MAX_PASSWORD_BYTES) return `the password is longer than ${MAX_PASSWORD_BYTES} bytes`;
-  // eslint-disable-next-line no-control-regex
   if (/[\x00\r\n]/.test(password)) return 'the password contains a NUL or line break (SASL PLAIN cannot carry it)';
   return null;
 }
 
-export function passwordBytes(password: string): Buffer {
+function passwordBytes(password: string): Buffer {
   return Buffer.from(password.normalize('NFKC'), 'utf8');
 }
 

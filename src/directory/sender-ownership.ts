@@ -20,9 +20,9 @@ export function decideSender(user: DirectoryUser, address: string, localUserOf: 
 }
 
 /** `local@domain` compared case-insensitively, quotes removed; `base` without the `+tag`. Null for anything that is not local-part@domain. */
-export function mailboxKey(address: string): { full: string; base: string } | null {
+function mailboxKey(address: string): { full: string; base: string } | null {
   const parsed = parseAddress(address.trim());
-  if (!parsed || parsed.domain === null || parsed.route.length > 0 || parsed.localPart === '') return null;
+  if (parsed?.domain == null || parsed.route.length > 0 || parsed.localPart === '') return null;
   let local = parsed.localPart;
   if (local.length >= 2 && local.startsWith('"') && local.endsWith('"')) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
   local = local.toLowerCase();

@@ -28,7 +28,7 @@ export class TtlCache<V> {
     this.entries.delete(key);
     if (ttlMs <= 0 || this.maxEntries <= 0) return;
     this.entries.set(key, { value, expires: this.now() + ttlMs });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
   delete(key: string): void {

@@ -116,5 +116,3 @@ export interface RecipientDirectory {
   listMembers(groupId: string): AsyncIterable<ListMember>;
 }
 
-/** The whole directory (issue 19). */
-export type Directory = UserDirectory & RecipientDirectory;

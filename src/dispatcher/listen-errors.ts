@@ -6,7 +6,7 @@ export interface ListenTarget {
   port: number;
 }
 
-export function describeAddress(address: string | null): string {
+function describeAddress(address: string | null): string {
   return address ?? 'all addresses';
 }
 

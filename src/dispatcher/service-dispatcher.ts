@@ -85,7 +85,7 @@ function arrived(p: ServerProcess): number {
 }
 
 /** Answers a connection the dispatcher still owns with a 421 and closes it. */
-export function refuse(socket: net.Socket, reply: string): void {
+function refuse(socket: net.Socket, reply: string): void {
   refuseConnection(socket, reply, 5000);
 }
 
@@ -283,7 +283,7 @@ export class ServiceDispatcher {
     for (const socket of this.waiting.splice(0)) refuse(socket, REFUSE_SHUTDOWN);
     for (const p of this.procs.values()) {
       for (const socket of p.assigned.splice(0)) refuse(socket, REFUSE_SHUTDOWN);
-      this.sendTo(p, { type: 'shutdown', graceMs }) || p.child.kill('SIGTERM');
+      if (!this.sendTo(p, { type: 'shutdown', graceMs })) p.child.kill('SIGTERM');
     }
     const deadline = setTimeout(() => {
       for (const p of this.procs.values()) {

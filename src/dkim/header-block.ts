@@ -3,7 +3,7 @@
 // canonicalization of RFC 6376 §3.4.2. Bytes are handled as latin1 strings, so 8-bit header
 // bytes are signed exactly as they are on the wire.
 import { domainToASCII } from 'node:url';
-import { parseAddressList } from '../queue/local-submission.js';
+import { parseAddressList } from '../common/rfc5322-header.js';
 
 export interface HeaderField {
   /** Lower-case field name. */

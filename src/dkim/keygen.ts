@@ -92,7 +92,7 @@ export function txtRecord(selector: string, domain: string, value: string): stri
 }
 
 /** The line number of the keys line for domain and selector, or null. */
-export function keysLineFor(text: string | null, domain: string, selector: string): number | null {
+function keysLineFor(text: string | null, domain: string, selector: string): number | null {
   if (text === null) return null;
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -103,7 +103,7 @@ export function keysLineFor(text: string | null, domain: string, selector: strin
 }
 
 /** The keys file with one more line (a new file starts with a comment that says what it is). */
-export function withKeysLine(text: string | null, line: string): string {
+function withKeysLine(text: string | null, line: string): string {
   if (text === null) return `! DKIM signing keys: domain selector keyfile [algorithm] (see docs/CONFIGURATION.md)\n${line}\n`;
   return `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}\n`;
 }

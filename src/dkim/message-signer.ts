@@ -6,7 +6,6 @@
 // One signature per key configured for the From: domain (e.g. an RSA and an Ed25519 one).
 import { createRequire } from 'node:module';
 import type { DkimConfig } from '../config/types.js';
-import type { MessagePrefix } from '../queue/types.js';
 import { emptyLineEnd, fromDomain, headerFields } from './header-block.js';
 import { signingKeysFor } from './keys.js';
 import { signatureField, signatureLength, signedFields, type SignedFields, type SigningKey } from './signature.js';
@@ -37,7 +36,8 @@ export interface MessageSignerOptions {
   now?: () => Date;
 }
 
-export class MessageSigner implements MessagePrefix {
+/** The queue's MessagePrefix (src/queue/types.ts): DKIM is a layer below the queue, so the type is checked where the queue is given a signer. */
+export class MessageSigner {
   private state: State = { kind: 'header', chunks: [], bytes: 0, tail: Buffer.from('\n') };
   private finished = false;
 

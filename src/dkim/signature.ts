@@ -14,7 +14,7 @@ export type SigningKey = Pick<DkimKey, 'domain' | 'selector' | 'algorithm' | 'pr
  * Fields signed, every instance present (opendkim's and rspamd's usual set). Over-signing (below)
  * adds the name once more, so that a field of that name added after signing breaks the signature.
  */
-export const SIGNED_FIELDS: readonly string[] = [
+const SIGNED_FIELDS: readonly string[] = [
   'from', 'sender', 'reply-to', 'subject', 'date', 'message-id', 'to', 'cc',
   'mime-version', 'content-type', 'content-transfer-encoding', 'content-id', 'content-description',
   'in-reply-to', 'references',
@@ -22,12 +22,12 @@ export const SIGNED_FIELDS: readonly string[] = [
   'list-id', 'list-help', 'list-unsubscribe', 'list-unsubscribe-post', 'list-subscribe', 'list-post', 'list-owner', 'list-archive',
 ];
 /** Over-signed even when absent: nobody may add them (rspamd's `(o)`). */
-export const OVERSIGNED_ALWAYS: ReadonlySet<string> = new Set(['from', 'reply-to', 'subject', 'to', 'cc']);
+const OVERSIGNED_ALWAYS: ReadonlySet<string> = new Set(['from', 'reply-to', 'subject', 'to', 'cc']);
 /**
  * Over-signed when present (rspamd's `(x)`): a second one may not be added, but a hop that adds a
  * missing Date: or Message-ID: (as some do) does not break the signature.
  */
-export const OVERSIGNED_IF_PRESENT: ReadonlySet<string> = new Set([
+const OVERSIGNED_IF_PRESENT: ReadonlySet<string> = new Set([
   'sender', 'date', 'message-id', 'mime-version', 'content-type', 'content-transfer-encoding', 'in-reply-to', 'references', 'list-id', 'list-unsubscribe', 'list-unsubscribe-post',
 ]);
 

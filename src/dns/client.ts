@@ -186,7 +186,7 @@ export class DnsClient {
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     let packet: DecodedWithRcode;
     try {
-      packet = dnsPacket.decode(msg) as DecodedWithRcode;
+      packet = dnsPacket.decode(msg);
     } catch {
       return; // garbage: ignore, the query times out
     }
@@ -195,7 +195,7 @@ export class DnsClient {
     if (!p) return;
     const q = packet.questions?.[0];
     // The answer must be about what we asked (guards against stray or forged packets).
-    if (!q || q.name.toLowerCase() !== p.name.toLowerCase() || q.type !== p.type) return;
+    if (q?.name.toLowerCase() !== p.name.toLowerCase() || q.type !== p.type) return;
     this.pending.delete(key);
     p.resolve(packet);
   }
@@ -261,7 +261,7 @@ export class DnsClient {
           if (packet.id !== id) return reject(new Error('DNS over TCP: answer id mismatch'));
           resolve(packet);
         } catch (err) {
-          reject(err as Error);
+          reject(err);
         }
       });
       socket.on('end', () => fail(new Error('DNS over TCP: connection closed before the answer')));

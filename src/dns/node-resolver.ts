@@ -24,7 +24,7 @@ export interface CountingResolver extends NodeStyleResolver {
 
 const TYPES = new Set(['A', 'AAAA', 'TXT', 'MX', 'PTR', 'NS', 'CNAME']);
 
-export class ResolveError extends Error {
+class ResolveError extends Error {
   constructor(
     readonly code: 'ENOTFOUND' | 'ENODATA' | 'ETIMEOUT' | 'ESERVFAIL' | 'ENOTIMP',
     readonly hostname: string,

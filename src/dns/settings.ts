@@ -17,7 +17,7 @@ export interface DnsSettings {
   dnsMaxTtlMs: number;
 }
 
-export const DNS_DEFAULTS = { DNS_TIMEOUT: 5, DNS_ATTEMPTS: 2, DNS_NEGATIVE_TTL: 60, DNS_MAX_TTL: 86400 } as const;
+const DNS_DEFAULTS = { DNS_TIMEOUT: 5, DNS_ATTEMPTS: 2, DNS_NEGATIVE_TTL: 60, DNS_MAX_TTL: 86400 } as const;
 
 function seconds(raw: Record<string, string>, key: keyof typeof DNS_DEFAULTS): number {
   const text = raw[key];

@@ -15,10 +15,10 @@ export async function loadConfig(root: string): Promise<InstanceConfig> {
 }
 
 /** Without any [POOL=] section, one pool as Messaging Server ships it. */
-export const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: JOB_CONTROLLER_DEFAULTS.JOB_LIMIT };
+const FALLBACK_POOL: PoolConfig = { name: 'DEFAULT', jobLimit: JOB_CONTROLLER_DEFAULTS.JOB_LIMIT };
 
 /** A job that does not answer within this long is ended, unless MAX_LIFE_AGE says otherwise. */
-export const DEFAULT_JOB_TIMEOUT_SEC = 3600;
+const DEFAULT_JOB_TIMEOUT_SEC = 3600;
 
 export function poolsOf(config: InstanceConfig): PoolConfig[] {
   const pools = config.jobController.pools;

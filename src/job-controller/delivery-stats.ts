@@ -14,7 +14,7 @@ export interface DeliveryCounters {
 
 export const DELIVERY_COUNTER_FIELDS = ['dnsCacheHits', 'dnsCacheMisses', 'connectionsOpened', 'connectionsReused'] as const;
 
-export function zeroDeliveryCounters(): DeliveryCounters {
+function zeroDeliveryCounters(): DeliveryCounters {
   return { dnsCacheHits: 0, dnsCacheMisses: 0, connectionsOpened: 0, connectionsReused: 0 };
 }
 

@@ -3,7 +3,7 @@
 // which every SMTP server process asks, so a client cannot spread its requests over processes.
 // Pure: the caller gives the time. Bounded: the least recently seen clients are forgotten first.
 
-export const ETRN_RATE_WINDOW_MS = 60_000;
+const ETRN_RATE_WINDOW_MS = 60_000;
 /** Clients remembered at most (a flood from many addresses cannot grow the map without bound). */
 const MAX_CLIENTS = 10_000;
 

@@ -145,7 +145,7 @@ export class FastFlushStore {
     const domains = pendingDomains ?? domainsOf(envelope.recipients.filter((r) => r.state === 'pending').map((r) => r.address));
     const fast = fastFlushDomainsOf(this.policy, domains);
     const known = this.index.get(envelope.id);
-    if (known && known.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
+    if (known?.ref.path === path && sameSet(known.domains, fast)) return; // nothing new: no journal line
     this.deferred({ id: envelope.id, channel: envelope.channel, path }, fast);
   }
 
@@ -331,7 +331,7 @@ function parseLine(line: string): JournalLine | null {
     if (typeof r.id !== 'string' || !r.id) return null;
     if (r.op === 'x') return { op: 'x', id: r.id };
     if (r.op === 'd' && typeof r.ch === 'string' && typeof r.p === 'string' && Array.isArray(r.dom) && r.dom.every((d) => typeof d === 'string')) {
-      return { op: 'd', id: r.id, ch: r.ch, p: r.p, dom: r.dom as string[] };
+      return { op: 'd', id: r.id, ch: r.ch, p: r.p, dom: r.dom };
     }
   } catch {
     /* torn or edited line */
@@ -356,11 +356,11 @@ export interface FlushHostParts {
    * when it is already there.
    */
   admit(path: string, envelope: Envelope, size: number): boolean;
-  rescan(): void;
-  kick(): void;
-  now(): number;
+  rescan: () => void;
+  kick: () => void;
+  now: () => number;
   /** The channel is in imta.cnf. */
-  hasChannel(name: string): boolean;
+  hasChannel: (name: string) => boolean;
 }
 
 /** The FlushHost a flush runs against, on the job controller's own index and queue store. */

@@ -47,7 +47,7 @@ export function fastFlushPolicy(fastFlushDomains: readonly string[] | null, imta
  * catch-alls (`.`, `[]`, `$*`, `*`…), address literals, and rules that route elsewhere (local
  * delivery, bitbucket, or only rewrite and start over) are not relay destinations.
  */
-export function policyFromRules(imta: Pick<ImtaConfig, 'rules' | 'hostTable' | 'channelByName'>): FastFlushPolicy {
+function policyFromRules(imta: Pick<ImtaConfig, 'rules' | 'hostTable' | 'channelByName'>): FastFlushPolicy {
   const exact = new Set<string>();
   const parents = new Set<string>();
   for (const route of domainRoutes(imta)) {
@@ -155,7 +155,7 @@ export class FastFlushIndex {
       for (const parent of ancestorsOf(d)) {
         const set = this.below.get(parent);
         set?.delete(d);
-        if (set && set.size === 0) this.below.delete(parent);
+        if (set?.size === 0) this.below.delete(parent);
       }
     }
     return true;
@@ -184,7 +184,7 @@ function setOf<K, V>(map: Map<K, Set<V>>, key: K): Set<V> {
 }
 
 /** `a.b.example.com` → `b.example.com`, `example.com`, `com`. */
-export function ancestorsOf(domain: string): string[] {
+function ancestorsOf(domain: string): string[] {
   const out: string[] = [];
   for (let i = domain.indexOf('.'); i >= 0; i = domain.indexOf('.', i + 1)) out.push(domain.slice(i + 1));
   return out.filter(Boolean);
@@ -212,7 +212,7 @@ export function parseFlushTarget(text: string | null): FlushTarget | null {
   return { kind: 'domain', domain, subdomains };
 }
 
-export function formatFlushTarget(t: FlushTarget): string {
+function formatFlushTarget(t: FlushTarget): string {
   return t.kind === 'all' ? 'all destinations' : t.kind === 'channel' ? `#${t.channel}` : `${t.subdomains ? '@' : ''}${t.domain}`;
 }
 
@@ -286,7 +286,7 @@ export interface FlushResult {
 }
 
 /** Whether a scheduler entry is covered by a domain target. */
-export function domainMatches(target: { domain: string; subdomains: boolean }, domains: readonly string[]): boolean {
+function domainMatches(target: { domain: string; subdomains: boolean }, domains: readonly string[]): boolean {
   return domains.some((x) => x === target.domain || (target.subdomains && x.endsWith('.' + target.domain)));
 }
 

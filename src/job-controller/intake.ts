@@ -85,7 +85,7 @@ export interface IntakeOptions {
   /** Messages left the index: a scan may find room for what the last one left on disk. */
   onRoom(): void;
   logger: Logger;
-  now(): number;
+  now: () => number;
 }
 
 export class Intake implements ReadyMessages {
@@ -182,7 +182,7 @@ export class Intake implements ReadyMessages {
     const kept = this.fresh.get(entry.id);
     this.fresh.delete(entry.id);
     const found =
-      kept && kept.path === entry.path
+      kept?.path === entry.path
         ? kept
         : await this.read(entry.path).catch((err: Error) => {
             this.opts.logger.warn({ err, id: entry.id }, 'cannot read queue file');
@@ -233,7 +233,7 @@ export class Intake implements ReadyMessages {
   // ------------------------------------------------------------------ flush
 
   /** Runs a flush (fast-flush-store.ts) against the index, admitting the files it names for reason `flushed`. */
-  flush(target: string | null, origin: FlushContext['origin'], client: string | null, host: { rescan(): void; kick(): void; hasChannel(name: string): boolean }): Promise<FlushResult> {
+  flush(target: string | null, origin: FlushContext['origin'], client: string | null, host: { rescan: () => void; kick: () => void; hasChannel: (name: string) => boolean }): Promise<FlushResult> {
     return this.fastFlush.flush(
       target,
       flushHostFor({

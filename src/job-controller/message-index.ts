@@ -134,7 +134,7 @@ export class MessageIndex {
       for (let top = q.delayed.peek(); top && top.dueMs <= nowMs; top = q.delayed.peek()) {
         q.delayed.pop();
         const entry = this.entries.get(top.id);
-        if (!entry || entry.heapSeq !== top.seq || entry.inFlight) continue; // stale item
+        if (entry?.heapSeq !== top.seq || entry.inFlight) continue; // stale item
         entry.heapSeq = 0;
         q.delayedCount--;
         q.ready.set(entry.id, entry);
@@ -149,7 +149,7 @@ export class MessageIndex {
       // Drop stale tops so that they do not cause useless wake-ups.
       for (let top = q.delayed.peek(); top; top = q.delayed.peek()) {
         const entry = this.entries.get(top.id);
-        if (entry && entry.heapSeq === top.seq && !entry.inFlight) break;
+        if (entry?.heapSeq === top.seq && !entry.inFlight) break;
         q.delayed.pop();
       }
       const top = q.delayed.peek();

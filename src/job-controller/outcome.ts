@@ -138,7 +138,7 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
  *   count and the schedule stay as they were, so that retries asked for from outside never push
  *   a message's backoff on or bring its return nearer in tries.
  */
-export function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
+function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
   const scheduled = envelope.nextAttempt?.getTime() ?? 0;
   // The recipients left: those deferred now (the delivered and failed ones are settled).
   const left = outcomes.filter((o) => o.result === 'deferred');

@@ -158,7 +158,8 @@ export function parseJobControllerRequest(raw: unknown): JobControllerRequest {
       if (r.action === 'start' || r.action === 'stop') return { op: 'qm', action: r.action, channel: text(r.channel, 'qm: channel') };
       if (r.action === 'hold' || r.action === 'release' || r.action === 'delete' || r.action === 'return') {
         if (!Array.isArray(r.ids)) throw bad(`qm ${r.action}: ids must be a list`);
-        return { op: 'qm', action: r.action, ids: r.ids.map((id) => text(id, `qm ${r.action}: ids`)) };
+        const action = r.action;
+        return { op: 'qm', action, ids: r.ids.map((id) => text(id, `qm ${action}: ids`)) };
       }
       throw bad(`unknown qm action ${JSON.stringify(r.action)}`);
     }

@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
-import { JobHost, timeLimitText, type JobTask, type JobTaskResult } from './job-host.js';
+import { timeLimitText, type JobTask, type JobTaskResult } from './job-host.js';
 
 export interface JobRunner {
   /** Runs one request of a job; rejects when it fails, crashes or passes `timeoutMs` (the thread is then ended). */
@@ -29,10 +29,10 @@ export interface JobRunner {
   close(): Promise<void>;
 }
 
-export class JobTimeoutError extends Error {}
+class JobTimeoutError extends Error {}
 
 /** A job that passed its time limit gets this much longer to stop by itself before its thread is ended. */
-export const HARD_TIMEOUT_GRACE_MS = 15_000;
+const HARD_TIMEOUT_GRACE_MS = 15_000;
 
 export interface ThreadPlan {
   threads: number;
@@ -115,7 +115,7 @@ export class PiscinaRunner implements JobRunner {
     const wanted = new Map(pools.map((p) => [p.name.toLowerCase(), p]));
     for (const [name, entry] of this.pools) {
       const p = wanted.get(name);
-      if (!p || p.jobLimit !== entry.limit) {
+      if (p?.jobLimit !== entry.limit) {
         this.pools.delete(name);
         for (const t of entry.threads) void t.close().catch(() => {});
       }
@@ -133,7 +133,7 @@ export class PiscinaRunner implements JobRunner {
           idleTimeout: this.opts.idleTimeoutMs ?? 60_000,
           // A channel's jobs all run here, as many at once as the pool allows.
           concurrentTasksPerWorker: Math.max(1, p.jobLimit),
-          loadBalancer: sharedThreadBalancer(Math.max(1, p.jobLimit)) as never,
+          loadBalancer: sharedThreadBalancer(Math.max(1, p.jobLimit)),
           // Idle workers must keep their event loop running: reused connections need their timers and sockets.
           atomics: 'disabled',
           workerData: { logDir: this.opts.logDir },
@@ -182,31 +182,5 @@ export class PiscinaRunner implements JobRunner {
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.flatMap((p) => p.threads.map((t) => t.destroy().catch(() => {}))));
-  }
-}
-
-/** Runs jobs in the calling thread (a hung job cannot be ended here: the timeout only stops waiting). */
-export class InlineRunner implements JobRunner {
-  private readonly host: JobHost;
-  constructor(logger: Logger) {
-    this.host = new JobHost(logger, 0);
-  }
-  configure(): void {}
-  async run(_pool: string, task: JobTask, timeoutMs: number): Promise<JobTaskResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new JobTimeoutError(timeLimitText(timeoutMs))), timeoutMs + HARD_TIMEOUT_GRACE_MS);
-    });
-    try {
-      return await Promise.race([this.host.run({ ...task, timeoutMs }), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  threads(): Array<{ pool: string; threadId: number }> {
-    return [];
-  }
-  close(): Promise<void> {
-    return this.host.closeAll();
   }
 }

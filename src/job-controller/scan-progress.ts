@@ -19,7 +19,7 @@ export interface ScanProgressView {
 }
 
 /** A progress line in the log at most this often. */
-export const SCAN_LOG_EVERY_MS = 5000;
+const SCAN_LOG_EVERY_MS = 5000;
 
 export class ScanProgress {
   private phase: ScanProgressView['phase'] = 'listing';

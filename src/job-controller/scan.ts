@@ -112,7 +112,7 @@ export class QueueScanner {
     const started = this.opts.now();
     const picker = new SmallestN<ScanEntry>(intake.room, arrivalKey);
     let seen = 0;
-    let selected: ScanEntry[] = [];
+    let selected: ScanEntry[];
     let refused = 0;
     const progress = new ScanProgress(reason, started);
     this.progress = progress;

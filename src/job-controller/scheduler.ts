@@ -40,7 +40,7 @@ interface RunningJob {
 
 export interface SchedulerOptions {
   ready: ReadyMessages;
-  config(): InstanceConfig;
+  config: () => InstanceConfig;
   /** Delivers a batch and settles its outcomes; resolves with the job's thread when known. */
   deliver(batch: Batch): Promise<number | null>;
   /** A job ended: messages may have left the index. */
@@ -256,8 +256,8 @@ export class Scheduler {
         size,
         wake: () => {
           clearTimeout(timer);
-          set!.delete(waiter);
-          if (set!.size === 0 && this.lingering.get(channel) === set) this.lingering.delete(channel);
+          set.delete(waiter);
+          if (set.size === 0 && this.lingering.get(channel) === set) this.lingering.delete(channel);
           resolve();
         },
       };

@@ -122,7 +122,7 @@ export class Settler {
   /** The queue file rewritten (recipients left) or retired, then counters and the index. */
   private async commit({ entry, envelope, applied, noticeOk, now, policy }: Settling): Promise<void> {
     const ref: QueueRef = { id: entry.id, channel: entry.channel, path: entry.path };
-    let current: QueueRef | null = ref;
+    let current: QueueRef | null;
     let toWrite: Envelope | null = null;
     if (applied.pending || !noticeOk) {
       toWrite = noticeOk ? withoutSettled(applied.envelope) : applied.envelope;

@@ -225,17 +225,16 @@ const MAX_TEXT = 400;
  */
 function refusalReply(stage: 'connect' | 'mail' | 'rcpt', raw: string, xCode: string | null): Reply {
   // Control characters could come from a probe field through `$n`: a reply stays one line.
-  // eslint-disable-next-line no-control-regex
   let text = raw.replace(/[\x00-\x1f\x7f]/g, '?').trim();
   let code: number | null = null;
   let enhanced: string | null = xCode;
   const own = /^([45]\d\d)(?:[ -]+|$)(?:([45]\.\d{1,3}\.\d{1,3})(?:\s+|$))?/.exec(text);
   if (own) {
     code = Number(own[1]);
-    if (own[2] && own[2][0] === own[1]![0]) enhanced = own[2];
+    if (own[2]?.startsWith(own[1]![0]!)) enhanced = own[2];
     text = text.slice(own[0].length);
   }
-  if (enhanced && code !== null && enhanced[0] !== String(code)[0]) enhanced = null;
+  if (enhanced && code !== null && !enhanced.startsWith(String(code)[0]!)) enhanced = null;
   const temporary = code !== null ? code < 500 : enhanced?.startsWith('4') === true;
   code ??= stage === 'connect' ? (temporary ? 421 : 554) : temporary ? 450 : 550;
   enhanced ??= temporary ? '4.7.1' : '5.7.1';

@@ -66,7 +66,7 @@ export interface MappingResult {
 /** Matched entries one mapping may go through ($C, $L and $R chains) before it is called a loop. */
 export const MAX_MAPPING_STEPS = 100;
 /** `$|table;…|` inside `$|table;…|` … deeper than this fails the substitution. */
-export const MAX_SUBSTITUTION_DEPTH = 8;
+const MAX_SUBSTITUTION_DEPTH = 8;
 
 /** Compiles the tables of a validated configuration (config/mappings.ts has reported any error). */
 export function compileMappings(config: MappingsConfig): CompiledMappings {

@@ -1,13 +1,13 @@
 // The mapping tables of etc/mappings: the pure matcher and the access tables' decisions.
-export { compileMappings, applyMapping, MAX_MAPPING_STEPS, MAX_SUBSTITUTION_DEPTH } from './engine.js';
-export type { CompiledMappings, CompiledEntry, MappingContext, MappingEntryRef, MappingResult, MappingStep } from './engine.js';
-export { compilePattern, matchPattern, PatternError, MatchBudgetError, MATCH_STEP_BUDGET } from './pattern.js';
-export type { CompiledPattern } from './pattern.js';
+export { compileMappings, applyMapping, MAX_MAPPING_STEPS } from './engine.js';
+export type { CompiledMappings } from './engine.js';
+export { compilePattern, matchPattern, PatternError } from './pattern.js';
+;
 export { compileMappingTemplate, MappingTemplateError } from './template.js';
-export type { CompiledTemplate } from './template.js';
-export { ACCESS_TABLES, accessDecision, accessStage, checkAccess, checkAccessTemplate, firstRefusal, isAccessTable } from './access.js';
-export type { AccessCheck, AccessDecision, AccessTable } from './access.js';
+;
+export { ACCESS_TABLES, accessDecision, type AccessDecision, accessStage, checkAccess, firstRefusal, isAccessTable } from './access.js';
+export type { AccessTable } from './access.js';
 export { checkFromAccess, checkPortAccess, checkRecipientAccess } from './checks.js';
-export type { RecipientCheck } from './checks.js';
-export { appInfo, fromAccessProbe, mailAccessProbe, portAccessProbe, probeAddress, sendAccessProbe, sessionFlags } from './probes.js';
-export type { ConnectionFacts, RecipientFacts, SenderFacts, SessionFacts, SessionFlagFacts } from './probes.js';
+;
+export { fromAccessProbe, mailAccessProbe, portAccessProbe, sendAccessProbe, sessionFlags } from './probes.js';
+export type { SessionFacts } from './probes.js';

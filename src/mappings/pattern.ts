@@ -40,7 +40,7 @@ const GLOBS: Record<string, CharTest> = {
 };
 
 /** A back match or a long run over a long probe: more steps than this is a refusal to go on. */
-export const MATCH_STEP_BUDGET = 50_000;
+const MATCH_STEP_BUDGET = 50_000;
 
 export function compilePattern(source: string): CompiledPattern {
   const tokens: PatternToken[] = [];
@@ -85,7 +85,7 @@ export function compilePattern(source: string): CompiledPattern {
     } else if (GLOBS[upper] && next !== '$') {
       const kind = source[i + 2];
       if (kind !== '%' && kind !== '*') throw new PatternError(`glob $${next} must be followed by % or * ($${upper}% one, $${upper}* any number)`);
-      wildcard(kind === '%' ? 'one' : 'run', GLOBS[upper]!);
+      wildcard(kind === '%' ? 'one' : 'run', GLOBS[upper]);
       i += 3;
     } else if (next === '[') {
       const { test, end } = readCharSet(source, i + 2);
@@ -94,7 +94,7 @@ export function compilePattern(source: string): CompiledPattern {
       wildcard(kind === '%' ? 'one' : 'run', test);
       i = end + 2;
     } else if (next === '(' || next === '<' || next === '{') {
-      const close = { '(': ')', '<': '>', '{': '}' }[next]!;
+      const close = { '(': ')', '<': '>', '{': '}' }[next];
       const end = source.indexOf(close, i + 2);
       if (end < 0) throw new PatternError(`$${next} is not closed with ${close}`);
       endText();
@@ -202,7 +202,7 @@ export function matchPattern(pattern: CompiledPattern, input: string): string[] 
     if (hasBack && ++steps > MATCH_STEP_BUDGET) throw new MatchBudgetError(`pattern ${pattern.source} took more than ${MATCH_STEP_BUDGET} steps`);
     if (ti === tokens.length) return pos === input.length;
     const key = ti * width + pos;
-    if (failed && failed[key] === 1) return false;
+    if (failed?.[key] === 1) return false;
     const ok = tryToken(ti, pos);
     if (!ok && failed) failed[key] = 1;
     return ok;
@@ -243,7 +243,7 @@ export function matchPattern(pattern: CompiledPattern, input: string): string[] 
         return false;
       }
       case 'back': {
-        const want = lower.slice(starts[t.n]!, ends[t.n]!);
+        const want = lower.slice(starts[t.n], ends[t.n]);
         return lower.startsWith(want, pos) && step(ti + 1, pos + want.length);
       }
       case 'ip': {

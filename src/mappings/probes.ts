@@ -38,7 +38,7 @@ export interface SenderFacts {
 }
 
 /** IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as dual-stack sockets report) written as plain IPv4. */
-export function probeAddress(ip: string): string {
+function probeAddress(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return mapped ? mapped[1]! : ip;
 }
@@ -65,7 +65,7 @@ function sessionPrefix(s: SessionFacts): string {
   return `${port}|${appInfo(s)}|MAIL`;
 }
 
-export function appInfo(s: SessionFacts): string {
+function appInfo(s: SessionFacts): string {
   if (!s.connection) return '';
   const protocol = s.lmtp ? 'LMTP' : 'SMTP';
   const tls = s.tls ? `/${s.tls.protocol}:${s.tls.cipher}` : '';

@@ -33,7 +33,7 @@ const MINUTE = 60_000;
 const MIN_SPAN = 30 * MINUTE;
 
 /** The smallest 1, 2 or 5 × 10^k at or above `x`. */
-export function niceStep(x: number): number {
+function niceStep(x: number): number {
   if (!(x > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(x));
   for (const m of [1, 2, 5, 10]) if (m * p >= x - 1e-9 * p) return m * p;
@@ -48,7 +48,7 @@ export function yAxis(max: number, whole: boolean): { step: number; top: number 
 }
 
 /** `1.2k`, `35`, `0.5` for the axis. */
-export function shortNumber(n: number): string {
+function shortNumber(n: number): string {
   if (n >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
   if (n >= 1e4) return `${Math.round(n / 1e3)}k`;
   if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;

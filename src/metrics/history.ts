@@ -8,11 +8,11 @@
 import { detach, MessageRuns, type LooseMailLogRecord } from '../common/mail-log-read.js';
 import { statusReason } from '../common/mail-log-reasons.js';
 
-export const HISTORY_MINUTES = 360;
+const HISTORY_MINUTES = 360;
 /** Channels with a queue-depth series; the ones seen later are left out of the chart. */
-export const HISTORY_CHANNELS = 32;
+const HISTORY_CHANNELS = 32;
 /** Deferral and return records kept for the groups. */
-export const OUTCOME_RECORDS = 10_000;
+const OUTCOME_RECORDS = 10_000;
 /** Queue ids kept per group for its page. */
 export const GROUP_IDS = 200;
 
@@ -90,7 +90,7 @@ export class TrafficHistory {
 
   constructor(private readonly minutes = HISTORY_MINUTES, private readonly outcomeCapacity = OUTCOME_RECORDS) {
     this.slots = Array.from({ length: minutes }, () => ({ minute: -1, events: emptyEvents(), sampled: false, queue: new Map(), oldestAge: null, connections: null }));
-    this.outcomes = new Array(outcomeCapacity);
+    this.outcomes = new Array<OutcomeRecord | undefined>(outcomeCapacity);
   }
 
   private slot(ms: number): Slot {
@@ -225,7 +225,7 @@ export class TrafficHistory {
   }
 }
 
-export function groupKey(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
+function groupKey(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
   return `${g.event}\n${g.destination}\n${g.reason}`;
 }
 

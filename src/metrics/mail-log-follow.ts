@@ -46,8 +46,8 @@ export class MailLogFollower {
       if (budget <= 0) return;
       // At the end of what is open: has the name moved on to a new file, or was this one cut short?
       const st = await stat(this.path).catch(() => null);
-      if (st && st.ino === this.ino && st.size >= this.offset) return;
-      if (st && st.ino === this.ino) {
+      if (st?.ino === this.ino && st.size >= this.offset) return;
+      if (st?.ino === this.ino) {
         this.offset = 0; // truncated in place (copytruncate)
         this.carry = Buffer.alloc(0);
         continue;

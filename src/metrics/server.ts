@@ -23,7 +23,7 @@ export interface MetricsServerOptions {
   /** One snapshot; `deferrals` records of mail.log wanted (0 for /metrics). */
   gather(deferrals: number): Promise<InstanceSnapshot>;
   /** The page of one group of deferrals or returns (absent: 404). */
-  groupPage?(group: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): Promise<GroupPage>;
+  groupPage?: (group: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>) => Promise<GroupPage>;
   logger: Logger;
 }
 

@@ -30,7 +30,7 @@ export function renderTrafficCharts(h: HistoryView): string {
 }
 
 /** The query string of a group's page. */
-export function groupHref(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
+function groupHref(g: Pick<OutcomeGroup, 'event' | 'destination' | 'reason'>): string {
   const q = new URLSearchParams({ event: g.event, destination: g.destination, reason: g.reason });
   return `queue?${q.toString()}`;
 }

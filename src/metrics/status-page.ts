@@ -12,7 +12,7 @@ import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
 import type { QueuedEntry } from './queue-lookup.js';
 
-export const STATUS_REFRESH_SECONDS = 5;
+const STATUS_REFRESH_SECONDS = 5;
 
 export { escapeHtml };
 
@@ -46,7 +46,7 @@ svg.chart .axis,svg.chart .legend{fill:#5b6475}svg.chart .legend{fill:#1d2330}sv
 .none{color:#5b6475;font-style:italic}.state-running,.state-ready{color:#16794a}.state-stopped,.state-waiting{color:#b42318}.warn{color:#b42318;font-weight:600}
 `;
 
-type Cell = { text: string; num?: boolean; cls?: string; title?: string };
+interface Cell { text: string; num?: boolean; cls?: string; title?: string }
 
 function cell(c: Cell | string | number | null, numeric: boolean): string {
   if (c === null) return `<td class="${numeric ? 'n ' : ''}none">–</td>`;
@@ -85,7 +85,7 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     ['Role', n('PID'), 'Service', 'State', n('Connections'), n('Served'), 'Started'],
     s.processes.map((p) => [
       p.role,
-      p.pid === null ? null : p.pid,
+      p.pid,
       p.service,
       p.state === null ? null : { text: p.state, cls: `state-${p.state}` },
       p.connections,

@@ -4,7 +4,8 @@
 // The MTA's own trace field (its Received: line) is not shown to filters, as in Sendmail and
 // Postfix; as there, change/delete requests count only the fields the filters saw, while insert
 // positions count every field (index 1 = just below the MTA's Received: line).
-import { normalizeLineEndings, type HeaderField } from '../queue/local-submission.js';
+import type { HeaderField } from '../common/rfc5322-header.js';
+import { normalizeLineEndings } from '../queue/local-submission.js';
 
 /** One request, with the filter that made it. Header names and values are latin1 text. */
 export type Modification = { filter: string } & (

@@ -50,7 +50,7 @@ export const SMFIR = {
 } as const;
 
 /** Actions (modifications) a filter may ask for, negotiated in SMFIC_OPTNEG. */
-export const SMFIF = {
+const SMFIF = {
   ADDHDRS: 1 << 0,
   CHGBODY: 1 << 1,
   ADDRCPT: 1 << 2,
@@ -109,7 +109,7 @@ const V2_EVENTS = SMFIP.NOCONNECT | SMFIP.NOHELO | SMFIP.NOMAIL | SMFIP.NORCPT |
 const V3_EVENTS = V2_EVENTS | SMFIP.NOUNKNOWN;
 const V4_EVENTS = V3_EVENTS | SMFIP.NODATA;
 /** Events that can be left out (sent only when the filter's version has them). */
-export const NOSEND_MASK = V4_EVENTS;
+const NOSEND_MASK = V4_EVENTS;
 const NOREPLY_MASK =
   SMFIP.NR_CONN | SMFIP.NR_HELO | SMFIP.NR_MAIL | SMFIP.NR_RCPT | SMFIP.NR_DATA | SMFIP.NR_UNKN | SMFIP.NR_HDR | SMFIP.NR_EOH | SMFIP.NR_BODY;
 /** The protocol flags this MTA offers in SMFIC_OPTNEG (all of version 6). */
@@ -453,7 +453,7 @@ export function parseReplyCode(text: string): MilterReply | null {
     if (code && lineCode !== code) return null;
     code = lineCode;
     let rest = m[4]!;
-    if (/^\d/.test(rest) && rest[0] !== m[1]) return null;
+    if (/^\d/.test(rest) && !rest.startsWith(m[1]!)) return null;
     const e = ENHANCED.exec(rest);
     if (e) {
       if (e[1] !== m[1]) return null;
@@ -467,7 +467,6 @@ export function parseReplyCode(text: string): MilterReply | null {
 
 /** Control characters out of text from a filter that ends up in a reply or a log line. */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x1f\x7f]/g, ' ');
 }
 
@@ -554,7 +553,7 @@ export function encodeAnswer(a: FilterAnswer | { type: 'optneg'; answer: OptnegA
   switch (a.type) {
     case 'optneg': {
       const lists = Object.entries(a.answer.macroLists).map(([stage, names]) =>
-        Buffer.concat([u32(MACRO_STAGES.indexOf(stage as MacroStage)), cstr(names!.join(' '))]),
+        Buffer.concat([u32(MACRO_STAGES.indexOf(stage as MacroStage)), cstr(names.join(' '))]),
       );
       return encodePacket(SMFIC.OPTNEG, u32(a.answer.version), u32(a.answer.actions), u32(a.answer.protocol), ...lists);
     }

@@ -23,7 +23,7 @@
 // end of the message 'quarantine' (accept to the hold channel, applying `modifications`). `filter` names the filter that
 // decided; `byDefault` says it was the default action (filter down, slow or broken: `detail`).
 import net from 'node:net';
-import type { HeaderField } from '../queue/local-submission.js';
+import type { HeaderField } from '../common/rfc5322-header.js';
 import { defaultDecision, MilterFilter, type Decision, type FilterLog } from './filter.js';
 import type { MacroFacts } from './macros.js';
 import { bareAddress, editHeaders, milterHeader, replacedBody, visibleHeaders, type Modification } from './modifications.js';

@@ -114,7 +114,7 @@ export interface BounceQuery {
 }
 
 /** The file and its rotated copies (`bounces.jsonl.1`, `bounces.jsonl-20261201` …), oldest first. */
-export function bounceLogFiles(file: string): string[] {
+function bounceLogFiles(file: string): string[] {
   const dir = dirname(file);
   const name = basename(file);
   if (!existsSync(dir)) return [];

@@ -56,7 +56,7 @@ export function parseBounce(message: Buffer): ParsedBounce {
 }
 
 /** The fields of a delivery-status body: the per-message block and each per-recipient block. */
-export function parseDeliveryStatus(body: string): { reportingMta: string | null; recipients: DsnReportRecipient[] } {
+function parseDeliveryStatus(body: string): { reportingMta: string | null; recipients: DsnReportRecipient[] } {
   const blocks = body
     .replace(/\r\n/g, '\n')
     .split(/\n[ \t]*\n/)
@@ -210,5 +210,5 @@ function decodeSubject(raw: string | null): string | null {
     return /^utf-?8$/i.test(charset) ? bytes.toString('utf8') : bytes.toString('latin1');
   });
   // A raw UTF-8 Subject (SMTPUTF8) read as latin1: give it back its characters.
-  return /[\x80-\xff]/.test(decoded) && !/=\?/.test(raw) ? Buffer.from(decoded, 'latin1').toString('utf8') : decoded;
+  return /[\x80-\xff]/.test(decoded) && !raw.includes('=?') ? Buffer.from(decoded, 'latin1').toString('utf8') : decoded;
 }

@@ -70,7 +70,7 @@ function toCrlf(b: Buffer): Buffer {
 }
 
 /** A header field value of the original (unfolded), or null. */
-export function originalHeader(message: Buffer, name: string): string | null {
+function originalHeader(message: Buffer, name: string): string | null {
   const text = headerSection(message).toString('latin1').replace(/\r\n[ \t]+/g, ' ');
   const re = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im');
   const m = re.exec(text);

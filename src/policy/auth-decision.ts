@@ -129,7 +129,7 @@ export function messageDecision(r: MessageAuthResults, settings: AuthSettings): 
     const d = spfDecision(spf, settings.spf, 'data');
     decisions.push(d.action === 'refuse' && dmarcPass ? accept(`${d.reason!.replace(/: refused.*$/, '')}: accepted, DMARC passes`) : d);
   }
-  if (dmarc && dmarc.result === 'fail' && (dmarc.policy === 'reject' || dmarc.policy === 'quarantine')) {
+  if (dmarc?.result === 'fail' && (dmarc.policy === 'reject' || dmarc.policy === 'quarantine')) {
     // pct below 100: the domain asks for its policy on part of its mail only; tsubame never refuses then, it applies the next policy down (RFC 7489 §6.6.4).
     const policy = dmarc.policy === 'reject' && dmarc.pct < 100 ? 'quarantine' : dmarc.policy;
     const action: DmarcAction = policy === 'reject' ? settings.dmarcReject : settings.dmarcQuarantine;
@@ -139,7 +139,7 @@ export function messageDecision(r: MessageAuthResults, settings: AuthSettings): 
     else if (action === 'refuse') decisions.push(refuse(550, '5.7.1', `message refused: ${dmarc.domain} publishes a DMARC policy of ${policy} and the message fails it`, `${reason}: refused`));
     else if (action === 'hold') decisions.push(hold(`${reason}: held`));
     else decisions.push(accept(`${reason}: accepted`));
-  } else if (dmarc && dmarc.result === 'temperror') {
+  } else if (dmarc?.result === 'temperror') {
     decisions.push(accept(`DMARC temperror for ${dmarc.domain}: accepted`));
   }
   return (

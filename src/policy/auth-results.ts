@@ -79,7 +79,7 @@ export function removeOwnAuthResults(headerBlock: Buffer, authservId: string): {
   let i = 0;
   for (; i < lines.length; i++) {
     const line = lines[i]!;
-    const continuation = (line[0] === ' ' || line[0] === '\t') && field.length > 0;
+    const continuation = (line.startsWith(' ') || line.startsWith('\t')) && field.length > 0;
     if (!continuation) endField();
     if (/^\r?\n$/.test(line)) break; // the empty line ending the block: it and what follows (a body) stay as they are
     field.push(line);

@@ -105,8 +105,8 @@ export async function verifyMessage(lookup: RrsetSource, params: VerifyParams, s
         const dkimDomains = run.results
           .filter((d) => d.status.result === 'pass' && d.signingDomain)
           .map((d) => ({ domain: d.signingDomain!, aligned: d.status.aligned, underSized: d.status.underSized }));
-        const raw = await runDmarc({ resolver, headerFrom: run.headerFrom, spfDomains, dkimDomains, arcResult: arc ? ({ status: { result: arc.result } } as MailauthArc) : ({ status: { result: 'none' } } as MailauthArc) }).catch(
-          (err: Error) => ({ status: { result: 'temperror' }, domain: domainOf(run!.headerFrom[0]!), info: 'dmarc=temperror', error: err.message }) as const,
+        const raw = await runDmarc({ resolver, headerFrom: run.headerFrom, spfDomains, dkimDomains, arcResult: arc ? ({ status: { result: arc.result } }) : ({ status: { result: 'none' } }) }).catch(
+          (err: Error) => ({ status: { result: 'temperror' }, domain: domainOf(run.headerFrom[0]!), info: 'dmarc=temperror', error: err.message }) as const,
         );
         if (raw) dmarc = fromMailauthDmarc(raw, arc);
       } else {

@@ -82,12 +82,12 @@ type VerifierClass = new (options: object) => VerifierState & { messageHeaders(h
 
 const { DkimVerifier } = require('mailauth/lib/dkim/dkim-verifier') as { DkimVerifier: VerifierClass };
 const { writeToStream, formatAuthHeaderRow } = require('mailauth/lib/tools') as {
-  writeToStream(stream: Writable, input: Buffer | Readable): Promise<void>;
-  formatAuthHeaderRow(method: string, status: MailauthStatus): string;
+  writeToStream: (stream: Writable, input: Buffer | Readable) => Promise<void>;
+  formatAuthHeaderRow: (method: string, status: MailauthStatus) => string;
 };
-const { spf } = require('mailauth/lib/spf') as { spf(opts: object): Promise<MailauthSpf> };
-const { dmarc } = require('mailauth/lib/dmarc') as { dmarc(opts: object): Promise<MailauthDmarc | false> };
-const { arc } = require('mailauth/lib/arc') as { arc(data: ArcData, opts: object): Promise<MailauthArc> };
+const { spf } = require('mailauth/lib/spf') as { spf: (opts: object) => Promise<MailauthSpf> };
+const { dmarc } = require('mailauth/lib/dmarc') as { dmarc: (opts: object) => Promise<MailauthDmarc | false> };
+const { arc } = require('mailauth/lib/arc') as { arc: (data: ArcData, opts: object) => Promise<MailauthArc> };
 
 /**
  * The DKIM verifier looking at no more than `cap` DKIM-Signature fields (the topmost, i.e. newest).

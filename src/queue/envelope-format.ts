@@ -21,9 +21,9 @@
 // null (a literal "-" is written `%2D`), an empty value is empty.
 import type { Envelope, MailParams, QueuedRecipient, RecipientState } from './types.js';
 
-export const FORMAT_VERSION = 1;
-export const VERSION_LINE = `tsubame-queue ${FORMAT_VERSION}`;
-export const TERMINATOR = 'end-of-envelope';
+const FORMAT_VERSION = 1;
+const VERSION_LINE = `tsubame-queue ${FORMAT_VERSION}`;
+const TERMINATOR = 'end-of-envelope';
 const BODY_LENGTH_WIDTH = 15;
 const TERMINATOR_BYTES = Buffer.from(`\n${TERMINATOR}\n`, 'latin1');
 /** No sane envelope is this big (1000 recipients × 1 KiB is 1 MiB); beyond it the file is not ours. */

@@ -7,7 +7,7 @@ import type { Envelope } from './types.js';
 const DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const MAX_ENCODED_ATTEMPTS = 36 * 36 - 1;
 
-export const SCHEDULED_SUFFIX = '.00';
+const SCHEDULED_SUFFIX = '.00';
 export const HELD_SUFFIX = '.HELD';
 
 /** `0` → `ZZ`, `1` → `ZY`, `36` → `YZ`; counts beyond 1295 stay at `00` (the envelope keeps the exact count). */

@@ -41,7 +41,7 @@ export async function readQueueFileHeader(fh: FileHandle, path: string, held: bo
 }
 
 /** The same as readQueueFileHeader, with synchronous calls on an open descriptor. */
-export function readQueueFileHeaderSync(fd: number, path: string, held: boolean, readWholeBelow = 0): OpenedQueueFile {
+function readQueueFileHeaderSync(fd: number, path: string, held: boolean, readWholeBelow = 0): OpenedQueueFile {
   const size = fstatSync(fd).size;
   let want: number | null = firstRead(size, readWholeBelow);
   let head = Buffer.alloc(0);

@@ -8,7 +8,7 @@
 import { readFile, rename, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export function stoppedChannelsPath(root: string): string {
+function stoppedChannelsPath(root: string): string {
   return join(root, 'queue', '.stopped-channels');
 }
 

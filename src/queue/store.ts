@@ -51,7 +51,7 @@ export interface CorruptEntry {
 /** Small messages are read in one go. */
 const READ_WHOLE_BELOW = 1024 * 1024;
 /** A spooled message stays in memory up to this size (as a buffered enqueue does up to 64 KiB, with room for headers and milters' work). */
-export const SPOOL_MEMORY_LIMIT = 256 * 1024;
+const SPOOL_MEMORY_LIMIT = 256 * 1024;
 const STAT_BATCH = 64;
 
 export class QueueStore {

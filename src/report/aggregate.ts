@@ -110,8 +110,8 @@ export interface MailReport {
   approximate: number;
 }
 
-type DomainTally = { delivered: number; deferred: number; returned: number; delaySum: number; delayCount: number; maxDelay: number };
-type ReasonTally = { recipients: number; messages: number };
+interface DomainTally { delivered: number; deferred: number; returned: number; delaySum: number; delayCount: number; maxDelay: number }
+interface ReasonTally { recipients: number; messages: number }
 
 export class ReportAggregator {
   private readonly since: string | null;

@@ -4,7 +4,7 @@
 import { DELAY_BUCKETS, type MailReport, type ReasonRow } from './aggregate.js';
 
 /** `1.5 MB`, `320 kB`, `12 B` (powers of 1000, as pflogsumm prints sizes). */
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   if (n < 1000) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];
   let v = n;
@@ -17,7 +17,7 @@ export function formatBytes(n: number): string {
 }
 
 /** `0.4 s`, `42 s`, `3.5 min`, `2.1 h`, `1.2 d`. */
-export function formatSeconds(s: number): string {
+function formatSeconds(s: number): string {
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 120) return `${Math.round(s)} s`;
   if (s < 7200) return `${(s / 60).toFixed(1)} min`;

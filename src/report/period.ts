@@ -11,7 +11,7 @@ export interface Period {
   until: string | null;
 }
 
-export const DEFAULT_SINCE = '24h';
+const DEFAULT_SINCE = '24h';
 
 const SHORT_DURATION = /^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$/i;
 const SHORT_UNIT_MS: Record<string, number> = { s: 1e3, m: 60e3, min: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
@@ -21,7 +21,7 @@ function dayStart(ms: number): number {
 }
 
 /** A point in time (ms), or null when `text` is not one; `what` names the option in the error. */
-export function parseTimePoint(text: string, nowMs: number): number | 'all' | null {
+function parseTimePoint(text: string, nowMs: number): number | 'all' | null {
   const t = text.trim();
   const lower = t.toLowerCase();
   if (lower === 'all') return 'all';

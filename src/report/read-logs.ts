@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { isRotatedLog } from '../watcher/log-files.js';
+import { isRotatedLog } from '../common/log-files.js';
 
 export interface LogFile {
   path: string;
@@ -51,7 +51,7 @@ export async function selectMailLogs(mailLog: string, sinceMs: number | null): P
       continue;
     }
     const st = await stat(path).catch(() => null);
-    if (!st || !st.isFile()) continue;
+    if (!st?.isFile()) continue;
     if (sinceMs !== null && st.mtimeMs < sinceMs) continue;
     files.push({ path, size: st.size, mtimeMs: st.mtimeMs, rotation: rotationNumber(name, live) });
   }

@@ -10,7 +10,7 @@ import { expandParts } from './template.js';
 import type { RewriteContext, RewriteResult, RewriteStep, Rewriter } from './types.js';
 
 /** Meta rules (`U%D`) may restart the rewrite this many times before it counts as a loop. */
-export const MAX_REWRITE_PASSES = 10;
+const MAX_REWRITE_PASSES = 10;
 
 /** Channels that count as internal reprocessing for `$1M`/`$1N`. */
 const INTERNAL_CHANNELS = new Set(['reprocess', 'process']);

@@ -12,7 +12,7 @@ export interface RewriteReport {
 }
 
 /** Channel keywords as Messaging Server prints channel flags: names in capitals, arguments as written. */
-export function channelFlags(channel: Channel): string[] {
+function channelFlags(channel: Channel): string[] {
   return Object.entries(channel.keywords).map(([name, args]) => [name.toUpperCase(), ...args].join(' '));
 }
 

@@ -5,4 +5,3 @@ export { ShapingPolicy, type Destination, type DestinationClass } from './policy
 export { ShapingState, LEASE_TTL_MS, type ConnectionLease, type ShapingPhase, type ShapingSnapshot } from './state.js';
 export { LocalShapingCounters, gcraWait, type LeaseId, type ShapingCounters } from './counters.js';
 export { isThrottleReply, throttleRules, type ThrottleRules } from './throttle.js';
-export { shapingFamilies } from './metrics.js';

@@ -267,7 +267,7 @@ export class ShapingState {
     this.recoveryUntil = this.pausedUntil + l.recoveryMs;
     this.threshold = Math.max(1, Math.floor(this.window / 2));
     this.window = this.threshold;
-    if (lease && lease.messages === 0) {
+    if (lease?.messages === 0) {
       // Refused before any message on it: too many connections, whatever the rate.
       const others = [...this.open].filter((o) => o !== lease).length;
       this.connectionCeiling = Math.max(1, Math.min(others, this.connectionCeiling || Infinity));

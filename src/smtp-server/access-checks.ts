@@ -22,7 +22,7 @@ interface Command {
 }
 
 /** The connection and session facts the probes are made of. */
-export function sessionFacts(smtp: SMTPServerSession, lmtp: boolean): SessionFacts {
+function sessionFacts(smtp: SMTPServerSession, lmtp: boolean): SessionFacts {
   return {
     connection: { serverIp: smtp.localAddress, serverPort: smtp.localPort, clientIp: smtp.remoteAddress, clientPort: smtp.remotePort },
     helo: smtp.hostNameAppearsAs || null,

@@ -5,7 +5,6 @@
 import { domainToASCII } from 'node:url';
 import { invalidUtf8Address, nonAsciiAddress, type SmtpReply } from './replies.js';
 
-// eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
 
 function split(address: string): { local: string; domain: string | null } {

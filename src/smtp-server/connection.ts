@@ -78,7 +78,7 @@ export class TsubameSmtpServer extends SMTPServer {
     const connection = new TsubameConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
-    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
     connection.init();
     return connection;
   }

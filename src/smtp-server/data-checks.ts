@@ -10,7 +10,7 @@
 import type { SMTPServerSession } from 'smtp-server';
 import type { Modification } from '../milter/index.js';
 import type { MessageSpool } from '../queue/index.js';
-import type { HeaderField } from '../queue/local-submission.js';
+import type { HeaderField } from '../common/rfc5322-header.js';
 import type { AcceptedRecipient } from './envelope-plan.js';
 import type { InboundSession } from './inbound-session.js';
 import { milterMessage } from './milter-message.js';

@@ -25,7 +25,7 @@ import { refusalStatus, runChecks, type StageServices, type Verdict } from './st
 import { QueueWriteError } from '../queue/errors.js';
 
 /** A header section longer than this is refused (552 5.3.4): the checks hold it in memory. */
-export const MAX_HEADER_SECTION = 1024 * 1024;
+const MAX_HEADER_SECTION = 1024 * 1024;
 
 export interface InspectRequest {
   stream: SMTPServerDataStream;

@@ -101,7 +101,7 @@ function closeIdlePrevious(): void {
 function stop(graceMs: number): Promise<void> {
   stopping ??= (async () => {
     try {
-      await Promise.all([service, ...previous].map((s) => s?.close(graceMs)));
+      await Promise.all([service, ...previous].filter((s) => s !== null).map((s) => s.close(graceMs)));
       await store.close();
     } finally {
       syncLogs();

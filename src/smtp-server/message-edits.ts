@@ -5,7 +5,7 @@
 // body they replaced. Unchanged fields keep their bytes, so a DKIM signature over them still
 // verifies downstream.
 import { applyModifications, type Modification } from '../milter/index.js';
-import { splitMessage, type HeaderField } from '../queue/local-submission.js';
+import { splitMessage, type HeaderField } from '../common/rfc5322-header.js';
 import type { AcceptedRecipient } from './envelope-plan.js';
 
 export interface FinalMessage {

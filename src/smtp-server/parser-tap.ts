@@ -16,24 +16,24 @@ export interface ParserEvents {
 }
 
 export function tapParser(parser: SMTPStream, events: ParserEvents): SMTPStream {
-  const write = parser.write as (...args: unknown[]) => boolean;
-  parser.write = function (this: SMTPStream, ...args: unknown[]): boolean {
+  const write = parser.write.bind(parser) as (...args: unknown[]) => boolean;
+  parser.write = function (...args: unknown[]): boolean {
     const chunk = args[0];
     if (Buffer.isBuffer(chunk)) events.input(chunk);
-    return write.apply(this, args);
+    return write(...args);
   } as typeof parser.write;
 
-  const startDataMode = parser.startDataMode;
-  parser.startDataMode = function (this: SMTPStream, ...args: Parameters<SMTPStream['startDataMode']>) {
-    const stream = startDataMode.apply(this, args);
+  const startDataMode = parser.startDataMode.bind(parser);
+  parser.startDataMode = function (...args: Parameters<SMTPStream['startDataMode']>) {
+    const stream = startDataMode(...args);
     events.dataStarted();
     return stream;
   };
 
-  const endDataMode = parser._endDataMode;
-  parser._endDataMode = function (this: SMTPStream, ...args: Parameters<SMTPStream['_endDataMode']>) {
+  const endDataMode = parser._endDataMode.bind(parser);
+  parser._endDataMode = function (...args: Parameters<SMTPStream['_endDataMode']>) {
     events.dataEnded(args[1] ?? Buffer.alloc(0));
-    return endDataMode.apply(this, args);
+    return endDataMode(...args);
   };
   return parser;
 }

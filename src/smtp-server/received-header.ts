@@ -42,6 +42,5 @@ function safeToken(s: string): string {
 
 /** An address for `for <…>`: UTF-8 is fine (SMTPUTF8), controls and angle brackets are not. */
 function safeAddress(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x20\x7f<>]/g, '?').slice(0, 320);
 }

@@ -86,6 +86,5 @@ export function badAddressSyntax(): SmtpReply {
 
 /** Text from elsewhere (rewrite errors, system messages) on one safe line. */
 export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, 400);
 }

@@ -15,7 +15,7 @@ export interface TlsMaterial {
 /** Commands nobody gets: AUTH until it is configured, proxy commands, sendmail's jokes. */
 const ALWAYS_DISABLED = ['AUTH', 'XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
 
-export function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls: TlsMaterial | null, logger: BunyanLikeLogger | false): SMTPServerOptions {
+function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls: TlsMaterial | null, logger: BunyanLikeLogger | false): SMTPServerOptions {
   const disabledCommands = [...ALWAYS_DISABLED];
   if (!tls) disabledCommands.push('STARTTLS');
   return {

@@ -117,6 +117,6 @@ function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
   try {
     return { key: readFileSync(settings.tls.keyFile), cert: readFileSync(settings.tls.certFile) };
   } catch (err) {
-    throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`);
+    throw new Error(`cannot read TLS_KEY/TLS_CERT: ${(err as Error).message}`, { cause: err });
   }
 }

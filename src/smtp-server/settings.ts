@@ -4,11 +4,11 @@ import type { Channel, Cidr, InstanceConfig, OptionsConfig, ProxyProtocolConfig 
 import type { ErrorLimits } from './error-limits.js';
 
 /** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
-export const INTRANET_CHANNEL = 'tcp_intranet';
+const INTRANET_CHANNEL = 'tcp_intranet';
 /** RFC 5321 asks for 512; long AUTH/XCLIENT-like lines and generous clients get room, garbage does not. */
-export const MAX_COMMAND_LENGTH = 2048;
+const MAX_COMMAND_LENGTH = 2048;
 /** RFC 5322 §2.1.1: a line is at most 998 characters, CRLF not counted. */
-export const MAX_LINE_LENGTH = 998;
+const MAX_LINE_LENGTH = 998;
 
 export type TlsServerMode = 'none' | 'may' | 'must';
 

@@ -36,7 +36,7 @@ async function checkAtMail(cmd: MailCommand): Promise<Verdict> {
   const params = { ip: smtp.remoteAddress, helo, mailFrom: cmd.address.address };
   if (auth.spf.helo && helo) {
     let checked = session.policy.heloSpf;
-    if (!checked || checked.name !== helo) session.policy.heloSpf = checked = { name: helo, outcome: await checkSpf(services.policy.dns, params, auth, 'helo') };
+    if (checked?.name !== helo) session.policy.heloSpf = checked = { name: helo, outcome: await checkSpf(services.policy.dns, params, auth, 'helo') };
     const heloVerdict = verdictOf(spfDecision(checked.outcome, auth.spf, 'helo'), cmd);
     if (heloVerdict.kind !== 'next') return heloVerdict;
   }

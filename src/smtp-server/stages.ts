@@ -66,7 +66,7 @@ export interface StageServices {
  * when there is none), `fail` a check's exception or rejection. Called synchronously when no
  * check returned a promise.
  */
-export function runChecks<Command>(checks: readonly Check<Command>[], command: Command, answer: (verdict: Verdict) => void, fail: (err: unknown) => void): void {
+export function runChecks<Command>(checks: ReadonlyArray<Check<Command>>, command: Command, answer: (verdict: Verdict) => void, fail: (err: unknown) => void): void {
   const from = (start: number): void => {
     for (let i = start; i < checks.length; i++) {
       let verdict: Verdict | PromiseLike<Verdict>;

@@ -24,7 +24,6 @@ export function transcriptPath(logDir: string, channel: string, pid: number = pr
 export function formatTranscriptLine(time: Date, entry: Record<string, unknown> | undefined, message: unknown, args: unknown[]): string {
   const cid = typeof entry?.cid === 'string' ? entry.cid : '-';
   const text = message === undefined ? '' : format(message, ...args);
-  // eslint-disable-next-line no-control-regex
   return `${time.toISOString()} ${cid} ${text.replace(/\r?\n/g, '\\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`;
 }
 

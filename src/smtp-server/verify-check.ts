@@ -6,7 +6,7 @@
 // instead), spfdata's SPF decision, a hold noted for the data stage; the J record names DMARC or SPF.
 import { Readable } from 'node:stream';
 import { authservIdOf, verifyMessage } from '../policy/index.js';
-import { fieldValue, type HeaderField } from '../queue/local-submission.js';
+import { fieldValue, type HeaderField } from '../common/rfc5322-header.js';
 import type { MessageCommand } from './data-checks.js';
 import { isTrustedClient } from './inbound-policy.js';
 import { replyFromLine } from './policy-replies.js';
@@ -55,5 +55,5 @@ async function verify(cmd: MessageCommand, content: NonNullable<MessageCommand['
     session.policy.tx.hold ??= d.reason ?? 'message authentication';
     return NEXT;
   }
-  return refuseBy(/^DMARC/.test(d.reason ?? '') ? 'DMARC' : 'SPF', replyFromLine(d.reply!));
+  return refuseBy((d.reason ?? '').startsWith('DMARC') ? 'DMARC' : 'SPF', replyFromLine(d.reply!));
 }

@@ -20,12 +20,12 @@ export async function askWatcher<R extends ControlRequest>(paths: InstancePaths,
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTSOCK' || code === 'ENOTDIR') return null;
-    throw new Error(`the watcher does not answer on ${paths.controlSocket}: ${(err as Error).message}`);
+    throw new Error(`the watcher does not answer on ${paths.controlSocket}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /** Where the console output of the background processes goes (crash traces end up there). */
-export function consoleLogPath(paths: InstancePaths): string {
+function consoleLogPath(paths: InstancePaths): string {
   return join(paths.log, 'console.log');
 }
 

@@ -9,9 +9,9 @@ import type { Logger } from '../common/logger.js';
 import { Debouncer } from './debounce.js';
 
 /** The files of etc/ that make the configuration. */
-export const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings', 'users', 'shaping.cnf', 'srs.secrets']);
+const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings', 'users', 'shaping.cnf', 'srs.secrets']);
 /** The directories of etc/ whose files are all configuration (not their subdirectories). */
-export const CONFIG_DIRS: ReadonlySet<string> = new Set(['dkim']);
+const CONFIG_DIRS: ReadonlySet<string> = new Set(['dkim']);
 
 /** Editors' swap, backup and temporary files are not configuration. */
 function isScratch(name: string): boolean {
@@ -22,7 +22,7 @@ function isScratch(name: string): boolean {
  * The name of a configuration path under `etcDir` (`imta.cnf`, `dkim/keys`; `dkim` for the
  * directory itself), or null when the path is not configuration.
  */
-export function configName(etcDir: string, path: string): string | null {
+function configName(etcDir: string, path: string): string | null {
   const rel = relative(etcDir, path);
   if (!rel || rel.startsWith('..')) return null;
   const parts = rel.split(sep);
@@ -44,8 +44,8 @@ export function configFileNames(etcDir: string): string[] {
   return names.sort();
 }
 
-export const RELOAD_QUIET_MS = 300;
-export const RELOAD_MAX_WAIT_MS = 3000;
+const RELOAD_QUIET_MS = 300;
+const RELOAD_MAX_WAIT_MS = 3000;
 
 export interface ConfigWatch {
   /** A reload is waiting for the end of a burst. */

@@ -81,7 +81,7 @@ export function parseControlRequest(raw: unknown): ControlRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest('bad request: not a JSON object');
   const r = raw as Record<string, unknown>;
   const part = r.part;
-  if (part !== undefined && !PART_NAMES.includes(part as PartName)) throw new BadRequest(`unknown part "${String(part)}" (dispatcher or job_controller)`);
+  if (part !== undefined && !PART_NAMES.includes(part as PartName)) throw new BadRequest(`unknown part "${typeof part === 'string' ? part : JSON.stringify(part)}" (dispatcher or job_controller)`);
   switch (r.op) {
     case 'status':
     case 'processes':
@@ -126,6 +126,9 @@ export interface ProcessRow {
   connections?: number;
   served?: number;
   started?: string | null;
+  /** A job's channel and pool (role job). */
+  channel?: string;
+  pool?: string;
   [key: string]: unknown;
 }
 

@@ -21,17 +21,17 @@ import type { GroupPage } from '../metrics/status-page.js';
 import { parseLooseMailLogLine } from '../common/mail-log-read.js';
 
 /** How often the history samples the instance when nobody looks at the page. */
-export const HISTORY_SAMPLE_MS = 15_000;
+const HISTORY_SAMPLE_MS = 15_000;
 
 export interface WatcherMetricsOptions {
   root: string;
   logger: Logger;
-  parts(): PartStatusLike[];
-  listeners(): ListenerInfo[];
+  parts: () => PartStatusLike[];
+  listeners: () => ListenerInfo[];
   /** The dispatcher's `processes` answer (its processes and service totals). */
-  dispatcher(timeoutMs: number): Promise<FromChild | null>;
+  dispatcher: (timeoutMs: number) => Promise<FromChild | null>;
   /** The outcome of the last configuration change. */
-  reload(): ReloadView;
+  reload: () => ReloadView;
 }
 
 export class WatcherMetrics {
@@ -52,7 +52,7 @@ export class WatcherMetrics {
     return this.serially(async () => {
       this.config = config;
       const wanted = config.options.metricsPort;
-      if (this.server && this.server.port === wanted) return;
+      if (this.server?.port === wanted) return;
       await this.stopServer();
       if (wanted === null) return;
       try {

@@ -208,7 +208,7 @@ export class SupervisedPart {
         this.pending.get(msg.id)?.(msg);
       }
     });
-    return this.starting!;
+    return this.starting;
   }
 
   private onExit(

@@ -10,13 +10,13 @@ export function pidFile(paths: InstancePaths, role: Role): string {
 }
 
 /** What a process of each role has in its command line (to tell it from a reused pid). */
-export const COMMAND_LINE_MARKS: Record<Role, string[]> = {
+const COMMAND_LINE_MARKS: Record<Role, string[]> = {
   watcher: ['watcher/main.js', 'start-msg'],
   dispatcher: ['dispatcher/main.js'],
   job_controller: ['job-controller/main.js'],
 };
 
-export function readPid(file: string): number | null {
+function readPid(file: string): number | null {
   try {
     const pid = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
@@ -40,7 +40,7 @@ export function removePid(file: string, pid?: number): void {
 }
 
 /** Running (a zombie waiting for its parent counts as gone). */
-export function isAlive(pid: number): boolean {
+function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -55,7 +55,7 @@ export function isAlive(pid: number): boolean {
 }
 
 /** Alive and, where /proc tells, running a tsubame program of that role. */
-export function isRole(pid: number, role: Role): boolean {
+function isRole(pid: number, role: Role): boolean {
   if (!isAlive(pid)) return false;
   let cmdline: string;
   try {
@@ -97,7 +97,7 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
 }
 
 /** SIGTERM, then SIGKILL if it is still there after `graceMs`. */
-export async function terminate(pid: number, graceMs: number): Promise<void> {
+async function terminate(pid: number, graceMs: number): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
   } catch {

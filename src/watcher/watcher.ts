@@ -20,7 +20,7 @@ import { PART_NAMES, SupervisedPart, type PartName, type StartResult } from './p
 import { describeListeners, serveControlSocket, type ControlReply, type ControlRequest, type ProcessRow, type ReloadCounts, type ReloadReply, type StatusReply } from './control.js';
 import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
-import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from './log-files.js';
+import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from '../common/log-files.js';
 import { WatcherMetrics } from './metrics-hook.js';
 import type { ReloadView } from '../metrics/snapshot.js';
 
@@ -43,7 +43,7 @@ type ReloadTrigger = 'watch' | 'command';
 const PART_RELOAD_TIMEOUT_MS = 60_000;
 
 /** Start-up failed; everything it had started is stopped again. `.message` is the operator's line. */
-export class WatcherStartError extends Error {}
+class WatcherStartError extends Error {}
 
 const MODULES: Record<PartName, string> = {
   dispatcher: fileURLToPath(new URL('../dispatcher/main.js', import.meta.url)),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as dnsPacket from 'dns-packet';
 import { waitFor } from './instance.js';
 
-export const DNSMASQ = '/usr/sbin/dnsmasq';
+const DNSMASQ = '/usr/sbin/dnsmasq';
 
 export interface KeyDns {
   address: string;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DnsClient } from '../../src/dns/client.js';
 import { freePort, waitFor } from './instance.js';
 
-export const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync(p)) ?? 'dnsmasq';
+const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync(p)) ?? 'dnsmasq';
 
 export interface Dnsmasq {
   host: string;

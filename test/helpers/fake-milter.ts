@@ -117,7 +117,7 @@ function connection(socket: net.Socket): FakeConnection {
 /** Starts the server; `script` runs for every connection. `unix: true` listens on a socket file. */
 export async function startFakeMilter(script: Script, opts: { unix?: boolean } = {}): Promise<FakeMilter> {
   const connections: FakeConnection[] = [];
-  const runs: Promise<unknown>[] = [];
+  const runs: Array<Promise<unknown>> = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitFor } from './instance.js';
 
-export const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p)) ?? 'haproxy';
+const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p)) ?? 'haproxy';
 
 export interface Haproxy {
   pid: number;
@@ -52,7 +52,7 @@ export async function startHaproxy(opts: { sections: string[]; readyHost?: strin
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`haproxy refuses its configuration: ${(e.stderr || e.stdout || e.message).trim()}`);
+    throw new Error(`haproxy refuses its configuration: ${(e.stderr || e.stdout || e.message).trim()}`, { cause: err });
   }
   const child: ChildProcess = spawn(HAPROXY, ['-db', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

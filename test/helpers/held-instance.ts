@@ -11,10 +11,10 @@ import type { DirectoryRow } from '../../src/queue/report.js';
 export type QueuedRow = Pick<DirectoryRow, 'id' | 'channel' | 'from' | 'recipients' | 'attempts' | 'next_attempt' | 'held'> & Partial<Pick<DirectoryRow, 'size'>>;
 
 /** Channels the held instance never delivers from. */
-export const HELD_CHANNELS = ['tcp_local', 'l', 'hold'];
+const HELD_CHANNELS = ['tcp_local', 'l', 'hold'];
 
 /** localhost → l; held.test → hold; everything else → tcp_local (smart host `nowhere`:port). */
-export function heldImtaCnf(nowhere: string, nowherePort: number): string {
+function heldImtaCnf(nowhere: string, nowherePort: number): string {
   return `! held test instance
 localhost            $U%localhost@localhost
 held.test            $U%$D@hold-daemon

@@ -50,7 +50,7 @@ const SENDERS = 7;
 const USERS = 13;
 
 /** A queue id that starts with its time, as the MTA's ids do (src/queue/message-id.ts). */
-export function mixId(timeMs: number, n: number): string {
+function mixId(timeMs: number, n: number): string {
   return (timeMs.toString(36).padStart(9, '0') + n.toString(36).padStart(10, '0')).toUpperCase();
 }
 
@@ -222,7 +222,7 @@ export async function writeMailLogMix(path: string, opts: MixOptions): Promise<M
     if (i % 16 === 5) refuse(`nobody${i % 4}@localhost`, '550 5.1.1 <nobody@localhost>: User unknown', 'unknown user');
     if (i % 50 === 49) {
       // qm delete of a message still queued: one X line per pending recipient.
-      for (const r of rcpts) record({ ...base, event: 'X' as MailLogRecord['event'], recipient: r.address, status: 'deleted by the operator (imsimta qm delete)', time: new Date(t + 1_500) });
+      for (const r of rcpts) record({ ...base, event: 'X', recipient: r.address, status: 'deleted by the operator (imsimta qm delete)', time: new Date(t + 1_500) });
       x.removed.messages++;
       x.removed.recipients += rcpts.length;
     }

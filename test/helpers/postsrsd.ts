@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from './instance.js';
 
-export const POSTSRSD = ['/usr/sbin/postsrsd', '/usr/bin/postsrsd'].find((p) => existsSync(p)) ?? 'postsrsd';
+const POSTSRSD = ['/usr/sbin/postsrsd', '/usr/bin/postsrsd'].find((p) => existsSync(p)) ?? 'postsrsd';
 
 export interface TableReply {
   code: number;

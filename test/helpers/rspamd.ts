@@ -123,7 +123,7 @@ worker "rspamd_proxy" {
     const tail = logTail();
     await stop('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`${(err as Error).message}\n${tail}`);
+    throw new Error(`${(err as Error).message}\n${tail}`, { cause: err });
   }
   return {
     port: milterPort,

@@ -98,7 +98,7 @@ export class MtaInstance {
 
 /** Whether `pid` is a live process of the instance at `root` (its environment names IMTA_ROOT=root). */
 export function belongsToInstance(pid: number, root: string): boolean {
-  let environ = '';
+  let environ: string;
   try {
     environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as dnsPacket from 'dns-packet';
-import type { Answer, RecordType } from 'dns-packet';
+import type { Answer } from 'dns-packet';
 import { SMTPServer, type SMTPServerSession, type SMTPServerAddress } from 'smtp-server';
 
 // ------------------------------------------------------------------------------------------ DNS
@@ -87,7 +87,7 @@ export async function startDnsServer(opts: { host?: string; port?: number; recor
     const answers: Answer[] = [];
     let owner = name;
     for (let hops = 0; rec?.cname && hops < 8; hops++) {
-      answers.push({ type: 'CNAME', name: owner, ttl: rec.ttl ?? defaultTtl, data: rec.cname } as Answer);
+      answers.push({ type: 'CNAME', name: owner, ttl: rec.ttl ?? defaultTtl, data: rec.cname });
       owner = rec.cname.toLowerCase();
       rec = records[owner];
     }
@@ -95,20 +95,20 @@ export async function startDnsServer(opts: { host?: string; port?: number; recor
     const ttl = rec.ttl ?? defaultTtl;
     const additionals: Answer[] = [];
     const mxList = rec.mx;
-    if (q.type === 'MX' && mxList === 'null') answers.push({ type: 'MX', name: owner, ttl, data: { preference: 0, exchange: '.' } } as Answer);
+    if (q.type === 'MX' && mxList === 'null') answers.push({ type: 'MX', name: owner, ttl, data: { preference: 0, exchange: '.' } });
     else if (q.type === 'MX' && Array.isArray(mxList)) {
       for (const mx of mxList) {
-        answers.push({ type: 'MX', name: owner, ttl, data: { preference: mx.preference, exchange: mx.exchange } } as Answer);
+        answers.push({ type: 'MX', name: owner, ttl, data: { preference: mx.preference, exchange: mx.exchange } });
         const target = records[mx.exchange.toLowerCase()];
         if (state.glue && target && !target.behaviour) {
-          for (const a of target.a ?? []) additionals.push({ type: 'A', name: mx.exchange, ttl: target.ttl ?? defaultTtl, data: a } as Answer);
-          for (const a of target.aaaa ?? []) additionals.push({ type: 'AAAA', name: mx.exchange, ttl: target.ttl ?? defaultTtl, data: a } as Answer);
+          for (const a of target.a ?? []) additionals.push({ type: 'A', name: mx.exchange, ttl: target.ttl ?? defaultTtl, data: a });
+          for (const a of target.aaaa ?? []) additionals.push({ type: 'AAAA', name: mx.exchange, ttl: target.ttl ?? defaultTtl, data: a });
         }
       }
-    } else if (q.type === 'A') for (const a of rec.a ?? []) answers.push({ type: 'A', name: owner, ttl, data: a } as Answer);
-    else if (q.type === 'AAAA') for (const a of rec.aaaa ?? []) answers.push({ type: 'AAAA', name: owner, ttl, data: a } as Answer);
-    else if (q.type === 'TXT') for (const t of rec.txt ?? []) answers.push({ type: 'TXT', name: owner, ttl, data: (t.match(/[\s\S]{1,255}/g) ?? ['']).map((p) => Buffer.from(p)) } as Answer);
-    const nodata = !answers.some((a) => a.type === (q.type as RecordType));
+    } else if (q.type === 'A') for (const a of rec.a ?? []) answers.push({ type: 'A', name: owner, ttl, data: a });
+    else if (q.type === 'AAAA') for (const a of rec.aaaa ?? []) answers.push({ type: 'AAAA', name: owner, ttl, data: a });
+    else if (q.type === 'TXT') for (const t of rec.txt ?? []) answers.push({ type: 'TXT', name: owner, ttl, data: (t.match(/[\s\S]{1,255}/g) ?? ['']).map((p) => Buffer.from(p)) });
+    const nodata = !answers.some((a) => a.type === (q.type));
     const whole = dnsPacket.encode({ ...base, flags, answers, additionals, authorities: nodata ? [soa] : [] });
     // As a server does for an answer larger than the EDNS payload size: truncated over UDP, whole over TCP.
     if (transport === 'udp' && whole.length > 1232) return dnsPacket.encode({ ...base, flags: flags | dnsPacket.TRUNCATED_RESPONSE });
@@ -436,7 +436,7 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
             delivered.push(a);
             return 'OK delivered';
           });
-          return cb(null, replies as never);
+          return cb(null, replies);
         }
         if (opts.dataReply && opts.dataReply.code >= 300) return cb(replyError(opts.dataReply));
         delivered.push(...to);

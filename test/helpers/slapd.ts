@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { freePort, waitFor } from './instance.js';
 
-export const SLAPD = '/usr/sbin/slapd';
+const SLAPD = '/usr/sbin/slapd';
 export const SUFFIX = 'dc=example,dc=test';
 export const ROOT_DN = `cn=admin,${SUFFIX}`;
 export const ROOT_PASSWORD = 'slapd-root-secret';
@@ -21,7 +21,7 @@ export const ROOT_PASSWORD = 'slapd-root-secret';
  * inetOrgPerson entries), inetMailGroup structural (no member is required, unlike
  * groupOfUniqueNames).
  */
-export const MAIL_SCHEMA = `
+const MAIL_SCHEMA = `
 attributetype ( 1.3.6.1.4.1.32473.1.1.1 NAME 'mailAlternateAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} )
 attributetype ( 1.3.6.1.4.1.32473.1.1.2 NAME 'mailEquivalentAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} )
 attributetype ( 1.3.6.1.4.1.32473.1.1.3 NAME 'mailForwardingAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} )
@@ -34,7 +34,7 @@ objectclass ( 1.3.6.1.4.1.32473.1.2.2 NAME 'inetMailGroup' SUP top STRUCTURAL MU
   MAY ( mail $ mailAlternateAddress $ mailEquivalentAddress $ mailDeliveryOption $ uniqueMember $ mgrpRFC822MailMember $ mgrpErrorsTo $ description ) )
 `;
 
-export const BASE_LDIF = `dn: ${SUFFIX}
+const BASE_LDIF = `dn: ${SUFFIX}
 objectClass: dcObject
 objectClass: organization
 o: Example
@@ -128,13 +128,13 @@ access to * by * read
     const c = spawn(SLAPD, ['-f', join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     exited = false;
-    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     c.once('exit', () => (exited = true));
     try {
       await waitFor(async () => !exited && (await accepts(port)), { timeoutMs: 20_000, intervalMs: 50, what: 'slapd to listen' });
     } catch (err) {
       c.kill('SIGKILL');
-      throw new Error(`${(err as Error).message}\n${stderr}`);
+      throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
     }
   };
   const stop = async () => {

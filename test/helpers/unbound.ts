@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { DnsClient } from '../../src/dns/client.js';
 import { freePort, waitFor } from './instance.js';
 
-export const UNBOUND = ['/usr/sbin/unbound', '/usr/bin/unbound'].find((p) => existsSync(p)) ?? 'unbound';
+const UNBOUND = ['/usr/sbin/unbound', '/usr/bin/unbound'].find((p) => existsSync(p)) ?? 'unbound';
 
 export interface ZoneSpec {
   /** `dane.test` (names under .test are served: unbound's default local zone for it is lifted). */

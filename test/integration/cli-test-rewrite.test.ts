@@ -31,7 +31,7 @@ after(() => {
   for (const inst of instances) inst.remove();
 });
 
-function jsonLines(stdout: string): Record<string, unknown>[] {
+function jsonLines(stdout: string): Array<Record<string, unknown>> {
   return stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 

@@ -195,7 +195,7 @@ test('start-msg --foreground as root (npm start): the watcher and its parts run 
   instances.push(inst);
   chmodSync(inst.root, 0o755);
   const expectedUid = asRoot ? lookupUser('tsubame')!.uid : process.getuid!();
-  const child = spawn(join(BIN, 'start-msg'), ['--foreground', '--root', inst.root], { env: { ...process.env, TSUBAME_SERVER_USER: undefined } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(join(BIN, 'start-msg'), ['--foreground', '--root', inst.root], { env: { ...process.env, TSUBAME_SERVER_USER: undefined }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

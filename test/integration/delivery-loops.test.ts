@@ -38,7 +38,7 @@ async function notices(user: string, count: number): Promise<ParsedMail[]> {
 function statusOf(mail: ParsedMail): Array<Record<string, string>> {
   const part = mail.attachments.find((a) => a.contentType === 'message/delivery-status');
   assert.ok(part, 'a message/delivery-status part');
-  return part!.content
+  return part.content
     .toString()
     .trim()
     .split(/\r?\n\r?\n/)

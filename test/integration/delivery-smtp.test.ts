@@ -282,10 +282,10 @@ test('connection limit: no more than maxClientConnections at once; daemon smart 
   assert.ok(took >= 550, `two connections at a time (took ${took} ms)`);
   assert.ok(job.transcriptPath && existsSync(job.transcriptPath));
   await job.close();
-  const transcript = readFileSync(job.transcriptPath!, 'utf8');
+  const transcript = readFileSync(job.transcriptPath, 'utf8');
   assert.match(transcript, /MAIL FROM:<s@sim\.test>/);
   assert.match(transcript, /RCPT TO:<u@h0\.test>/);
-  assert.match(job.transcriptPath!, /tcp_local_master\.log-/);
+  assert.match(job.transcriptPath, /tcp_local_master\.log-/);
   // Smart host: every recipient, whatever its domain, goes to the daemon host in one transaction.
   const smart = w.job({ daemon: ['smart.sim.test'] });
   const [o2] = await smart.deliver([w.spool.message('s@sim.test', ['a@nowhere.test', 'b@elsewhere.test'])]);

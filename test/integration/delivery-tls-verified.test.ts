@@ -30,7 +30,7 @@ const GOOD = '127.17.5.1';
 const WRONG = '127.17.5.2';
 const POLICY_IP = '127.17.5.80';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });

@@ -35,7 +35,7 @@ async function expectCounts(expected: number[], waiting = 0): Promise<ProcessRow
       return JSON.stringify(counts(last)) === JSON.stringify(expected) && d?.waiting === waiting ? last : null;
     }, { what: `connections ${JSON.stringify(expected)} and ${waiting} waiting` });
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`);
+    throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`, { cause: err });
   }
 }
 

@@ -227,7 +227,7 @@ test('the local submission path: `imsimta submit` to a remote recipient queues a
   const bodies = await Promise.all(files.map(async (f) => (await store.readMessage(join(dir, f))).body));
   const submitted = bodies.find((b) => b.includes('Subject: submitted'));
   assert.ok(submitted, 'the submitted message is in the tcp_local queue');
-  assert.match(submitted!.toString('latin1'), /^DKIM-Signature: v=1; a=rsa-sha256;[^]*\r\nReceived: by rsa\.example \(tsubame submit/);
-  bothVerify(submitted!, 'a submitted message');
+  assert.match(submitted.toString('latin1'), /^DKIM-Signature: v=1; a=rsa-sha256;[^]*\r\nReceived: by rsa\.example \(tsubame submit/);
+  bothVerify(submitted, 'a submitted message');
   assert.match(readFileSync(join(inst.root, 'log', 'mail.log'), 'utf8'), /queued by local submission/);
 });

@@ -62,7 +62,7 @@ test('451 → deferred: attempts and next attempt in the file, retried on the ba
     assert.match(env.recipients[0]!.status ?? '', /451/);
     const q = mailLog(mta).find((r) => r.event === 'Q' && r.recipient === 'later@remote.test');
     assert.ok(q, 'a Q record');
-    assert.match(q!.status, /451/);
+    assert.match(q.status, /451/);
     // Second failure: the second backoff step, counted in the file name.
     await waitFor(() => queued().find((p) => basename(p).startsWith('ZX')), { timeoutMs: 10_000, what: 'a second failed attempt (ZX…)' });
     const second = await store.readEnvelope(queued()[0]!);

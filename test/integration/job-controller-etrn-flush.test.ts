@@ -127,7 +127,7 @@ test('the index survives a restart of the job controller; the MX comes up; ETRN 
   }, { timeoutMs: 20_000, what: 'a new job controller' });
   assert.notEqual(newPid, oldPid);
   // The new job controller replayed the journal: the three customer messages, before any queue scan.
-  const loaded = await waitFor(() => readJobControllerLog().filter((r) => r.msg === 'fast-flush index loaded' && r.pid === newPid)[0], { what: 'the journal load record' });
+  const loaded = await waitFor(() => readJobControllerLog().find((r) => r.msg === 'fast-flush index loaded' && r.pid === newPid), { what: 'the journal load record' });
   assert.equal(loaded.entries, 3);
   const status = await jobController(mta, { op: 'status' });
   assert.equal((status?.fast_flush as { messages: number }).messages, 3);

@@ -23,7 +23,7 @@ export interface JcInstanceOptions {
 }
 
 /** Local users are `user@localhost` or `user@mta.local.test`; everything else goes to tcp_remote. */
-export function imtaCnf(o: JcInstanceOptions): string {
+function imtaCnf(o: JcInstanceOptions): string {
   return `! job controller test
 localhost            $U%localhost@localhost
 ${LOCAL_HOST}        $U%localhost@localhost
@@ -189,7 +189,7 @@ export async function sendMessages(host: string, port: number, messages: Outgoin
 /** Sends `count` messages over `sessions` parallel sessions; message i has subject `${prefix}-${i}`. */
 export async function sendMany(host: string, port: number, count: number, sessions: number, make: (i: number) => OutgoingMessage): Promise<void> {
   const perSession = Math.ceil(count / sessions);
-  const jobs: Promise<string[]>[] = [];
+  const jobs: Array<Promise<string[]>> = [];
   for (let s = 0; s < sessions; s++) {
     const batch: OutgoingMessage[] = [];
     for (let i = s * perSession; i < Math.min(count, (s + 1) * perSession); i++) batch.push(make(i));

@@ -3,7 +3,7 @@
 // never throws, never waits past its timeouts, and leaves no socket open behind it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitMessage } from '../../src/queue/local-submission.js';
+import { splitMessage } from '../../src/common/rfc5322-header.js';
 import { MilterSession, type ClientInfo, type MilterVerdict } from '../../src/milter/session.js';
 import { milterSettings, type DefaultAction, type FilterSpec, type FilterTimeouts } from '../../src/milter/settings.js';
 import { encodePacket, MTA_ACTIONS, SMFIP } from '../../src/milter/protocol.js';
@@ -12,7 +12,7 @@ import { freePort, waitFor } from '../helpers/instance.js';
 
 const client: ClientInfo = { hostname: 'mx.example.org', clientAddress: '192.0.2.9', clientPort: 2525, clientName: null };
 const settingsFor = (spec: FilterSpec, more: { timeouts?: Partial<FilterTimeouts>; defaultAction?: DefaultAction } = {}) =>
-  milterSettings([spec], { defaultAction: more.defaultAction, timeouts: { connectMs: 2000, commandMs: 3000, contentMs: 3000, ...more.timeouts } as FilterTimeouts });
+  milterSettings([spec], { defaultAction: more.defaultAction, timeouts: { connectMs: 2000, commandMs: 3000, contentMs: 3000, ...more.timeouts } });
 const message = (body: string) => {
   const { fields, body: b } = splitMessage(`From: a@example.com\r\nSubject: x\r\n\r\n${body}`);
   return { headers: fields, body: Buffer.from(b, 'latin1') };

@@ -4,7 +4,7 @@
 // unix socket works, and rspamd stopped in the middle of a transaction gives the default action.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitMessage } from '../../src/queue/local-submission.js';
+import { splitMessage } from '../../src/common/rfc5322-header.js';
 import { MilterSession } from '../../src/milter/session.js';
 import { milterSettings, parseFilterList, type DefaultAction, type FilterSpec } from '../../src/milter/settings.js';
 import { applyModifications } from '../../src/milter/modifications.js';

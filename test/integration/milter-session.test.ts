@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { splitMessage } from '../../src/queue/local-submission.js';
+import { splitMessage } from '../../src/common/rfc5322-header.js';
 import { MilterSession, type ClientInfo } from '../../src/milter/session.js';
 import { milterSettings, type FilterSpec } from '../../src/milter/settings.js';
 import { applyModifications } from '../../src/milter/modifications.js';

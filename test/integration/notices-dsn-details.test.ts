@@ -47,7 +47,7 @@ async function notices(user: string, count: number): Promise<ParsedMail[]> {
 function statusBlocks(mail: ParsedMail, type = 'message/delivery-status'): Array<Record<string, string>> {
   const part = mail.attachments.find((a) => a.contentType === type);
   assert.ok(part, `a ${type} part in ${mail.attachments.map((a) => a.contentType).join(', ')}`);
-  return part!.content
+  return part.content
     .toString('utf8')
     .trim()
     .split(/\r?\n\r?\n/)
@@ -84,7 +84,7 @@ test('DSN: the expiry text of a notices period under a day says seconds (it said
   const all = await notices('carol', 2);
   const returned = all.find((m) => /Undelivered/.test(m.subject ?? ''));
   assert.ok(returned, `a return among ${all.map((m) => m.subject).join(', ')}`);
-  const [, rcpt] = statusBlocks(returned!);
+  const [, rcpt] = statusBlocks(returned);
   assert.equal(rcpt!['status'], '4.4.7');
   assert.match(rcpt!['diagnostic-code'] ?? '', /message expired after \d+ seconds in the queue; last error: 451 4\.2\.0 mailbox busy, retry/);
   assert.doesNotMatch(rcpt!['diagnostic-code'] ?? '', /days/);
@@ -103,5 +103,5 @@ test('mail.log: D, Q and R records of TLS sessions carry the protocol, cipher an
   assert.match(r?.tls ?? '', /^TLSv1\.[23]\//, 'a return too');
   const local = mailLog(mta).find((x) => x.event === 'D' && x.destination === 'l');
   assert.ok(local, 'a local delivery');
-  assert.equal(local!.tls, undefined, 'no TLS token where there was no TLS');
+  assert.equal(local.tls, undefined, 'no TLS token where there was no TLS');
 });

@@ -44,7 +44,7 @@ async function reports(user: string, count: number): Promise<ParsedMail[]> {
 function statusFields(mail: ParsedMail): Array<Record<string, string>> {
   const part = mail.attachments.find((a) => a.contentType === 'message/delivery-status');
   assert.ok(part, 'a message/delivery-status part');
-  return part!.content
+  return part.content
     .toString()
     .trim()
     .split(/\r?\n\r?\n/)
@@ -74,7 +74,7 @@ test('550 from the peer: an RFC 3464 failure report to the sender, with the whol
   assert.match(rcpt!['remote-mta'] ?? '', /^dns; 127\.0\.7\.51/);
   const original = dsn!.attachments.find((a) => a.contentType === 'message/rfc822');
   assert.ok(original, 'the original message is returned whole');
-  const inner = await simpleParser(original!.content);
+  const inner = await simpleParser(original.content);
   assert.equal(inner.subject, 'dsn-fail-1');
   assert.match(inner.text ?? '', /the original text/);
   const r = mailLog(mta).find((x) => x.event === 'R' && x.recipient === 'nobody@remote.test');
@@ -138,6 +138,6 @@ test('qm return: the postmaster bounces a deferred message now', async () => {
   const all = await reports('frank', 1);
   const failed = all.map(statusFields).find((f) => f[1]!['action'] === 'failed');
   assert.ok(failed, 'a failure report');
-  assert.match(failed![1]!['diagnostic-code'] ?? '', /returned by the postmaster/);
+  assert.match(failed[1]!['diagnostic-code'] ?? '', /returned by the postmaster/);
   await waitFor(() => queueFiles(mta, 'tcp_remote').length === 0, { what: 'the returned message to leave the queue' });
 });

@@ -70,7 +70,7 @@ class ProxyAwareServer {
       this.events.push({ ...base, outcome: 'refused', failure, reason, elapsedMs: Date.now() - started });
       socket.destroy(); // no greeting: the peer sees the connection close
     };
-    const admission = admitConnection(this.proxy, socket.remoteAddress!);
+    const admission = admitConnection(this.proxy, socket.remoteAddress);
     if (admission.action === 'refuse') return refuse('not-listed', admission.reason);
     if (admission.action !== 'read-header') throw new Error('the test service always takes PROXY');
     if (this.gate) await this.gate;
@@ -81,7 +81,7 @@ class ProxyAwareServer {
       if (!(err instanceof ProxyHeaderError)) throw err;
       return refuse(err.failure, `${err.reason} [${err.received}]`);
     }
-    const session = resolveSession({ address: socket.remoteAddress!, port: socket.remotePort! }, read.header);
+    const session = resolveSession({ address: socket.remoteAddress, port: socket.remotePort! }, read.header);
     if (session.action === 'refuse') return refuse('resolution', session.reason);
     this.events.push({ ...base, outcome: 'accepted', header: read.header, client: session.client, proxied: session.proxied, rest: read.rest.toString('latin1'), elapsedMs: Date.now() - started });
     const stream: net.Socket = this.tlsOptions ? new tls.TLSSocket(socket, { isServer: true, ...this.tlsOptions }) : socket;

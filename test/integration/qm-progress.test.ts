@@ -10,7 +10,7 @@ import { queueStoreFor, type EnvelopeDraft, type QueueRef } from '../../src/queu
 
 const MESSAGES = 2000;
 let inst: TestInstance;
-let refs: QueueRef[] = [];
+const refs: QueueRef[] = [];
 
 before(async () => {
   inst = makeInstance({ files: { 'etc/imta.cnf': '. $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp nomx\ntcp-daemon\n' } });

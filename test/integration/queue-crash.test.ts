@@ -33,8 +33,8 @@ test(`committed messages survive ${KILLS} kill -9 of the writer`, { timeout: 60_
       let lines = 0;
       let partial = '';
       let stderr = '';
-      proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      proc.stdout.setEncoding('utf8').on('data', (d: string) => {
         partial += d;
         const parts = partial.split('\n');
         partial = parts.pop()!;

@@ -19,7 +19,7 @@ import type { MessagePrefix } from '../../src/queue/types.js';
 
 const requireCjs = createRequire(import.meta.url);
 const { dkimVerify } = requireCjs('mailauth/lib/dkim/verify.js') as {
-  dkimVerify(message: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }): Promise<{ results: Array<{ status: { result: string } }> }>;
+  dkimVerify: (message: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }) => Promise<{ results: Array<{ status: { result: string } }> }>;
 };
 
 const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });

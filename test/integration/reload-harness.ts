@@ -51,7 +51,7 @@ export interface ToolResult {
   stderr: string;
 }
 
-export function runTool(file: string, args: string[], timeoutMs = 20_000): Promise<ToolResult> {
+function runTool(file: string, args: string[], timeoutMs = 20_000): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: unknown }).code as number | undefined) ?? 1 : 0;

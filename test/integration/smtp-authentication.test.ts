@@ -47,7 +47,7 @@ const keyFile: Record<string, string> = {};
 function rsaKey(name: string): string {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   keyFile[name] = join(dir, `${name}.pem`);
-  writeFileSync(keyFile[name]!, privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  writeFileSync(keyFile[name], privateKey.export({ type: 'pkcs1', format: 'pem' }));
   return `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
 }
 

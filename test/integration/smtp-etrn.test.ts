@@ -86,9 +86,9 @@ test('EHLO advertises ETRN; HELO works too', async () => {
     assert.equal((await probe.reply())?.code, 220);
     const ehlo = await probe.command('EHLO client.etrn.test');
     assert.equal(ehlo?.code, 250);
-    assert.ok(ehlo!.lines.some((l) => /^250[- ]ETRN$/.test(l)), ehlo!.text);
-    assert.ok(ehlo!.lines.some((l) => /^250[- ]PIPELINING$/.test(l)), 'the library keywords are still there');
-    assert.match(ehlo!.lines[ehlo!.lines.length - 1]!, /^250 /, 'the keyword list still ends with "250 "');
+    assert.ok(ehlo.lines.some((l) => /^250[- ]ETRN$/.test(l)), ehlo.text);
+    assert.ok(ehlo.lines.some((l) => /^250[- ]PIPELINING$/.test(l)), 'the library keywords are still there');
+    assert.match(ehlo.lines[ehlo.lines.length - 1]!, /^250 /, 'the keyword list still ends with "250 "');
     const helo = await probe.command('HELO client.etrn.test');
     assert.equal(helo?.code, 250);
     answer = { ok: true, code: 251, count: 0, text: 'no messages waiting' };

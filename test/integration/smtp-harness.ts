@@ -253,7 +253,7 @@ export class SmtpProbe {
   startTls(options: tls.ConnectionOptions = {}): Promise<SmtpProbe> {
     this.socket.removeAllListeners('data');
     return new Promise((resolve, reject) => {
-      const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(secure)));
+      const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(secure)));
       secure.once('error', reject);
     });
   }

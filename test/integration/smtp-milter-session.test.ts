@@ -212,9 +212,9 @@ test('a refusal at connect: 554 in place of the greeting, closed', async () => {
 test('a client that leaves while its filters are still being connected to: the filter connection is closed all the same', async () => {
   let negotiate: () => void = () => {};
   const released = new Promise<void>((resolve) => (negotiate = resolve));
-  let closed: Promise<void> | null = null;
+  const filter: { closed: Promise<void> | null } = { closed: null };
   behaviour = async (c) => {
-    closed = c.closed;
+    filter.closed = c.closed;
     await released; // the negotiation is answered only once the client is gone
     await standardFilter()(c);
   };
@@ -224,8 +224,8 @@ test('a client that leaves while its filters are still being connected to: the f
   p.close();
   await waitFor(() => fx.service.openConnections() === 0, { what: 'the SMTP session to end' });
   negotiate();
-  assert.ok(closed);
-  await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the filter connection stayed open')), 5000))]);
+  assert.ok(filter.closed);
+  await Promise.race([filter.closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the filter connection stayed open')), 5000))]);
 });
 
 test('hostile: a filter that answers garbage at MAIL: 451 4.7.1 by default, a J record naming it', async () => {

@@ -134,7 +134,7 @@ test('hundreds of STARTTLS sessions of every ending give their slots back: count
         try {
           await session(work[i]!, client);
         } catch (err) {
-          throw new Error(`session ${i} (${work[i]}) from ${client}: ${(err as Error).message}`);
+          throw new Error(`session ${i} (${work[i]}) from ${client}: ${(err as Error).message}`, { cause: err });
         }
       }
     }),

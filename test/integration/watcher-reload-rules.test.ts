@@ -159,14 +159,14 @@ test('etc/dkim/ is watched: a new key comes into force, a key replaced under its
   // Rotated in place (same file name, new key): a change like any other.
   before = now;
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   now = await settledReloads(mta, (r) => r.watched > before.watched, 'the replaced key to be reloaded');
   assert.equal(now.rejected, before.rejected);
   assert.notEqual(inForce('dkim/example.com.s1.pem'), first);
 
   before = now;
   rmSync(keyFile);
-  now = await settledReloads(mta, (r) => r.rejected > before.rejected, 'the missing key to be rejected');
+  await settledReloads(mta, (r) => r.rejected > before.rejected, 'the missing key to be rejected');
   const where = new RegExp(`etc/dkim/keys:2: error: cannot read key file ${keyFile.replace(/\./g, '\\.')}: ENOENT`);
   const rejected = logRecords(mta, 'watcher.log').filter((r) => r.level === 50 && /configuration rejected/.test(String(r.msg)));
   assert.match(String(rejected.at(-1)?.msg), where);

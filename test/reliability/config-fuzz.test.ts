@@ -47,7 +47,6 @@ function diagnosticProblem(d: Diagnostic): string | null {
   if (d.severity !== 'error' && d.severity !== 'warning') return `bad severity: ${JSON.stringify(d)}`;
   if (typeof d.message !== 'string' || d.message.trim() === '') return `no message: ${JSON.stringify(d)}`;
   // what the operator sees: one line, nothing that moves the cursor or starts an escape sequence
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(formatDiagnostic(d))) return `control characters in ${JSON.stringify(formatDiagnostic(d))}`;
   if (d.line > 0) {
     const lines = lineCount(d.file);

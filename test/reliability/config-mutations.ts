@@ -12,7 +12,7 @@ export type ConfigFile = (typeof CONFIG_FILES)[number];
 export type ConfigTexts = Record<ConfigFile, string>;
 
 /** imta.cnf has the richest grammar: it gets more of the edits. */
-export const FILE_WEIGHTS: readonly ConfigFile[] = ['imta.cnf', 'imta.cnf', 'imta.cnf', 'option.dat', 'option.dat', 'dispatcher.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'job_controller.cnf', 'aliases'];
+const FILE_WEIGHTS: readonly ConfigFile[] = ['imta.cnf', 'imta.cnf', 'imta.cnf', 'option.dat', 'option.dat', 'dispatcher.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'job_controller.cnf', 'aliases'];
 
 export const VOCABULARY: MutationVocabulary = {
   keys: [...OPTION_KEYS, ...Object.keys(DISPATCHER_DEFAULTS), ...Object.keys(JOB_CONTROLLER_DEFAULTS), 'PORT', 'INTERFACE_ADDRESS', 'PARAMETER', 'CHANNEL', 'JOB_LIMIT', 'BOGUS_KEY'],

@@ -16,7 +16,7 @@ import { SmtpProbe, TEST_IMTA, listFiles, readMailLog, startInProcessSmtp, type 
 export { SmtpProbe, TEST_IMTA, listFiles, readMailLog, type Reply };
 
 /** The service listens here; INTERNAL_IP is this address only. */
-export const SERVER_IP = '127.0.8.1';
+const SERVER_IP = '127.0.8.1';
 /** A client inside INTERNAL_IP (the server's own address). */
 export const INTERNAL_IP = SERVER_IP;
 /** Clients outside INTERNAL_IP. */
@@ -148,7 +148,7 @@ export async function streamOut(socket: net.Socket, total: number, chunkAt: (off
 // ------------------------------------------------------------------ reply checks (pure)
 
 /** One SMTP reply line: three digits, a space or a dash, text. */
-export const REPLY_LINE = /^[2-5]\d{2}[ -]/;
+const REPLY_LINE = /^[2-5]\d{2}[ -]/;
 
 /** The problem with a whole reply (its lines), or null when it is well formed. */
 export function replyProblem(lines: string[]): string | null {
@@ -269,7 +269,7 @@ export function mutateText(text: string, rng: Prng, vocab: MutationVocabulary): 
       if (numbers.length === 0) return { text: text + '\n1', what: 'append a number' };
       const m = rng.pick(numbers);
       const replacement = rng.pick([m[0].slice(0, Math.max(0, m[0].length - 1)), m[0] + '0000000000', `-${m[0]}`, `${m[0]}x`, '', '0', `${m[0]}.5`]);
-      return { text: text.slice(0, m.index) + replacement + text.slice(m.index! + m[0].length), what: `number ${m[0]} → ${JSON.stringify(replacement)}` };
+      return { text: text.slice(0, m.index) + replacement + text.slice(m.index + m[0].length), what: `number ${m[0]} → ${JSON.stringify(replacement)}` };
     }
     case 6: {
       const i = at();

@@ -5,7 +5,6 @@
 // against a real instance (bin/start-msg) so that the server process's memory can be read.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type net from 'node:net';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -562,7 +561,7 @@ test('a client that half-closes (FIN) in the middle of DATA: nothing queued, no 
     assertReply(await p.command('RCPT TO:<joe@localhost>'), '250 2.1.5');
     assertReply(await p.command('DATA'), '354 -');
     p.write('Subject: cut\r\n\r\n' + ('q'.repeat(70) + '\r\n').repeat(3000));
-    (p.socket as net.Socket).end();
+    (p.socket).end();
     assert.ok(await p.waitClosed(5000), 'the server closed its side too');
   } finally {
     p.close();
@@ -771,7 +770,7 @@ describe('100 MB over SIZE against a running instance (bin/start-msg)', () => {
   test('100 MB streamed without SIZE: 552 5.3.4 after the dot, not buffered (server peak memory grows < 64 MB), process alive, nothing queued', async (t) => {
     const before = processMemory(serverPid);
     assert.ok(before, 'server memory readable');
-    let middle = before;
+    let middle: typeof before;
     const p = await SmtpProbe.connect(ADDRESS, mta.port, ADDRESS);
     try {
       await p.hello();
@@ -783,9 +782,9 @@ describe('100 MB over SIZE against a running instance (bin/start-msg)', () => {
       const total = 100 * 1024 * 1024;
       const started = performance.now();
       // in two halves: if the message were held in memory, the second half would add another 50 MB
-      await streamOut(p.socket as net.Socket, total / 2, (_off, size) => block.subarray(0, size), block.length);
+      await streamOut(p.socket, total / 2, (_off, size) => block.subarray(0, size), block.length);
       middle = processMemory(serverPid) ?? before;
-      await streamOut(p.socket as net.Socket, total / 2, (_off, size) => block.subarray(0, size), block.length);
+      await streamOut(p.socket, total / 2, (_off, size) => block.subarray(0, size), block.length);
       p.write('\r\n.\r\n');
       const r = await p.reply(60_000);
       assert.equal(r?.text, '552 5.3.4 Message size exceeds fixed maximum message size of 10240000 octets');

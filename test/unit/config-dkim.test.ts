@@ -130,8 +130,8 @@ test('loaded with the instance: a bad key stops the configuration with etc/dkim/
   inst.write('etc/dkim/keys', 'example.com s1 s1.pem\n');
   const good = loadInstanceConfig(inst.root);
   assert.ok(good.config, good.diagnostics.map(formatDiagnostic).join('\n'));
-  assert.equal(good.config!.dkim.keys.length, 1);
-  assert.deepEqual(good.config!.imta.channels.map((c) => [c.name, c.dkimSign]), [['l', false], ['tcp_local', true], ['tcp_other', false]]);
+  assert.equal(good.config.dkim.keys.length, 1);
+  assert.deepEqual(good.config.imta.channels.map((c) => [c.name, c.dkimSign]), [['l', false], ['tcp_local', true], ['tcp_other', false]]);
   assert.deepEqual(good.diagnostics, []);
 
   inst.write('etc/imta.cnf', imta.replace('tcp_local smtp dkimsign', 'tcp_local smtp'));

@@ -13,7 +13,7 @@ import { dnsRecordValue, txtRecord } from '../../src/dkim/keygen.js';
 
 const requireCjs = createRequire(import.meta.url);
 const { dkimVerify } = requireCjs('mailauth/lib/dkim/verify.js') as {
-  dkimVerify(message: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }): Promise<{ results: Array<{ status: { result: string; comment?: string }; signingDomain: string }> }>;
+  dkimVerify: (message: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }) => Promise<{ results: Array<{ status: { result: string; comment?: string }; signingDomain: string }> }>;
 };
 
 function key(domain: string, selector: string, type: 'rsa' | 'ed25519', bits = 2048, subdomains = false): DkimKey & { publicKey: KeyObject } {

@@ -108,7 +108,7 @@ test('index: record, replace, remove; lookup of a domain and of @domain with its
   index.record(ref('B'), ['customer.test', 'mail.customer.test']);
   index.record(ref('C'), ['deep.mail.customer.test']);
   index.record(ref('D'), ['other.test']);
-  const ids = (entries: { ref: FlushRef }[]) => entries.map((e) => e.ref.id).sort();
+  const ids = (entries: Array<{ ref: FlushRef }>) => entries.map((e) => e.ref.id).sort();
   assert.deepEqual(ids(index.lookup('customer.test', false)), ['A', 'B']);
   assert.deepEqual(ids(index.lookup('Customer.Test', true)), ['A', 'B', 'C']);
   assert.deepEqual(ids(index.lookup('mail.customer.test', true)), ['B', 'C']);

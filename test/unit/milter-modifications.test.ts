@@ -1,7 +1,7 @@
 // A filter's end-of-message requests carried out on a header section and a recipient list.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitMessage, type HeaderField } from '../../src/queue/local-submission.js';
+import { splitMessage, type HeaderField } from '../../src/common/rfc5322-header.js';
 import {
   applyHeaderEdits,
   applyModifications,

@@ -18,8 +18,8 @@ test('query names: reversed octets, 32 reversed nibbles for IPv6, mapped IPv4 as
   assert.equal(blocklistQueryName('not-an-ip', 'b.example'), null);
 });
 
-const a = (data: string): Answer => ({ type: 'A', name: 'x', ttl: 60, data }) as Answer;
-const txt = (...parts: string[]): Answer => ({ type: 'TXT', name: 'x', ttl: 60, data: parts.map((p) => Buffer.from(p, 'latin1')) }) as Answer;
+const a = (data: string): Answer => ({ type: 'A', name: 'x', ttl: 60, data });
+const txt = (...parts: string[]): Answer => ({ type: 'TXT', name: 'x', ttl: 60, data: parts.map((p) => Buffer.from(p, 'latin1')) });
 
 test('a listing is an A record in 127/8 other than the lists\' 127.255.255.x error answers; its text is one clean line', () => {
   assert.equal(listingCode([a('127.0.0.2')]), '127.0.0.2');

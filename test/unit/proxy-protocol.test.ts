@@ -21,7 +21,7 @@ const SMTP = Buffer.from('EHLO client.example\r\n');
 
 function header(result: ProxyParseResult): { header: ProxyHeader; rest: Buffer } {
   assert.equal(result.kind, 'header', result.kind === 'error' ? result.reason : 'need-more');
-  return result as { kind: 'header'; header: ProxyHeader; rest: Buffer };
+  return result;
 }
 
 function errorOf(result: ProxyParseResult): string {
@@ -237,7 +237,7 @@ test('v2 TLVs: ALPN, authority, unique id, SSL with its sub-fields, NOOP, custom
   );
   // One flipped bit anywhere (here in the source port) and the checksum does not match.
   const tampered = Buffer.from(bytes);
-  tampered[16 + 9] ^= 0x01;
+  tampered[16 + 9]! ^= 0x01;
   assert.match(errorOf(parseProxyHeader(tampered)), /CRC32C checksum does not match/);
   assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283); // the standard check value
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeLineEndings, cutAtDotLine, splitMessage, parseAddressList, composeSubmission, type SubmitOptions } from '../../src/queue/local-submission.js';
+import { normalizeLineEndings, cutAtDotLine, composeSubmission, type SubmitOptions } from '../../src/queue/local-submission.js';
+import { splitMessage, parseAddressList } from '../../src/common/rfc5322-header.js';
 import { parseSubmitArgs } from '../../src/cli/submit-args.js';
 
 test('sendmail-style arguments', () => {

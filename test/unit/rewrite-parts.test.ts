@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { parseAddress, extractHost, hostProbes, checkTemplate, compileTemplate } from '../../src/rewrite/index.js';
 
 test('parseAddress accepts RFC 5321 paths and Messaging Server local parts', () => {
-  const ok: [string, { localPart: string; domain: string | null; route: string[] }][] = [
+  const ok: Array<[string, { localPart: string; domain: string | null; route: string[] }]> = [
     ['u@example.com', { localPart: 'u', domain: 'example.com', route: [] }],
     ['<U.Ser+tag@Example.COM>', { localPart: 'U.Ser+tag', domain: 'Example.COM', route: [] }],
     ['<@a,@b:u@c>', { localPart: 'u', domain: 'c', route: ['a', 'b'] }],

@@ -5,7 +5,8 @@
 // every message is delivered while another destination goes on unaffected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Shaper, ShapingPolicy, LocalShapingCounters, isThrottleReply, throttleRules, shapingFamilies, type ShapingState, type ConnectionLease } from '../../src/shaping/index.js';
+import { Shaper, ShapingPolicy, LocalShapingCounters, isThrottleReply, throttleRules, type ShapingState, type ConnectionLease } from '../../src/shaping/index.js';
+import { shapingFamilies } from '../../src/metrics/shaping-families.js';
 import { SHAPING_DEFAULTS, defaultShapingConfig, parseRate } from '../../src/config/shaping-cnf.js';
 import type { ShapingConfig, ShapingLimits, ShapingSection } from '../../src/config/types.js';
 import { formatExposition } from '../../src/metrics/exposition.js';

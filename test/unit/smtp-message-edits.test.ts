@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { finalMessage, readHeaderSection } from '../../src/smtp-server/message-edits.js';
-import { splitMessage } from '../../src/queue/local-submission.js';
+import { splitMessage } from '../../src/common/rfc5322-header.js';
 import type { AcceptedRecipient } from '../../src/smtp-server/envelope-plan.js';
 import type { Modification } from '../../src/milter/index.js';
 

@@ -5,7 +5,7 @@
 // the parameters, the sender's character set).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerSession } from 'smtp-server';
 import { ACCEPT, NEXT, refuse, runChecks, type Check, type StageServices, type Verdict } from '../../src/smtp-server/stages.js';
 import { MAIL_CHECKS, type MailCommand } from '../../src/smtp-server/mail-checks.js';
 import { REPLIES } from '../../src/smtp-server/replies.js';
@@ -23,7 +23,7 @@ const NO_POLICY = {
 
 const REFUSAL = { code: 550, enhanced: '5.7.1', text: 'no' };
 
-function run<C>(checks: readonly Check<C>[], command: C): { result: Promise<Verdict> } {
+function run<C>(checks: ReadonlyArray<Check<C>>, command: C): { result: Promise<Verdict> } {
   return { result: new Promise<Verdict>((resolve, reject) => runChecks(checks, command, resolve, reject)) };
 }
 
@@ -63,7 +63,7 @@ test('a check that throws or rejects is handed to fail, and no later check runs'
 function mail(opts: { mode?: 'none' | 'may' | 'must'; secure?: boolean; transaction?: number; max?: number; address?: string; args?: Record<string, string | true>; smtpUtf8?: boolean }): MailCommand {
   const settings = { tls: { mode: opts.mode ?? 'none', keyFile: null, certFile: null }, maxMessagesPerSession: opts.max ?? 0 } as unknown as InboundSettings;
   return {
-    address: { address: opts.address ?? 'a@x.test', args: opts.args ?? {} } as SMTPServerAddress,
+    address: { address: opts.address ?? 'a@x.test', args: opts.args ?? {} },
     smtp: { secure: opts.secure ?? false, transaction: opts.transaction ?? 1, envelope: { smtpUtf8: opts.smtpUtf8 ?? false } } as unknown as SMTPServerSession,
     session: { internal: false, sourceChannel: 'tcp_local', accepted: new Map(), policy: newSessionPolicy() },
     services: { settings, policy: NO_POLICY } as StageServices,

@@ -4,7 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decodeVerp, verpSender, verpDelimitersProblem, transactionSender, DEFAULT_VERP_DELIMITERS } from '../../src/delivery/verp.js';
+import { decodeVerp, verpSender, transactionSender } from '../../src/delivery/verp.js';
+import { verpDelimitersProblem, DEFAULT_VERP_DELIMITERS } from '../../src/config/verp-options.js';
 import { parseAddress } from '../../src/common/address.js';
 import { parseOptionDat } from '../../src/config/option-dat.js';
 import { loadInstanceConfig } from '../../src/config/load.js';

@@ -37,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     unavailable = `the job controller did not answer (${(err as Error).message})`;
   }
 
-  const { config } = await loadConfigIfPossible(root);
+  const { config } = loadConfigIfPossible(root);
   const store = queueStoreFor(paths, config);
   const depth = new Map<string, { queued: number; held: number }>();
   try {

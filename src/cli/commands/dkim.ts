@@ -8,7 +8,7 @@ import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { dkimName } from '../../config/dkim.js';
 import { loadInstanceConfig } from '../../config/load.js';
 import { formatDiagnostic } from '../../config/types.js';
-import { keygen, KeygenError, type KeyType } from '../../dkim/keygen.js';
+import { keygen, KeygenError } from '../../dkim/keygen.js';
 
 const USAGE = 'imsimta dkim keygen DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits 2048] [--root DIR]';
 
@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   if (sub?.toLowerCase() !== 'keygen') throw new UsageError(sub ? `unknown dkim command "${sub}"` : 'dkim needs a command (keygen)');
   if (rest.length !== 2) throw new UsageError(`dkim keygen needs DOMAIN and SELECTOR (${USAGE})`);
   const domain = dkimName(rest[0]!);
-  if (domain === null || !domain.includes('.')) throw new UsageError(`"${rest[0]}" is not a domain name`);
+  if (!domain?.includes('.')) throw new UsageError(`"${rest[0]}" is not a domain name`);
   const selector = dkimName(rest[1]!);
   if (selector === null) throw new UsageError(`"${rest[1]}" is not a selector (letters, digits and hyphens, labels separated by dots)`);
   const algorithm = (args.values.get('algorithm') ?? 'rsa').toLowerCase().replace(/-sha256$/, '');
@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   const paths = instancePaths(root);
   let result;
   try {
-    result = await keygen({ domain, selector, type: algorithm as KeyType, bits, dkimDir: paths.dkimDir });
+    result = await keygen({ domain, selector, type: algorithm, bits, dkimDir: paths.dkimDir });
   } catch (err) {
     if (err instanceof KeygenError) throw new CommandError(err.message);
     const e = err as NodeJS.ErrnoException;

@@ -28,7 +28,7 @@ export function formatTable(rows: ProcessRow[]): string {
   const cells = rows.map((r) => [
     r.role,
     r.pid === null ? '-' : String(r.pid),
-    r.role === 'job' ? `${String(r.channel ?? '-')}${r.pool ? ` (pool ${String(r.pool)})` : ''}` : (r.service ?? '-'),
+    r.role === 'job' ? `${r.channel ?? '-'}${r.pool ? ` (pool ${r.pool})` : ''}` : (r.service ?? '-'),
     r.connections === undefined ? '-' : String(r.connections),
     r.served === undefined ? '-' : String(r.served),
     r.started ? String(r.started) : '-',

@@ -8,7 +8,7 @@ import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { parseOptionDat } from '../../config/option-dat.js';
 import type { Diagnostic } from '../../config/types.js';
-import { logsToPurge, parseLogNumber, type LogFileEntry } from '../../watcher/log-files.js';
+import { logsToPurge, parseLogNumber, type LogFileEntry } from '../../common/log-files.js';
 
 export const DEFAULT_KEEP_DAYS = 7;
 

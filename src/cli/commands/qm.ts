@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   const paths = instancePaths(root);
   const warn = (text: string) => void process.stderr.write(`imsimta qm: ${text}\n`);
   // The configuration only adds channel names and subdirs; a broken one must not lock the operator out of the queue.
-  const { config, error } = await loadConfigIfPossible(root);
+  const { config, error } = loadConfigIfPossible(root);
   if (error) warn(`configuration not loaded, working from the queue directories only: ${firstLine(error)}`);
   becomeQueueOwner(paths, config?.options ?? null);
   const ctx: Context = { root, paths, config, store: queueStoreFor(paths, config), json: args.flags.has('json'), out: (t) => void process.stdout.write(t), warn };
@@ -200,9 +200,9 @@ async function applyAction(ctx: Context, action: MessageAction, entry: ScanEntry
         r.status = RETURNED_STATUS;
         returned++;
       }
-      let current = await store.update(ref, envelope);
+      const current = await store.update(ref, envelope);
       // A held message is never scheduled: release it so that the job controller sends the notice.
-      if (entry.held) current = await store.release(current);
+      if (entry.held) await store.release(current);
       return returned > 0 ? `${returned} recipient${returned === 1 ? '' : 's'} marked for return to the sender` : 'no pending recipients';
     }
   }
@@ -262,7 +262,7 @@ async function checkChannel(ctx: Context, channel: string): Promise<void> {
 async function tellJobController(ctx: Context, request: JobControllerRequest): Promise<void> {
   try {
     const reply = await askJobController(ctx.paths.jobControllerSocket, request);
-    if (reply && reply.ok === false) ctx.warn(`the job controller answered: ${reply.error}`);
+    if (reply?.ok === false) ctx.warn(`the job controller answered: ${reply.error}`);
   } catch (err) {
     ctx.warn(`could not tell the job controller (${firstLine((err as Error).message)}); it will see the change at its next queue scan`);
   }

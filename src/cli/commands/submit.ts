@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   const options = parseSubmitArgs(argv);
   const root = resolveRoot(options.root ?? undefined);
   const paths = instancePaths(root);
-  const { config, error } = await loadConfigIfPossible(root);
+  const { config, error } = loadConfigIfPossible(root);
   if (!config) throw new CommandError(`cannot load the configuration: ${firstLine(error ?? 'unknown error')}`, EX_CONFIG);
   const limits = config.options;
 

@@ -72,7 +72,7 @@ class MappingTester {
   show(probe: string): void {
     const result = applyMapping(this.mappings, this.table, probe, { flags: this.flags });
     if (result.error) this.failed = true;
-    const access = isAccessTable(this.table) ? accessDecision(this.table as AccessTable, result, replyAddress(this.table as AccessTable, probe)) : null;
+    const access = isAccessTable(this.table) ? accessDecision(this.table, result, replyAddress(this.table, probe)) : null;
     const report: MappingReport = { result, access };
     process.stdout.write(this.json ? `${JSON.stringify(mappingJson(report))}\n` : formatMappingText(report));
   }

@@ -17,7 +17,7 @@ export type TlsaLookup =
   | { state: 'failed'; reason: string };
 
 /** `_25._tcp.mx.example.com`. */
-export function tlsaName(host: string, port: number): string {
+function tlsaName(host: string, port: number): string {
   return `_${port}._tcp.${normalizeDomain(host)}`;
 }
 

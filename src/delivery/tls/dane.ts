@@ -18,8 +18,8 @@ export interface TlsaRecord {
   data: Buffer;
 }
 
-export const DANE_TA = 2;
-export const DANE_EE = 3;
+const DANE_TA = 2;
+const DANE_EE = 3;
 
 /** `3 1 1 abcd…`, as a zone file writes it (for logs and reasons). */
 export function formatTlsa(r: TlsaRecord): string {

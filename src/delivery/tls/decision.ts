@@ -124,7 +124,7 @@ export function decideTls(input: TlsDecisionInput): TlsDecision {
         reports.push(tlsaReport(input, strings, 'success', null));
         return result('deliver', 'dane', null, input.mxSecure ? 'Verified' : 'Trusted');
       }
-      reports.push(tlsaReport(input, strings, /not for /.test(m.reason) ? 'certificate-host-mismatch' : 'validation-failure', m.reason));
+      reports.push(tlsaReport(input, strings, m.reason.includes('not for ') ? 'certificate-host-mismatch' : 'validation-failure', m.reason));
       return result('defer', 'dane', `451 4.7.5 DANE verification of ${label} failed: ${m.reason}`);
     }
     // Published but unusable (PKIX usages, unknown types): encryption without authentication.

@@ -2,7 +2,7 @@
 // protocol, cipher, the certificate chain the server presented, and whether that chain verified
 // against the trust store (Node's built-in CA list plus option.dat TLS_CA_FILE, trust.ts). The
 // host name is checked later, per MX host name (sessions are shared by address), by
-// certificateNames / verifiedFor.
+// certificateNames / verificationProblem.
 import { X509Certificate } from 'node:crypto';
 import { TLSSocket, type DetailedPeerCertificate } from 'node:tls';
 import { hostMatches } from './dane.js';
@@ -58,11 +58,6 @@ export function leafMatches(facts: TlsFacts, host: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Verified in Postfix's sense: a trusted chain and the name. */
-export function verifiedFor(facts: TlsFacts, host: string): boolean {
-  return facts.chainTrusted && leafMatches(facts, host);
 }
 
 /** Why the certificate is not verified for `host`, in words for a status line (null: it is). */

@@ -19,7 +19,7 @@ export interface StsFetchOptions {
 
 export type StsFetchResult = { ok: true; text: string } | { ok: false; reason: string; /** TLS-RPT result type. */ kind: 'sts-policy-fetch-error' | 'sts-webpki-invalid' };
 
-export const STS_POLICY_PATH = '/.well-known/mta-sts.txt';
+const STS_POLICY_PATH = '/.well-known/mta-sts.txt';
 const MAX_BYTES = 65536;
 
 /** Tries the addresses in turn until one answers (a certificate problem is not retried elsewhere). */

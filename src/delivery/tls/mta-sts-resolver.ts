@@ -34,7 +34,7 @@ export interface MtaStsResolverOptions {
 /** An unchanged TXT id extends a cached policy's life; written to disk at most this often. */
 const RENEW_INTERVAL_MS = 3600_000;
 /** A failed fetch is not tried again for this long (per domain and id): a dead policy host costs one timeout, not one per batch. */
-export const STS_FETCH_RETRY_MS = 300_000;
+const STS_FETCH_RETRY_MS = 300_000;
 
 export class MtaStsResolver {
   private readonly inflight = new Map<string, Promise<StsResolution>>();
@@ -77,7 +77,7 @@ export class MtaStsResolver {
       case 'fetch': {
         const stillValid = cached && cached.expiresAt > now ? cached : null;
         const recent = this.failed.get(domain);
-        if (recent && recent.id === step.id && recent.until > now) return { policy: stillValid, problem: recent.problem };
+        if (recent?.id === step.id && recent.until > now) return { policy: stillValid, problem: recent.problem };
         const fetched = await this.fetch(domain);
         if ('problem' in fetched) {
           if (this.failed.size >= 10_000) this.failed.clear();

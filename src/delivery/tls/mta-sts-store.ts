@@ -77,8 +77,8 @@ function parseEntry(text: string, domain: string): CachedStsPolicy | null {
   }
   const e = v as Partial<CachedStsPolicy> & { policy?: Partial<StsPolicy> };
   const p = e?.policy;
-  if (!e || e.domain !== domain || typeof e.id !== 'string' || typeof e.fetchedAt !== 'number' || typeof e.expiresAt !== 'number') return null;
-  if (!p || !['enforce', 'testing', 'none'].includes(p.mode as string) || !Array.isArray(p.mx) || !p.mx.every((m) => typeof m === 'string')) return null;
+  if (e?.domain !== domain || typeof e.id !== 'string' || typeof e.fetchedAt !== 'number' || typeof e.expiresAt !== 'number') return null;
+  if (!p || !['enforce', 'testing', 'none'].includes(p.mode) || !Array.isArray(p.mx) || !p.mx.every((m) => typeof m === 'string')) return null;
   if (typeof p.maxAge !== 'number' || !Array.isArray(p.lines)) return null;
-  return { domain, id: e.id, fetchedAt: e.fetchedAt, expiresAt: e.expiresAt, policy: { mode: p.mode!, mx: p.mx, maxAge: p.maxAge, lines: p.lines.map(String) } };
+  return { domain, id: e.id, fetchedAt: e.fetchedAt, expiresAt: e.expiresAt, policy: { mode: p.mode, mx: p.mx, maxAge: p.maxAge, lines: p.lines.map(String) } };
 }

@@ -17,7 +17,7 @@ export interface StsPolicy {
 }
 
 /** Longest max_age RFC 8461 §3.2 allows (about a year). */
-export const STS_MAX_AGE_LIMIT = 31557600;
+const STS_MAX_AGE_LIMIT = 31557600;
 
 /**
  * The id of the `_mta-sts.DOMAIN` TXT record set (each record's strings already joined), or why

@@ -60,7 +60,7 @@ export class OutboundTlsPolicy {
    * status for the domain's recipients when none is left. Other modes keep every host.
    */
   filterMx<T extends { name: string }>(domain: string, sts: StsPolicy | null, hosts: T[]): { hosts: T[]; refused: string | null } {
-    if (!sts || sts.mode !== 'enforce') return { hosts, refused: null };
+    if (sts?.mode !== 'enforce') return { hosts, refused: null };
     const kept = hosts.filter((h) => mxAllowed(sts, h.name));
     if (kept.length) return { hosts: kept, refused: null };
     const names = hosts.map((h) => h.name).join(', ');

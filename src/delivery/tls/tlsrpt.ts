@@ -45,19 +45,20 @@ export interface TlsRptReport {
 }
 
 /** `2026-12-07`, the UTC day of a time. */
-export function utcDay(t: Date): string {
+function utcDay(t: Date): string {
   return t.toISOString().slice(0, 10);
 }
 
 /** The reports of one day, per policy domain (pure). */
 export function buildTlsRptReports(counts: TlsRptCount[], day: string, org: TlsRptOrganization): Map<string, TlsRptReport> {
-  const byDomain = new Map<string, Map<string, { key: TlsRptCount; ok: number; failed: Map<string, { c: TlsRptCount; n: number }> }>>();
+  interface PolicyTally { key: TlsRptCount; ok: number; failed: Map<string, { c: TlsRptCount; n: number }> }
+  const byDomain = new Map<string, Map<string, PolicyTally>>();
   for (const c of counts) {
     if (c.day !== day) continue;
-    const policies = byDomain.get(c.policyDomain) ?? new Map();
+    const policies = byDomain.get(c.policyDomain) ?? new Map<string, PolicyTally>();
     byDomain.set(c.policyDomain, policies);
     const policyKey = JSON.stringify([c.policyType, c.policyString, c.mxPatterns]);
-    const p = policies.get(policyKey) ?? { key: c, ok: 0, failed: new Map() };
+    const p: PolicyTally = policies.get(policyKey) ?? { key: c, ok: 0, failed: new Map() };
     policies.set(policyKey, p);
     if (c.result === 'success') p.ok += c.count;
     else {
@@ -94,14 +95,14 @@ export function buildTlsRptReports(counts: TlsRptCount[], day: string, org: TlsR
 }
 
 /** Reads a day's counts (lines that do not parse are skipped). */
-export async function readTlsRptCounts(dir: string, day: string): Promise<TlsRptCount[]> {
+async function readTlsRptCounts(dir: string, day: string): Promise<TlsRptCount[]> {
   const text = await readFile(join(dir, `${day}.jsonl`), 'utf8').catch(() => '');
   const out: TlsRptCount[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
       const c = JSON.parse(line) as TlsRptCount;
-      if (c && c.day === day && typeof c.policyDomain === 'string' && typeof c.count === 'number') out.push(c);
+      if (c?.day === day && typeof c.policyDomain === 'string' && typeof c.count === 'number') out.push(c);
     } catch {
       /* a line cut by a crash: skipped */
     }
@@ -110,7 +111,7 @@ export async function readTlsRptCounts(dir: string, day: string): Promise<TlsRpt
 }
 
 /** Writes the day's reports (tls/tlsrpt/DAY/DOMAIN.json, each whole or not at all); returns their paths. */
-export async function writeTlsRptReports(dir: string, day: string, org: TlsRptOrganization): Promise<string[]> {
+async function writeTlsRptReports(dir: string, day: string, org: TlsRptOrganization): Promise<string[]> {
   const reports = buildTlsRptReports(await readTlsRptCounts(dir, day), day, org);
   const dayDir = join(dir, day);
   if (reports.size) await mkdir(dayDir, { recursive: true });
@@ -132,7 +133,7 @@ export async function writeTlsRptReports(dir: string, day: string, org: TlsRptOr
 }
 
 /** The days that have a counts file. */
-export async function tlsRptDays(dir: string): Promise<string[]> {
+async function tlsRptDays(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((n) => /^\d{4}-\d{2}-\d{2}\.jsonl$/.test(n)).map((n) => n.slice(0, 10)).sort();
 }

@@ -1,10 +1,8 @@
-// The files of log/: live or rotated, the renames of a size-based rotation, what purge removes,
-// and the summaries a reload prints.
+// The files of log/ (src/common/log-files.ts): live or rotated, the renames of a size-based
+// rotation, what purge removes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isLiveLog, isRotatedLog, logsToPurge, logsToRotate, parseLogNumber, rotationRenames } from '../../src/watcher/log-files.js';
-import { reloadFailures, reloadSummary, withEarlierChanges } from '../../src/watcher/reload.js';
-import type { InstanceConfig } from '../../src/config/types.js';
+import { isLiveLog, isRotatedLog, logsToPurge, logsToRotate, parseLogNumber, rotationRenames } from '../../src/common/log-files.js';
 
 test('live and rotated names', () => {
   for (const live of ['mail.log', 'watcher.log', 'tcp_smtp_server.log', 'job_controller.log', 'console.log']) {
@@ -64,41 +62,4 @@ test('LOG_MAX_SIZE and LOG_KEEP_DAYS are whole numbers', () => {
   assert.deepEqual(parseLogNumber('LOG_MAX_SIZE', ' 1048576 '), { value: 1048576, problem: null });
   assert.match(parseLogNumber('LOG_MAX_SIZE', '10M').problem!, /LOG_MAX_SIZE must be a whole number/);
   assert.match(parseLogNumber('LOG_KEEP_DAYS', '-1').problem!, /LOG_KEEP_DAYS/);
-});
-
-test('the reload summary is one line naming rules, channels, ports and the parts', () => {
-  const config = { imta: { rules: [1, 2, 3], channels: [1, 2] } } as unknown as InstanceConfig;
-  const dispatcher = {
-    ok: true,
-    listeners: [
-      { service: 'SMTP', address: '127.0.11.1', port: 2525 },
-      { service: 'SMTP', address: '127.0.11.1', port: 2526 },
-    ],
-    added: [{ service: 'SMTP', address: '127.0.11.1', port: 2526 }],
-    removed: [{ service: 'SUBMIT', address: '127.0.11.1', port: 587 }],
-    reloadedProcesses: 2,
-    failedProcesses: [],
-  };
-  const line = reloadSummary({ config, dispatcher, jobController: { state: 'reloaded' } });
-  assert.equal(
-    line,
-    'configuration reloaded: 3 rewrite rules, 2 channels; SMTP on 127.0.11.1:2525 and 127.0.11.1:2526 (new: SMTP 127.0.11.1:2526; closed: SUBMIT 127.0.11.1:587); 2 SMTP server processes switched; job controller reloaded',
-  );
-  assert.doesNotMatch(line, /\n/);
-  assert.deepEqual(reloadFailures({ dispatcher, jobController: { state: 'reloaded' } }), []);
-  assert.deepEqual(reloadFailures({ dispatcher: { ...dispatcher, failedProcesses: ['SMTP server process 7: bad'] }, jobController: { state: 'failed', error: 'x' } }), [
-    'SMTP server process 7: bad (it keeps its configuration)',
-    'job controller kept its configuration: x',
-  ]);
-  assert.match(reloadSummary({ config, dispatcher: null, jobController: { state: 'not running' } }), /dispatcher not running; job controller not running$/);
-});
-
-test('a command after the watcher applied the same edit reports the port changes of that edit', () => {
-  const submit = { service: 'SUBMIT', address: '127.0.11.1', port: 587 };
-  const extra = { service: 'SMTP', address: '127.0.11.1', port: 2526 };
-  const now = { ok: true, listeners: [], added: [], removed: [], reloadedProcesses: 0, failedProcesses: [] };
-  assert.deepEqual(withEarlierChanges(now, { added: [extra], removed: [submit] }), { ...now, added: [extra], removed: [submit] });
-  // Added by the edit, removed again by the command's own reload: no change to report.
-  assert.deepEqual(withEarlierChanges({ ...now, removed: [{ ...extra }] }, { added: [extra], removed: [] }), now);
-  assert.deepEqual(withEarlierChanges({ ...now, added: [{ ...submit }] }, { added: [], removed: [submit] }), now);
 });

@@ -46,7 +46,7 @@ export function rotationRenames(live: string, existing: readonly string[]): Arra
   const numbers = new Set<number>();
   for (const name of existing) {
     const m = ROTATED.exec(name);
-    if (m && m[1] === live && m[2] !== undefined && name === `${live}.${m[2]}`) numbers.add(Number(m[2]));
+    if (m?.[1] === live && m[2] !== undefined && name === `${live}.${m[2]}`) numbers.add(Number(m[2]));
   }
   // Only the unbroken run from .1 moves; a gap leaves older copies where they are.
   let top = 0;

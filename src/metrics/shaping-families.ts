@@ -1,8 +1,8 @@
-// Shaping snapshots as Prometheus metric families (for src/metrics/metrics-text.ts to append):
+// Shaping snapshots (src/shaping) as Prometheus metric families (for metrics-text.ts to append):
 // per destination, the connections open and allowed, the message rate observed and allowed,
 // whether it is throttled, and the messages and throttles counted.
-import type { MetricFamily, Sample } from '../metrics/exposition.js';
-import type { ShapingSnapshot } from './state.js';
+import type { MetricFamily, Sample } from './exposition.js';
+import type { ShapingSnapshot } from '../shaping/index.js';
 
 export function shapingFamilies(snapshots: readonly ShapingSnapshot[]): MetricFamily[] {
   const gauge = (name: string, help: string, value: (s: ShapingSnapshot) => number | null): MetricFamily => ({
