@@ -17,7 +17,7 @@ import { ReachabilityCache, getSharedReachabilityCache } from '../delivery/reach
 import { DeliveryResolver } from '../delivery/resolver.js';
 import { deliverySettings, type DeliverySettings } from '../delivery/settings.js';
 import { openTranscript, type Transcript } from '../delivery/transcript.js';
-import { Shaper } from '../shaping/index.js';
+import { makeChannelShaper, type Shaper } from '../shaping/index.js';
 import { TlsGate } from '../delivery/tls-gate.js';
 import { OutboundTlsPolicy } from '../delivery/tls/policy.js';
 import { tlsPolicySettings } from '../delivery/tls/settings.js';
@@ -85,7 +85,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
       stats,
       random: deps.random,
-      shaper: deps.shaper ?? ctx.shaper ?? new Shaper(config.shaping),
+      shaper: deps.shaper ?? ctx.shaper ?? makeChannelShaper(config, channel.name),
       maxConnections,
     },
     connections,

@@ -13,11 +13,10 @@ import { instancePaths } from '../common/instance.js';
 import type { QueueStore } from '../queue/store.js';
 import { readMessageSync } from '../queue/queue-file-reader.js';
 import { getSharedDnsCache } from '../dns/cache.js';
-import { defaultShapingConfig } from '../config/shaping-cnf.js';
 import { getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';
 import { FanoutPublisher } from './fanout-board.js';
-import { Shaper } from '../shaping/index.js';
+import { makeChannelShaper, reconfigureShaper, type Shaper } from '../shaping/index.js';
 import { channelProgram } from '../channels/index.js';
 
 export interface JobTask {
@@ -77,7 +76,7 @@ export class JobHost {
       this.generation = task.generation;
       this.config = task.config;
       this.store = queueStoreFor(instancePaths(task.config.root), task.config, this.logger);
-      for (const shaper of this.shapers.values()) shaper.reconfigure(task.config.shaping ?? defaultShapingConfig());
+      for (const shaper of this.shapers.values()) reconfigureShaper(shaper, task.config);
       this.publisher ??= new FanoutPublisher(task.config.root, this.threadId, () => this.fanouts());
     }
     if (task.flushGeneration !== undefined && task.flushGeneration !== this.flushGeneration) {
@@ -107,7 +106,7 @@ export class JobHost {
       if (!factory) throw new Error(`channel ${task.channel} has no delivery program`);
       const store = this.store!;
       let shaper = this.shapers.get(key);
-      if (!shaper && channelProgram(channel) === 'smtp') this.shapers.set(key, (shaper = new Shaper(config.shaping ?? defaultShapingConfig())));
+      if (!shaper && channelProgram(channel) === 'smtp') this.shapers.set(key, (shaper = makeChannelShaper(config, channel.name)));
       job = factory({
         root: config.root,
         config,

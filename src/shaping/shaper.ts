@@ -1,8 +1,8 @@
-// The traffic shaper of a delivery process: the policy of etc/shaping.cnf, one ShapingState per
+// The traffic shaper of an SMTP channel: the policy of etc/shaping.cnf, one ShapingState per
 // destination in use (made on first use, forgotten when idle), and the counters they share (local
 // in memory, or a farm-wide backend handed in). Pure: the caller passes the time and owns the
-// timers. One Shaper serves every connection of the process to every destination, so it must
-// live where connections are decided for a whole channel (see the report on wiring).
+// timers. One Shaper serves every connection of the channel to every destination: the channel's
+// fan-out (src/delivery/fanout.ts) asks it; channel-shaper.ts makes it.
 import type { ShapingConfig } from '../config/types.js';
 import { defaultShapingConfig } from '../config/shaping-cnf.js';
 import { LocalShapingCounters, type ShapingCounters } from './counters.js';
