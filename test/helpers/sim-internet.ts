@@ -237,6 +237,8 @@ export interface PeerOptions {
   maxConnections?: number;
   /** Keep each transaction's data (default true); benchmarks with many transactions turn it off. */
   keepData?: boolean;
+  /** A slow receiver: the reply to the final dot comes this long after it. */
+  dataDelayMs?: number;
 }
 
 export interface PeerConnection {
@@ -438,9 +440,13 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
           });
           return cb(null, replies);
         }
-        if (opts.dataReply && opts.dataReply.code >= 300) return cb(replyError(opts.dataReply));
-        delivered.push(...to);
-        cb(null, opts.dataReply?.message ?? 'OK queued');
+        const answer = () => {
+          if (opts.dataReply && opts.dataReply.code >= 300) return cb(replyError(opts.dataReply));
+          delivered.push(...to);
+          cb(null, opts.dataReply?.message ?? 'OK queued');
+        };
+        if (opts.dataDelayMs) setTimeout(answer, opts.dataDelayMs);
+        else answer();
       });
     },
   });
