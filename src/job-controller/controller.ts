@@ -18,8 +18,9 @@ import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog } from '../common/mail-log.js';
 import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
-import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS } from '../notices/send.js';
-import { channelByName, firstDueMs, poolsOf, returnLimitOctets } from './config.js';
+import { srsSettingsOf } from '../srs/index.js';
+import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '../notices/send.js';
+import { channelByName, firstDueMs, poolsOf } from './config.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import { DeliveryStatsBook } from './delivery-stats.js';
 import { FanoutBoard } from './fanout-board.js';
@@ -102,6 +103,7 @@ export class JobController {
       generations: () => ({ config: this.generation, flush: this.flushGeneration }),
       logger,
       now,
+      kick,
     });
     this.scheduler = new Scheduler({
       ready: this.intake,
@@ -287,6 +289,7 @@ export class JobController {
       logger: this.logger,
       localHost: this.config.options.localHost,
       returnLimitOctets: returnLimitOctets(this.config, DEFAULT_RETURN_LIMIT_OCTETS),
+      srs: srsSettingsOf(this.config),
     });
   }
 
