@@ -1,6 +1,8 @@
 // Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
 // hand-over to its end (the counts the dispatcher reports follow it), limited per client address
-// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
+// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. A socket that arrived on one
+// of the service's TLS_PORT ports (its local port says so, however it was handed over) does the
+// TLS handshake first, within the request deadline. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
@@ -30,12 +32,16 @@ export class SessionIntake {
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
 
+  private readonly implicitTlsPorts: ReadonlySet<number>;
+
   constructor(
     private readonly server: TsubameSmtpServer,
     private readonly maxConnsPerIp: number,
     private readonly logger: Logger,
+    private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
   ) {
     this.perIp = new PerIpCounter(maxConnsPerIp);
+    this.implicitTlsPorts = new Set(implicitTls.ports);
   }
 
   /** Sessions open now. */
@@ -76,14 +82,21 @@ export class SessionIntake {
       return refuseSocket(socket, REPLIES.tooManyConnections);
     }
     counted = true;
-    session.connection = this.server.connect(socket, {
+    const options = {
       id: this.nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,
       localPort: socket.localPort,
-    });
-    session.connection.onEnded(session.slot.release);
+    };
+    const started = (connection: TsubameConnection) => {
+      session.connection = connection;
+      connection.onEnded(session.slot.release);
+    };
+    if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
+      // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
+      this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);
+    } else started(this.server.connect(socket, options));
   }
 
   /** Takes no more sessions; open ones get `graceMs` to finish, then 421 and close; resolves when all are gone. */
