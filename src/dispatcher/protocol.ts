@@ -56,7 +56,7 @@ export type FromServerProcess =
    * accept: at once when it reaches MIN_CONNS or stops accepting, else within REPORT_SHARED_MS.
    * `id`: the answer to a `count`. `accepting`: it accepts from the shared sockets now.
    */
-  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot; id?: number; accepting?: boolean }
+  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot; auth?: AuthCounts; id?: number; accepting?: boolean }
   /** Shared accept: it stopped at MAX_CONNS and is below it again; send the listening sockets. */
   | { type: 'resume' }
   /** Shared accept: it listens on that socket now (after `listen`). */
@@ -113,6 +113,18 @@ export interface ServerProcessInfo {
   accepting?: boolean;
 }
 
+/** SMTP AUTH outcomes of a server process since it started (metrics). */
+export interface AuthCounts {
+  succeeded: number;
+  failed: number;
+  /** Answered 421: past SASL_FAILURES_PER_ADDRESS / _PER_USER or the channel's disconnectbadauthlimit. */
+  refused: number;
+}
+
+export function addAuthCounts(a: AuthCounts | null | undefined, b: AuthCounts | null | undefined): AuthCounts {
+  return { succeeded: (a?.succeeded ?? 0) + (b?.succeeded ?? 0), failed: (a?.failed ?? 0) + (b?.failed ?? 0), refused: (a?.refused ?? 0) + (b?.refused ?? 0) };
+}
+
 /** A service's totals since the dispatcher started, exited processes included (metrics endpoint). */
 export interface ServiceSummary {
   service: string;
@@ -123,6 +135,8 @@ export interface ServiceSummary {
   served: number;
   /** From the end of DATA to the message on disk, in seconds. */
   enqueueLatency: HistogramSnapshot;
+  /** SMTP AUTH outcomes (absent from a dispatcher that does not count them). */
+  auth?: AuthCounts;
 }
 
 /** Watcher → dispatcher. `reload`: apply the configuration on disk (validated by the watcher). */

@@ -13,7 +13,7 @@ import type { Logger } from '../common/logger.js';
 import { chooseProcess, housekeeping, sharedLimits, spawnForLoad, type ProcessState, type ServiceLimits } from './policy.js';
 import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
-import type { FromServerProcess, ListenerInfo, ProcessLimits, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
+import type { AuthCounts, FromServerProcess, ListenerInfo, ProcessLimits, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
 import { bindShared, type TcpHandle } from './shared-listener.js';
 import { acceptBacklog } from './listen-queue.js';
 import { PerIpLedger, type LedgerSend } from './per-ip-ledger.js';
@@ -62,6 +62,7 @@ interface ServerProcess {
   enqueueLatency: HistogramSnapshot | null;
   /** Shared accept: it accepts from the listening sockets (as last reported). */
   accepting: boolean;
+  auth: AuthCounts | null;
 }
 
 interface Listener {
@@ -361,7 +362,7 @@ export class ServiceDispatcher {
 
   /** Totals since the dispatcher started (metrics endpoint). */
   summary(): ServiceSummary {
-    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.unreportedOf(p), served: p.served + this.unreportedOf(p), enqueueLatency: p.enqueueLatency }));
+    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.unreportedOf(p), served: p.served + this.unreportedOf(p), enqueueLatency: p.enqueueLatency, auth: p.auth }));
     return this.totals.summary(this.name, live);
   }
 
@@ -555,6 +556,7 @@ export class ServiceDispatcher {
       generation: this.generation,
       enqueueLatency: null,
       accepting: false,
+      auth: null,
     };
     this.procs.set(id, p);
     this.processCountChanged();
@@ -627,6 +629,7 @@ export class ServiceDispatcher {
         if (typeof msg.accepting === 'boolean') p.accepting = msg.accepting;
         if (isHistogramSnapshot(msg.enqueueLatency)) p.enqueueLatency = msg.enqueueLatency;
         if (msg.id !== undefined) this.answers.get(`${p.id}:count:${msg.id}`)?.();
+        if (isAuthCounts(msg.auth)) p.auth = msg.auth;
         this.handOverNext(p);
         this.maybeSendRetire(p);
         this.tick();
@@ -657,7 +660,7 @@ export class ServiceDispatcher {
     p.gone = true;
     this.procs.delete(p.id);
     this.processCountChanged();
-    this.totals.processExited(p.served, p.enqueueLatency);
+    this.totals.processExited(p.served, p.enqueueLatency, p.auth);
     this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
     for (const [key, answered] of this.answers) if (key.startsWith(`${p.id}:`)) answered();
     this.deliver(this.ledger.processGone(p.id));
@@ -800,4 +803,9 @@ export class ServiceDispatcher {
       return false;
     }
   }
+}
+
+function isAuthCounts(v: unknown): v is AuthCounts {
+  const c = v as AuthCounts | null;
+  return typeof c === 'object' && c !== null && [c.succeeded, c.failed, c.refused].every((n) => Number.isInteger(n) && n >= 0);
 }

@@ -9,6 +9,7 @@ import type { NoticedFile } from '../queue/types.js';
 import { envelopeFromWire } from '../queue/envelope-wire.js';
 import type { ChannelCounters, CounterTable } from './counters.js';
 import type { DeliveryCounters } from './delivery-stats.js';
+import type { FanoutStatus } from '../delivery/fanout.js';
 import type { ChannelIndexStats } from './message-index.js';
 import type { ScanProgressView } from './scan-progress.js';
 
@@ -97,6 +98,8 @@ export type StatusReply = Done<{
   /** The queue scan under way (the start-up scan of a large queue), or null. */
   scan: ScanProgressView | null;
   delivery: Record<string, DeliveryCounters>;
+  /** Per SMTP channel, what its fan-out has in hand: connections, destinations, their traffic shaping. */
+  fanout: Record<string, FanoutStatus>;
 }>;
 
 /** The reply to each request. */

@@ -21,6 +21,10 @@ import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../common/histogram.js
 import { PerIpGate, type PerIpArbiter } from './client-limits.js';
 import { SharedListeners } from './shared-listeners.js';
 import { mayAccept, reportUrgency } from './process-reports.js';
+import { KdfGate } from '../directory/kdf-gate.js';
+import { AuthFailures } from './auth-failures.js';
+import { newAuthCounters } from './auth-stage.js';
+import { defaultSaslOptions } from '../config/sasl-options.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
 reopenLogsOnHangup();
@@ -57,6 +61,12 @@ let received = 0;
 let served = 0;
 /** Every message this process queued, over all its services (reported to the dispatcher for the metrics). */
 const enqueueLatency = new LatencyHistogram(ENQUEUE_LATENCY_BOUNDS);
+// SMTP AUTH, kept across reloads: one gate on password hashes per process, the failures counted
+// per client address and login (each service built sets its limits), the outcomes for the metrics.
+const kdfGate = new KdfGate();
+const defaults = defaultSaslOptions();
+const authFailures = new AuthFailures({ perAddress: defaults.failuresPerAddress, perUser: defaults.failuresPerUser, windowMs: defaults.windowMs });
+const authCounters = newAuthCounters();
 let retiring = false;
 let stopping: Promise<void> | null = null;
 let reloading: Promise<unknown> = Promise.resolve();
@@ -130,7 +140,7 @@ function sendStatus(id?: number): void {
   if (lazyReport) clearTimeout(lazyReport);
   lazyReport = null;
   const accepting = limits.source === 'shared' ? { accepting: accepts() } : {};
-  send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot(), ...accepting, ...(id !== undefined ? { id } : {}) });
+  send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot(), auth: { ...authCounters }, ...accepting, ...(id !== undefined ? { id } : {}) });
 }
 
 /** A change goes with the next report, at the latest after REPORT_ARRIVAL_MS (hand-off) or REPORT_SHARED_MS. */
@@ -207,7 +217,7 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   // etc/ may hold an edit the watcher rejected: then the configuration in force is used.
   const { config: loaded, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
-  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency, perIp });
+  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency, perIp, kdfGate, authFailures, authCounters });
   // Arrivals are counted in takeSocket(); a closed session here.
   built.onChange((change) => {
     if (change === 'closed') changed('closed', openConnections() + 1);

@@ -2,8 +2,10 @@
 // socket or the dispatcher handed them over, handle() is where each one arrives (paused) before
 // smtp-server sees it. Each is counted as open from then to its end (the counts the dispatcher
 // reports follow it), limited per client address (MAX_CONNS_PER_IP, counted across the service's
-// processes: client-limits.ts), refused with 421 while the service shuts down. And the shutdown
-// of the sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
+// processes: client-limits.ts), refused with 421 while the service shuts down. A socket that
+// arrived on one of the service's TLS_PORT ports (its local port says so, however it reached the
+// process) does the TLS handshake first, within the request deadline. And the shutdown of the
+// sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { refuseConnection } from '../common/refuse-connection.js';
@@ -31,11 +33,16 @@ export class SessionIntake {
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
 
+  private readonly implicitTlsPorts: ReadonlySet<number>;
+
   constructor(
     private readonly server: TsubameSmtpServer,
     private readonly perIp: PerIpGate,
     private readonly logger: Logger,
-  ) {}
+    private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
+  ) {
+    this.implicitTlsPorts = new Set(implicitTls.ports);
+  }
 
   /** Sessions open now. */
   get size(): number {
@@ -89,15 +96,23 @@ export class SessionIntake {
     else void decided.then(admitted);
   }
 
+  /** The session of an admitted socket: smtp-server's, after the TLS handshake on a TLS_PORT. */
   private start(session: OpenSession, socket: net.Socket, ip: string): void {
-    session.connection = this.server.connect(socket, {
+    const options = {
       id: this.nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,
       localPort: socket.localPort,
-    });
-    session.connection.onEnded(session.slot.release);
+    };
+    const started = (connection: TsubameConnection) => {
+      session.connection = connection;
+      connection.onEnded(session.slot.release);
+    };
+    if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
+      // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
+      this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);
+    } else started(this.server.connect(socket, options));
   }
 
   /** Takes no more sessions; open ones get `graceMs` to finish, then 421 and close; resolves when all are gone. */
