@@ -3,6 +3,7 @@
 # Debian postfix package). Usage:
 #   bench/postfix/instance.sh start DIR LISTEN_IP LISTEN_PORT RELAY_IP RELAY_PORT
 #   bench/postfix/instance.sh stop DIR
+# POSTFIX_EXTRA_CF in the environment: main.cf lines added (test/helpers/postfix.ts).
 # It relays everything it receives to [RELAY_IP]:RELAY_PORT, with Postfix's defaults otherwise
 # (fsync before 250, one queue file per message), and no client connection-count limit so
 # that a single benchmark client is not throttled (mta-anchors.md §1.1 trap (a)).
@@ -13,6 +14,8 @@ cmd=$1 dir=$2
 # last one) listing the private instances that still exist: add or remove DIR.
 register_config_dir() {
   local action=$1 target=$2 main=/etc/postfix/main.cf list=() d
+  # Debian's "No configuration" install has no main.cf: an empty one means Postfix's defaults.
+  [ -f "$main" ] || touch "$main"
   for d in $(sed -n 's/^alternate_config_directories *= *//p' "$main" | tr ', ' '\n\n'); do
     [ -n "$d" ] && [ "$d" != "$target" ] && [ -d "$d" ] && list+=("$d")
   done
@@ -59,6 +62,8 @@ alias_database =
 local_recipient_maps =
 smtputf8_enable = no
 CF
+  # Extra main.cf lines (the tests' SASL client settings), one per line.
+  [ -n "${POSTFIX_EXTRA_CF:-}" ] && printf '%s\n' "$POSTFIX_EXTRA_CF" >> "$dir/etc/main.cf"
   # Postfix only runs a non-default configuration directory listed in the default main.cf.
   register_config_dir add "$dir/etc"
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { parseCidr } from '../common/cidr.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
-import type { BlocklistConfig, Cidr, Diagnostic, DispatcherConfig, DispatcherService, ProxyProtocolConfig } from './types.js';
+import type { AcceptMode, BlocklistConfig, Cidr, Diagnostic, DispatcherConfig, DispatcherService, ProxyProtocolConfig } from './types.js';
 
 export const DISPATCHER_DEFAULTS = {
   PORT: 25,
@@ -31,8 +31,12 @@ const MAX_RBL_ZONES = 8;
 /** Options that may be given several times: every line counts (comma lists too). */
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 
-const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
-const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME', 'TLS_PORT']);
+/** ACCEPT_MODE values (tsubame's option: Messaging Server's dispatcher always hands connections over). */
+const ACCEPT_MODES = { SHARED: 'shared', HANDOFF: 'handoff' } as const;
+const DEFAULT_ACCEPT_MODE = 'SHARED';
+
+const KNOWN = new Set(['PORT', 'ACCEPT_MODE', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
+const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME']);
 
 export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): DispatcherConfig {
   const parsed = readOptionFile(file, { commentChars: '!', sectionTypes: ['SERVICE'] }, diagnostics);
@@ -54,7 +58,13 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
     for (const [key, entry] of own) if (IGNORED.has(key)) reader.warning(entry, `${key} is accepted for compatibility and has no effect in tsubame`);
     const parameters = parseParameters([...globalParameters, ...section.entries.filter((e) => e.key === 'PARAMETER')], reader);
     const int = (key: keyof typeof DISPATCHER_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), DISPATCHER_DEFAULTS[key], min, max);
-    const ports = parsePorts(o.get('PORT'), reader);
+    // TLS_PORT (Messaging Server's): ports where TLS starts at connect, SMTPS (RFC 8314). A service
+    // with TLS_PORT and no PORT listens on those alone; with neither it listens on 25.
+    const tlsPorts = o.has('TLS_PORT') ? parsePorts(o.get('TLS_PORT'), reader, 'TLS_PORT') : [];
+    const plainPorts = o.has('PORT') || !o.has('TLS_PORT') ? parsePorts(o.get('PORT'), reader, 'PORT') : [];
+    const both = plainPorts.find((p) => tlsPorts.includes(p));
+    if (both !== undefined) reader.error(o.get('TLS_PORT')!, `port ${both} is in both PORT and TLS_PORT: a port either starts in plaintext (STARTTLS) or with TLS`);
+    const ports = [...plainPorts, ...tlsPorts.filter((p) => !plainPorts.includes(p))];
     const iface = o.get('INTERFACE_ADDRESS');
     let interfaceAddress: string | null = null;
     if (iface && !/^(ANY|ALL)$/i.test(iface.value)) {
@@ -70,6 +80,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
     services.push({
       name,
       ports,
+      ...(tlsPorts.length > 0 ? { tlsPorts: tlsPorts.filter((p) => !plainPorts.includes(p)) } : {}),
       interfaceAddress,
       minProcs,
       maxProcs,
@@ -81,6 +92,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
       maxLifeConns: int('MAX_LIFE_CONNS', 0),
       maxIdleTimeSec: int('MAX_IDLE_TIME', 0),
       maxShutdown: int('MAX_SHUTDOWN', 0, 1000),
+      acceptMode: parseAcceptMode(o.get('ACCEPT_MODE'), reader),
       parameters,
       channel: parameters.CHANNEL ?? (name === 'LMTP' ? 'tcp_lmtp' : 'tcp_local'),
       lmtp: name === 'LMTP' || parameters.LMTP === '1',
@@ -92,6 +104,15 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
   }
   checkPortClashes(services, reader);
   return { services };
+}
+
+/** ACCEPT_MODE=SHARED (default) or HANDOFF, in any case. */
+function parseAcceptMode(entry: OptionEntry | undefined, reader: OptionReader): AcceptMode {
+  const value = (entry?.value.trim() ?? DEFAULT_ACCEPT_MODE).toUpperCase();
+  const mode = ACCEPT_MODES[value as keyof typeof ACCEPT_MODES];
+  if (mode) return mode;
+  reader.error(entry!, `ACCEPT_MODE must be SHARED (the server processes accept from the listening socket) or HANDOFF (the dispatcher hands every connection over), found "${entry!.value}"`);
+  return ACCEPT_MODES[DEFAULT_ACCEPT_MODE];
 }
 
 /** A service's own lines of a repeatable option replace the global ones. */
@@ -182,11 +203,11 @@ function isZoneName(zone: string): boolean {
   return zone.length <= 253 - 64 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(zone);
 }
 
-function parsePorts(entry: OptionEntry | undefined, reader: OptionReader): number[] {
+function parsePorts(entry: OptionEntry | undefined, reader: OptionReader, key: 'PORT' | 'TLS_PORT'): number[] {
   if (!entry) return [DISPATCHER_DEFAULTS.PORT];
   const ports = entry.value.split(',').map((p) => p.trim());
   if (ports.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) {
-    reader.error(entry, `PORT must be a port number from 1 to 65535 or a comma list of them, found "${entry.value}"`);
+    reader.error(entry, `${key} must be a port number from 1 to 65535 or a comma list of them, found "${entry.value}"`);
     return [];
   }
   return ports.map(Number);

@@ -22,7 +22,9 @@ const FLAGS = `smtp nosmtp smtp_cr smtp_crlf smtp_lf smtp_crorlf lmtp submit ehl
   identnone identnonelimited identnonenumeric identnonesymbolic identtcp identtcplimited identtcpnumeric identtcpsymbolic
   forwardchecknone forwardchecktag forwardcheckdelete
   notls maytls musttls maytlsclient maytlsserver musttlsclient musttlsserver
-  nosasl nosaslserver maysaslserver mustsaslserver switchchannel allowswitchchannel noswitchchannel
+  nosasl nosaslserver maysaslserver mustsaslserver maysasl mustsasl nosaslclient maysaslclient mustsaslclient nosaslswitchchannel
+  saslcleartext nosaslcleartext senderloginmatch nosenderloginmatch
+  switchchannel allowswitchchannel noswitchchannel
   holdexquota noexquota cacheeverything cachefailures cachesuccesses nocache
   sendpost copysendpost errsendpost nosendpost warnpost copywarnpost errwarnpost nowarnpost postheadonly postheadbody
   noblocklimit nolinelimit remotehost noremotehost inner noinner defragment nodefragment aliaspostmaster
@@ -54,7 +56,7 @@ const INTEGERS: Record<string, KeywordArgs> = {
   disconnectbadauthlimit: count(1),
   // tsubame's delivery tunables (MAX_CLIENT_THREADS of Messaging Server's tcp_*_option, per channel here).
   rcptpertransaction: count(1, 1000),
-  maxclientthreads: count(1, 1000),
+  maxclientthreads: count(1, 10000),
 };
 
 const WORDS = `daemon pool tlsswitchchannel saslswitchchannel expandchannel interfaceaddress returnaddress returnpersonal

@@ -10,12 +10,13 @@ import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js
 import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
+import { parseSaslOptions, SASL_OPTION_KEYS } from './sasl-options.js';
 import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
-const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
+const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'SMTP_DNS_REUSE', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
 /** The inbound session's error limits (Postfix's smtpd_*_error_limit, smtpd_error_sleep_time, smtpd_junk_command_limit). */
 const SESSION_ERROR_KEYS = ['SMTP_SOFT_ERROR_LIMIT', 'SMTP_HARD_ERROR_LIMIT', 'SMTP_ERROR_SLEEP_TIME', 'SMTP_JUNK_COMMAND_LIMIT'];
 const TSUBAME_KEYS = [
@@ -26,6 +27,7 @@ const TSUBAME_KEYS = [
   ...TLS_POLICY_KEYS, // verified outbound TLS (src/config/tls-policy-options.ts)
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
   'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
+  ...SASL_OPTION_KEYS, // failed SMTP AUTH (src/config/sasl-options.ts)
   ...MILTER_OPTION_KEYS, // milter content filters (src/config/milter-options.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
@@ -143,6 +145,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     ldap: parseLdapOptions(o, reader),
     verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
     srs: parseSrsOptions(o, reader, localHostName),
+    sasl: parseSaslOptions(o, reader),
     milter: parseMilterOptions(o, reader),
   };
   return {

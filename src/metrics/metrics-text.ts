@@ -5,6 +5,7 @@ import type { MetricFamily, Sample } from './exposition.js';
 import type { InstanceSnapshot } from './snapshot.js';
 import { COUNTER_FIELDS } from '../job-controller/counters.js';
 import { DELIVERY_COUNTER_FIELDS, type DeliveryCounters } from '../job-controller/delivery-stats.js';
+import { shapingFamilies } from './shaping-families.js';
 
 const DELIVERY_FAMILIES: Record<keyof DeliveryCounters, { name: string; help: string }> = {
   dnsCacheHits: { name: 'tsubame_dns_cache_hits_total', help: 'DNS lookups of delivery jobs answered from the cache of their thread.' },
@@ -44,6 +45,11 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
     samples: services.map((x) => ({ labels: { service: x.service }, histogram: x.enqueueLatency })),
   });
 
+  counter(
+    'tsubame_smtp_auth_total',
+    'SMTP AUTH outcomes per service: succeeded, failed (wrong credentials), refused (421: a client address or login past its failure limit, or a session past disconnectbadauthlimit).',
+    services.flatMap((x) => (['succeeded', 'failed', 'refused'] as const).map((result) => ({ labels: { service: x.service, result }, value: x.auth?.[result] ?? 0 }))),
+  );
   if (s.rejections) {
     counter('tsubame_rejections_total', 'SMTP refusals (mail.log J records) per rule that decided, since the metrics endpoint started: PORT_ACCESS, rbl:<zone>, SPF, DMARC, milter:<filter>, relay, unknown user …', s.rejections.map((r) => ({ labels: { reason: r.reason }, value: r.count })));
   }
@@ -80,5 +86,6 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
   for (const f of DELIVERY_COUNTER_FIELDS) {
     counter(DELIVERY_FAMILIES[f].name, `${DELIVERY_FAMILIES[f].help} Per channel, since the job controller started.`, delivery.map(([channel, c]) => ({ labels: { channel }, value: c[f] })));
   }
+  families.push(...shapingFamilies(jc?.shaping ?? [], s.takenAt));
   return families;
 }

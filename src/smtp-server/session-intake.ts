@@ -1,11 +1,15 @@
-// Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
-// hand-over to its end (the counts the dispatcher reports follow it), limited per client address
-// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
+// New sockets become SMTP sessions: whether the process accepted them from the shared listening
+// socket or the dispatcher handed them over, handle() is where each one arrives (paused) before
+// smtp-server sees it. Each is counted as open from then to its end (the counts the dispatcher
+// reports follow it), limited per client address (MAX_CONNS_PER_IP, counted across the service's
+// processes: client-limits.ts), refused with 421 while the service shuts down. A socket that
+// arrived on one of the service's TLS_PORT ports (its local port says so, however it reached the
+// process) does the TLS handshake first, within the request deadline. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { refuseConnection } from '../common/refuse-connection.js';
-import { PerIpCounter } from './client-limits.js';
+import type { PerIpGate } from './client-limits.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
 import { sessionIdGenerator } from './session-id.js';
@@ -25,17 +29,19 @@ type SessionChange = 'opened' | 'closed';
 
 export class SessionIntake {
   private readonly open = new Set<OpenSession>();
-  private readonly perIp: PerIpCounter;
   private readonly nextSessionId = sessionIdGenerator();
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
 
+  private readonly implicitTlsPorts: ReadonlySet<number>;
+
   constructor(
     private readonly server: TsubameSmtpServer,
-    private readonly maxConnsPerIp: number,
+    private readonly perIp: PerIpGate,
     private readonly logger: Logger,
+    private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
   ) {
-    this.perIp = new PerIpCounter(maxConnsPerIp);
+    this.implicitTlsPorts = new Set(implicitTls.ports);
   }
 
   /** Sessions open now. */
@@ -48,7 +54,7 @@ export class SessionIntake {
     this.listeners.push(listener);
   }
 
-  /** Takes over a socket the dispatcher accepted (paused). */
+  /** Takes over a new socket (paused): accepted by this process, or handed over by the dispatcher. */
   handle(socket: net.Socket): void {
     const ip = normalizeIp(socket.remoteAddress);
     if (!ip) {
@@ -71,19 +77,42 @@ export class SessionIntake {
     socket.once('close', session.slot.release);
     this.changed('opened');
     if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
-    if (!this.perIp.acquire(ip)) {
-      this.logger.info({ client: ip, limit: this.maxConnsPerIp }, 'too many connections from one address');
-      return refuseSocket(socket, REPLIES.tooManyConnections);
-    }
-    counted = true;
-    session.connection = this.server.connect(socket, {
+    const admitted = (ok: boolean): void => {
+      if (ok && !session.slot.open) return this.perIp.release(ip); // the client left while the dispatcher was asked
+      if (!session.slot.open) return;
+      if (!ok) {
+        this.logger.info({ client: ip, limit: this.perIp.maxPerIp }, 'too many connections from one address');
+        return refuseSocket(socket, REPLIES.tooManyConnections);
+      }
+      if (this.closing) {
+        this.perIp.release(ip);
+        return refuseSocket(socket, REPLIES.shuttingDown);
+      }
+      counted = true;
+      this.start(session, socket, ip);
+    };
+    const decided = this.perIp.acquire(ip);
+    if (typeof decided === 'boolean') admitted(decided);
+    else void decided.then(admitted);
+  }
+
+  /** The session of an admitted socket: smtp-server's, after the TLS handshake on a TLS_PORT. */
+  private start(session: OpenSession, socket: net.Socket, ip: string): void {
+    const options = {
       id: this.nextSessionId(),
       remoteAddress: ip,
       remotePort: socket.remotePort,
       localAddress: normalizeIp(socket.localAddress) ?? undefined,
       localPort: socket.localPort,
-    });
-    session.connection.onEnded(session.slot.release);
+    };
+    const started = (connection: TsubameConnection) => {
+      session.connection = connection;
+      connection.onEnded(session.slot.release);
+    };
+    if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
+      // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
+      this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);
+    } else started(this.server.connect(socket, options));
   }
 
   /** Takes no more sessions; open ones get `graceMs` to finish, then 421 and close; resolves when all are gone. */
