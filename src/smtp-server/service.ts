@@ -91,7 +91,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
-  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger);
+  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger, settings.proxy);
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);

@@ -1,12 +1,15 @@
 // Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
-// hand-over to its end (the counts the dispatcher reports follow it), limited per client address
-// (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
+// hand-over to its end (the counts the dispatcher reports follow it), its client found (the
+// socket's peer, or behind a balancer the PROXY header's: proxy-intake.ts), limited per client
+// address (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
+import type { ProxyProtocolConfig } from '../config/types.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 import { PerIpCounter } from './client-limits.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
+import { normalizeIp, sessionPeer, type SessionPeer } from './proxy-intake.js';
 import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
 import { sessionIdGenerator } from './session-id.js';
 import { SessionSlot } from './session-slot.js';
@@ -34,6 +37,8 @@ export class SessionIntake {
     private readonly server: TsubameSmtpServer,
     private readonly maxConnsPerIp: number,
     private readonly logger: Logger,
+    /** The service's PROXY protocol settings; null: the socket's peer is the client. */
+    private readonly proxy: ProxyProtocolConfig | null = null,
   ) {
     this.perIp = new PerIpCounter(maxConnsPerIp);
   }
@@ -50,18 +55,18 @@ export class SessionIntake {
 
   /** Takes over a socket the dispatcher accepted (paused). */
   handle(socket: net.Socket): void {
-    const ip = normalizeIp(socket.remoteAddress);
-    if (!ip) {
+    const peerIp = normalizeIp(socket.remoteAddress);
+    if (!peerIp) {
       socket.destroy();
       return;
     }
-    let counted = false;
+    let countedIp: string | null = null;
     const session: OpenSession = {
       socket,
       connection: null,
       slot: new SessionSlot(() => {
         this.open.delete(session);
-        if (counted) this.perIp.release(ip);
+        if (countedIp !== null) this.perIp.release(countedIp);
         this.changed('closed');
       }),
     };
@@ -71,17 +76,30 @@ export class SessionIntake {
     socket.once('close', session.slot.release);
     this.changed('opened');
     if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+    const peer = sessionPeer(socket, peerIp, this.proxy, this.logger);
+    if (peer === null) return;
+    if (!(peer instanceof Promise)) return this.start(session, peer, (ip) => (countedIp = ip));
+    void peer.then((p) => {
+      if (p === null || socket.destroyed) return;
+      if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+      this.start(session, p, (ip) => (countedIp = ip));
+    });
+  }
+
+  /** The session with its client known: counted per address (MAX_CONNS_PER_IP), then given to smtp-server. */
+  private start(session: OpenSession, peer: SessionPeer, counted: (ip: string) => void): void {
+    const ip = peer.remoteAddress;
     if (!this.perIp.acquire(ip)) {
-      this.logger.info({ client: ip, limit: this.maxConnsPerIp }, 'too many connections from one address');
-      return refuseSocket(socket, REPLIES.tooManyConnections);
+      this.logger.info({ client: ip, via: peer.via ?? undefined, limit: this.maxConnsPerIp }, 'too many connections from one address');
+      return refuseSocket(session.socket, REPLIES.tooManyConnections);
     }
-    counted = true;
-    session.connection = this.server.connect(socket, {
+    counted(ip);
+    session.connection = this.server.connect(session.socket, {
       id: this.nextSessionId(),
       remoteAddress: ip,
-      remotePort: socket.remotePort,
-      localAddress: normalizeIp(socket.localAddress) ?? undefined,
-      localPort: socket.localPort,
+      remotePort: peer.remotePort,
+      localAddress: peer.localAddress,
+      localPort: peer.localPort,
     });
     session.connection.onEnded(session.slot.release);
   }
@@ -119,11 +137,6 @@ export class SessionIntake {
 
 function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
   refuseConnection(socket, `${formatReply(reply)}\r\n`, FORCE_CLOSE_MS);
-}
-
-function normalizeIp(ip: string | undefined): string | null {
-  if (!ip) return null;
-  return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 function delay(ms: number): Promise<void> {
