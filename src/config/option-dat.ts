@@ -11,6 +11,7 @@ import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
+import { FARM_OPTION_KEYS, parseFarmOptions } from './farm-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
@@ -27,6 +28,7 @@ const TSUBAME_KEYS = [
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
   'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
   ...MILTER_OPTION_KEYS, // milter content filters (src/config/milter-options.ts)
+  ...FARM_OPTION_KEYS, // a farm's shared shaping (src/config/farm-options.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
 const COMPATIBLE_KEYS = [
@@ -144,6 +146,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
     srs: parseSrsOptions(o, reader, localHostName),
     milter: parseMilterOptions(o, reader),
+    farm: parseFarmOptions(o, reader, localHostName),
   };
   return {
     ...parsed,
