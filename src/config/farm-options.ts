@@ -51,5 +51,5 @@ function redisUrlProblem(text: string): string | null {
 
 /** The URL with its password replaced, for logs and messages. */
 export function redactedRedisUrl(text: string): string {
-  return text.replace(/^(rediss?:\/\/)([^@/]*:)?[^@/]*@/i, (_m, scheme: string, user: string | undefined) => `${scheme}${user ?? ''}***@`);
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*:)?[^@/]*@/i, (_m, scheme: string, user: string | undefined) => `${scheme}${user ?? ''}***@`);
 }
