@@ -93,6 +93,8 @@ export type StatusReply = Done<{
   /** The queue scan under way (the start-up scan of a large queue), or null. */
   scan: ScanProgressView | null;
   delivery: Record<string, DeliveryCounters>;
+  /** A farm's node (FARM_REDIS_URL): its name, FARM_NODE_COUNT, and whether it reaches Redis now; null for a node alone. */
+  farm: { node: string; node_count: number; redis: 'up' | 'down' } | null;
 }>;
 
 /** The reply to each request. */

@@ -72,6 +72,8 @@ export interface JobControllerView {
   delivery: Record<string, DeliveryCounters>;
   /** The queue scan under way, null (or absent) when none is. */
   scan?: ScanProgressView | null;
+  /** A farm's node: its name and whether it reaches Redis; null (or absent) for a node alone. */
+  farm?: { node: string; redisUp: boolean } | null;
 }
 
 /** The outcome of the last configuration change the watcher handled: an edit in etc/ or `imsimta reload` (or the start). */
@@ -157,5 +159,15 @@ export function readJobControllerStatus(status: object): JobControllerView {
     const o = obj(v);
     delivery[name] = { dnsCacheHits: num(o.dnsCacheHits), dnsCacheMisses: num(o.dnsCacheMisses), connectionsOpened: num(o.connectionsOpened), connectionsReused: num(o.connectionsReused) };
   }
-  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery, scan: readScanView(reply.scan) };
+  const farm = obj(reply.farm);
+  return {
+    pid: typeof reply.pid === 'number' ? reply.pid : null,
+    index: { size: num(index.size), max: num(index.max) },
+    pools,
+    jobs,
+    channels,
+    delivery,
+    scan: readScanView(reply.scan),
+    farm: typeof farm.node === 'string' ? { node: farm.node, redisUp: farm.redis === 'up' } : null,
+  };
 }
