@@ -32,4 +32,9 @@ export interface RecipientOutcome {
 export interface MessageOutcome {
   ref: QueueRef;
   recipients: RecipientOutcome[];
+  /**
+   * Queue files the job wrote for this message (the local channel's list and forwarding copies,
+   * notices to a list's owner), on disk already: the job controller admits them.
+   */
+  enqueued?: QueueRef[];
 }

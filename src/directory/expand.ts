@@ -8,7 +8,8 @@
 // incomplete). Each group is expanded once per expansion (a member of two nested lists gets
 // one copy); a mailbox or routed address reached twice is given once, up to `dedupeLimit`
 // distinct ones (beyond it, memory stays bounded and duplicates go through).
-import { addressParts } from './local-part.js';
+import { addressParts, joinAddress } from './local-part.js';
+import { unquoteLocalPart } from '../rewrite/index.js';
 import { readIncludeFile } from './include-file.js';
 import { prefetch } from './prefetch.js';
 import type { GroupRecipient, ListMember, RecipientDirectory, RecipientLookup } from './types.js';
@@ -35,7 +36,7 @@ export type ExpandedRecipient =
 
 export interface ExpandOptions {
   /** Whether an address is this host's (the rewrite rules route it to channel l): such members are looked up; others are routed as they are. */
-  isLocal(address: string): boolean;
+  isLocal: (address: string) => boolean;
   /** Nesting (groups, forwarding, include files) deeper than this fails (default 20). */
   maxDepth?: number;
   /** Member lookups run ahead of the one being handled (default 16). */
@@ -147,24 +148,27 @@ class Expander {
       if (result) {
         const address = this.lookedUpAddress(item, domain)!;
         yield* this.visit(await result, address, chain, list);
-      } else yield* this.member(item, chain, list, parentAddress);
+      } else yield* this.member(item, chain, list, parentAddress, true);
     }
   }
 
   /** The address a member is looked up by, or null when it is not looked up (routed, discarded, an include file…). */
   private lookedUpAddress(m: ListMember, domain: string | null): string | null {
-    if (m.kind === 'local') return domain === null ? null : `${m.name}@${domain}`;
+    if (m.kind === 'local') return domain === null ? null : joinAddress(unquoteLocalPart(m.name), domain);
     if (m.kind === 'address' && this.opts.isLocal(m.address)) return m.address;
     return null;
   }
 
-  /** A member that is not looked up ahead (forwarding addresses are, one at a time). */
-  private async *member(m: ListMember, chain: readonly Node[], list: ListContext | null, parentAddress: string): AsyncGenerator<ExpandedRecipient, void, undefined> {
+  /**
+   * A member that is not looked up ahead (forwarding addresses are, one at a time); `notLookedUp`:
+   * members() found it is not one to look up (asking isLocal again would rewrite it again).
+   */
+  private async *member(m: ListMember, chain: readonly Node[], list: ListContext | null, parentAddress: string, notLookedUp = false): AsyncGenerator<ExpandedRecipient, void, undefined> {
     const via = chain.map((n) => n.name);
     switch (m.kind) {
       case 'address':
       case 'local': {
-        const address = this.lookedUpAddress(m, addressParts(parentAddress)?.domain ?? null);
+        const address = notLookedUp ? null : this.lookedUpAddress(m, addressParts(parentAddress)?.domain ?? null);
         if (address !== null) return yield* this.visit(await safeLookup(this.directory, address), address, chain, list);
         if (m.kind === 'local') return yield { kind: 'failed', member: m.name, reason: 'invalid', why: `a bare name in ${parentAddress}, which has no domain`, list, via };
         if (this.firstTime(`route:${m.address.toLowerCase()}`)) yield { kind: 'route', address: m.address, list, via };

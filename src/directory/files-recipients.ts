@@ -6,7 +6,7 @@
 // else `user`'s mailbox.
 import { instancePaths } from '../common/instance.js';
 import type { InstanceConfig } from '../config/types.js';
-import { localUserKey, addressParts } from './local-part.js';
+import { localUserKey, addressParts, joinAddress } from './local-part.js';
 import { isSafeUser, localDomainsOf } from './local-aliases.js';
 import { LocalUsers } from './local-users.js';
 import { aliasMember } from './alias-members.js';
@@ -37,14 +37,14 @@ export class FilesRecipientDirectory implements RecipientDirectory {
       return {
         kind: 'group',
         id: alias,
-        address: `${alias}@${parts.domain}`,
-        owner: this.aliases.has(owner) ? `${owner}@${parts.domain}` : null,
+        address: joinAddress(alias, parts.domain),
+        owner: this.aliases.has(owner) ? joinAddress(owner, parts.domain) : null,
         selfMailbox: isSafeUser(alias) ? alias : null,
       };
     }
     const mailbox = key === 'postmaster' ? key : await this.mailboxes.mailboxOf(parts.local);
     if (mailbox === null) return { kind: 'none' };
-    return { kind: 'user', user: mailbox, address: `${parts.local}@${parts.domain}`, mailbox, forwarding: [], deliveryOptions: ['mailbox'] };
+    return { kind: 'user', user: mailbox, address: joinAddress(parts.local, parts.domain), mailbox, forwarding: [], deliveryOptions: ['mailbox'] };
   }
 
   async *listMembers(groupId: string): AsyncGenerator<ListMember> {

@@ -2,7 +2,7 @@
 // its unquoted local part and normalised domain, and the user key of a local part (the local
 // channel's reading: directory/local-aliases.ts).
 import { normalizeDomain } from '../common/domain-name.js';
-import { parseAddress, unquoteLocalPart } from '../rewrite/index.js';
+import { canonicalLocalPart, parseAddress, unquoteLocalPart } from '../rewrite/index.js';
 import { isSafeUser, localUser } from './local-aliases.js';
 
 /** `local@domain` split: the local part unquoted (case kept), the domain normalised; null for anything else (source routes, no domain). */
@@ -17,4 +17,9 @@ export function addressParts(address: string): { local: string; domain: string }
 export function localUserKey(localPart: string): string | null {
   const { base } = localUser(localPart);
   return isSafeUser(base) ? base : null;
+}
+
+/** `local@domain` with the local part (unquoted, as addressParts gives it) quoted when it must be (`"sales(team)"@x`). */
+export function joinAddress(local: string, domain: string): string {
+  return `${canonicalLocalPart(`"${local.replace(/["\\]/g, '\\$&')}"`)}@${domain}`;
 }

@@ -11,6 +11,12 @@ export interface Locality {
   /** The local user that mail to `address` (local-part@domain) is delivered to by channel l, else null. */
   localUserOf: (address: string) => string | null;
   /**
+   * Whether `address` is this host's, for list expansion (directory/expand.ts: such members are
+   * looked up in the directory, others routed as they are): localUserOf, or a domain that is one
+   * of the l channel's own host names (its official host, its other hosts, LOCAL_HOST).
+   */
+  isLocal: (address: string) => boolean;
+  /**
    * Domains local by name: rules `domain  …@<a host of l>` and the l channel's own host names
    * (localhost, LOCAL_HOST). For listing only: rules for `.domain`, `$*` and the like make more
    * addresses local than can be listed; localUserOf is the authority.
@@ -23,6 +29,8 @@ export interface LocalityOptions {
   sourceChannel?: string;
   /** The compiled rules when the caller has them already. */
   rewriter?: Rewriter;
+  /** LOCAL_HOST, one of the l channel's names (default: none besides the channel's). */
+  localHost?: string;
 }
 
 export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locality {
@@ -35,7 +43,20 @@ export function localityOf(imta: ImtaConfig, opts: LocalityOptions = {}): Locali
     const route = routeRecipient(outcome, imta.channelByName);
     return route.ok && route.localPart !== null ? localUserKey(route.localPart) : null;
   };
-  return { localUserOf, domains: localDomainNames(imta) };
+  const hostNames = new Set(localChannelHosts(imta, opts.localHost));
+  const isLocal = (address: string): boolean => {
+    if (localUserOf(address) !== null) return true;
+    const parsed = parseAddress(address.trim());
+    return parsed !== null && parsed.domain !== null && parsed.route.length === 0 && hostNames.has(normalizeDomain(parsed.domain));
+  };
+  return { localUserOf, isLocal, domains: localDomainNames(imta) };
+}
+
+/** The l channel's own host names, LOCAL_HOST and localhost, as the local channel has always taken them (local-aliases.ts localDomainsOf). */
+function localChannelHosts(imta: ImtaConfig, localHost: string | undefined): string[] {
+  const local = imta.channelByName.get(LOCAL_CHANNEL);
+  if (!local) return [];
+  return ['localhost', local.officialHost, ...local.hosts, localHost ?? ''].filter(Boolean).map(normalizeDomain);
 }
 
 function localDomainNames(imta: ImtaConfig): string[] {

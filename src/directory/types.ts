@@ -116,3 +116,5 @@ export interface RecipientDirectory {
   listMembers(groupId: string): AsyncIterable<ListMember>;
 }
 
+/** The whole directory (issue 19): its users for AUTH and sender ownership, its recipients and lists. */
+export type Directory = UserDirectory & RecipientDirectory;

@@ -64,10 +64,3 @@ export function firstDueMs(config: InstanceConfig, envelope: Envelope, nowMs: nu
 export function channelByName(config: InstanceConfig, name: string): Channel | undefined {
   return config.imta.channelByName.get(name.toLowerCase());
 }
-
-/** option.dat CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks), else the default. */
-export function returnLimitOctets(config: InstanceConfig, fallback: number): number {
-  const raw = config.options.raw?.CONTENT_RETURN_BLOCK_LIMIT;
-  const n = raw === undefined ? NaN : Number(raw);
-  return Number.isFinite(n) && n > 0 ? n * 1024 : fallback;
-}

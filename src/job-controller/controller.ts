@@ -19,8 +19,9 @@ import { MailLog } from '../common/mail-log.js';
 import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { FlushRelay, type FlushNotice } from '../farm/index.js';
-import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS } from '../notices/send.js';
-import { channelByName, firstDueMs, poolsOf, returnLimitOctets } from './config.js';
+import { srsSettingsOf } from '../srs/index.js';
+import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '../notices/send.js';
+import { channelByName, firstDueMs, poolsOf } from './config.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import { DeliveryStatsBook } from './delivery-stats.js';
 import { EtrnRateLimiter } from './etrn-rate.js';
@@ -100,6 +101,7 @@ export class JobController {
       generations: () => ({ config: this.generation, flush: this.flushGeneration }),
       logger,
       now,
+      kick,
     };
     this.scheduler = new Scheduler({
       ready: this.intake,
@@ -308,6 +310,7 @@ export class JobController {
       logger: this.logger,
       localHost: this.config.options.localHost,
       returnLimitOctets: returnLimitOctets(this.config, DEFAULT_RETURN_LIMIT_OCTETS),
+      srs: srsSettingsOf(this.config),
     });
   }
 

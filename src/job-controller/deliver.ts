@@ -38,6 +38,8 @@ export interface DeliveryParts {
   generations(): { config: number; flush: number };
   logger: Logger;
   now(): number;
+  /** Messages were admitted: start their jobs. */
+  kick?(): void;
 }
 
 /** Delivers a batch and settles its outcomes; resolves with the job's thread when a job ran. */
@@ -81,6 +83,9 @@ export async function deliverBatch(parts: DeliveryParts, { channel, pool, messag
     items.map(({ entry, item }) => ({ entry, envelope: item.envelope, outcomes: byId.get(entry.id)?.recipients ?? [] })),
     channel,
   );
+  // Files the job queued (the local channel's list copies and notices): on disk already, tried now.
+  const enqueued = outcomes.flatMap((o) => o.enqueued ?? []);
+  if (enqueued.length > 0 && (await intake.admitEnqueued(enqueued)) > 0) queueMicrotask(() => parts.kick?.());
   return thread;
 }
 

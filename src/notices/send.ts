@@ -1,16 +1,27 @@
 // Queues a delivery status notification as a new message from the null sender, routed by the
 // rewrite rules to the channel of the original sender. A notice whose sender cannot be routed
 // goes to the local postmaster instead (a double bounce); nothing is sent for a message from <>.
+// A sender that is an SRS address of ours (a forwarded copy that failed) is decoded first: the
+// notice goes to the original sender, as a bounce from outside to that address would.
 import type { Envelope, QueueRef, QueueStore } from '../queue/index.js';
 import type { Rewriter } from '../rewrite/index.js';
 import type { MailLog } from '../common/mail-log.js';
 import type { Logger } from '../common/logger.js';
+import type { InstanceConfig } from '../config/types.js';
+import { srsReverse, type SrsSettings } from '../srs/srs.js';
 import { createIdGenerator, type IdGenerator } from '../queue/message-id.js';
 import { formatRfc5322Date } from '../common/rfc5322-date.js';
 import { buildDsn, isGlobal, type DsnRecipient } from './dsn.js';
 
 /** Above this size a failure notice returns the headers only (option.dat CONTENT_RETURN_BLOCK_LIMIT, in 1024-octet blocks). */
 export const DEFAULT_RETURN_LIMIT_OCTETS = 1024 * 1024;
+
+/** option.dat CONTENT_RETURN_BLOCK_LIMIT (1024-octet blocks), else the default. */
+export function returnLimitOctets(config: InstanceConfig, fallback: number): number {
+  const raw = config.options.raw?.CONTENT_RETURN_BLOCK_LIMIT;
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isFinite(n) && n > 0 ? n * 1024 : fallback;
+}
 
 export interface NoticeDeps {
   store: QueueStore;
@@ -19,6 +30,8 @@ export interface NoticeDeps {
   logger: Logger;
   localHost: string;
   returnLimitOctets: number;
+  /** SRS_DOMAIN and the secrets: a notice to an SRS address of ours goes to the address it encodes. */
+  srs?: SrsSettings | null;
   ids?: IdGenerator;
 }
 
@@ -46,18 +59,19 @@ export class NoticeSender {
     const { envelope } = req;
     if (req.recipients.length === 0) return { sent: false, reason: 'no recipient asked for a notice' };
     if (envelope.from === '') return { sent: false, reason: 'no notice for a message from the null sender' };
-    const sender = req.to ?? envelope.from;
-    const route = this.route(sender, envelope.channel);
-    if (!route) return { sent: false, reason: `neither the sender <${sender}> nor the postmaster can be routed` };
+    const given = req.to ?? envelope.from;
+    const to = this.originalSender(given, req.now);
+    const route = this.route(to, envelope.channel);
+    if (!route) return { sent: false, reason: `neither the sender <${given}> nor the postmaster can be routed` };
     const { body: original } = await this.deps.store.readMessage(req.path);
     const failed = req.recipients.some((r) => r.action === 'failed');
     const returnFull = failed && envelope.mailParams.ret !== 'HDRS' && original.length <= this.deps.returnLimitOctets;
-    const smtputf8 = isGlobal({ smtputf8: envelope.mailParams.smtputf8, to: sender, recipients: req.recipients });
+    const smtputf8 = isGlobal({ smtputf8: envelope.mailParams.smtputf8, to, recipients: req.recipients });
     const message = buildDsn({
       smtputf8,
       reportingMta: this.deps.localHost,
       postmaster: `postmaster@${this.deps.localHost}`,
-      to: sender,
+      to,
       originalId: envelope.id,
       envid: envelope.mailParams.envid ?? null,
       arrival: envelope.arrival,
@@ -80,7 +94,7 @@ export class NoticeSender {
           clientAddress: null,
           clientHelo: null,
           arrival: req.now,
-          recipients: [{ address: route.address, original: sender, orcpt: null, notify: null, state: 'pending', status: null }],
+          recipients: [{ address: route.address, original: given, orcpt: null, notify: null, state: 'pending', status: null }],
         },
       ],
       message,
@@ -93,6 +107,15 @@ export class NoticeSender {
       this.deps.logger.warn({ err }, 'cannot write mail.log');
     }
     return { sent: true, ref: ref!, to: route.address };
+  }
+
+  /** The sender a notice goes to: an SRS address of ours decoded (SRS1 to the forwarder before us); one that does not verify as it is. */
+  private originalSender(sender: string, now: Date): string {
+    if (!this.deps.srs) return sender;
+    const r = srsReverse(sender, this.deps.srs, now.getTime());
+    if (r.kind === 'reversed') return r.address;
+    if (r.kind === 'invalid') this.deps.logger.warn({ sender, why: r.reason }, 'notice to an SRS address that does not verify');
+    return sender;
   }
 
   private route(sender: string, sourceChannel: string): { channel: string; address: string } | null {

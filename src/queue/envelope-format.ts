@@ -13,6 +13,7 @@
 //   next-attempt -
 //   body-length 000000000001024        (fixed width: filled in at commit for streamed messages)
 //   rcpt state=pending to=bob@example.net original=Bob@example.net orcpt=rfc822;Bob@example.net notify=FAILURE,DELAY warnings=0 status=-
+//                                      (warnings, and mailbox=NAME on channel l after a list expansion: when set)
 //   end-of-envelope
 //   <the message, byte for byte>
 //
@@ -138,6 +139,7 @@ function encodeRecipient(r: QueuedRecipient): string {
     `notify=${r.notify === null ? '-' : r.notify.map((n) => encodeValue(n)).join(',')}`,
   ];
   if (r.warnings !== undefined) parts.push(`warnings=${integerText(r.warnings, 'warnings')}`);
+  if (r.mailbox !== undefined) parts.push(`mailbox=${encodeValue(r.mailbox)}`);
   parts.push(`status=${encodeValue(r.status)}`);
   return parts.join(' ');
 }
@@ -281,6 +283,7 @@ function parseRecipient(value: string, lineNo: number): QueuedRecipient {
     status: decodeValue(need('status')),
   };
   if (attrs.has('warnings')) r.warnings = parseInteger(need('warnings'), 'warnings');
+  if (attrs.has('mailbox')) r.mailbox = decodeRequired(need('mailbox'), 'mailbox');
   return r;
 }
 

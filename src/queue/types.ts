@@ -17,6 +17,11 @@ export interface QueuedRecipient {
   status: string | null;
   /** Delay warnings already sent for this recipient (so each notices age warns once). */
   warnings?: number;
+  /**
+   * Channel l only: the mailbox (directory under mailbox/) a list or alias expansion resolved this
+   * recipient to. Such a recipient is delivered there as it is, never looked up or expanded again.
+   */
+  mailbox?: string;
 }
 
 export interface MailParams {

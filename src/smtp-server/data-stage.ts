@@ -13,7 +13,7 @@ import type { MailLogRecord } from '../common/mail-log.js';
 import type { EnvelopeDraft } from '../queue/types.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { EnqueueNotices } from './enqueue-notices.js';
-import { mailParamsFrom, planDrafts, type AcceptedRecipient, type MessageFacts } from './envelope-plan.js';
+import { mailParamsFrom, planDrafts, senderPerChannel, type AcceptedRecipient, type MessageFacts } from './envelope-plan.js';
 import type { InboundSession } from './inbound-session.js';
 import { receiveInspected, type Stored } from './inspected-data.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
@@ -71,7 +71,9 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
   if (inspect) {
     stored = await receiveInspected({ stream, smtp, session, services, store, limits, messageId, received, facts, recipients });
   } else {
-    const drafts = planDrafts(facts, kept, services.config.imta.channelByName).map((d) => (tx.hold ? { ...d, held: true } : d));
+    const drafts = planDrafts(facts, kept, services.config.imta.channelByName, senderPerChannel(services.config.imta.channelByName, services.rewriter, services.srs, facts)).map((d) =>
+      tx.hold ? { ...d, held: true } : d,
+    );
     const outcome = await receiveMessage({
       stream,
       store,

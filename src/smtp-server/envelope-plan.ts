@@ -1,7 +1,12 @@
 // The queue files one accepted message becomes: one per destination channel (recipients in RCPT
 // order, each address once), split further when the channel says `single` (a file per recipient) or `addrsperfile N`.
+// Each file's envelope sender is the message's, or what `senderFor` makes of it for that channel
+// (SRS: srs/copy-sender.ts).
 import type { Channel } from '../config/types.js';
 import type { Envelope, EnvelopeDraft, MailParams, QueuedRecipient } from '../queue/types.js';
+import { recipientsPerFile } from '../queue/recipients-per-file.js';
+import type { Rewriter } from '../rewrite/index.js';
+import { copySenders, type SrsSettings } from '../srs/index.js';
 
 export interface AcceptedRecipient {
   channel: string;
@@ -18,7 +23,7 @@ export interface AcceptedRecipient {
 /** What every file of one message shares. */
 export type MessageFacts = Pick<Envelope, 'from' | 'mailParams' | 'sourceChannel' | 'clientAddress' | 'clientHelo' | 'arrival'>;
 
-export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[], channels: ReadonlyMap<string, Channel>): EnvelopeDraft[] {
+export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[], channels: ReadonlyMap<string, Channel>, senderFor?: (channel: string) => string): EnvelopeDraft[] {
   const byChannel = new Map<string, AcceptedRecipient[]>();
   // Two RCPTs that rewrite to one address (`"alice"@x` and `alice@x`) are one recipient, queued
   // once (the first one given), as smtp-server already does for two spellings differing in case.
@@ -33,10 +38,11 @@ export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[],
   }
   const drafts: EnvelopeDraft[] = [];
   for (const [channel, list] of byChannel) {
-    for (const group of split(list, filesizeFor(channels.get(channel.toLowerCase())))) {
+    const from = senderFor ? senderFor(channel) : facts.from;
+    for (const group of split(list, recipientsPerFile(channels.get(channel.toLowerCase())))) {
       drafts.push({
         channel,
-        from: facts.from,
+        from,
         mailParams: { ...facts.mailParams },
         sourceChannel: facts.sourceChannel,
         clientAddress: facts.clientAddress,
@@ -49,10 +55,10 @@ export function planDrafts(facts: MessageFacts, recipients: AcceptedRecipient[],
   return drafts;
 }
 
-function filesizeFor(channel: Channel | undefined): number {
-  if (!channel) return 0;
-  if (channel.copies === 'single') return 1;
-  return channel.addrsPerFile ?? 0;
+/** planDrafts' `senderFor` for a message: its sender, SRS-encoded for the channels that ask for it. */
+export function senderPerChannel(channels: ReadonlyMap<string, Channel>, rewriter: Rewriter, srs: SrsSettings | null, facts: MessageFacts): (channel: string) => string {
+  const decide = copySenders({ channels, rewriter, settings: srs, sourceChannel: facts.sourceChannel, from: facts.from, now: facts.arrival.getTime() });
+  return (channel) => decide(channel).from;
 }
 
 function split<T>(list: T[], size: number): T[][] {

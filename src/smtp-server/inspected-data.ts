@@ -14,7 +14,7 @@ import type { EnvelopeDraft } from '../queue/types.js';
 import { routeRecipient } from '../rewrite/index.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { DataLimits } from './data-guard.js';
-import { planDrafts, type AcceptedRecipient, type MessageFacts } from './envelope-plan.js';
+import { planDrafts, senderPerChannel, type AcceptedRecipient, type MessageFacts } from './envelope-plan.js';
 import type { InboundSession } from './inbound-session.js';
 import { readData, violationReply, type EnqueueStore } from './message-receiver.js';
 import { finalMessage, readHeaderSection } from './message-edits.js';
@@ -105,7 +105,9 @@ export async function receiveInspected(req: InspectRequest): Promise<Stored> {
     if (final.unroutable.length) services.logger.warn({ id: messageId, addresses: final.unroutable }, 'a filter added recipients the rewrite rules cannot route; left out');
     const kept = final.recipients.filter((r) => !r.discard);
     if (kept.length === 0) return { kind: 'discarded', reason: final.removed.length ? 'every recipient removed by a filter' : (req.recipients[0]?.discard ?? 'no recipient'), size };
-    const drafts = planDrafts({ ...req.facts, from: final.from }, kept, services.config.imta.channelByName).map((d) => (tx.hold ? { ...d, held: true } : d));
+    const finalFacts = { ...req.facts, from: final.from };
+    const channels = services.config.imta.channelByName;
+    const drafts = planDrafts(finalFacts, kept, channels, senderPerChannel(channels, services.rewriter, services.srs, finalFacts)).map((d) => (tx.hold ? { ...d, held: true } : d));
     return await write(store, drafts, messageId, final.header, final.body ?? spool.read(section.bodyOffset), size);
   } catch (err) {
     return failed(err as Error, size);

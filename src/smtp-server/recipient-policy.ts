@@ -2,7 +2,7 @@
 // Relay policy as Messaging Server's INTERNAL_IP + Postfix's reject_unauth_destination: clients
 // that may relay (internal or authenticated) send anywhere; others only to channels that do not
 // send mail on over SMTP (the local channel `l`, hosted domains, bitbucket…). Pure: the routing
-// is src/rewrite/recipient-route.ts, the local user lookup is the caller's next step (LocalUsers).
+// is src/rewrite/recipient-route.ts, the local user lookup is the caller's next step (the directory).
 import type { Channel } from '../config/types.js';
 import { routeRecipient, type RewriteOutcome } from '../rewrite/index.js';
 import { relayDenied, unroutable, type SmtpReply } from './replies.js';

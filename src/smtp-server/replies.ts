@@ -39,6 +39,8 @@ export const REPLIES = {
   bareNewline: { code: 550, enhanced: '5.5.2', text: 'Message contains bare CR or LF' },
   storageFull: { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' },
   localError: { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' },
+  /** The directory (LDAP) could not answer: RFC 3463 4.4.3, directory server failure. */
+  directoryUnavailable: { code: 451, enhanced: '4.4.3', text: 'Directory server failure, try again later' },
   connectionLost: { code: 451, enhanced: '4.4.2', text: 'Connection lost during DATA' },
 } satisfies Record<string, SmtpReply>;
 
@@ -48,11 +50,6 @@ export function unroutable(error: string | null): SmtpReply {
 
 export function unknownUser(address: string): SmtpReply {
   return { ...REPLIES.userUnknown, text: `<${oneLine(address)}>: User unknown` };
-}
-
-/** A local address whose alias leads where the local channel does not deliver (a configuration error: the client keeps the mail). */
-export function localTargetUnsupported(address: string): SmtpReply {
-  return { code: 451, enhanced: '4.3.5', text: `<${oneLine(address)}>: local delivery is not configured for this address, try again later` };
 }
 
 export function relayDenied(address: string): SmtpReply {

@@ -1,6 +1,7 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
-// queue store, the rewriter and the local users, the policy's compiled mappings, DNS lookup and
-// milter settings (inbound-policy.ts), mail.log and the job controller link are made here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
+// queue store, the rewriter and the directory (files or LDAP: directory/source.ts), the policy's
+// compiled mappings, DNS lookup and milter settings (inbound-policy.ts), mail.log and the job
+// controller link are made here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -11,10 +12,11 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { MailLog, type MailLogRecord } from '../common/mail-log.js';
 import { loadInstanceConfigOrThrow } from '../config/load.js';
 import type { InstanceConfig } from '../config/types.js';
-import { localDomainsOf } from '../directory/local-aliases.js';
-import { LocalUsers } from '../directory/local-users.js';
+import { localityOf } from '../directory/locality.js';
+import { openDirectory } from '../directory/source.js';
 import { queueStoreFor } from '../queue/index.js';
-import { LOCAL_CHANNEL, compileRewriter } from '../rewrite/index.js';
+import { compileRewriter } from '../rewrite/index.js';
+import { srsSettingsOf } from '../srs/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { InboundSessions, InternalClients } from './inbound-session.js';
@@ -59,12 +61,19 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const settings = resolveInboundSettings(config, opts.service);
   const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
   const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
+  const rewriter = compileRewriter(config.imta);
+  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
+  const directory = openDirectory(config, {
+    onEvent: (e) => (e.type === 'connected' ? logger.debug(e, 'LDAP connection') : logger.warn(e, 'LDAP connection')),
+  });
   const services: StageServices = {
     config,
     settings,
     logger,
-    rewriter: compileRewriter(config.imta),
-    localUsers: new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost)),
+    rewriter,
+    directory,
+    isLocal: (address) => locality.isLocal(address),
+    srs: srsSettingsOf(config),
     policy: buildInboundPolicy(config, settings),
   };
   const mailLog = new MailLog(paths.mailLog);
@@ -99,6 +108,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     await notices.allSent();
     services.policy.close();
     jobController.close();
+    await directory.close().catch(() => {});
     await transcript?.close();
     mailLog.close();
   };

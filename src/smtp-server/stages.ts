@@ -13,8 +13,9 @@
 // and lookups (StageServices) and the session's facts (InboundSession).
 import type { Logger } from '../common/logger.js';
 import type { InstanceConfig } from '../config/types.js';
-import type { LocalUsers } from '../directory/local-users.js';
+import type { Directory } from '../directory/types.js';
 import type { Rewriter } from '../rewrite/index.js';
+import type { SrsSettings } from '../srs/index.js';
 import { formatReply, type SmtpReply } from './replies.js';
 import type { InboundPolicy } from './inbound-policy.js';
 import type { InboundSettings } from './settings.js';
@@ -55,7 +56,12 @@ export interface StageServices {
   config: InstanceConfig;
   settings: InboundSettings;
   rewriter: Rewriter;
-  localUsers: LocalUsers;
+  /** Users, recipients and lists (src/directory/source.ts: files, or LDAP when option.dat configures it). */
+  directory: Directory;
+  /** Whether an address is this host's (Locality.isLocal), for the directory's expansion. */
+  isLocal: (address: string) => boolean;
+  /** SRS_DOMAIN and etc/srs.secrets; null without a secret (no SRS address is ours). */
+  srs: SrsSettings | null;
   logger: Logger;
   /** Access tables, DNS blocklists, SPF/DKIM/DMARC settings and milters (inbound-policy.ts). */
   policy: InboundPolicy;

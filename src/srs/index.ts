@@ -4,9 +4,9 @@
 import type { InstanceConfig } from '../config/types.js';
 import type { SrsSettings } from './srs.js';
 
-export { srsForward, srsReverse, isSrsLocalPart, timestamp, SRS_HASH_LENGTH, type SrsSettings, type SrsForwardResult, type SrsReverseResult } from './srs.js';
-export { senderForCopy, srsRequested, type SrsRoute, type SrsSenderDecision } from './decision.js';
-export { addSrsSecret, withNewSecret, newSecret, type SrsKeygenResult } from './keygen.js';
+export { srsForward, srsReverse, isSrsLocalPart, timestamp, type SrsSettings } from './srs.js';
+export { senderForCopy, srsRequested } from './decision.js';
+export { addSrsSecret, withNewSecret } from './keygen.js';
 
 /** The instance's SRS settings (SRS_DOMAIN, SRS_MAXAGE, etc/srs.secrets); null when there is no secret. */
 export function srsSettingsOf(config: Pick<InstanceConfig, 'options' | 'srs'>): SrsSettings | null {
@@ -14,3 +14,4 @@ export function srsSettingsOf(config: Pick<InstanceConfig, 'options' | 'srs'>): 
   if (secrets.length === 0) return null;
   return { domain: config.options.srs?.domain ?? config.options.localHost, maxAgeDays: config.options.srs?.maxAgeDays ?? 21, secrets };
 }
+export { copySenders } from './copy-sender.js';

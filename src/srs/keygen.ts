@@ -30,7 +30,7 @@ export function withNewSecret(text: string, secret: string): { text: string; lin
   return { text: `${lines.join('\n')}\n`, line: at + 1, secrets: lines.filter(isSecret).length };
 }
 
-export function newSecret(): string {
+function newSecret(): string {
   return randomBytes(32).toString('base64');
 }
 

@@ -38,7 +38,7 @@ export type SrsReverseResult =
   /** An SRS address of ours that does not verify (forged, tampered, expired, malformed): refuse it (550 5.1.1). */
   | { kind: 'invalid'; reason: string };
 
-export const SRS_HASH_LENGTH = 4;
+const SRS_HASH_LENGTH = 4;
 const TIME_PRECISION_MS = 24 * 60 * 60 * 1000;
 const TIME_BASE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const TIME_SLOTS = 1024; // two base32 characters

@@ -1,10 +1,13 @@
 // The local channel `l`: Maildir delivery, subaddresses, etc/aliases, postmaster, unknown users,
-// unwritable mailboxes.
+// unwritable mailboxes, an alias to a remote address queued to the channel the rewrite rules give it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJob } from '../../src/channels/local.js';
+import { parseImtaCnf } from '../../src/config/imta-cnf.js';
+import type { Diagnostic } from '../../src/config/types.js';
+import { QueueStore } from '../../src/queue/index.js';
 import { makeChannel, makeConfig, Spool } from './delivery-fixtures.js';
 
 const spool = new Spool();
@@ -20,9 +23,14 @@ test('l channel: Maildir delivery with aliases, subaddresses, postmaster, /dev/n
   // carol's Maildir is broken: tmp is a file.
   mkdirSync(join(spool.root, 'mailbox', 'carol'), { recursive: true });
   writeFileSync(join(spool.root, 'mailbox', 'carol', 'tmp'), 'not a directory');
-  const channel = makeChannel({ name: 'l', smtp: false, officialHost: 'tsubame.sim.test', hosts: ['tsubame.sim.test'] });
+  mkdirSync(join(spool.root, 'etc'), { recursive: true });
+  writeFileSync(join(spool.root, 'etc', 'imta.cnf'), 'tsubame.sim.test  $U%$D@tsubame.sim.test\n.  $U%$H@tcp-daemon\n\nl\ntsubame.sim.test\n\ntcp_local smtp mx\ntcp-daemon\n');
+  const diagnostics: Diagnostic[] = [];
+  const imta = parseImtaCnf(join(spool.root, 'etc', 'imta.cnf'), diagnostics);
+  assert.deepEqual(diagnostics, []);
+  const channel = imta.channelByName.get('l')!;
   const config = makeConfig(spool.root, {
-    channels: [channel],
+    imta,
     aliases: {
       team: ['alice', 'bob@tsubame.sim.test'],
       devnull: ['/dev/null'],
@@ -57,8 +65,16 @@ test('l channel: Maildir delivery with aliases, subaddresses, postmaster, /dev/n
   assert.equal(by['postmaster@tsubame.sim.test']!.result, 'delivered');
   assert.equal(by['nobody@tsubame.sim.test']!.result, 'failed');
   assert.match(by['nobody@tsubame.sim.test']!.status, /^550 5\.1\.1 /);
-  assert.equal(by['forward@tsubame.sim.test']!.result, 'deferred');
-  assert.match(by['forward@tsubame.sim.test']!.status, /^451 4\.3\.5 alias target someone@elsewhere\.test/);
+  // An alias to a remote address: a copy queued to the channel the rewrite rules route it to, from the sender.
+  assert.equal(by['forward@tsubame.sim.test']!.result, 'delivered');
+  assert.match(by['forward@tsubame.sim.test']!.status, /^250 2\.0\.0 1 copy queued for other addresses$/);
+  assert.equal(o!.enqueued?.length, 1);
+  assert.equal(o!.enqueued[0]!.channel, 'tcp_local');
+  const copy = await new QueueStore({ queueDir: join(spool.root, 'queue'), corruptDir: join(spool.root, 'corrupt'), subdirs: () => 0 }).readMessage(o!.enqueued[0]!.path);
+  assert.equal(copy.envelope.held, false, 'released once the expansion finished');
+  assert.equal(copy.envelope.from, 'sender@sim.test');
+  assert.deepEqual(copy.envelope.recipients.map((r) => [r.address, r.orcpt]), [['someone@elsewhere.test', 'rfc822;forward@tsubame.sim.test']]);
+  assert.match(copy.body.toString('latin1'), /^Delivered-To: forward@tsubame\.sim\.test\r\nFrom: <sender@sim\.test>/);
   assert.equal(by['carol@tsubame.sim.test']!.result, 'deferred');
   assert.match(by['carol@tsubame.sim.test']!.status, /^451 4\.2\.0 /);
 
@@ -86,7 +102,7 @@ test('l channel: an alias list with an unknown member delivers to the others and
   const job = await createLocalJob(spool.context(config, channel));
   const [o] = await job.deliver([spool.message('', ['half@x.test', 'loopa@x.test'])]);
   assert.equal(o!.recipients[0]!.result, 'delivered');
-  assert.match(o!.recipients[0]!.status, /unknown alias members skipped: ghost/);
+  assert.match(o!.recipients[0]!.status, /1 member failed: ghost@x\.test/);
   assert.match(newFiles('dave')[0]!, /^Return-Path: <>\n/);
   assert.equal(o!.recipients[1]!.result, 'failed', 'an alias cycle with no mailbox is unknown');
 });

@@ -33,7 +33,7 @@ test('text: the user or group, then each mailbox, routed address and failure wit
     [
       'staff@example.com: group <staff@example.com> (staff; owner owner-staff@example.com)',
       `  mailbox alice <alice@example.com>   (via staff@example.com → :include:${join(inst.root, 'lists/staff')})`,
-      `  route <carol@partner.example> from <owner-staff@example.com>   (via staff@example.com → :include:${join(inst.root, 'lists/staff')})`,
+      `  route <carol@partner.example> → channel tcp_local from <owner-staff@example.com>   (via staff@example.com → :include:${join(inst.root, 'lists/staff')})`,
       '  mailbox bob <bob@example.com>   (via staff@example.com)',
       'Alice+x@example.com: user alice <Alice+x@example.com> (delivery options: mailbox; mailbox alice)',
       '  mailbox alice <Alice+x@example.com>',

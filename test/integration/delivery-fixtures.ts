@@ -3,7 +3,7 @@
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Channel, InstanceConfig } from '../../src/config/types.js';
+import type { Channel, ImtaConfig, InstanceConfig } from '../../src/config/types.js';
 import type { ChannelJobContext, DeliveryItem } from '../../src/channels/types.js';
 import type { Envelope } from '../../src/queue/types.js';
 import { silentLogger } from '../../src/common/logger.js';
@@ -45,11 +45,12 @@ export function makeChannel(overrides: Partial<Channel> = {}): Channel {
   };
 }
 
-export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Record<string, string>; aliases?: Record<string, string[]>; channels?: Channel[] } = {}): InstanceConfig {
+/** `imta`: rewrite rules and channels as parsed from an imta.cnf (then `channels` is not used). */
+export function makeConfig(root: string, opts: { dnsServers?: string[]; raw?: Record<string, string>; aliases?: Record<string, string[]>; channels?: Channel[]; imta?: ImtaConfig } = {}): InstanceConfig {
   const channels = opts.channels ?? [];
   return {
     root,
-    imta: { rules: [], channels, channelByName: new Map(channels.map((c) => [c.name.toLowerCase(), c])), hostTable: new Map() },
+    imta: opts.imta ?? { rules: [], channels, channelByName: new Map(channels.map((c) => [c.name.toLowerCase(), c])), hostTable: new Map() },
     dispatcher: { services: [] },
     jobController: { maxMessages: 100000, synchTimeSec: 14400, rebuildParallelChannel: 12, pools: [], channels: [], maxLifeAgeSec: 0, maxLifeConns: 0 },
     options: {

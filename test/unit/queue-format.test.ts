@@ -107,6 +107,15 @@ test('minimal envelope (null sender, no MAIL parameters) round-trips', () => {
   assert.deepEqual(parsed.envelope, { ...env, held: true });
 });
 
+test('a recipient a list expansion resolved keeps its mailbox; older files without the field read as before', () => {
+  const env: Envelope = { ...sampleEnvelope(), channel: 'l', recipients: [{ address: 'alice@example.com', original: 'alice@example.com', orcpt: null, notify: null, state: 'pending', status: null, mailbox: 'Al ice=,%' }] };
+  const { header } = encodeEnvelope(env, 0);
+  assert.match(header.toString('utf8'), / mailbox=Al%20ice%3D%2C%25 /);
+  assert.deepEqual(parseEnvelope(header, false).envelope, env);
+  const without = parseEnvelope(Buffer.from(header.toString('utf8').replace(/ mailbox=\S+/, '')), false).envelope.recipients[0]!;
+  assert.equal('mailbox' in without, false);
+});
+
 test('the body length can be filled in afterwards at its offset', () => {
   const enc = encodeEnvelope(sampleEnvelope(), 0);
   const len = formatBodyLength(987654);

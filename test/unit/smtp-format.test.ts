@@ -62,6 +62,11 @@ test('addrsperfile and single split a channel into several files', () => {
   assert.deepEqual(planDrafts(facts, many, new Map([ch('tcp_local', { copies: 'single' })])).map((d) => d.recipients.length), [1, 1, 1, 1, 1]);
 });
 
+test('each draft gets the sender senderFor gives its channel (SRS), files of one channel share it', () => {
+  const drafts = planDrafts(facts, [rcpt('l', 'a@l'), rcpt('tcp_local', 'b@r'), rcpt('tcp_local', 'c@r')], new Map([ch('l', {}), ch('tcp_local', { addrsPerFile: 1 })]), (channel) => (channel === 'tcp_local' ? 'SRS0=abcd=TT=x=s@srs.example' : 's@x'));
+  assert.deepEqual(drafts.map((d) => [d.channel, d.from]), [['l', 's@x'], ['tcp_local', 'SRS0=abcd=TT=x=s@srs.example'], ['tcp_local', 'SRS0=abcd=TT=x=s@srs.example']]);
+});
+
 test('MAIL parameters: SIZE, BODY, RET, ENVID, SMTPUTF8', () => {
   assert.deepEqual(mailParamsFrom({ SIZE: '1234', BODY: '8bitmime', SMTPUTF8: true }, { ret: 'HDRS', envid: 'QQ314159' }, true), {
     size: 1234, body: '8BITMIME', ret: 'HDRS', envid: 'QQ314159', smtputf8: true,

@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import { secretKey } from '../../src/config/srs.js';
 import { isSrsLocalPart, senderForCopy, srsForward, srsRequested, srsReverse, timestamp, withNewSecret, type SrsSettings } from '../../src/srs/index.js';
 
@@ -168,4 +170,36 @@ test('keygen: the new secret goes before the first secret, comments stay on top;
   const rotated = withNewSecret('# mine\n\nOLD1\nOLD2\n', 'NEW');
   assert.deepEqual(rotated, { text: '# mine\n\nNEW\nOLD1\nOLD2\n', line: 3, secrets: 3 });
   assert.deepEqual(withNewSecret('OLD\r\n', 'NEW'), { text: 'NEW\nOLD\n', line: 1, secrets: 2 });
+});
+
+test('copySenders: a copy of mail that came in on a sourcesrs channel, queued to a destinationsrs channel, from a sender outside (addresssrs) gets SRS; the sender is routed once', async () => {
+  const { loadInstanceConfigOrThrow } = await import('../../src/config/load.js');
+  const { compileRewriter } = await import('../../src/rewrite/index.js');
+  const { copySenders } = await import('../../src/srs/index.js');
+  const { makeInstance } = await import('../helpers/instance.js');
+  const inst = makeInstance({
+    files: {
+      'etc/imta.cnf': 'example.com  $U%$D@localhost\n.  $U%$H@tcp-daemon\n\nl\nlocalhost\n\ntcp_local smtp sourcesrs destinationsrs addresssrs\ntcp-daemon\n\ntcp_intranet smtp\ntcp-intranet\n',
+      'etc/srs.secrets': `${SECRET}\n`,
+    },
+  });
+  chmodSync(join(inst.root, 'etc/srs.secrets'), 0o600);
+  try {
+    const config = loadInstanceConfigOrThrow(inst.root);
+    const compiled = compileRewriter(config.imta);
+    let routed = 0;
+    const rewriter = { rewrite: (a: string, c: Parameters<typeof compiled.rewrite>[1]) => (routed++, compiled.rewrite(a, c)) };
+    const decide = (from: string, sourceChannel = 'tcp_local', s: SrsSettings | null = settings()) => copySenders({ channels: config.imta.channelByName, rewriter, settings: s, sourceChannel, from, now: NOW });
+    const outside = decide('alice@orig.example');
+    assert.equal(outside('tcp_local').from, rewritten('alice@orig.example'));
+    assert.equal(outside('TCP_LOCAL').rewrite, true);
+    assert.equal(outside('l').rewrite, false, 'delivered here: the sender is kept');
+    assert.equal(routed, 1, 'the sender is routed once per message');
+    assert.equal(decide('bob@example.com')('tcp_local').rewrite, false, 'a sender of ours keeps its address');
+    assert.equal(decide('alice@orig.example', 'tcp_intranet')('tcp_local').rewrite, false, 'mail from a channel without sourcesrs');
+    assert.equal(decide('')('tcp_local').from, '', 'the null sender');
+    assert.equal(decide('alice@orig.example', 'tcp_local', null)('tcp_local').from, 'alice@orig.example', 'no secret: never rewritten');
+  } finally {
+    inst.remove();
+  }
 });

@@ -2,12 +2,14 @@
 // as `file:line: severity: message`. Exit 1 on any error. (Messaging Server compiles the files
 // here; tsubame reads them directly, so this is the check an operator runs before a reload.)
 // It also warns when the host name in use is not a fully qualified domain name (LOCAL_HOST unset
-// on a machine with a short name): the running instance works, but says that name to the world.
+// on a machine with a short name): the running instance works, but says that name to the world;
+// and for every member of etc/aliases that would get nothing (directory/alias-check.ts).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from '../args.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfig } from '../../config/load.js';
+import { checkAliasMembers } from '../../directory/alias-check.js';
 import { localHostProblem } from '../../config/option-dat.js';
 import { formatDiagnostic, type Diagnostic } from '../../config/types.js';
 
@@ -18,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   if (config) {
     const warning = localHostWarning(instancePaths(root).optionDat, config.options.raw.LOCAL_HOST);
     if (warning) diagnostics.push(warning);
+    diagnostics.push(...(await checkAliasMembers(config, instancePaths(root).aliases)));
   }
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = diagnostics.length - errors;

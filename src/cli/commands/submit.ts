@@ -1,6 +1,7 @@
 // `imsimta submit [-f sender] [-t] [-i] [rcpt…]`: local submission, as sendmail would take it.
 // Reads the message on stdin, completes its header (Date, Message-ID, From when missing; a
-// Received: line), routes every recipient through the rewrite rules as channel `l`, writes one
+// Received: line), routes every recipient through the rewrite rules as channel `l` (a local one
+// asked of the directory: files or LDAP, as RCPT does), writes one
 // queue file per destination channel and tells the job controller.
 // Exit codes: 0 all recipients accepted; 1 some or all refused (one line each on stderr; the
 // accepted ones are queued, as sendmail does); 2 bad usage; 75 (EX_TEMPFAIL) the queue could not
@@ -10,10 +11,11 @@ import { CommandError, UsageError, firstLine } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
 import { MailLog, type MailLogRecord } from '../../common/mail-log.js';
 import { notifyEnqueued } from '../../job-controller/client.js';
-import { LOCAL_CHANNEL, compileRewriter } from '../../rewrite/index.js';
+import { compileRewriter } from '../../rewrite/index.js';
 import { decideRecipient } from '../../smtp-server/recipient-policy.js';
-import { localDomainsOf } from '../../directory/local-aliases.js';
-import { LocalUsers } from '../../directory/local-users.js';
+import { checkRecipient } from '../../directory/recipient-check.js';
+import { localityOf } from '../../directory/locality.js';
+import { openDirectory } from '../../directory/source.js';
 import { formatReply, REPLIES } from '../../smtp-server/replies.js';
 import { formatRfc5322Date } from '../../common/rfc5322-date.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
@@ -58,16 +60,20 @@ export async function main(argv: string[]): Promise<number> {
 
   // Route every recipient; group the accepted ones by destination channel.
   const rewriter = compileRewriter(config.imta);
-  const localUsers = new LocalUsers(paths.mailbox, config.aliases, localDomainsOf(config.imta.channelByName.get(LOCAL_CHANNEL), config.options.localHost));
+  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
+  const directory = openDirectory(config);
   const byChannel = new Map<string, QueuedRecipient[]>();
   const refused: Array<{ address: string; reason: string }> = [];
   for (const given of submission.recipients) {
     const address = qualify(given, limits.localHost);
     const decision = decideRecipient(given, rewriter.rewrite(address, { sourceChannel: SOURCE_CHANNEL, direction: 'to' }), config.imta.channelByName, true);
+    const check = decision.ok && decision.localPart !== null ? await checkRecipient(directory, decision.address, { isLocal: (a) => locality.isLocal(a) }) : null;
     if (!decision.ok) {
       refused.push({ address: given, reason: formatReply(decision.reply) });
-    } else if (decision.localPart !== null && !(await localUsers.exists(decision.localPart))) {
+    } else if (check?.kind === 'unknown') {
       refused.push({ address: given, reason: formatReply(REPLIES.userUnknown) });
+    } else if (check?.kind === 'unavailable') {
+      refused.push({ address: given, reason: formatReply(REPLIES.directoryUnavailable) });
     } else {
       const list = byChannel.get(decision.channel) ?? [];
       if (!list.some((r) => r.address.toLowerCase() === decision.address.toLowerCase())) {
@@ -76,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
       byChannel.set(decision.channel, list);
     }
   }
+  await directory.close();
   for (const r of refused) process.stderr.write(`imsimta submit: <${r.address}>: ${r.reason}\n`);
 
   const mailLog = new MailLog(paths.mailLog);

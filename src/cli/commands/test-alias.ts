@@ -2,8 +2,9 @@
 // each address (addresses from the arguments, else one per line on stdin): the user or group it
 // is, then everything mail to it becomes: mailboxes, addresses routed by the rewrite rules,
 // discards, and members that fail (unknown, loops, include files that cannot be read) with the
-// reason. The source is LDAP when option.dat sets LDAP_HOST, else the files of etc/ and
-// mailbox/. Exit 0 when every address is known and expands without a failure, 1 otherwise, 75
+// reason; an address routed elsewhere is shown with the channel the rewrite rules give it (where
+// the local channel queues its copy). The source is LDAP when option.dat sets LDAP_HOST, else the
+// files of etc/ and mailbox/ (directory/source.ts). Exit 0 when every address is known and expands without a failure, 1 otherwise, 75
 // when the directory could not answer.
 import { createInterface } from 'node:readline';
 import { parseArgs } from '../args.js';
@@ -11,7 +12,8 @@ import { CommandError, UsageError, firstLine } from '../errors.js';
 import { resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfigOrThrow } from '../../config/load.js';
 import type { InstanceConfig } from '../../config/types.js';
-import { expandRecipient, filesRecipients, LdapDirectory, localityOf, type ExpandedRecipient, type RecipientDirectory, type RecipientLookup } from '../../directory/index.js';
+import { directorySourceOf, expandRecipient, filesRecipients, localityOf, openDirectory, type ExpandedRecipient, type RecipientDirectory, type RecipientLookup } from '../../directory/index.js';
+import { LOCAL_CHANNEL, compileRewriter, routeRecipient } from '../../rewrite/index.js';
 
 const USAGE = 'imsimta test -alias [--source files|ldap] [--json] [ADDRESS…]';
 const EX_TEMPFAIL = 75;
@@ -24,16 +26,22 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CommandError(firstLine((err as Error).message));
   }
-  const source = (args.values.get('source') ?? (config.options.ldap ? 'ldap' : 'files')).toLowerCase();
+  const source = (args.values.get('source') ?? directorySourceOf(config)).toLowerCase();
   if (source !== 'files' && source !== 'ldap') throw new UsageError(`--source is files or ldap (${USAGE})`);
   if (source === 'ldap' && !config.options.ldap) throw new CommandError('--source ldap: option.dat does not set LDAP_HOST');
-  const directory = source === 'ldap' ? new LdapDirectory(config.options.ldap!) : filesRecipients(config);
-  const locality = localityOf(config.imta);
-  const isLocal = (address: string) => locality.localUserOf(address) !== null;
+  const opened = source === directorySourceOf(config) ? openDirectory(config) : null;
+  const directory: RecipientDirectory = opened ?? filesRecipients(config);
+  const rewriter = compileRewriter(config.imta);
+  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
+  const isLocal = (address: string) => locality.isLocal(address);
+  const channelOf = (address: string): string | null => {
+    const route = routeRecipient(rewriter.rewrite(address, { sourceChannel: LOCAL_CHANNEL, direction: 'to' }), config.imta.channelByName);
+    return route.ok ? route.channel.name : null;
+  };
   const json = args.flags.has('json');
   let worst = 0;
   const show = async (address: string) => {
-    const code = await showAddress(directory, address, isLocal, json);
+    const code = await showAddress(directory, address, { isLocal, channelOf }, json);
     worst = code === EX_TEMPFAIL || worst === EX_TEMPFAIL ? EX_TEMPFAIL : Math.max(worst, code);
   };
   try {
@@ -50,16 +58,22 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
   } finally {
-    if (directory instanceof LdapDirectory) await directory.close();
+    await opened?.close();
   }
   return worst;
 }
 
-async function showAddress(directory: RecipientDirectory, address: string, isLocal: (a: string) => boolean, json: boolean): Promise<number> {
+/** An expansion item, with the channel a routed address goes to (null: no rule routes it). */
+type ShownItem = ExpandedRecipient | (Extract<ExpandedRecipient, { kind: 'route' }> & { channel: string | null });
+
+async function showAddress(directory: RecipientDirectory, address: string, how: { isLocal: (a: string) => boolean; channelOf: (a: string) => string | null }, json: boolean): Promise<number> {
   const lookup = await directory.findRecipient(address);
-  const items: ExpandedRecipient[] = [];
-  if (lookup.kind === 'user' || lookup.kind === 'group') for await (const item of expandRecipient(directory, address, { isLocal })) items.push(item);
-  const code = lookup.kind === 'unavailable' || items.some((i) => i.kind === 'unavailable') ? EX_TEMPFAIL : lookup.kind === 'none' || items.some((i) => i.kind === 'failed') ? 1 : 0;
+  const items: ShownItem[] = [];
+  if (lookup.kind === 'user' || lookup.kind === 'group') {
+    for await (const item of expandRecipient(directory, address, { isLocal: how.isLocal })) items.push(item.kind === 'route' ? { ...item, channel: how.channelOf(item.address) } : item);
+  }
+  const unroutable = items.some((i) => i.kind === 'route' && 'channel' in i && i.channel === null);
+  const code = lookup.kind === 'unavailable' || items.some((i) => i.kind === 'unavailable') ? EX_TEMPFAIL : lookup.kind === 'none' || unroutable || items.some((i) => i.kind === 'failed') ? 1 : 0;
   if (json) process.stdout.write(`${JSON.stringify({ address, source: directory.source, lookup, expansion: items })}\n`);
   else process.stdout.write(`${address}: ${describeLookup(lookup)}\n${items.map((i) => `  ${describeItem(i)}\n`).join('')}`);
   return code;
@@ -78,13 +92,15 @@ function describeLookup(l: RecipientLookup): string {
   }
 }
 
-function describeItem(i: ExpandedRecipient): string {
+function describeItem(i: ShownItem): string {
   const via = 'via' in i && i.via.length > 0 ? `   (via ${i.via.join(' → ')})` : '';
   switch (i.kind) {
     case 'mailbox':
       return `mailbox ${i.mailbox} <${i.address}>${via}`;
-    case 'route':
-      return `route <${i.address}>${i.list?.owner ? ` from <${i.list.owner}>` : ''}${via}`;
+    case 'route': {
+      const channel = 'channel' in i ? (i.channel === null ? ' → no channel: no rewrite rule routes it' : ` → channel ${i.channel}`) : '';
+      return `route <${i.address}>${channel}${i.list?.owner ? ` from <${i.list.owner}>` : ''}${via}`;
+    }
     case 'discard':
       return `discard${via}`;
     case 'failed':
