@@ -4,5 +4,4 @@
 export { RedisFarmStore } from './redis-store.js';
 export { SharedShapingCounters, logStoreState, shareOf } from './shared-counters.js';
 export { farmShapingCounters } from './channel-counters.js';
-export type { FarmStore, StoreState, SlotGrant, TokenGrant } from './store.js';
 export { FlushRelay, parseFlushNotice, type FlushNotice } from './flush-relay.js';

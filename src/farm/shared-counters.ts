@@ -94,7 +94,10 @@ export class SharedShapingCounters implements ShapingCounters {
 
   acquireLease(key: string, limit: number, ttlMs: number, now: number): LeaseId | null {
     if (!this.shared) {
-      const id = this.fallback.acquireLease(key, shareOf(limit, this.opts.nodeCount), ttlMs, now);
+      // Connections opened before Redis went away count in this node's share too.
+      const share = shareOf(limit, this.opts.nodeCount) - (this.slots.get(key)?.inUse.size ?? 0);
+      if (share <= 0) return null;
+      const id = this.fallback.acquireLease(key, share, ttlMs, now);
       if (id === null) return null;
       const lease = this.nextLease++;
       this.fallbackLeases.set(lease, { key, id });
@@ -147,7 +150,10 @@ export class SharedShapingCounters implements ShapingCounters {
   }
 
   leaseWait(key: string, limit: number, now: number): number {
-    if (!this.shared) return this.fallback.leaseWait(key, shareOf(limit, this.opts.nodeCount), now);
+    if (!this.shared) {
+      const share = shareOf(limit, this.opts.nodeCount) - (this.slots.get(key)?.inUse.size ?? 0);
+      return share <= 0 ? Infinity : this.fallback.leaseWait(key, share, now);
+    }
     const k = this.slotKey(key, limit);
     this.expireInUse(k, now);
     if (k.free.length > 0) return 0;

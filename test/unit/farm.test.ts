@@ -9,7 +9,7 @@ import { parseOptionDat } from '../../src/config/option-dat.js';
 import { redactedRedisUrl } from '../../src/config/farm-options.js';
 import { defaultShapingConfig } from '../../src/config/shaping-cnf.js';
 import type { Diagnostic } from '../../src/config/types.js';
-import { shareOf } from '../../src/farm/index.js';
+import { parseFlushNotice, shareOf } from '../../src/farm/index.js';
 import { LocalShapingCounters, Shaper, type ShapingCounters } from '../../src/shaping/index.js';
 
 function options(text: string) {
@@ -70,4 +70,13 @@ test('a destination whose slots another node holds: the shaper asks again when t
   for (let i = 0; i < max; i++) assert.ok(local.acquireLease('mx:other', max, 1000, T0) !== null);
   assert.equal(local.leaseWait('mx:other', max, T0), Infinity);
   assert.equal(local.leaseWait('mx:other', max + 1, T0), 0);
+});
+
+test('a flush notice from the Redis channel is taken only when it is one: node, target (domain, #channel, or all) and origin', () => {
+  assert.deepEqual(parseFlushNotice('{"node":"mx2","target":"example.com","origin":"etrn"}'), { node: 'mx2', target: 'example.com', origin: 'etrn' });
+  assert.deepEqual(parseFlushNotice('{"node":"mx2","target":null,"origin":"operator"}'), { node: 'mx2', target: null, origin: 'operator' });
+  assert.deepEqual(parseFlushNotice('{"node":"mx2","target":"#tcp_local","origin":"operator"}')?.target, '#tcp_local');
+  for (const bad of ['', 'not json', 'null', '[]', '{"node":"mx2","target":"example.com"}', '{"node":"mx2","target":"a b","origin":"etrn"}', '{"node":"mx2","target":"x\\r\\nQUIT","origin":"etrn"}', `{"node":"mx2","target":"${'a'.repeat(300)}","origin":"etrn"}`, '{"node":7,"target":null,"origin":"etrn"}', '{"node":"mx2","target":null,"origin":"anyone"}']) {
+    assert.equal(parseFlushNotice(bad), null, bad);
+  }
 });
