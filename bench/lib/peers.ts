@@ -1,7 +1,7 @@
 // Benchmark peers: Postfix's smtp-sink and smtp-source, and a private Postfix instance to compare with.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,6 +82,35 @@ export async function startPostfix(ip: string, port: number, relayHost: string, 
       await execFileP(script, ['stop', dir]).catch(() => {});
       // `postfix stop` returns before master has let go of the port: the next run must not reach this one.
       await waitRefused(ip, port, 20_000);
+      discardDir(dir);
+    },
+  };
+}
+
+/**
+ * A private Postfix delivering by MX (no relayhost), its resolver pointed at `dnsHost` port 53:
+ * bench/postfix/instance.sh, then `postconf -e` of DNS lookups on and `settings`. Postfix's
+ * resolver reads /etc/resolv.conf, which the machine's other users need unchanged, so its master
+ * is started in a private mount namespace (`unshare -m`) where a resolv.conf naming `dnsHost` is
+ * bind-mounted over /etc/resolv.conf: only the master and its children see it.
+ */
+export async function startPostfixResolving(listen: { host: string; port: number }, dnsHost: string, settings: string[]): Promise<PostfixInstance> {
+  const dir = mkdtempSync(join(tmpdir(), 'tsubame-postfix-mx-'));
+  const script = join(repoRoot, 'bench', 'postfix', 'instance.sh');
+  // The relay host given here is replaced by `relayhost =` below; nothing listens there.
+  await execFileP(script, ['start', dir, listen.host, String(listen.port), '127.0.9.6', '9']);
+  await execFileP('postfix', ['-c', join(dir, 'etc'), 'stop']).catch(() => {});
+  await waitRefused(listen.host, listen.port, 20_000);
+  await execFileP('postconf', ['-c', join(dir, 'etc'), '-e', 'relayhost =', 'disable_dns_lookups = no', 'smtp_host_lookup = dns', ...settings]);
+  writeFileSync(join(dir, 'resolv.conf'), `nameserver ${dnsHost}\noptions attempts:2 timeout:2\n`);
+  await execFileP('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${join(dir, 'resolv.conf')} /etc/resolv.conf && postfix -c ${join(dir, 'etc')} start`]);
+  await waitListening(listen.host, listen.port, 10_000);
+  return {
+    dir,
+    masterPid: () => postfixMasterPid(dir),
+    async stop() {
+      await execFileP(script, ['stop', dir]).catch(() => {});
+      await waitRefused(listen.host, listen.port, 20_000);
       discardDir(dir);
     },
   };

@@ -13,6 +13,8 @@ cmd=$1 dir=$2
 # last one) listing the private instances that still exist: add or remove DIR.
 register_config_dir() {
   local action=$1 target=$2 main=/etc/postfix/main.cf list=() d
+  # Debian's "No configuration" install has no main.cf: an empty one means Postfix's defaults.
+  [ -f "$main" ] || touch "$main"
   for d in $(sed -n 's/^alternate_config_directories *= *//p' "$main" | tr ', ' '\n\n'); do
     [ -n "$d" ] && [ "$d" != "$target" ] && [ -d "$d" ] && list+=("$d")
   done

@@ -1,7 +1,9 @@
-// The SMTP and LMTP channels (`smtp` / `lmtp` keyword): a job delivers batches through the
-// delivery engine, keeping its connections between batches; DNS answers and host reachability
-// are shared by all jobs of the worker thread (getSharedDnsCache / getSharedReachabilityCache);
-// the verified-TLS policy (trust store, MTA-STS cache, TLS-RPT counts) is the job's own.
+// The SMTP and LMTP channels (`smtp` / `lmtp` keyword): the channel's job in a delivery thread is
+// one fan-out (src/delivery/fanout.ts) that every batch its jobs hand over joins, with one
+// connection cache and one traffic shaper for the whole channel; DNS answers and host
+// reachability are shared with the thread's other channels (getSharedDnsCache /
+// getSharedReachabilityCache); the verified-TLS policy (trust store, MTA-STS cache, TLS-RPT
+// counts) is the job's own.
 import { join } from 'node:path';
 import type { ChannelJob, ChannelJobContext, ChannelJobFactory, DeliverOptions, DeliveryItem, MessageOutcome } from './types.js';
 import { everyPendingAs } from './outcomes.js';
@@ -9,11 +11,13 @@ import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DnsClient } from '../dns/client.js';
 import { dnsServersOf } from '../dns/settings.js';
 import { DnsCache, getSharedDnsCache } from '../dns/cache.js';
-import { deliverWithEngine, newEngineStats, type EngineStats } from '../delivery/engine.js';
+import { newEngineStats, type EngineStats } from '../delivery/engine-context.js';
+import { ChannelFanout, type FanoutStatus } from '../delivery/fanout.js';
 import { ReachabilityCache, getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryResolver } from '../delivery/resolver.js';
 import { deliverySettings, type DeliverySettings } from '../delivery/settings.js';
 import { openTranscript, type Transcript } from '../delivery/transcript.js';
+import { makeChannelShaper, type Shaper } from '../shaping/index.js';
 import { TlsGate } from '../delivery/tls-gate.js';
 import { OutboundTlsPolicy } from '../delivery/tls/policy.js';
 import { tlsPolicySettings } from '../delivery/tls/settings.js';
@@ -22,6 +26,8 @@ import { instancePaths } from '../common/instance.js';
 export interface SmtpJobDeps {
   dnsCache: DnsCache;
   reachability: ReachabilityCache;
+  /** The channel's traffic shaper (kept by the thread across reloads); a new one from etc/shaping.cnf when absent. */
+  shaper?: Shaper;
   /** Overrides of option.dat settings (tests). */
   settings?: Partial<DeliverySettings>;
   random?: () => number;
@@ -38,9 +44,14 @@ export interface SmtpJobStats extends EngineStats {
 
 export interface SmtpChannelJob extends ChannelJob {
   stats(): SmtpJobStats;
+  /** What the channel's fan-out has in hand now: connections, destinations, their shaping. */
+  status(): FanoutStatus;
   /** Path of the master_debug transcript, when the channel has master_debug. */
   readonly transcriptPath: string | null;
 }
+
+/** The channel's most connections at once (maxclientthreads) when a test's channel does not say. */
+const DEFAULT_MAX_CONNECTIONS = 1000;
 
 export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): SmtpChannelJob {
   const { channel, config } = ctx;
@@ -54,31 +65,39 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
   });
   const tlsPolicy = outboundTlsPolicy(ctx, resolver, deps.stsPort);
   const tls = new TlsGate(channel, tlsPolicy, resolver);
-  const connections = new ConnectionCache(Math.max(1, channel.maxClientConnections || 20), settings.idleTimeoutMs);
+  const maxConnections = Math.max(1, channel.maxClientConnections || DEFAULT_MAX_CONNECTIONS);
   const transcript: Transcript | null = channel.masterDebug ? openTranscript(join(ctx.root, 'log'), channel.name) : null;
   const stats = newEngineStats();
+  // The cache tells the fan-out of every connection it closes (its shaping slot is free).
+  let fanout: ChannelFanout | null = null;
+  const connections = new ConnectionCache(maxConnections, settings.idleTimeoutMs, (session) => fanout?.connectionClosed(session));
+  fanout = new ChannelFanout(
+    {
+      channel,
+      localName: config.options.localHost,
+      hopLimit: config.options.maxReceivedLines,
+      verpDelimiters: config.options.verpDelimiters,
+      settings,
+      resolver,
+      reachability: deps.reachability,
+      tls,
+      readMessage: ctx.readMessage ?? ctx.openBody,
+      transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
+      stats,
+      random: deps.random,
+      shaper: deps.shaper ?? ctx.shaper ?? makeChannelShaper(config, channel.name),
+      maxConnections,
+    },
+    connections,
+  );
+  const engine = fanout;
   let closed = false;
   return {
     transcriptPath: transcript?.path ?? null,
     async deliver(items: DeliveryItem[], opts: DeliverOptions = {}): Promise<MessageOutcome[]> {
       if (closed) throw new Error('job closed');
       try {
-        return await deliverWithEngine(items, {
-          channel,
-          localName: config.options.localHost,
-          hopLimit: config.options.maxReceivedLines,
-          verpDelimiters: config.options.verpDelimiters,
-          settings,
-          resolver,
-          reachability: deps.reachability,
-          connections,
-          tls,
-          readMessage: ctx.readMessage ?? ctx.openBody,
-          transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
-          stats,
-          random: deps.random,
-          signal: opts.signal,
-        });
+        return await engine.deliver(items, opts.signal);
       } catch (err) {
         // Never throw for a delivery problem: everything pending is deferred with the reason.
         ctx.logger.error({ err, channel: channel.name }, 'delivery engine failed');
@@ -87,11 +106,12 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
     },
     async close() {
       closed = true;
-      connections.closeAll();
+      await engine.close();
       await tlsPolicy.close().catch((err: unknown) => ctx.logger.warn({ err, channel: channel.name }, 'cannot write the TLS-RPT counts'));
       client.close();
       await transcript?.close();
     },
+    status: () => engine.status(),
     stats: () => ({
       ...stats,
       dnsQueries: client.stats.queries,

@@ -21,6 +21,8 @@ export interface ChannelJob {
   close(): Promise<void>;
   /** Its outbound connections so far (SMTP channels), read after each batch for the metrics. */
   stats?(): { connectionsOpened: number; connectionsReused: number };
+  /** What its fan-out has in hand now (SMTP channels): connections, destinations and their shaping. */
+  status?(): import('../delivery/fanout.js').FanoutStatus;
 }
 
 /** What a channel job gets from the job controller's worker when it is created. */
@@ -39,6 +41,8 @@ export interface ChannelJobContext {
    * streamed as openBody does. Optional: channels fall back to openBody.
    */
   readMessage?: (path: string) => Promise<Buffer | NodeJS.ReadableStream>;
+  /** The channel's traffic shaper, kept by the thread across reloads (SMTP channels; etc/shaping.cnf). */
+  shaper?: import('../shaping/index.js').Shaper;
 }
 
 export type ChannelJobFactory = (ctx: ChannelJobContext) => Promise<ChannelJob>;

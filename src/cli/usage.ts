@@ -63,7 +63,7 @@ export const IMSIMTA_SUBCOMMANDS: Record<string, { summary: string; help: string
     ]),
   },
   qm: {
-    summary: 'queue manager: summarize, directory, hold, release, delete, return, start, stop, corrupt',
+    summary: 'queue manager: summarize, directory, hold, release, delete, return, start, stop, corrupt, shaping',
     help: text([
       'usage: imsimta qm [--root DIR] [--json] COMMAND …',
       '',
@@ -72,6 +72,7 @@ export const IMSIMTA_SUBCOMMANDS: Record<string, { summary: string; help: string
       '  hold|release|delete|return ID…  hold, release, delete or return (bounce now) messages',
       '  start|stop CHANNEL           resume or suspend delivery on a channel',
       '  corrupt                      files set aside in corrupt/',
+      '  shaping [CHANNEL]            each destination\'s traffic shaping (from the running job controller)',
       '',
       ROOT,
       JSON_OPTION,

@@ -314,7 +314,7 @@ function resolveChannel(
     slaveDebug: last(ordered, ['slave_debug', 'noslave_debug'] as const, 'noslave_debug') === 'slave_debug',
     senderRewrite: word('envelopesender'),
     rcptPerTransaction: int('rcptpertransaction', 100),
-    maxClientConnections: int('maxclientthreads', 20),
+    maxClientConnections: int('maxclientthreads', 1000),
     dkimSign: last(ordered, ['dkimsign', 'nodkimsign'] as const, 'nodkimsign') === 'dkimsign',
     verp: last(ordered, ['verp', 'noverp'] as const, 'noverp') === 'verp',
     srs: {

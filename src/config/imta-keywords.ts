@@ -54,7 +54,7 @@ const INTEGERS: Record<string, KeywordArgs> = {
   disconnectbadauthlimit: count(1),
   // tsubame's delivery tunables (MAX_CLIENT_THREADS of Messaging Server's tcp_*_option, per channel here).
   rcptpertransaction: count(1, 1000),
-  maxclientthreads: count(1, 1000),
+  maxclientthreads: count(1, 10000),
 };
 
 const WORDS = `daemon pool tlsswitchchannel saslswitchchannel expandchannel interfaceaddress returnaddress returnpersonal

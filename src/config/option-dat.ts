@@ -16,7 +16,7 @@ import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
 /** Options read by the delivery engine (src/delivery/settings.ts), seconds. */
-const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
+const DELIVERY_KEYS = ['SMTP_CONNECT_TIMEOUT', 'SMTP_GREETING_TIMEOUT', 'SMTP_COMMAND_TIMEOUT', 'SMTP_DATA_TIMEOUT', 'SMTP_IDLE_TIMEOUT', 'SMTP_HOST_RETRY', 'SMTP_DNS_REUSE', 'DNS_TIMEOUT', 'DNS_ATTEMPTS', 'DNS_NEGATIVE_TTL', 'DNS_MAX_TTL'];
 /** The inbound session's error limits (Postfix's smtpd_*_error_limit, smtpd_error_sleep_time, smtpd_junk_command_limit). */
 const SESSION_ERROR_KEYS = ['SMTP_SOFT_ERROR_LIMIT', 'SMTP_HARD_ERROR_LIMIT', 'SMTP_ERROR_SLEEP_TIME', 'SMTP_JUNK_COMMAND_LIMIT'];
 const TSUBAME_KEYS = [

@@ -1,9 +1,12 @@
-// Where a run's recipients go: a recipient's destination (its domain, an address literal, or the
-// channel's smart hosts with `daemon`), each destination looked up once for the whole run and all
-// of them at once (SMTPfeed §3.5), into the targets to connect to, best first. Destinations are
-// kept by what they are (a domain, an address), never by a key string parsed back. A lookup that
-// fails is the recipient's outcome.
-import { abortStatus, type EngineContext } from './engine-context.js';
+// Where a channel's recipients go: a recipient's destination (its domain, an address literal, or
+// the channel's smart hosts with `daemon`), looked up all at once (SMTPfeed §3.5) into the targets
+// to connect to, best first. Each destination is looked up once for the fan-out (SMTPfeed §3.7):
+// its answer serves every recipient and message of the channel for `reuseMs` (DNS_REUSE), even
+// when its TTL is shorter (dnsmasq answers its own records with TTL 0); a temporary failure is not
+// kept here (the DNS cache keeps it for the negative TTL). Destinations are kept by what they are
+// (a domain, an address), never by a key string parsed back. A lookup that fails is the
+// recipient's outcome.
+import type { EngineContext } from './engine-context.js';
 import { destinationOf, parseHostPort } from './address.js';
 import { orderTargets, randomRank, shufflesEqualPreferences, targetKey, type ResolvedMx, type Target } from './mx.js';
 import type { StsPolicy } from './tls/mta-sts.js';
@@ -17,58 +20,82 @@ export type Resolution =
   | { ok: true; targets: Target[] | ((message: number) => Target[]); sts?: StsPolicy | null }
   | { ok: false; result: RecipientResult; status: string };
 
+/** What a destination lookup needs of the engine. */
+export type LookupContext = Pick<EngineContext, 'channel' | 'resolver' | 'stats' | 'random' | 'tls'>;
+
+interface Kept {
+  lookup: Promise<Resolution>;
+  /** Until when the answer is used (Infinity while the lookup runs). */
+  until: number;
+}
+
 export class Destinations {
   private readonly port: number;
-  private readonly rank: (key: string) => number;
+  /** Equal-preference MX hosts' order (randommx): one random rank per host, made again at each sweep. */
+  private rank: (key: string) => number;
   private readonly smartHosts: string[];
-  private smartHostLookup: Promise<Resolution> | null = null;
-  private readonly domains = new Map<string, Promise<Resolution>>();
-  private readonly literals = new Map<string, Promise<Resolution>>();
+  private readonly kept = new Map<string, Kept>();
+  private lastSweep: number;
 
-  constructor(private readonly ctx: EngineContext) {
+  constructor(
+    private readonly ctx: LookupContext,
+    private readonly reuseMs = 0,
+    private readonly now: () => number = Date.now,
+  ) {
     const { channel } = ctx;
     this.port = channel.port ?? (channel.lmtp ? 24 : 25);
     this.rank = randomRank(ctx.random);
     this.smartHosts = channel.daemon?.filter(Boolean) ?? [];
+    this.lastSweep = now();
   }
 
-  /** The lookup for the destination of `rcptTo`, started now unless another recipient's started it already. */
+  /** The lookup for the destination of `rcptTo`, started now unless an answer is kept or another recipient's lookup runs. */
   lookup(rcptTo: string): Promise<Resolution> {
-    if (this.smartHosts.length) return (this.smartHostLookup ??= this.counted(() => resolveSmartHosts(this.smartHosts, this.port, this.ctx)));
+    this.sweep();
+    if (this.smartHosts.length) return this.once('smart hosts', () => resolveSmartHosts(this.smartHosts, this.port, this.ctx));
     const d = destinationOf(rcptTo);
     switch (d.kind) {
       case 'invalid':
         return Promise.resolve({ ok: false, result: 'failed', status: `553 5.1.3 bad destination address: ${d.reason}` });
       case 'literal':
-        return once(this.literals, d.ip, () => this.counted(() => Promise.resolve({ ok: true, targets: [{ key: targetKey(d.ip, this.port), ip: d.ip, port: this.port, host: `[${d.ip}]`, preference: 0 }] })));
-      case 'domain':
-        return once(this.domains, d.domain, () => this.counted(() => resolveDomain(d.domain, this.port, this.ctx, this.rank)));
+        return this.once(`[${d.ip}]`, () => Promise.resolve({ ok: true, targets: [{ key: targetKey(d.ip, this.port), ip: d.ip, port: this.port, host: `[${d.ip}]`, preference: 0 }] }));
+      case 'domain': {
+        const rank = this.rank;
+        return this.once(d.domain, () => resolveDomain(d.domain, this.port, this.ctx, rank));
+      }
     }
   }
 
-  private counted(start: () => Promise<Resolution>): Promise<Resolution> {
+  /** Destinations kept now (answers in use, lookups running). */
+  get size(): number {
+    return this.kept.size;
+  }
+
+  private once(key: string, start: () => Promise<Resolution>): Promise<Resolution> {
+    const k = this.kept.get(key);
+    if (k && k.until > this.now()) return k.lookup;
     this.ctx.stats.lookups++;
-    return start();
+    const entry: Kept = { lookup: start(), until: Infinity };
+    this.kept.set(key, entry);
+    void entry.lookup.then((res) => {
+      if (this.kept.get(key) !== entry) return;
+      if (!res.ok && res.result === 'deferred') this.kept.delete(key);
+      else entry.until = this.now() + this.reuseMs;
+    });
+    return entry.lookup;
+  }
+
+  /** Drops answers past their time, at most once per reuse period. */
+  private sweep(): void {
+    const now = this.now();
+    if (now - this.lastSweep < Math.max(1000, this.reuseMs)) return;
+    this.lastSweep = now;
+    for (const [key, k] of this.kept) if (k.until <= now) this.kept.delete(key);
+    this.rank = randomRank(this.ctx.random);
   }
 }
 
-function once<K>(map: Map<K, Promise<Resolution>>, key: K, start: () => Promise<Resolution>): Promise<Resolution> {
-  let p = map.get(key);
-  if (!p) map.set(key, (p = start()));
-  return p;
-}
-
-/** Resolves (as a deferral) when the signal aborts, so that lookups still running are not waited for. */
-export function abortedResolution(signal: AbortSignal | undefined): Promise<Resolution> | null {
-  if (!signal) return null;
-  return new Promise((resolve) => {
-    const fire = () => resolve({ ok: false, result: 'deferred', status: abortStatus(signal) });
-    if (signal.aborted) fire();
-    else signal.addEventListener('abort', fire, { once: true });
-  });
-}
-
-async function resolveDomain(domain: string, port: number, ctx: EngineContext, rank: (k: string) => number): Promise<Resolution> {
+async function resolveDomain(domain: string, port: number, ctx: LookupContext, rank: (k: string) => number): Promise<Resolution> {
   const { channel, resolver } = ctx;
   // The MTA-STS policy is looked up beside the MX hosts (RFC 8461 §5.1: it limits which may be tried).
   const stsLookup = ctx.tls.stsPolicy(domain);
@@ -93,7 +120,7 @@ async function resolveDomain(domain: string, port: number, ctx: EngineContext, r
 }
 
 /** `daemon h1,h2`: every recipient to the smart hosts, in order; with randommx each message starts at a random one. */
-async function resolveSmartHosts(daemons: string[], port: number, ctx: EngineContext): Promise<Resolution> {
+async function resolveSmartHosts(daemons: string[], port: number, ctx: LookupContext): Promise<Resolution> {
   const entries = daemons.flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
   const resolved = await Promise.all(
     entries.map(async (entry, i) => {

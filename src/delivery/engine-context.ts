@@ -1,7 +1,7 @@
-// What one run of the delivery engine is given (the channel, its settings, the caches it shares
-// with the job's other runs, the message reader, the abort signal) and the counts it adds to.
+// What the delivery engine of a channel is given (the channel, its settings, the caches it shares
+// with the process's other channels, the message reader) and the counts it adds to; and the reply
+// for what a batch could not do before its time limit.
 import type { Channel } from '../config/types.js';
-import type { ConnectionCache } from './connection-cache.js';
 import type { Target } from './mx.js';
 import type { ReachabilityCache } from './reachability.js';
 import type { DeliveryResolver } from './resolver.js';
@@ -20,7 +20,6 @@ export interface EngineContext {
   settings: DeliverySettings;
   resolver: DeliveryResolver;
   reachability: ReachabilityCache;
-  connections: ConnectionCache;
   /** The outbound TLS policy (musttls, MTA-STS, DANE): the trust store and the decision before each transaction. */
   tls: TlsGate;
   /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
@@ -29,8 +28,6 @@ export interface EngineContext {
   transcriptFor?: ((target: Target) => SessionLogger) | null;
   stats: EngineStats;
   random?: () => number;
-  /** The batch's time is up: stop, close the connections in use, defer what is left with the reason. */
-  signal?: AbortSignal;
 }
 
 export interface EngineStats {

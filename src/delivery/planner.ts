@@ -1,77 +1,103 @@
-// The delivery planner (pure): which recipients go to which host, in which transactions.
-// SMTPfeed §3.1–3.2: recipients are grouped by their first usable MX host *address* across
-// domains (piggybacking), each message's recipients to one host go in transactions of at most
-// rcptPerTransaction RCPTs, run one after another on one connection; different hosts run in
-// parallel up to the connection limit. After a host failure the caller marks it unavailable and
-// plans again: the affected domains fall to their next MX, and a backup MX that is another
-// domain's primary gets their recipients piggybacked onto the same connection.
+// The delivery planner (pure): which host a recipient goes to, and what waits for each host.
+// SMTPfeed §3.1–3.2: a recipient goes to its first usable MX host (not known down, not already
+// tried for it); recipients of every domain whose first usable host is the same wait together for
+// that host (piggybacking across domains: the caller's host key is the host's address, and the
+// traffic-shaping destination, which never shares a connection with another). A transaction is
+// made only when a connection is ready for it: the first message waiting (messages in the order
+// they arrived) whose recipients are all placed gives up to rcptPerTransaction of its recipients,
+// so that recipients placed while the connection was being set up still ride in it, and messages
+// that arrive later ride the same connection. After a host failure the caller takes the host's
+// recipients back and places them again: they fall to their next MX, and a backup MX that is
+// another domain's primary gets them piggybacked onto its own transactions.
 import type { Target } from './mx.js';
 
-export interface PlanRecipient {
-  /** The caller's handle for the recipient. */
-  id: number;
-  /** The caller's handle for the message (transactions never mix messages). */
-  message: number;
-  /** Where this recipient can go, best first. */
-  targets: Target[];
+/** The first target not `unavailable` (tried for the recipient, or known down), or null when none is left. */
+export function firstUsableTarget(targets: readonly Target[], unavailable: (target: Target) => boolean): Target | null {
+  for (const t of targets) if (!unavailable(t)) return t;
+  return null;
 }
 
-export interface PlanInput {
-  recipients: PlanRecipient[];
-  /** True when the target is not to be used for this recipient (host unreachable, or already tried for it). */
-  unavailable(target: Target, recipientId: number): boolean;
-  rcptPerTransaction: number;
-  maxConnections: number;
-}
-
+/** One transaction: recipients of one message (never mixed). */
 export interface PlannedTransaction {
   message: number;
   recipients: number[];
 }
 
-export interface HostPlan {
-  target: Target;
-  transactions: PlannedTransaction[];
-}
+/** What waits for one host: recipient handles by message, messages in the order they first came. */
+export class HostBacklog {
+  private byMessage = new Map<number, number[]>();
+  private count = 0;
 
-export interface Plan {
-  /** Hosts with most recipients first, so the longest queues start earliest. */
-  hosts: HostPlan[];
-  /** Recipients with no usable target left. */
-  exhausted: number[];
-  /** How many hosts to work on at once. */
-  concurrency: number;
-}
-
-export function planDeliveries(input: PlanInput): Plan {
-  const perRcpt = Math.max(1, Math.floor(input.rcptPerTransaction));
-  const groups = new Map<string, { target: Target; byMessage: Map<number, number[]>; count: number; order: number }>();
-  const exhausted: number[] = [];
-  for (const r of input.recipients) {
-    const target = r.targets.find((t) => !input.unavailable(t, r.id));
-    if (!target) {
-      exhausted.push(r.id);
-      continue;
-    }
-    let g = groups.get(target.key);
-    if (!g) {
-      g = { target, byMessage: new Map(), count: 0, order: groups.size };
-      groups.set(target.key, g);
-    }
-    const list = g.byMessage.get(r.message) ?? [];
-    list.push(r.id);
-    g.byMessage.set(r.message, list);
-    g.count++;
+  /** Recipients waiting. */
+  get size(): number {
+    return this.count;
   }
-  const hosts = [...groups.values()]
-    .sort((a, b) => b.count - a.count || a.order - b.order)
-    .map((g): HostPlan => {
-      const transactions: PlannedTransaction[] = [];
-      for (const message of [...g.byMessage.keys()].sort((a, b) => a - b)) {
-        const ids = g.byMessage.get(message)!;
-        for (let i = 0; i < ids.length; i += perRcpt) transactions.push({ message, recipients: ids.slice(i, i + perRcpt) });
+
+  add(message: number, id: number): void {
+    const list = this.byMessage.get(message);
+    if (list) list.push(id);
+    else this.byMessage.set(message, [id]);
+    this.count++;
+  }
+
+  /**
+   * The next transaction: up to `max` recipients of the first message that is `ready` (all its
+   * recipients placed), recipients that are `gone` (decided meanwhile) dropped; null when no
+   * ready message has any.
+   */
+  next(max: number, ready: (message: number) => boolean, gone: (id: number) => boolean): PlannedTransaction | null {
+    const per = Math.max(1, Math.floor(max));
+    for (const [message, ids] of this.byMessage) {
+      if (!ready(message)) continue;
+      const taken: number[] = [];
+      while (ids.length && taken.length < per) {
+        const id = ids.shift()!;
+        this.count--;
+        if (!gone(id)) taken.push(id);
       }
-      return { target: g.target, transactions };
-    });
-  return { hosts, exhausted, concurrency: Math.min(Math.max(1, input.maxConnections), hosts.length) };
+      if (ids.length === 0) this.byMessage.delete(message);
+      if (taken.length) return { message, recipients: taken };
+    }
+    return null;
+  }
+
+  /** A transaction not sent after all (or recipients to go in the next one): back in front of its message's queue. */
+  putBack(tx: PlannedTransaction): void {
+    if (tx.recipients.length === 0) return;
+    const list = this.byMessage.get(tx.message);
+    if (list) list.unshift(...tx.recipients);
+    else this.byMessage = new Map([[tx.message, [...tx.recipients]], ...this.byMessage]);
+    this.count += tx.recipients.length;
+  }
+
+  /** Transactions that the ready messages would make now. */
+  transactionsWaiting(max: number, ready: (message: number) => boolean): number {
+    const per = Math.max(1, Math.floor(max));
+    let n = 0;
+    for (const [message, ids] of this.byMessage) if (ready(message)) n += Math.ceil(ids.length / per);
+    return n;
+  }
+
+  /** Drops the recipients that are `gone` (decided elsewhere: a batch that ran out of time). */
+  drop(gone: (id: number) => boolean): void {
+    for (const [message, ids] of this.byMessage) {
+      const kept = ids.filter((id) => !gone(id));
+      this.count -= ids.length - kept.length;
+      if (kept.length) this.byMessage.set(message, kept);
+      else this.byMessage.delete(message);
+    }
+  }
+
+  /** Takes every recipient out (a host failure, a pause): their handles, messages in order. */
+  takeAll(): number[] {
+    const all = [...this.byMessage.values()].flat();
+    this.byMessage.clear();
+    this.count = 0;
+    return all;
+  }
+
+  /** The messages waiting, in order. */
+  messages(): number[] {
+    return [...this.byMessage.keys()];
+  }
 }

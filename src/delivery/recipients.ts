@@ -1,7 +1,9 @@
-// The recipient bookkeeping of one delivery run (what Postfix's smtp_rcpt.c keeps): one entry per
-// distinct address of a message, where it may go, the hosts already tried for it and its last
-// failure, and its outcome once decided. The first decision stands; copies of an address within
-// one message get the outcome of its first occurrence; what is never decided is deferred.
+// The recipient bookkeeping of one batch of messages (what Postfix's smtp_rcpt.c keeps): one entry
+// per distinct address of a message, where it may go, the hosts already tried for it and its last
+// failure, and its outcome once decided. The first decision stands (and is reported, so that the
+// fan-out knows when a batch is done); copies of an address within one message get the outcome of
+// its first occurrence; what is never decided is deferred. Handles are unique across the books of
+// a channel's fan-out when it hands out the ids.
 import type { Target } from './mx.js';
 import { noHostLeftStatus, skippedHostStatus } from './reply-policy.js';
 import type { RcptDsn } from './smtp-client.js';
@@ -38,18 +40,30 @@ export interface RunRecipient {
   overflows: number;
 }
 
+export interface RecipientBookOptions {
+  /** Hands out recipient handles (default 0, 1, 2 … in this book). */
+  nextId?: () => number;
+  /** A recipient got its outcome (once per recipient). */
+  onDecided?: (r: RunRecipient) => void;
+}
+
 export class RecipientBook {
   private readonly all: RunRecipient[] = [];
+  private readonly byId = new Map<number, RunRecipient>();
+  private readonly onDecided: (r: RunRecipient) => void;
 
   /** One RCPT per distinct address (case-blind) of a message; pending recipients only. */
-  constructor(items: DeliveryItem[]) {
+  constructor(items: DeliveryItem[], opts: RecipientBookOptions = {}) {
+    let own = 0;
+    const nextId = opts.nextId ?? (() => own++);
+    this.onDecided = opts.onDecided ?? (() => {});
     items.forEach((item, message) => {
       const seen = new Map<string, number>();
       for (const r of item.envelope.recipients) {
         if (r.state !== 'pending') continue;
         const key = r.address.trim().toLowerCase();
-        const id = this.all.length;
-        this.all.push({
+        const id = nextId();
+        const entry: RunRecipient = {
           id,
           message,
           address: r.address,
@@ -65,14 +79,16 @@ export class RecipientBook {
           outcome: null,
           sameAs: seen.get(key) ?? null,
           overflows: 0,
-        });
+        };
+        this.all.push(entry);
+        this.byId.set(id, entry);
         if (!seen.has(key)) seen.set(key, id);
       }
     });
   }
 
   get(id: number): RunRecipient {
-    return this.all[id]!;
+    return this.byId.get(id)!;
   }
 
   /** The recipients to deliver (copies of another address of their message left out), in order. */
@@ -82,7 +98,19 @@ export class RecipientBook {
 
   /** Decides a recipient's outcome, unless it has one already. */
   decide(r: RunRecipient, result: RecipientResult, status: string, remoteHost: string | null, tls?: string | null): void {
-    r.outcome ??= { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
+    if (r.outcome) return;
+    r.outcome = { address: r.address, result, status, remoteHost, ...(tls ? { tls } : {}) };
+    this.onDecided(r);
+  }
+
+  /**
+   * Deferred without being tried until `until` (traffic shaping held it back, or the destination
+   * asked to slow down): not a try, the message is due again then.
+   */
+  deferUntried(r: RunRecipient, status: string, until: number): void {
+    if (r.outcome) return;
+    r.outcome = { address: r.address, result: 'deferred', status, remoteHost: r.lastHost, notTriedUntil: until };
+    this.onDecided(r);
   }
 
   /**
@@ -91,7 +119,7 @@ export class RecipientBook {
    */
   hostFailed(ids: readonly number[], target: Target, status: string, tls: string | null = null): void {
     for (const id of ids) {
-      const r = this.all[id]!;
+      const r = this.byId.get(id)!;
       r.tried.add(target.key);
       r.lastFailure = status;
       r.lastHost = describeHost(target);
@@ -114,8 +142,12 @@ export class RecipientBook {
    */
   noHostLeft(r: RunRecipient): void {
     if (r.outcome) return;
-    this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost, r.lastTls);
-    if (r.tried.size === 0 && r.skippedUntil !== null) r.outcome!.notTriedUntil = r.skippedUntil;
+    if (r.tried.size === 0 && r.skippedUntil !== null) {
+      r.outcome = { address: r.address, result: 'deferred', status: noHostLeftStatus(r.lastFailure), remoteHost: r.lastHost, notTriedUntil: r.skippedUntil };
+      this.onDecided(r);
+    } else {
+      this.decide(r, 'deferred', noHostLeftStatus(r.lastFailure), r.lastHost, r.lastTls);
+    }
   }
 
   /** Every message's outcomes, its recipients in envelope order. */
@@ -125,7 +157,7 @@ export class RecipientBook {
       recipients: this.all
         .filter((r) => r.message === message)
         .map((r) => {
-          const source = r.sameAs !== null ? this.all[r.sameAs]! : r;
+          const source = r.sameAs !== null ? this.byId.get(r.sameAs)! : r;
           const o = source.outcome ?? { address: r.address, result: 'deferred' as const, status: '451 4.3.0 not attempted', remoteHost: null };
           return { ...o, address: r.address };
         }),

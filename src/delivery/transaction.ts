@@ -21,6 +21,8 @@ interface TransactionResult {
   overflow: number[];
   /** Recipients the TLS policy would not send over this session, per domain: they try their next MX. */
   refused: GateVerdict['refused'];
+  /** What the server answered (null: not sent), for traffic shaping. */
+  outcome: SendOutcome | null;
 }
 
 export async function runTransaction(session: SmtpSession, tx: PlannedTransaction, items: DeliveryItem[], book: RecipientBook, ctx: EngineContext): Promise<TransactionResult> {
@@ -30,13 +32,13 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   // The TLS policy first: the recipients of a domain it refuses over this session go back, as for a host failure.
   const gate = await ctx.tls.check(session, tx.recipients.map((id) => book.get(id)));
   const rcpts = gate.allowed;
-  if (rcpts.length === 0) return { broken: null, overflow: [], refused: gate.refused };
+  if (rcpts.length === 0) return { broken: null, overflow: [], refused: gate.refused, outcome: null };
   // With `verp` the planner gives each recipient a transaction of its own, and this sender.
   const from = transactionSender(ctx.channel, env.from, rcpts[0]!.rcptTo, ctx.verpDelimiters);
   const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
   if (!prepared.ok) {
     for (const r of rcpts) book.decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? gate.tlsOf(r) : null);
-    return { broken: null, overflow: [], refused: gate.refused };
+    return { broken: null, overflow: [], refused: gate.refused, outcome: null };
   }
   const outcome: SendOutcome = await session.send({
     from,
@@ -50,7 +52,7 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   });
   ctx.stats.transactions++;
   const verdict = judgeTransaction(outcome, rcpts);
-  if (verdict.kind === 'broken') return { broken: verdict.status, brokenIds: rcpts.map((r) => r.id), overflow: [], refused: gate.refused };
+  if (verdict.kind === 'broken') return { broken: verdict.status, brokenIds: rcpts.map((r) => r.id), overflow: [], refused: gate.refused, outcome };
   const overflow: number[] = [];
   verdict.recipients.forEach((v, i) => {
     const r = rcpts[i]!;
@@ -61,5 +63,5 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
       book.decide(r, v.result, v.status, v.byServer ? host : null, v.byServer ? gate.tlsOf(r) : null);
     }
   });
-  return { broken: null, overflow, refused: gate.refused };
+  return { broken: null, overflow, refused: gate.refused, outcome };
 }

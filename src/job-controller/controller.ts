@@ -24,11 +24,12 @@ import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '..
 import { channelByName, firstDueMs, poolsOf } from './config.js';
 import { CounterBook, countersPath, type CounterTable } from './counters.js';
 import { DeliveryStatsBook } from './delivery-stats.js';
+import { FanoutBoard } from './fanout-board.js';
 import { EtrnRateLimiter } from './etrn-rate.js';
 import { Intake } from './intake.js';
 import { QueueScanner } from './scan.js';
 import { Scheduler } from './scheduler.js';
-import { deliverBatch } from './deliver.js';
+import { deliverBatch, prepareChannels, type DeliveryParts } from './deliver.js';
 import { Settler } from './settle.js';
 import type { JobRunner } from './runner.js';
 import type { ChannelStatus, FlushReply, JobControllerReply, JobControllerRequest, ReplyTo, StatusReply } from './protocol.js';
@@ -51,6 +52,8 @@ export class JobController {
   private readonly counters: CounterBook;
   /** DNS cache and outbound connection counts per channel, as the jobs report them (metrics). */
   private readonly deliveryStats = new DeliveryStatsBook();
+  /** What the SMTP channels' fan-outs have in hand, as their threads report it (status, metrics, qm shaping). */
+  private readonly fanouts: FanoutBoard;
   /** ETRN requests per client address (ETRN_RATE_LIMIT). */
   private readonly etrnRate: EtrnRateLimiter;
   /** Configurations loaded so far: jobs made from an older one are closed (job-host.ts). */
@@ -63,12 +66,14 @@ export class JobController {
   private readonly scanner: QueueScanner;
   private readonly scheduler: Scheduler;
   private readonly settler: Settler;
+  private readonly delivery: DeliveryParts;
   private readonly now: () => number;
 
   constructor(private readonly opts: ControllerOptions) {
     this.config = opts.config;
     this.now = opts.now ?? Date.now;
     this.paths = instancePaths(opts.config.root);
+    this.fanouts = new FanoutBoard(this.paths.root);
     this.store = queueStoreFor(this.paths, this.config, opts.logger);
     this.mailLog = new MailLog(this.paths.mailLog);
     this.notices = this.makeNoticeSender();
@@ -92,7 +97,7 @@ export class JobController {
     });
     this.scanner = new QueueScanner({ intake: this.intake, store, config, kick, logger, now });
     this.settler = new Settler({ intake: this.intake, config, store, notices: () => this.notices, mailLog: this.mailLog, counters: this.counters, kick, logger, now });
-    const delivery = {
+    const delivery = (this.delivery = {
       intake: this.intake,
       settler: this.settler,
       runner: opts.runner,
@@ -102,7 +107,7 @@ export class JobController {
       logger,
       now,
       kick,
-    };
+    });
     this.scheduler = new Scheduler({
       ready: this.intake,
       config,
@@ -126,6 +131,7 @@ export class JobController {
     if (removed) this.logger.info({ removed }, 'removed temporary files left by writers that died');
     this.scheduler.setStopped(await readStoppedChannels(this.paths.root).catch(() => []));
     this.scanner.armSynchTimer();
+    prepareChannels(this.delivery);
     // Without its journal, the fast-flush index is rebuilt from the files the scan left unread.
     const scanned = this.scanner.rescan('start').then(() => this.intake.rebuildFastFlush(() => this.store.scan()));
     return { scanned: scanned.then(() => {}, (err: Error) => this.logger.error({ err }, 'fast-flush rebuild failed')) };
@@ -142,6 +148,7 @@ export class JobController {
     this.intake.close();
     this.settler.writeMailLog();
     this.mailLog.close();
+    this.fanouts.close();
   }
 
   // ------------------------------------------------------------------ requests
@@ -256,6 +263,7 @@ export class JobController {
       files_read: index.filesRead,
       scan: this.scanner.progress?.view() ?? null,
       delivery: this.deliveryStats.snapshot(),
+      fanout: this.fanouts.latest(),
       farm: this.farmStatus(),
     };
   }
@@ -297,6 +305,7 @@ export class JobController {
     this.opts.runner.configure(poolsOf(config));
     this.scheduler.configure();
     this.scanner.armSynchTimer();
+    prepareChannels(this.delivery);
     this.scheduler.kick();
     this.logger.info({ generation: this.generation }, 'configuration reloaded');
     return { ok: true, generation: this.generation };

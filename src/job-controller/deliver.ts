@@ -8,7 +8,8 @@ import { everyPendingAs } from '../channels/outcomes.js';
 import type { Logger } from '../common/logger.js';
 import type { Envelope } from '../queue/index.js';
 import { noticeDue } from '../notices/schedule.js';
-import { outcomePolicy } from './config.js';
+import { outcomePolicy, poolFor } from './config.js';
+import { channelProgram } from '../channels/index.js';
 import type { DeliveryStatsBook } from './delivery-stats.js';
 import type { Intake } from './intake.js';
 import type { IndexedMessage } from './message-index.js';
@@ -87,6 +88,24 @@ export async function deliverBatch(parts: DeliveryParts, { channel, pool, messag
   const enqueued = outcomes.flatMap((o) => o.enqueued ?? []);
   if (enqueued.length > 0 && (await intake.admitEnqueued(enqueued)) > 0) queueMicrotask(() => parts.kick?.());
   return thread;
+}
+
+/**
+ * Makes the SMTP channels' jobs in their threads ahead of their first batch (the configuration
+ * copied in, the fan-out and its DNS client made): after a start or a reload, the first message
+ * does not wait for that (about half a second on a busy 2-core machine).
+ */
+export function prepareChannels(parts: Pick<DeliveryParts, 'runner' | 'config' | 'generations' | 'logger'>): void {
+  const { runner } = parts;
+  if (!runner.prepare) return;
+  const config = parts.config();
+  const { config: generation, flush } = parts.generations();
+  for (const channel of config.imta.channels) {
+    if (channelProgram(channel) !== 'smtp') continue;
+    void runner.prepare(poolFor(config, channel).name, { channel: channel.name, generation, flushGeneration: flush, config, items: [] }).catch((err: Error) =>
+      parts.logger.warn({ channel: channel.name, error: err.message }, "could not prepare the channel's delivery job"),
+    );
+  }
 }
 
 /** The message size for mail.log, when the envelope does not carry it (SIZE= is optional). */

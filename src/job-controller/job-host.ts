@@ -1,6 +1,9 @@
 // Keeps the master channel jobs of one thread, one per channel, between requests, so that a
-// job's connections and caches serve the next batch too. A new configuration generation closes
-// them all (they are made again from the new configuration).
+// job's connections and caches serve the next batch too, and every batch of an SMTP channel joins
+// its one fan-out. A new configuration generation makes the jobs again from the new configuration;
+// the old ones finish the batches they have and close. Each SMTP channel's traffic shaper outlives
+// its jobs (what it learnt of each destination stays across reloads, under the new limits). The
+// thread publishes its fan-outs' status for the job controller (fanout-board.ts).
 import type { InstanceConfig } from '../config/types.js';
 import type { ChannelJob, DeliveryItem, MessageOutcome } from '../channels/types.js';
 import type { Logger } from '../common/logger.js';
@@ -12,6 +15,9 @@ import { readMessageSync } from '../queue/queue-file-reader.js';
 import { getSharedDnsCache } from '../dns/cache.js';
 import { getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';
+import { FanoutPublisher } from './fanout-board.js';
+import { makeChannelShaper, reconfigureShaper, type Shaper } from '../shaping/index.js';
+import { channelProgram } from '../channels/index.js';
 
 export interface JobTask {
   channel: string;
@@ -49,6 +55,12 @@ export class JobHost {
   private flushGeneration = 0;
   private store: QueueStore | null = null;
   private readonly jobs = new Map<string, Promise<ChannelJob>>();
+  /** Jobs made, by channel (resolved ones only), for the fan-out status. */
+  private readonly made = new Map<string, ChannelJob>();
+  /** Old generations' jobs finishing their batches. */
+  private retiring: Promise<void> = Promise.resolve();
+  private readonly shapers = new Map<string, Shaper>();
+  private publisher: FanoutPublisher | null = null;
   private readonly deliveryStats = new DeliveryStatsTracker(() => getSharedDnsCache().stats);
 
   constructor(private readonly logger: Logger, private readonly threadId: number) {}
@@ -57,12 +69,15 @@ export class JobHost {
     // A request of an older generation (sent before a reload) runs with the newer configuration.
     if (task.generation > this.generation) {
       if (!task.config) return { outcomes: [], threadId: this.threadId, needConfig: true };
-      // Switch at once (other jobs of this thread may be running): later requests see the new generation.
-      const closed = this.closeAll();
+      // Switch at once (other jobs of this thread may be running): later requests see the new
+      // generation; the old jobs finish the batches they have meanwhile, then close.
+      const retired = this.detachAll();
+      this.retiring = Promise.all([this.retiring, retired]).then(() => {});
       this.generation = task.generation;
       this.config = task.config;
       this.store = queueStoreFor(instancePaths(task.config.root), task.config, this.logger);
-      await closed;
+      for (const shaper of this.shapers.values()) reconfigureShaper(shaper, task.config);
+      this.publisher ??= new FanoutPublisher(task.config.root, this.threadId, () => this.fanouts());
     }
     if (task.flushGeneration !== undefined && task.flushGeneration !== this.flushGeneration) {
       // Hosts found down before a flush are tried again, as Postfix flushes its dead-host cache.
@@ -90,6 +105,8 @@ export class JobHost {
       const factory = channelJobFactory(channel);
       if (!factory) throw new Error(`channel ${task.channel} has no delivery program`);
       const store = this.store!;
+      let shaper = this.shapers.get(key);
+      if (!shaper && channelProgram(channel) === 'smtp') this.shapers.set(key, (shaper = makeChannelShaper(config, channel.name)));
       job = factory({
         root: config.root,
         config,
@@ -97,21 +114,45 @@ export class JobHost {
         logger: this.logger.child({ channel: channel.name }),
         openBody: (path) => store.openBody(path),
         readMessage: (path) => readMessage(store, path),
+        shaper,
       });
       this.jobs.set(key, job);
-      job.catch(() => this.jobs.delete(key)); // try again at the next request
+      job.then(
+        (made) => this.made.set(key, made),
+        () => this.jobs.delete(key), // try again at the next request
+      );
     }
     return job;
   }
 
-  /** Closes the jobs and the store; they are detached at once, the promise tells when they are closed. */
-  async closeAll(): Promise<void> {
+  /** The fan-outs of the jobs made in this generation (SMTP channels). */
+  private fanouts(): Array<{ channel: string; status: () => import('../delivery/fanout.js').FanoutStatus }> {
+    const out: Array<{ channel: string; status: () => import('../delivery/fanout.js').FanoutStatus }> = [];
+    for (const [key, job] of this.made) {
+      const status = job.status?.bind(job);
+      if (status) out.push({ channel: this.config?.imta.channelByName.get(key)?.name ?? key, status });
+    }
+    return out;
+  }
+
+  /** Detaches the jobs and the store at once; the promise tells when they have finished their batches and closed. */
+  private async detachAll(): Promise<void> {
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
+    for (const key of this.made.keys()) this.publisher?.gone(this.config?.imta.channelByName.get(key)?.name ?? key);
+    this.made.clear();
     const store = this.store;
     this.store = null;
     await Promise.all(jobs.map((j) => j.then((x) => x.close()).catch(() => {})));
     await store?.close();
+  }
+
+  /** Closes the jobs (after their batches) and the store, the old generations' too. */
+  async closeAll(): Promise<void> {
+    await this.detachAll();
+    await this.retiring;
+    this.publisher?.close();
+    this.publisher = null;
   }
 }
 

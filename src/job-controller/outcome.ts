@@ -131,16 +131,19 @@ export function applyOutcome(envelope: Envelope, outcomes: readonly RecipientOut
 /**
  * The try count and the next attempt after an attempt that left recipients deferred. Only a real
  * try made when the message was due counts and advances the backoff:
- * - nothing was tried (every host inside its host-retry window): the count stays, and the next
- *   attempt is when a host may be tried again (not before the message's own schedule);
+ * - nothing left was tried (every host of the recipients left inside its host-retry window, or
+ *   their traffic-shaping destination paused; others may have been delivered): the count stays,
+ *   and the next attempt is when one may be tried again (not before the message's own schedule);
  * - a try made before the message was due (a flush, ETRN, a release made it due early): the
  *   count and the schedule stay as they were, so that retries asked for from outside never push
  *   a message's backoff on or bring its return nearer in tries.
  */
 function retrySchedule(envelope: Envelope, outcomes: readonly RecipientOutcome[], now: Date, policy: Pick<OutcomePolicy, 'backoffMs'>): { attempts: number; nextAttempt: Date } {
   const scheduled = envelope.nextAttempt?.getTime() ?? 0;
-  if (outcomes.length > 0 && outcomes.every((o) => o.result === 'deferred' && o.notTriedUntil !== undefined)) {
-    const hostFree = Math.min(...outcomes.map((o) => o.notTriedUntil!));
+  // The recipients left: those deferred now (the delivered and failed ones are settled).
+  const left = outcomes.filter((o) => o.result === 'deferred');
+  if (left.length > 0 && left.every((o) => o.notTriedUntil !== undefined)) {
+    const hostFree = Math.min(...left.map((o) => o.notTriedUntil!));
     return { attempts: envelope.attempts, nextAttempt: new Date(Math.max(hostFree, scheduled, now.getTime())) };
   }
   if (scheduled > now.getTime()) return { attempts: envelope.attempts, nextAttempt: new Date(scheduled) };

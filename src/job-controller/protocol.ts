@@ -8,6 +8,7 @@ import { BadRequest, serveJsonSocket } from '../common/ipc-socket.js';
 import type { QueueRef } from '../queue/types.js';
 import type { ChannelCounters, CounterTable } from './counters.js';
 import type { DeliveryCounters } from './delivery-stats.js';
+import type { FanoutStatus } from '../delivery/fanout.js';
 import type { ChannelIndexStats } from './message-index.js';
 import type { ScanProgressView } from './scan-progress.js';
 
@@ -93,6 +94,8 @@ export type StatusReply = Done<{
   /** The queue scan under way (the start-up scan of a large queue), or null. */
   scan: ScanProgressView | null;
   delivery: Record<string, DeliveryCounters>;
+  /** Per SMTP channel, what its fan-out has in hand: connections, destinations, their traffic shaping. */
+  fanout: Record<string, FanoutStatus>;
   /** A farm's node (FARM_REDIS_URL): its name, FARM_NODE_COUNT, and whether it reaches Redis now; null for a node alone. */
   farm: { node: string; node_count: number; redis: 'up' | 'down' } | null;
 }>;

@@ -5,6 +5,7 @@ import type { MetricFamily, Sample } from './exposition.js';
 import type { InstanceSnapshot } from './snapshot.js';
 import { COUNTER_FIELDS } from '../job-controller/counters.js';
 import { DELIVERY_COUNTER_FIELDS, type DeliveryCounters } from '../job-controller/delivery-stats.js';
+import { shapingFamilies } from './shaping-families.js';
 
 const DELIVERY_FAMILIES: Record<keyof DeliveryCounters, { name: string; help: string }> = {
   dnsCacheHits: { name: 'tsubame_dns_cache_hits_total', help: 'DNS lookups of delivery jobs answered from the cache of their thread.' },
@@ -81,5 +82,6 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
   for (const f of DELIVERY_COUNTER_FIELDS) {
     counter(DELIVERY_FAMILIES[f].name, `${DELIVERY_FAMILIES[f].help} Per channel, since the job controller started.`, delivery.map(([channel, c]) => ({ labels: { channel }, value: c[f] })));
   }
+  families.push(...shapingFamilies(jc?.shaping ?? [], s.takenAt));
   return families;
 }

@@ -12,6 +12,8 @@ import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
 import { readScanView, type ScanProgressView } from '../job-controller/scan-progress.js';
 import type { ChannelQueueDepth } from './queue-depth.js';
+import { shapingView, type DestinationShaping } from '../job-controller/shaping-view.js';
+import type { FanoutStatus } from '../delivery/fanout.js';
 import type { HistoryView, OutcomeGroup } from './history.js';
 
 export interface PartView {
@@ -72,6 +74,8 @@ export interface JobControllerView {
   delivery: Record<string, DeliveryCounters>;
   /** The queue scan under way, null (or absent) when none is. */
   scan?: ScanProgressView | null;
+  /** Each destination's traffic shaping in the SMTP channels' fan-outs (absent: not reported). */
+  shaping?: DestinationShaping[];
   /** A farm's node: its name and whether it reaches Redis; null (or absent) for a node alone. */
   farm?: { node: string; redisUp: boolean } | null;
 }
@@ -159,6 +163,12 @@ export function readJobControllerStatus(status: object): JobControllerView {
     const o = obj(v);
     delivery[name] = { dnsCacheHits: num(o.dnsCacheHits), dnsCacheMisses: num(o.dnsCacheMisses), connectionsOpened: num(o.connectionsOpened), connectionsReused: num(o.connectionsReused) };
   }
+  // The fan-outs' reports are the job controller's own data: only their shape is checked.
+  const fanout: Record<string, FanoutStatus> = {};
+  for (const [name, v] of Object.entries(obj(reply.fanout))) {
+    const o = obj(v);
+    if (Array.isArray(o.shaping) && Array.isArray(o.destinations)) fanout[name] = o as unknown as FanoutStatus;
+  }
   const farm = obj(reply.farm);
   return {
     pid: typeof reply.pid === 'number' ? reply.pid : null,
@@ -168,6 +178,7 @@ export function readJobControllerStatus(status: object): JobControllerView {
     channels,
     delivery,
     scan: readScanView(reply.scan),
+    shaping: shapingView(fanout),
     farm: typeof farm.node === 'string' ? { node: farm.node, redisUp: farm.redis === 'up' } : null,
   };
 }

@@ -8,6 +8,7 @@ import type { InstanceSnapshot, ReloadView } from './snapshot.js';
 import { listenerAddress } from '../dispatcher/protocol.js';
 import { escapeHtml } from './html.js';
 import { describeScan } from '../job-controller/scan-progress.js';
+import { shapingRateText, shapingStateText } from '../job-controller/shaping-view.js';
 import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
 import type { QueuedEntry } from './queue-lookup.js';
@@ -151,6 +152,28 @@ export function renderStatusPage(s: InstanceSnapshot): string {
     'No channel.',
   );
 
+  // Each destination of the SMTP channels' fan-outs: throttled ones first, then by recipients waiting.
+  const shapingRows = jc?.shaping ?? [];
+  const shaping = shapingRows.length
+    ? `<h2>Traffic shaping</h2>\n${table(
+        ['Channel', 'Destination', 'State', n('Connections'), n('Window'), n('MAX'), n('Rate'), n('Waiting'), n('Oldest'), n('Deferred'), 'Last throttle'],
+        shapingRows.map((r) => [
+          r.channel,
+          { text: r.destination, title: r.hosts.join(', ') },
+          r.throttled ? { text: shapingStateText(r, now), cls: 'warn' } : shapingStateText(r, now),
+          r.connections,
+          r.connectionWindow,
+          r.maxConnections,
+          { text: shapingRateText(r), num: true },
+          r.waiting,
+          r.oldest !== null ? { text: formatDuration(now - r.oldest), num: true, title: new Date(r.oldest).toISOString() } : null,
+          r.deferred,
+          r.lastThrottle ? { text: `${relativeTime(r.lastThrottle.at, now)}: ${r.lastThrottle.reply}`, cls: 'reason' } : null,
+        ]),
+        'No destination.',
+      )}`
+    : '';
+
   const deferrals = table(
     ['When', 'Queue id', 'Channel', 'Recipient', 'Reason', 'Since'],
     s.deferrals.map((d) => [
@@ -200,6 +223,7 @@ ${pools}
 ${jobs}
 <h2>Queue</h2>
 ${queue}
+${shaping}
 ${groups}
 ${rejections}
 <h2>Recent deferrals</h2>

@@ -1,8 +1,8 @@
-// The traffic shaper of a delivery process: the policy of etc/shaping.cnf, one ShapingState per
+// The traffic shaper of an SMTP channel: the policy of etc/shaping.cnf, one ShapingState per
 // destination in use (made on first use, forgotten when idle), and the counters they share (local
 // in memory, or a farm-wide backend handed in). Pure: the caller passes the time and owns the
-// timers. One Shaper serves every connection of the process to every destination, so it must
-// live where connections are decided for a whole channel (see the report on wiring).
+// timers. One Shaper serves every connection of the channel to every destination: the channel's
+// fan-out (src/delivery/fanout.ts) asks it; channel-shaper.ts makes it.
 import type { ShapingConfig } from '../config/types.js';
 import { defaultShapingConfig } from '../config/shaping-cnf.js';
 import { LocalShapingCounters, type ShapingCounters } from './counters.js';
@@ -52,6 +52,23 @@ export class Shaper {
     if (!state) {
       state = new ShapingState(d.key, d.class, this.counters, now);
       this.states.set(d.key, state);
+    }
+    return state;
+  }
+
+  /**
+   * The state for a delivery to `domain` through the MX host `mxHost` whose address is `address`
+   * (what a connection is made to): as stateFor, except that an MX host no section matches is keyed
+   * by its address, `mx:192.0.2.1` — MX names that share an address share connections
+   * (piggybacking is by address), so they are one destination.
+   */
+  stateForTarget(domain: string, mxHost: string, address: string, now: number): ShapingState {
+    const d = this.policyInForce.classify(domain, mxHost);
+    const key = d.class.section === null ? `mx:${address}` : d.key;
+    let state = this.states.get(key);
+    if (!state) {
+      state = new ShapingState(key, d.class, this.counters, now);
+      this.states.set(key, state);
     }
     return state;
   }

@@ -33,13 +33,17 @@ export function txtRecord(name: string, value: string): string {
   return `txt-record=${name},${parts.join(',') || '""'}`;
 }
 
-export async function startDnsmasq(opts: { host?: string; lines: string[] }): Promise<Dnsmasq> {
+/**
+ * `port`: a free one unless given (53 for a resolver that cannot be told a port, as Postfix's).
+ * `localTtl`: the TTL of its answers (default 300; dnsmasq's own default, 0, tells clients not to cache).
+ */
+export async function startDnsmasq(opts: { host?: string; port?: number; localTtl?: number; lines: string[] }): Promise<Dnsmasq> {
   const host = opts.host ?? '127.0.16.53';
   const dir = mkdtempSync(join(tmpdir(), 'tsubame-dnsmasq-'));
   const conf = join(dir, 'dnsmasq.conf');
   const logFile = join(dir, 'queries.log');
-  writeFileSync(conf, ['no-resolv', 'no-hosts', 'no-negcache', 'local-ttl=300', 'log-queries', `log-facility=${logFile}`, ...opts.lines, ''].join('\n'));
-  const port = await freePort(host);
+  writeFileSync(conf, ['no-resolv', 'no-hosts', 'no-negcache', `local-ttl=${opts.localTtl ?? 300}`, 'log-queries', `log-facility=${logFile}`, ...opts.lines, ''].join('\n'));
+  const port = opts.port ?? (await freePort(host));
   const child: ChildProcess = spawn(
     DNSMASQ,
     ['--keep-in-foreground', `--conf-file=${conf}`, `--listen-address=${host}`, `--port=${port}`, '--bind-interfaces', '--pid-file=', '--user=root', '--group=root'],

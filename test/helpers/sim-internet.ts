@@ -228,6 +228,17 @@ export interface PeerOptions {
   eightBitMime?: boolean;
   /** Advertise SMTPUTF8 (default true). */
   smtpUtf8?: boolean;
+  /**
+   * A receiver that limits messages per connection: MAIL FROM after this many transactions on a
+   * connection gets `421 4.7.0 Too many messages on this connection` and the connection is closed.
+   */
+  messagesPerConnection?: number;
+  /** A receiver that allows this many simultaneous connections: one more is greeted with 421 and closed (smtp-server's maxClients). */
+  maxConnections?: number;
+  /** Keep each transaction's data (default true); benchmarks with many transactions turn it off. */
+  keepData?: boolean;
+  /** A slow receiver: the reply to the final dot comes this long after it. */
+  dataDelayMs?: number;
 }
 
 export interface PeerConnection {
@@ -236,6 +247,12 @@ export interface PeerConnection {
   /** Command batches that carried more than one command (a pipelining client). */
   pipelinedBatches: number;
   secure: boolean;
+  /** When the TCP connection was accepted, the greeting (or the refusal) sent, and the connection closed (Date.now()). */
+  openedAt: number;
+  greetedAt: number | null;
+  closedAt: number | null;
+  /** Transactions begun (MAIL FROM accepted) on it. */
+  mails: number;
 }
 
 export interface PeerTransaction {
@@ -295,13 +312,14 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
   let maxConcurrent = 0;
   const sockets = new Set<net.Socket>();
   const track = (socket: net.Socket): PeerConnection => {
-    const c: PeerConnection = { id: connections.length + 1, remoteAddress: socket.remoteAddress ?? '', pipelinedBatches: 0, secure: false };
+    const c: PeerConnection = { id: connections.length + 1, remoteAddress: socket.remoteAddress ?? '', pipelinedBatches: 0, secure: false, openedAt: Date.now(), greetedAt: null, closedAt: null, mails: 0 };
     connections.push(c);
     sockets.add(socket);
     open++;
     maxConcurrent = Math.max(maxConcurrent, open);
     socket.once('close', () => {
       open--;
+      c.closedAt = Date.now();
       sockets.delete(socket);
     });
     let inData = false;
@@ -360,13 +378,17 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
     hide8BITMIME: opts.eightBitMime === false,
     hideSMTPUTF8: opts.smtpUtf8 === false,
     maxRecipients: opts.maxRecipients,
+    ...(opts.maxConnections ? { maxClients: opts.maxConnections } : {}),
     socketTimeout: 30_000,
     closeTimeout: 1000,
     ...(tls ? { key: tls.key, cert: tls.cert } : {}),
     onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const c = byConnection.get(`${session.remoteAddress}:${session.remotePort}`);
       if (c) byConnection.set(session.id, c);
-      const finish = () => (opts.greetingReply ? cb(replyError(opts.greetingReply)) : cb());
+      const finish = () => {
+        if (c) c.greetedAt = Date.now();
+        return opts.greetingReply ? cb(replyError(opts.greetingReply)) : cb();
+      };
       if (opts.greetingDelayMs) setTimeout(finish, opts.greetingDelayMs);
       else finish();
     },
@@ -375,8 +397,14 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
       if (c) c.secure = true;
       cb();
     },
-    onMailFrom(_address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
-      cb(opts.mailReply ? replyError(opts.mailReply) : null);
+    onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const c = byConnection.get(session.id);
+      if (opts.messagesPerConnection !== undefined && c && c.mails >= opts.messagesPerConnection) {
+        return cb(replyError({ code: 421, message: '4.7.0 Too many messages on this connection, try again later' }));
+      }
+      if (opts.mailReply) return cb(replyError(opts.mailReply));
+      if (c) c.mails++;
+      cb(null);
     },
     onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const a = address.address.toLowerCase();
@@ -397,7 +425,7 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
           connection: byConnection.get(session.id)?.id ?? 0,
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to,
-          data,
+          data: opts.keepData === false ? Buffer.alloc(0) : data,
           messageId: mid ? mid[1]!.trim() : null,
           secure: Boolean(session.secure),
           receivedAt: Date.now(),
@@ -412,9 +440,13 @@ export async function startSmtpPeer(opts: PeerOptions): Promise<SmtpPeer> {
           });
           return cb(null, replies);
         }
-        if (opts.dataReply && opts.dataReply.code >= 300) return cb(replyError(opts.dataReply));
-        delivered.push(...to);
-        cb(null, opts.dataReply?.message ?? 'OK queued');
+        const answer = () => {
+          if (opts.dataReply && opts.dataReply.code >= 300) return cb(replyError(opts.dataReply));
+          delivered.push(...to);
+          cb(null, opts.dataReply?.message ?? 'OK queued');
+        };
+        if (opts.dataDelayMs) setTimeout(answer, opts.dataDelayMs);
+        else answer();
       });
     },
   });

@@ -50,7 +50,7 @@ test('a new message is delivered at once and its file removed; mail.log has E th
 });
 
 test('451 → deferred: attempts and next attempt in the file, retried on the backoff, delivered once the peer accepts', async () => {
-  peerOpts.rcptReplies['later@remote.test'] = { code: 451, message: '4.3.0 try again later' };
+  peerOpts.rcptReplies['later@remote.test'] = { code: 451, message: '4.2.0 mailbox busy, retry' };
   await send('deferred-1', ['later@remote.test']);
   const store = queueStoreFor(instancePaths(mta.root), null);
   try {

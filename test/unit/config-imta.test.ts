@@ -73,7 +73,7 @@ test('a good file: rules up to the first blank line, then channel blocks; no dia
   // Defaults of a channel without keywords.
   assert.deepEqual(
     [l.smtp, l.mx, l.copies, l.maxJobs, l.threadDepth, l.pool, l.port, l.daemon, l.backoffMs, l.noticesMs, l.immediate, l.tlsClient, l.tlsServer, l.pipelining, l.rcptPerTransaction, l.maxClientConnections, l.addrsPerFile],
-    [false, 'defaultmx', 'multiple', 100, 10, null, null, null, null, null, true, 'notls', 'notls', true, 100, 20, null],
+    [false, 'defaultmx', 'multiple', 100, 10, null, null, null, null, null, true, 'notls', 'notls', true, 100, 1000, null],
   );
 });
 

@@ -129,6 +129,14 @@ test('tries counted without trying: one recipient tried and one skipped is a try
   assert.equal(r.envelope.nextAttempt!.getTime(), 11_000);
 });
 
+test('tries counted without trying: recipients delivered and the rest held back untried (a destination paused) is no try for the rest', () => {
+  const env = envelope([rcpt('a@x'), rcpt('b@y')]);
+  const r = applyOutcome(env, [out('a@x', 'delivered', '250 ok'), { ...out('b@y', 'deferred', '451 4.4.5 destination mx:y throttled until …'), notTriedUntil: 70_000 }], new Date(10_000), policy);
+  assert.equal(r.envelope.attempts, 0, 'not a try for b@y');
+  assert.equal(r.envelope.nextAttempt!.getTime(), 70_000, 'due when its destination may be tried again, not at the next backoff step');
+  assert.equal(r.envelope.recipients.find((x) => x.address === 'a@x')!.state, 'delivered');
+});
+
 test('a try made before the message was due (flush, ETRN, release) keeps its try count and its schedule', () => {
   const env = envelope([rcpt('a@x')], { attempts: 3, nextAttempt: new Date(50_000) });
   const r = applyOutcome(env, [out('a@x', 'deferred', '451 4.4.1 connect refused')], new Date(20_000), policy);

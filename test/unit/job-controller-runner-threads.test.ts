@@ -1,8 +1,8 @@
 // How a pool's jobs are spread over its worker threads (runner.ts): at most one thread per CPU,
-// jobs shared between threads, least busy thread first.
+// every job of a channel in one thread (its fan-out), channels spread over the threads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deliveryCpus, sharedThreadBalancer, threadPlan } from '../../src/job-controller/runner.js';
+import { deliveryCpus, sharedThreadBalancer, threadForChannel, threadPlan } from '../../src/job-controller/runner.js';
 
 test('threads: one per CPU at most, never more than JOB_LIMIT; the jobs spread over them', () => {
   assert.deepEqual(threadPlan(10, 2), { threads: 2, jobsPerThread: 5 });
@@ -44,4 +44,22 @@ test('balancer with one job per thread behaves as piscina does by default', () =
   const pick = sharedThreadBalancer(1);
   assert.equal(pick(null, [worker(1, Infinity, { isRunningAbortableTask: true }), worker(2, 0)])?.id, 2);
   assert.equal(pick(null, [worker(1, Infinity, { isRunningAbortableTask: true })]), null);
+});
+
+test('every job of a channel runs in one thread; a new channel gets the thread with the fewest channels', () => {
+  const assigned = new Map<string, number>();
+  const place = (channel: string, threads: number) => {
+    const t = threadForChannel(assigned, channel, threads);
+    assigned.set(channel, t);
+    return t;
+  };
+  assert.equal(place('tcp_local', 3), 0);
+  assert.equal(place('tcp_local', 3), 0, 'the same thread again');
+  assert.equal(place('tcp_intranet', 3), 1);
+  assert.equal(place('tcp_lists', 3), 2);
+  assert.equal(place('tcp_verp', 3), 0);
+  assert.equal(place('tcp_intranet', 3), 1);
+  // A pool made smaller (a reload): a channel whose thread is gone goes to the least loaded one left.
+  assert.equal(place('tcp_lists', 2), 1, 'thread 0 has two channels, thread 1 one');
+  assert.equal(threadForChannel(new Map(), 'any', 0), 0, 'a pool always has a thread');
 });

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Shaper, ShapingPolicy, LocalShapingCounters, isThrottleReply, throttleRules, type ShapingState, type ConnectionLease } from '../../src/shaping/index.js';
 import { shapingFamilies } from '../../src/metrics/shaping-families.js';
+import { shapingStateText, shapingView } from '../../src/job-controller/shaping-view.js';
 import { SHAPING_DEFAULTS, defaultShapingConfig, parseRate } from '../../src/config/shaping-cnf.js';
 import type { ShapingConfig, ShapingLimits, ShapingSection } from '../../src/config/types.js';
 import { formatExposition } from '../../src/metrics/exposition.js';
@@ -338,12 +339,30 @@ test('snapshots as metric families: one sample per destination', () => {
   g.messageStarted(l, T0);
   g.replyReceived(421, 'x', T0);
   shaper.stateFor('a.test', 'mx.a.test', T0);
-  const text = formatExposition(shapingFamilies(shaper.snapshot(T0 + 1)));
-  assert.match(text, /^tsubame_shaping_connections\{destination="gmail"\} 1$/m);
-  assert.match(text, /^tsubame_shaping_throttled\{destination="gmail"\} 1$/m);
-  assert.match(text, /^tsubame_shaping_throttled\{destination="mx:mx\.a\.test"\} 0$/m);
-  assert.match(text, /^tsubame_shaping_messages_total\{destination="gmail"\} 1$/m);
-  assert.doesNotMatch(text, /allowed_message_rate\{destination="mx:mx\.a\.test"\}/, 'no limit: no sample');
+  // As the job controller reports them: the channel's fan-out status, its shaper's snapshots and what waits.
+  const fanout = {
+    tcp_local: {
+      batches: 1,
+      messages: 1,
+      recipients: 3,
+      hostsWaiting: 1,
+      connections: { open: 1, busy: 1, idle: 0, limit: 1000 },
+      destinations: [{ destination: 'gmail', hosts: ['mx.google.com'], waiting: 3, oldest: T0 - 30_000, deferred: 2 }],
+      shaping: shaper.snapshot(T0 + 1),
+    },
+  };
+  const rows = shapingView(fanout);
+  assert.deepEqual(rows.map((r) => r.destination), ['gmail', 'mx:mx.a.test'], 'throttled first');
+  assert.equal(shapingStateText(rows[0]!, T0 + 1), 'paused 60s');
+  const text = formatExposition(shapingFamilies(rows, T0 + 1));
+  assert.match(text, /^tsubame_shaping_connections\{channel="tcp_local",destination="gmail"\} 1$/m);
+  assert.match(text, /^tsubame_shaping_throttled\{channel="tcp_local",destination="gmail"\} 1$/m);
+  assert.match(text, /^tsubame_shaping_throttled\{channel="tcp_local",destination="mx:mx\.a\.test"\} 0$/m);
+  assert.match(text, /^tsubame_shaping_messages_total\{channel="tcp_local",destination="gmail"\} 1$/m);
+  assert.match(text, /^tsubame_shaping_waiting_recipients\{channel="tcp_local",destination="gmail"\} 3$/m);
+  assert.match(text, /^tsubame_shaping_oldest_waiting_age_seconds\{channel="tcp_local",destination="gmail"\} 30\.001$/m);
+  assert.match(text, /^tsubame_shaping_deferred_total\{channel="tcp_local",destination="gmail"\} 2$/m);
+  assert.doesNotMatch(text, /allowed_message_rate\{channel="tcp_local",destination="mx:mx\.a\.test"\}/, 'no limit: no sample');
 });
 
 // ------------------------------------------------------------------ a simulated receiver

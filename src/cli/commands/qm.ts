@@ -5,6 +5,7 @@
 //   hold|release|delete|return ID…
 //   start|stop CHANNEL          resume/suspend delivery on a channel (kept in queue/.stopped-channels)
 //   corrupt [--json]            files set aside as unreadable
+//   shaping [CHANNEL] [--json]  each destination's traffic shaping (asked of the running job controller)
 // On a terminal a progress line counts what has been read of a large queue (src/cli/progress.ts).
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
@@ -14,6 +15,7 @@ import type { InstanceConfig } from '../../config/types.js';
 import { loadConfigIfPossible } from '../../queue/load-config.js';
 import type { JobControllerRequest } from '../../job-controller/protocol.js';
 import { askJobController } from '../../job-controller/client.js';
+import { shapingRateText, shapingStateText, shapingView, type DestinationShaping } from '../../job-controller/shaping-view.js';
 import { becomeQueueOwner } from '../service-user-start.js';
 import { terminalProgress } from '../progress.js';
 import {
@@ -36,7 +38,7 @@ import {
 /** The status text `qm return` gives every pending recipient (the DSN tells the sender). */
 export const RETURNED_STATUS = '5.0.0 returned by the postmaster';
 
-const USAGE = 'imsimta qm [--root DIR] summarize|directory [CHANNEL]|hold ID…|release ID…|delete ID…|return ID…|start CHANNEL|stop CHANNEL|corrupt [--json]';
+const USAGE = 'imsimta qm [--root DIR] summarize|directory [CHANNEL]|hold ID…|release ID…|delete ID…|return ID…|start CHANNEL|stop CHANNEL|corrupt|shaping [CHANNEL] [--json]';
 
 interface Context {
   root: string;
@@ -83,6 +85,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'corrupt':
         noMoreThan(rest, 0, 'corrupt');
         return await corruptCommand(ctx);
+      case 'shaping':
+        noMoreThan(rest, 1, 'shaping');
+        return await shapingCommand(ctx, rest[0]);
       default:
         throw new UsageError(`unknown qm command "${sub}"`);
     }
@@ -92,6 +97,45 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // --------------------------------------------------------------- listings
+
+/**
+ * What the SMTP channels' fan-outs hold per destination, as the job controller last heard it from
+ * its delivery threads (within a second or so): the shaping state lives there, not on disk.
+ */
+async function shapingCommand(ctx: Context, channel: string | undefined): Promise<number> {
+  if (channel !== undefined) await checkChannel(ctx, channel);
+  let reply;
+  try {
+    reply = await askJobController(ctx.paths.jobControllerSocket, { op: 'status' });
+  } catch (err) {
+    throw new CommandError(`cannot ask the job controller (${firstLine((err as Error).message)})`);
+  }
+  if (!reply) throw new CommandError('the job controller is not running: traffic shaping is kept by its delivery threads');
+  if (!reply.ok) throw new CommandError(`the job controller answered: ${reply.error}`);
+  const rows = shapingView(reply.fanout ?? {}).filter((r) => channel === undefined || r.channel.toLowerCase() === channel.toLowerCase());
+  ctx.out(ctx.json ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatShapingTable(rows, Date.now()));
+  return 0;
+}
+
+function formatShapingTable(rows: DestinationShaping[], nowMs: number): string {
+  if (rows.length === 0) return 'No destination in the SMTP channels\' fan-outs.\n';
+  const header = ['CHANNEL', 'DESTINATION', 'STATE', 'CONNS', 'RATE', 'WAITING', 'OLDEST', 'DEFERRED', 'THROTTLES', 'LAST THROTTLE'];
+  const cells = rows.map((r) => [
+    r.channel,
+    r.destination,
+    shapingStateText(r, nowMs),
+    `${r.connections}/${r.connectionWindow}/${r.maxConnections}`,
+    shapingRateText(r),
+    String(r.waiting),
+    r.oldest === null ? '-' : `${Math.max(0, Math.round((nowMs - r.oldest) / 1000))}s`,
+    String(r.deferred),
+    String(r.throttles),
+    r.lastThrottle ? `${new Date(r.lastThrottle.at).toISOString().slice(11, 19)} ${r.lastThrottle.reply}` : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const lines = [header, ...cells].map((c) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ').trimEnd() + '\n');
+  return lines.join('') + 'CONNS: open/window/MAX_CONNECTIONS; RATE: messages per second lately (of the rate allowed now)\n';
+}
 
 async function readRows(ctx: Context, channel?: string): Promise<DirectoryRow[]> {
   const rows: DirectoryRow[] = [];
