@@ -196,7 +196,9 @@ test('Redis killed mid-run: mail keeps flowing under each node’s share of the 
     assert.equal(r.code, 0, r.stderr);
     await waitFor(() => sink.transactions.length - before >= 30, { timeoutMs: 30_000, what: '30 messages at the sink without Redis' });
     assert.ok(nodes.some((n) => /farm: Redis at .* is unreachable/.test(componentLog(n, 'job'))), 'a node says it fell back on its share');
-    assert.ok(sink.maxConcurrent <= K + 1, `each node's share (1 connection each): at most 3 at once, saw ${sink.maxConcurrent}`);
+    // Each node's share is 1 connection (2 / 3, at least 1); a node keeps the connections it had open
+    // when Redis went (at most K in all, on one node at worst), the other two open one each.
+    assert.ok(sink.maxConcurrent <= K + 2, `at most K + 2 connections at once, saw ${sink.maxConcurrent}`);
   } finally {
     await redis.start();
   }
