@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests talk to, when they are missing:
-#   swaks, Postfix (smtp-source, smtp-sink, and a real Postfix as client and server), dnsmasq,
+#   swaks (with libnet-ssleay-perl for its TLS), Postfix (smtp-source, smtp-sink, and a real Postfix as client and server), dnsmasq,
 #   Chromium (status page, driven by playwright-core), python3 (pseudo-terminal of imsimta passwd),
 #   rspamd (milter), python3-dkim, python3-authres and opendkim-tools (independent DKIM and ARC
 #   signers and verifiers),
@@ -16,6 +16,8 @@ set -u
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 have swaks || need+=(swaks)
+# swaks's STARTTLS and TLS at connect (-tls, --tlsc) need Net::SSLeay.
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 have smtp-source || need+=(postfix)
 have dnsmasq || need+=(dnsmasq-base)
 [ -x /usr/bin/chromium ] || need+=(chromium)

@@ -3,6 +3,7 @@
 # Debian postfix package). Usage:
 #   bench/postfix/instance.sh start DIR LISTEN_IP LISTEN_PORT RELAY_IP RELAY_PORT
 #   bench/postfix/instance.sh stop DIR
+# POSTFIX_EXTRA_CF in the environment: main.cf lines added (test/helpers/postfix.ts).
 # It relays everything it receives to [RELAY_IP]:RELAY_PORT, with Postfix's defaults otherwise
 # (fsync before 250, one queue file per message), and no client connection-count limit so
 # that a single benchmark client is not throttled (mta-anchors.md §1.1 trap (a)).
@@ -61,6 +62,8 @@ alias_database =
 local_recipient_maps =
 smtputf8_enable = no
 CF
+  # Extra main.cf lines (the tests' SASL client settings), one per line.
+  [ -n "${POSTFIX_EXTRA_CF:-}" ] && printf '%s\n' "$POSTFIX_EXTRA_CF" >> "$dir/etc/main.cf"
   # Postfix only runs a non-default configuration directory listed in the default main.cf.
   register_config_dir add "$dir/etc"
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true

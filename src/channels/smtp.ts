@@ -19,6 +19,8 @@ import { deliverySettings, type DeliverySettings } from '../delivery/settings.js
 import { openTranscript, type Transcript } from '../delivery/transcript.js';
 import { makeChannelShaper, type Shaper } from '../shaping/index.js';
 import { TlsGate } from '../delivery/tls-gate.js';
+import type { ClientLogin } from '../delivery/smtp-client.js';
+import type { Channel, ClientAuthConfig } from '../config/types.js';
 import { OutboundTlsPolicy } from '../delivery/tls/policy.js';
 import { tlsPolicySettings } from '../delivery/tls/settings.js';
 import { instancePaths } from '../common/instance.js';
@@ -65,6 +67,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
   });
   const tlsPolicy = outboundTlsPolicy(ctx, resolver, deps.stsPort);
   const tls = new TlsGate(channel, tlsPolicy, resolver);
+  const clientLogin = clientLoginOf(channel, config.clientAuth);
   const maxConnections = Math.max(1, channel.maxClientConnections || DEFAULT_MAX_CONNECTIONS);
   const transcript: Transcript | null = channel.masterDebug ? openTranscript(join(ctx.root, 'log'), channel.name) : null;
   const stats = newEngineStats();
@@ -81,6 +84,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
       resolver,
       reachability: deps.reachability,
       tls,
+      clientLogin,
       readMessage: ctx.readMessage ?? ctx.openBody,
       transcriptFor: transcript ? (t) => transcript.forHost(t) : null,
       stats,
@@ -142,3 +146,11 @@ function outboundTlsPolicy(ctx: ChannelJobContext, lookup: DeliveryResolver, sts
 
 export const createSmtpJob: ChannelJobFactory = async (ctx) =>
   createSmtpJobWith(ctx, { dnsCache: getSharedDnsCache(), reachability: getSharedReachabilityCache() });
+
+/** The channel's credentials from etc/client_auth when it has maysaslclient or mustsaslclient. */
+function clientLoginOf(channel: Channel, clientAuth: ClientAuthConfig | undefined): ClientLogin | null {
+  const mode = channel.sasl?.client ?? 'none';
+  const credentials = clientAuth?.byChannel.get(channel.name.toLowerCase());
+  if (mode === 'none' || !credentials) return null;
+  return { mode, username: credentials.username, password: credentials.password };
+}

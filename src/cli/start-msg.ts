@@ -40,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     // As root: the same command again, as the service user.
     const user = prepareServiceUser(paths, config);
     if (user) return runForegroundAs(user, argv, paths.root);
+    sayServicesOff(config);
     try {
       await runWatcher({
         root: paths.root,
@@ -69,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  sayServicesOff(config);
   try {
     process.stdout.write(`${await launchWatcher(paths, parts, { user: prepareServiceUser(paths, config) })}\n`);
   } catch (err) {
@@ -76,6 +78,11 @@ async function main(argv: string[]): Promise<number> {
   }
   await sayScanUnderWay(paths);
   return 0;
+}
+
+/** A service left off for want of a certificate (the shipped submission services on a fresh clone): one line each, with how to turn it on. */
+function sayServicesOff(config: InstanceConfig): void {
+  for (const off of config.dispatcher.off ?? []) process.stdout.write(`${off.message}\n`);
 }
 
 /**

@@ -20,6 +20,8 @@ export interface InstancePaths {
   shapingCnf: string;
   /** SRS secrets, one a line, the first signs (secret: root/service user only). */
   srsSecrets: string;
+  /** SMTP AUTH credentials of outbound channels (maysaslclient/mustsaslclient; secret: root/service user only). */
+  clientAuth: string;
   queue: string;
   /** Queue files that could not be read are moved here, outside the channel directories. */
   corrupt: string;
@@ -58,6 +60,7 @@ export function instancePaths(root: string): InstancePaths {
     dkimKeys: join(etc, 'dkim', 'keys'),
     shapingCnf: join(etc, 'shaping.cnf'),
     srsSecrets: join(etc, 'srs.secrets'),
+    clientAuth: join(etc, 'client_auth'),
     queue: join(r, 'queue'),
     corrupt: join(r, 'corrupt'),
     log: join(r, 'log'),

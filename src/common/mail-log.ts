@@ -1,7 +1,9 @@
 // log/mail.log: one line per event, as DESIGN.md fixes:
 //   ISO-time  event  message-id  source-channel  destination-channel  size  env-from  recipient  status
 // A record of a TLS session ends its status with one ` tls=…` token (protocol/cipher, and for
-// outbound deliveries /Verified, /Trusted or /Untrusted), so the nine fields parse as before.
+// outbound deliveries /Verified, /Trusted or /Untrusted), and a record of an authenticated
+// session (SMTP AUTH) with ` sasl_username=NAME` before it (Postfix's word; never a password),
+// so the nine fields parse as before.
 // Several processes append to the same file; each record is one write(2) on an O_APPEND fd,
 // which Linux keeps whole for lines this short. The file is reopened by name on SIGHUP
 // (logrotate, or the watcher's LOG_MAX_SIZE rotation).
@@ -27,6 +29,8 @@ export interface MailLogRecord {
   status: string;
   /** TLS in use: `TLSv1.3/TLS_AES_256_GCM_SHA384` (outbound: `…/Verified`); absent in clear. */
   tls?: string;
+  /** The SMTP AUTH user of the session the mail came in (or was refused) on; absent without AUTH. */
+  user?: string;
   time?: Date;
 }
 
@@ -34,7 +38,8 @@ export interface MailLogRecord {
 export function formatMailLogRecord(r: MailLogRecord): string {
   const field = (s: string) => (s === '' ? '-' : s.replace(/\s+/g, '_'));
   const text = r.status.replace(/[\r\n]+/g, ' ').trim();
-  const status = r.tls ? `${text} tls=${r.tls.replace(/\s+/g, '_')}`.trim() : text;
+  const withUser = r.user ? `${text} sasl_username=${token(r.user)}`.trim() : text;
+  const status = r.tls ? `${withUser} tls=${r.tls.replace(/\s+/g, '_')}`.trim() : withUser;
   return [
     (r.time ?? new Date()).toISOString(),
     r.event,
@@ -48,6 +53,11 @@ export function formatMailLogRecord(r: MailLogRecord): string {
   ].join(' ');
 }
 
+/** A value as one printable token (a user name from LDAP may hold anything). */
+function token(s: string): string {
+  return s.replace(/[^\x21-\x7e]/g, '?').slice(0, 256);
+}
+
 export interface ParsedMailLogRecord extends Omit<MailLogRecord, 'time'> {
   time: Date;
 }
@@ -57,7 +67,9 @@ export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
   if (!m) return null;
   const unfield = (s: string) => (s === '-' ? '' : s);
   const tls = /(?:^| )tls=(\S+)$/.exec(m[9]!);
-  const status = tls ? m[9]!.slice(0, tls.index) : m[9]!;
+  const withUser = tls ? m[9]!.slice(0, tls.index) : m[9]!;
+  const user = /(?:^| )sasl_username=(\S+)$/.exec(withUser);
+  const status = user ? withUser.slice(0, user.index) : withUser;
   return {
     time: new Date(m[1]!),
     event: m[2] as MailLogEvent,
@@ -69,6 +81,7 @@ export function parseMailLogLine(line: string): ParsedMailLogRecord | null {
     recipient: unfield(m[8]!),
     status: unfield(status),
     ...(tls ? { tls: tls[1]! } : {}),
+    ...(user ? { user: user[1]! } : {}),
   };
 }
 

@@ -32,7 +32,7 @@ const MAX_RBL_ZONES = 8;
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 
 const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
-const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME', 'TLS_PORT']);
+const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME']);
 
 export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): DispatcherConfig {
   const parsed = readOptionFile(file, { commentChars: '!', sectionTypes: ['SERVICE'] }, diagnostics);
@@ -54,7 +54,13 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
     for (const [key, entry] of own) if (IGNORED.has(key)) reader.warning(entry, `${key} is accepted for compatibility and has no effect in tsubame`);
     const parameters = parseParameters([...globalParameters, ...section.entries.filter((e) => e.key === 'PARAMETER')], reader);
     const int = (key: keyof typeof DISPATCHER_DEFAULTS, min: number, max?: number) => reader.integer(o.get(key), DISPATCHER_DEFAULTS[key], min, max);
-    const ports = parsePorts(o.get('PORT'), reader);
+    // TLS_PORT (Messaging Server's): ports where TLS starts at connect, SMTPS (RFC 8314). A service
+    // with TLS_PORT and no PORT listens on those alone; with neither it listens on 25.
+    const tlsPorts = o.has('TLS_PORT') ? parsePorts(o.get('TLS_PORT'), reader, 'TLS_PORT') : [];
+    const plainPorts = o.has('PORT') || !o.has('TLS_PORT') ? parsePorts(o.get('PORT'), reader, 'PORT') : [];
+    const both = plainPorts.find((p) => tlsPorts.includes(p));
+    if (both !== undefined) reader.error(o.get('TLS_PORT')!, `port ${both} is in both PORT and TLS_PORT: a port either starts in plaintext (STARTTLS) or with TLS`);
+    const ports = [...plainPorts, ...tlsPorts.filter((p) => !plainPorts.includes(p))];
     const iface = o.get('INTERFACE_ADDRESS');
     let interfaceAddress: string | null = null;
     if (iface && !/^(ANY|ALL)$/i.test(iface.value)) {
@@ -70,6 +76,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
     services.push({
       name,
       ports,
+      ...(tlsPorts.length > 0 ? { tlsPorts: tlsPorts.filter((p) => !plainPorts.includes(p)) } : {}),
       interfaceAddress,
       minProcs,
       maxProcs,
@@ -182,11 +189,11 @@ function isZoneName(zone: string): boolean {
   return zone.length <= 253 - 64 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(zone);
 }
 
-function parsePorts(entry: OptionEntry | undefined, reader: OptionReader): number[] {
+function parsePorts(entry: OptionEntry | undefined, reader: OptionReader, key: 'PORT' | 'TLS_PORT'): number[] {
   if (!entry) return [DISPATCHER_DEFAULTS.PORT];
   const ports = entry.value.split(',').map((p) => p.trim());
   if (ports.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) {
-    reader.error(entry, `PORT must be a port number from 1 to 65535 or a comma list of them, found "${entry.value}"`);
+    reader.error(entry, `${key} must be a port number from 1 to 65535 or a comma list of them, found "${entry.value}"`);
     return [];
   }
   return ports.map(Number);

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { compileTemplate } from './rewrite-template.js';
 import { parseIsoDuration } from './durations.js';
 import { CHANNEL_KEYWORDS } from './imta-keywords.js';
-import type { Channel, CopyMode, Diagnostic, ImtaConfig, MxMode, RewriteRule, TlsMode } from './types.js';
+import type { Channel, CopyMode, Diagnostic, ImtaConfig, MxMode, RewriteRule, SaslMode, TlsMode } from './types.js';
 
 interface LogicalLine {
   text: string;
@@ -28,6 +28,8 @@ interface ImtaParseOptions {
 
 const MAX_INCLUDE_DEPTH = 3;
 const DAY_MS = 86400e3;
+/** Messaging Server's default for disconnectbadauthlimit: failed AUTH commands in one session. */
+export const DEFAULT_BAD_AUTH_LIMIT = 3;
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: ImtaParseOptions = {}): ImtaConfig {
@@ -284,6 +286,16 @@ function resolveChannel(
   }
   const pool = word('pool');
   const daemon = word('daemon');
+  const sasl = (side: 'server' | 'client'): SaslMode => {
+    // PMDF's maysasl/mustsasl are both sides at once, nosasl neither.
+    let mode: SaslMode = 'none';
+    for (const [k] of ordered) {
+      if (k === 'nosasl' || k === `nosasl${side}`) mode = 'none';
+      else if (k === 'maysasl' || k === `maysasl${side}`) mode = 'may';
+      else if (k === 'mustsasl' || k === `mustsasl${side}`) mode = 'must';
+    }
+    return mode;
+  };
   return {
     name,
     keywords,
@@ -321,6 +333,14 @@ function resolveChannel(
       source: last(ordered, ['sourcesrs', 'nosourcesrs'] as const, 'nosourcesrs') === 'sourcesrs',
       destination: last(ordered, ['destinationsrs', 'nodestinationsrs'] as const, 'nodestinationsrs') === 'destinationsrs',
       address: last(ordered, ['addresssrs', 'noaddresssrs'] as const, 'noaddresssrs') === 'addresssrs',
+    },
+    sasl: {
+      server: sasl('server'),
+      client: sasl('client'),
+      switchChannel: last(ordered, ['saslswitchchannel', 'nosaslswitchchannel'] as const, 'nosaslswitchchannel') === 'saslswitchchannel' ? word('saslswitchchannel') : null,
+      cleartext: last(ordered, ['saslcleartext', 'nosaslcleartext'] as const, 'nosaslcleartext') === 'saslcleartext',
+      senderLoginMatch: last(ordered, ['senderloginmatch', 'nosenderloginmatch'] as const, 'senderloginmatch') === 'senderloginmatch',
+      badAuthLimit: int('disconnectbadauthlimit', DEFAULT_BAD_AUTH_LIMIT),
     },
   };
 }

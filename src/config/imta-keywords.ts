@@ -22,7 +22,9 @@ const FLAGS = `smtp nosmtp smtp_cr smtp_crlf smtp_lf smtp_crorlf lmtp submit ehl
   identnone identnonelimited identnonenumeric identnonesymbolic identtcp identtcplimited identtcpnumeric identtcpsymbolic
   forwardchecknone forwardchecktag forwardcheckdelete
   notls maytls musttls maytlsclient maytlsserver musttlsclient musttlsserver
-  nosasl nosaslserver maysaslserver mustsaslserver switchchannel allowswitchchannel noswitchchannel
+  nosasl nosaslserver maysaslserver mustsaslserver maysasl mustsasl nosaslclient maysaslclient mustsaslclient nosaslswitchchannel
+  saslcleartext nosaslcleartext senderloginmatch nosenderloginmatch
+  switchchannel allowswitchchannel noswitchchannel
   holdexquota noexquota cacheeverything cachefailures cachesuccesses nocache
   sendpost copysendpost errsendpost nosendpost warnpost copywarnpost errwarnpost nowarnpost postheadonly postheadbody
   noblocklimit nolinelimit remotehost noremotehost inner noinner defragment nodefragment aliaspostmaster

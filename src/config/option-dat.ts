@@ -10,6 +10,7 @@ import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js
 import { AUTH_OPTION_RULES } from './auth-options.js';
 import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js';
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
+import { parseSaslOptions, SASL_OPTION_KEYS } from './sasl-options.js';
 import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
 import { FARM_OPTION_KEYS, parseFarmOptions } from './farm-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
@@ -27,6 +28,7 @@ const TSUBAME_KEYS = [
   ...TLS_POLICY_KEYS, // verified outbound TLS (src/config/tls-policy-options.ts)
   'SERVER_USER', // read by start-msg (src/common/service-user.ts)
   'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
+  ...SASL_OPTION_KEYS, // failed SMTP AUTH (src/config/sasl-options.ts)
   ...MILTER_OPTION_KEYS, // milter content filters (src/config/milter-options.ts)
   ...FARM_OPTION_KEYS, // a farm's shared shaping (src/config/farm-options.ts)
 ];
@@ -145,6 +147,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     ldap: parseLdapOptions(o, reader),
     verpDelimiters: verp && !verpProblem ? verp.value.trim() : DEFAULT_VERP_DELIMITERS,
     srs: parseSrsOptions(o, reader, localHostName),
+    sasl: parseSaslOptions(o, reader),
     milter: parseMilterOptions(o, reader),
     farm: parseFarmOptions(o, reader, localHostName),
   };

@@ -87,6 +87,26 @@ export interface Channel {
   verp?: boolean;
   /** Messaging Server's SRS keywords (sourcesrs, destinationsrs, addresssrs; default all off). */
   srs?: SrsChannelFlags;
+  /** SMTP AUTH on the channel (maysaslserver, mustsaslserver, saslswitchchannel…); absent = the defaults (nosasl). */
+  sasl?: ChannelSasl;
+}
+
+export type SaslMode = 'none' | 'may' | 'must';
+
+/** A channel's SMTP AUTH keywords (Messaging Server's names where it has them). */
+export interface ChannelSasl {
+  /** nosasl/nosaslserver (default), maysaslserver: AUTH offered, mustsaslserver: no MAIL before AUTH. */
+  server: SaslMode;
+  /** nosaslclient (default), maysaslclient: AUTH to the server when it offers it, mustsaslclient: no mail without it. */
+  client: SaslMode;
+  /** saslswitchchannel: the channel an authenticated session's mail comes in on (null: nosaslswitchchannel). */
+  switchChannel: string | null;
+  /** saslcleartext (tsubame's): AUTH offered without TLS too (default nosaslcleartext: only over TLS). */
+  cleartext: boolean;
+  /** senderloginmatch (default) / nosenderloginmatch (tsubame's): an authenticated user may use only its own addresses in MAIL FROM. */
+  senderLoginMatch: boolean;
+  /** disconnectbadauthlimit: failed AUTH commands in one session before it is closed with 421 (default 3). */
+  badAuthLimit: number;
 }
 
 /** When a forwarded copy's envelope sender is SRS-encoded: all three must hold (see src/srs/decision.ts). */
@@ -112,7 +132,10 @@ export interface ImtaConfig {
 
 export interface DispatcherService {
   name: string;
+  /** Every port the service listens on: PORT's, then TLS_PORT's. */
   ports: number[];
+  /** TLS_PORT: the ports of `ports` where TLS starts at connect (RFC 8314 implicit TLS, SMTPS); absent = none. */
+  tlsPorts?: number[];
   interfaceAddress: string | null; // null = all interfaces
   minProcs: number;
   maxProcs: number;
@@ -162,7 +185,23 @@ export interface BlocklistConfig {
 }
 
 export interface DispatcherConfig {
+  /** The services in force (listened on). */
   services: DispatcherService[];
+  /** Services (or their TLS ports) left off because they need TLS and option.dat sets no certificate; absent = none. */
+  off?: ServiceOff[];
+}
+
+/** A service, or some of its ports, that cannot run for want of a certificate (config/services-in-force.ts). */
+export interface ServiceOff {
+  service: string;
+  /** The ports not listened on (the whole service's, or its TLS_PORT ones). */
+  ports: number[];
+  /** Whether the whole service is off (else only `ports`). */
+  whole: boolean;
+  /** Why, and how to turn it on: one line for the log and cnbuild. */
+  message: string;
+  file: string;
+  line: number;
 }
 
 // ------------------------------------------------------ job_controller.cnf
@@ -255,6 +294,8 @@ export interface OptionsConfig {
   ldap?: LdapOptions | null;
   /** SRS_DOMAIN and SRS_MAXAGE; absent = the defaults (LOCAL_HOST, 21 days). */
   srs?: SrsOptions;
+  /** Failed SMTP AUTH limits (SASL_*); absent = the defaults (config/sasl-options.ts). */
+  sasl?: SaslOptions;
   /** SPAMFILTERn_MILTER slots and the MILTER_* options; absent in hand-built configurations = no filters. */
   milter?: MilterOptions;
   /** FARM_* options (shaping shared through Redis); absent in hand-built configurations = a node alone. */
@@ -271,6 +312,20 @@ export interface FarmOptions {
   nodeCount: number;
   /** FARM_LEASE_TTL in ms (default 30 s): a node's leases expire this long after its last renewal. */
   leaseTtlMs: number;
+}
+
+/** How failed SMTP AUTH is slowed down and stopped (option.dat SASL_*; as Dovecot's auth penalty and Postfix's anvil). */
+export interface SaslOptions {
+  /** Failed AUTH from one client address within the window before its AUTH gets 421 (SASL_FAILURES_PER_ADDRESS; 0 = no limit). */
+  failuresPerAddress: number;
+  /** Failed AUTH for one login name within the window before AUTH as it gets 421 (SASL_FAILURES_PER_USER; 0 = no limit). */
+  failuresPerUser: number;
+  /** How long a failure counts, ms (SASL_FAILURE_WINDOW, seconds). */
+  windowMs: number;
+  /** Pause before every failed AUTH's reply, ms (SASL_FAILURE_DELAY, seconds). */
+  failureDelayMs: number;
+  /** Pause before the 421 of a client past a limit, ms (SASL_PENALTY_DELAY, seconds). */
+  penaltyDelayMs: number;
 }
 
 /** The Sender Rewriting Scheme's options (option.dat). */
@@ -465,5 +520,22 @@ export interface InstanceConfig {
   shaping?: ShapingConfig;
   /** etc/srs.secrets; absent = no SRS secrets. */
   srs?: SrsSecretsConfig;
+  /** etc/client_auth: what channels with maysaslclient/mustsaslclient authenticate with; absent = none. */
+  clientAuth?: ClientAuthConfig;
   diagnostics: Diagnostic[];
+}
+
+/** etc/client_auth (config/client-auth.ts): SMTP AUTH credentials per outbound channel. */
+export interface ClientAuthConfig {
+  file: string | null;
+  /** By channel name (lower case). */
+  byChannel: Map<string, ClientCredentials>;
+}
+
+/** Messaging Server's AUTH_USERNAME and AUTH_PASSWORD of one channel. */
+export interface ClientCredentials {
+  username: string;
+  password: string;
+  file: string;
+  line: number;
 }

@@ -6,7 +6,7 @@ import type { Target } from './mx.js';
 import type { ReachabilityCache } from './reachability.js';
 import type { DeliveryResolver } from './resolver.js';
 import type { DeliverySettings } from './settings.js';
-import type { SessionLogger } from './smtp-client.js';
+import type { ClientLogin, SessionLogger } from './smtp-client.js';
 import type { TlsGate } from './tls-gate.js';
 
 export interface EngineContext {
@@ -22,6 +22,8 @@ export interface EngineContext {
   reachability: ReachabilityCache;
   /** The outbound TLS policy (musttls, MTA-STS, DANE): the trust store and the decision before each transaction. */
   tls: TlsGate;
+  /** SMTP AUTH to the servers of a channel with maysaslclient/mustsaslclient (etc/client_auth); absent: none. */
+  clientLogin?: ClientLogin | null;
   /** The queued message's bytes: a buffer (small messages, read at once) or a stream. */
   readMessage(path: string): Promise<NodeJS.ReadableStream | Buffer>;
   /** master_debug transcript, per host. */

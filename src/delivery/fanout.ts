@@ -516,6 +516,7 @@ export class ChannelFanout {
         settings,
         transcript: this.fctx.transcriptFor?.(target) ?? null,
         trust: this.fctx.tls.trust,
+        auth: this.fctx.clientLogin ?? null,
       }),
     );
     let cancel!: () => void;

@@ -2,7 +2,9 @@
 // result of each transaction classified for the engine. We open the TCP connection ourselves
 // (to an address we resolved) so that a refused or silent host is told apart precisely and the
 // connect timeout is our own; nodemailer then runs greeting, EHLO/LHLO, STARTTLS and the
-// transactions (PIPELINING when offered, one corked MAIL+RCPT…+DATA batch).
+// transactions (PIPELINING when offered, one corked MAIL+RCPT…+DATA batch). A channel with
+// maysaslclient/mustsaslclient authenticates (AUTH PLAIN, else LOGIN) once the session is
+// encrypted, never in clear; a refusal is a ConnectError whose status says why the mail waits.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
@@ -39,9 +41,19 @@ export interface SessionOptions {
    * SmtpSession.tlsFacts for the TLS policy (tls/decision.ts).
    */
   trust?: TrustStore;
+  /** The channel's SMTP AUTH as a client (maysaslclient/mustsaslclient and etc/client_auth); absent: none. */
+  auth?: ClientLogin | null;
 }
 
-export type ConnectFailureKind = 'refused' | 'timeout' | 'greeting' | 'tls' | 'tls-required' | 'closed';
+/** What a channel authenticates to its servers with (a smart host usually). */
+export interface ClientLogin {
+  /** may: when the encrypted session offers AUTH; must: no mail without it. */
+  mode: 'may' | 'must';
+  username: string;
+  password: string;
+}
+
+export type ConnectFailureKind = 'refused' | 'timeout' | 'greeting' | 'tls' | 'tls-required' | 'auth' | 'closed';
 
 /** The session could not be set up. `unreachable` = put the host in the reachability cache. */
 export class ConnectError extends Error {
@@ -100,6 +112,7 @@ type CreateSendStream = (this: Conn, cb: unknown) => unknown;
 interface ConnInternals {
   _destroyed?: boolean;
   _supportedExtensions?: string[];
+  _supportedAuth?: string[];
   _envelope?: { rejectedErrors?: SmtpError[]; dsn?: { notify: string | null; orcpt: string | null } };
   _sendRcpt?: SendRcpt;
   __sendRcptOriginal?: SendRcpt;
@@ -358,9 +371,42 @@ async function attempt(opts: SessionOptions, tls: TlsMode): Promise<SmtpSession>
         // `nopipelining`: nodemailer has no switch; without the keyword in its list it goes lock-step.
         conn._supportedExtensions = ext.filter((e) => e !== 'PIPELINING');
       }
-      resolve(
-        new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])], conn.secure ? tlsSummary(conn._socket) : null, conn.secure ? tlsFactsOf(conn._socket) : null),
+      authenticate(conn, opts.auth ?? null, target).then(
+        () => resolve(new SmtpSession(target, conn, settings, Boolean(conn.secure), [...(conn._supportedExtensions ?? [])], conn.secure ? tlsSummary(conn._socket) : null, conn.secure ? tlsFactsOf(conn._socket) : null)),
+        (err: ConnectError) => {
+          conn.close();
+          reject(err);
+        },
       );
+    });
+  });
+}
+
+/**
+ * SMTP AUTH as the channel's client, only inside TLS (a password never crosses the network in
+ * clear): PLAIN when offered, else LOGIN. mustsaslclient without TLS or without a mechanism we
+ * speak, and a refusal in either mode (as Postfix's smtp_sasl_auth_soft_bounce), is a 4xx
+ * ConnectError: the mail waits with that reason in the queue. The transcript never has the
+ * password (nodemailer logs the AUTH line masked).
+ */
+function authenticate(conn: Conn, auth: ClientLogin | null, target: Target): Promise<void> {
+  if (!auth) return Promise.resolve();
+  const host = describeHost(target);
+  const offered = (conn._supportedAuth ?? []).map((m) => m.toUpperCase());
+  if (!conn.secure) {
+    if (auth.mode === 'may') return Promise.resolve();
+    return Promise.reject(new ConnectError('auth', `451 4.7.0 mustsaslclient: ${host} is given SMTP AUTH credentials only over TLS, and this session is not encrypted (add maytls or musttls to the channel, or check that the host offers STARTTLS)`, false));
+  }
+  const method = offered.includes('PLAIN') ? 'PLAIN' : offered.includes('LOGIN') ? 'LOGIN' : null;
+  if (method === null) {
+    if (auth.mode === 'may') return Promise.resolve();
+    return Promise.reject(new ConnectError('auth', `451 4.7.0 mustsaslclient: ${host} offers no SMTP AUTH mechanism tsubame speaks (PLAIN, LOGIN)${offered.length ? `: it offers ${offered.join(' ')}` : ''}`, false));
+  }
+  return new Promise((resolve, reject) => {
+    conn.login({ user: auth.username, pass: auth.password, method }, (err?: SmtpError | null) => {
+      if (!err) return resolve();
+      const reply = typeof err.response === 'string' ? normalizeReply(err.response) : err.message;
+      reject(new ConnectError('auth', `451 4.7.0 ${host} refused SMTP AUTH ${method} as ${auth.username} (etc/client_auth): ${reply}`, false));
     });
   });
 }

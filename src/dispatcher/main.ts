@@ -68,6 +68,7 @@ async function reload(): Promise<DispatcherReloadResult> {
   } catch (err) {
     return unchanged((err as Error).message);
   }
+  logServicesOff(config);
   const next = config.dispatcher.services;
   if (next.length === 0) return unchanged(`${paths.dispatcherCnf}:0: no [SERVICE=…] section: nothing to listen on`);
   const plan = planServices(
@@ -119,6 +120,11 @@ async function reload(): Promise<DispatcherReloadResult> {
   return { ok: true, listeners: allListeners(), added, removed, reloadedProcesses, failedProcesses };
 }
 
+/** One line per service (or TLS port) left off for want of a certificate, saying how to turn it on. */
+function logServicesOff(loaded: InstanceConfig): void {
+  for (const off of loaded.dispatcher.off ?? []) logger.warn({ service: off.service, ports: off.ports }, off.message);
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
 // logger.ts reopens this process's logs on SIGHUP; the server processes get it too.
 process.on('SIGHUP', () => {
@@ -148,8 +154,9 @@ try {
 } catch (err) {
   fatal((err as Error).message);
 }
+logServicesOff(config);
 const services = config.dispatcher.services;
-if (services.length === 0) fatal(`${paths.dispatcherCnf}:0: no [SERVICE=…] section: nothing to listen on`);
+if (services.length === 0) fatal(`${paths.dispatcherCnf}:0: no [SERVICE=…] section${config.dispatcher.off?.length ? ' that can run without a certificate' : ''}: nothing to listen on`);
 
 const listeners: ListenerInfo[] = [];
 dispatchers = services.map((service) => new ServiceDispatcher({ service, root, serverModule, logger }));

@@ -23,7 +23,7 @@ export type FromServerProcess =
    * process got (a socket closed in transit arrives as null): until a report counts them, the
    * dispatcher counts its hand-offs as open sessions.
    */
-  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot }
+  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot; auth?: AuthCounts }
   | { type: 'fatal'; message: string }
   /** The answer to `reload`: ok, or the reason it keeps its configuration. */
   | { type: 'reloaded'; generation: number; ok: boolean; error?: string };
@@ -61,6 +61,18 @@ export interface ServerProcessInfo {
   maxConns: number;
 }
 
+/** SMTP AUTH outcomes of a server process since it started (metrics). */
+export interface AuthCounts {
+  succeeded: number;
+  failed: number;
+  /** Answered 421: past SASL_FAILURES_PER_ADDRESS / _PER_USER or the channel's disconnectbadauthlimit. */
+  refused: number;
+}
+
+export function addAuthCounts(a: AuthCounts | null | undefined, b: AuthCounts | null | undefined): AuthCounts {
+  return { succeeded: (a?.succeeded ?? 0) + (b?.succeeded ?? 0), failed: (a?.failed ?? 0) + (b?.failed ?? 0), refused: (a?.refused ?? 0) + (b?.refused ?? 0) };
+}
+
 /** A service's totals since the dispatcher started, exited processes included (metrics endpoint). */
 export interface ServiceSummary {
   service: string;
@@ -71,6 +83,8 @@ export interface ServiceSummary {
   served: number;
   /** From the end of DATA to the message on disk, in seconds. */
   enqueueLatency: HistogramSnapshot;
+  /** SMTP AUTH outcomes (absent from a dispatcher that does not count them). */
+  auth?: AuthCounts;
 }
 
 /** Watcher → dispatcher. `reload`: apply the configuration on disk (validated by the watcher). */

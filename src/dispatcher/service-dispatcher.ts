@@ -10,7 +10,7 @@ import type { Logger } from '../common/logger.js';
 import { chooseProcess, housekeeping, type ProcessState, type ServiceLimits } from './policy.js';
 import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
-import type { FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
+import type { AuthCounts, FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
 import { ServiceTotals } from './service-totals.js';
 import { isHistogramSnapshot, type HistogramSnapshot } from '../common/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
@@ -52,6 +52,7 @@ interface ServerProcess {
   generation: number;
   /** As last reported by the process (metrics). */
   enqueueLatency: HistogramSnapshot | null;
+  auth: AuthCounts | null;
 }
 
 interface Listener {
@@ -268,7 +269,7 @@ export class ServiceDispatcher {
 
   /** Totals since the dispatcher started (metrics endpoint). */
   summary(): ServiceSummary {
-    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.unreportedOf(p), served: p.served + this.unreportedOf(p), enqueueLatency: p.enqueueLatency }));
+    const live = [...this.procs.values()].map((p) => ({ connections: p.open + this.unreportedOf(p), served: p.served + this.unreportedOf(p), enqueueLatency: p.enqueueLatency, auth: p.auth }));
     return this.totals.summary(this.name, live);
   }
 
@@ -453,6 +454,7 @@ export class ServiceDispatcher {
       assigned: [],
       generation: this.generation,
       enqueueLatency: null,
+      auth: null,
     };
     this.procs.set(id, p);
     this.opts.logger.info({ pid: p.pid, service: this.name }, 'starting server process');
@@ -493,6 +495,7 @@ export class ServiceDispatcher {
         p.served = msg.served;
         p.received = msg.received;
         if (isHistogramSnapshot(msg.enqueueLatency)) p.enqueueLatency = msg.enqueueLatency;
+        if (isAuthCounts(msg.auth)) p.auth = msg.auth;
         this.handOverNext(p);
         this.maybeSendRetire(p);
         this.tick();
@@ -522,7 +525,7 @@ export class ServiceDispatcher {
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
-    this.totals.processExited(p.served, p.enqueueLatency);
+    this.totals.processExited(p.served, p.enqueueLatency, p.auth);
     this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
     const expected = this.shuttingDown || p.retireSent;
     if (!expected) this.opts.logger.warn({ pid: p.pid, service: this.name, code, signal }, 'server process exited');
@@ -583,4 +586,9 @@ export class ServiceDispatcher {
       return false;
     }
   }
+}
+
+function isAuthCounts(v: unknown): v is AuthCounts {
+  const c = v as AuthCounts | null;
+  return typeof c === 'object' && c !== null && [c.succeeded, c.failed, c.refused].every((n) => Number.isInteger(n) && n >= 0);
 }

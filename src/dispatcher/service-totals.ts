@@ -3,22 +3,25 @@
 // the processes that have exited (retired, killed) did is kept here so that the totals never
 // go back. Plain data, no I/O.
 import { addHistograms, emptyHistogram, ENQUEUE_LATENCY_BOUNDS, type HistogramSnapshot } from '../common/histogram.js';
-import type { ServiceSummary } from './protocol.js';
+import { addAuthCounts, type AuthCounts, type ServiceSummary } from './protocol.js';
 
 export interface LiveProcessCounts {
   connections: number;
   served: number;
   enqueueLatency: HistogramSnapshot | null;
+  auth?: AuthCounts | null;
 }
 
 export class ServiceTotals {
   private servedByExited = 0;
   private latencyOfExited: HistogramSnapshot = emptyHistogram(ENQUEUE_LATENCY_BOUNDS);
+  private authOfExited: AuthCounts = addAuthCounts(null, null);
 
   /** A server process has exited: its last reported counts become part of the service's past. */
-  processExited(served: number, enqueueLatency: HistogramSnapshot | null): void {
+  processExited(served: number, enqueueLatency: HistogramSnapshot | null, auth: AuthCounts | null = null): void {
     this.servedByExited += Math.max(0, served);
     this.latencyOfExited = addHistograms(this.latencyOfExited, enqueueLatency);
+    this.authOfExited = addAuthCounts(this.authOfExited, auth);
   }
 
   summary(service: string, live: readonly LiveProcessCounts[]): ServiceSummary {
@@ -30,6 +33,7 @@ export class ServiceTotals {
       connections: live.reduce((n, p) => n + p.connections, 0),
       served: this.servedByExited + live.reduce((n, p) => n + p.served, 0),
       enqueueLatency: latency,
+      auth: live.reduce((sum, p) => addAuthCounts(sum, p.auth), this.authOfExited),
     };
   }
 }

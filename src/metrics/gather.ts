@@ -5,7 +5,7 @@
 // not answer in time leaves its part of the snapshot empty and adds a line to `problems`.
 import { askJobController } from '../job-controller/client.js';
 import { requestTimeoutMs } from '../job-controller/protocol.js';
-import type { FromChild, ListenerInfo, ServiceSummary } from '../dispatcher/protocol.js';
+import { addAuthCounts, type FromChild, type ListenerInfo, type ServiceSummary } from '../dispatcher/protocol.js';
 import { addHistograms } from '../common/histogram.js';
 import { readRecentDeferrals } from './mail-log-tail.js';
 import { readQueueDepth, type ChannelQueueDepth } from './queue-depth.js';
@@ -112,7 +112,7 @@ function mergeServices(list: readonly ServiceSummary[]): ServiceSummary[] {
     byName.set(
       s.service,
       had
-        ? { service: s.service, processes: had.processes + s.processes, connections: had.connections + s.connections, served: had.served + s.served, enqueueLatency: addHistograms(had.enqueueLatency, s.enqueueLatency) }
+        ? { service: s.service, processes: had.processes + s.processes, connections: had.connections + s.connections, served: had.served + s.served, enqueueLatency: addHistograms(had.enqueueLatency, s.enqueueLatency), auth: addAuthCounts(had.auth, s.auth) }
         : s,
     );
   }

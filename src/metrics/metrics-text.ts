@@ -45,6 +45,11 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
     samples: services.map((x) => ({ labels: { service: x.service }, histogram: x.enqueueLatency })),
   });
 
+  counter(
+    'tsubame_smtp_auth_total',
+    'SMTP AUTH outcomes per service: succeeded, failed (wrong credentials), refused (421: a client address or login past its failure limit, or a session past disconnectbadauthlimit).',
+    services.flatMap((x) => (['succeeded', 'failed', 'refused'] as const).map((result) => ({ labels: { service: x.service, result }, value: x.auth?.[result] ?? 0 }))),
+  );
   if (s.rejections) {
     counter('tsubame_rejections_total', 'SMTP refusals (mail.log J records) per rule that decided, since the metrics endpoint started: PORT_ACCESS, rbl:<zone>, SPF, DMARC, milter:<filter>, relay, unknown user …', s.rejections.map((r) => ({ labels: { reason: r.reason }, value: r.count })));
   }

@@ -30,6 +30,14 @@
 //   sessions go on meanwhile), at the hard limit the next command gets `421 4.7.0 <host> Error:
 //   too many errors`. _onCommand is where the library takes each command line (after the
 //   previous one was answered); test/integration/smtp-error-limits.test.ts pins it.
+// - AUTH (RFC 4954) is ours (handler_AUTH): the library's would answer 538 before STARTTLS, read
+//   any garbage as base64, and let a PLAIN authorization identity through. Here the AUTH stage
+//   (auth-stage.ts) decides whether AUTH is offered (the EHLO line is dropped when it is not) and
+//   checks the credentials, sasl.ts reads the exchange strictly; a reply may wait (failure delay,
+//   penalty) with the request deadline held, as for the error limits.
+// - implicit TLS (TLS_PORT, RFC 8314): a socket handed over already wrapped in TLS makes a session
+//   that is secure from its greeting (connectImplicitTls below does the handshake with the
+//   library's own _upgrade, the one its `secure` option uses).
 // - `DATA foo` and `RSET foo` get `501 5.5.4 Syntax: …` (RFC 5321 §4.1.1 gives them no
 //   argument); the library ignored the argument of both.
 // - the end of the session, told once (onEnded) whichever socket closes first: smtp-server's
@@ -37,7 +45,7 @@
 //   there would never hear of a session that did STARTTLS (its slot was kept for ever).
 // The server subclass only makes connect() create this connection class (and return it).
 import type net from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
@@ -45,7 +53,9 @@ import type { EtrnResponder } from './etrn.js';
 import { SessionErrors, type ErrorLimits } from './error-limits.js';
 import { tapParser } from './parser-tap.js';
 import { RequestDeadline, type DeadlineLimits } from './request-deadline.js';
-import { ENHANCED_CODE_PREFIX, replyText } from './replies.js';
+import { ENHANCED_CODE_PREFIX, replyText, type SmtpReply } from './replies.js';
+import type { AuthAnswer, AuthResponder } from './auth-stage.js';
+import { LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, SASL_REPLIES, readAuthCommand, readField, readPlain, readResponse, type SaslCredentials } from './sasl.js';
 
 export interface ConnectionPolicy {
   /** Milliseconds to wait before the greeting for this client address. */
@@ -60,6 +70,8 @@ export interface ConnectionPolicy {
   errorLimits: ErrorLimits;
   /** Told when a session is closed for reaching the hard error limit (for the log). */
   tooManyErrors?(remoteAddress: string, errors: number): void;
+  /** SMTP AUTH (auth-stage.ts); absent = AUTH is not offered (503). */
+  auth?: AuthResponder | null;
 }
 
 /** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
@@ -76,12 +88,42 @@ export class TsubameSmtpServer extends SMTPServer {
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): TsubameConnection {
     // Same as SMTPServer.connect, with our connection class.
     const connection = new TsubameConnection(this, socket, socketOptions);
+    if (socket instanceof tls.TLSSocket && socket.encrypted) {
+      // Implicit TLS: the handshake is done, the session is secure from its greeting (ESMTPS, onSecure, no STARTTLS).
+      connection.session.secure = connection.secure = true;
+      connection.tlsOptions = socket.getCipher();
+    }
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
     connection.init();
     return connection;
   }
+
+  /**
+   * A socket of a TLS_PORT: the TLS handshake first (the library's _upgrade, with the server's
+   * certificate and SNI contexts), within `deadlineMs`, then the session. `connected` gets the
+   * session; a failed or late handshake closes the socket.
+   */
+  connectImplicitTls(socket: net.Socket, socketOptions: SMTPConnectionOptions, deadlineMs: number, connected: (connection: TsubameConnection) => void): void {
+    const timer = deadlineMs > 0 ? setTimeout(() => socket.destroy(), deadlineMs) : null;
+    timer?.unref();
+    const upgrade = (this as unknown as LibraryServer)._upgrade.bind(this);
+    upgrade(socket, (err, tlsSocket) => {
+      if (timer) clearTimeout(timer);
+      if (err || !tlsSocket || socket.destroyed) {
+        socket.destroy();
+        tlsSocket?.destroy();
+        return;
+      }
+      connected(this.connect(tlsSocket, socketOptions));
+    });
+  }
+}
+
+/** The library's implicit TLS handshake (SMTPServer._upgrade, not in its type declarations). */
+interface LibraryServer {
+  _upgrade(socket: net.Socket, callback: (err: Error | null, tlsSocket?: tls.TLSSocket) => void): void;
 }
 
 export class TsubameConnection extends SMTPConnection {
@@ -248,25 +290,112 @@ export class TsubameConnection extends SMTPConnection {
 
   /** EHLO keywords to add to the reply handler_EHLO is building (set only during that call). */
   private ehloExtensions: string[] = [];
+  /** The EHLO reply being built must not offer AUTH (before STARTTLS, or not on this service; set only during that call). */
+  private ehloHidesAuth = false;
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     // Too many recipients (452 4.5.3) tells the client to send the rest in another transaction: flow control, not an error.
     if (context === 'DATA_OK') this.errors.messageAccepted();
     else if (context !== 'TOO_MANY_RECIPIENTS') this.errors.replied(code);
-    if (this.ehloExtensions.length > 0 && code === 250 && Array.isArray(data)) {
-      data = [...data, ...this.ehloExtensions];
+    if ((this.ehloExtensions.length > 0 || this.ehloHidesAuth) && code === 250 && Array.isArray(data)) {
+      data = [...data.filter((line) => !(this.ehloHidesAuth && /^AUTH /i.test(line))), ...this.ehloExtensions];
       this.ehloExtensions = [];
+      this.ehloHidesAuth = false;
     }
     super.send(code, data, typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
   }
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
     this.ehloExtensions = this.policy.etrn && !this._server.options.lmtp ? ['ETRN'] : [];
+    this.ehloHidesAuth = this.authAvailability() !== 'yes';
     try {
       super.handler_EHLO(command, callback);
     } finally {
       this.ehloExtensions = [];
+      this.ehloHidesAuth = false;
     }
+  }
+
+  private authAvailability(): 'yes' | 'needs-tls' | 'no' {
+    const auth = this.policy.auth;
+    return auth && !this._server.options.lmtp ? auth.availability(this.secure) : 'no';
+  }
+
+  // ------------------------------------------------------------------ AUTH (RFC 4954)
+
+  override handler_AUTH(command: Buffer, callback: () => void): void {
+    const availability = this.authAvailability();
+    if (availability === 'no') return this.reply(SASL_REPLIES.notOffered, callback);
+    if (availability === 'needs-tls') return this.reply(SASL_REPLIES.needsTls, callback);
+    if (this.session.user) return this.reply(SASL_REPLIES.already, callback);
+    if (this.session.envelope?.mailFrom) return this.reply(SASL_REPLIES.inTransaction, callback);
+    const read = readAuthCommand(command.toString('latin1'));
+    if (!read.ok) return this.reply(read.reply, callback);
+    const penalty = this.policy.auth!.admit(this.session);
+    if (penalty) return this.answerAuth(penalty, callback);
+    if (read.mechanism === 'PLAIN') {
+      if (read.initial === null) return this.challenge('', (line, cb) => this.plainResponse(line, cb), callback);
+      return this.plainResponse(read.initial, callback);
+    }
+    if (read.initial === null) return this.challenge(LOGIN_USERNAME_CHALLENGE, (line, cb) => this.loginUsername(line, cb), callback);
+    this.loginUsername(read.initial, callback);
+  }
+
+  /** 334 and the handler of the client's next line (the library hands it over whatever it is). */
+  private challenge(text: string, next: (line: string, callback: () => void) => void, callback: () => void): void {
+    this._nextHandler = (line: Buffer, cb: () => void) => next(line.toString('latin1'), cb);
+    this.send(334, text);
+    callback();
+  }
+
+  private plainResponse(line: string, callback: () => void): void {
+    const response = readResponse(line);
+    if (response.kind !== 'bytes') return this.reply(response.kind === 'abort' ? SASL_REPLIES.aborted : response.reply, callback);
+    const plain = readPlain(response.bytes);
+    if (!plain.ok) return this.reply(plain.reply, callback);
+    this.checkCredentials(plain.credentials, callback);
+  }
+
+  private loginUsername(line: string, callback: () => void): void {
+    const response = readResponse(line);
+    if (response.kind !== 'bytes') return this.reply(response.kind === 'abort' ? SASL_REPLIES.aborted : response.reply, callback);
+    const login = readField(response.bytes);
+    if (!login.ok || login.value === '') return this.reply(login.ok ? SASL_REPLIES.badField : login.reply, callback);
+    this.challenge(LOGIN_PASSWORD_CHALLENGE, (next, cb) => this.loginPassword(login.value, next, cb), callback);
+  }
+
+  private loginPassword(login: string, line: string, callback: () => void): void {
+    const response = readResponse(line);
+    if (response.kind !== 'bytes') return this.reply(response.kind === 'abort' ? SASL_REPLIES.aborted : response.reply, callback);
+    const password = readField(response.bytes);
+    if (!password.ok) return this.reply(password.reply, callback);
+    this.checkCredentials({ mechanism: 'LOGIN', login, authzid: '', password: password.value }, callback);
+  }
+
+  private checkCredentials(credentials: SaslCredentials, callback: () => void): void {
+    this.policy.auth!.verify(credentials, this.session).then(
+      (answer) => this.answerAuth(answer, callback),
+      () => this.reply(SASL_REPLIES.temporary, callback),
+    );
+  }
+
+  /** The answer, after its delay (the handler is pending meanwhile, so the request deadline waits too). */
+  private answerAuth(answer: AuthAnswer, callback: () => void): void {
+    const finish = (): void => {
+      if (this._closing || this._closed) return callback();
+      if (answer.user) {
+        this.session.user = answer.user;
+        this.session.transmissionType = this._transmissionType();
+      }
+      this.reply(answer.reply, callback);
+    };
+    if (answer.delayMs <= 0) return finish();
+    setTimeout(finish, answer.delayMs).unref();
+  }
+
+  private reply(reply: SmtpReply, callback: () => void): void {
+    this.send(reply.code, replyText(reply));
+    callback();
   }
 
   // After the 221 the library half-closes and keeps reading until the client closes too. Clients

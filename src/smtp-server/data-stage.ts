@@ -14,7 +14,7 @@ import type { EnvelopeDraft } from '../queue/types.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { EnqueueNotices } from './enqueue-notices.js';
 import { mailParamsFrom, planDrafts, senderPerChannel, type AcceptedRecipient, type MessageFacts } from './envelope-plan.js';
-import type { InboundSession } from './inbound-session.js';
+import { userOf, type InboundSession } from './inbound-session.js';
 import { receiveInspected, type Stored } from './inspected-data.js';
 import { receiveMessage, type EnqueueStore } from './message-receiver.js';
 import { formatReceived } from './received-header.js';
@@ -88,10 +88,12 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
 
   // A positive $D of the transaction: the answer to DATA waits too.
   await pause(tx.delayMs);
+  // mail.log names the authenticated user of the session (never a secret).
+  const user = userOf(session);
   const rejected = (status: string, size: number): MailLogRecord[] =>
-    recipients.map((r) => ({ event: 'J', id: '', source: session.sourceChannel, destination: r.channel, size, from, recipient: r.address, status }));
+    recipients.map((r) => ({ event: 'J', id: '', source: session.sourceChannel, destination: r.channel, size, from, recipient: r.address, status, ...user }));
   const discarded = (list: readonly AcceptedRecipient[], size: number, why: (r: AcceptedRecipient) => string): MailLogRecord[] =>
-    list.map((r) => ({ event: 'D', id: messageId, source: session.sourceChannel, destination: r.channel, size, from, recipient: r.address, status: `discarded: ${why(r)}` }));
+    list.map((r) => ({ event: 'D', id: messageId, source: session.sourceChannel, destination: r.channel, size, from, recipient: r.address, status: `discarded: ${why(r)}`, ...user }));
 
   switch (stored.kind) {
     case 'queued': {
@@ -100,7 +102,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
       const status = tx.hold ? `queued held (${tx.hold})` : 'queued';
       deps.logMail([
         ...stored.drafts.flatMap((draft: EnvelopeDraft, i) =>
-          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: stored.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size: stored.bytes, from: draft.from, recipient: q.address, status, ...(tls ? { tls } : {}) })),
+          draft.recipients.map((q): MailLogRecord => ({ event: 'E', id: stored.refs[i]!.id, source: session.sourceChannel, destination: draft.channel, size: stored.bytes, from: draft.from, recipient: q.address, status, ...user, ...(tls ? { tls } : {}) })),
         ),
         ...discarded(
           recipients.filter((r) => r.discard),

@@ -13,6 +13,10 @@ import { dkimPrefixesFor } from '../dkim/plan.js';
 import type { SmtpService } from './service.js';
 import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
 import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../common/histogram.js';
+import { KdfGate } from '../directory/kdf-gate.js';
+import { AuthFailures } from './auth-failures.js';
+import { newAuthCounters } from './auth-stage.js';
+import { defaultSaslOptions } from '../config/sasl-options.js';
 
 // Before anything else: a SIGHUP (log rotation) must never kill a server process.
 reopenLogsOnHangup();
@@ -47,6 +51,12 @@ let received = 0;
 let served = 0;
 /** Every message this process queued, over all its services (reported to the dispatcher for the metrics). */
 const enqueueLatency = new LatencyHistogram(ENQUEUE_LATENCY_BOUNDS);
+// SMTP AUTH, kept across reloads: one gate on password hashes per process, the failures counted
+// per client address and login (each service built sets its limits), the outcomes for the metrics.
+const kdfGate = new KdfGate();
+const defaults = defaultSaslOptions();
+const authFailures = new AuthFailures({ perAddress: defaults.failuresPerAddress, perUser: defaults.failuresPerUser, windowMs: defaults.windowMs });
+const authCounters = newAuthCounters();
 let retiring = false;
 let stopping: Promise<void> | null = null;
 let reloading: Promise<unknown> = Promise.resolve();
@@ -77,7 +87,7 @@ function report(): void {
     reportQueued = false;
     if (lazyReport) clearTimeout(lazyReport);
     lazyReport = null;
-    send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot() });
+    send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot(), auth: { ...authCounters } });
     closeIdlePrevious();
     if (retiring && !stopping && openConnections() === 0) void stop(0);
   });
@@ -119,7 +129,7 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   // etc/ may hold an edit the watcher rejected: then the configuration in force is used.
   const { config: loaded, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
-  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency });
+  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency, kdfGate, authFailures, authCounters });
   // Arrivals are reported from the `connection` message (reportSoon); a closed session at once.
   built.onChange((change) => {
     if (change === 'closed') report();

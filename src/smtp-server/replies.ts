@@ -33,6 +33,8 @@ export const REPLIES = {
   /** RCPT to an SRS address of ours that does not verify (forged, altered, expired): src/srs srsReverse → invalid. */
   srsInvalid: { code: 550, enhanced: '5.1.1', text: 'Invalid or expired SRS address' },
   tlsRequired: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  /** mustsaslserver, in Messaging Server's words. */
+  authRequired: { code: 530, enhanced: '5.7.0', text: 'No AUTH command has been given.' },
   tooManyMessages: { code: 421, enhanced: '4.7.0', text: 'Too many messages in this session, closing connection' },
   tooManyConnections: { code: 421, enhanced: '4.7.0', text: 'Too many connections from your address, try again later' },
   shuttingDown: { code: 421, enhanced: '4.3.2', text: 'Service shutting down, try again later' },

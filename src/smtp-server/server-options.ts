@@ -12,12 +12,13 @@ export interface TlsMaterial {
   cert: Buffer;
 }
 
-/** Commands nobody gets: AUTH until it is configured, proxy commands, sendmail's jokes. */
-const ALWAYS_DISABLED = ['AUTH', 'XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
+/** Commands nobody gets: proxy commands, sendmail's jokes. (AUTH is handler_AUTH's, which answers 503 where it is not offered.) */
+const ALWAYS_DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
 
 function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls: TlsMaterial | null, logger: BunyanLikeLogger | false): SMTPServerOptions {
   const disabledCommands = [...ALWAYS_DISABLED];
-  if (!tls) disabledCommands.push('STARTTLS');
+  // The certificate may be there for a TLS_PORT alone: STARTTLS only with maytlsserver/musttlsserver.
+  if (!tls || settings.tls.mode === 'none') disabledCommands.push('STARTTLS');
   return {
     ...hooks,
     name: settings.hostName,
@@ -35,6 +36,9 @@ function buildServerOptions(settings: InboundSettings, hooks: InboundHooks, tls:
     // The DATA guard answers 552 5.3.4 itself (and drops what it stored).
     rejectOversized: false,
     disabledCommands,
+    // AUTH is advertised by the library when authMethods is not empty; the connection drops the
+    // line where AUTH is not available yet (before STARTTLS). mustsaslserver is a MAIL check.
+    authMethods: settings.sasl.server !== 'none' ? ['PLAIN', 'LOGIN'] : [],
     authOptional: true,
     ...(tls ? { key: tls.key, cert: tls.cert } : {}),
     // Never put a name the client's network controls into Received: (the IP is enough).

@@ -1,7 +1,9 @@
 // The inbound SMTP service of one server process, its composition root: the configuration, the
-// queue store, the rewriter and the directory (files or LDAP: directory/source.ts), the policy's
-// compiled mappings, DNS lookup and milter settings (inbound-policy.ts), mail.log and the job
-// controller link are made here once; sockets handed over by the dispatcher become sessions (session-intake.ts) of an
+// queue store, the rewriter and the directory (files or LDAP: directory/source.ts; users for
+// SMTP AUTH and sender ownership too) and the AUTH stage, the policy's compiled mappings, DNS
+// lookup and milter settings (inbound-policy.ts), mail.log and the job controller link are made
+// here once; sockets handed over by the dispatcher (or taken on a TLS_PORT, after the handshake)
+// become sessions (session-intake.ts) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -14,6 +16,9 @@ import { loadInstanceConfigOrThrow } from '../config/load.js';
 import type { InstanceConfig } from '../config/types.js';
 import { localityOf } from '../directory/locality.js';
 import { openDirectory } from '../directory/source.js';
+import { KdfGate } from '../directory/kdf-gate.js';
+import { AuthFailures } from './auth-failures.js';
+import { AuthStage, newAuthCounters, type AuthCounters } from './auth-stage.js';
 import { queueStoreFor } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { srsSettingsOf } from '../srs/index.js';
@@ -42,6 +47,12 @@ export interface SmtpServiceOptions {
   store?: EnqueueStore;
   /** Told each message's enqueue latency in seconds (end of DATA → on disk), for the metrics. */
   enqueueLatency?: { observe(seconds: number): void };
+  /** The process's gate on concurrent password hashes (default: one of this service's own). */
+  kdfGate?: KdfGate;
+  /** The process's failed-AUTH counts, kept across reloads (default: this service's own). */
+  authFailures?: AuthFailures;
+  /** The process's AUTH counts for the metrics (default: this service's own). */
+  authCounters?: AuthCounters;
 }
 
 export interface SmtpService {
@@ -64,8 +75,12 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const rewriter = compileRewriter(config.imta);
   const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const directory = openDirectory(config, {
+    gate: opts.kdfGate ?? new KdfGate(),
     onEvent: (e) => (e.type === 'connected' ? logger.debug(e, 'LDAP connection') : logger.warn(e, 'LDAP connection')),
   });
+  const limits = settings.sasl.limits;
+  const authFailures = opts.authFailures ?? new AuthFailures({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });
+  authFailures.setLimits({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });
   const services: StageServices = {
     config,
     settings,
@@ -89,7 +104,19 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const jobController = new JobControllerClient(paths.jobControllerSocket, { lasting: true });
   const notices = new EnqueueNotices((refs) => jobController.tell({ op: 'enqueued', refs }));
   const clients = new InternalClients(settings.internalIp);
-  const hooks = new SessionHooks(new InboundSessions(clients, settings), { services, store, notices, logMail, enqueueLatency: opts.enqueueLatency });
+  const sessions = new InboundSessions(clients, settings);
+  const hooks = new SessionHooks(sessions, { services, store, notices, logMail, enqueueLatency: opts.enqueueLatency });
+  const auth = new AuthStage({
+    settings,
+    sessions,
+    directory,
+    failures: authFailures,
+    counters: opts.authCounters ?? newAuthCounters(),
+    channelByName: config.imta.channelByName,
+    startTls: tls !== null && settings.tls.mode !== 'none',
+    logger,
+    logMail,
+  });
 
   const server = createInboundServer(settings, hooks.forServer(), tls, transcript ? transcript.logger : false, {
     greetingDelayMs: (ip) => (clients.isInternal(ip) ? settings.bannerPurgeDelayInternalMs : settings.bannerPurgeDelayMs),
@@ -98,9 +125,10 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     errorLimits: settings.errorLimits,
     tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
     etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
+    auth,
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
-  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger, settings.proxy);
+  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs }, settings.proxy);
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);
@@ -123,7 +151,8 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
 }
 
 function readTlsMaterial(settings: InboundSettings): TlsMaterial | null {
-  if (settings.tls.mode === 'none' || !settings.tls.keyFile || !settings.tls.certFile) return null;
+  // Files are named when STARTTLS (maytlsserver/musttlsserver) or a TLS_PORT uses them (settings.ts).
+  if (!settings.tls.keyFile || !settings.tls.certFile) return null;
   try {
     return { key: readFileSync(settings.tls.keyFile), cert: readFileSync(settings.tls.certFile) };
   } catch (err) {

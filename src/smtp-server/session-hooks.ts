@@ -8,7 +8,7 @@ import type tls from 'node:tls';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { CONNECT_CHECKS } from './connect-checks.js';
 import { receiveData, type DataStageDeps } from './data-stage.js';
-import type { InboundSession, InboundSessions } from './inbound-session.js';
+import { userOf, type InboundSession, type InboundSessions } from './inbound-session.js';
 import { MAIL_CHECKS } from './mail-checks.js';
 import { RCPT_CHECKS, acceptedRecipient, readRecipient } from './rcpt-checks.js';
 import { REPLIES, formatReply, hookError, type SmtpReply } from './replies.js';
@@ -63,6 +63,12 @@ export class SessionHooks {
   }
 
   onSecure(socket: unknown, smtp: SMTPServerSession, callback: HookCallback): void {
+    // RFC 3207 §4.2: what was learnt before STARTTLS is forgotten; smtp-server drops the user, we the switch it made.
+    const session = this.sessions.of(smtp);
+    if (!smtp.user && session.user) {
+      session.user = null;
+      session.sourceChannel = session.connectChannel;
+    }
     // As Postfix logs it: `TLS connection established from [ip]: TLSv1.3 with cipher …`.
     const cipher = (socket as tls.TLSSocket).getCipher?.();
     const tlsUse = describeTls(cipher?.version ?? null, cipher?.name ?? null);
@@ -123,7 +129,7 @@ export class SessionHooks {
   /** A refused RCPT: its J record in mail.log, and the error smtp-server answers with. */
   private refuseRecipient(address: SMTPServerAddress, smtp: SMTPServerSession, session: InboundSession, reply: SmtpReply, destination: string, status = formatReply(reply)): Error {
     const from = smtp.envelope.mailFrom ? smtp.envelope.mailFrom.address : '';
-    this.data.logMail([{ event: 'J', id: '', source: session.sourceChannel, destination, size: 0, from, recipient: address.address, status }]);
+    this.data.logMail([{ event: 'J', id: '', source: session.sourceChannel, destination, size: 0, from, recipient: address.address, status, ...userOf(session) }]);
     return hookError(reply);
   }
 

@@ -1,7 +1,9 @@
 // Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
 // hand-over to its end (the counts the dispatcher reports follow it), its client found (the
 // socket's peer, or behind a balancer the PROXY header's: proxy-intake.ts), limited per client
-// address (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. And the shutdown of the
+// address (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. A socket that arrived
+// on one of the service's TLS_PORT ports (its local port says so, however it was handed over) does
+// the TLS handshake first, within the request deadline. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
@@ -33,14 +35,18 @@ export class SessionIntake {
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
 
+  private readonly implicitTlsPorts: ReadonlySet<number>;
+
   constructor(
     private readonly server: TsubameSmtpServer,
     private readonly maxConnsPerIp: number,
     private readonly logger: Logger,
+    private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
     /** The service's PROXY protocol settings; null: the socket's peer is the client. */
     private readonly proxy: ProxyProtocolConfig | null = null,
   ) {
     this.perIp = new PerIpCounter(maxConnsPerIp);
+    this.implicitTlsPorts = new Set(implicitTls.ports);
   }
 
   /** Sessions open now. */
@@ -94,14 +100,23 @@ export class SessionIntake {
       return refuseSocket(session.socket, REPLIES.tooManyConnections);
     }
     counted(ip);
-    session.connection = this.server.connect(session.socket, {
+    const socket = session.socket;
+    const options = {
       id: this.nextSessionId(),
       remoteAddress: ip,
       remotePort: peer.remotePort,
       localAddress: peer.localAddress,
       localPort: peer.localPort,
-    });
-    session.connection.onEnded(session.slot.release);
+    };
+    const started = (connection: TsubameConnection) => {
+      session.connection = connection;
+      connection.onEnded(session.slot.release);
+    };
+    // The port this node's socket was accepted on decides (behind a balancer, not the frontend's the header names).
+    if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
+      // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
+      this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);
+    } else started(this.server.connect(socket, options));
   }
 
   /** Takes no more sessions; open ones get `graceMs` to finish, then 421 and close; resolves when all are gone. */

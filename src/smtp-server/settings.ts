@@ -1,6 +1,8 @@
 // What one SMTP service needs from the instance configuration, resolved once at start-up
 // (plain data; the files are read by the config loader).
-import type { Channel, Cidr, InstanceConfig, OptionsConfig, ProxyProtocolConfig } from '../config/types.js';
+import type { Channel, Cidr, InstanceConfig, OptionsConfig, ProxyProtocolConfig, SaslMode, SaslOptions } from '../config/types.js';
+import { DEFAULT_BAD_AUTH_LIMIT } from '../config/imta-cnf.js';
+import { defaultSaslOptions } from '../config/sasl-options.js';
 import type { ErrorLimits } from './error-limits.js';
 
 /** The channel internal clients (INTERNAL_IP) arrive on, as in Messaging Server's shipped imta.cnf. */
@@ -27,7 +29,12 @@ export interface InboundSettings extends SessionLimits {
   lmtp: boolean;
   /** The name in the banner, the EHLO reply and Received: lines. */
   hostName: string;
+  /** STARTTLS (`mode`) and the certificate; keyFile/certFile are set when STARTTLS or a TLS_PORT uses them. */
   tls: { mode: TlsServerMode; keyFile: string | null; certFile: string | null };
+  /** TLS_PORT: connections arriving on these local ports start with TLS (RFC 8314). */
+  implicitTlsPorts: number[];
+  /** SMTP AUTH on this service (the service channel's keywords and option.dat's SASL_*). */
+  sasl: InboundSasl;
   internalIp: Cidr[];
   socketTimeoutMs: number;
   /** A command line, TLS handshake or DATA budget must finish within this (ms; 0 = no deadline). */
@@ -46,6 +53,18 @@ export interface InboundSettings extends SessionLimits {
   proxy?: ProxyProtocolConfig | null;
 }
 
+export interface InboundSasl {
+  /** maysaslserver / mustsaslserver of the service's channel (LMTP: never). */
+  server: SaslMode;
+  /** saslcleartext: AUTH is offered before TLS too. */
+  cleartext: boolean;
+  /** The saslswitchchannel of the service's channel (a session's own channel's is asked first). */
+  switchChannel: string | null;
+  /** disconnectbadauthlimit of the service's channel. */
+  badAuthLimit: number;
+  limits: SaslOptions;
+}
+
 export class SettingsError extends Error {}
 
 export function resolveInboundSettings(config: InstanceConfig, serviceName: string): InboundSettings {
@@ -59,6 +78,8 @@ export function resolveInboundSettings(config: InstanceConfig, serviceName: stri
 
   const mode: TlsServerMode = channel.tlsServer === 'musttls' ? 'must' : channel.tlsServer === 'maytls' ? 'may' : 'none';
   const haveCert = Boolean(o.tlsKeyFile && o.tlsCertFile);
+  // Without a certificate the loader already left the TLS ports off (config/services-in-force.ts).
+  const implicitTlsPorts = haveCert ? [...(service.tlsPorts ?? [])] : [];
   if (mode === 'must' && !haveCert) {
     throw new SettingsError(`${channel.file}:${channel.line}: channel ${channel.name} has musttlsserver but option.dat sets no TLS_KEY and TLS_CERT`);
   }
@@ -68,7 +89,15 @@ export function resolveInboundSettings(config: InstanceConfig, serviceName: stri
     intranetChannel: intranet ? intranet.name : channel.name,
     lmtp: service.lmtp,
     hostName: bannerHost(channel, o.localHost),
-    tls: haveCert && mode !== 'none' ? { mode, keyFile: o.tlsKeyFile, certFile: o.tlsCertFile } : { mode: 'none', keyFile: null, certFile: null },
+    tls: haveCert && (mode !== 'none' || implicitTlsPorts.length > 0) ? { mode, keyFile: o.tlsKeyFile, certFile: o.tlsCertFile } : { mode: 'none', keyFile: null, certFile: null },
+    implicitTlsPorts,
+    sasl: {
+      server: service.lmtp ? 'none' : (channel.sasl?.server ?? 'none'),
+      cleartext: channel.sasl?.cleartext ?? false,
+      switchChannel: channel.sasl?.switchChannel ?? null,
+      badAuthLimit: channel.sasl?.badAuthLimit ?? DEFAULT_BAD_AUTH_LIMIT,
+      limits: o.sasl ?? defaultSaslOptions(),
+    },
     internalIp: o.internalIp,
     maxMessageSize: o.maxMessageSize,
     maxRecipients: o.maxRecipients,

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
 import { Debouncer } from './debounce.js';
 
 /** The files of etc/ that make the configuration. */
-const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings', 'users', 'shaping.cnf', 'srs.secrets']);
+const CONFIG_FILES: ReadonlySet<string> = new Set(['imta.cnf', 'dispatcher.cnf', 'job_controller.cnf', 'option.dat', 'aliases', 'mappings', 'users', 'shaping.cnf', 'srs.secrets', 'client_auth']);
 /** The directories of etc/ whose files are all configuration (not their subdirectories). */
 const CONFIG_DIRS: ReadonlySet<string> = new Set(['dkim']);
 

@@ -17,6 +17,8 @@ function instance(opts: Parameters<typeof makeInstance>[0]): TestInstance {
   return inst;
 }
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
+/** cnbuild's notes for the shipped submission services, off without a certificate (they follow the summary). */
+const SUBMISSION_OFF_NOTES = String.raw`\S+/etc/dispatcher\.cnf:\d+: note: \[SERVICE=SUBMISSION\] \(port 587\) is off: .*set TLS_CERT and TLS_KEY in etc/option\.dat to turn it on.*\n\S+/etc/dispatcher\.cnf:\d+: note: \[SERVICE=SUBMISSIONS\] \(port 465\) is off: .*\n`;
 const noStackTrace = (text: string) => assert.ok(!text.split('\n').some((l) => l.startsWith('    at ')), `stack trace in:\n${text}`);
 
 test('the shipped etc/ passes: exit 0, a summary on stdout, nothing on stderr', async () => {
@@ -24,13 +26,13 @@ test('the shipped etc/ passes: exit 0, a summary on stdout, nothing on stderr', 
   const r = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
-  assert.match(r.stdout, /^configuration OK: 3 rewrite rules, 7 channels, 1 services, 3 pools\n$/);
+  assert.match(r.stdout, new RegExp(String.raw`^configuration OK: 3 rewrite rules, 9 channels, 1 services \(SUBMISSION, SUBMISSIONS off: no certificate\), 3 pools\n${SUBMISSION_OFF_NOTES}$`));
 });
 
 test('a broken configuration: exit 1, every error as path:line: error: message on stderr, no stack trace', async () => {
   const inst = instance({ shipped: true });
   inst.write('etc/imta.cnf', inst.read('etc/imta.cnf').replace('tcp_local smtp mx', 'tcp_local smtp mx maxjobs none frobnicate').replace('.                        $U%$H@tcp-daemon', '.                        $U%$H@tcp-deamon'));
-  inst.write('etc/dispatcher.cnf', `${inst.read('etc/dispatcher.cnf')}\n[SERVICE=SUBMIT]\nPORT=2587\nMIN_PROCS=9\nPARAMETER=CHANNEL=tcp_submit\n`);
+  inst.write('etc/dispatcher.cnf', `${inst.read('etc/dispatcher.cnf')}\n[SERVICE=SUBMIT]\nPORT=2587\nMIN_PROCS=9\nPARAMETER=CHANNEL=tcp_nowhere\n`);
   inst.write('etc/option.dat', `${inst.read('etc/option.dat')}TLS_KEY=/nowhere/key.pem\n`);
   const imta = inst.read('etc/imta.cnf').split('\n');
   const dispatcher = inst.read('etc/dispatcher.cnf').split('\n');
@@ -48,7 +50,7 @@ test('a broken configuration: exit 1, every error as path:line: error: message o
     `${etc}/imta.cnf:${lineOf(imta, 'tcp_local ')}: error: keyword maxjobs needs an integer ≥ 1, found "none"`,
     `${etc}/imta.cnf:${lineOf(imta, '.  ')}: error: rule . routes to "tcp-deamon", which is no channel's host (add it under a channel or fix the template)`,
     `${etc}/dispatcher.cnf:${lineOf(dispatcher, 'MIN_PROCS=9')}: error: MIN_PROCS (9) is above MAX_PROCS (4)`,
-    `${etc}/dispatcher.cnf:${lineOf(dispatcher, '[SERVICE=SUBMIT]')}: error: [SERVICE=SUBMIT] runs as channel tcp_submit, which imta.cnf does not define`,
+    `${etc}/dispatcher.cnf:${lineOf(dispatcher, '[SERVICE=SUBMIT]')}: error: [SERVICE=SUBMIT] runs as channel tcp_nowhere, which imta.cnf does not define`,
   ];
   assert.deepEqual(errLines, want);
   // The warning is reported too, and a last line counts them.
@@ -75,7 +77,7 @@ test('warnings alone: exit 0, warnings on stderr, the summary counts them', asyn
     `${file}:${jc.indexOf('FROBNICATE=1') + 1}: warning: unknown option FROBNICATE in [CHANNEL=tcp_*] (ignored)`,
     `${file}:${jc.indexOf('[PERIODIC_JOB=old]') + 1}: warning: [PERIODIC_JOB=…] sections are deprecated and ignored`,
   ]);
-  assert.match(r.stdout, /^configuration OK: .*, 2 warnings\n$/);
+  assert.match(r.stdout, new RegExp(String.raw`^configuration OK: .*, 2 warnings\n${SUBMISSION_OFF_NOTES}$`));
 });
 
 test('--json: one object with ok, counts and every diagnostic with file and line; exit code as without', async () => {
@@ -90,6 +92,7 @@ test('--json: one object with ok, counts and every diagnostic with file and line
     ok: false,
     errors: 1,
     warnings: 1,
+    notes: [],
     diagnostics: [
       { file, line: 2, severity: 'warning', message: 'unknown option FROBNICATE (ignored)' },
       { file, line: 1, severity: 'error', message: 'INTERNAL_IP: "not-a-net" is not an IP address or network (such as 192.0.2.0/24)' },
@@ -97,7 +100,8 @@ test('--json: one object with ok, counts and every diagnostic with file and line
   });
   const good = await runCli('imsimta', ['cnbuild', '--root', instance({ shipped: true }).root, '--json']);
   assert.equal(good.code, 0);
-  assert.deepEqual(JSON.parse(good.stdout), { ok: true, errors: 0, warnings: 0, diagnostics: [] });
+  const goodOut = JSON.parse(good.stdout) as { notes: Array<{ file: string; message: string }> };
+  assert.deepEqual({ ...goodOut, notes: goodOut.notes.map((n) => n.message.split(':')[0]) }, { ok: true, errors: 0, warnings: 0, diagnostics: [], notes: ['[SERVICE=SUBMISSION] (port 587) is off', '[SERVICE=SUBMISSIONS] (port 465) is off'] });
 });
 
 test('etc/mappings: absent is fine (no tables); a broken one is refused with file:line; a good one is counted', async () => {
@@ -130,7 +134,7 @@ test('etc/mappings: absent is fine (no tables); a broken one is refused with fil
   inst.write('etc/mappings', lines('PORT_ACCESS', '', '  TCP|*|25|$(192.0.2.0/24)|*   $NGo$ away', '', 'INTERNAL_IP', '  *  $Y'));
   const good = await runCli('imsimta', ['cnbuild', '--root', inst.root]);
   assert.equal(good.code, 0, good.stderr);
-  assert.match(good.stdout, /^configuration OK: 3 rewrite rules, 7 channels, 1 services, 3 pools, 2 mapping tables\n$/);
+  assert.match(good.stdout, new RegExp(String.raw`^configuration OK: 3 rewrite rules, 9 channels, 1 services \(SUBMISSION, SUBMISSIONS off: no certificate\), 3 pools, 2 mapping tables\n${SUBMISSION_OFF_NOTES}$`));
 });
 
 test('IMTA_ROOT selects the instance when --root is not given', async () => {
@@ -171,5 +175,5 @@ test('LOCAL_HOST unset on a machine with a short name, or set to one: a warning 
   const s = await runCli('imsimta', ['cnbuild', '--root', short.root]);
   assert.equal(s.code, 0, s.stderr);
   assert.equal(s.stderr, `${join(short.root, 'etc/option.dat')}:${lineNo}: warning: LOCAL_HOST "mailhost" is not a fully qualified domain name; the SMTP banner, EHLO and notices say it: set LOCAL_HOST=mail.example.com (this host's name in DNS)\n`);
-  assert.match(s.stdout, /, 1 warning\n$/);
+  assert.match(s.stdout, new RegExp(String.raw`, 1 warning\n${SUBMISSION_OFF_NOTES}$`));
 });

@@ -54,6 +54,8 @@ export interface FixtureOptions {
   files?: Record<string, string>;
   /** Extra lines of dispatcher.cnf's [SERVICE=SMTP] section (ENABLE_RBL=1 …). */
   service?: string;
+  /** A second listener on a TLS_PORT of the service (its port is `tlsPort`). */
+  tlsPort?: boolean;
 }
 
 /** A temporary instance, its SMTP service created in this process and a pauseOnConnect listener
@@ -61,12 +63,13 @@ export interface FixtureOptions {
 export async function startInProcessSmtp(
   serverIp: string,
   opts: FixtureOptions,
-): Promise<{ inst: TestInstance; port: number; service: SmtpService; listener: net.Server }> {
+): Promise<{ inst: TestInstance; port: number; service: SmtpService; listener: net.Server; tlsPort: number | null; tlsListener: net.Server | null }> {
   const port = await freePort(serverIp);
+  const tlsPort = opts.tlsPort ? await freePort(serverIp) : null;
   const inst = makeInstance({
     files: {
       'etc/imta.cnf': opts.imta ?? TEST_IMTA,
-      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\nINTERFACE_ADDRESS=${serverIp}\n${opts.service ?? ''}\n`,
+      'etc/dispatcher.cnf': `[SERVICE=SMTP]\nPORT=${port}\n${tlsPort ? `TLS_PORT=${tlsPort}\n` : ''}INTERFACE_ADDRESS=${serverIp}\n${opts.service ?? ''}\n`,
       'etc/job_controller.cnf': '[POOL=DEFAULT]\nJOB_LIMIT=2\n',
       'etc/option.dat': `INTERNAL_IP=${serverIp}/32\nLOCAL_HOST=mx.tsubame.test\n${opts.options ?? ''}\n`,
       'etc/aliases': opts.aliases ?? '',
@@ -81,12 +84,17 @@ export async function startInProcessSmtp(
     inst.remove();
     throw err;
   }
-  const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen(port, serverIp, () => resolve());
-  });
-  return { inst, port, service, listener };
+  const listen = async (p: number): Promise<net.Server> => {
+    const listener = net.createServer({ pauseOnConnect: true }, (socket) => service.handle(socket));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(p, serverIp, () => resolve());
+    });
+    return listener;
+  };
+  const listener = await listen(port);
+  const tlsListener = tlsPort ? await listen(tlsPort) : null;
+  return { inst, port, service, listener, tlsPort, tlsListener };
 }
 
 /** Every file below `dir`, sorted (none when it does not exist). */
@@ -118,6 +126,9 @@ export class SmtpFixture {
     readonly port: number,
     readonly service: SmtpService,
     private readonly listener: net.Server,
+    /** The TLS_PORT (FixtureOptions.tlsPort), else null. */
+    readonly tlsPort: number | null = null,
+    private readonly tlsListener: net.Server | null = null,
   ) {}
 
   get root(): string {
@@ -125,12 +136,13 @@ export class SmtpFixture {
   }
 
   static async start(opts: FixtureOptions = {}): Promise<SmtpFixture> {
-    const { inst, port, service, listener } = await startInProcessSmtp(SERVER_IP, opts);
-    return new SmtpFixture(inst, port, service, listener);
+    const { inst, port, service, listener, tlsPort, tlsListener } = await startInProcessSmtp(SERVER_IP, opts);
+    return new SmtpFixture(inst, port, service, listener, tlsPort, tlsListener);
   }
 
   async stop(): Promise<void> {
     await new Promise<void>((r) => this.listener.close(() => r()));
+    if (this.tlsListener) await new Promise<void>((r) => this.tlsListener!.close(() => r()));
     await this.service.close(200);
     this.inst.remove();
   }
@@ -194,6 +206,16 @@ export class SmtpProbe {
     socket.on('close', () => {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w(null);
+    });
+  }
+
+  /** A connection that starts with TLS (a TLS_PORT). */
+  static connectTls(host: string, port: number, localAddress: string, options: tls.ConnectionOptions = {}): Promise<SmtpProbe> {
+    return new Promise((resolve, reject) => {
+      const raw = net.connect({ host, port, localAddress });
+      raw.once('error', reject);
+      const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'mx.tsubame.test', ...options }, () => resolve(new SmtpProbe(socket)));
+      socket.once('error', reject);
     });
   }
 
@@ -305,9 +327,9 @@ export interface ToolResult {
 }
 
 /** Runs a client tool (swaks, smtp-source) with a deadline. */
-export function runTool(file: string, args: string[], timeoutMs = 20_000, input?: string): Promise<ToolResult> {
+export function runTool(file: string, args: string[], timeoutMs = 20_000, input?: string, env?: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code as number | null | undefined) ?? 1 : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
     });

@@ -353,8 +353,10 @@ test('load: the shipped etc/ loads without a diagnostic', () => {
   assert.deepEqual(diagnostics, []);
   assert.ok(config);
   assert.deepEqual(config.dispatcher.services.map((s) => [s.name, s.ports, s.channel]), [['SMTP', [25], 'tcp_local']]);
+  // The submission services are shipped, off without a certificate.
+  assert.deepEqual(config.dispatcher.off?.map((o) => [o.service, o.ports]), [['SUBMISSION', [587]], ['SUBMISSIONS', [465]]]);
   assert.deepEqual(config.jobController.pools.map((p) => p.name), ['DEFAULT', 'LOCAL_POOL', 'SMTP_POOL']);
-  assert.deepEqual(config.imta.channels.map((c) => c.name), ['l', 'tcp_local', 'tcp_intranet', 'bitbucket', 'hold', 'bounces', 'reprocess']);
+  assert.deepEqual(config.imta.channels.map((c) => c.name), ['l', 'tcp_local', 'tcp_intranet', 'tcp_submit', 'tcp_auth', 'bitbucket', 'hold', 'bounces', 'reprocess']);
 });
 
 test('the examples of docs/CONFIGURATION.md load together without a diagnostic', () => {

@@ -61,11 +61,11 @@ test('a check that throws or rejects is handed to fail, and no later check runs'
 });
 
 function mail(opts: { mode?: 'none' | 'may' | 'must'; secure?: boolean; transaction?: number; max?: number; address?: string; args?: Record<string, string | true>; smtpUtf8?: boolean }): MailCommand {
-  const settings = { tls: { mode: opts.mode ?? 'none', keyFile: null, certFile: null }, maxMessagesPerSession: opts.max ?? 0 } as unknown as InboundSettings;
+  const settings = { tls: { mode: opts.mode ?? 'none', keyFile: null, certFile: null }, sasl: { server: 'none' }, maxMessagesPerSession: opts.max ?? 0 } as unknown as InboundSettings;
   return {
     address: { address: opts.address ?? 'a@x.test', args: opts.args ?? {} },
     smtp: { secure: opts.secure ?? false, transaction: opts.transaction ?? 1, envelope: { smtpUtf8: opts.smtpUtf8 ?? false } } as unknown as SMTPServerSession,
-    session: { internal: false, sourceChannel: 'tcp_local', accepted: new Map(), policy: newSessionPolicy() },
+    session: { internal: false, sourceChannel: 'tcp_local', connectChannel: 'tcp_local', user: null, authFailures: 0, accepted: new Map(), policy: newSessionPolicy() },
     services: { settings, policy: NO_POLICY } as StageServices,
   };
 }
