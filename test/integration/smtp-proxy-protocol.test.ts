@@ -3,16 +3,19 @@
 // relaying by INTERNAL_IP, PORT_ACCESS, MAX_CONNS_PER_IP, the Received line — and raw sockets
 // that play a hostile balancer or a stranger (a header from an address that is not listed, no
 // header, malformed v1 and v2, a header split over several packets) are refused without a
-// greeting, logged, and nothing is queued. Loopback only; HAProxy is stopped by its pid.
+// greeting, logged, and nothing is queued; on a TLS_PORT the header comes before the TLS handshake.
+// Loopback only; HAProxy is stopped by its pid.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeInstance, freePort, waitFor, type TestInstance } from '../helpers/instance.js';
 import { startHaproxy, type Haproxy } from '../helpers/haproxy.js';
 import { createSmtpService, type SmtpService } from '../../src/smtp-server/service.js';
-import { SmtpProbe, TEST_IMTA, listFiles } from './smtp-harness.js';
+import { SmtpFixture, SmtpProbe, TEST_IMTA, listFiles, SERVER_IP as HARNESS_SERVER_IP } from './smtp-harness.js';
+import { makeCertificate } from './smtp-auth-fixture.js';
 
 const SERVER_IP = '127.0.5.1';
 const BALANCER_SOURCE = '127.0.0.1'; // HAProxy's source toward the service: the listed balancer
@@ -216,5 +219,29 @@ test('a header split over several packets (v1 and v2) is read whole; the session
     await waitFor(() => finalReplies().length >= 4, { what: 'the replies to EHLO, MAIL and RCPT' });
     assert.deepEqual(finalReplies().map((l) => l.slice(0, 3)), ['220', '250', '250', '250'], 'the header’s client (inside INTERNAL_IP) may relay');
     s.destroy();
+  }
+});
+
+test('a TLS_PORT behind the balancer: the header, then TLS at once, and the session is the header’s client', async () => {
+  const cert = makeCertificate();
+  // Internal: the header's client (INTERNAL_IP is the fixture's server address); the balancer is 127.0.0.1.
+  const fx = await SmtpFixture.start({ options: `TLS_KEY=${cert.key}\nTLS_CERT=${cert.cert}\n`, tlsPort: true, service: 'PROXY_PROTOCOL=1\nPROXY_TRUSTED=127.0.0.1' });
+  try {
+    const raw = net.connect({ host: HARNESS_SERVER_IP, port: fx.tlsPort!, localAddress: BALANCER_SOURCE });
+    await new Promise((r) => raw.once('connect', r));
+    raw.write(v1(HARNESS_SERVER_IP)); // the header in clear, then the TLS handshake at once
+    const secure = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'mx.tsubame.test' });
+    let got = '';
+    secure.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    secure.on('error', () => {});
+    await waitFor(() => /^220 /m.test(got), { what: 'the greeting over TLS' });
+    secure.write('EHLO client.test\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<someone@remote.example>\r\n');
+    const finalReplies = () => got.split('\r\n').filter((l) => /^\d{3} /.test(l));
+    await waitFor(() => finalReplies().length >= 4, { what: 'the replies to EHLO, MAIL and RCPT' });
+    assert.deepEqual(finalReplies().map((l) => l.slice(0, 3)), ['220', '250', '250', '250'], 'the header’s client (inside INTERNAL_IP) relays over implicit TLS');
+    secure.destroy();
+  } finally {
+    await fx.stop();
+    cert.remove();
   }
 });
