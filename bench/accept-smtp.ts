@@ -2,7 +2,8 @@
 // Postfix's smtpd on the same machine in the same run.
 //
 //   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
-//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--procs 2] [--json]
+//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--procs 2]
+//        [--accept-mode shared|handoff] [--json]
 //
 // smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
 // message, mode "reuse" adds -d (each session keeps its connection for all its messages).
@@ -11,6 +12,8 @@
 //   the SMTP server processes still write, fsync and log every message and tell the job
 //   controller, which indexes it. `--dispatcher tuned` (default) runs `--procs` (2) SMTP server processes
 //   that never retire; `shipped` keeps the shipped dispatcher.cnf (MAX_LIFE_CONNS=100 etc.).
+//   `--accept-mode` sets the service's ACCEPT_MODE (default: the shipped one, SHARED). Each run
+//   reports how the server processes shared the sessions (`imsimta process --json` served).
 // - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
 //   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
 //   never sees it.
@@ -52,6 +55,8 @@ interface Options {
   dispatcher: 'tuned' | 'shipped';
   /** Server processes with `--dispatcher tuned`. */
   procs: number;
+  /** ACCEPT_MODE of the service; null: as shipped. */
+  acceptMode: 'shared' | 'handoff' | null;
   json: boolean;
 }
 
@@ -64,10 +69,12 @@ interface RunResult {
   perSecond: number;
   cpuMsPerMessage: number;
   loadAverage: string;
+  /** tsubame: sessions each SMTP server process served (warm-up included), largest first. */
+  spread?: number[];
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', procs: 2, json: false };
+  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', procs: 2, acceptMode: null, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -83,6 +90,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--only') o.only = value() as Mta;
     else if (a === '--dispatcher') o.dispatcher = value() as Options['dispatcher'];
     else if (a === '--procs') o.procs = Number(value());
+    else if (a === '--accept-mode') o.acceptMode = value() as Options['acceptMode'];
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown option ${a}`);
   }
@@ -90,6 +98,7 @@ function parseOptions(argv: string[]): Options {
   if (o.only && o.only !== 'tsubame' && o.only !== 'postfix') throw new Error('--only takes tsubame or postfix');
   if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
   if (!Number.isInteger(o.procs) || o.procs < 1) throw new Error('--procs takes a whole number of processes, 1 or more');
+  if (o.acceptMode !== null && o.acceptMode !== 'shared' && o.acceptMode !== 'handoff') throw new Error('--accept-mode takes shared or handoff');
   return o;
 }
 
@@ -99,6 +108,8 @@ interface Target {
   port: number;
   rootPid(): number;
   queued(): Promise<number>;
+  /** Sessions served per SMTP server process (tsubame). */
+  spread?(): Promise<number[]>;
   /** Stops it; its directory stays until removeLeftovers(). */
   stop(): Promise<void>;
 }
@@ -117,8 +128,9 @@ async function startTsubame(o: Options): Promise<Target> {
   writeFileSync(imta, readFileSync(imta, 'utf8').replace(/^(tcp_local\s[^\n]*)$/m, `$1 daemon ${NOWHERE} port 9`));
   const dispatcherCnf = join(root, 'etc', 'dispatcher.cnf');
   const shipped = readFileSync(dispatcherCnf, 'utf8').replace(/^PORT=.*$/m, `PORT=${TSUBAME_PORT}\nINTERFACE_ADDRESS=${TSUBAME_ADDRESS}`);
+  const mode = o.acceptMode ? `ACCEPT_MODE=${o.acceptMode.toUpperCase()}\n` : '';
   const tuned = `\n! bench: ${o.procs} server processes, kept for the whole run\nMIN_PROCS=${o.procs}\nMAX_PROCS=${o.procs}\nMIN_CONNS=5\nMAX_CONNS=500\nMAX_LIFE_CONNS=0\nMAX_LIFE_TIME=0\n`;
-  writeFileSync(dispatcherCnf, o.dispatcher === 'tuned' ? shipped.replace(/^(\[SERVICE=SMTP\]\n(?:.*\n)*?INTERFACE_ADDRESS=.*\n)/m, `$1${tuned}`) : shipped);
+  writeFileSync(dispatcherCnf, shipped.replace(/^(\[SERVICE=SMTP\]\n(?:.*\n)*?INTERFACE_ADDRESS=.*\n)/m, `$1${o.dispatcher === 'tuned' ? tuned : ''}${mode}`));
   const cli = (cmd: string, args: string[] = []) => execFileP(join(repoRoot, 'bin', cmd), [...args, '--root', root], { timeout: 120_000 });
   await cli('imsimta', ['qm', 'stop', 'tcp_local']);
   await cli('start-msg');
@@ -131,6 +143,11 @@ async function startTsubame(o: Options): Promise<Target> {
     async queued() {
       const { stdout } = await cli('imsimta', ['qm', 'summarize', '--json']);
       return (JSON.parse(stdout) as { messages: number }).messages;
+    },
+    async spread() {
+      const { stdout } = await cli('imsimta', ['process', '--json']);
+      const rows = stdout.trim().split('\n').map((l) => JSON.parse(l) as { role: string; served?: number });
+      return rows.filter((r) => r.role === 'smtp_server').map((r) => r.served ?? 0).sort((a, b) => b - a);
     },
     async stop() {
       await cli('stop-msg').catch((err: Error) => console.error(`stop-msg: ${err.message}`));
@@ -193,6 +210,7 @@ async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<R
     if (source.code !== 0) throw new Error(`${mta}: smtp-source failed: ${source.stderr.trim()}`);
     const queued = (await target.queued()) - WARM_UP;
     if (queued !== o.messages) throw new Error(`${mta}: ${queued} of ${o.messages} messages queued`);
+    const spread = await target.spread?.();
     return {
       run,
       mode,
@@ -202,6 +220,7 @@ async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<R
       perSecond: Math.round(o.messages / source.seconds),
       cpuMsPerMessage: Number(((cpu * 1000) / o.messages).toFixed(2)),
       loadAverage: load,
+      ...(spread ? { spread } : {}),
     };
   } finally {
     await target.stop();
@@ -213,7 +232,7 @@ const mtas: Mta[] = o.only ? [o.only] : ['postfix', 'tsubame'];
 if (!o.json) {
   console.log(`# accept benchmark ${new Date().toISOString()}`);
   console.log(`# ${await machineDescription()}; load average ${loadAverage()} at start`);
-  console.log(`# ${o.messages} messages of ${o.size} bytes, smtp-source -s ${o.sessions}; tsubame dispatcher ${o.dispatcher}; nothing delivered during the runs`);
+  console.log(`# ${o.messages} messages of ${o.size} bytes, smtp-source -s ${o.sessions}; tsubame dispatcher ${o.dispatcher}, ACCEPT_MODE ${o.acceptMode ?? 'as shipped'}; nothing delivered during the runs`);
 }
 const results: RunResult[] = [];
 process.on('exit', removeLeftovers);
@@ -225,7 +244,7 @@ for (let run = 1; run <= o.runs; run++) {
       results.push(r);
       if (!o.json) {
         console.log(
-          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(7)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}`,
+          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(7)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}${r.spread ? `  sessions per process ${r.spread.join('/')}` : ''}`,
         );
       }
     }

@@ -1,7 +1,8 @@
 // Relay benchmark: smtp-source → MTA → smtp-sink, tsubame against Postfix in the same run.
 //
 //   node dist/bench/relay.js [--messages N] [--sessions S] [--runs R] [--size BYTES]
-//        [--only tsubame|postfix] [--reuse] [--dispatcher tuned|shipped] [--drain] [--json]
+//        [--only tsubame|postfix] [--reuse] [--dispatcher tuned|shipped] [--accept-mode shared|handoff]
+//        [--drain] [--json]
 //
 // --drain measures delivery alone: the messages are queued first with delivery held back
 // (tsubame: `imsimta qm stop tcp_local`; Postfix: every message put on hold by
@@ -22,6 +23,7 @@
 // `port`) and, with `--dispatcher tuned` (default, as bench/accept-smtp.ts), two SMTP server
 // processes that never retire (the shipped MAX_LIFE_CONNS=100 starts a new Node process every
 // 100 connections, which this load of one connection per message would mostly measure).
+// `--accept-mode` sets the service's ACCEPT_MODE (default: the shipped one, SHARED).
 import { mkdtempSync, cpSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,12 +43,13 @@ interface Options {
   reuse: boolean;
   size: number;
   dispatcher: 'tuned' | 'shipped';
+  acceptMode: 'shared' | 'handoff' | null;
   drain: boolean;
   json: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { messages: 5000, sessions: 20, runs: 3, only: null, reuse: false, size: 1024, dispatcher: 'tuned', drain: false, json: false };
+  const o: Options = { messages: 5000, sessions: 20, runs: 3, only: null, reuse: false, size: 1024, dispatcher: 'tuned', acceptMode: null, drain: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--messages') o.messages = Number(argv[++i]);
@@ -56,11 +59,13 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--size') o.size = Number(argv[++i]);
     else if (a === '--reuse') o.reuse = true;
     else if (a === '--dispatcher') o.dispatcher = argv[++i] as Options['dispatcher'];
+    else if (a === '--accept-mode') o.acceptMode = argv[++i] as Options['acceptMode'];
     else if (a === '--json') o.json = true;
     else if (a === '--drain') o.drain = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
+  if (o.acceptMode !== null && o.acceptMode !== 'shared' && o.acceptMode !== 'handoff') throw new Error('--accept-mode takes shared or handoff');
   return o;
 }
 
@@ -140,7 +145,7 @@ async function runTsubame(o: Options, run: number): Promise<RunResult> {
     disp,
     readFileSync(disp, 'utf8')
       .replace(/^PORT=.*$/m, `PORT=${TSUBAME_PORT}`)
-      .replace(/^(\[SERVICE=SMTP\])$/m, `$1\nINTERFACE_ADDRESS=${TSUBAME_HOST}\n${o.dispatcher === 'tuned' ? tuned : ''}`),
+      .replace(/^(\[SERVICE=SMTP\])$/m, `$1\nINTERFACE_ADDRESS=${TSUBAME_HOST}\n${o.dispatcher === 'tuned' ? tuned : ''}${o.acceptMode ? `ACCEPT_MODE=${o.acceptMode.toUpperCase()}\n` : ''}`),
   );
   const env = { ...process.env, IMTA_ROOT: root };
   const pid = (name: string) => Number(readFileSync(join(root, 'run', `${name}.pid`), 'utf8').trim());
@@ -207,7 +212,7 @@ async function drive(mta: string, run: number, o: Options, sink: Sink, target: T
 const o = parseOptions(process.argv.slice(2));
 console.log(`# relay benchmark ${new Date().toISOString()}`);
 console.log(`# ${await machineDescription()}`);
-console.log(`# ${o.messages} messages of ${o.size} bytes, ${o.sessions} sessions, ${o.reuse ? 'connection reuse (-d)' : 'new connection per message'}, tsubame dispatcher ${o.dispatcher}${o.drain ? ', drain (queued first, then released; "end-to-end" is the drain)' : ''}, load before ${loadAverage()}`);
+console.log(`# ${o.messages} messages of ${o.size} bytes, ${o.sessions} sessions, ${o.reuse ? 'connection reuse (-d)' : 'new connection per message'}, tsubame dispatcher ${o.dispatcher}, ACCEPT_MODE ${o.acceptMode ?? 'as shipped'}${o.drain ? ', drain (queued first, then released; "end-to-end" is the drain)' : ''}, load before ${loadAverage()}`);
 const results: RunResult[] = [];
 for (let run = 1; run <= o.runs; run++) {
   const order = run % 2 === 1 ? ['postfix', 'tsubame'] : ['tsubame', 'postfix'];

@@ -304,8 +304,9 @@ class CopyWriter {
       const body = await this.req.body();
       if (Buffer.isBuffer(body)) await tx.write(body);
       else for await (const chunk of body as AsyncIterable<Buffer | string>) await tx.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, 'latin1'));
-      const [ref] = await tx.commit();
-      this.held.push(ref!);
+      const [file] = await tx.commit();
+      // Only where it is: the commit's envelope (a file's worth of recipients) is not kept alive.
+      this.held.push({ id: file!.id, channel: file!.channel, path: file!.path });
     } catch (err) {
       await tx.abort().catch(() => {});
       throw err;

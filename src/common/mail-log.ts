@@ -34,23 +34,37 @@ export interface MailLogRecord {
   time?: Date;
 }
 
-/** Fields are separated by single spaces; empty values are written as `-`; the status is last and may contain spaces. */
+/**
+ * Fields are separated by single spaces; empty values are written as `-`; the status is last and
+ * may contain spaces. Written for every recipient of every message: the common case (plain ASCII,
+ * no white space) is checked with a loop over the characters, the regular expressions run only
+ * for a value that has something to replace.
+ */
 export function formatMailLogRecord(r: MailLogRecord): string {
-  const field = (s: string) => (s === '' ? '-' : s.replace(/\s+/g, '_'));
-  const text = r.status.replace(/[\r\n]+/g, ' ').trim();
+  return formatAt(r, (r.time ?? new Date()).toISOString());
+}
+
+/** The record with `time` (ISO text) as its time. */
+function formatAt(r: MailLogRecord, time: string): string {
+  const text = hasLineBreak(r.status) ? r.status.replace(/[\r\n]+/g, ' ').trim() : r.status.trim();
   const withUser = r.user ? `${text} sasl_username=${token(r.user)}`.trim() : text;
-  const status = r.tls ? `${withUser} tls=${r.tls.replace(/\s+/g, '_')}`.trim() : withUser;
-  return [
-    (r.time ?? new Date()).toISOString(),
-    r.event,
-    field(r.id),
-    field(r.source),
-    field(r.destination),
-    String(r.size),
-    r.from === '' ? '<>' : field(r.from),
-    field(r.recipient),
-    status === '' ? '-' : status,
-  ].join(' ');
+  const status = r.tls ? `${withUser} tls=${field(r.tls)}`.trim() : withUser;
+  return `${time} ${r.event} ${field(r.id)} ${field(r.source)} ${field(r.destination)} ${r.size} ${r.from === '' ? '<>' : field(r.from)} ${field(r.recipient)} ${status === '' ? '-' : status}`;
+}
+
+/** A value as one field: `-` when empty, white space made `_`. */
+function field(s: string): string {
+  if (s === '') return '-';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Control characters and space, and anything beyond ASCII (where \s has more spaces): the slow way.
+    if (c <= 0x20 || c >= 0x7f) return s.replace(/\s+/g, '_');
+  }
+  return s;
+}
+
+function hasLineBreak(s: string): boolean {
+  return s.includes('\n') || s.includes('\r');
 }
 
 /** A value as one printable token (a user name from LDAP may hold anything). */
@@ -99,7 +113,11 @@ export class MailLog {
       this.unregister = onLogReopen(() => this.reopen());
     }
     // A full disk may take part of the records: the rest is written after it, or the error thrown.
-    writeFullySync(this.fd, [Buffer.from(records.map(formatMailLogRecord).join('\n') + '\n')]);
+    // One clock reading for the records written together (their time unless they carry one).
+    const now = new Date().toISOString();
+    let text = '';
+    for (const r of records) text += formatAt(r, r.time ? r.time.toISOString() : now) + '\n';
+    writeFullySync(this.fd, [Buffer.from(text)]);
   }
 
   /** Reopen after logrotate moved the file: the next record opens log/mail.log by name again. */

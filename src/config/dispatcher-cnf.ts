@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { parseCidr } from '../common/cidr.js';
 import { OptionReader, readOptionFile, type OptionEntry } from './option-file.js';
-import type { BlocklistConfig, Cidr, Diagnostic, DispatcherConfig, DispatcherService, ProxyProtocolConfig } from './types.js';
+import type { AcceptMode, BlocklistConfig, Cidr, Diagnostic, DispatcherConfig, DispatcherService, ProxyProtocolConfig } from './types.js';
 
 export const DISPATCHER_DEFAULTS = {
   PORT: 25,
@@ -31,7 +31,11 @@ const MAX_RBL_ZONES = 8;
 /** Options that may be given several times: every line counts (comma lists too). */
 const REPEATABLE = new Set(['PARAMETER', 'DNS_VERIFY_DOMAIN']);
 
-const KNOWN = new Set(['PORT', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
+/** ACCEPT_MODE values (tsubame's option: Messaging Server's dispatcher always hands connections over). */
+const ACCEPT_MODES = { SHARED: 'shared', HANDOFF: 'handoff' } as const;
+const DEFAULT_ACCEPT_MODE = 'SHARED';
+
+const KNOWN = new Set(['PORT', 'ACCEPT_MODE', 'TLS_PORT', 'INTERFACE_ADDRESS', 'IMAGE', 'LOGFILE', 'PARAMETER', 'STACKSIZE', 'BACKLOG', 'USER', 'DEBUG', 'DNS_VERIFY_DOMAIN', 'HISTORICAL_TIME', 'PROXY_PROTOCOL', 'PROXY_TRUSTED', 'PROXY_TIMEOUT', ...Object.keys(RBL_DEFAULTS), ...Object.keys(DISPATCHER_DEFAULTS)]);
 const IGNORED = new Set(['IMAGE', 'LOGFILE', 'STACKSIZE', 'USER', 'DEBUG', 'HISTORICAL_TIME']);
 
 export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): DispatcherConfig {
@@ -88,6 +92,7 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
       maxLifeConns: int('MAX_LIFE_CONNS', 0),
       maxIdleTimeSec: int('MAX_IDLE_TIME', 0),
       maxShutdown: int('MAX_SHUTDOWN', 0, 1000),
+      acceptMode: parseAcceptMode(o.get('ACCEPT_MODE'), reader),
       parameters,
       channel: parameters.CHANNEL ?? (name === 'LMTP' ? 'tcp_lmtp' : 'tcp_local'),
       lmtp: name === 'LMTP' || parameters.LMTP === '1',
@@ -99,6 +104,15 @@ export function parseDispatcherCnf(file: string, diagnostics: Diagnostic[]): Dis
   }
   checkPortClashes(services, reader);
   return { services };
+}
+
+/** ACCEPT_MODE=SHARED (default) or HANDOFF, in any case. */
+function parseAcceptMode(entry: OptionEntry | undefined, reader: OptionReader): AcceptMode {
+  const value = (entry?.value.trim() ?? DEFAULT_ACCEPT_MODE).toUpperCase();
+  const mode = ACCEPT_MODES[value as keyof typeof ACCEPT_MODES];
+  if (mode) return mode;
+  reader.error(entry!, `ACCEPT_MODE must be SHARED (the server processes accept from the listening socket) or HANDOFF (the dispatcher hands every connection over), found "${entry!.value}"`);
+  return ACCEPT_MODES[DEFAULT_ACCEPT_MODE];
 }
 
 /** A service's own lines of a repeatable option replace the global ones. */

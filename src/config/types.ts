@@ -130,6 +130,8 @@ export interface ImtaConfig {
 
 // ---------------------------------------------------------- dispatcher.cnf
 
+export type AcceptMode = 'shared' | 'handoff';
+
 export interface DispatcherService {
   name: string;
   /** Every port the service listens on: PORT's, then TLS_PORT's. */
@@ -147,6 +149,11 @@ export interface DispatcherService {
   maxLifeConns: number;
   maxIdleTimeSec: number; // 0 = never retire for idleness
   maxShutdown: number;
+  /**
+   * ACCEPT_MODE: `shared`, the server processes accept from the listening socket themselves (the
+   * default); `handoff`, the dispatcher accepts every connection and hands it to a process.
+   */
+  acceptMode: AcceptMode;
   /** PARAMETER=KEY=value pairs, e.g. CHANNEL=tcp_submit; keys upper-case. */
   parameters: Record<string, string>;
   /** The channel the server runs as for this service (PARAMETER CHANNEL=…, default tcp_local). */

@@ -75,6 +75,7 @@ async function reload(): Promise<DispatcherReloadResult> {
     dispatchers.map((d) => d.name),
     dispatchers.flatMap((d) => d.boundListeners()),
     next,
+    new Map(dispatchers.map((d) => [d.name.toUpperCase(), d.acceptMode])),
   );
   if (plan.problems.length > 0) return unchanged(plan.problems.join('\n'));
 
@@ -84,10 +85,12 @@ async function reload(): Promise<DispatcherReloadResult> {
   try {
     for (const k of plan.kept) staged.push(await dispatchers.find((d) => d.name.toUpperCase() === k.service.name.toUpperCase())!.stage(k.service, k.bind, k.close));
     for (const service of plan.added) {
-      const d = new ServiceDispatcher({ service, root, serverModule, logger });
+      const d = new ServiceDispatcher({ service, root, serverModule, logger, maxConnsPerIp: config.options.maxConnsPerIp });
       fresh.push(d);
       await d.listen();
     }
+    // Answered once the new ports take connections (shared accept: once a process listens).
+    await Promise.all(fresh.map((d) => d.warmUp(20_000)));
   } catch (err) {
     for (const s of staged) s.abort();
     await Promise.all(fresh.map((d) => d.shutdown(0)));
@@ -96,22 +99,28 @@ async function reload(): Promise<DispatcherReloadResult> {
 
   const added: ListenerInfo[] = fresh.flatMap((d) => d.listenerInfo());
   const removed: ListenerInfo[] = [];
+  // The removed ports are free (no server process accepts from them) before the reload is answered.
+  const released: Array<Promise<void>> = [];
   for (const s of staged) {
     const change = s.commit();
     added.push(...change.added);
     removed.push(...change.removed);
+    released.push(change.released);
   }
   const kept = dispatchers.filter((d) => !plan.removed.includes(d.name));
+  for (const d of kept) d.configurePerIp(config.options.maxConnsPerIp);
   for (const d of dispatchers.filter((d) => plan.removed.includes(d.name))) {
     removed.push(...d.listenerInfo());
     draining.add(d);
     logger.info({ service: d.name }, 'service removed: no new connections, open sessions finish');
+    released.push(d.stopListening());
     void d.drain().then(() => {
       draining.delete(d);
       logger.info({ service: d.name }, 'removed service drained');
     });
   }
   dispatchers = [...kept, ...fresh];
+  await Promise.all(released);
 
   const answers = await Promise.all(kept.map((d) => d.reloadProcesses()));
   const failedProcesses = answers.flatMap((a) => a.failed);
@@ -134,7 +143,9 @@ process.on('disconnect', () => void stop());
 process.on('message', (msg: ToDispatcher) => {
   if (msg?.type === 'processes') {
     const all = [...dispatchers, ...draining];
-    send({ type: 'processes', id: msg.id, processes: all.flatMap((d) => d.processes()), waiting: all.reduce((n, d) => n + d.waitingCount(), 0), services: all.map((d) => d.summary()) });
+    void Promise.all(all.map((d) => d.refreshCounts())).then(() =>
+      send({ type: 'processes', id: msg.id, processes: all.flatMap((d) => d.processes()), waiting: all.reduce((n, d) => n + d.waitingCount(), 0), services: all.map((d) => d.summary()) }),
+    );
   } else if (msg?.type === 'reload') {
     const run = reloading.then(reload);
     reloading = run.catch(() => {});
@@ -159,7 +170,7 @@ const services = config.dispatcher.services;
 if (services.length === 0) fatal(`${paths.dispatcherCnf}:0: no [SERVICE=…] section${config.dispatcher.off?.length ? ' that can run without a certificate' : ''}: nothing to listen on`);
 
 const listeners: ListenerInfo[] = [];
-dispatchers = services.map((service) => new ServiceDispatcher({ service, root, serverModule, logger }));
+dispatchers = services.map((service) => new ServiceDispatcher({ service, root, serverModule, logger, maxConnsPerIp: config.options.maxConnsPerIp }));
 try {
   for (const d of dispatchers) listeners.push(...(await d.listen()));
   await Promise.all(dispatchers.map((d) => d.warmUp(20_000)));

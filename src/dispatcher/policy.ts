@@ -34,6 +34,8 @@ export interface ProcessState {
   retiring: boolean;
   /** It said it is ready (a process still starting can be given connections: they wait for it). */
   ready: boolean;
+  /** Shared accept: false while it does not accept (at MAX_CONNS or MAX_LIFE_CONNS). Absent: true. */
+  accepting?: boolean;
 }
 
 export type Choice =
@@ -109,4 +111,23 @@ export function housekeeping(limits: ServiceLimits, procs: readonly ProcessState
   }
   const spawn = Math.max(0, Math.min(limits.minProcs - live, limits.maxProcs - procs.length));
   return { spawn, retire };
+}
+
+/**
+ * ACCEPT_MODE=SHARED: the kernel, not the dispatcher, gives each connection to one of the
+ * processes that accept, so the rule is kept by when processes start: one more (up to MAX_PROCS,
+ * retiring ones counted) once every running process holds at least MIN_CONNS, and none while
+ * one is still starting (its share of the load is not known yet). Each process stops accepting
+ * at MAX_CONNS (and at MAX_LIFE_CONNS, until it is retired) itself, and counts as busy then.
+ */
+export function spawnForLoad(limits: ServiceLimits, procs: readonly ProcessState[]): number {
+  if (procs.length >= limits.maxProcs) return 0;
+  const running = procs.filter((p) => !p.retiring);
+  if (running.length === 0 || running.some((p) => !p.ready)) return 0;
+  return running.every((p) => p.accepting === false || p.open >= limits.minConns) ? 1 : 0;
+}
+
+/** The limits a service runs by in ACCEPT_MODE=SHARED: at least one process, for someone must accept. */
+export function sharedLimits(limits: ServiceLimits): ServiceLimits {
+  return { ...limits, minProcs: Math.max(1, limits.minProcs) };
 }

@@ -1,29 +1,73 @@
 // IPC messages (child_process channel, JSON) between the watcher, the dispatcher and the
 // SMTP server processes.
 import type { HistogramSnapshot } from '../common/histogram.js';
+import type { LedgerMessage } from './per-ip-ledger.js';
 
 // ------------------------------------------------ dispatcher ⇄ SMTP server process
 
-/** Dispatcher → server process. `connection` carries the socket as the send() handle. */
+/** How a server process gets its connections (dispatcher.cnf ACCEPT_MODE). */
+export type ConnectionSource = 'shared' | 'handoff';
+
+/** What a server process needs to know of its service's limits (sent before any connection, and after a reload). */
+export interface ProcessLimits {
+  source: ConnectionSource;
+  minConns: number;
+  maxConns: number;
+  /** 0 = never. */
+  maxLifeConns: number;
+  /** Sessions of one client address it may hold without asking (per-ip-ledger.ts). */
+  perIpAllowance: number;
+  /**
+   * Shared accept: the service runs fewer than MAX_PROCS processes, so reaching MIN_CONNS may
+   * start one and is reported at once; at MAX_PROCS it goes with the next report.
+   */
+  mayGrow: boolean;
+}
+
+/**
+ * Dispatcher → server process. `connection` carries the socket as the send() handle (hand-off);
+ * `listen` a listening socket to accept from (shared accept), as the raw handle.
+ */
 export type ToServerProcess =
   | { type: 'connection' }
+  | { type: 'limits'; limits: ProcessLimits }
+  /** Accept from this listening socket (its key names it in `unlisten`), with this backlog. */
+  | { type: 'listen'; key: string; backlog: number }
+  /** Stop accepting from it for good (a reload removed the port); answered with `unlistened`. */
+  | { type: 'unlisten'; key: string }
+  /** Report the counts now (answered with a `status` carrying `id`). */
+  | { type: 'count'; id: number }
   /** Take no new connections; exit when the open sessions end. */
   | { type: 'retire' }
   /** Stop: open sessions get graceMs, then 421 and close; then exit. */
   | { type: 'shutdown'; graceMs: number }
   /** Load the configuration again: new sessions use it, open ones keep theirs. Answered with `reloaded`. */
-  | { type: 'reload'; generation: number };
+  | { type: 'reload'; generation: number }
+  | LedgerMessage;
 
 /** Server process → dispatcher. */
 export type FromServerProcess =
   | { type: 'ready' }
   /**
-   * Sent at once when a session closes (the spawn rule must not count sessions that are gone);
-   * an arrival alone within REPORT_ARRIVAL_MS. `received` counts every `connection` message the
-   * process got (a socket closed in transit arrives as null): until a report counts them, the
-   * dispatcher counts its hand-offs as open sessions.
+   * Its counts. Hand-off: sent at once when a session closes (the choice of process must not
+   * count sessions that are gone), an arrival alone within REPORT_ARRIVAL_MS; `received` counts
+   * every `connection` message the process got (a socket closed in transit arrives as null):
+   * until a report counts them, the dispatcher counts its hand-offs as open sessions. Shared
+   * accept: at once when it reaches MIN_CONNS or stops accepting, else within REPORT_SHARED_MS.
+   * `id`: the answer to a `count`. `accepting`: it accepts from the shared sockets now.
    */
-  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot; auth?: AuthCounts }
+  | { type: 'status'; open: number; served: number; received: number; enqueueLatency?: HistogramSnapshot; auth?: AuthCounts; id?: number; accepting?: boolean }
+  /** Shared accept: it stopped at MAX_CONNS and is below it again; send the listening sockets. */
+  | { type: 'resume' }
+  /** Shared accept: it listens on that socket now (after `listen`). */
+  | { type: 'listening'; key: string }
+  | { type: 'unlistened'; key: string }
+  /** MAX_CONNS_PER_IP beyond its allowance: may it take one more session of `ip`? (per-ip-ledger.ts) */
+  | { type: 'ip-acquire'; ip: string; id: number; have?: number }
+  /** Its sessions of a tracked address (the answer to ip-track). */
+  | { type: 'ip-count'; ip: string; epoch: number; count: number }
+  /** A session of a tracked address ended. */
+  | { type: 'ip-release'; ip: string }
   | { type: 'fatal'; message: string }
   /** The answer to `reload`: ok, or the reason it keeps its configuration. */
   | { type: 'reloaded'; generation: number; ok: boolean; error?: string };
@@ -34,6 +78,12 @@ export type FromServerProcess =
  * cost a message and a wake-up of both processes per connection.
  */
 export const REPORT_ARRIVAL_MS = 50;
+
+/**
+ * Shared accept: how late a server process may report a change of its counts that does not
+ * bear on the spawn rule (the dispatcher asks for fresh counts for `imsimta process`).
+ */
+export const REPORT_SHARED_MS = 250;
 
 // ------------------------------------------------------- watcher ⇄ its children
 
@@ -59,6 +109,8 @@ export interface ServerProcessInfo {
   started: string; // ISO time
   /** MAX_CONNS of its service now. */
   maxConns: number;
+  /** ACCEPT_MODE=SHARED: it accepts from the listening sockets now (false at MAX_CONNS, retiring, starting). */
+  accepting?: boolean;
 }
 
 /** SMTP AUTH outcomes of a server process since it started (metrics). */

@@ -1,6 +1,6 @@
 // What a new dispatcher.cnf changes in a running dispatcher, as pure functions of plain data:
 // services added, removed or kept, and per kept service the ports to bind and to close.
-import type { DispatcherService } from '../config/types.js';
+import type { AcceptMode, DispatcherService } from '../config/types.js';
 import type { ServiceLimits } from './policy.js';
 
 export interface ListenTarget {
@@ -57,8 +57,11 @@ export interface ServicePlan {
 
 const sameName = (a: string, b: string) => a.toUpperCase() === b.toUpperCase();
 
-/** Plans the switch from the sockets bound now (`bound`, with their services) to `next`. */
-export function planServices(currentNames: readonly string[], bound: readonly BoundListener[], next: readonly DispatcherService[]): ServicePlan {
+/**
+ * Plans the switch from the sockets bound now (`bound`, with their services) to `next`.
+ * `modes`: the ACCEPT_MODE each current service runs in (a change needs a restart).
+ */
+export function planServices(currentNames: readonly string[], bound: readonly BoundListener[], next: readonly DispatcherService[], modes?: ReadonlyMap<string, AcceptMode>): ServicePlan {
   const plan: ServicePlan = { added: [], removed: [], kept: [], problems: [] };
   for (const name of currentNames) if (!next.some((s) => sameName(s.name, name))) plan.removed.push(name);
   const holder = new Map(bound.map((b) => [listenerKey(b), b.service]));
@@ -76,6 +79,10 @@ export function planServices(currentNames: readonly string[], bound: readonly Bo
     if (!currentNames.some((n) => sameName(n, service.name))) {
       plan.added.push(service);
       continue;
+    }
+    const mode = modes?.get(service.name.toUpperCase());
+    if (mode !== undefined && mode !== service.acceptMode) {
+      plan.problems.push(`${service.file}:${service.line}: ACCEPT_MODE of service ${service.name} changes to ${service.acceptMode.toUpperCase()}: restart the dispatcher (imsimta restart dispatcher) for this change`);
     }
     const mine = bound.filter((b) => sameName(b.service, service.name));
     const wantedKeys = new Set(wanted.map(listenerKey));

@@ -1,16 +1,22 @@
-// One [SERVICE=…] of dispatcher.cnf: its listening sockets, its SMTP server processes and the
-// hand-off of every accepted connection to one of them. Which process takes a connection, when
-// to start one and when to retire one is decided by policy.ts; this module does the I/O.
+// One [SERVICE=…] of dispatcher.cnf: its listening sockets, its SMTP server processes, and how a
+// connection reaches one of them (ACCEPT_MODE): SHARED, each process is given the listening
+// sockets once and accepts from them itself, stopping at MAX_CONNS (shared-listener.ts); HANDOFF,
+// the dispatcher accepts every connection and hands it to the process policy.ts chooses. When to
+// start a process and when to retire one is decided by policy.ts either way, and MAX_CONNS_PER_IP
+// is counted across the processes by per-ip-ledger.ts; this module does the I/O.
 // A reload changes its limits and ports in place (stage, then commit or abort), tells its
 // processes to load the new configuration, or drains it when the service is gone.
 import net from 'node:net';
 import { fork, type ChildProcess } from 'node:child_process';
-import type { DispatcherService } from '../config/types.js';
+import type { AcceptMode, DispatcherService } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
-import { chooseProcess, housekeeping, type ProcessState, type ServiceLimits } from './policy.js';
+import { chooseProcess, housekeeping, sharedLimits, spawnForLoad, type ProcessState, type ServiceLimits } from './policy.js';
 import { describeListenError, ListenError } from './listen-errors.js';
 import { limitsOf, listenerKey, targetsOf, type BoundListener, type ListenTarget } from './reload-plan.js';
-import type { AuthCounts, FromServerProcess, ListenerInfo, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
+import type { AuthCounts, FromServerProcess, ListenerInfo, ProcessLimits, ServerProcessInfo, ServiceSummary, ToServerProcess } from './protocol.js';
+import { bindShared, type TcpHandle } from './shared-listener.js';
+import { acceptBacklog } from './listen-queue.js';
+import { PerIpLedger, type LedgerSend } from './per-ip-ledger.js';
 import { ServiceTotals } from './service-totals.js';
 import { isHistogramSnapshot, type HistogramSnapshot } from '../common/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
@@ -22,6 +28,8 @@ export interface ServiceDispatcherOptions {
   /** The compiled SMTP server process module (dist/src/smtp-server/main.js). */
   serverModule: string;
   logger: Logger;
+  /** MAX_CONNS_PER_IP (option.dat), counted across the service's processes. */
+  maxConnsPerIp: number;
   /** Housekeeping period (ms). */
   tickMs?: number;
 }
@@ -52,25 +60,44 @@ interface ServerProcess {
   generation: number;
   /** As last reported by the process (metrics). */
   enqueueLatency: HistogramSnapshot | null;
+  /** Shared accept: it accepts from the listening sockets (as last reported). */
+  accepting: boolean;
   auth: AuthCounts | null;
 }
 
 interface Listener {
   target: ListenTarget;
-  server: net.Server;
+  key: string;
+  /** HANDOFF: the dispatcher's own listener. */
+  server: net.Server | null;
+  /** SHARED: the bound socket the processes listen on. */
+  shared: TcpHandle | null;
+  backlog: number;
   info: ListenerInfo;
+}
+
+function closeListener(l: Listener): void {
+  // close() releases the port at once; its callback would wait for handed-off sockets, so it is not awaited.
+  l.server?.close();
+  l.shared?.close();
 }
 
 /** A reload's new sockets, bound and accepting, not yet part of the service's definition. */
 export interface StagedUpdate {
-  /** Switches to the new definition: closes the sockets it no longer has. */
-  commit(): { added: ListenerInfo[]; removed: ListenerInfo[] };
+  /**
+   * Switches to the new definition: closes the sockets it no longer has. `released` resolves
+   * once no server process accepts from them any more (shared accept), so the ports are free.
+   */
+  commit(): { added: ListenerInfo[]; removed: ListenerInfo[]; released: Promise<void> };
   /** Closes the sockets bound for it; the service stays as it was. */
   abort(): void;
 }
 
 /** How long a server process may take to answer a reload. */
 const RELOAD_ANSWER_MS = 15_000;
+/** How long a server process may take to say it stopped accepting from a socket, or to report its counts. */
+const PROCESS_ANSWER_MS = 5000;
+const COUNT_ANSWER_MS = 1000;
 
 const SERVER_START_TIMEOUT_MS = 20_000;
 const REFUSE_BUSY = '421 4.3.2 Too many connections, try again later\r\n';
@@ -113,11 +140,41 @@ export class ServiceDispatcher {
   private draining = false;
   /** Sessions served and enqueue latency of processes that have exited (metrics). */
   private readonly totals = new ServiceTotals();
+  /** ACCEPT_MODE, fixed for the dispatcher's life (a reload that changes it is refused: reload-plan.ts). */
+  readonly shared: boolean;
+  /** MAX_CONNS_PER_IP across the processes. */
+  private readonly ledger: PerIpLedger;
+  private perIpLimit: number;
+  /** Answers awaited from processes (`count`, `unlisten`), by process id and key. */
+  private readonly answers = new Map<string, () => void>();
+  private nextQuery = 1;
+  /** What the processes were last told of `mayGrow` (ProcessLimits). */
+  private toldMayGrow = true;
+  /** Shared accept: the sockets some process has listened on (a port is in the LISTEN state only then). */
+  private readonly listened = new Set<string>();
 
   constructor(private readonly opts: ServiceDispatcherOptions) {
     this.service = opts.service;
     this.name = opts.service.name;
-    this.limits = limitsOf(opts.service);
+    this.shared = opts.service.acceptMode === 'shared';
+    this.limits = this.limitsFor(opts.service);
+    this.perIpLimit = opts.maxConnsPerIp;
+    this.ledger = new PerIpLedger(this.perIpLimit, this.limits.maxProcs, () => this.holders());
+  }
+
+  get acceptMode(): AcceptMode {
+    return this.shared ? 'shared' : 'handoff';
+  }
+
+  /** A new MAX_CONNS_PER_IP (option.dat reloaded). */
+  configurePerIp(limit: number): void {
+    this.perIpLimit = limit;
+    this.ledger.configure(limit, this.limits.maxProcs);
+    this.sendLimits();
+  }
+
+  private limitsFor(service: DispatcherService): ServiceLimits {
+    return this.shared ? sharedLimits(limitsOf(service)) : limitsOf(service);
   }
 
   /** Binds every port of the service; throws ListenError with the operator's line (and closes what it bound). */
@@ -126,10 +183,10 @@ export class ServiceDispatcher {
     try {
       for (const target of targetsOf(this.service)) bound.push(await this.bind(target, this.service.backlog));
     } catch (err) {
-      for (const l of bound) l.server.close();
+      for (const l of bound) closeListener(l);
       throw err;
     }
-    for (const l of bound) this.listeners.set(listenerKey(l.target), l);
+    for (const l of bound) this.listeners.set(l.key, l);
     this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
     this.tickTimer.unref();
     this.tick();
@@ -155,7 +212,7 @@ export class ServiceDispatcher {
     try {
       for (const target of bind) added.push(await this.bind(target, next.backlog));
     } catch (err) {
-      for (const l of added) l.server.close();
+      for (const l of added) closeListener(l);
       throw err;
     }
     let settled = false;
@@ -163,25 +220,29 @@ export class ServiceDispatcher {
       commit: () => {
         if (settled) throw new Error('reload already settled');
         settled = true;
-        const removed: ListenerInfo[] = [];
+        const removed: Listener[] = [];
         for (const target of close) {
           const l = this.listeners.get(listenerKey(target));
           if (!l) continue;
-          // Sessions already handed over live in the server processes and go on.
-          l.server.close();
+          // Sessions already handed over (or accepted) live in the server processes and go on.
+          closeListener(l);
           this.listeners.delete(listenerKey(target));
-          removed.push(l.info);
+          removed.push(l);
         }
-        for (const l of added) this.listeners.set(listenerKey(l.target), l);
+        for (const l of added) this.listeners.set(l.key, l);
         this.service = next;
-        this.limits = limitsOf(next);
+        this.limits = this.limitsFor(next);
+        this.ledger.configure(this.perIpLimit, this.limits.maxProcs);
+        this.sendLimits();
+        for (const l of added) for (const p of this.accepters()) this.sendListener(p, l);
+        const released = this.unlisten(removed.map((l) => l.key));
         this.tick();
-        return { added: added.map((l) => l.info), removed };
+        return { added: added.map((l) => l.info), removed: removed.map((l) => l.info), released };
       },
       abort: () => {
         if (settled) return;
         settled = true;
-        for (const l of added) l.server.close();
+        for (const l of added) closeListener(l);
       },
     };
   }
@@ -204,9 +265,7 @@ export class ServiceDispatcher {
    * (each finishes its sessions first).
    */
   async drain(): Promise<void> {
-    this.draining = true;
-    for (const l of this.listeners.values()) l.server.close();
-    this.listeners.clear();
+    await this.stopListening();
     this.tick();
     while (this.procs.size > 0 || this.waiting.length > 0) {
       if (this.shuttingDown) return;
@@ -214,6 +273,18 @@ export class ServiceDispatcher {
     }
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
+  }
+
+  /**
+   * First step of a drain: no new connections. Resolves once no server process accepts from the
+   * service's sockets any more (so that the ports are free when a reload is answered).
+   */
+  stopListening(): Promise<void> {
+    this.draining = true;
+    const keys = [...this.listeners.keys()];
+    for (const l of this.listeners.values()) closeListener(l);
+    this.listeners.clear();
+    return this.unlisten(keys);
   }
 
   /** Sends a signal to every server process (SIGHUP: reopen the logs). */
@@ -228,12 +299,16 @@ export class ServiceDispatcher {
   }
 
   /**
-   * Waits until MIN_PROCS server processes are ready, so that a service that cannot start
-   * (its first process dies while starting) fails start-msg with that process's reason.
+   * Waits until MIN_PROCS server processes are ready (and, with shared accept, one listens on
+   * every port), so that a service that cannot start (its first process dies while starting)
+   * fails start-msg with that process's reason.
    */
   warmUp(timeoutMs: number): Promise<void> {
     const readyCount = () => [...this.procs.values()].filter((p) => p.ready && !p.retiring).length;
-    if (readyCount() >= this.limits.minProcs) return Promise.resolve();
+    // Shared accept: the ports take connections once a process listens on each.
+    const listening = () => !this.shared || [...this.listeners.keys()].every((k) => this.listened.has(k));
+    const warm = () => readyCount() >= this.limits.minProcs && listening();
+    if (warm()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
@@ -243,15 +318,32 @@ export class ServiceDispatcher {
       };
       const timer = setTimeout(() => done(new ListenError(`the SMTP server processes of service ${this.name} did not start within ${timeoutMs / 1000} s`)), timeoutMs);
       this.warmUpProgress = () => {
-        if (readyCount() >= this.limits.minProcs) done();
+        if (warm()) done();
       };
       this.warmUpFailed = (message) => done(new ListenError(message));
     });
   }
 
-  /** Accepted connections that wait for a process. */
+  /** Connections that wait for a process: accepted by the dispatcher (hand-off), or in the kernel's accept queue (shared). */
   waitingCount(): number {
-    return this.waiting.length;
+    if (!this.shared) return this.waiting.length;
+    return acceptBacklog([...this.listeners.values()].flatMap((l) => (l.shared ? [l.shared.fd] : [])));
+  }
+
+  /**
+   * Shared accept: asks every ready process for its counts now (they report lazily otherwise),
+   * so that processes() and summary() are exact. Hand-off: the dispatcher knows them already.
+   */
+  async refreshCounts(): Promise<void> {
+    if (!this.shared) return;
+    await Promise.all(
+      [...this.procs.values()]
+        .filter((p) => p.ready && !p.gone)
+        .map((p) => {
+          const id = this.nextQuery++;
+          return this.awaitAnswer(p, `count:${id}`, COUNT_ANSWER_MS, { type: 'count', id });
+        }),
+    );
   }
 
   processes(): ServerProcessInfo[] {
@@ -264,6 +356,7 @@ export class ServiceDispatcher {
       retiring: p.retiring,
       started: new Date(p.startedAt).toISOString(),
       maxConns: this.limits.maxConns,
+      ...(this.shared ? { accepting: p.ready && !p.retiring && p.accepting } : {}),
     }));
   }
 
@@ -278,8 +371,7 @@ export class ServiceDispatcher {
     this.shuttingDown = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
-    // close() releases the port at once; its callback would wait for handed-off sockets, so it is not awaited.
-    for (const l of this.listeners.values()) l.server.close();
+    for (const l of this.listeners.values()) closeListener(l);
     this.listeners.clear();
     for (const socket of this.waiting.splice(0)) refuse(socket, REFUSE_SHUTDOWN);
     for (const p of this.procs.values()) {
@@ -300,6 +392,11 @@ export class ServiceDispatcher {
   // ------------------------------------------------------------------ internals
 
   private async bind(target: ListenTarget, backlog: number): Promise<Listener> {
+    const key = listenerKey(target);
+    if (this.shared) {
+      const { handle, port } = await bindShared(this.name, target);
+      return { target, key, server: null, shared: handle, backlog, info: { service: this.name, address: target.address, port } };
+    }
     const where = { service: this.name, ...target };
     const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
@@ -308,7 +405,7 @@ export class ServiceDispatcher {
     });
     server.on('error', (err) => this.opts.logger.error({ err, service: this.name }, 'listener error'));
     const bound = server.address() as net.AddressInfo;
-    return { target, server, info: { service: this.name, address: target.address, port: bound.port } };
+    return { target, key, server, shared: null, backlog, info: { service: this.name, address: target.address, port: bound.port } };
   }
 
   private askReload(p: ServerProcess, generation: number): Promise<{ ok: boolean; error?: string }> {
@@ -362,6 +459,7 @@ export class ServiceDispatcher {
         lastActive: p.lastActive,
         retiring: p.retiring,
         ready: p.ready,
+        accepting: !this.shared || p.accepting,
       });
     }
     return out;
@@ -397,6 +495,7 @@ export class ServiceDispatcher {
     if (this.shuttingDown) return;
     if (this.draining) return this.tickDraining();
     const now = Date.now();
+    this.deliver(this.ledger.expire(now));
     const plan = housekeeping(this.limits, this.states(), now);
     for (const { id, reason } of plan.retire) {
       const p = this.procs.get(id)!;
@@ -405,9 +504,11 @@ export class ServiceDispatcher {
       this.waiting.unshift(...p.assigned.splice(0));
       this.maybeSendRetire(p);
     }
-    if (plan.spawn > 0 && this.spawnBlockedUntil <= now) {
-      for (let i = 0; i < plan.spawn; i++) this.spawn();
-    } else if (plan.spawn > 0) {
+    // Shared accept: the spawn rule is kept here, from the processes' counts (hand-off: in pump()).
+    const spawn = plan.spawn + (this.shared && plan.spawn === 0 ? spawnForLoad(this.limits, this.states()) : 0);
+    if (spawn > 0 && this.spawnBlockedUntil <= now) {
+      for (let i = 0; i < spawn; i++) this.spawn();
+    } else if (spawn > 0) {
       this.schedulePump(this.spawnBlockedUntil - now);
     }
     this.pump();
@@ -454,9 +555,11 @@ export class ServiceDispatcher {
       assigned: [],
       generation: this.generation,
       enqueueLatency: null,
+      accepting: false,
       auth: null,
     };
     this.procs.set(id, p);
+    this.processCountChanged();
     this.opts.logger.info({ pid: p.pid, service: this.name }, 'starting server process');
     const startDeadline = setTimeout(() => {
       if (p.ready || p.gone) return;
@@ -479,11 +582,40 @@ export class ServiceDispatcher {
       case 'ready':
         p.ready = true;
         this.startFailures = 0;
+        // Before any connection: the limits and the addresses it must ask for, then (shared) the sockets.
+        this.sendTo(p, { type: 'limits', limits: this.processLimits() });
+        this.deliver(this.ledger.processReady(p.id));
         // It may have read the files before the last reload was applied.
         if (p.generation < this.generation) void this.askReload(p, this.generation);
+        if (this.shared && !p.retiring && !this.draining) {
+          p.accepting = true;
+          for (const l of this.listeners.values()) this.sendListener(p, l);
+        }
         this.warmUpProgress?.();
         this.handOverNext(p);
         this.tick();
+        break;
+      case 'resume':
+        if (this.shared && !p.retiring && !this.draining && !this.shuttingDown) {
+          p.accepting = true;
+          for (const l of this.listeners.values()) this.sendListener(p, l);
+        }
+        break;
+      case 'listening':
+        this.listened.add(msg.key);
+        this.warmUpProgress?.();
+        break;
+      case 'unlistened':
+        this.answers.get(`${p.id}:unlisten:${msg.key}`)?.();
+        break;
+      case 'ip-acquire':
+        this.deliver(this.ledger.acquire(p.id, msg.ip, msg.id, msg.have, Date.now()));
+        break;
+      case 'ip-count':
+        this.deliver(this.ledger.census(p.id, msg.ip, msg.epoch, msg.count));
+        break;
+      case 'ip-release':
+        this.deliver(this.ledger.release(p.id, msg.ip));
         break;
       case 'reloaded':
         if (msg.generation === p.generation) this.reloadWaiters.get(p.id)?.({ ok: msg.ok, error: msg.error });
@@ -494,7 +626,9 @@ export class ServiceDispatcher {
         p.open = msg.open;
         p.served = msg.served;
         p.received = msg.received;
+        if (typeof msg.accepting === 'boolean') p.accepting = msg.accepting;
         if (isHistogramSnapshot(msg.enqueueLatency)) p.enqueueLatency = msg.enqueueLatency;
+        if (msg.id !== undefined) this.answers.get(`${p.id}:count:${msg.id}`)?.();
         if (isAuthCounts(msg.auth)) p.auth = msg.auth;
         this.handOverNext(p);
         this.maybeSendRetire(p);
@@ -525,8 +659,11 @@ export class ServiceDispatcher {
   private onExit(p: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     p.gone = true;
     this.procs.delete(p.id);
+    this.processCountChanged();
     this.totals.processExited(p.served, p.enqueueLatency, p.auth);
     this.reloadWaiters.get(p.id)?.({ ok: true }); // gone: its successor reads the new files
+    for (const [key, answered] of this.answers) if (key.startsWith(`${p.id}:`)) answered();
+    this.deliver(this.ledger.processGone(p.id));
     const expected = this.shuttingDown || p.retireSent;
     if (!expected) this.opts.logger.warn({ pid: p.pid, service: this.name, code, signal }, 'server process exited');
     if (!p.ready && !this.shuttingDown) {
@@ -575,6 +712,86 @@ export class ServiceDispatcher {
     if (!p.retiring || p.retireSent || p.gone || p.sent !== arrived(p) || p.assigned.length > 0) return;
     p.retireSent = true;
     if (!this.sendTo(p, { type: 'retire' })) p.child.kill('SIGTERM');
+  }
+
+  /** What the server processes are told of the service's limits. */
+  private processLimits(): ProcessLimits {
+    return {
+      source: this.shared ? 'shared' : 'handoff',
+      minConns: this.limits.minConns,
+      maxConns: this.limits.maxConns,
+      maxLifeConns: this.limits.maxLifeConns,
+      perIpAllowance: this.ledger.allowance,
+      mayGrow: this.procs.size < this.limits.maxProcs,
+    };
+  }
+
+  private sendLimits(): void {
+    const limits = this.processLimits();
+    this.toldMayGrow = limits.mayGrow;
+    for (const p of this.procs.values()) if (p.ready) this.sendTo(p, { type: 'limits', limits });
+  }
+
+  /** A process came or went: the others are told when that changes whether the service may grow. */
+  private processCountChanged(): void {
+    if (this.shared && this.procs.size < this.limits.maxProcs !== this.toldMayGrow) this.sendLimits();
+  }
+
+  /** Processes that may hold sessions (for the per-address count): every ready one, retiring ones too. */
+  private holders(): number[] {
+    return [...this.procs.values()].filter((p) => p.ready && !p.gone).map((p) => p.id);
+  }
+
+  /** Processes that accept from the shared sockets now. */
+  private accepters(): ServerProcess[] {
+    return this.shared ? [...this.procs.values()].filter((p) => p.ready && !p.retiring && !p.gone && p.accepting) : [];
+  }
+
+  /** Passes a shared listening socket to a process (Node keeps the dispatcher's copy open). */
+  private sendListener(p: ServerProcess, l: Listener): void {
+    if (!l.shared || p.gone || !p.child.connected) return;
+    try {
+      p.child.send({ type: 'listen', key: l.key, backlog: l.backlog } satisfies ToServerProcess, l.shared as unknown as net.Server, (err) => {
+        if (err) this.opts.logger.warn({ err, pid: p.pid, service: this.name }, 'cannot pass the listening socket to a server process');
+      });
+    } catch (err) {
+      this.opts.logger.warn({ err, pid: p.pid, service: this.name }, 'cannot pass the listening socket to a server process');
+    }
+  }
+
+  /** Tells every ready process to stop accepting from these sockets; resolves when each has (or is gone). */
+  private async unlisten(keys: readonly string[]): Promise<void> {
+    if (!this.shared || keys.length === 0) return;
+    const waits: Array<Promise<void>> = [];
+    for (const p of this.procs.values()) {
+      if (!p.ready || p.gone) continue;
+      for (const key of keys) waits.push(this.awaitAnswer(p, `unlisten:${key}`, PROCESS_ANSWER_MS, { type: 'unlisten', key }));
+    }
+    await Promise.all(waits);
+  }
+
+  /** Sends `msg` and resolves when the process answers to `what` (or exits, or the time is up). */
+  private awaitAnswer(p: ServerProcess, what: string, timeoutMs: number, msg: ToServerProcess): Promise<void> {
+    const key = `${p.id}:${what}`;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.answers.get(key) === done) this.answers.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.answers.get(key)?.();
+      this.answers.set(key, done);
+      if (!this.sendTo(p, msg)) done();
+    });
+  }
+
+  /** Carries out what the per-address ledger decided. */
+  private deliver(sends: readonly LedgerSend[]): void {
+    for (const { to, msg } of sends) {
+      const p = this.procs.get(to);
+      if (p) this.sendTo(p, msg);
+    }
   }
 
   private sendTo(p: ServerProcess, msg: ToServerProcess): boolean {

@@ -16,7 +16,7 @@ import type { InstanceConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
 import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog } from '../common/mail-log.js';
-import { queueStoreFor, readStoppedChannels, type Envelope, type QueueRef, type QueueStore } from '../queue/index.js';
+import { queueStoreFor, readStoppedChannels, type Envelope, type NoticedFile, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { FlushRelay, type FlushNotice } from '../farm/index.js';
 import { srsSettingsOf } from '../srs/index.js';
@@ -174,7 +174,7 @@ export class JobController {
     }
   }
 
-  private async onEnqueued(refs: QueueRef[]): Promise<ReplyTo<'enqueued'>> {
+  private async onEnqueued(refs: NoticedFile[]): Promise<ReplyTo<'enqueued'>> {
     const admitted = await this.intake.admitEnqueued(refs);
     this.scheduler.kick();
     return { ok: true, admitted };

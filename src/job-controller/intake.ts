@@ -4,7 +4,8 @@
 // the envelopes kept from admission until the first attempt and the fast-flush index of deferred
 // messages (fast-flush-store.ts). The only module that writes those three; the scheduler reads
 // the index through the ReadyMessages view, the scans and settle call the methods here.
-import type { Envelope, QueueRef, QueueStore, ScanEntry } from '../queue/index.js';
+import type { Envelope, NoticedFile, QueueRef, QueueStore, ScanEntry } from '../queue/index.js';
+import { existsSync } from 'node:fs';
 import type { InstanceConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
 import { FastFlushStore, flushHostFor } from './fast-flush-store.js';
@@ -161,12 +162,17 @@ export class Intake implements ReadyMessages {
     return file !== null && this.admit(path, file.envelope, file.size, reason);
   }
 
-  /** The "enqueued" notices of a slave: the new files not known yet, admitted. How many were. */
-  async admitEnqueued(refs: readonly QueueRef[]): Promise<number> {
+  /**
+   * The "enqueued" notices of a slave: the new files not known yet, admitted. How many were. A
+   * file named with its envelope is not read back, only checked to be there still (a scan may
+   * have found it first and its delivery removed it meanwhile).
+   */
+  async admitEnqueued(refs: readonly NoticedFile[]): Promise<number> {
     let admitted = 0;
     for (const ref of refs) {
       if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) continue;
-      if (await this.admitFile(ref.path, 'enqueued')) admitted++;
+      const told = ref.envelope && ref.size !== undefined ? { envelope: ref.envelope, size: ref.size } : null;
+      if (told ? existsSync(ref.path) && this.admit(ref.path, told.envelope, told.size, 'enqueued') : await this.admitFile(ref.path, 'enqueued')) admitted++;
     }
     return admitted;
   }

@@ -5,7 +5,8 @@
 // Spoken only through client.ts, as Postfix speaks to each of its daemons through one client.
 import type net from 'node:net';
 import { BadRequest, serveJsonSocket } from '../common/ipc-socket.js';
-import type { QueueRef } from '../queue/types.js';
+import type { NoticedFile } from '../queue/types.js';
+import { envelopeFromWire } from '../queue/envelope-wire.js';
 import type { ChannelCounters, CounterTable } from './counters.js';
 import type { DeliveryCounters } from './delivery-stats.js';
 import type { FanoutStatus } from '../delivery/fanout.js';
@@ -15,8 +16,11 @@ import type { ScanProgressView } from './scan-progress.js';
 export type QmMessageAction = 'hold' | 'release' | 'delete' | 'return';
 
 export type JobControllerRequest =
-  /** A slave (SMTP server, submit) stored new messages: try them at once. */
-  | { op: 'enqueued'; refs: QueueRef[] }
+  /**
+   * A slave (SMTP server, submit) stored new messages: try them at once. A file that comes with
+   * its envelope and size is admitted as it is, without reading it back.
+   */
+  | { op: 'enqueued'; refs: NoticedFile[] }
   /** Queue manager changes made on disk by `imsimta qm`. */
   | { op: 'qm'; action: QmMessageAction; ids: string[] }
   | { op: 'qm'; action: 'start' | 'stop'; channel: string }
@@ -195,7 +199,12 @@ function text(value: unknown, what: string): string {
   return value;
 }
 
-function queueRef(value: unknown): QueueRef {
+function queueRef(value: unknown): NoticedFile {
   const r = record(value);
-  return { id: text(r.id, 'enqueued: a ref id'), channel: text(r.channel, 'enqueued: a ref channel'), path: text(r.path, 'enqueued: a ref path') };
+  const ref = { id: text(r.id, 'enqueued: a ref id'), channel: text(r.channel, 'enqueued: a ref channel'), path: text(r.path, 'enqueued: a ref path') };
+  // An envelope that does not fit (or is not this file's) is left out: the file is read instead.
+  const envelope = r.envelope === undefined ? null : envelopeFromWire(r.envelope);
+  const size = r.size;
+  if (envelope?.id !== ref.id || envelope.channel !== ref.channel || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return ref;
+  return { ...ref, envelope, size };
 }

@@ -5,6 +5,6 @@ export { MessageSpool } from './message-spool.js';
 export { readStoppedChannels, writeStoppedChannels, setChannelStopped } from './stopped-channels.js';
 export { arrivalKey } from './message-id.js';
 export { locateQueueFile } from './locate.js';
-export type { Envelope, EnvelopeDraft, QueueRef, ScanEntry, QueuedRecipient, MailParams } from './types.js';
+export type { Envelope, EnvelopeDraft, NoticedFile, QueueRef, ScanEntry, QueuedRecipient, MailParams } from './types.js';
 export { queueStoreFor } from './instance-store.js';
 export { directoryRow, summarize, sortRows, formatSummaryTable, formatDirectoryTable, type DirectoryRow } from './report.js';

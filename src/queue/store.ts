@@ -6,7 +6,7 @@ import { lstatSync, unlinkSync, type Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join, dirname, basename } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, EnvelopeDraft, MessagePrefix, QueueRef, ScanEntry } from './types.js';
+import type { CommittedFile, Envelope, EnvelopeDraft, MessagePrefix, QueueRef, ScanEntry } from './types.js';
 import { encodeEnvelope } from './envelope-format.js';
 import { QueueFileError, QueueWriteError } from './errors.js';
 import { createIdGenerator, fileId, queueIdTimeMs, type IdGenerator } from './message-id.js';
@@ -133,7 +133,7 @@ export class QueueStore {
   }
 
   /** Convenience: the whole body in memory. */
-  async enqueue(drafts: EnvelopeDraft[], body: Buffer): Promise<QueueRef[]> {
+  async enqueue(drafts: EnvelopeDraft[], body: Buffer): Promise<CommittedFile[]> {
     const tx = this.begin(drafts) as EnqueueTransactionImpl;
     tx.appendWhole(body);
     return tx.commit();

@@ -19,7 +19,7 @@ import { closeSync, fdatasync, fstatSync, ftruncateSync, open as openCb, openSyn
 import { unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.js';
-import type { Envelope, MessagePrefix, QueueRef } from './types.js';
+import type { CommittedFile, Envelope, MessagePrefix } from './types.js';
 import { encodeEnvelope, formatBodyLength, type EncodedEnvelope } from './envelope-format.js';
 import { QueueWriteError } from './errors.js';
 import { writeFully, writeFullySync } from '../common/write-fully.js';
@@ -30,7 +30,7 @@ const fdatasyncAsync = promisify(fdatasync);
 export interface EnqueueTransaction {
   write(chunk: Buffer): Promise<void>;
   /** Resolves once every file is durable in its channel directory. */
-  commit(): Promise<QueueRef[]>;
+  commit(): Promise<CommittedFile[]>;
   /** Drops the message: removes the temporary files. */
   abort(): Promise<void>;
   /** Message bytes written so far. */
@@ -147,7 +147,7 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
     this.bufferedBytes += body.length;
   }
 
-  async commit(): Promise<QueueRef[]> {
+  async commit(): Promise<CommittedFile[]> {
     if (this.state !== 'open') throw this.failure ?? new Error(`queue: commit() after ${this.state}`);
     this.state = 'committing';
     await this.chain;
@@ -191,7 +191,7 @@ export class EnqueueTransactionImpl implements EnqueueTransaction {
       }
       await Promise.all([...new Set(files.map((f) => f.plan.dir))].map((d) => this.env.syncDir(d)));
       this.state = 'committed';
-      return files.map((f) => ({ id: f.plan.envelope.id, channel: f.plan.envelope.channel, path: f.plan.path }));
+      return files.map((f) => ({ id: f.plan.envelope.id, channel: f.plan.envelope.channel, path: f.plan.path, envelope: f.plan.envelope, size: f.prefixLength + this.total }));
     } catch (err) {
       throw await this.fail(err, 'cannot store the message in the queue');
     }

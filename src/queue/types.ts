@@ -62,6 +62,19 @@ export interface QueueRef {
   path: string;
 }
 
+/**
+ * A queue file a commit made durable, with what was written in it: told this, the job controller
+ * admits the message without reading the file back (the "enqueued" notice carries it).
+ */
+export interface CommittedFile extends QueueRef {
+  envelope: Envelope;
+  /** Message size in bytes (what follows the envelope, prefix fields included). */
+  size: number;
+}
+
+/** A new queue file as an "enqueued" notice names it: with its envelope and size when the writer has them. */
+export type NoticedFile = QueueRef & { envelope?: Envelope; size?: number };
+
 /** What a writer hands the store: an envelope before the store assigned its id (attempts 0, no next attempt). */
 export type EnvelopeDraft = Omit<Envelope, 'id' | 'attempts' | 'nextAttempt' | 'held'> & {
   /** Write the file held (`.HELD`, never scheduled), as the hold channel does. Default false. */

@@ -105,6 +105,7 @@ export class AuthStage implements AuthResponder {
   private succeeded(smtp: SMTPServerSession, session: InboundSession, credentials: SaslCredentials, user: DirectoryUser): AuthAnswer {
     const { settings, channelByName, counters, logger } = this.deps;
     session.user = user;
+    session.authMechanism = credentials.mechanism;
     // The session's own channel names where authenticated mail goes, else the service's channel.
     const target = channelByName.get(session.sourceChannel.toLowerCase())?.sasl?.switchChannel ?? settings.sasl.switchChannel;
     const switched = target ? (channelByName.get(target.toLowerCase())?.name ?? null) : null;

@@ -2,8 +2,9 @@
 // one per NOTICE_INTERVAL_MS, and the files queued meanwhile go together in the next one. Under
 // load that turns a notice (and its answer) per message into one per batch; when idle a notice
 // leaves at once. Best effort, like notifyEnqueued: a lost notice is made up for by the job
-// controller's scans.
-import type { QueueRef } from '../queue/types.js';
+// controller's scans. Each file goes with its envelope and size, so that the job controller admits
+// it without reading it back.
+import type { NoticedFile } from '../queue/types.js';
 
 /** Most refs in one notice (a notice is one JSON line). */
 export const MAX_REFS_PER_NOTICE = 500;
@@ -22,7 +23,7 @@ export interface EnqueueNoticesOptions {
 }
 
 export class EnqueueNotices {
-  private pending: QueueRef[] = [];
+  private pending: NoticedFile[] = [];
   private sending: Promise<void> | null = null;
   private lastSentAt = -Infinity;
   private readonly intervalMs: number;
@@ -30,7 +31,7 @@ export class EnqueueNotices {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
-    private readonly send: (refs: QueueRef[]) => Promise<unknown>,
+    private readonly send: (refs: NoticedFile[]) => Promise<unknown>,
     opts: EnqueueNoticesOptions = {},
   ) {
     this.intervalMs = opts.intervalMs ?? NOTICE_INTERVAL_MS;
@@ -38,7 +39,7 @@ export class EnqueueNotices {
     this.sleep = opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
   }
 
-  add(refs: QueueRef[]): void {
+  add(refs: NoticedFile[]): void {
     if (refs.length === 0) return;
     this.pending.push(...refs);
     this.sending ??= this.drain();

@@ -19,6 +19,8 @@ export interface InboundSession {
   readonly connectChannel: string;
   /** The user a successful AUTH named (kept for the session: a reload does not change its rights); null before. */
   user: DirectoryUser | null;
+  /** The SASL mechanism that user authenticated with (a milter's {auth_type}); null before. */
+  authMechanism: string | null;
   /** Failed AUTH commands in this session (the channel's disconnectbadauthlimit). */
   authFailures: number;
   /**
@@ -63,7 +65,7 @@ export class InboundSessions {
     if (!facts) {
       const internal = this.clients.isInternal(session.remoteAddress);
       const channel = internal ? this.channels.intranetChannel : this.channels.channel;
-      facts = { internal, sourceChannel: channel, connectChannel: channel, user: null, authFailures: 0, accepted: new Map(), policy: newSessionPolicy() };
+      facts = { internal, sourceChannel: channel, connectChannel: channel, user: null, authMechanism: null, authFailures: 0, accepted: new Map(), policy: newSessionPolicy() };
       this.bySession.set(session, facts);
     }
     return facts;

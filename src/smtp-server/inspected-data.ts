@@ -10,7 +10,7 @@
 // spool is removed and the client keeps the message (4xx).
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { EnqueueTransaction } from '../queue/index.js';
-import type { EnvelopeDraft } from '../queue/types.js';
+import type { CommittedFile, EnvelopeDraft } from '../queue/types.js';
 import { routeRecipient } from '../rewrite/index.js';
 import { DATA_CHECKS, type MessageCommand } from './data-checks.js';
 import type { DataLimits } from './data-guard.js';
@@ -44,7 +44,7 @@ export interface InspectRequest {
 /** What became of the message (the data stage logs it and answers). */
 export type Stored =
   /** `drafts`: what was written (final recipients, sender, held); `bytes`: octets stored per file. */
-  | { kind: 'queued'; refs: Array<{ id: string; channel: string; path: string }>; drafts: EnvelopeDraft[]; size: number; bytes: number; storeMs: number }
+  | { kind: 'queued'; refs: CommittedFile[]; drafts: EnvelopeDraft[]; size: number; bytes: number; storeMs: number }
   /** Accepted and not queued: a filter's or an access table's discard, or no recipient left. */
   | { kind: 'discarded'; reason: string; size: number }
   | { kind: 'refused'; reply: SmtpReply; violation: string; size: number }

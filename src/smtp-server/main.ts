@@ -1,6 +1,11 @@
-// An SMTP server process ("tcp_smtp_server"): forked by the dispatcher for one service, fed
-// accepted sockets over IPC, each handed to the SMTP service. Reports its counts to the
-// dispatcher on every change; retires (finish sessions, exit) or shuts down when told.
+// An SMTP server process ("tcp_smtp_server"): forked by the dispatcher for one service. Its
+// connections come one of two ways (dispatcher.cnf ACCEPT_MODE): it accepts them itself from the
+// listening sockets the dispatcher passed it once (shared-listeners.ts), stopping at MAX_CONNS
+// and asking for the sockets again below it; or the dispatcher hands each one over. Either way
+// each new socket goes through takeSocket() to the SMTP service. Reports its counts to the
+// dispatcher (process-reports.ts says how soon) and when asked; counts MAX_CONNS_PER_IP with the
+// dispatcher across the service's processes (client-limits.ts); retires (finish sessions, exit)
+// or shuts down when told.
 // On `reload` it loads the configuration again and builds a new service from it: new sessions
 // get the new rewrite rules, channels and options, while sessions already open finish on the
 // service (and configuration) they started with.
@@ -11,8 +16,11 @@ import type { InstanceConfig } from '../config/types.js';
 import { QueueStore } from '../queue/index.js';
 import { dkimPrefixesFor } from '../dkim/plan.js';
 import type { SmtpService } from './service.js';
-import { REPORT_ARRIVAL_MS, type FromServerProcess, type ToServerProcess } from '../dispatcher/protocol.js';
+import { REPORT_ARRIVAL_MS, REPORT_SHARED_MS, type FromServerProcess, type ProcessLimits, type ToServerProcess } from '../dispatcher/protocol.js';
 import { ENQUEUE_LATENCY_BOUNDS, LatencyHistogram } from '../common/histogram.js';
+import { PerIpGate, type PerIpArbiter } from './client-limits.js';
+import { SharedListeners } from './shared-listeners.js';
+import { mayAccept, reportUrgency } from './process-reports.js';
 import { KdfGate } from '../directory/kdf-gate.js';
 import { AuthFailures } from './auth-failures.js';
 import { newAuthCounters } from './auth-stage.js';
@@ -23,6 +31,8 @@ reopenLogsOnHangup();
 
 /** When the dispatcher disappears (killed), sessions in progress get this long to finish. */
 const ORPHAN_GRACE_MS = 60_000;
+/** An ask of the per-address count that the dispatcher does not answer in this time is a no. */
+const PER_IP_ASK_MS = 10_000;
 
 const root = resolveRoot(undefined);
 const paths = instancePaths(root);
@@ -61,6 +71,41 @@ let retiring = false;
 let stopping: Promise<void> | null = null;
 let reloading: Promise<unknown> = Promise.resolve();
 const early: Array<{ msg: ToServerProcess; socket: net.Socket | undefined }> = [];
+/** The service's limits, as the dispatcher sends them before any connection. */
+let limits: ProcessLimits = { source: 'handoff', minConns: 1, maxConns: Number.MAX_SAFE_INTEGER, maxLifeConns: 0, perIpAllowance: 0, mayGrow: true };
+
+// MAX_CONNS_PER_IP, counted with the dispatcher across the service's processes.
+let nextAsk = 1;
+const asks = new Map<number, (ok: boolean) => void>();
+const arbiter: PerIpArbiter = {
+  ask: (ip, have) =>
+    new Promise((resolve) => {
+      const id = nextAsk++;
+      const timer = setTimeout(() => answerAsk(id, false), PER_IP_ASK_MS);
+      asks.set(id, (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      });
+      send({ type: 'ip-acquire', ip, id, ...(have !== undefined ? { have } : {}) });
+      if (!process.connected) answerAsk(id, false);
+    }),
+  released: (ip) => send({ type: 'ip-release', ip }),
+  counted: (ip, epoch, count) => send({ type: 'ip-count', ip, epoch, count }),
+};
+const perIp = new PerIpGate(0, arbiter);
+
+function answerAsk(id: number, ok: boolean): void {
+  const answer = asks.get(id);
+  asks.delete(id);
+  answer?.(ok);
+}
+
+// Shared accept: the listening sockets the dispatcher passed.
+const listeners = new SharedListeners(
+  (socket) => takeSocket(socket),
+  (key) => send({ type: 'listening', key }),
+  logger,
+);
 
 function send(msg: FromServerProcess): void {
   if (!process.connected) return;
@@ -85,18 +130,60 @@ function report(): void {
   reportQueued = true;
   setImmediate(() => {
     reportQueued = false;
-    if (lazyReport) clearTimeout(lazyReport);
-    lazyReport = null;
-    send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot(), auth: { ...authCounters } });
+    sendStatus();
     closeIdlePrevious();
     if (retiring && !stopping && openConnections() === 0) void stop(0);
   });
 }
 
-/** An arrival goes with the next report, at the latest after REPORT_ARRIVAL_MS. */
+function sendStatus(id?: number): void {
+  if (lazyReport) clearTimeout(lazyReport);
+  lazyReport = null;
+  const accepting = limits.source === 'shared' ? { accepting: accepts() } : {};
+  send({ type: 'status', open: openConnections(), served, received, enqueueLatency: enqueueLatency.snapshot(), auth: { ...authCounters }, ...accepting, ...(id !== undefined ? { id } : {}) });
+}
+
+/** A change goes with the next report, at the latest after REPORT_ARRIVAL_MS (hand-off) or REPORT_SHARED_MS. */
 function reportSoon(): void {
   if (reportQueued || lazyReport) return;
-  lazyReport = setTimeout(report, REPORT_ARRIVAL_MS);
+  lazyReport = setTimeout(report, limits.source === 'shared' ? REPORT_SHARED_MS : REPORT_ARRIVAL_MS);
+}
+
+/** A session opened or closed: shared accept may stop or start again, and the dispatcher is told, now or soon. */
+function changed(change: 'opened' | 'closed', openBefore: number): void {
+  const acceptingBefore = accepts();
+  updateAccepting();
+  const urgency = reportUrgency(limits, change, openBefore, openConnections(), accepts() !== acceptingBefore);
+  if (urgency === 'now') report();
+  else reportSoon();
+}
+
+/** Shared accept: whether it takes connections now (below MAX_CONNS and MAX_LIFE_CONNS, not leaving). */
+function accepts(): boolean {
+  return mayAccept({ open: openConnections(), served }, limits, retiring || stopping !== null);
+}
+
+/** Shared accept: stops at MAX_CONNS (or MAX_LIFE_CONNS) at once, and asks for the sockets again below it. */
+function updateAccepting(): void {
+  if (limits.source !== 'shared') return;
+  if (!accepts()) {
+    listeners.pause();
+  } else if (listeners.resumable) {
+    listeners.unpause();
+    send({ type: 'resume' });
+  }
+}
+
+/** Every new socket, accepted here or handed over, reaches the service (and smtp-server) through here. */
+function takeSocket(socket: net.Socket): void {
+  const openBefore = openConnections();
+  served++;
+  try {
+    service!.handle(socket);
+  } catch {
+    socket.destroy();
+  }
+  changed('opened', openBefore);
 }
 
 /** A replaced service whose last session ended is closed (its mail.log descriptor, its transcript). */
@@ -109,6 +196,7 @@ function closeIdlePrevious(): void {
 }
 
 function stop(graceMs: number): Promise<void> {
+  listeners.stop();
   stopping ??= (async () => {
     try {
       await Promise.all([service, ...previous].filter((s) => s !== null).map((s) => s.close(graceMs)));
@@ -129,10 +217,10 @@ async function build(): Promise<{ built: SmtpService; loaded: InstanceConfig }> 
   // etc/ may hold an edit the watcher rejected: then the configuration in force is used.
   const { config: loaded, etcErrors } = loadConfigInForce(root);
   if (etcErrors) logger.warn({ errors: etcErrors }, 'etc/ has errors; serving with the configuration in force');
-  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency, kdfGate, authFailures, authCounters });
-  // Arrivals are reported from the `connection` message (reportSoon); a closed session at once.
+  const built = await createSmtpService({ root, service: serviceName, logger, config: loaded, store, enqueueLatency, perIp, kdfGate, authFailures, authCounters });
+  // Arrivals are counted in takeSocket(); a closed session here.
   built.onChange((change) => {
-    if (change === 'closed') report();
+    if (change === 'closed') changed('closed', openConnections() + 1);
   });
   return { built, loaded };
 }
@@ -163,18 +251,38 @@ function onMessage(msg: ToServerProcess, socket: net.Socket | undefined): void {
     case 'connection':
       received++;
       // A socket the client closed while in transit arrives as null.
-      if (socket) {
-        served++;
-        try {
-          service.handle(socket);
-        } catch {
-          socket.destroy();
-        }
-      }
-      reportSoon();
+      if (socket) takeSocket(socket);
+      else reportSoon();
+      break;
+    case 'limits':
+      limits = msg.limits;
+      perIp.setAllowance(limits.perIpAllowance);
+      updateAccepting();
+      report();
+      break;
+    case 'listen':
+      // The handle comes as Node passed it (a raw TCP handle), in the place of `socket`.
+      listeners.add(msg.key, socket, msg.backlog);
+      break;
+    case 'unlisten':
+      listeners.remove(msg.key);
+      send({ type: 'unlistened', key: msg.key });
+      break;
+    case 'count':
+      sendStatus(msg.id);
+      break;
+    case 'ip-track':
+      perIp.track(msg.ip, msg.epoch);
+      break;
+    case 'ip-untrack':
+      perIp.untrack(msg.ip);
+      break;
+    case 'ip-answer':
+      answerAsk(msg.id, msg.ok);
       break;
     case 'retire':
       retiring = true;
+      listeners.stop();
       report();
       break;
     case 'shutdown':
@@ -189,7 +297,12 @@ function onMessage(msg: ToServerProcess, socket: net.Socket | undefined): void {
 }
 
 process.on('message', (msg: ToServerProcess, socket: net.Socket | undefined) => onMessage(msg, socket));
-process.on('disconnect', () => void stop(ORPHAN_GRACE_MS));
+process.on('disconnect', () => {
+  // The dispatcher is gone: its successor binds the ports again, so let go of them at once.
+  listeners.stop();
+  for (const id of [...asks.keys()]) answerAsk(id, false);
+  void stop(ORPHAN_GRACE_MS);
+});
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(defaultGraceMs));
 
 try {

@@ -6,7 +6,7 @@
 // the checks must read first (inspected-data.ts).
 import type { EnqueueTransaction, MessageSpool } from '../queue/index.js';
 import { QueueWriteError } from '../queue/errors.js';
-import type { EnvelopeDraft, QueueRef } from '../queue/types.js';
+import type { CommittedFile, EnvelopeDraft } from '../queue/types.js';
 import { DataScanner, type DataLimits, type DataViolation } from './data-guard.js';
 import { REPLIES, lineTooLong, messageTooBig, tooManyHops, type SmtpReply } from './replies.js';
 
@@ -20,7 +20,7 @@ export interface EnqueueStore {
 
 export type ReceiveOutcome =
   /** `storeMs`: from the end of the data to the message on disk (the enqueue latency). */
-  | { kind: 'queued'; refs: QueueRef[]; size: number; storeMs: number }
+  | { kind: 'queued'; refs: CommittedFile[]; size: number; storeMs: number }
   /** Refused for its content or size (5xx); nothing stored. */
   | { kind: 'refused'; reply: SmtpReply; violation: DataViolation; size: number }
   /** Refused (or not decided) by an end-of-DATA check; nothing stored. `status`: the J records' (the rule that decided and its reply). */

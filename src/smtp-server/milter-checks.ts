@@ -90,7 +90,7 @@ export function milterMail(cmd: MailCommand): Verdict | Promise<Verdict> {
       if (v.kind !== 'next') return v;
     }
     const user = typeof smtp.user === 'string' ? smtp.user : '';
-    const auth = user ? { type: 'PLAIN', authen: user } : null;
+    const auth = user ? { type: session.authMechanism ?? 'PLAIN', authen: user } : null;
     return fromMilter(await milter.mail(cmd.address.address, esmtpParams(cmd.address.args), { channel: session.sourceChannel, auth }), session);
   })();
 }

@@ -2,8 +2,9 @@
 // queue store, the rewriter and the directory (files or LDAP: directory/source.ts; users for
 // SMTP AUTH and sender ownership too) and the AUTH stage, the policy's compiled mappings, DNS
 // lookup and milter settings (inbound-policy.ts), mail.log and the job controller link are made
-// here once; sockets handed over by the dispatcher (or taken on a TLS_PORT, after the handshake)
-// become sessions (session-intake.ts) of an
+// here once; new sockets (accepted by this process from the shared listening socket, or handed
+// over by the dispatcher; on a TLS_PORT after the handshake) become sessions (session-intake.ts,
+// the one place every socket arrives before smtp-server sees it) of an
 // smtp-server whose hooks are one method each (session-hooks.ts), each running its stage's
 // ordered checks: connect-checks.ts, mail-checks.ts, rcpt-checks.ts, data-checks.ts. DATA is
 // streamed into the queue and answered 250 only once it is on disk (data-stage.ts).
@@ -31,6 +32,7 @@ import type { EnqueueStore } from './message-receiver.js';
 import { createInboundServer, type TlsMaterial } from './server-options.js';
 import { SessionHooks } from './session-hooks.js';
 import { SessionIntake } from './session-intake.js';
+import { PerIpGate } from './client-limits.js';
 import { resolveInboundSettings, type InboundSettings } from './settings.js';
 import type { StageServices } from './stages.js';
 import { Transcript, transcriptPath } from './transcript.js';
@@ -47,6 +49,11 @@ export interface SmtpServiceOptions {
   store?: EnqueueStore;
   /** Told each message's enqueue latency in seconds (end of DATA → on disk), for the metrics. */
   enqueueLatency?: { observe(seconds: number): void };
+  /**
+   * MAX_CONNS_PER_IP: the process's gate, shared by the services a reload makes and counted with
+   * the dispatcher across processes (default: a gate of this service alone).
+   */
+  perIp?: PerIpGate;
   /** The process's gate on concurrent password hashes (default: one of this service's own). */
   kdfGate?: KdfGate;
   /** The process's failed-AUTH counts, kept across reloads (default: this service's own). */
@@ -56,7 +63,7 @@ export interface SmtpServiceOptions {
 }
 
 export interface SmtpService {
-  /** Takes over a socket the dispatcher accepted (paused). */
+  /** Takes over a new socket (paused), before smtp-server sees it. */
   handle(socket: net.Socket): void;
   /** Sessions open now. */
   openConnections(): number;
@@ -128,7 +135,9 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     auth,
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
-  const intake = new SessionIntake(server, settings.maxConnsPerIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs }, settings.proxy);
+  const perIp = opts.perIp ?? new PerIpGate(settings.maxConnsPerIp);
+  perIp.setLimit(settings.maxConnsPerIp);
+  const intake = new SessionIntake(server, perIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs }, settings.proxy);
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);

@@ -67,6 +67,7 @@ export class SessionHooks {
     const session = this.sessions.of(smtp);
     if (!smtp.user && session.user) {
       session.user = null;
+      session.authMechanism = null;
       session.sourceChannel = session.connectChannel;
     }
     // As Postfix logs it: `TLS connection established from [ip]: TLSv1.3 with cipher …`.

@@ -1,15 +1,17 @@
-// Sockets the dispatcher hands over become SMTP sessions: each is counted as open from the
-// hand-over to its end (the counts the dispatcher reports follow it), its client found (the
-// socket's peer, or behind a balancer the PROXY header's: proxy-intake.ts), limited per client
-// address (MAX_CONNS_PER_IP), refused with 421 while the service shuts down. A socket that arrived
-// on one of the service's TLS_PORT ports (its local port says so, however it was handed over) does
-// the TLS handshake first, within the request deadline. And the shutdown of the
+// New sockets become SMTP sessions: whether the process accepted them from the shared listening
+// socket or the dispatcher handed them over, handle() is where each one arrives (paused) before
+// smtp-server sees it. Each is counted as open from then to its end (the counts the dispatcher
+// reports follow it), its client found (the socket's peer, or behind a balancer the PROXY
+// header's: proxy-intake.ts), limited per client address (MAX_CONNS_PER_IP, counted across the
+// service's processes: client-limits.ts), refused with 421 while the service shuts down. A socket that
+// arrived on one of the service's TLS_PORT ports (its local port says so, however it reached the
+// process) does the TLS handshake first, within the request deadline. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { ProxyProtocolConfig } from '../config/types.js';
 import { refuseConnection } from '../common/refuse-connection.js';
-import { PerIpCounter } from './client-limits.js';
+import type { PerIpGate } from './client-limits.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
 import { normalizeIp, sessionPeer, type SessionPeer } from './proxy-intake.js';
 import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
@@ -30,7 +32,6 @@ type SessionChange = 'opened' | 'closed';
 
 export class SessionIntake {
   private readonly open = new Set<OpenSession>();
-  private readonly perIp: PerIpCounter;
   private readonly nextSessionId = sessionIdGenerator();
   private readonly listeners: Array<(change: SessionChange) => void> = [];
   private closing = false;
@@ -39,13 +40,12 @@ export class SessionIntake {
 
   constructor(
     private readonly server: TsubameSmtpServer,
-    private readonly maxConnsPerIp: number,
+    private readonly perIp: PerIpGate,
     private readonly logger: Logger,
     private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
     /** The service's PROXY protocol settings; null: the socket's peer is the client. */
     private readonly proxy: ProxyProtocolConfig | null = null,
   ) {
-    this.perIp = new PerIpCounter(maxConnsPerIp);
     this.implicitTlsPorts = new Set(implicitTls.ports);
   }
 
@@ -59,7 +59,7 @@ export class SessionIntake {
     this.listeners.push(listener);
   }
 
-  /** Takes over a socket the dispatcher accepted (paused). */
+  /** Takes over a new socket (paused): accepted by this process, or handed over by the dispatcher. */
   handle(socket: net.Socket): void {
     const peerIp = normalizeIp(socket.remoteAddress);
     if (!peerIp) {
@@ -82,28 +82,46 @@ export class SessionIntake {
     socket.once('close', session.slot.release);
     this.changed('opened');
     if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+    const counted = (ip: string) => (countedIp = ip);
     const peer = sessionPeer(socket, peerIp, this.proxy, this.logger);
     if (peer === null) return;
-    if (!(peer instanceof Promise)) return this.start(session, peer, (ip) => (countedIp = ip));
+    if (!(peer instanceof Promise)) return this.admit(session, peer, counted);
     void peer.then((p) => {
-      if (p === null || socket.destroyed) return;
+      if (p === null || !session.slot.open) return;
       if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
-      this.start(session, p, (ip) => (countedIp = ip));
+      this.admit(session, p, counted);
     });
   }
 
-  /** The session with its client known: counted per address (MAX_CONNS_PER_IP), then given to smtp-server. */
-  private start(session: OpenSession, peer: SessionPeer, counted: (ip: string) => void): void {
+  /** The session with its client known: counted per address (MAX_CONNS_PER_IP), then started. */
+  private admit(session: OpenSession, peer: SessionPeer, counted: (ip: string) => void): void {
     const ip = peer.remoteAddress;
-    if (!this.perIp.acquire(ip)) {
-      this.logger.info({ client: ip, via: peer.via ?? undefined, limit: this.maxConnsPerIp }, 'too many connections from one address');
-      return refuseSocket(session.socket, REPLIES.tooManyConnections);
-    }
-    counted(ip);
+    const socket = session.socket;
+    const admitted = (ok: boolean): void => {
+      if (ok && !session.slot.open) return this.perIp.release(ip); // the client left while the dispatcher was asked
+      if (!session.slot.open) return;
+      if (!ok) {
+        this.logger.info({ client: ip, via: peer.via ?? undefined, limit: this.perIp.maxPerIp }, 'too many connections from one address');
+        return refuseSocket(socket, REPLIES.tooManyConnections);
+      }
+      if (this.closing) {
+        this.perIp.release(ip);
+        return refuseSocket(socket, REPLIES.shuttingDown);
+      }
+      counted(ip);
+      this.start(session, peer);
+    };
+    const decided = this.perIp.acquire(ip);
+    if (typeof decided === 'boolean') admitted(decided);
+    else void decided.then(admitted);
+  }
+
+  /** The session of an admitted socket: smtp-server's, after the TLS handshake on a TLS_PORT. */
+  private start(session: OpenSession, peer: SessionPeer): void {
     const socket = session.socket;
     const options = {
       id: this.nextSessionId(),
-      remoteAddress: ip,
+      remoteAddress: peer.remoteAddress,
       remotePort: peer.remotePort,
       localAddress: peer.localAddress,
       localPort: peer.localPort,
@@ -112,7 +130,7 @@ export class SessionIntake {
       session.connection = connection;
       connection.onEnded(session.slot.release);
     };
-    // The port this node's socket was accepted on decides (behind a balancer, not the frontend's the header names).
+    // The port this node accepted the socket on decides (behind a balancer, not the frontend's the header names).
     if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
       // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
       this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);

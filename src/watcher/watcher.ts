@@ -435,6 +435,7 @@ class Watcher {
             ready: p.ready,
             retiring: p.retiring,
             started: p.started,
+            ...(p.accepting !== undefined ? { accepting: p.accepting } : {}),
           });
         }
       }

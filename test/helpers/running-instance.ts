@@ -135,10 +135,11 @@ export class RawSession {
     socket.on('error', () => {});
   }
 
-  static open(host: string, port: number, timeoutMs = 5000): Promise<RawSession> {
+  /** `localAddress`: the client's address (a loopback one), for limits per client address. */
+  static open(host: string, port: number, timeoutMs = 5000, localAddress?: string): Promise<RawSession> {
     return new Promise((resolve, reject) => {
       // Half-open: a server that answers and closes its side (421) still holds the session until we close ours.
-      const socket = net.createConnection({ host, port, allowHalfOpen: true });
+      const socket = net.createConnection({ host, port, allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect to ${host}:${port} timed out`));

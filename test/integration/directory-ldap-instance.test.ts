@@ -42,7 +42,7 @@ before(async () => {
   slapd = await startSlapd();
   await slapd.add(
     [
-      userLdif('alice', { mailAlternateAddress: 'ali@example.test' }),
+      userLdif('alice', { mailAlternateAddress: 'ali@example.test', userPassword: 'alice-ldap-pw' }),
       userLdif('bob', { mailDeliveryOption: 'forward', mailForwardingAddress: 'bob@remote.test' }),
       userLdif('carol', { mailDeliveryOption: ['mailbox', 'forward'], mailForwardingAddress: 'carol@remote.test' }),
       userLdif('dave', { mailDeliveryOption: 'hold' }),
@@ -76,8 +76,11 @@ ${SRS_DOMAIN}        $U%$D@localhost
 l backoff "PT1S" "PT1S" "PT2S"
 localhost
 
-tcp_local smtp mx port ${peers.port} sourcesrs destinationsrs addresssrs backoff "PT1S" spfnone noauthverify
+tcp_local smtp mx port ${peers.port} sourcesrs destinationsrs addresssrs backoff "PT1S" spfnone noauthverify maysaslserver saslcleartext saslswitchchannel tcp_auth
 tcp-daemon
+
+tcp_auth smtp mx port ${peers.port} backoff "PT1S" maysaslserver noswitchchannel
+tcp_auth-daemon
 `,
   );
   mta.inst.write('etc/ldap.secret', `${ROOT_PASSWORD}\n`);
@@ -173,6 +176,48 @@ test('RCPT asks the directory: users by each address, forwarding users and lists
   assert.ok(rejected.includes('nobody@example.test') && rejected.includes('"*)(uid=*"@example.test'), 'the refusals are J records');
   // alice: direct, alternate, +tag and through staff; erin through postmaster.
   await waitFor(() => withSubject('alice', 'rcpt-checks').length === 4 && withSubject('erin', 'rcpt-checks').length === 1, { timeoutMs: 30_000, what: 'the accepted recipients delivered' });
+});
+
+/** One SMTP session that authenticates with AUTH PLAIN: the AUTH reply, and MAIL/RCPT replies when it was accepted. */
+async function sendAuthenticated(user: string, password: string, from: string, to: string): Promise<{ auth: string; mail?: string; rcpt?: string }> {
+  const p = await SmtpProbe.connect(ADDRESS, mta.port, OUTSIDE);
+  try {
+    await p.hello('laptop.origin.test');
+    const auth = (await p.command(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString('base64')}`))?.text ?? 'no reply';
+    if (!auth.startsWith('235')) return { auth };
+    const mail = (await p.command(`MAIL FROM:<${from}>`))?.text ?? 'no reply';
+    if (!mail.startsWith('250')) return { auth, mail };
+    const rcpt = (await p.command(`RCPT TO:<${to}>`))?.text ?? 'no reply';
+    if (rcpt.startsWith('250')) {
+      assert.equal((await p.command('DATA'))?.code, 354);
+      const done = await p.command(`From: <${from}>\r\nTo: <${to}>\r\nSubject: ldap auth\r\nMessage-ID: <ldap-auth-${user}@example.test>\r\n\r\nhello\r\n.`);
+      assert.match(done?.text ?? '', /^250 /, `end of DATA: ${done?.text}`);
+    }
+    await p.command('QUIT');
+    return { auth, mail, rcpt };
+  } finally {
+    p.close();
+  }
+}
+
+test('AUTH through the directory on a running instance: a user binds with the LDAP password and relays as her own addresses; another address 553; a wrong password and an unknown user get the same 535', async () => {
+  // Unauthenticated, the same client may not relay.
+  const refused = await send(['someone@remote.test'], { sender: 'alice@example.test' });
+  assert.match(refused['someone@remote.test'] ?? '', /^550 5\.7\.1 /);
+  const ok = await sendAuthenticated('alice', 'alice-ldap-pw', 'ali@example.test', 'relayed-by-alice@remote.test');
+  assert.match(ok.auth, /^235 /);
+  assert.match(ok.rcpt ?? '', /^250 /);
+  await waitFor(() => remote().transactions.some((t) => t.to.includes('relayed-by-alice@remote.test')), { what: 'the authenticated relay at remote.test', timeoutMs: 20_000 });
+  const e = mailLog(mta).find((r) => r.event === 'E' && r.recipient === 'relayed-by-alice@remote.test');
+  assert.ok(e, 'an E record for the relayed message');
+  assert.equal(e.source, 'tcp_auth', 'the session was switched to tcp_auth');
+  assert.equal(e.user, 'alice', 'mail.log names the authenticated user');
+  const notHers = await sendAuthenticated('alice', 'alice-ldap-pw', 'erin@example.test', 'x@remote.test');
+  assert.match(notHers.mail ?? '', /^553 5\.7\.1 /);
+  const wrong = await sendAuthenticated('alice', 'not-her-password', 'alice@example.test', 'x@remote.test');
+  const unknown = await sendAuthenticated('nobody-here', 'not-her-password', 'alice@example.test', 'x@remote.test');
+  assert.match(wrong.auth, /^535 5\.7\.8 /);
+  assert.equal(unknown.auth, wrong.auth);
 });
 
 test('lists and forwarding: mailboxes, members at other domains routed with the owner as sender, forwarded copies with SRS, unknown members and loops reported', async () => {

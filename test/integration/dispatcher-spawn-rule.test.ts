@@ -1,5 +1,7 @@
-// The dispatcher's spawn rule seen from outside: raw TCP sessions held open, counts read with
-// `imsimta process --json`; a killed server process; retirement after MAX_LIFE_CONNS.
+// The dispatcher's spawn rule seen from outside, with the dispatcher handing every connection
+// over (ACCEPT_MODE=HANDOFF; the shared accept has its own test, dispatcher-shared-accept): raw TCP
+// sessions held open, counts read with `imsimta process --json`; a killed server process;
+// retirement after MAX_LIFE_CONNS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/instance.js';
@@ -11,7 +13,7 @@ let mta: MtaInstance;
 let lifeMta: MtaInstance | undefined;
 
 before(async () => {
-  mta = await MtaInstance.create({ address: ADDRESS, service: 'MIN_PROCS=1\nMIN_CONNS=2\nMAX_CONNS=3\nMAX_PROCS=2\nMAX_LIFE_CONNS=1000' });
+  mta = await MtaInstance.create({ address: ADDRESS, service: 'ACCEPT_MODE=HANDOFF\nMIN_PROCS=1\nMIN_CONNS=2\nMAX_CONNS=3\nMAX_PROCS=2\nMAX_LIFE_CONNS=1000' });
   const r = await mta.cli('start-msg', []);
   assert.equal(r.code, 0, r.stderr);
 });
@@ -82,7 +84,7 @@ test('a killed SMTP server process: its sessions end, the service goes on', asyn
 });
 
 test('MAX_LIFE_CONNS retires a process once its sessions end; MIN_PROCS brings a new one', async () => {
-  lifeMta = await MtaInstance.create({ address: '127.0.4.3', service: 'MIN_PROCS=1\nMAX_PROCS=2\nMAX_LIFE_CONNS=2' });
+  lifeMta = await MtaInstance.create({ address: '127.0.4.3', service: 'ACCEPT_MODE=HANDOFF\nMIN_PROCS=1\nMAX_PROCS=2\nMAX_LIFE_CONNS=2' });
   assert.equal((await lifeMta.cli('start-msg', [])).code, 0);
   const first = await waitFor(async () => (await lifeMta!.processes()).find((r) => r.role === 'smtp_server' && r.ready));
   const held = await RawSession.open('127.0.4.3', lifeMta.port);

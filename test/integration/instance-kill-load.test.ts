@@ -1,8 +1,10 @@
 // SIGKILL of an SMTP server process in the middle of a load of many sessions: the service keeps
 // answering, and every message a client was told "250 … queued as ID" is in the queue. The
 // load is smtp-source (restarted whenever the kill cuts it off) plus a raw-socket client that
-// records the id of every 250 it gets; those ids are compared with `imsimta qm directory`.
-import { test, before, after } from 'node:test';
+// records the id of every 250 it gets; those ids are compared with `imsimta qm directory`. Run
+// in both ACCEPT_MODEs: the processes accepting from the shared socket, and the dispatcher
+// handing each connection over.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { waitFor } from '../helpers/instance.js';
@@ -10,19 +12,17 @@ import { greeting, SERVER_GREETING, isAlive, type MtaInstance } from '../helpers
 import { createHeldInstance, queuedMessages, queuedIdsOf } from '../helpers/held-instance.js';
 import { SmtpProbe } from './smtp-harness.js';
 
-const ADDRESS = '127.0.4.20';
-const NOWHERE = '127.0.4.21';
-const CLIENT = '127.0.4.22';
 const TRACKED_SENDER = 'tracked@client.test';
-let mta: MtaInstance;
-
-before(async () => {
-  // Three processes share the sessions, so the kill hits some and spares others.
-  mta = await createHeldInstance({ address: ADDRESS, nowhere: NOWHERE, service: 'MIN_PROCS=3\nMAX_PROCS=4\nMIN_CONNS=2\nMAX_CONNS=40\nMAX_LIFE_CONNS=0' });
-  const r = await mta.cli('start-msg', []);
-  assert.equal(r.code, 0, r.stderr);
+const instances: MtaInstance[] = [];
+after(async () => {
+  for (const mta of instances) await mta.cleanup();
 });
-after(async () => mta?.cleanup());
+
+/** The instance's, the dead smart host's and the tracked client's addresses, per mode. */
+const MODES = [
+  { mode: 'SHARED', address: '127.0.4.20', nowhere: '127.0.4.21', client: '127.0.4.22' },
+  { mode: 'HANDOFF', address: '127.0.4.23', nowhere: '127.0.4.24', client: '127.0.4.25' },
+] as const;
 
 interface TrackedLoad {
   /** Ids of every 250 the client got, in order. */
@@ -36,12 +36,12 @@ interface TrackedLoad {
  * `sessions` raw SMTP sessions, each sending messages (`perConnection` on one connection, then a
  * new one) until stopped; a cut session reconnects. Only 250 replies with ids count as accepted.
  */
-function trackedLoad(port: number, sessions: number, perConnection: number): TrackedLoad {
+function trackedLoad(address: string, client: string, port: number, sessions: number, perConnection: number): TrackedLoad {
   const load: TrackedLoad = { accepted: [], broken: 0, stop: async () => {} };
   let running = true;
   const body = `From: ${TRACKED_SENDER}\r\nSubject: load\r\n\r\n${'a line of the message body\r\n'.repeat(20)}.\r\n`;
   async function oneConnection(): Promise<void> {
-    const probe = await SmtpProbe.connect(ADDRESS, port, CLIENT);
+    const probe = await SmtpProbe.connect(address, port, client);
     try {
       if ((await probe.reply(10_000))?.code !== 220) throw new Error('no greeting');
       if ((await probe.command('EHLO load.client.test'))?.code !== 250) throw new Error('EHLO');
@@ -71,14 +71,14 @@ function trackedLoad(port: number, sessions: number, perConnection: number): Tra
 }
 
 /** smtp-source runs back to back until stopped (each kill of its connection ends one run). */
-function backgroundSmtpSource(port: number): { runs: () => number; stop: () => Promise<void> } {
+function backgroundSmtpSource(mta: MtaInstance): { runs: () => number; stop: () => Promise<void> } {
   let running = true;
   let child: ChildProcess | null = null;
   let runs = 0;
   const loop = (async () => {
     while (running) {
       runs++;
-      child = spawn('/usr/sbin/smtp-source', ['-s', '8', '-m', '100000', '-f', 'background@client.test', '-t', 'other@remote.test', `${ADDRESS}:${port}`], { stdio: 'ignore' });
+      child = spawn('/usr/sbin/smtp-source', ['-s', '8', '-m', '100000', '-f', 'background@client.test', '-t', 'other@remote.test', `${mta.address}:${mta.port}`], { stdio: 'ignore' });
       if (child.pid) mta.pids.add(child.pid);
       await new Promise((r) => child!.once('exit', r));
     }
@@ -93,9 +93,14 @@ function backgroundSmtpSource(port: number): { runs: () => number; stop: () => P
   };
 }
 
-test('SIGKILL of an SMTP server process under load: the service goes on, every 250 is queued', async (t) => {
-  const background = backgroundSmtpSource(mta.port);
-  const load = trackedLoad(mta.port, 12, 5);
+for (const { mode, address, nowhere, client } of MODES) test(`SIGKILL of an SMTP server process under load: the service goes on, every 250 is queued (ACCEPT_MODE=${mode})`, async (t) => {
+  // Three processes share the sessions, so the kill hits some and spares others.
+  const mta = await createHeldInstance({ address, nowhere, service: `ACCEPT_MODE=${mode}\nMIN_PROCS=3\nMAX_PROCS=4\nMIN_CONNS=2\nMAX_CONNS=40\nMAX_LIFE_CONNS=0` });
+  instances.push(mta);
+  const started = await mta.cli('start-msg', []);
+  assert.equal(started.code, 0, started.stderr);
+  const background = backgroundSmtpSource(mta);
+  const load = trackedLoad(address, client, mta.port, 12, 5);
   let victim = 0;
   try {
     await waitFor(() => load.accepted.length >= 150, { timeoutMs: 30_000, what: '150 accepted messages' });
@@ -140,5 +145,5 @@ test('SIGKILL of an SMTP server process under load: the service goes on, every 2
   const after = await mta.processes();
   assert.ok(!after.some((p) => p.pid === victim));
   assert.ok(after.filter((p) => p.role === 'smtp_server').length >= 3, 'MIN_PROCS restored');
-  assert.match(await greeting(ADDRESS, mta.port), SERVER_GREETING);
+  assert.match(await greeting(address, mta.port), SERVER_GREETING);
 });

@@ -26,3 +26,25 @@ test('without TLS the line is as before and has no tls field; tls= inside a repl
   assert.equal(empty?.status, '');
   assert.equal(empty?.tls, 'TLSv1.2/ECDHE-RSA-AES128-GCM-SHA256');
 });
+
+test('values with white space, line breaks in the status and characters beyond ASCII: written as before the fast path', () => {
+  // The formatting every record had before the loop over the characters (a regular expression per field).
+  const before = (r: MailLogRecord): string => {
+    const field = (s: string) => (s === '' ? '-' : s.replace(/\s+/g, '_'));
+    const text = r.status.replace(/[\r\n]+/g, ' ').trim();
+    const status = r.tls ? `${text} tls=${r.tls.replace(/\s+/g, '_')}`.trim() : text;
+    return [r.time!.toISOString(), r.event, field(r.id), field(r.source), field(r.destination), String(r.size), r.from === '' ? '<>' : field(r.from), field(r.recipient), status === '' ? '-' : status].join(' ');
+  };
+  const cases: MailLogRecord[] = [
+    base,
+    { ...base, from: '', recipient: '' },
+    { ...base, from: '"a  b"@example.org', recipient: 'tab\there@example.net' },
+    { ...base, recipient: 'nbsp\u00a0x@example.net', from: 'ünï@exämple.org', id: 'line\u2028sep' },
+    { ...base, status: '  451 4.3.0 first\r\nsecond\nthird  ' },
+    { ...base, status: '', tls: 'TLS v1.3' },
+    { ...base, status: 'ok', tls: '' },
+    { ...base, source: '\u0001ctl' },
+  ];
+  for (const r of cases) assert.equal(formatMailLogRecord(r), before(r), JSON.stringify(r));
+  assert.equal(formatMailLogRecord({ ...base, recipient: 'a b\t c@x' }).split(' ')[7], 'a_b_c@x');
+});

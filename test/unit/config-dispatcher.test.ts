@@ -365,3 +365,15 @@ test('PROXY_* mistakes: file:line errors for bad values and a missing balancer l
   assert.match(diagnostics[5]!.message, /PROXY_TRUSTED has no effect without PROXY_PROTOCOL/);
   assert.deepEqual(service('C').proxy!.trusted.map((c) => c.text), ['10.0.0.0/8']);
 });
+
+test('ACCEPT_MODE: SHARED by default, HANDOFF per service or globally, any case; anything else is an error at its line', () => {
+  const { service, where, diagnostics } = parse(
+    lines('ACCEPT_MODE=handoff', '[SERVICE=SMTP]', 'PORT=2525', '[SERVICE=SUBMIT]', 'PORT=2587', 'ACCEPT_MODE=Shared', '[SERVICE=OTHER]', 'PORT=2588', 'ACCEPT_MODE=kernel'),
+  );
+  assert.equal(service('SMTP').acceptMode, 'handoff');
+  assert.equal(service('SUBMIT').acceptMode, 'shared');
+  assert.equal(service('OTHER').acceptMode, 'shared');
+  assert.deepEqual(where, ['etc/dispatcher.cnf:9: error']);
+  assert.match(diagnostics[0]!.message, /ACCEPT_MODE must be SHARED .* or HANDOFF .*, found "kernel"/);
+  assert.equal(parse(lines('[SERVICE=SMTP]', 'PORT=2525')).service('SMTP').acceptMode, 'shared');
+});

@@ -1,7 +1,7 @@
 // The dispatcher's spawn/selection/retirement rule (reference §1.4), as a table of cases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseProcess, housekeeping, type ProcessState, type ServiceLimits } from '../../src/dispatcher/policy.js';
+import { chooseProcess, housekeeping, sharedLimits, spawnForLoad, type ProcessState, type ServiceLimits } from '../../src/dispatcher/policy.js';
 
 const limits: ServiceLimits = {
   minProcs: 0,
@@ -109,4 +109,24 @@ test('idle retirement only above MIN_PROCS and only for processes without sessio
 test('a process still starting is not retired', () => {
   const l = { ...limits, maxLifeConns: 1 };
   assert.deepEqual(housekeeping(l, [proc(1, 1, { served: 5, ready: false })], T0).retire, []);
+});
+
+test('shared accept: one more process once every running one holds MIN_CONNS, never while one starts, never beyond MAX_PROCS', () => {
+  assert.equal(spawnForLoad(limits, [proc(1, 1)]), 0);
+  assert.equal(spawnForLoad(limits, [proc(1, 2)]), 1);
+  assert.equal(spawnForLoad(limits, [proc(1, 2), proc(2, 1)]), 0);
+  assert.equal(spawnForLoad(limits, [proc(1, 2), proc(2, 0, { ready: false })]), 0, 'one is starting: its share is not known yet');
+  assert.equal(spawnForLoad(limits, [proc(1, 4), proc(2, 4), proc(3, 4)]), 0, 'MAX_PROCS');
+  // Retiring ones count towards MAX_PROCS but not among the processes that take the load.
+  assert.equal(spawnForLoad(limits, [proc(1, 0, { retiring: true }), proc(2, 2)]), 1);
+  assert.equal(spawnForLoad(limits, [proc(1, 0, { retiring: true }), proc(2, 2), proc(3, 3)]), 0);
+  // A process that stopped accepting (MAX_LIFE_CONNS, not retired yet) takes no load: it counts as busy.
+  assert.equal(spawnForLoad(limits, [proc(1, 0, { accepting: false })]), 1);
+  assert.equal(spawnForLoad(limits, []), 0, 'MIN_PROCS is housekeeping’s');
+});
+
+test('shared accept runs at least one process: MIN_PROCS 0 counts as 1', () => {
+  assert.equal(sharedLimits(limits).minProcs, 1);
+  assert.equal(sharedLimits({ ...limits, minProcs: 3 }).minProcs, 3);
+  assert.deepEqual(housekeeping(sharedLimits(limits), [], T0), { spawn: 1, retire: [] });
 });

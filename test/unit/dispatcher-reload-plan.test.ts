@@ -21,6 +21,7 @@ function service(name: string, ports: number[], extra: Partial<DispatcherService
     maxLifeConns: 100,
     maxIdleTimeSec: 0,
     maxShutdown: 2,
+    acceptMode: 'shared',
     parameters: {},
     channel: 'tcp_local',
     lmtp: false,
@@ -92,4 +93,11 @@ test('MAX_PROCS lowered below the running processes: the least loaded extras ret
   assert.equal(plan.spawn, 0);
   // Already within the limit: nobody retires.
   assert.deepEqual(housekeeping({ ...limits, maxProcs: 3 }, [p(1, 3), p(2, 0), p(3, 1)], 1000).retire, []);
+});
+
+test('ACCEPT_MODE changed for a running service is refused with file:line: the dispatcher is restarted for it', () => {
+  const modes = new Map([['SMTP', 'shared' as const]]);
+  const plan = planServices(['SMTP'], bound('SMTP', 25), [service('SMTP', [25], { acceptMode: 'handoff', line: 7 })], modes);
+  assert.deepEqual(plan.problems, ['/i/etc/dispatcher.cnf:7: ACCEPT_MODE of service SMTP changes to HANDOFF: restart the dispatcher (imsimta restart dispatcher) for this change']);
+  assert.deepEqual(planServices(['SMTP'], bound('SMTP', 25), [service('SMTP', [25])], modes).problems, []);
 });

@@ -9,6 +9,7 @@ import { instancePaths } from '../../src/common/instance.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { queueStoreFor, type Envelope } from '../../src/queue/index.js';
 import { Intake, admission, type AdmitReason } from '../../src/job-controller/intake.js';
+import { parseJobControllerRequest } from '../../src/job-controller/protocol.js';
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 const HOUR = 3600_000;
@@ -102,6 +103,30 @@ test('the envelope read at admission serves the first attempt; a file gone by th
     assert.equal(await intake.envelopeForAttempt(again!), null);
     assert.equal(intake.has(ref!.id), false, 'forgotten');
     assert.ok(rooms() > 0, 'the scans are told that room was made');
+  } finally {
+    await store.close();
+  }
+});
+
+test('an enqueued notice with the envelope admits the message without reading its file; a plain ref is read; a told file gone is not admitted', async () => {
+  const { intake, inst, arrivals } = makeIntake(10);
+  const store = queueStoreFor(instancePaths(inst.root), null);
+  try {
+    const committed = await store.enqueue([envelope('TOLD'), envelope('PLAIN'), envelope('GONE')], Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    // As the notice travels: JSON, checked by the job controller's parser.
+    const req = parseJobControllerRequest(JSON.parse(JSON.stringify({ op: 'enqueued', refs: committed })));
+    assert.equal(req.op, 'enqueued');
+    const [told, plain, gone] = req.op === 'enqueued' ? req.refs : [];
+    store.retire(gone!.path);
+    assert.equal(await intake.admitEnqueued([told!, { id: plain!.id, channel: plain!.channel, path: plain!.path }, gone!]), 2);
+    assert.equal(intake.stats().filesRead, 1, 'only the plain ref was read');
+    assert.deepEqual(arrivals.sort(), [told!.id, plain!.id].sort());
+    // The first attempt gets what the file holds, as a read would have given it.
+    intake.promoteDue(NOW);
+    const first = intake.take('tcp_local', 10).find((m) => m.id === told!.id)!;
+    const given = await intake.envelopeForAttempt(first);
+    assert.equal(intake.stats().filesRead, 1, 'the attempt read nothing');
+    assert.deepEqual({ envelope: given?.envelope, size: given?.size }, await store.readQueued(told!.path));
   } finally {
     await store.close();
   }

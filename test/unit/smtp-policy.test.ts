@@ -6,7 +6,7 @@ import type { Channel, InstanceConfig, OptionsConfig } from '../../src/config/ty
 import { decideRecipient } from '../../src/smtp-server/recipient-policy.js';
 import { asciiDomainForm, checkAddressCharset } from '../../src/smtp-server/address-check.js';
 import { resolveInboundSettings, bannerHost, SettingsError } from '../../src/smtp-server/settings.js';
-import { PerIpCounter } from '../../src/smtp-server/client-limits.js';
+import { PerIpGate } from '../../src/smtp-server/client-limits.js';
 import { localUserKey } from '../../src/directory/local-part.js';
 
 function channel(name: string, hosts: string[], extra: Partial<Channel> = {}): Channel {
@@ -94,6 +94,7 @@ function instance(channels: Channel[], opts: OptionsConfig, serviceChannel = 'tc
         {
           name: 'SMTP', ports: [25], interfaceAddress: null, minProcs: 0, maxProcs: 5, minConns: 5, maxConns: 20, maxHandoffs: 5, backlog: 128,
           maxLifeTimeSec: 86400, maxLifeConns: 100, maxIdleTimeSec: 0, maxShutdown: 2, parameters: {}, channel: serviceChannel, lmtp: false,
+          acceptMode: 'shared',
           file: '/etc/dispatcher.cnf', line: 3,
         },
       ],
@@ -142,7 +143,7 @@ test('settings: unknown service or channel is a one-line error with file:line', 
 });
 
 test('per-IP counter: limit, release, unlimited', () => {
-  const c = new PerIpCounter(2);
+  const c = new PerIpGate(2);
   assert.equal(c.acquire('1.1.1.1'), true);
   assert.equal(c.acquire('1.1.1.1'), true);
   assert.equal(c.acquire('1.1.1.1'), false);
@@ -150,7 +151,7 @@ test('per-IP counter: limit, release, unlimited', () => {
   c.release('1.1.1.1');
   assert.equal(c.acquire('1.1.1.1'), true);
   assert.equal(c.count('1.1.1.1'), 2);
-  const free = new PerIpCounter(0);
+  const free = new PerIpGate(0);
   for (let i = 0; i < 100; i++) assert.equal(free.acquire('3.3.3.3'), true);
 });
 

@@ -65,7 +65,7 @@ function mail(opts: { mode?: 'none' | 'may' | 'must'; secure?: boolean; transact
   return {
     address: { address: opts.address ?? 'a@x.test', args: opts.args ?? {} },
     smtp: { secure: opts.secure ?? false, transaction: opts.transaction ?? 1, envelope: { smtpUtf8: opts.smtpUtf8 ?? false } } as unknown as SMTPServerSession,
-    session: { internal: false, sourceChannel: 'tcp_local', connectChannel: 'tcp_local', user: null, authFailures: 0, accepted: new Map(), policy: newSessionPolicy() },
+    session: { internal: false, sourceChannel: 'tcp_local', connectChannel: 'tcp_local', user: null, authMechanism: null, authFailures: 0, accepted: new Map(), policy: newSessionPolicy() },
     services: { settings, policy: NO_POLICY } as StageServices,
   };
 }
