@@ -6,7 +6,7 @@ const LAYERS = [
   ['mappings'],
   ['config'],
   ['rewrite', 'dns', 'dkim', 'srs', 'proxy-protocol', 'shaping'],
-  ['directory', 'policy', 'queue', 'delivery/tls'],
+  ['directory', 'policy', 'queue', 'delivery/tls', 'farm'],
   ['delivery', 'milter', 'report'],
   ['notices'],
   ['channels'],

@@ -12,6 +12,7 @@ import { checkTlsPolicyOptions, TLS_POLICY_KEYS } from './tls-policy-options.js'
 import { parseSrsOptions, SRS_OPTION_KEYS } from './srs.js';
 import { parseSaslOptions, SASL_OPTION_KEYS } from './sasl-options.js';
 import { MILTER_OPTION_KEYS, parseMilterOptions } from './milter-options.js';
+import { FARM_OPTION_KEYS, parseFarmOptions } from './farm-options.js';
 import type { Cidr, Diagnostic, OptionsConfig } from './types.js';
 import { DEFAULT_VERP_DELIMITERS, verpDelimitersProblem } from './verp-options.js';
 
@@ -29,6 +30,7 @@ const TSUBAME_KEYS = [
   'VERP_DELIMITERS', // the verp channel keyword and the bounces channel (src/delivery/verp.ts)
   ...SASL_OPTION_KEYS, // failed SMTP AUTH (src/config/sasl-options.ts)
   ...MILTER_OPTION_KEYS, // milter content filters (src/config/milter-options.ts)
+  ...FARM_OPTION_KEYS, // a farm's shared shaping (src/config/farm-options.ts)
 ];
 /** Messaging Server options an imported option.dat may carry; accepted without a warning. */
 const COMPATIBLE_KEYS = [
@@ -147,6 +149,7 @@ export function parseOptionDat(file: string | null, diagnostics: Diagnostic[], r
     srs: parseSrsOptions(o, reader, localHostName),
     sasl: parseSaslOptions(o, reader),
     milter: parseMilterOptions(o, reader),
+    farm: parseFarmOptions(o, reader, localHostName),
   };
   return {
     ...parsed,

@@ -305,6 +305,20 @@ export interface OptionsConfig {
   sasl?: SaslOptions;
   /** SPAMFILTERn_MILTER slots and the MILTER_* options; absent in hand-built configurations = no filters. */
   milter?: MilterOptions;
+  /** FARM_* options (shaping shared through Redis); absent in hand-built configurations = a node alone. */
+  farm?: FarmOptions;
+}
+
+/** A node of a farm (option.dat FARM_*): see src/config/farm-options.ts. */
+export interface FarmOptions {
+  /** FARM_REDIS_URL; null = no farm: shaping is this node's alone. */
+  redisUrl: string | null;
+  /** FARM_NODE_NAME (default LOCAL_HOST). */
+  nodeName: string;
+  /** FARM_NODE_COUNT (default 1): a node's share of a limit while Redis is unreachable is the limit divided by it. */
+  nodeCount: number;
+  /** FARM_LEASE_TTL in ms (default 30 s): a node's leases expire this long after its last renewal. */
+  leaseTtlMs: number;
 }
 
 /** How failed SMTP AUTH is slowed down and stopped (option.dat SASL_*; as Dovecot's auth penalty and Postfix's anvil). */

@@ -19,6 +19,7 @@ import { MailLog } from '../common/mail-log.js';
 import { queueStoreFor, readStoppedChannels, type Envelope, type NoticedFile, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { openHostedDomains, type HostedDomainSet } from '../directory/hosted-domains.js';
+import { FlushRelay, type FlushNotice } from '../farm/index.js';
 import { srsSettingsOf } from '../srs/index.js';
 import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '../notices/send.js';
 import { channelByName, firstDueMs, poolsOf } from './config.js';
@@ -62,6 +63,8 @@ export class JobController {
   private generation = 1;
   /** The operator's flushes so far: jobs empty their host reachability cache when it changes (job-host.ts). */
   private flushGeneration = 0;
+  /** A farm's node: flushes asked here are sent to the other nodes, theirs carried out here (FARM_REDIS_URL; set at start). */
+  private relay: FlushRelay | null = null;
   private readonly intake: Intake;
   private readonly scanner: QueueScanner;
   private readonly scheduler: Scheduler;
@@ -126,6 +129,8 @@ export class JobController {
 
   /** Ready to take requests at once; the first scan goes on in the background (`scanned` resolves when it is done). */
   async start(): Promise<{ scanned: Promise<void> }> {
+    const farm = this.config.options.farm;
+    if (farm?.redisUrl) this.relay = new FlushRelay({ url: farm.redisUrl, node: farm.nodeName, logger: this.logger, onFlush: (notice) => void this.flushFromFarm(notice) });
     const removed = await this.store.sweepTemporary().catch(() => 0);
     if (removed) this.logger.info({ removed }, 'removed temporary files left by writers that died');
     this.scheduler.setStopped(await readStoppedChannels(this.paths.root).catch(() => []));
@@ -211,12 +216,29 @@ export class JobController {
       this.logger.info({ target, client }, 'ETRN refused: too many from this client');
       return { ok: false, code: 458, count: 0, text: `too many ETRN requests from ${client}; try again later`, reason: 'too many ETRN requests, try again later' };
     }
+    const reply = await this.flushHere(target, origin, client);
+    // The other nodes of a farm hold the rest of the mail: they retry theirs too (an ETRN refused here would be refused there).
+    if (reply.ok && this.relay) void this.relay.publish(target, origin);
+    return reply;
+  }
+
+  private flushHere(target: string | null, origin: 'etrn' | 'operator', client: string | null): Promise<FlushReply> {
     if (origin === 'operator') this.flushGeneration++;
     return this.intake.flush(target, origin, client, {
       rescan: () => void this.scanner.rescan('flush'),
       kick: () => this.scheduler.kick(),
       hasChannel: (name) => channelByName(this.config, name) !== undefined,
     });
+  }
+
+  /** A flush another node of the farm was asked for (its ETRN rate limit was applied there). */
+  private async flushFromFarm(notice: FlushNotice): Promise<void> {
+    try {
+      const reply = await this.flushHere(notice.target, notice.origin, null);
+      this.logger.info({ from: notice.node, target: notice.target, ok: reply.ok, count: reply.count }, 'farm: flush carried out');
+    } catch (err) {
+      this.logger.warn({ from: notice.node, target: notice.target, err: (err as Error).message }, 'farm: flush failed');
+    }
   }
 
   status(): StatusReply {
@@ -247,7 +269,15 @@ export class JobController {
       scan: this.scanner.progress?.view() ?? null,
       delivery: this.deliveryStats.snapshot(),
       fanout: this.fanouts.latest(),
+      farm: this.farmStatus(),
     };
+  }
+
+  /** Which node of a farm this is and whether it reaches Redis; null for a node alone. */
+  private farmStatus(): StatusReply['farm'] {
+    const farm = this.config.options.farm;
+    if (!farm?.redisUrl) return null;
+    return { node: farm.nodeName, node_count: farm.nodeCount, redis: this.relay?.state ?? 'down' };
   }
 
   /** After logrotate moved mail.log (SIGHUP): the next record opens the file anew. */
@@ -274,8 +304,11 @@ export class JobController {
     const old = this.store;
     this.store = queueStoreFor(this.paths, config, this.logger);
     void old.close();
+    // The new set's first reading (LDAP_TIMEOUT at most) before the old one goes, so that notices never find it unknown.
+    const hosted = this.openHostedDomains();
+    await hosted.ready();
     void this.hostedDomains.close();
-    this.hostedDomains = this.openHostedDomains();
+    this.hostedDomains = hosted;
     this.notices = this.makeNoticeSender();
     this.intake.configure(config);
     this.etrnRate.configure(config.options.etrnRateLimit);

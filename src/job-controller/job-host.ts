@@ -17,6 +17,7 @@ import { getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';
 import { FanoutPublisher } from './fanout-board.js';
 import { makeChannelShaper, reconfigureShaper, type Shaper } from '../shaping/index.js';
+import { farmShapingCounters } from '../farm/index.js';
 import { channelProgram } from '../channels/index.js';
 
 export interface JobTask {
@@ -106,7 +107,11 @@ export class JobHost {
       if (!factory) throw new Error(`channel ${task.channel} has no delivery program`);
       const store = this.store!;
       let shaper = this.shapers.get(key);
-      if (!shaper && channelProgram(channel) === 'smtp') this.shapers.set(key, (shaper = makeChannelShaper(config, channel.name)));
+      if (!shaper && channelProgram(channel) === 'smtp') {
+        // A farm's node counts the channel's limits with the other nodes (FARM_REDIS_URL), else alone.
+        const counters = farmShapingCounters(config.options.farm, channel.name, this.logger.child({ channel: channel.name })) ?? undefined;
+        this.shapers.set(key, (shaper = makeChannelShaper(config, channel.name, counters)));
+      }
       job = factory({
         root: config.root,
         config,

@@ -100,6 +100,8 @@ export type StatusReply = Done<{
   delivery: Record<string, DeliveryCounters>;
   /** Per SMTP channel, what its fan-out has in hand: connections, destinations, their traffic shaping. */
   fanout: Record<string, FanoutStatus>;
+  /** A farm's node (FARM_REDIS_URL): its name, FARM_NODE_COUNT, and whether it reaches Redis now; null for a node alone. */
+  farm: { node: string; node_count: number; redis: 'up' | 'down' } | null;
 }>;
 
 /** The reply to each request. */

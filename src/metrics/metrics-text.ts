@@ -80,6 +80,7 @@ export function metricFamilies(s: InstanceSnapshot): MetricFamily[] {
   if (jc) {
     gauge('tsubame_job_controller_index_messages', 'Messages the job controller holds in its index.', [{ labels: {}, value: jc.index.size }]);
     gauge('tsubame_job_controller_index_limit', 'MAX_MESSAGES: the most messages the index holds.', [{ labels: {}, value: jc.index.max }]);
+    if (jc.farm) gauge('tsubame_farm_redis_up', 'A farm node (FARM_REDIS_URL): whether it reaches Redis (1), or shapes with its share of the limits (0); the label names the node (FARM_NODE_NAME).', [{ labels: { node: jc.farm.node }, value: jc.farm.redisUp ? 1 : 0 }]);
   }
 
   const delivery = Object.entries(jc?.delivery ?? {});

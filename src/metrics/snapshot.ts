@@ -76,6 +76,8 @@ export interface JobControllerView {
   scan?: ScanProgressView | null;
   /** Each destination's traffic shaping in the SMTP channels' fan-outs (absent: not reported). */
   shaping?: DestinationShaping[];
+  /** A farm's node: its name and whether it reaches Redis; null (or absent) for a node alone. */
+  farm?: { node: string; redisUp: boolean } | null;
 }
 
 /** The outcome of the last configuration change the watcher handled: an edit in etc/ or `imsimta reload` (or the start). */
@@ -167,5 +169,16 @@ export function readJobControllerStatus(status: object): JobControllerView {
     const o = obj(v);
     if (Array.isArray(o.shaping) && Array.isArray(o.destinations)) fanout[name] = o as unknown as FanoutStatus;
   }
-  return { pid: typeof reply.pid === 'number' ? reply.pid : null, index: { size: num(index.size), max: num(index.max) }, pools, jobs, channels, delivery, scan: readScanView(reply.scan), shaping: shapingView(fanout) };
+  const farm = obj(reply.farm);
+  return {
+    pid: typeof reply.pid === 'number' ? reply.pid : null,
+    index: { size: num(index.size), max: num(index.max) },
+    pools,
+    jobs,
+    channels,
+    delivery,
+    scan: readScanView(reply.scan),
+    shaping: shapingView(fanout),
+    farm: typeof farm.node === 'string' ? { node: farm.node, redisUp: farm.redis === 'up' } : null,
+  };
 }

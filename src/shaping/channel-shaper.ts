@@ -3,8 +3,8 @@
 // (ShapingCounters, counters.ts). The delivery thread makes one per SMTP channel and keeps it
 // across reloads (reconfigureShaper); a channel job made without one (tests) makes its own here.
 // The store is the thread's memory (LocalShapingCounters): the channel's jobs all run in one
-// thread, so its limits hold for the whole channel. A farm-wide store (issue 22: Redis) is another
-// ShapingCounters, chosen in shapingStoreFor; nothing else needs to change.
+// thread, so its limits hold for the whole channel. On a farm's node the delivery thread hands in
+// the counters shared through Redis (src/farm), so that they hold for the whole farm.
 import type { InstanceConfig } from '../config/types.js';
 import { defaultShapingConfig } from '../config/shaping-cnf.js';
 import { LocalShapingCounters, type ShapingCounters } from './counters.js';
@@ -13,17 +13,12 @@ import { Shaper } from './shaper.js';
 /** What the shaper is made from: the configuration's etc/shaping.cnf (absent: the defaults). */
 type ShapingSource = Pick<InstanceConfig, 'shaping'>;
 
-/** A new shaper for `channel` under `config`. */
-export function makeChannelShaper(config: ShapingSource, channel: string): Shaper {
-  return new Shaper(config.shaping ?? defaultShapingConfig(), { counters: shapingStoreFor(config, channel) });
+/** A new shaper for `channel` under `config`, counting with `counters` (a farm's shared ones) or its own in memory. */
+export function makeChannelShaper(config: ShapingSource, _channel: string, counters?: ShapingCounters): Shaper {
+  return new Shaper(config.shaping ?? defaultShapingConfig(), { counters: counters ?? new LocalShapingCounters() });
 }
 
 /** A reload: the shaper keeps what it learnt of each destination and its store, under the new limits. */
 export function reconfigureShaper(shaper: Shaper, config: ShapingSource): void {
   shaper.reconfigure(config.shaping ?? defaultShapingConfig());
-}
-
-/** The per-destination lease and rate store of a channel's shaper. */
-function shapingStoreFor(_config: ShapingSource, _channel: string): ShapingCounters {
-  return new LocalShapingCounters();
 }

@@ -3,7 +3,7 @@
 // generic cell rate algorithm: one "theoretical arrival time" per key, the token bucket in one
 // number, as redis-cell and KumoMTA keep it). ShapingState asks these for every decision; the
 // adaptive part (slow start, pauses, recovery) stays in the state. This file holds the interface
-// and the in-memory implementation; a farm-wide one (Redis, issue 22) implements the same calls.
+// and the in-memory implementation; the farm-wide one (Redis) is src/farm/shared-counters.ts.
 
 /** A connection lease's handle (unique per counters object). */
 export type LeaseId = number;
@@ -19,8 +19,14 @@ export interface ShapingCounters {
   /** Extends a lease; false when it had expired (it then counts again only if re-acquired). */
   renewLease(key: string, lease: LeaseId, ttlMs: number, now: number): boolean;
   releaseLease(key: string, lease: LeaseId, now: number): void;
-  /** Leases of `key` held now (unexpired). */
+  /** Leases of `key` held now (unexpired; farm-wide counters: by every node, as last heard). */
   leasesHeld(key: string, now: number): number;
+  /**
+   * Whether acquireLease(key, limit) would give a lease now: 0 when it would; Infinity when only
+   * a release of one of this process's leases can free one; else the milliseconds after which to
+   * ask again (farm-wide counters: another node's lease, or a grant on its way).
+   */
+  leaseWait(key: string, limit: number, now: number): number;
   /**
    * Takes one unit of the rate of `key`: one per `intervalMs`, up to `burst` at once. Returns 0
    * when taken, else the milliseconds until one would be (nothing taken).
@@ -84,6 +90,10 @@ export class LocalShapingCounters implements ShapingCounters {
     if (!set) return 0;
     expire(set, now);
     return set.leases.size;
+  }
+
+  leaseWait(key: string, limit: number, now: number): number {
+    return this.leasesHeld(key, now) >= limit ? Infinity : 0;
   }
 
   take(key: string, intervalMs: number, burst: number, now: number): number {

@@ -153,7 +153,7 @@ export class ShapingState {
   /** Whether a new connection may open now (nothing is taken: connectionOpened takes it). */
   mayOpenConnection(now: number): boolean {
     if (this.paused(now) || this.open.size >= this.connectionWindow(now)) return false;
-    if (this.counters.leasesHeld(this.connKey, now) >= this.limits.maxConnections) return false;
+    if (this.counters.leaseWait(this.connKey, this.limits.maxConnections, now) !== 0) return false;
     const r = this.limits.maxConnectionRate;
     return !r || this.counters.wait(this.connRateKey, r.perMs / r.count, 1, now) === 0;
   }
@@ -220,10 +220,17 @@ export class ShapingState {
     return rate === null ? at : at + this.counters.wait(this.msgKey, 1 / rate.perMs, rate.burst, at);
   }
 
-  /** When a connection may open: `now` or later, or Infinity while the window or MAX_CONNECTIONS is full (until connectionClosed). */
+  /**
+   * When a connection may open: `now` or later, or Infinity while the window or MAX_CONNECTIONS is
+   * full (until connectionClosed). Farm-wide counters answer a time to look again when the other
+   * nodes hold the slots (their closes are not seen here).
+   */
   nextConnectionAt(now: number): number {
-    const at = Math.max(now, this.pausedUntil);
-    if (this.open.size >= this.connectionWindow(at) || this.counters.leasesHeld(this.connKey, now) >= this.limits.maxConnections) return Infinity;
+    let at = Math.max(now, this.pausedUntil);
+    if (this.open.size >= this.connectionWindow(at)) return Infinity;
+    const leaseWait = this.counters.leaseWait(this.connKey, this.limits.maxConnections, now);
+    if (leaseWait === Infinity) return Infinity;
+    at = Math.max(at, now + leaseWait);
     const r = this.limits.maxConnectionRate;
     return r ? at + this.counters.wait(this.connRateKey, r.perMs / r.count, 1, at) : at;
   }

@@ -140,7 +140,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
   const perIp = opts.perIp ?? new PerIpGate(settings.maxConnsPerIp);
   perIp.setLimit(settings.maxConnsPerIp);
-  const intake = new SessionIntake(server, perIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs });
+  const intake = new SessionIntake(server, perIp, logger, { ports: settings.implicitTlsPorts, handshakeDeadlineMs: settings.commandDeadlineMs || settings.socketTimeoutMs }, settings.proxy);
 
   const shutDown = async (graceMs: number): Promise<void> => {
     await intake.drain(graceMs);

@@ -1,16 +1,19 @@
 // New sockets become SMTP sessions: whether the process accepted them from the shared listening
 // socket or the dispatcher handed them over, handle() is where each one arrives (paused) before
 // smtp-server sees it. Each is counted as open from then to its end (the counts the dispatcher
-// reports follow it), limited per client address (MAX_CONNS_PER_IP, counted across the service's
-// processes: client-limits.ts), refused with 421 while the service shuts down. A socket that
+// reports follow it), its client found (the socket's peer, or behind a balancer the PROXY
+// header's: proxy-intake.ts), limited per client address (MAX_CONNS_PER_IP, counted across the
+// service's processes: client-limits.ts), refused with 421 while the service shuts down. A socket that
 // arrived on one of the service's TLS_PORT ports (its local port says so, however it reached the
 // process) does the TLS handshake first, within the request deadline. And the shutdown of the
 // sessions: they get a grace period, then 421 and close, then their sockets are destroyed.
 import type net from 'node:net';
 import type { Logger } from '../common/logger.js';
+import type { ProxyProtocolConfig } from '../config/types.js';
 import { refuseConnection } from '../common/refuse-connection.js';
 import type { PerIpGate } from './client-limits.js';
 import type { TsubameConnection, TsubameSmtpServer } from './connection.js';
+import { normalizeIp, sessionPeer, type SessionPeer } from './proxy-intake.js';
 import { REPLIES, formatReply, replyText, type SmtpReply } from './replies.js';
 import { sessionIdGenerator } from './session-id.js';
 import { SessionSlot } from './session-slot.js';
@@ -40,6 +43,8 @@ export class SessionIntake {
     private readonly perIp: PerIpGate,
     private readonly logger: Logger,
     private readonly implicitTls: { ports: readonly number[]; handshakeDeadlineMs: number } = { ports: [], handshakeDeadlineMs: 0 },
+    /** The service's PROXY protocol settings; null: the socket's peer is the client. */
+    private readonly proxy: ProxyProtocolConfig | null = null,
   ) {
     this.implicitTlsPorts = new Set(implicitTls.ports);
   }
@@ -56,18 +61,18 @@ export class SessionIntake {
 
   /** Takes over a new socket (paused): accepted by this process, or handed over by the dispatcher. */
   handle(socket: net.Socket): void {
-    const ip = normalizeIp(socket.remoteAddress);
-    if (!ip) {
+    const peerIp = normalizeIp(socket.remoteAddress);
+    if (!peerIp) {
       socket.destroy();
       return;
     }
-    let counted = false;
+    let countedIp: string | null = null;
     const session: OpenSession = {
       socket,
       connection: null,
       slot: new SessionSlot(() => {
         this.open.delete(session);
-        if (counted) this.perIp.release(ip);
+        if (countedIp !== null) this.perIp.release(countedIp);
         this.changed('closed');
       }),
     };
@@ -77,19 +82,34 @@ export class SessionIntake {
     socket.once('close', session.slot.release);
     this.changed('opened');
     if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+    const counted = (ip: string) => (countedIp = ip);
+    const peer = sessionPeer(socket, peerIp, this.proxy, this.logger);
+    if (peer === null) return;
+    if (!(peer instanceof Promise)) return this.admit(session, peer, counted);
+    void peer.then((p) => {
+      if (p === null || !session.slot.open) return;
+      if (this.closing) return refuseSocket(socket, REPLIES.shuttingDown);
+      this.admit(session, p, counted);
+    });
+  }
+
+  /** The session with its client known: counted per address (MAX_CONNS_PER_IP), then started. */
+  private admit(session: OpenSession, peer: SessionPeer, counted: (ip: string) => void): void {
+    const ip = peer.remoteAddress;
+    const socket = session.socket;
     const admitted = (ok: boolean): void => {
       if (ok && !session.slot.open) return this.perIp.release(ip); // the client left while the dispatcher was asked
       if (!session.slot.open) return;
       if (!ok) {
-        this.logger.info({ client: ip, limit: this.perIp.maxPerIp }, 'too many connections from one address');
+        this.logger.info({ client: ip, via: peer.via ?? undefined, limit: this.perIp.maxPerIp }, 'too many connections from one address');
         return refuseSocket(socket, REPLIES.tooManyConnections);
       }
       if (this.closing) {
         this.perIp.release(ip);
         return refuseSocket(socket, REPLIES.shuttingDown);
       }
-      counted = true;
-      this.start(session, socket, ip);
+      counted(ip);
+      this.start(session, peer);
     };
     const decided = this.perIp.acquire(ip);
     if (typeof decided === 'boolean') admitted(decided);
@@ -97,18 +117,20 @@ export class SessionIntake {
   }
 
   /** The session of an admitted socket: smtp-server's, after the TLS handshake on a TLS_PORT. */
-  private start(session: OpenSession, socket: net.Socket, ip: string): void {
+  private start(session: OpenSession, peer: SessionPeer): void {
+    const socket = session.socket;
     const options = {
       id: this.nextSessionId(),
-      remoteAddress: ip,
-      remotePort: socket.remotePort,
-      localAddress: normalizeIp(socket.localAddress) ?? undefined,
-      localPort: socket.localPort,
+      remoteAddress: peer.remoteAddress,
+      remotePort: peer.remotePort,
+      localAddress: peer.localAddress,
+      localPort: peer.localPort,
     };
     const started = (connection: TsubameConnection) => {
       session.connection = connection;
       connection.onEnded(session.slot.release);
     };
+    // The port this node accepted the socket on decides (behind a balancer, not the frontend's the header names).
     if (socket.localPort !== undefined && this.implicitTlsPorts.has(socket.localPort)) {
       // Paused for the hand-over: the TLS wrap reads from the socket's handle itself.
       this.server.connectImplicitTls(socket, options, this.implicitTls.handshakeDeadlineMs, started);
@@ -148,11 +170,6 @@ export class SessionIntake {
 
 function refuseSocket(socket: net.Socket, reply: SmtpReply): void {
   refuseConnection(socket, `${formatReply(reply)}\r\n`, FORCE_CLOSE_MS);
-}
-
-function normalizeIp(ip: string | undefined): string | null {
-  if (!ip) return null;
-  return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 function delay(ms: number): Promise<void> {

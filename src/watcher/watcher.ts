@@ -449,6 +449,8 @@ class Watcher {
         const reply = await askJobController(this.paths.jobControllerSocket, { op: 'status' });
         // A queue scan under way (the start-up scan of a large queue): imsimta process shows it.
         if (reply?.ok && reply.scan) row.scan = reply.scan;
+        // A farm's node: which one this is, and whether it reaches Redis.
+        if (reply?.ok && reply.farm) Object.assign(row, { node: reply.farm.node, redis: reply.farm.redis });
         if (reply?.ok && Array.isArray(reply.jobs)) {
           for (const job of reply.jobs) rows.push({ ...job, role: 'job', pid: typeof job.pid === 'number' ? job.pid : null });
         }

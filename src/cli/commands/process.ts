@@ -1,7 +1,8 @@
 // `imsimta process [--json] [--root DIR]`: the processes of the running instance — watcher,
 // dispatcher, SMTP server processes (with open and total connections), job controller and
 // channel jobs. --json: one object per process per line (the job controller's with `scan` while
-// a queue scan is under way); otherwise a ps-like table, and a line saying how far a scan is.
+// a queue scan is under way, and on a farm's node `node` and `redis`: up or down); otherwise a
+// ps-like table, a line saying how far a scan is, and on a farm's node which node it is.
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { instancePaths, resolveRoot } from '../../common/instance.js';
@@ -19,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!reply) throw new CommandError('tsubame is not running');
   if (!reply.ok) throw new CommandError(reply.error);
   const rows: ProcessRow[] = reply.processes;
-  process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows) + scanLines(rows, Date.now()));
+  process.stdout.write(args.flags.has('json') ? rows.map((r) => JSON.stringify(r) + '\n').join('') : formatTable(rows) + scanLines(rows, Date.now()) + farmLine(rows));
   return 0;
 }
 
@@ -46,4 +47,11 @@ export function scanLines(rows: ProcessRow[], nowMs: number): string {
     .filter((v) => v !== null)
     .map((v) => `job controller: ${describeScan(v, nowMs)}\n`)
     .join('');
+}
+
+/** `farm node mx-2: Redis reached` (or `unreachable: shaping with this node's share`) on a farm's node. */
+function farmLine(rows: ProcessRow[]): string {
+  const jc = rows.find((r) => r.role === 'job_controller' && typeof r.node === 'string');
+  if (!jc) return '';
+  return `farm node ${String(jc.node)}: Redis ${jc.redis === 'up' ? 'reached' : "unreachable (shaping with this node's share of each limit)"}\n`;
 }
