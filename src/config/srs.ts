@@ -11,7 +11,7 @@
 // readable by every user of the host nor writable by others (whoever knows a secret can make
 // SRS addresses this MTA relays); a weak or repeated secret is a warning.
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readSecretFile, type SecretFileRisk } from './secret-read.js';
 import type { OptionEntry, OptionReader } from './option-file.js';
 import type { Diagnostic, SrsOptions, SrsSecretsConfig } from './types.js';
 
@@ -35,28 +35,20 @@ export function parseSrsOptions(o: Map<string, OptionEntry>, reader: OptionReade
   return { domain, maxAgeDays: reader.integer(o.get('SRS_MAXAGE'), SRS_DEFAULTS.SRS_MAXAGE, 1, 1000) };
 }
 
+/** Whoever reads or adds a secret can make SRS addresses this MTA relays. */
+const SRS_SECRETS_RISK: SecretFileRisk = {
+  readable: 'whoever reads a secret can make SRS addresses this MTA relays',
+  writable: 'whoever can add a secret can make SRS addresses this MTA relays',
+};
+
 /** Reads etc/srs.secrets (`file` null or missing: no secrets), adding every problem to `diagnostics`. */
 export function parseSrsSecrets(file: string | null, diagnostics: Diagnostic[]): SrsSecretsConfig {
   const config: SrsSecretsConfig = { file, secrets: [] };
   if (file === null) return config;
-  let text: string;
-  let mode: number;
-  try {
-    const fd = openSync(file, 'r');
-    try {
-      mode = fstatSync(fd).mode;
-      text = readFileSync(fd, 'utf8');
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { file: null, secrets: [] };
-    diagnostics.push({ file, line: 0, severity: 'error', message: `cannot read file: ${code ?? (e as Error).message}` });
-    return config;
-  }
-  const permission = permissionProblem(mode);
-  if (permission) diagnostics.push({ file, line: 0, severity: 'warning', message: permission });
+  const read = readSecretFile(file, diagnostics, SRS_SECRETS_RISK, true);
+  if (read.kind === 'missing') return { file: null, secrets: [] };
+  if (read.kind === 'unreadable') return config;
+  const { text } = read;
   const seen = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = i + 1;
@@ -79,12 +71,4 @@ export function parseSrsSecrets(file: string | null, diagnostics: Diagnostic[]):
 
 export function secretKey(secret: string): KeyObject {
   return createSecretKey(Buffer.from(secret, 'utf8'));
-}
-
-/** Others may read the file (anyone could forge SRS addresses this MTA relays), or others or the group may write it. */
-function permissionProblem(mode: number): string | null {
-  const octal = (mode & 0o777).toString(8).padStart(4, '0');
-  if (mode & 0o022) return `writable by ${mode & 0o002 ? 'every user of the host' : 'its group'} (mode ${octal}): whoever can add a secret can make SRS addresses this MTA relays; chmod 600 (or 640 with the service's group)`;
-  if (mode & 0o004) return `readable by every user of the host (mode ${octal}): whoever reads a secret can make SRS addresses this MTA relays; chmod 600 (or 640 with the service's group)`;
-  return null;
 }

@@ -5,7 +5,7 @@
 // front of a hash, locks the user out. The one flag is `admin` (may send as any address).
 // Lines whose first non-blank character is `!` or `#` are comments. A diagnostic never quotes a
 // hash or a line that may hold a password typed by mistake: only names and addresses.
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readSecretFile, secretPermissionProblem, type SecretFileRisk } from './secret-read.js';
 import { parsePasswordHash, type ScryptHash } from './hash-format.js';
 import { parseAddress } from '../common/address.js';
 import type { Diagnostic, UserEntry, UsersConfig } from './types.js';
@@ -54,25 +54,23 @@ export function listedAddressProblem(address: string): string | null {
   return null;
 }
 
+/** Hashes readable by all can be attacked offline; whoever can write the file can add an admin. */
+const USERS_RISK: SecretFileRisk = {
+  readable: 'the password hashes can be attacked offline',
+  writable: 'anyone who can write it can add an admin',
+};
+
+/** The users file's permission warning for a mode (the one `cnbuild` gives). */
+export function permissionProblem(mode: number): string | null {
+  return secretPermissionProblem(mode, USERS_RISK);
+}
+
 export function parseUsers(file: string | null, diagnostics: Diagnostic[]): UsersConfig {
   const config: UsersConfig = { file, users: new Map() };
   if (!file) return config;
-  let text: string;
-  let mode: number;
-  try {
-    const fd = openSync(file, 'r');
-    try {
-      mode = fstatSync(fd).mode;
-      text = readFileSync(fd, 'utf8');
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    diagnostics.push({ file, line: 0, severity: 'error', message: `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
-    return config;
-  }
-  const permissions = permissionProblem(mode);
-  if (permissions) diagnostics.push({ file, line: 0, severity: 'warning', message: permissions });
+  const read = readSecretFile(file, diagnostics, USERS_RISK, false);
+  if (read.kind !== 'text') return config;
+  const { text } = read;
 
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = i + 1;
@@ -120,14 +118,6 @@ export function parseUsers(file: string | null, diagnostics: Diagnostic[]): User
     config.users.set(name, { name, hash, addresses, admin: flags.includes('admin'), file, line });
   });
   return config;
-}
-
-/** Others may read the file (hashes can be attacked offline), or others or the group may write it (anyone could add an admin). */
-export function permissionProblem(mode: number): string | null {
-  const octal = (mode & 0o777).toString(8).padStart(4, '0');
-  if (mode & 0o022) return `writable by ${mode & 0o002 ? 'every user of the host' : 'its group'} (mode ${octal}): anyone who can write it can add an admin; chmod 600 (or 640 with the service's group)`;
-  if (mode & 0o004) return `readable by every user of the host (mode ${octal}): the password hashes can be attacked offline; chmod 600 (or 640 with the service's group)`;
-  return null;
 }
 
 function isPrintableName(name: string): boolean {
