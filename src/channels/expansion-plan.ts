@@ -20,7 +20,7 @@ export interface PlanContext {
   from: string;
   mailParams: MailParams;
   /** The rewrite rules' routing of an address, as a recipient from channel l. */
-  route(address: string): { ok: true; channel: string; address: string } | { ok: false; error: string };
+  route(address: string): { ok: true; channel: string; address: string } | { ok: false; error: string; temporary?: boolean };
   /** The envelope sender of a copy from `from` queued to `channel` (SRS: srs/copy-sender.ts). */
   senderFor(from: string, channel: string): string;
 }
@@ -50,6 +50,8 @@ export function planCopy(item: ExpandedRecipient, ctx: PlanContext): CopyPlan {
     }
     case 'route': {
       const route = ctx.route(item.address);
+      // The rules cannot decide yet (hosted domains unknown): the whole message is tried again later.
+      if (!route.ok && route.temporary) return { kind: 'unavailable', why: route.error };
       if (!route.ok) return { kind: 'failed', member: item.address, status: `550 5.1.2 <${item.address}>: ${route.error}`, reportTo: reportTo(item.list, ctx) };
       const from = ctx.senderFor(listSender(item.list, ctx.from), route.channel);
       return { kind: 'queue', channel: route.channel, from, mailParams: copyParams(item.list, ctx.mailParams), recipient: copyRecipient(route.address, item.list, ctx) };

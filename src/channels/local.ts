@@ -51,9 +51,13 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
   const mailboxRoot = paths.mailbox;
   const localHost = config.options.localHost;
   const localDomains = localDomainsOf(ctx.channel, localHost);
-  const rewriter = compileRewriter(config.imta);
+  const directory = openDirectory(config, {
+    onEvent: (e) => (e.type === 'connected' ? logger.debug(e, 'LDAP connection') : logger.warn(e, 'LDAP connection')),
+    onDomainsEvent: (e) => (e.type === 'refreshed' ? logger.debug(e, 'hosted domains read') : logger.warn(e, 'hosted domains not read')),
+  });
+  await directory.hostedDomains.ready();
+  const rewriter = compileRewriter(config.imta, { hostedDomains: directory.hostedDomains });
   const locality = localityOf(config.imta, { rewriter, localHost });
-  const directory = openDirectory(config, { onEvent: (e) => (e.type === 'connected' ? logger.debug(e, 'LDAP connection') : logger.warn(e, 'LDAP connection')) });
   const store = queueStoreFor(paths, config, logger);
   const mailLog = new MailLog(paths.mailLog);
   const srs = srsSettingsOf(config);
@@ -76,7 +80,7 @@ export const createLocalJob: ChannelJobFactory = async (ctx): Promise<ChannelJob
     isLocal: (address) => locality.isLocal(address),
     route: (address) => {
       const route = routeRecipient(rewriter.rewrite(address, { sourceChannel: LOCAL_CHANNEL, direction: 'to' }), channels);
-      return route.ok ? { ok: true, channel: route.channel.name, address: route.address } : { ok: false, error: route.error ?? 'no rewrite rule routes it' };
+      return route.ok ? { ok: true, channel: route.channel.name, address: route.address } : { ok: false, error: route.error ?? 'no rewrite rule routes it', temporary: route.temporary === true };
     },
     senderFor: (sourceChannel, from, channel) => sendersOf(sourceChannel, from)(channel).from,
     filesize: (channel) => recipientsPerFile(channels.get(channel.toLowerCase())),

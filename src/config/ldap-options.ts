@@ -46,12 +46,17 @@ export const LDAP_DEFAULTS = {
   ALIAS_ENTRY_CACHE_TIMEOUT: 600,
   ALIAS_ENTRY_CACHE_NEGATIVE: 1,
   ALIAS_ENTRY_CACHE_NEGATIVE_TIMEOUT: 60,
+  LDAP_DOMAIN_OBJECT_CLASSES: 'sunManagedOrganization, domain',
+  LDAP_ATTR_DOMAIN1_SCHEMA2: 'sunPreferredDomain',
+  LDAP_ATTR_DOMAIN2_SCHEMA2: 'associatedDomain',
+  DOMAIN_MATCH_CACHE_TIMEOUT: 600,
 } as const;
 
 const OWN_KEYS = [
   'LDAP_HOST', 'LDAP_PORT', 'LDAP_USERNAME', 'LDAP_PASSWORD', 'LDAP_PASSWORD_FILE', 'LDAP_TIMEOUT', 'LDAP_USER_ROOT', 'LDAP_SEARCH_FILTER',
   'LDAP_CONNECTIONS', 'LDAP_AUTH_CONNECTIONS', 'LDAP_RECONNECT_MIN', 'LDAP_RECONNECT_MAX', 'LDAP_USER_OBJECT_CLASSES', 'LDAP_GROUP_OBJECT_CLASSES',
   'ALIAS_ENTRY_CACHE_SIZE', 'ALIAS_ENTRY_CACHE_TIMEOUT', 'ALIAS_ENTRY_CACHE_NEGATIVE', 'ALIAS_ENTRY_CACHE_NEGATIVE_TIMEOUT',
+  'LDAP_DOMAIN_ROOT', 'LDAP_DOMAIN_OBJECT_CLASSES', 'LDAP_ATTR_DOMAIN1_SCHEMA2', 'LDAP_ATTR_DOMAIN2_SCHEMA2', 'DOMAIN_MATCH_CACHE_TIMEOUT',
 ];
 /** Every option this file reads. */
 export const LDAP_KEYS: readonly string[] = [...OWN_KEYS, ...Object.keys(LDAP_ATTRIBUTE_OPTIONS)];
@@ -67,7 +72,7 @@ export function parseLdapOptions(o: ReadonlyMap<string, OptionEntry>, reader: Op
   if (!host || host.value.trim() === '') {
     for (const key of LDAP_KEYS) {
       const e = o.get(key);
-      if (e && key !== 'LDAP_HOST' && key !== 'LDAP_PASSWORD' && !key.startsWith('ALIAS_ENTRY_CACHE')) reader.warning(e, `${key} has no effect without LDAP_HOST`);
+      if (e && key !== 'LDAP_HOST' && key !== 'LDAP_PASSWORD' && !key.startsWith('ALIAS_ENTRY_CACHE') && !key.startsWith('DOMAIN_MATCH_CACHE')) reader.warning(e, `${key} has no effect without LDAP_HOST`);
     }
     return null;
   }
@@ -152,7 +157,38 @@ export function parseLdapOptions(o: ReadonlyMap<string, OptionEntry>, reader: Op
     userObjectClasses: objectClassSets(o.get('LDAP_USER_OBJECT_CLASSES'), LDAP_DEFAULTS.LDAP_USER_OBJECT_CLASSES, reader),
     groupObjectClasses: objectClassSets(o.get('LDAP_GROUP_OBJECT_CLASSES'), LDAP_DEFAULTS.LDAP_GROUP_OBJECT_CLASSES, reader),
     attributes,
+    domains: {
+      root: domainRootOf(o.get('LDAP_DOMAIN_ROOT'), userRoot, reader),
+      objectClasses: objectClassSets(o.get('LDAP_DOMAIN_OBJECT_CLASSES'), LDAP_DEFAULTS.LDAP_DOMAIN_OBJECT_CLASSES, reader),
+      attributes: [...new Set((['LDAP_ATTR_DOMAIN1_SCHEMA2', 'LDAP_ATTR_DOMAIN2_SCHEMA2'] as const).map((key) => attributeOption(o.get(key), LDAP_DEFAULTS[key], reader)))],
+      refreshMs: seconds('DOMAIN_MATCH_CACHE_TIMEOUT', 1),
+    },
   };
+}
+
+/**
+ * LDAP_DOMAIN_ROOT, where the hosted domains are searched (Messaging Server's ugldapbasedn, the
+ * root of its DC tree or of its Schema 2 organisations); by default the dc= suffix of
+ * LDAP_USER_ROOT (ou=People,dc=example,dc=com → dc=example,dc=com), else LDAP_USER_ROOT itself.
+ */
+function domainRootOf(entry: OptionEntry | undefined, userRoot: string, reader: OptionReader): string {
+  const value = entry?.value.trim() ?? '';
+  if (entry && value !== '') {
+    if (looksLikeDn(value)) return value;
+    reader.error(entry, `LDAP_DOMAIN_ROOT "${value.slice(0, 80)}" is not a DN (attribute=value, …)`);
+  }
+  const rdns = userRoot.split(',');
+  let first = rdns.length;
+  while (first > 0 && /^\s*dc\s*=/i.test(rdns[first - 1]!)) first--;
+  return first < rdns.length ? rdns.slice(first).map((r) => r.trim()).join(',') : userRoot;
+}
+
+function attributeOption(entry: OptionEntry | undefined, fallback: string, reader: OptionReader): string {
+  if (!entry) return fallback;
+  const name = entry.value.trim();
+  if (isAttributeName(name)) return name;
+  reader.error(entry, `${entry.key} must name an LDAP attribute (letters, digits and -, or an OID), found "${entry.value.slice(0, 80)}"`);
+  return fallback;
 }
 
 /** `host`, `host:port`, `[v6]:port`, an IPv6 address, or an ldap:// / ldaps:// URL (no DN part) → a URL; null if malformed. */

@@ -20,6 +20,8 @@ export type Control =
   | { kind: 'location'; where: HostLocation }
   | { kind: 'is-source' | 'not-source' | 'is-dest' | 'not-dest'; channel: string }
   | { kind: 'internal' | 'not-internal' }
+  /** `$V` / `$Z`: the host being rewritten is / is not a hosted domain of the directory. */
+  | { kind: 'hosted' | 'not-hosted' }
   | { kind: 'error'; text: string };
 
 /** The shape the separators give a template (Messaging Server's template forms). */
@@ -48,6 +50,8 @@ const NO_ARG_CONTROLS: Record<string, Control> = {
   P: { kind: 'location', where: 'P' },
   S: { kind: 'location', where: 'S' },
   X: { kind: 'location', where: 'X' },
+  V: { kind: 'hosted' },
+  Z: { kind: 'not-hosted' },
 };
 
 /** Thrown for a template that cannot be compiled; the message says why. */
@@ -211,6 +215,11 @@ function shape(pieces: Piece[], template: string): { form: TemplateForm; parts: 
   }
   if (parts.some((part) => part.length === 0)) throw new TemplateError(`"${template}" has an empty part`);
   return { form, parts };
+}
+
+/** Whether a compiled template asks the directory's hosted domains (`$V`, `$Z`). */
+export function asksHostedDomains(t: CompiledTemplate): boolean {
+  return t.controls.some((c) => c.kind === 'hosted' || c.kind === 'not-hosted');
 }
 
 /** Checks a template; null when it compiles, else the problem (for `cnbuild`). */

@@ -369,6 +369,20 @@ export interface LdapOptions {
   userObjectClasses: string[][];
   groupObjectClasses: string[][];
   attributes: LdapAttributes;
+  /** Where the hosted domains of `$V`/`$Z` are read (docs/CONFIGURATION.md "Hosted domains"). */
+  domains: LdapDomainOptions;
+}
+
+/** The hosted-domain search: every entry of the object classes under the root, its domain names. */
+export interface LdapDomainOptions {
+  /** Base DN searched (LDAP_DOMAIN_ROOT; default: the dc= suffix of LDAP_USER_ROOT, else LDAP_USER_ROOT). */
+  root: string;
+  /** Object classes of domain entries: any one set, every class of it (LDAP_DOMAIN_OBJECT_CLASSES). */
+  objectClasses: string[][];
+  /** Attributes holding a domain's names (LDAP_ATTR_DOMAIN1_SCHEMA2, LDAP_ATTR_DOMAIN2_SCHEMA2). */
+  attributes: string[];
+  /** How often the set is read again, in ms (DOMAIN_MATCH_CACHE_TIMEOUT, seconds). */
+  refreshMs: number;
 }
 
 /** Attribute names (Messaging Server's schema by default; each option names another). */

@@ -19,3 +19,4 @@ export { expandRecipient, type ExpandOptions, type ExpandedRecipient } from './e
 ;
 export { checkRecipient } from './recipient-check.js';
 export { openDirectory, directorySourceOf } from './source.js';
+export { filesHostedDomains, openHostedDomains } from './hosted-domains.js';

@@ -24,7 +24,7 @@ import type { AddressesResult, AuthResult, DirectoryUser, ListMember, RecipientD
 export interface LdapDirectoryOptions {
   now?: () => number;
   /** Connections made, lost and refused (for the log; never a password). */
-  onEvent?(event: LdapPoolEvent & { pool: 'search' | 'auth' }): void;
+  onEvent?(event: LdapPoolEvent & { pool: 'search' | 'auth' | 'domains' }): void;
 }
 
 /** Counters for the log, metrics and the benchmark. */
@@ -63,7 +63,7 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
       timeoutMs: options.timeoutMs,
       reconnectMinMs: options.reconnectMinMs,
       reconnectMaxMs: options.reconnectMaxMs,
-      credentials: () => this.credentials(),
+      credentials: () => ldapCredentials(options),
       now,
     };
     this.pool = new LdapPool({ ...poolOptions, size: options.connections, onEvent: (e) => opts.onEvent?.({ ...e, pool: 'search' }) });
@@ -239,18 +239,21 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
     return value;
   }
 
-  private async credentials(): Promise<LdapCredentials | null> {
-    const { bindDn, passwordFile } = this.options;
-    if (!bindDn) return null;
-    if (!passwordFile) throw new Error('LDAP_USERNAME is set without LDAP_PASSWORD_FILE');
-    let text: string;
-    try {
-      text = await readFile(passwordFile, 'utf8');
-    } catch (err) {
-      throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
-    const password = text.split(/\r?\n/)[0] ?? '';
-    if (password === '') throw new Error(`LDAP_PASSWORD_FILE ${passwordFile} is empty`);
-    return { dn: bindDn, password };
+
+}
+
+/** What the pooled connections bind as: LDAP_USERNAME with the first line of LDAP_PASSWORD_FILE, read for each new connection; null: anonymous. */
+export async function ldapCredentials(options: Pick<LdapOptions, 'bindDn' | 'passwordFile'>): Promise<LdapCredentials | null> {
+  const { bindDn, passwordFile } = options;
+  if (!bindDn) return null;
+  if (!passwordFile) throw new Error('LDAP_USERNAME is set without LDAP_PASSWORD_FILE');
+  let text: string;
+  try {
+    text = await readFile(passwordFile, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read LDAP_PASSWORD_FILE ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
+  const password = text.split(/\r?\n/)[0] ?? '';
+  if (password === '') throw new Error(`LDAP_PASSWORD_FILE ${passwordFile} is empty`);
+  return { dn: bindDn, password };
 }

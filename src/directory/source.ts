@@ -5,12 +5,14 @@
 // the system aliases (root, abuse…) work whatever the directory holds, and their members are
 // looked up in LDAP; a directory under mailbox/ is no user by itself then. Every part that needs a user, an
 // address or a list (the SMTP server's RCPT and AUTH, the local channel, imsimta submit and
-// test -alias) opens its directory here, so that they all ask the same source. The caller
+// test -alias) opens its directory here, so that they all ask the same source; the directory
+// also keeps the hosted domains the rewrite rules' $V/$Z ask (hosted-domains.ts). The caller
 // closes it (LDAP holds a pool of connections).
 import type { InstanceConfig } from '../config/types.js';
 import { filesRecipients, type FilesRecipientDirectory, type MailboxNames } from './files-recipients.js';
 import { filesDirectory, type FilesUserDirectory } from './files-source.js';
 import type { KdfGate } from './kdf-gate.js';
+import { openHostedDomains, type HostedDomainOptions, type HostedDomainSet } from './hosted-domains.js';
 import { LdapDirectory, type LdapDirectoryOptions } from './ldap-source.js';
 import type { AddressesResult, AuthResult, Directory, DirectoryUser, ListMember, RecipientLookup, SenderDecision } from './types.js';
 
@@ -18,6 +20,8 @@ export type DirectorySource = 'files' | 'ldap';
 
 /** A directory for one process (or one job), to be closed when done. */
 export interface OpenDirectory extends Directory {
+  /** Its hosted domains, for the rewrite rules' `$V` and `$Z` (closed with the directory). */
+  readonly hostedDomains: HostedDomainSet;
   close(): Promise<void>;
 }
 
@@ -28,6 +32,8 @@ export interface OpenDirectoryOptions {
   gate?: KdfGate;
   /** LDAP: connections made, lost and refused, for the log. */
   onEvent?: LdapDirectoryOptions['onEvent'];
+  /** Readings of the hosted domains, for the log. */
+  onDomainsEvent?: HostedDomainOptions['onEvent'];
 }
 
 export function directorySourceOf(config: Pick<InstanceConfig, 'options'>): DirectorySource {
@@ -35,11 +41,12 @@ export function directorySourceOf(config: Pick<InstanceConfig, 'options'>): Dire
 }
 
 export function openDirectory(config: InstanceConfig, opts: OpenDirectoryOptions = {}): OpenDirectory {
+  const hostedDomains = openHostedDomains(config, { onEvent: opts.onDomainsEvent, onLdapEvent: (e) => opts.onEvent?.({ ...e, pool: 'domains' }) });
   if (config.options.ldap) {
     const ldap = new LdapDirectory(config.options.ldap, { onEvent: opts.onEvent });
-    return new AliasesThenLdap(filesRecipients(config, NO_MAILBOXES), ldap);
+    return new AliasesThenLdap(filesRecipients(config, NO_MAILBOXES), ldap, hostedDomains);
   }
-  return new FilesDirectory(filesDirectory(config, { gate: opts.gate }), filesRecipients(config, opts.mailboxes));
+  return new FilesDirectory(filesDirectory(config, { gate: opts.gate }), filesRecipients(config, opts.mailboxes), hostedDomains);
 }
 
 /** With LDAP, only the postmaster is a user of the files (FilesRecipientDirectory knows it by itself). */
@@ -54,6 +61,7 @@ class AliasesThenLdap implements OpenDirectory {
   constructor(
     private readonly aliases: FilesRecipientDirectory,
     private readonly ldap: LdapDirectory,
+    readonly hostedDomains: HostedDomainSet,
   ) {}
 
   authenticate(login: string, password: string): Promise<AuthResult> {
@@ -79,8 +87,8 @@ class AliasesThenLdap implements OpenDirectory {
     return groupId.startsWith(ALIAS_ID) ? this.aliases.listMembers(groupId.slice(ALIAS_ID.length)) : this.ldap.listMembers(groupId);
   }
 
-  close(): Promise<void> {
-    return this.ldap.close();
+  async close(): Promise<void> {
+    await Promise.all([this.ldap.close(), this.hostedDomains.close()]);
   }
 }
 
@@ -91,6 +99,7 @@ class FilesDirectory implements OpenDirectory {
   constructor(
     private readonly users: FilesUserDirectory,
     private readonly recipients: FilesRecipientDirectory,
+    readonly hostedDomains: HostedDomainSet,
   ) {}
 
   authenticate(login: string, password: string): Promise<AuthResult> {

@@ -18,6 +18,7 @@ import { instancePaths, type InstancePaths } from '../common/instance.js';
 import { MailLog } from '../common/mail-log.js';
 import { queueStoreFor, readStoppedChannels, type Envelope, type NoticedFile, type QueueStore } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
+import { openHostedDomains, type HostedDomainSet } from '../directory/hosted-domains.js';
 import { FlushRelay, type FlushNotice } from '../farm/index.js';
 import { srsSettingsOf } from '../srs/index.js';
 import { NoticeSender, DEFAULT_RETURN_LIMIT_OCTETS, returnLimitOctets } from '../notices/send.js';
@@ -48,6 +49,8 @@ export class JobController {
   private readonly paths: InstancePaths;
   private store: QueueStore;
   private notices: NoticeSender;
+  /** The directory's hosted domains, for the rules' $V/$Z when notices are routed (a reload opens another). */
+  private hostedDomains: HostedDomainSet;
   private readonly mailLog: MailLog;
   private readonly counters: CounterBook;
   /** DNS cache and outbound connection counts per channel, as the jobs report them (metrics). */
@@ -76,6 +79,7 @@ export class JobController {
     this.fanouts = new FanoutBoard(this.paths.root);
     this.store = queueStoreFor(this.paths, this.config, opts.logger);
     this.mailLog = new MailLog(this.paths.mailLog);
+    this.hostedDomains = this.openHostedDomains();
     this.notices = this.makeNoticeSender();
     this.counters = new CounterBook(countersPath(this.paths.log));
     this.counters.load();
@@ -145,6 +149,7 @@ export class JobController {
     await this.counters.save().catch((err: Error) => this.logger.warn({ err }, 'cannot save the counters'));
     await this.opts.runner.close();
     await this.store.close();
+    await this.hostedDomains.close();
     this.intake.close();
     this.settler.writeMailLog();
     this.mailLog.close();
@@ -299,6 +304,11 @@ export class JobController {
     const old = this.store;
     this.store = queueStoreFor(this.paths, config, this.logger);
     void old.close();
+    // The new set's first reading (LDAP_TIMEOUT at most) before the old one goes, so that notices never find it unknown.
+    const hosted = this.openHostedDomains();
+    await hosted.ready();
+    void this.hostedDomains.close();
+    this.hostedDomains = hosted;
     this.notices = this.makeNoticeSender();
     this.intake.configure(config);
     this.etrnRate.configure(config.options.etrnRateLimit);
@@ -311,10 +321,16 @@ export class JobController {
     return { ok: true, generation: this.generation };
   }
 
+  private openHostedDomains(): HostedDomainSet {
+    return openHostedDomains(this.config, {
+      onEvent: (e) => (e.type === 'refreshed' ? this.logger.debug(e, 'hosted domains read') : this.logger.warn(e, 'hosted domains not read')),
+    });
+  }
+
   private makeNoticeSender(): NoticeSender {
     return new NoticeSender({
       store: this.store,
-      rewriter: compileRewriter(this.config.imta),
+      rewriter: compileRewriter(this.config.imta, { hostedDomains: this.hostedDomains }),
       mailLog: this.mailLog,
       logger: this.logger,
       localHost: this.config.options.localHost,

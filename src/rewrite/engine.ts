@@ -3,11 +3,11 @@
 // Pure: no I/O, no global state; everything it needs is built in compileRewriter.
 import type { Channel, ImtaConfig, RewriteRule } from '../config/types.js';
 import { formatAddress, parseAddress, type ParsedAddress } from '../common/address.js';
-import { compileTemplate, type CompiledTemplate, type Control, type HostLocation } from '../config/rewrite-template.js';
+import { asksHostedDomains, compileTemplate, type CompiledTemplate, type Control, type HostLocation } from '../config/rewrite-template.js';
 import { addSourceRoute, composeAddress, extractHost, type ExtractedHost } from './address.js';
 import { hostKey, hostProbes, type Probe } from './probes.js';
 import { expandParts } from './template.js';
-import type { RewriteContext, RewriteResult, RewriteStep, Rewriter } from './types.js';
+import type { HostedDomains, RewriteContext, RewriteResult, RewriteStep, Rewriter } from './types.js';
 
 /** Meta rules (`U%D`) may restart the rewrite this many times before it counts as a loop. */
 const MAX_REWRITE_PASSES = 10;
@@ -27,10 +27,27 @@ interface Compiled {
   hostTable: Map<string, string>;
   channels: Map<string, Channel>;
   localHost: string | null; // official host of the `l` channel
+  hosted: HostedDomains | null; // for `$V` and `$Z`
+}
+
+export interface RewriterOptions {
+  /** The directory's hosted domains for `$V` and `$Z`; without them such rules cannot decide (a temporary error). */
+  hostedDomains?: HostedDomains;
+}
+
+/** Whether any rule of the configuration asks the hosted domains (`$V`, `$Z`): only then need the directory keep them. */
+export function rulesAskHostedDomains(imta: ImtaConfig): boolean {
+  return imta.rules.some((rule) => {
+    try {
+      return asksHostedDomains(compileTemplate(rule.template));
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Compiles the rules and lookup tables of one configuration into a rewriter. */
-export function compileRewriter(imta: ImtaConfig): Rewriter {
+export function compileRewriter(imta: ImtaConfig, opts: RewriterOptions = {}): Rewriter {
   const rulesByPattern = new Map<string, CompiledRule[]>();
   for (const rule of imta.rules) {
     let template: CompiledTemplate | null = null;
@@ -55,6 +72,7 @@ export function compileRewriter(imta: ImtaConfig): Rewriter {
     hostTable,
     channels,
     localHost: channels.get('l')?.officialHost ?? null,
+    hosted: opts.hostedDomains ?? null,
   };
   return { rewrite: (address, ctx) => rewrite(compiled, address, ctx) };
 }
@@ -62,7 +80,7 @@ export function compileRewriter(imta: ImtaConfig): Rewriter {
 /** How one rewriting pass ended. */
 type PassOutcome =
   | { kind: 'done'; channel: string; rewritten: string; route: string | null }
-  | { kind: 'error'; error: string }
+  | { kind: 'error'; error: string; temporary?: true }
   | { kind: 'restart'; address: ParsedAddress }
   | { kind: 'next' }; // the rule did not apply; keep looking
 
@@ -99,7 +117,7 @@ function rewrite(c: Compiled, address: string, ctx: RewriteContext): RewriteResu
       continue;
     }
     if (outcome.kind === 'done') return result({ channel: outcome.channel, rewritten: outcome.rewritten, route: outcome.route });
-    if (outcome.kind === 'error') return result({ error: outcome.error });
+    if (outcome.kind === 'error') return result(outcome.temporary ? { error: outcome.error, temporary: true } : { error: outcome.error });
     break;
   }
   steps.push({ probe: formatAddress(current), rule: null, outcome: `stopped after ${MAX_REWRITE_PASSES} rewrites` });
@@ -181,8 +199,9 @@ function applyRule(c: Compiled, cr: CompiledRule, probe: Probe, ex: ExtractedHos
   const next = (why: string) => ({ result: { kind: 'next' } as PassOutcome, step: why });
   const t = cr.template;
   if (!t) return next(`skipped: invalid template (${cr.problem})`);
-  const failed = failedControl(c, t.controls, ex.location, ctx);
-  if (failed) return next(`failed: ${failed}`);
+  const failed = failedControl(c, t.controls, ex.location, ctx) ?? failedHostedControl(c, t.controls, ex.host);
+  if (failed?.undecided) return { result: { kind: 'error', error: failed.undecided, temporary: true }, step: `temporary error: ${failed.undecided}` };
+  if (failed) return next(`failed: ${failed.why}`);
   const errorText = [...t.controls].reverse().find((k): k is Extract<Control, { kind: 'error' }> => k.kind === 'error')?.text ?? null;
   if (t.form === 'error-only') return { result: { kind: 'error', error: errorText || 'address rejected by rewrite rule' }, step: `error: ${errorText}` };
   const parts = expandParts(t, {
@@ -243,8 +262,40 @@ const LOCATION_NAMES: Record<HostLocation, string> = {
   X: 'left of !',
 };
 
-/** The first control sequence that does not hold (as text), or null when the rule applies. */
-function failedControl(c: Compiled, controls: Control[], location: HostLocation, ctx: RewriteContext): string | null {
+/** Why a rule does not apply; `undecided` when it cannot tell yet (the rewrite then ends in a temporary error). */
+interface FailedControl {
+  why: string;
+  undecided?: string;
+}
+
+/**
+ * `$V` (the host must be a hosted domain) and `$Z` (it must not be), asked after every other
+ * control so that a rule that does not apply anyway never waits on the directory. A domain
+ * literal is never hosted.
+ */
+function failedHostedControl(c: Compiled, controls: Control[], host: string): FailedControl | null {
+  const asks = controls.filter((k) => k.kind === 'hosted' || k.kind === 'not-hosted');
+  if (asks.length === 0) return null;
+  const domain = host.toLowerCase().replace(/\.$/, '');
+  const hosted = domain.startsWith('[') ? false : c.hosted ? c.hosted.isHostedDomain(domain) : null;
+  if (hosted === null) {
+    const why = c.hosted ? 'the directory has not said yet which domains it hosts' : 'no directory answers which domains are hosted';
+    return { why, undecided: `hosted domains unknown ($V/$Z for ${domain}): ${why}` };
+  }
+  for (const k of asks) {
+    if (k.kind === 'hosted' && !hosted) return { why: `$V: ${domain} is not a hosted domain` };
+    if (k.kind === 'not-hosted' && hosted) return { why: `$Z: ${domain} is a hosted domain` };
+  }
+  return null;
+}
+
+/** The first control sequence that does not hold, or null when the rule applies (`$V`/`$Z` aside). */
+function failedControl(c: Compiled, controls: Control[], location: HostLocation, ctx: RewriteContext): FailedControl | null {
+  const why = failedControlText(c, controls, location, ctx);
+  return why === null ? null : { why };
+}
+
+function failedControlText(c: Compiled, controls: Control[], location: HostLocation, ctx: RewriteContext): string | null {
   if (controls.length === 0) return null;
   const envelope = ctx.envelope !== false;
   const source = ctx.sourceChannel.toLowerCase();
@@ -273,6 +324,8 @@ function failedControl(c: Compiled, controls: Control[], location: HostLocation,
         if (destChecks && k.channel === dest) return `$C${k.channel}: the destination channel is ${dest}`;
         break;
       case 'error':
+      case 'hosted':
+      case 'not-hosted':
         break;
       default:
         kinds.add(k.kind);

@@ -1,6 +1,6 @@
 // The rewrite engine: rewrite rules of imta.cnf → destination channel and rewritten address.
-export type { RewriteContext, RewriteResult, Rewriter } from './types.js';
-export { compileRewriter } from './engine.js';
+export type { HostedDomains, RewriteContext, RewriteResult, Rewriter } from './types.js';
+export { compileRewriter, rulesAskHostedDomains } from './engine.js';
 // The address syntax (src/common) and the template grammar (src/config) it is built on are part of its API.
 export { parseAddress, isValidDomain, canonicalLocalPart, unquoteLocalPart } from '../common/address.js';
 ;

@@ -14,15 +14,18 @@ export interface RewriteOutcome {
   channel: string | null;
   rewritten: string | null;
   error: string | null;
+  /** The error is temporary (`$V`/`$Z` before the hosted domains are known): 4xx, a deferral. */
+  temporary?: true;
 }
 
 export type RecipientRoute =
   /** `address`: the envelope To to queue; `localPart`: for channel `l`, the user that must exist. */
   | { ok: true; channel: Channel; address: string; localPart: string | null }
   /** No channel takes it: the rewrite's error, if it gave one. */
-  | { ok: false; error: string | null };
+  | { ok: false; error: string | null; temporary?: true };
 
 export function routeRecipient(outcome: RewriteOutcome, channels: ReadonlyMap<string, Channel>): RecipientRoute {
+  if (outcome.temporary) return { ok: false, error: outcome.error, temporary: true };
   if (!outcome.channel || !outcome.rewritten || outcome.error) return { ok: false, error: outcome.error };
   const channel = channels.get(outcome.channel.toLowerCase());
   if (!channel) return { ok: false, error: `no channel ${outcome.channel}` };

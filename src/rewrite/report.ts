@@ -26,7 +26,7 @@ export function formatRewriteText(report: RewriteReport): string {
     lines.push(`    probe ${step.probe || '(none)'}${rule}: ${step.outcome}`);
   }
   lines.push(`    channel = ${to.channel ?? '(none)'}`);
-  if (to.error !== null) lines.push(`    error = ${to.error}`);
+  if (to.error !== null) lines.push(`    error = ${to.error}${to.temporary ? ' (temporary)' : ''}`);
   if (channel) {
     const flags = channelFlags(channel);
     for (let i = 0; i < flags.length; i += FLAGS_PER_LINE) {
@@ -51,6 +51,7 @@ export function rewriteJson(report: RewriteReport): Record<string, unknown> {
     rewritten: to.rewritten,
     route: to.route,
     error: to.error,
+    ...(to.temporary ? { temporary: true } : {}),
     keywords: channel ? channel.keywords : null,
     official_host: channel ? channel.officialHost : null,
     steps: to.steps,

@@ -30,7 +30,21 @@ export interface RewriteResult {
   route: string | null;
   /** Why the address is not routable (e.g. 'illegal host/domain: foo.invalid' or a `$?` text). */
   error: string | null;
+  /**
+   * The error is temporary: a `$V`/`$Z` rule could not decide because the directory's hosted
+   * domains are not known yet (451 4.4.3 at RCPT, a deferral in a job; never a refusal).
+   */
+  temporary?: true;
   steps: RewriteStep[];
+}
+
+/**
+ * The directory's hosted domains as the rewriter asks them (`$V`, `$Z`): synchronously, from a
+ * set the directory keeps fresh (src/directory/hosted-domains.ts). `domain` is lower case, without
+ * a trailing dot; null: not known yet (LDAP has not answered since the process started).
+ */
+export interface HostedDomains {
+  isHostedDomain(domain: string): boolean | null;
 }
 
 export interface Rewriter {

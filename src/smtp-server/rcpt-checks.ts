@@ -100,6 +100,10 @@ export function readRecipient(address: SMTPServerAddress, smtp: SMTPServerSessio
   }
   const rewrite = services.rewriter.rewrite(target, { sourceChannel: session.sourceChannel, direction: 'to' });
   const route = routeRecipient(rewrite, services.config.imta.channelByName);
+  if (!route.ok && route.temporary) {
+    services.logger.warn({ rcpt: target, why: route.error }, 'rewrite rules cannot decide yet: directory unavailable');
+    return { ok: false, reply: REPLIES.directoryUnavailable, destination: '' };
+  }
   if (!route.ok) return { ok: false, reply: unroutable(route.error), destination: rewrite.channel ?? '' };
   const from = smtp.envelope.mailFrom ? smtp.envelope.mailFrom.address : '';
   return { ok: true, rcpt: { address, smtp, session, services, from, rewrite, route, srsReversed, discard: null } };

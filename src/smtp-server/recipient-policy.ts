@@ -5,7 +5,7 @@
 // is src/rewrite/recipient-route.ts, the local user lookup is the caller's next step (the directory).
 import type { Channel } from '../config/types.js';
 import { routeRecipient, type RewriteOutcome } from '../rewrite/index.js';
-import { relayDenied, unroutable, type SmtpReply } from './replies.js';
+import { REPLIES, relayDenied, unroutable, type SmtpReply } from './replies.js';
 import { isRelayChannel } from './settings.js';
 
 export type RecipientDecision =
@@ -27,7 +27,7 @@ export function decideRecipient(
   mayRelay: boolean,
 ): RecipientDecision {
   const route = routeRecipient(outcome, channels);
-  if (!route.ok) return { ok: false, reply: unroutable(route.error) };
+  if (!route.ok) return { ok: false, reply: route.temporary ? REPLIES.directoryUnavailable : unroutable(route.error) };
   const denied = relayRefusal(rcpt, route.channel, mayRelay);
   if (denied) return { ok: false, reply: denied };
   return { ok: true, channel: route.channel.name, address: route.address, localPart: route.localPart };

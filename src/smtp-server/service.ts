@@ -79,12 +79,15 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
   const settings = resolveInboundSettings(config, opts.service);
   const logger = (opts.logger ?? createLogger(paths.log, 'tcp_smtp_server')).child({ service: settings.service });
   const store: EnqueueStore = opts.store ?? queueStoreFor(paths, config, logger);
-  const rewriter = compileRewriter(config.imta);
-  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const directory = openDirectory(config, {
     gate: opts.kdfGate ?? new KdfGate(),
     onEvent: (e) => (e.type === 'connected' ? logger.debug(e, 'LDAP connection') : logger.warn(e, 'LDAP connection')),
+    onDomainsEvent: (e) => (e.type === 'refreshed' ? logger.debug(e, 'hosted domains read') : logger.warn(e, 'hosted domains not read')),
   });
+  // The rules' $V/$Z ask the hosted domains: their first reading (LDAP_TIMEOUT at most) before the first RCPT.
+  await directory.hostedDomains.ready();
+  const rewriter = compileRewriter(config.imta, { hostedDomains: directory.hostedDomains });
+  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const limits = settings.sasl.limits;
   const authFailures = opts.authFailures ?? new AuthFailures({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });
   authFailures.setLimits({ perAddress: limits.failuresPerAddress, perUser: limits.failuresPerUser, windowMs: limits.windowMs });

@@ -57,3 +57,8 @@ test('mailboxes carry their mailbox; unroutable members, unknown users and loops
   assert.deepEqual(planCopy({ kind: 'discard', list: null, via: [] }, ctx()), { kind: 'discard' });
   assert.deepEqual(planCopy({ kind: 'unavailable', why: 'down' }, ctx()), { kind: 'unavailable', why: 'down' });
 });
+
+test('a member the rewrite rules cannot route yet ($V before the hosted domains are known): the expansion is deferred, not failed', () => {
+  const route: PlanContext['route'] = () => ({ ok: false, error: 'hosted domains unknown ($V/$Z for one.test)', temporary: true });
+  assert.deepEqual(planCopy({ kind: 'route', address: 'bob@one.test', list, via: [] }, ctx({ route })), { kind: 'unavailable', why: 'hosted domains unknown ($V/$Z for one.test)' });
+});

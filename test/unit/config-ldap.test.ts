@@ -58,6 +58,7 @@ test('LDAP defaults: Messaging Server schema attributes, port 389, anonymous, ca
       groupDnMember: 'uniqueMember',
       errorsTo: 'mgrpErrorsTo',
     },
+    domains: { root: 'ou=People, o=example.com', objectClasses: [['sunManagedOrganization'], ['domain']], attributes: ['sunPreferredDomain', 'associatedDomain'], refreshMs: 600000 },
   });
 });
 

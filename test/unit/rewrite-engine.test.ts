@@ -278,7 +278,7 @@ test('steps name the probes tried and the rule that matched with file:line', () 
 
 test('a rule with an invalid template is skipped, not fatal', () => {
   const rw = compileRewriter(config(`
-x.test   $U%$D@tcp-daemon$Zbogus
+x.test   $U%$D@tcp-daemon$Ybogus
 x.test   $U%$D@mail.ex.com
 `, CHANNELS));
   const r = check(rw, { name: 'skip bad template', address: 'u@x.test', channel: 'l' });

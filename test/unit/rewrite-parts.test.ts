@@ -78,7 +78,7 @@ test('templates: forms, controls and their argument termination, and errors', ()
   ]);
   assert.deepEqual(compileTemplate('$Mtcp_local$U@c').controls, [{ kind: 'is-source', channel: 'tcp_local' }]);
   assert.equal(checkTemplate('$U%$D@tcp-daemon$E$F$A'), null);
-  assert.match(checkTemplate('$U%$D@c$Z')!, /unknown substitution or control \$Z/);
+  assert.match(checkTemplate('$U%$D@c$Y')!, /unknown substitution or control \$Y/);
   assert.match(checkTemplate('$U%$D@c$')!, /at the end/);
   assert.match(checkTemplate('$U@')!, /empty part/);
   assert.match(checkTemplate('$U')!, /is not one of/);

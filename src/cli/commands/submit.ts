@@ -59,9 +59,10 @@ export async function main(argv: string[]): Promise<number> {
   becomeQueueOwner(paths, config.options);
 
   // Route every recipient; group the accepted ones by destination channel.
-  const rewriter = compileRewriter(config.imta);
-  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const directory = openDirectory(config);
+  await directory.hostedDomains.ready();
+  const rewriter = compileRewriter(config.imta, { hostedDomains: directory.hostedDomains });
+  const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const byChannel = new Map<string, QueuedRecipient[]>();
   const refused: Array<{ address: string; reason: string }> = [];
   for (const given of submission.recipients) {

@@ -12,7 +12,7 @@ import { CommandError, UsageError, firstLine } from '../errors.js';
 import { resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfigOrThrow } from '../../config/load.js';
 import type { InstanceConfig } from '../../config/types.js';
-import { directorySourceOf, expandRecipient, filesRecipients, localityOf, openDirectory, type ExpandedRecipient, type RecipientDirectory, type RecipientLookup } from '../../directory/index.js';
+import { directorySourceOf, expandRecipient, filesHostedDomains, filesRecipients, localityOf, openDirectory, type ExpandedRecipient, type RecipientDirectory, type RecipientLookup } from '../../directory/index.js';
 import { LOCAL_CHANNEL, compileRewriter, routeRecipient } from '../../rewrite/index.js';
 
 const USAGE = 'imsimta test -alias [--source files|ldap] [--json] [ADDRESS…]';
@@ -31,7 +31,9 @@ export async function main(argv: string[]): Promise<number> {
   if (source === 'ldap' && !config.options.ldap) throw new CommandError('--source ldap: option.dat does not set LDAP_HOST');
   const opened = source === directorySourceOf(config) ? openDirectory(config) : null;
   const directory: RecipientDirectory = opened ?? filesRecipients(config);
-  const rewriter = compileRewriter(config.imta);
+  const hostedDomains = opened?.hostedDomains ?? filesHostedDomains(config);
+  await hostedDomains.ready();
+  const rewriter = compileRewriter(config.imta, { hostedDomains });
   const locality = localityOf(config.imta, { rewriter, localHost: config.options.localHost });
   const isLocal = (address: string) => locality.isLocal(address);
   const channelOf = (address: string): string | null => {

@@ -1,12 +1,14 @@
 // `imsimta test -rewrite [--from ADDR] [--channel SRC] [--json] [ADDRESS…]`: shows how the
-// rewrite rules route each address (addresses from the arguments, else one per line on stdin).
+// rewrite rules route each address (addresses from the arguments, else one per line on stdin);
+// rules with $V/$Z ask the directory's hosted domains, read once before the first address.
 // `imsimta test -mapping …` is test-mapping.ts, `imsimta test -alias …` test-alias.ts.
 import { createInterface } from 'node:readline';
 import { parseArgs } from '../args.js';
 import { CommandError, UsageError, firstLine } from '../errors.js';
 import { resolveRoot } from '../../common/instance.js';
 import { loadInstanceConfigOrThrow } from '../../config/load.js';
-import type { ImtaConfig } from '../../config/types.js';
+import type { ImtaConfig, InstanceConfig } from '../../config/types.js';
+import { openHostedDomains } from '../../directory/index.js';
 import { compileRewriter, type Rewriter } from '../../rewrite/index.js';
 import { formatRewriteText, rewriteJson, type RewriteReport } from '../../rewrite/report.js';
 
@@ -19,19 +21,30 @@ export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, ['from', 'channel'], ['rewrite', 'json']);
   if (!args.flags.has('rewrite')) throw new UsageError('test needs -rewrite, -mapping or -alias (imsimta test -rewrite [--json] ADDRESS…, imsimta test -mapping -table NAME PROBE…, imsimta test -alias ADDRESS…)');
   const root = resolveRoot(args.values.get('root'));
-  let imta: ImtaConfig;
+  let config: InstanceConfig;
   try {
-    imta = loadInstanceConfigOrThrow(root).imta;
+    config = loadInstanceConfigOrThrow(root);
   } catch (err) {
     if (err instanceof CommandError || err instanceof UsageError) throw err;
     throw new CommandError(firstLine((err as Error).message));
   }
+  const imta = config.imta;
   const sourceChannel = args.values.get('channel') ?? DEFAULT_SOURCE_CHANNEL;
   if (!imta.channelByName.has(sourceChannel.toLowerCase())) throw new CommandError(`no channel named "${sourceChannel}" in imta.cnf`);
-  const tester = new RewriteTester(compileRewriter(imta), imta, sourceChannel, args.values.get('from') ?? null, args.flags.has('json'));
+  // Rules with $V/$Z ask the directory's hosted domains (LDAP: read once, LDAP_TIMEOUT at most).
+  const hostedDomains = openHostedDomains(config);
+  try {
+    await hostedDomains.ready();
+    const tester = new RewriteTester(compileRewriter(imta, { hostedDomains }), imta, sourceChannel, args.values.get('from') ?? null, args.flags.has('json'));
+    return await testAddresses(tester, args.positionals);
+  } finally {
+    await hostedDomains.close();
+  }
+}
 
-  if (args.positionals.length > 0) {
-    for (const address of args.positionals) tester.show(address);
+async function testAddresses(tester: RewriteTester, positionals: readonly string[]): Promise<number> {
+  if (positionals.length > 0) {
+    for (const address of positionals) tester.show(address);
   } else {
     const interactive = process.stdin.isTTY === true;
     const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
