@@ -20,6 +20,10 @@ ${LOCAL_HOST}
 
 tcp_local smtp mx
 tcp-daemon
+
+! The shipped dispatcher.cnf's submission services run as this channel.
+tcp_submit submit smtp mx mustsaslserver
+tcp_submit-daemon
 `;
 
 async function scanAll(store: QueueStore): Promise<ScanEntry[]> {

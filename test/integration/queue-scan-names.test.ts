@@ -25,7 +25,9 @@ test('scan: the id time for ids that carry one, the file time otherwise; non-reg
   const fileTime = new Date('2026-01-02T03:04:05.000Z');
   utimesSync(odd, fileTime, fileTime);
   // A symlink with a good name: not a regular file.
-  const linkName = `ZZ${ref!.id.slice(0, -1)}Q.00`;
+  // Its id differs from the real one in the last character (never the same name as the message's file).
+  const last = ref!.id.endsWith('Q') ? 'R' : 'Q';
+  const linkName = `ZZ${ref!.id.slice(0, -1)}${last}.00`;
   symlinkSync(ref!.path, join(chDir, linkName));
   mkdirSync(join(dir, 'corrupt'), { recursive: true });
 

@@ -359,7 +359,7 @@ test('unknown commands: 500 5.5.2 each, the 10th (default MAX_BAD_COMMANDS) gets
   const p = await fx.probe();
   try {
     await p.hello();
-    const junk = ['XYZZY', 'BDAT 10 LAST', 'EXPN staff', 'AUTH PLAIN AGpvZQBzZWNyZXQ=', 'TURN', 'XCLIENT ADDR=127.0.8.1', 'WIZ', 'DEBUG', '\x01\x02\x03'];
+    const junk = ['XYZZY', 'BDAT 10 LAST', 'EXPN staff', 'SAML FROM:<a@client.test>', 'TURN', 'XCLIENT ADDR=127.0.8.1', 'WIZ', 'DEBUG', '\x01\x02\x03'];
     for (const [i, cmd] of junk.entries()) {
       assertReply(await p.command(cmd), '500 5.5.2', cmd);
       if (i === 4) await stillServes(p);
@@ -420,10 +420,12 @@ test('NOOP with an argument (RFC 5321 §4.1.1.9): 250 2.0.0', async () => {
   });
 });
 
-test('AUTH without TLS: not offered, 500 5.5.2, and it grants nothing (an external client still may not relay)', async () => {
+test('AUTH on a channel without maysaslserver: not offered, 503 5.5.1 (Postfix\'s reply), and it grants nothing (an external client still may not relay)', async () => {
   await session(async (p) => {
-    assertReply(await p.command('AUTH PLAIN AGpvZQBzZWNyZXQ='), '500 5.5.2');
-    assertReply(await p.command('AUTH LOGIN'), '500 5.5.2');
+    const ehlo = assertReply(await p.command('EHLO again.example'), '250 -');
+    assert.ok(!ehlo.lines.some((l) => /AUTH/.test(l)), ehlo.text);
+    assert.match(assertReply(await p.command('AUTH PLAIN AGpvZQBzZWNyZXQ='), '503 5.5.1').text, /authentication not enabled/);
+    assertReply(await p.command('AUTH LOGIN'), '503 5.5.1');
     assertReply(await p.command('MAIL FROM:<joe@localhost>'), '250 2.1.0');
     assertReply(await p.command('RCPT TO:<friend@remote.example>'), '550 5.7.1');
   }, EXTERNAL_IP);
@@ -632,7 +634,7 @@ describe('STARTTLS edge cases', () => {
     q.expect(0);
   });
 
-  test('AUTH after TLS is not offered either: 500 5.5.2', async () => {
+  test('AUTH after TLS is not offered either: 503 5.5.1', async () => {
     const p = await tlsFx.probe(EXTERNAL_IP);
     try {
       await p.hello();
@@ -641,7 +643,7 @@ describe('STARTTLS edge cases', () => {
       try {
         const ehlo = assertReply(await s.command('EHLO after.example'), '250 -');
         assert.ok(!ehlo.lines.some((l) => /AUTH/.test(l)), ehlo.text);
-        assertReply(await s.command('AUTH PLAIN AGpvZQBzZWNyZXQ='), '500 5.5.2');
+        assertReply(await s.command('AUTH PLAIN AGpvZQBzZWNyZXQ='), '503 5.5.1');
       } finally {
         s.close();
       }
