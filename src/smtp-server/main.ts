@@ -131,9 +131,18 @@ function report(): void {
   setImmediate(() => {
     reportQueued = false;
     sendStatus();
-    closeIdlePrevious();
-    if (retiring && !stopping && openConnections() === 0) void stop(0);
+    upkeep();
   });
+}
+
+/**
+ * What a closed session may allow: a replaced service's close, a retiring process's exit. Not
+ * left to the lazy report alone: a status asked for meanwhile (`imsimta process` polls) cancels
+ * that report, and a retiring process would then never exit.
+ */
+function upkeep(): void {
+  closeIdlePrevious();
+  if (retiring && !stopping && openConnections() === 0) void stop(0);
 }
 
 function sendStatus(id?: number): void {
@@ -156,6 +165,7 @@ function changed(change: 'opened' | 'closed', openBefore: number): void {
   const urgency = reportUrgency(limits, change, openBefore, openConnections(), accepts() !== acceptingBefore);
   if (urgency === 'now') report();
   else reportSoon();
+  if (change === 'closed') setImmediate(upkeep);
 }
 
 /** Shared accept: whether it takes connections now (below MAX_CONNS and MAX_LIFE_CONNS, not leaving). */
