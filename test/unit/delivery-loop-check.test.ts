@@ -1,4 +1,4 @@
-// Loop signs in a queued message's header (Received: count against MAX_HOPS, Delivered-To:
+// Loop signs in a queued message's header (Received: count against MAX_RECEIVED_LINES, Delivered-To:
 // lines), and the header peeked off a stream that still gives the whole message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
