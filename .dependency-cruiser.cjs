@@ -16,6 +16,9 @@ const LAYERS = [
   ['cli'],
 ];
 
+/** src/queue's modules that know the on-disk layout and format of queue files (queue-layout-private). */
+const QUEUE_LAYOUT = ['file-name', 'envelope-format', 'queue-file-reader', 'transaction', 'group-commit', 'removal-sync', 'spare-files'];
+
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 // A folder's own modules; src/delivery's do not include those of its sub-folder src/delivery/tls.
 const inFolder = (folder) => {
@@ -58,6 +61,18 @@ module.exports = {
       severity: 'error',
       from: {},
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
+    },
+    {
+      name: 'queue-layout-private',
+      comment:
+        'Queue files are read, written, retired and removed only through src/queue (docs/ARCHITECTURE.md): ' +
+        'the modules that know their names and directories, their header and how they are read and ' +
+        'written are imported by src/queue alone; the rest of src/ asks src/queue (index.ts) instead. ' +
+        'Tests may still import them. A readdir or fs call on queue/ by hand is beyond what an import ' +
+        'rule sees.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/queue/' },
+      to: { path: `^src/queue/(${QUEUE_LAYOUT.join('|')})\\.ts$` },
     },
     {
       name: 'src-not-to-tests',

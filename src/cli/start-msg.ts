@@ -12,11 +12,13 @@ import { runWatcher } from '../watcher/watcher.js';
 import { prepareServiceUser, runForegroundAs } from './service-user-start.js';
 import type { InstanceConfig } from '../config/types.js';
 import type { InstancePaths } from '../common/instance.js';
-import { requestJson } from '../common/ipc-socket.js';
+import { askJobController } from '../job-controller/client.js';
 import { describeScan, readScanView } from '../job-controller/scan-progress.js';
 import { progressWanted } from './progress.js';
 
 const USAGE = 'start-msg [dispatcher|job_controller] [--root DIR] [--foreground]';
+/** How long the line about a queue scan under way waits for the job controller's status. */
+const SCAN_LINE_TIMEOUT_MS = 2000;
 
 async function main(argv: string[]): Promise<number> {
   const { args, part, paths } = parsePartCommand(argv, ['foreground']);
@@ -91,8 +93,9 @@ function sayServicesOff(config: InstanceConfig): void {
  */
 async function sayScanUnderWay(paths: InstancePaths): Promise<void> {
   if (!progressWanted()) return;
-  const reply = await requestJson(paths.jobControllerSocket, { op: 'status' }, 2000).catch(() => null);
-  const scan = readScanView(reply?.scan);
+  // Less than a status request's usual time: start-msg has done its work and only waits for this line.
+  const reply = await askJobController(paths.jobControllerSocket, { op: 'status' }, SCAN_LINE_TIMEOUT_MS).catch(() => null);
+  const scan = readScanView(reply?.ok ? reply.scan : null);
   if (scan) process.stdout.write(`the job controller is ${describeScan(scan, Date.now())}; imsimta process shows how far it has got\n`);
 }
 

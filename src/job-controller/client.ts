@@ -49,9 +49,13 @@ export class JobControllerClient {
   }
 }
 
-/** One request on a connection of its own: the reply, or null when the job controller is not running. */
-export function askJobController<R extends JobControllerRequest>(socketPath: string, request: R): Promise<ReplyTo<R['op']> | null> {
-  return new JobControllerClient(socketPath).ask(request);
+/**
+ * One request on a connection of its own: the reply, or null when the job controller is not
+ * running. `timeoutMs` replaces the time its kind is given, for a caller that would rather go
+ * without the answer than wait that long (start-msg's courtesy line).
+ */
+export function askJobController<R extends JobControllerRequest>(socketPath: string, request: R, timeoutMs?: number): Promise<ReplyTo<R['op']> | null> {
+  return new JobControllerClient(socketPath, timeoutMs === undefined ? {} : { timeoutMs: () => timeoutMs }).ask(request);
 }
 
 /**

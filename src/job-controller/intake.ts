@@ -5,7 +5,6 @@
 // messages (fast-flush-store.ts). The only module that writes those three; the scheduler reads
 // the index through the ReadyMessages view, the scans and settle call the methods here.
 import type { Envelope, NoticedFile, QueueRef, QueueStore, ScanEntry } from '../queue/index.js';
-import { existsSync } from 'node:fs';
 import type { InstanceConfig } from '../config/types.js';
 import type { Logger } from '../common/logger.js';
 import { FastFlushStore, flushHostFor } from './fast-flush-store.js';
@@ -172,7 +171,7 @@ export class Intake implements ReadyMessages {
     for (const ref of refs) {
       if (ref.path.endsWith('.HELD') || this.index.has(ref.id)) continue;
       const told = ref.envelope && ref.size !== undefined ? { envelope: ref.envelope, size: ref.size } : null;
-      if (told ? existsSync(ref.path) && this.admit(ref.path, told.envelope, told.size, 'enqueued') : await this.admitFile(ref.path, 'enqueued')) admitted++;
+      if (told ? this.opts.store().exists(ref.path) && this.admit(ref.path, told.envelope, told.size, 'enqueued') : await this.admitFile(ref.path, 'enqueued')) admitted++;
     }
     return admitted;
   }

@@ -11,7 +11,7 @@ import { channelJobFactory } from '../channels/index.js';
 import { queueStoreFor } from '../queue/instance-store.js';
 import { instancePaths } from '../common/instance.js';
 import type { QueueStore } from '../queue/store.js';
-import { readMessageSync } from '../queue/queue-file-reader.js';
+import { readMessageSync } from '../queue/index.js';
 import { getSharedDnsCache } from '../dns/cache.js';
 import { getSharedReachabilityCache } from '../delivery/reachability.js';
 import { DeliveryStatsTracker, type DeliveryCounters } from './delivery-stats.js';

@@ -8,7 +8,7 @@ import { requestTimeoutMs } from '../job-controller/protocol.js';
 import { addAuthCounts, type FromChild, type ListenerInfo, type ServiceSummary } from '../dispatcher/protocol.js';
 import { addHistograms } from '../common/histogram.js';
 import { readRecentDeferrals } from './mail-log-tail.js';
-import { readQueueDepth, type ChannelQueueDepth } from './queue-depth.js';
+import { readQueueDepth, type ChannelQueueDepth } from '../queue/index.js';
 import { readJobControllerStatus, type InstanceSnapshot, type JobControllerView, type PartView, type ProcessView, type ReloadView } from './snapshot.js';
 
 export interface PartStatusLike {

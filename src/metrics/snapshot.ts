@@ -11,7 +11,7 @@ import type { RecentDeferral } from './mail-log-tail.js';
 import type { DeliveryCounters } from '../job-controller/delivery-stats.js';
 import { COUNTER_FIELDS, type CounterField } from '../job-controller/counters.js';
 import { readScanView, type ScanProgressView } from '../job-controller/scan-progress.js';
-import type { ChannelQueueDepth } from './queue-depth.js';
+import type { ChannelQueueDepth } from '../queue/index.js';
 import { shapingView, type DestinationShaping } from '../job-controller/shaping-view.js';
 import type { FanoutStatus } from '../delivery/fanout.js';
 import type { HistoryView, OutcomeGroup } from './history.js';

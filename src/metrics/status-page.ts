@@ -11,7 +11,7 @@ import { describeScan } from '../job-controller/scan-progress.js';
 import { shapingRateText, shapingStateText } from '../job-controller/shaping-view.js';
 import { renderOutcomeGroups, renderTrafficCharts } from './status-charts.js';
 import type { OutcomeGroup, OutcomeRecord } from './history.js';
-import type { QueuedEntry } from './queue-lookup.js';
+import type { QueuedEntry } from '../queue/index.js';
 
 const STATUS_REFRESH_SECONDS = 5;
 

@@ -5,8 +5,8 @@ import { DEFAULT_MILTER_ACTION, DEFAULT_MILTER_TIMEOUTS, type DefaultAction, typ
 import type { MacroStage } from './protocol.js';
 import { DEFAULT_MACRO_LISTS } from './macros.js';
 
-export { DEFAULT_ACTIONS, parseFilterAddress, parseFilterList, parsePostfixTime } from '../config/milter-filters.js';
-export type { DefaultAction, FilterAddress, FilterSpec, FilterTimeouts, ParseResult } from '../config/milter-filters.js';
+export { parseFilterAddress, parseFilterList, parsePostfixTime } from '../config/milter-filters.js';
+export type { DefaultAction, FilterAddress, FilterSpec, FilterTimeouts } from '../config/milter-filters.js';
 
 export interface MilterSettings {
   /** Applied in this order, as Postfix's smtpd_milters. */

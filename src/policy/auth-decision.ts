@@ -69,7 +69,7 @@ const ACTION_OF: Record<SpfResultCode, keyof Pick<SpfSettings, 'onFail' | 'onSof
 };
 
 /** The action SPF_SMTP_STATUS_* gives this result (accept for pass, neutral, none). */
-export function spfAction(outcome: SpfOutcome, spf: SpfSettings): SpfAction {
+function spfAction(outcome: SpfOutcome, spf: SpfSettings): SpfAction {
   const key = ACTION_OF[outcome.result];
   return key ? spf[key] : 'accept';
 }

@@ -5,18 +5,18 @@ import { DnsCache } from '../dns/cache.js';
 import type { RrsetLookup } from '../dns/lookup.js';
 import { createDnsLookup } from '../dns/settings.js';
 
-export { checkBlocklists, blocklistQueryName, type BlocklistResult, type BlocklistListing, type BlocklistUnchecked } from './blocklist.js';
+export { checkBlocklists, blocklistQueryName } from './blocklist.js';
 export { blocklistApplies, blocklistDecision } from './blocklist-decision.js';
-export { authSettings, type AuthSettings, type SpfSettings, type SpfAction, type SpfStage, type DmarcAction } from './auth-settings.js';
-export { checkSpf, verifyMessage, type SpfParams, type VerifyParams, type MessageVerification } from './auth-verify.js';
-export { spfDecision, spfAction, messageDecision, type SpfOutcome, type DkimOutcome, type DmarcOutcome, type ArcOutcome, type MessageAuthResults } from './auth-decision.js';
-export { authResultsHeader, removeOwnAuthResults, authservIdOf } from './auth-results.js';
-export type { PolicyDecision, PolicyAction, SmtpStage } from './decision.js';
+export { authSettings, type AuthSettings } from './auth-settings.js';
+export { checkSpf, verifyMessage } from './auth-verify.js';
+export { spfDecision, type SpfOutcome } from './auth-decision.js';
+export { authservIdOf } from './auth-results.js';
+export type { PolicyDecision } from './decision.js';
 
 /** Answers kept by one SMTP server process for the inbound checks (blocklists, SPF, DKIM keys, DMARC). */
-export const INBOUND_DNS_CACHE_ENTRIES = 50_000;
+const INBOUND_DNS_CACHE_ENTRIES = 50_000;
 /** Questions on the wire at once: high, so that a dead server holding some until they time out queues no others. */
-export const INBOUND_DNS_MAX_IN_FLIGHT = 1024;
+const INBOUND_DNS_MAX_IN_FLIGHT = 1024;
 
 /** The cached DNS lookup of an SMTP server process, on option.dat's DNS settings (make one per configuration; close its client on reload). */
 export function createInboundLookup(options: Pick<OptionsConfig, 'raw' | 'dnsServers'>): RrsetLookup {

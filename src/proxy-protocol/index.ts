@@ -5,21 +5,11 @@
 export {
   parseProxyHeader,
   printableBytes,
-  V1_MAX_LENGTH,
   V2_SIGNATURE,
-  DEFAULT_MAX_HEADER_BYTES,
   type ProxyHeader,
   type ProxyParseResult,
-  type ProxyParseOptions,
-  type ProxyEndpoint,
-  type ProxyTlv,
-  type ProxyVersion,
-  type ProxyVersions,
-  type ProxyCommand,
-  type ProxyFamily,
-  type ProxyTransport,
 } from './parse.js';
-export { readProxyHeader, ProxyHeaderError, type ReadProxyHeaderOptions, type ProxyHeaderRead, type ProxyReadFailure } from './read.js';
-export { admitConnection, resolveSession, type ProxyAdmission, type ProxyResolution, type SessionEndpoints } from './admission.js';
-export { describeTlvs, PP2_TYPE, type ProxyTlvInfo, type ProxySslInfo } from './tlv.js';
+export { readProxyHeader, ProxyHeaderError } from './read.js';
+export { admitConnection, resolveSession } from './admission.js';
+export { describeTlvs } from './tlv.js';
 export { crc32c } from './crc32c.js';

@@ -56,7 +56,7 @@ export interface ProxyParseOptions {
   maxBytes?: number;
 }
 
-export const V1_MAX_LENGTH = 107;
+const V1_MAX_LENGTH = 107;
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const DEFAULT_MAX_HEADER_BYTES = 1024;
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');

@@ -3,7 +3,7 @@
 // custom types (0xE0–0xEF) stay in `other`; a malformed SSL TLV leaves `ssl` null.
 import type { ProxyTlv } from './parse.js';
 
-export const PP2_TYPE = {
+const PP2_TYPE = {
   ALPN: 0x01,
   AUTHORITY: 0x02,
   CRC32C: 0x03,

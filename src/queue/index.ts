@@ -8,3 +8,6 @@ export { locateQueueFile } from './locate.js';
 export type { Envelope, EnvelopeDraft, NoticedFile, QueueRef, ScanEntry, QueuedRecipient, MailParams } from './types.js';
 export { queueStoreFor } from './instance-store.js';
 export { directoryRow, summarize, sortRows, formatSummaryTable, formatDirectoryTable, type DirectoryRow } from './report.js';
+export { readQueueDepth, type ChannelQueueDepth } from './depth.js';
+export { lookupQueued, type QueuedEntry } from './lookup.js';
+export { readMessageSync } from './queue-file-reader.js';

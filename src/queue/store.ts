@@ -2,7 +2,7 @@
 // destination channel. Writes go to queue/.tmp/ (never scanned), are fsynced, renamed into place
 // and their directory fsynced (in shared rounds, see group-commit.ts) before commit() resolves.
 import { open, mkdir, rename, unlink, readdir, readlink, realpath, lstat, stat, writeFile, readFile, copyFile, type FileHandle } from 'node:fs/promises';
-import { lstatSync, unlinkSync, type Dirent } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync, type Dirent } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join, dirname, basename } from 'node:path';
 import type { Logger } from '../common/logger.js';
@@ -140,6 +140,14 @@ export class QueueStore {
   }
 
   // --------------------------------------------------------------- read
+
+  /**
+   * Whether the queue file is still in place (not delivered, removed or held meanwhile): a
+   * check of the name alone, synchronous as it is asked for each file of an "enqueued" notice.
+   */
+  exists(path: string): boolean {
+    return existsSync(path);
+  }
 
   /** The envelope; throws QueueFileError for a corrupt file (and the fs error, e.g. ENOENT, when it is gone). */
   async readEnvelope(path: string): Promise<Envelope> {

@@ -128,7 +128,7 @@ export class LocalShapingCounters implements ShapingCounters {
  * GCRA: a unit may go when the theoretical arrival time is no further ahead of `now` than the
  * burst allows ((burst - 1) intervals). 0 = now, else the milliseconds to wait.
  */
-export function gcraWait(tat: number, intervalMs: number, burst: number, now: number): number {
+function gcraWait(tat: number, intervalMs: number, burst: number, now: number): number {
   const allowAt = tat - (Math.max(1, burst) - 1) * intervalMs;
   return allowAt <= now ? 0 : allowAt - now;
 }

@@ -10,7 +10,7 @@ import { ShapingPolicy, type Destination } from './policy.js';
 import { ShapingState, type ShapingSnapshot } from './state.js';
 
 /** An idle destination is forgotten after this long (its slow start begins again, as Postfix's queue manager forgets an idle destination). */
-export const IDLE_FORGET_MS = 60 * 60_000;
+const IDLE_FORGET_MS = 60 * 60_000;
 
 export interface ShaperOptions {
   /** The counters (default: a LocalShapingCounters of this process). */

@@ -24,7 +24,7 @@ import { isThrottleReply } from './throttle.js';
 import type { DestinationClass } from './policy.js';
 
 /** A connection lease is held this long without a message or renewal (an idle cached connection renews it). */
-export const LEASE_TTL_MS = 10 * 60_000;
+const LEASE_TTL_MS = 10 * 60_000;
 /** The observed message rate is a moving average over this long. */
 const RATE_WINDOW_MS = 60_000;
 /** A rate cap is never set lower than one message a minute. */

@@ -16,7 +16,7 @@ import type { InstanceSnapshot } from '../metrics/snapshot.js';
 import { TrafficHistory, type OutcomeGroup } from '../metrics/history.js';
 import { MailLogFollower } from '../metrics/mail-log-follow.js';
 import { RejectionCounts } from '../metrics/rejections.js';
-import { lookupQueued } from '../metrics/queue-lookup.js';
+import { lookupQueued } from '../queue/index.js';
 import type { GroupPage } from '../metrics/status-page.js';
 import { parseLooseMailLogLine } from '../common/mail-log-read.js';
 

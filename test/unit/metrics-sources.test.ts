@@ -12,7 +12,7 @@ import { formatExposition } from '../../src/metrics/exposition.js';
 import { emptyHistogram, observe } from '../../src/common/histogram.js';
 import { ServiceTotals } from '../../src/dispatcher/service-totals.js';
 import { DeliveryStatsBook, DeliveryStatsTracker } from '../../src/job-controller/delivery-stats.js';
-import { readQueueDepth } from '../../src/metrics/queue-depth.js';
+import { readQueueDepth } from '../../src/queue/index.js';
 import { queueIdTimeMs } from '../../src/queue/message-id.js';
 import { readRecentDeferrals, readRecentMailLog } from '../../src/metrics/mail-log-tail.js';
 import { formatMailLogRecord, type MailLogRecord } from '../../src/common/mail-log.js';

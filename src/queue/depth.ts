@@ -1,12 +1,13 @@
 // Queue depth and the age of the oldest message per channel, from the queue directories' names
 // alone: a queue id starts with its creation time (base-36 milliseconds), so neither a file nor
 // (but for the rare id that does not parse) a stat is read. Read-only: unlike a full queue scan
-// it never sets anything aside. Counts what `imsimta qm summarize` counts as messages.
+// it never sets anything aside. Counts what `imsimta qm summarize` counts as messages. For the
+// metrics endpoint (src/metrics/gather.ts), kept here so that only src/queue knows the layout.
 import { readdir, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isSubdirName, isTemporaryName, parseQueueFileName } from '../queue/file-name.js';
-import { isValidChannelName } from '../queue/store.js';
-import { queueIdTimeMs } from '../queue/message-id.js';
+import { isSubdirName, isTemporaryName, parseQueueFileName } from './file-name.js';
+import { isValidChannelName } from './store.js';
+import { queueIdTimeMs } from './message-id.js';
 
 export interface ChannelQueueDepth {
   channel: string;

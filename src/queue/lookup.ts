@@ -2,12 +2,13 @@
 // deferral or return reason): for the queue ids asked for, whether each is still queued, held,
 // how many attempts it had and when it is next due, read from the channel directories named and
 // the queue files' headers. Read-only, unlike the queue's own scans: nothing is set aside, a file
-// that does not parse or went away meanwhile reads as not queued.
+// that does not parse or went away meanwhile reads as not queued. For the metrics endpoint's
+// group page (asked by the watcher's side of it), kept here so that only src/queue knows the layout.
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isSubdirName, isTemporaryName, parseQueueFileName } from '../queue/file-name.js';
-import { readQueueFileHeader } from '../queue/queue-file-reader.js';
-import { isValidChannelName } from '../queue/store.js';
+import { isSubdirName, isTemporaryName, parseQueueFileName } from './file-name.js';
+import { readQueueFileHeader } from './queue-file-reader.js';
+import { isValidChannelName } from './store.js';
 
 export interface QueuedEntry {
   id: string;
