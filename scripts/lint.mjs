@@ -4,12 +4,13 @@
 //   lint:eslint  ESLint with typescript-eslint's type-checked rules (eslint.config.js)
 //   lint:layers  dependency-cruiser: the layering of docs/ARCHITECTURE.md, no cycles (.dependency-cruiser.cjs)
 //   lint:unused  knip: unused files, exports and dependencies (knip.json)
+//   lint:test-names  every test file named after the part of src/ it tests (lint-test-names.mjs)
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
 let failed = 0;
-for (const step of ['lint:eslint', 'lint:layers', 'lint:unused']) {
+for (const step of ['lint:eslint', 'lint:layers', 'lint:unused', 'lint:test-names']) {
   const started = Date.now();
   const run = spawnSync(npm[0], [...npm.slice(1), 'run', '--silent', step], { cwd: root, stdio: 'inherit' });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);

@@ -13,7 +13,7 @@ import { parseBounce } from '../../src/notices/dsn-parse.js';
 import { appendBounceRecords, bounceRecords, readBounceRecords, summarizeBounces, type BounceRecord } from '../../src/notices/bounce-records.js';
 import { parseSince } from '../../src/cli/commands/bounces.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'bounce-parse-'));
+const dir = mkdtempSync(join(tmpdir(), 'notices-bounce-parse-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
