@@ -1,7 +1,8 @@
 // A mail.log of a known mix, written as the MTA writes it (formatMailLogRecord), with what a
 // report of it must count worked out as it is written: messages delivered at once or after a
 // deferral, returned, deferred only, rejections by the SMTP server's own rules and by a rule
-// that names itself, operator deletions (X), a letter no build knows yet (Z), trailing tokens
+// that names itself (an access table; and the policy refusals as the SMTP server writes them: a
+// DNS blocklist at connect, SPF at MAIL, DMARC and a milter at the end of DATA), operator deletions (X), a letter no build knows yet (Z), trailing tokens
 // (tls=, and one no build knows), and a few lines that are not records at all. Used by the report
 // tests (every count exact) and bench/report.ts (a million lines).
 import { createWriteStream } from 'node:fs';
@@ -39,6 +40,8 @@ export interface MixExpectation {
   deferrals: Map<string, ReasonGroup>;
   bounces: Map<string, ReasonGroup>;
   rules: Map<string, number>;
+  /** Per rule, its refusals per reason as the report reduces it (addresses made `<…>`). */
+  ruleReasons: Map<string, Map<string, number>>;
   /** Delivered recipients per delay (s). */
   delays: Map<number, number>;
   /** Delivered messages: delay (s) and id, for the slowest list. */
@@ -73,6 +76,7 @@ export async function writeMailLogMix(path: string, opts: MixOptions): Promise<M
     deferrals: new Map(),
     bounces: new Map(),
     rules: new Map(),
+    ruleReasons: new Map(),
     delays: new Map(),
     deliveries: [],
   };
@@ -105,7 +109,12 @@ export async function writeMailLogMix(path: string, opts: MixOptions): Promise<M
     g.recipients++;
     if (first) g.messages++;
   };
-  const rule = (name: string) => x.rules.set(name, (x.rules.get(name) ?? 0) + 1);
+  const rule = (name: string, reason: string) => {
+    x.rules.set(name, (x.rules.get(name) ?? 0) + 1);
+    let reasons = x.ruleReasons.get(name);
+    if (!reasons) x.ruleReasons.set(name, (reasons = new Map()));
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+  };
 
   for (let i = 0; i < opts.messages; i++) {
     const t = opts.startMs + i * opts.stepMs;
@@ -209,17 +218,41 @@ export async function writeMailLogMix(path: string, opts: MixOptions): Promise<M
       x.deliveries.push({ id: local.id, delay: 1 });
     }
 
-    // Refusals at RCPT, between the messages.
-    const refuse = (recipient: string, status: string, name: string) => {
-      record({ event: 'J', id: '', source: 'tcp_local', destination: 'tcp_local', size: 0, from, recipient, status, time: new Date(t) });
+    // Refusals between the messages: one J record each, counted under `name` with `reason` (the
+    // status as the report groups it).
+    const reject = (r: Pick<MailLogRecord, 'destination' | 'size' | 'from' | 'recipient' | 'status'>, name: string, reason = r.status) => {
+      record({ event: 'J', id: '', source: 'tcp_local', ...r, time: new Date(t) });
       x.rejected++;
       hour(t).rejected++;
-      rule(name);
+      rule(name, reason);
     };
-    if (i % 4 === 0) refuse(`someone${i % 5}@elsewhere.test`, `550 5.7.1 <someone${i % 5}@elsewhere.test>: Relaying denied`, 'relay');
+    const refuse = (recipient: string, status: string, name: string, reason?: string) => reject({ destination: 'tcp_local', size: 0, from, recipient, status }, name, reason);
+    if (i % 4 === 0) refuse(`someone${i % 5}@elsewhere.test`, `550 5.7.1 <someone${i % 5}@elsewhere.test>: Relaying denied`, 'relay', '550 5.7.1 <…>: Relaying denied');
     if (i % 8 === 1) refuse(`spam${i % 3}@dest0.test`, '550 5.7.1 SEND_ACCESS: access denied by the rule', '5.7.1');
     if (i % 16 === 3) refuse(`blocked@dest1.test`, 'ORIG_SEND_ACCESS: 550 5.7.1 your address is blocked', 'ORIG_SEND_ACCESS');
-    if (i % 16 === 5) refuse(`nobody${i % 4}@localhost`, '550 5.1.1 <nobody@localhost>: User unknown', 'unknown user');
+    if (i % 16 === 5) refuse(`nobody${i % 4}@localhost`, '550 5.1.1 <nobody@localhost>: User unknown', 'unknown user', '550 5.1.1 <…>: User unknown');
+    // The policy refusals, in the records the SMTP server writes for them (src/smtp-server:
+    // session-hooks.ts at connect and MAIL, data-stage.ts at the end of DATA; the texts are those
+    // test/integration/smtp-blocklists, smtp-authentication and smtp-milter-* see).
+    if (i % 32 === 9) {
+      // A listed client, refused at connect: no sender or recipient yet, no destination.
+      const ip = `192.0.2.${200 + (i % 3)}`;
+      reject({ destination: '', size: 0, from: '', recipient: '', status: `rbl:bl.test: 554 5.7.1 access_control: host ${ip} found on DNS list bl.test: Listed by bl.test, see http://bl.test/lookup?ip=${ip}` }, 'rbl:bl.test');
+    }
+    if (i % 32 === 13) {
+      // SPF -all for the MAIL FROM domain, refused at MAIL: no recipient yet.
+      reject({ destination: '', size: 0, from: 'ceo@origin.test', recipient: '', status: 'SPF: 550 5.7.23 SPF fail: origin.test does not allow 192.0.2.66 to send its mail' }, 'SPF');
+    }
+    if (i % 64 === 17) {
+      // A DMARC p=reject forgery, refused at the end of DATA: one record per recipient, with the message's size and each recipient's channel.
+      const status = 'DMARC: 550 5.7.1 message refused: origin.test publishes a DMARC policy of reject and the message fails it';
+      reject({ destination: 'tcp_local', size: 2345, from: 'bounce@evil.test', recipient: `rcpt${i % 3}@dest2.test`, status }, 'DMARC');
+      reject({ destination: 'l', size: 2345, from: 'bounce@evil.test', recipient: 'local0@localhost', status }, 'DMARC');
+    }
+    if (i % 64 === 21) {
+      // The milter named rspamd rejects the message (GTUBE) at the end of DATA.
+      reject({ destination: 'tcp_local', size: 1800, from: 'spammer@spam.test', recipient: `user${i % USERS}@dest3.test`, status: 'milter:rspamd: 554 5.7.1 Gtube pattern' }, 'milter:rspamd');
+    }
     if (i % 50 === 49) {
       // qm delete of a message still queued: one X line per pending recipient.
       for (const r of rcpts) record({ ...base, event: 'X', recipient: r.address, status: 'deleted by the operator (imsimta qm delete)', time: new Date(t + 1_500) });

@@ -5,8 +5,8 @@
 // farm-wide limits (K connections, N messages a second) from the three together; Redis killed
 // mid-run: mail keeps flowing under the fallback limits. A node killed with SIGKILL mid-load: the
 // client's retries go to the others, and every message acknowledged with 250 reaches the sink
-// (the killed node's after its restart), counted by Message-ID. ETRN through the balancer
-// reaches every node's queue. `imsimta process` and /metrics name the node and say whether it
+// (the killed node's after its restart), counted by Message-ID. ETRN through the balancer, and
+// `imsimta flush DOMAIN` run on one node, reach every node's queue. `imsimta process` and /metrics name the node and say whether it
 // reaches Redis. Loopback only; every peer is stopped by its pid.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ import { SmtpProbe, runTool } from './smtp-harness.js';
 const NODE_HOSTS = ['127.0.8.1', '127.0.8.2', '127.0.8.3'];
 const SINK_HOST = '127.0.8.100';
 const LATER_HOST = '127.0.8.101';
+const FLUSHED_HOST = '127.0.8.102';
 const LB_HOST = '127.0.3.1';
 const CLIENT = '127.0.6.1';
 const REDIS_HOST = '127.0.7.2';
@@ -33,6 +34,8 @@ let redis: TestRedis;
 let sink: SmtpPeer;
 let later: SmtpPeer | null = null;
 let laterPort = 0;
+let flushed: SmtpPeer | null = null;
+let flushedPort = 0;
 let lb: Haproxy;
 let lbPort = 0;
 const nodes: MtaInstance[] = [];
@@ -41,6 +44,7 @@ const metricsPorts: number[] = [];
 function imtaCnf(sinkPort: number): string {
   return `! farm node
 later.test           $U%$D@tcp_later-daemon
+flushed.test         $U%$D@tcp_flushed-daemon
 .                    $U%$H@tcp-daemon
 
 defaults spfnone noauthverify
@@ -53,6 +57,9 @@ tcp-daemon
 
 tcp_later smtp mx daemon ${LATER_HOST} port ${laterPort} backoff "PT10M"
 tcp_later-daemon
+
+tcp_flushed smtp mx daemon ${FLUSHED_HOST} port ${flushedPort} backoff "PT10M"
+tcp_flushed-daemon
 `;
 }
 
@@ -60,6 +67,7 @@ before(async () => {
   redis = await startRedis({ host: REDIS_HOST });
   sink = await startSmtpPeer({ host: SINK_HOST });
   laterPort = await freePort(LATER_HOST); // nothing listens there until the ETRN test starts a peer
+  flushedPort = await freePort(FLUSHED_HOST); // nor there until the flush test does
   for (const [i, host] of NODE_HOSTS.entries()) {
     const mta = await MtaInstance.create({ address: host, service: 'PROXY_PROTOCOL=1\nPROXY_TRUSTED=127.0.0.1\nMIN_PROCS=1' });
     const metricsPort = await freePort('127.0.0.1');
@@ -107,6 +115,7 @@ after(async () => {
   await lb?.close();
   for (const n of nodes) await n.cleanup();
   await later?.close();
+  await flushed?.close();
   await sink?.close();
   await redis?.close();
 });
@@ -130,16 +139,17 @@ function mailLogEvents(mta: MtaInstance, event: string, channel: string): number
 }
 
 const delivered = (mta: MtaInstance, channel: string) => mailLogEvents(mta, 'D', channel);
+const triedLater = (mta: MtaInstance) => triedOn(mta, 'tcp_later');
 
-/** tcp_later's messages in a node's mail.log: how many, how many not tried for real yet, and the time of the last real try. */
-function triedLater(mta: MtaInstance): { ids: number; pending: number; last: number } {
+/** `channel`'s messages in a node's mail.log: how many, how many not tried for real yet, and the time of the last real try. */
+function triedOn(mta: MtaInstance, channel: string): { ids: number; pending: number; last: number } {
   const p = join(mta.root, 'log', 'mail.log');
   const lines = existsSync(p) ? readFileSync(p, 'utf8').split('\n') : [];
   const enqueued = new Set<string>();
   const tried = new Map<string, number>();
   for (const l of lines) {
     const f = l.split(' ');
-    if (f[4] !== 'tcp_later') continue;
+    if (f[4] !== channel) continue;
     if (f[1] === 'E') enqueued.add(f[2]!);
     if (f[1] === 'Q' && !l.includes('host not tried again')) tried.set(f[2]!, Date.parse(f[0]!));
   }
@@ -252,6 +262,24 @@ test('a node killed with SIGKILL mid-load: retries go to the others; every ackno
   assert.deepEqual(missing, [], 'acknowledged messages missing at the sink');
 });
 
+/** `count` messages to `recipient`, each in its own session through the balancer (round robin: spread over the nodes); their Message-IDs. */
+async function sendThroughBalancer(count: number, recipient: string, tag: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = await SmtpProbe.connect(LB_HOST, lbPort, CLIENT);
+    await p.hello('client.test');
+    assert.equal((await p.command(`MAIL FROM:<${tag}@client.test>`))?.code, 250);
+    assert.equal((await p.command(`RCPT TO:<${recipient}>`))?.code, 250);
+    assert.equal((await p.command('DATA'))?.code, 354);
+    const id = `<${tag}-${i}@client.test>`;
+    p.write(`Message-ID: ${id}\r\nSubject: ${tag}\r\n\r\nbody\r\n.\r\n`);
+    assert.equal((await p.reply(10_000))?.code, 250);
+    ids.push(id);
+    p.close();
+  }
+  return ids;
+}
+
 /** One message in its own session through the balancer: true when it was answered 250 at the end of DATA. */
 async function sendOne(messageId: string): Promise<boolean> {
   const p = await SmtpProbe.connect(LB_HOST, lbPort, CLIENT);
@@ -273,19 +301,7 @@ async function sendOne(messageId: string): Promise<boolean> {
 
 test('ETRN through the balancer retries the destination’s mail on every node', async () => {
   // Deferred mail for later.test on every node (nothing listens there yet).
-  const ids: string[] = [];
-  for (let i = 0; i < 6; i++) {
-    const p = await SmtpProbe.connect(LB_HOST, lbPort, CLIENT);
-    await p.hello('client.test');
-    assert.equal((await p.command('MAIL FROM:<etrn@client.test>'))?.code, 250);
-    assert.equal((await p.command('RCPT TO:<user@later.test>'))?.code, 250);
-    assert.equal((await p.command('DATA'))?.code, 354);
-    const id = `<later-${i}@client.test>`;
-    p.write(`Message-ID: ${id}\r\nSubject: later\r\n\r\nbody\r\n.\r\n`);
-    assert.equal((await p.reply(10_000))?.code, 250);
-    ids.push(id);
-    p.close();
-  }
+  const ids = await sendThroughBalancer(6, 'user@later.test', 'later');
   // Each message tried for real once (not just held back by the host's SMTP_HOST_RETRY window), then the window over.
   for (const n of nodes) await waitFor(() => triedLater(n).pending === 0 && triedLater(n).ids > 0, { timeoutMs: 20_000, what: `deferred later.test mail on ${n.address}` });
   const lastTry = Math.max(...nodes.map((n) => triedLater(n).last));
@@ -301,4 +317,20 @@ test('ETRN through the balancer retries the destination’s mail on every node',
   for (const n of nodes) assert.ok(delivered(n, 'tcp_later') > 0, `${n.address} delivered its later.test mail`);
   const relayed = nodes.filter((n) => /farm: flush asked of another node/.test(componentLog(n, 'job_controller')));
   assert.equal(relayed.length, 2, 'the two nodes the ETRN did not reach were told through Redis');
+});
+
+test('imsimta flush DOMAIN on one node: the other nodes deliver their queued mail for it too', async () => {
+  // Deferred mail for flushed.test (not a fast-flush domain: the operator's flush finds it in the
+  // scheduler) on every node, each message tried once while nothing listened there.
+  const ids = await sendThroughBalancer(6, 'user@flushed.test', 'flushed');
+  for (const n of nodes) await waitFor(() => triedOn(n, 'tcp_flushed').pending === 0 && triedOn(n, 'tcp_flushed').ids > 0, { timeoutMs: 20_000, what: `deferred flushed.test mail on ${n.address}` });
+  flushed = await startSmtpPeer({ host: FLUSHED_HOST, port: flushedPort });
+  const r = await nodes[0]!.imsimta(['flush', 'flushed.test']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /being tried now/);
+  // The backoff is 10 minutes: only the flush, carried out here and relayed to the others, delivers them now.
+  await waitFor(() => ids.every((id) => flushed!.transactions.some((t) => t.messageId === id)), { timeoutMs: 20_000, what: 'every node’s flushed.test mail delivered after one imsimta flush' });
+  for (const n of nodes) assert.ok(delivered(n, 'tcp_flushed') > 0, `${n.address} delivered its flushed.test mail`);
+  const told = (n: MtaInstance) => componentLog(n, 'job_controller').split('\n').some((l) => l.includes('farm: flush asked of another node') && l.includes('"target":"flushed.test"') && l.includes('"origin":"operator"'));
+  assert.deepEqual(nodes.map(told), [false, true, true], 'node-1 was asked; the two others were told through Redis');
 });

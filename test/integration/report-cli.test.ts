@@ -66,6 +66,12 @@ test('--since all: the three files, oldest first (the .gz one too), every total 
   assert.deepEqual(r.totals.other, { records: sum((m) => m.other.Z ?? 0), letters: { Z: sum((m) => m.other.Z ?? 0) } });
   const relay = r.rejections.find((x) => x.rule === 'relay');
   assert.equal(relay?.recipients, sum((m) => m.rules.get('relay') ?? 0));
+  // The policy refusals (a DNS blocklist, SPF, DMARC, a milter) by their rule, over the three files.
+  for (const rule of ['rbl:bl.test', 'SPF', 'DMARC', 'milter:rspamd']) {
+    const expected = sum((m) => m.rules.get(rule) ?? 0);
+    assert.ok(expected > 0, rule);
+    assert.equal(r.rejections.find((x) => x.rule === rule)?.recipients, expected, rule);
+  }
   assert.equal(r.approximate, 0);
   // The ten largest senders over the three files, largest first (ties by address).
   const senders = new Map<string, { messages: number; bytes: number }>();

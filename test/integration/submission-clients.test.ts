@@ -6,6 +6,7 @@
 // outside INTERNAL_IP; what they send is queued for tcp_local from tcp_auth with the user in
 // mail.log and `with ESMTPSA` in Received:. Port 25 offers no AUTH, relaying there is refused;
 // a users file edited into garbage leaves the old one in force. Delivery channels are stopped.
+// METRICS_PORT is on: one failed and one good AUTH move tsubame_smtp_auth_total by exactly one.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { MtaInstance, RawSession } from '../helpers/running-instance.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
 import { startPostfixPeer, type PostfixPeer } from '../helpers/postfix.js';
 import { parseMailLogLine, type ParsedMailLogRecord } from '../../src/common/mail-log.js';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.js';
 import { runTool } from './smtp-harness.js';
 import { usersFile } from './smtp-auth-fixture.js';
 
@@ -29,7 +31,7 @@ const MX_NAME = 'mx.tsubame.test';
 let mta: MtaInstance;
 let ca: TestCa;
 let caFile: string;
-const ports = { smtp: 0, submission: 0, submissions: 0 };
+const ports = { smtp: 0, submission: 0, submissions: 0, metrics: 0 };
 
 /** The shipped etc/ with the services on free loopback ports and tcp_local held (its smart host is nowhere). */
 before(async () => {
@@ -40,6 +42,7 @@ before(async () => {
   ports.smtp = mta.port;
   ports.submission = await freePort(SERVER);
   ports.submissions = await freePort(SERVER);
+  ports.metrics = await freePort('127.0.0.1');
   const dispatcher = shipped('dispatcher.cnf')
     .replace(/^PORT=25$/m, `PORT=${ports.smtp}\nINTERFACE_ADDRESS=${SERVER}`)
     .replace(/^PORT=587$/m, `PORT=${ports.submission}\nINTERFACE_ADDRESS=${SERVER}`)
@@ -57,7 +60,7 @@ before(async () => {
   mta.inst.write(
     'etc/option.dat',
     shipped('option.dat').replace(/^INTERNAL_IP=.*$/m, `INTERNAL_IP=${SERVER}/32`) +
-      `\nLOCAL_HOST=${MX_NAME}\nTLS_KEY=${join(mta.root, 'etc/tls/key.pem')}\nTLS_CERT=${join(mta.root, 'etc/tls/cert.pem')}\nDNS_SERVERS=${NOWHERE}:${deadPort}\n`,
+      `\nLOCAL_HOST=${MX_NAME}\nTLS_KEY=${join(mta.root, 'etc/tls/key.pem')}\nTLS_CERT=${join(mta.root, 'etc/tls/cert.pem')}\nDNS_SERVERS=${NOWHERE}:${deadPort}\nMETRICS_PORT=${ports.metrics}\n`,
   );
   mta.inst.write('etc/users', await usersFile());
   chmodSync(join(mta.root, 'etc', 'users'), 0o600);
@@ -128,6 +131,34 @@ test('swaks --auth LOGIN with TLS at connect on the submissions port (RFC 8314)'
   const r = await swaks(ports.submissions, ['--tlsc', '--auth', 'LOGIN', '--auth-user', 'bob', '--auth-password', 'bob-pw', '--from', 'bob@localhost', '--to', 'login465@remote.example']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   await assertSubmitted('login465@remote.example', 'bob', r.stdout);
+});
+
+/** tsubame_smtp_auth_total of the SUBMISSION service, one sample per result (absent counts as 0). */
+async function submissionAuthCounts(): Promise<{ succeeded: number; failed: number; refused: number }> {
+  const res = await fetch(`http://127.0.0.1:${ports.metrics}/metrics`);
+  assert.equal(res.status, 200);
+  const m = parsePrometheusText(await res.text());
+  const of = (result: string) => sampleValue(m, 'tsubame_smtp_auth_total', { service: 'SUBMISSION', result }) ?? 0;
+  return { succeeded: of('succeeded'), failed: of('failed'), refused: of('refused') };
+}
+
+test('tsubame_smtp_auth_total on /metrics: one wrong password and one good AUTH on 587 count failed +1 and succeeded +1, nothing refused', async () => {
+  const before = await submissionAuthCounts();
+  const bad = await swaks(ports.submission, ['-tls', '--auth', 'PLAIN', '--auth-user', 'alice', '--auth-password', 'wrong-pw', '--quit-after', 'AUTH']);
+  assert.match(bad.stdout, /<~?\* 535 5\.7\.8 /, bad.stdout);
+  const good = await swaks(ports.submission, ['-tls', '--auth', 'LOGIN', '--auth-user', 'bob', '--auth-password', 'bob-pw', '--quit-after', 'AUTH']);
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, /<~ +235 /, good.stdout);
+  // The server processes report their counts to the dispatcher as they go: wait for both to show,
+  // then the counts must have moved by exactly the two attempts made.
+  const after = await waitFor(
+    async () => {
+      const now = await submissionAuthCounts();
+      return now.failed > before.failed && now.succeeded > before.succeeded ? now : null;
+    },
+    { timeoutMs: 20_000, what: 'the failed and succeeded AUTH on /metrics' },
+  );
+  assert.deepEqual(after, { succeeded: before.succeeded + 1, failed: before.failed + 1, refused: before.refused });
 });
 
 test('submission port: AUTH before STARTTLS 530 5.7.0, MAIL before AUTH 530 5.7.0; port 25 offers no AUTH and refuses relaying with 550 5.7.1', async () => {

@@ -83,6 +83,21 @@ test('rejections by rule: the leading rule name, the SMTP server\'s own refusals
   assert.equal(report.rejections.find((r) => r.rule === 'ORIG_SEND_ACCESS')?.reasons[0]?.reason, 'ORIG_SEND_ACCESS: 550 5.7.1 your address is blocked');
 });
 
+test('rejections by rule: the DNS blocklist, SPF, DMARC and milter refusals as the SMTP server writes them, each counted under its rule with its reasons', () => {
+  const byRule = new Map(report.rejections.map((r) => [r.rule, r]));
+  for (const rule of ['rbl:bl.test', 'SPF', 'DMARC', 'milter:rspamd']) {
+    const expected = mix.rules.get(rule) ?? 0;
+    assert.ok(expected > 0, `the mix has ${rule} refusals`);
+    assert.equal(byRule.get(rule)?.recipients, expected, rule);
+    assert.deepEqual(new Map(byRule.get(rule)!.reasons.map((x) => [x.reason, x.recipients])), mix.ruleReasons.get(rule), rule);
+  }
+  // A refusal at connect (no sender, no recipient) counts as much as one at RCPT; DMARC counts each recipient of the refused message.
+  assert.equal(mix.ruleReasons.get('rbl:bl.test')!.size, 3, 'three listed clients');
+  assert.equal(mix.rules.get('DMARC'), 2 * Math.ceil((3000 - 17) / 64));
+  // Every rule's reasons, the older ones too.
+  assert.deepEqual(new Map(report.rejections.map((r) => [r.rule, new Map(r.reasons.map((x) => [x.reason, x.recipients]))])), mix.ruleReasons);
+});
+
 test('delivery delays from the queue id: histogram, mean and the slowest messages', () => {
   const counts = new Array<number>(DELAY_BUCKETS.length + 1).fill(0);
   let sum = 0;
