@@ -142,7 +142,11 @@ function report(): void {
  */
 function upkeep(): void {
   closeIdlePrevious();
-  if (retiring && !stopping && openConnections() === 0) void stop(0);
+  if (retiring && !stopping && openConnections() === 0) {
+    // The dispatcher adds an exited process's last reported counts to the service's totals.
+    sendStatus();
+    void stop(0);
+  }
 }
 
 function sendStatus(id?: number): void {
