@@ -41,5 +41,16 @@ export const AUTH_OPTION_RULES: Record<keyof typeof AUTH_DEFAULTS, AuthOptionRul
   ARC_TRUSTED_SEALERS: { kind: 'domains' },
 };
 
-/** Channel keywords: Messaging Server's SPF keywords, tsubame's spfdata, and the verification switch. */
-export const AUTH_CHANNEL_KEYWORDS = ['spfnone', 'spfhelo', 'spfmailfrom', 'spfrcptto', 'spfdata', 'authverify', 'noauthverify'];
+/**
+ * tsubame's per-channel overrides of DMARC_REJECT_ACTION: the keyword is the option's value after
+ * `dmarc` (the value it stands for), written on the channel a service runs as.
+ */
+export const DMARC_REJECT_KEYWORDS: Readonly<Record<string, string>> = { dmarcrefuse: 'refuse', dmarchold: 'hold', dmarcaccept: 'accept' };
+/** tsubame's per-channel overrides of SPF_SMTP_STATUS_FAIL: `spffail` and the option's value (2, 4, 5, H). */
+export const SPF_FAIL_KEYWORDS: Readonly<Record<string, string>> = { spffail2: '2', spffail4: '4', spffail5: '5', spffailh: 'H' };
+
+/** Channel keywords: Messaging Server's SPF keywords, tsubame's spfdata, the verification switch and the action overrides. */
+export const AUTH_CHANNEL_KEYWORDS = ['spfnone', 'spfhelo', 'spfmailfrom', 'spfrcptto', 'spfdata', 'authverify', 'noauthverify', ...Object.keys(DMARC_REJECT_KEYWORDS), ...Object.keys(SPF_FAIL_KEYWORDS)];
+
+/** Keywords of which a channel block may write one only: each group sets one action, two would contradict. */
+export const AUTH_EXCLUSIVE_KEYWORDS: readonly string[][] = [Object.keys(DMARC_REJECT_KEYWORDS), Object.keys(SPF_FAIL_KEYWORDS)];

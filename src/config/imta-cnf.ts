@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { compileTemplate } from './rewrite-template.js';
 import { parseIsoDuration } from './durations.js';
-import { CHANNEL_KEYWORDS } from './imta-keywords.js';
+import { CHANNEL_KEYWORDS, exclusiveGroupOf } from './imta-keywords.js';
 import type { Channel, CopyMode, Diagnostic, ImtaConfig, MxMode, RewriteRule, SaslMode, TlsMode } from './types.js';
 
 interface LogicalLine {
@@ -113,7 +113,7 @@ export function parseImtaCnf(file: string, diagnostics: Diagnostic[], opts: Imta
     }
     for (const h of hostLines) if (h.tokens.length > 2) diagnostics.push(err(h.l, `host line has more than two names: "${h.l.text.trim()}"`));
     const hosts = hostLines.map((h) => h.tokens[0]!);
-    const channel = resolveChannel(name, [...defaults, ...own], hostLines[0]!.tokens[1] ?? hosts[0]!, hosts, head, diagnostics, opts);
+    const channel = resolveChannel(name, withDefaults(defaults, own), hostLines[0]!.tokens[1] ?? hosts[0]!, hosts, head, diagnostics, opts);
     channels.push(channel);
     channelByName.set(name.toLowerCase(), channel);
     for (const h of hostLines) {
@@ -228,7 +228,29 @@ function parseKeywords(tokens: string[], head: LogicalLine, diagnostics: Diagnos
     }
     out.push([name, args]);
   }
+  reportConflicts(out, head, diagnostics);
   return out;
+}
+
+/** Two different keywords of one exclusive group in one block (dmarchold … dmarcaccept): an error naming both. */
+function reportConflicts(keywords: Array<[string, string[]]>, head: LogicalLine, diagnostics: Diagnostic[]): void {
+  const seen = new Map<readonly string[], string>();
+  for (const [name] of keywords) {
+    const group = exclusiveGroupOf(name);
+    if (!group) continue;
+    const first = seen.get(group);
+    if (first === undefined) seen.set(group, name);
+    else if (first !== name) diagnostics.push(err(head, `keywords ${first} and ${name} conflict: a channel takes one of ${group.join(', ')}`));
+  }
+}
+
+/** The defaults block's keywords, then the block's own; an own keyword of an exclusive group replaces the defaults' of that group. */
+function withDefaults(defaults: Array<[string, string[]]>, own: Array<[string, string[]]>): Array<[string, string[]]> {
+  const ownGroups = new Set<readonly string[] | null>(own.map(([k]) => exclusiveGroupOf(k)));
+  return [...defaults.filter(([k]) => {
+    const group = exclusiveGroupOf(k);
+    return group === null || !ownGroups.has(group);
+  }), ...own];
 }
 
 function looksLikeAge(token: string, kind: 'durations' | 'ages'): boolean {

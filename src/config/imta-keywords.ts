@@ -1,6 +1,7 @@
 // The channel keywords tsubame knows, with the arguments each takes. Keywords are
 // case-insensitive; an unknown one is a warning (Messaging Server treats it as a group name).
-import { AUTH_CHANNEL_KEYWORDS } from './auth-options.js';
+// Some keywords exclude each other (EXCLUSIVE_GROUPS): two of one group in a block are an error.
+import { AUTH_CHANNEL_KEYWORDS, AUTH_EXCLUSIVE_KEYWORDS } from './auth-options.js';
 import { MILTER_CHANNEL_KEYWORDS } from './milter-options.js';
 
 export type KeywordArgs =
@@ -72,3 +73,14 @@ export const CHANNEL_KEYWORDS: ReadonlyMap<string, KeywordArgs> = new Map<string
   ...DURATION_LISTS.map((k) => [k, { kind: 'durations', max: 8 }] as [string, KeywordArgs]),
   ...AGE_LISTS.map((k) => [k, { kind: 'ages', max: 5 }] as [string, KeywordArgs]),
 ]);
+
+/**
+ * Groups of keywords a channel block may write one of (each sets one action; two would leave it to
+ * the order of the words). A channel's own keyword replaces one of its group from `defaults`.
+ */
+const EXCLUSIVE_GROUPS: readonly string[][] = [...AUTH_EXCLUSIVE_KEYWORDS];
+
+/** The exclusive group `keyword` belongs to, or null. */
+export function exclusiveGroupOf(keyword: string): readonly string[] | null {
+  return EXCLUSIVE_GROUPS.find((g) => g.includes(keyword)) ?? null;
+}

@@ -1,7 +1,8 @@
 // What SPF, DKIM, DMARC and ARC results make the SMTP server do (pure): the SPF decision at the
 // stage the channel's keyword names (MAIL, the first RCPT, or the end of DATA) with the action
 // SPF_SMTP_STATUS_* gives each result, and the message's decision at the end of DATA: a DMARC
-// failure under p=reject refused with 550 5.7.1 (or held, or accepted: DMARC_REJECT_ACTION), under
+// failure under p=reject refused with 550 5.7.1 (or held, or accepted: DMARC_REJECT_ACTION or the
+// channel's dmarcrefuse / dmarchold / dmarcaccept), under
 // p=quarantine as DMARC_QUARANTINE_ACTION says; a passing ARC chain sealed by a trusted sealer
 // overrides a DMARC failure (RFC 8617 §7.2.1).
 import { accept, hold, refuse, type PolicyDecision, type SmtpStage } from './decision.js';
@@ -83,7 +84,7 @@ export function spfDecision(outcome: SpfOutcome, spf: SpfSettings, stage: SmtpSt
   const action = spfAction(outcome, spf);
   const reason = `SPF ${outcome.result} for ${outcome.identity === 'helo' ? 'HELO' : 'MAIL FROM'} ${outcome.domain} from ${outcome.ip}`;
   if (action === 'accept' || spf.stage === 'none') return accept(outcome.result === 'pass' || outcome.result === 'none' ? null : `${reason}: accepted`);
-  if (action === 'hold') return stage === 'data' ? hold(`${reason}: held (SPF_SMTP_STATUS_${outcome.result.toUpperCase()}=H)`) : accept(null);
+  if (action === 'hold') return stage === 'data' ? hold(`${reason}: held (${outcome.result === 'fail' && spf.onFailKeyword ? spf.onFailKeyword : `SPF_SMTP_STATUS_${outcome.result.toUpperCase()}=H`})`) : accept(null);
   const own = spf.stage === stage || (outcome.identity === 'helo' && stage === 'helo');
   if (!own) return accept(null);
   const temporary = action === 'tempfail';
@@ -133,12 +134,14 @@ export function messageDecision(r: MessageAuthResults, settings: AuthSettings): 
     // pct below 100: the domain asks for its policy on part of its mail only; tsubame never refuses then, it applies the next policy down (RFC 7489 §6.6.4).
     const policy = dmarc.policy === 'reject' && dmarc.pct < 100 ? 'quarantine' : dmarc.policy;
     const action: DmarcAction = policy === 'reject' ? settings.dmarcReject : settings.dmarcQuarantine;
+    // The channel keyword that decided, when one did (an operator reading mail.log looks for it in imta.cnf, not option.dat).
+    const by = policy === 'reject' && settings.dmarcRejectKeyword ? ` (${settings.dmarcRejectKeyword})` : '';
     const reason = `DMARC fail for ${dmarc.domain} (p=${dmarc.policy}${dmarc.pct < 100 ? ` pct=${dmarc.pct}` : ''})`;
     const sealer = r.arc?.result === 'pass' ? r.arc.sealer : null;
     if (sealer && settings.arcTrustedSealers.includes(sealer)) decisions.push(accept(`${reason}: accepted, ARC chain sealed by trusted ${sealer} passes`));
-    else if (action === 'refuse') decisions.push(refuse(550, '5.7.1', `message refused: ${dmarc.domain} publishes a DMARC policy of ${policy} and the message fails it`, `${reason}: refused`));
-    else if (action === 'hold') decisions.push(hold(`${reason}: held`));
-    else decisions.push(accept(`${reason}: accepted`));
+    else if (action === 'refuse') decisions.push(refuse(550, '5.7.1', `message refused: ${dmarc.domain} publishes a DMARC policy of ${policy} and the message fails it`, `${reason}: refused${by}`));
+    else if (action === 'hold') decisions.push(hold(`${reason}: held${by}`));
+    else decisions.push(accept(`${reason}: accepted${by}`));
   } else if (dmarc?.result === 'temperror') {
     decisions.push(accept(`DMARC temperror for ${dmarc.domain}: accepted`));
   }

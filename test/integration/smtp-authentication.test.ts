@@ -4,7 +4,9 @@
 // Authentication-Results header of ours saying dkim=pass (a forged one claiming our authserv-id
 // removed); an altered body, a wrong key and a missing key are delivered saying so; a DMARC
 // p=reject forgery is refused at the end of DATA with 550 5.7.1, an SPF -all sender at MAIL, each
-// with one J record naming DMARC or SPF; a list's ARC-sealed forward verifies. Hostile: 1,000
+// with one J record naming DMARC or SPF, while a second service running as a channel with
+// dmarchold / spffailh holds the same mail (250, queued held); a list's ARC-sealed forward
+// verifies. Hostile: 1,000
 // DKIM-Signature fields, an SPF record that includes itself, a DMARC record of 60 KiB (near the
 // most one DNS message of 64 KiB can carry).
 import { test, before, after } from 'node:test';
@@ -15,7 +17,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MtaInstance } from '../helpers/running-instance.js';
-import { waitFor } from '../helpers/instance.js';
+import { freePort, waitFor } from '../helpers/instance.js';
 import { startDnsmasq, txtRecord, type Dnsmasq } from '../helpers/dnsmasq.js';
 import { startDnsServer, type SimDns } from '../helpers/sim-internet.js';
 import { SmtpProbe } from './smtp-harness.js';
@@ -36,12 +38,17 @@ localhost
 
 tcp_local smtp mx
 tcp-daemon
+
+tcp_hold smtp mx dmarchold spffailh
+tcp_hold-daemon
 `;
 
 let dns: Dnsmasq;
 let bigDns: SimDns;
 let dir: string;
 let mta: MtaInstance;
+/** The port of [SERVICE=SMTP_HOLD], which runs as tcp_hold (dmarchold, spffailh); mta.port runs as tcp_local. */
+let holdPort: number;
 const keyFile: Record<string, string> = {};
 
 function rsaKey(name: string): string {
@@ -71,7 +78,8 @@ before(async () => {
       `server=/big.test/${bigDns.host}#${bigDns.port}`,
     ],
   });
-  mta = await MtaInstance.create({ address: SERVER, service: 'MIN_PROCS=1\nMAX_PROCS=1' });
+  holdPort = await freePort(SERVER);
+  mta = await MtaInstance.create({ address: SERVER, service: `MIN_PROCS=1\nMAX_PROCS=1\n\n[SERVICE=SMTP_HOLD]\nPORT=${holdPort}\nINTERFACE_ADDRESS=${SERVER}\nPARAMETER=CHANNEL=tcp_hold\nMIN_PROCS=1\nMAX_PROCS=1` });
   mta.inst.write('etc/imta.cnf', IMTA);
   mta.inst.write('etc/option.dat', `INTERNAL_IP=${SERVER}/32\nLOCAL_HOST=${AUTHSERV}\nDNS_SERVERS=${dns.server}\nDNS_TIMEOUT=3\nDNS_ATTEMPTS=1\nARC_TRUSTED_SEALERS=list.test\n`);
   mkdirSync(join(mta.root, 'mailbox', 'rcpt', 'new'), { recursive: true });
@@ -109,9 +117,9 @@ interface Sent {
 }
 
 /** One transaction from `ip`: MAIL, RCPT rcpt@dest.test, and the message when both were taken. */
-async function send(ip: string, mailFrom: string, msg: Buffer, helo = 'client.test'): Promise<Sent> {
+async function send(ip: string, mailFrom: string, msg: Buffer, helo = 'client.test', port = mta.port): Promise<Sent> {
   const started = Date.now();
-  const p = await SmtpProbe.connect(SERVER, mta.port, ip);
+  const p = await SmtpProbe.connect(SERVER, port, ip);
   try {
     await p.hello(helo);
     const mail = (await p.command(`MAIL FROM:<${mailFrom}>`))!.text;
@@ -229,6 +237,35 @@ test('hostile: 1,000 DKIM-Signature fields, a self-including SPF record, a DMARC
   assert.ok(bigDns.queries.some((q) => q.name === '_dmarc.big.test' && q.transport === 'tcp'), 'the record came whole, over TCP');
   assert.equal(big.data, '550 5.7.1 message refused: big.test publishes a DMARC policy of reject and the message fails it');
   assert.ok(big.ms < 15_000, `${big.ms} ms`);
+});
+
+/** The one queue file of message `id` in the l channel, which must be held; its E record's status. */
+function heldAs(data: string | null): string {
+  const id = /queued as (\S+)/.exec(data ?? '')?.[1];
+  assert.ok(id, String(data));
+  const held = queueFiles(mta, 'l').filter((f) => f.includes(id));
+  assert.equal(held.length, 1);
+  assert.ok(held[0]!.endsWith('.HELD'), held[0]);
+  const e = mailLog(mta).filter((x) => x.event === 'E' && x.id === id);
+  assert.deepEqual(e.map((x) => x.source), ['tcp_hold']);
+  return e[0]!.status;
+}
+
+test('per channel: with option.dat at refuse, tcp_hold (dmarchold, spffailh) holds the DMARC forgery and the SPF -all sender that tcp_local refuses', async () => {
+  const forgery = () => message('ceo@origin.test', `forgery-per-channel-${Date.now()}`, 'Please pay the invoice.\r\n');
+  const refused = await send(FORGER_IP, 'bounce@evil.test', forgery());
+  assert.equal(refused.data, '550 5.7.1 message refused: origin.test publishes a DMARC policy of reject and the message fails it');
+  const held = await send(FORGER_IP, 'bounce@evil.test', forgery(), 'client.test', holdPort);
+  assert.match(held.data ?? '', /^250 /, JSON.stringify(held));
+  assert.equal(heldAs(held.data), 'queued held (DMARC fail for origin.test (p=reject): held (dmarchold))');
+
+  // list.test publishes -all and no DMARC record: only SPF decides.
+  const spfRefused = await send(FORGER_IP, 'bounce@list.test', message('bounce@list.test', 'spf-per-channel-refused'));
+  assert.equal(spfRefused.mail, '550 5.7.23 SPF fail: list.test does not allow 127.0.17.66 to send its mail');
+  const spfHeld = await send(FORGER_IP, 'bounce@list.test', message('bounce@list.test', 'spf-per-channel-held'), 'client.test', holdPort);
+  assert.equal(spfHeld.mail.slice(0, 3), '250', 'no message to hold at MAIL: taken, held at the end of DATA');
+  assert.match(spfHeld.data ?? '', /^250 /, JSON.stringify(spfHeld));
+  assert.equal(heldAs(spfHeld.data), 'queued held (SPF fail for MAIL FROM list.test from 127.0.17.66: held (spffailh))');
 });
 
 // Last: changes the configuration.

@@ -467,6 +467,37 @@ test('keywords that set typed fields: TLS sides, debug, periodic, pipelining, li
   assert.deepEqual([c.tlsServer, c.tlsClient, c.pool, c.threadDepth, c.filesPerJob, c.addrsPerJob, c.mx], ['musttls', 'musttls', 'SMTP_POOL', 5, 20, 30, 'randommx']);
 });
 
+test('dmarc*/spffail* overrides: one of each group per block (two are an error at the block\'s line); a block\'s own replaces the defaults\'', () => {
+  const { config, diagnostics, where } = parse({
+    'etc/imta.cnf': lines(
+      '.   $U%$H@tcp-daemon',
+      '',
+      'defaults dmarcaccept spffail4',
+      '',
+      'l',
+      'localhost',
+      '',
+      'tcp_local smtp DMARCHOLD spffailH',
+      'tcp-daemon',
+      '',
+      'tcp_both smtp dmarchold dmarcaccept spffail2 spffail2',
+      'both-daemon',
+      '',
+      'tcp_three smtp dmarcrefuse spffail5 spffail2 dmarchold',
+      'three-daemon',
+    ),
+  });
+  assert.deepEqual(where, ['etc/imta.cnf:11: error', 'etc/imta.cnf:14: error', 'etc/imta.cnf:14: error']);
+  assert.deepEqual(diagnostics.map((d) => d.message), [
+    'keywords dmarchold and dmarcaccept conflict: a channel takes one of dmarcrefuse, dmarchold, dmarcaccept',
+    'keywords spffail5 and spffail2 conflict: a channel takes one of spffail2, spffail4, spffail5, spffailh',
+    'keywords dmarcrefuse and dmarchold conflict: a channel takes one of dmarcrefuse, dmarchold, dmarcaccept',
+  ]);
+  const keywords = (name: string) => Object.keys(config.channelByName.get(name)!.keywords).filter((k) => /^(dmarc|spffail)/.test(k));
+  assert.deepEqual(keywords('l'), ['dmarcaccept', 'spffail4'], 'the defaults apply where the block writes none');
+  assert.deepEqual(keywords('tcp_local'), ['dmarchold', 'spffailh'], 'the block\'s own (any case) replace the defaults\', no conflict with them');
+});
+
 test('a blank line among the rewrite rules: one error at the blank line that says so, not errors about channels', () => {
   const { diagnostics, where } = parse({
     'etc/imta.cnf': lines(

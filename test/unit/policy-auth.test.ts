@@ -133,3 +133,22 @@ test('the end-of-DATA decision: DMARC policy and pct, quarantine, ARC override, 
   assert.equal(both.action, 'refuse', 'a refusal wins over a hold');
   assert.equal(messageDecision({ ...none, spf: spf('temperror'), dmarc: null }, settings({ SPF_SMTP_STATUS_TEMPERROR: '4' }, { spfdata: [] })).reply?.slice(0, 10), '451 4.7.24');
 });
+
+test('settings: the channel\'s dmarc*/spffail* keyword wins over option.dat; absent, option.dat applies; the log names the keyword', () => {
+  const raw = { DMARC_REJECT_ACTION: 'refuse', SPF_SMTP_STATUS_FAIL: '5' };
+  assert.deepEqual([settings(raw).dmarcReject, settings(raw).spf.onFail], ['refuse', 'refuse']);
+  for (const [keyword, action] of [['dmarcrefuse', 'refuse'], ['dmarchold', 'hold'], ['dmarcaccept', 'accept']] as const) {
+    assert.equal(settings({ DMARC_REJECT_ACTION: 'hold' }, { [keyword]: [] }).dmarcReject, action, keyword);
+  }
+  for (const [keyword, action] of [['spffail2', 'accept'], ['spffail4', 'tempfail'], ['spffail5', 'refuse'], ['spffailh', 'hold']] as const) {
+    assert.equal(settings({ SPF_SMTP_STATUS_FAIL: '4' }, { [keyword]: [] }).spf.onFail, action, keyword);
+  }
+  assert.equal(settings({ SPF_SMTP_STATUS_SOFTFAIL: 'H' }, { spffail2: [] }).spf.onSoftfail, 'hold', 'spffail* is SPF fail only');
+  const none = { spf: null, heloSpf: null, dkim: [], arc: null };
+  const forged = { ...none, dmarc: dmarc('fail', 'reject') };
+  assert.equal(messageDecision(forged, settings(raw, { dmarchold: [] })).reason, 'DMARC fail for a.example (p=reject): held (dmarchold)');
+  assert.equal(messageDecision(forged, settings({ DMARC_REJECT_ACTION: 'hold' }, { dmarcrefuse: [] })).reply?.slice(0, 9), '550 5.7.1');
+  assert.equal(messageDecision(forged, settings({ DMARC_REJECT_ACTION: 'hold' })).reason, 'DMARC fail for a.example (p=reject): held', 'option.dat: no keyword named');
+  assert.equal(messageDecision({ ...none, dmarc: dmarc('fail', 'quarantine') }, settings({}, { dmarchold: [] })).action, 'accept', 'p=quarantine keeps DMARC_QUARANTINE_ACTION');
+  assert.equal(messageDecision({ ...none, spf: spf('fail'), dmarc: null }, settings(raw, { spffailh: [] })).reason, 'SPF fail for MAIL FROM a.example from 192.0.2.1: held (spffailh)');
+});
