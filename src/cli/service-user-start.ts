@@ -1,6 +1,6 @@
 // start-msg as root: finds the service user (option.dat SERVER_USER), checks that it can reach
 // the instance and read the configuration, gives it the directories the processes write, and
-// says how to start the watcher as that user (setpriv, keeping CAP_NET_BIND_SERVICE).
+// says how to start the watcher as that user (setpriv, keeping CAP_NET_BIND_SERVICE and CAP_CHOWN).
 // Started by any other user, nothing changes: the processes run as that user. The commands that
 // write queue files themselves (qm, submit) become the service user when root runs them, so that
 // the job controller can read and rewrite what they write.
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { packageRoot, type InstancePaths } from '../common/instance.js';
 import type { InstanceConfig } from '../config/types.js';
 import { checkInstanceAccess, giveDirectoriesTo } from '../common/instance-ownership.js';
+import { SERVICE_CAPABILITIES } from '../common/capabilities.js';
 import { commandPath, lookupUser, missingUserMessage, serverUserName, switchUserArgs, type ServiceUser } from '../common/service-user.js';
 import { CommandError } from './errors.js';
 
@@ -51,7 +52,7 @@ export function prepareServiceUser(paths: InstancePaths, config: InstanceConfig)
  */
 export function runForegroundAs(user: ServiceUser, argv: string[], root: string): Promise<number> {
   const script = fileURLToPath(new URL('./start-msg.js', import.meta.url));
-  const child = spawn(commandPath('setpriv')!, [...switchUserArgs(user, true), process.execPath, ...process.execArgv, script, ...argv], {
+  const child = spawn(commandPath('setpriv')!, [...switchUserArgs(user, SERVICE_CAPABILITIES), process.execPath, ...process.execArgv, script, ...argv], {
     stdio: 'inherit',
     env: { ...process.env, IMTA_ROOT: root },
   });

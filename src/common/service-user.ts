@@ -1,13 +1,15 @@
 // The service user: when tsubame is started as root, every long-running process runs as this
 // unprivileged user (option.dat SERVER_USER, default `tsubame`; Messaging Server's mail server
 // user, `mailsrv`). The switch is made by util-linux's setpriv when the watcher is started: the
-// watcher and the dispatcher keep one capability, CAP_NET_BIND_SERVICE (so a restarted
-// dispatcher and a reload can bind ports below 1024), in the ambient set; the job controller and
-// the SMTP server processes are started with no capability at all (forkOptionsWithoutCapabilities).
+// watcher keeps CAP_NET_BIND_SERVICE and CAP_CHOWN in the ambient set and passes on to each part
+// only what it needs (capabilities.ts): the dispatcher CAP_NET_BIND_SERVICE (so a restarted
+// dispatcher and a reload can bind ports below 1024), the job controller CAP_CHOWN (Maildir files
+// given to the mailbox's owner); the SMTP server processes get none (forkOptionsKeeping).
 // Pure parts (parsing, argument lists) are exported for tests; the look-ups read the system.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { capabilitiesToKeep, setprivCapabilityArgs, SERVICE_CAPABILITIES, type Capability } from './capabilities.js';
 
 const DEFAULT_SERVER_USER = 'tsubame';
 
@@ -76,34 +78,25 @@ export function commandPath(name: string, path: string = process.env.PATH ?? '/u
 }
 
 /**
- * setpriv's arguments (before the program) that switch to `user` with its groups; with
- * `bindPorts`, CAP_NET_BIND_SERVICE stays (ambient, so the programs it starts have it too).
+ * setpriv's arguments (before the program) that switch to `user` with its groups, keeping `caps`
+ * (ambient, so the programs it starts have them too).
  */
-export function switchUserArgs(user: ServiceUser, bindPorts: boolean): string[] {
-  const caps = bindPorts ? ['--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service'] : ['--inh-caps=-all', '--ambient-caps=-all'];
-  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${user.groups.join(',')}`, ...caps, '--'];
+export function switchUserArgs(user: ServiceUser, caps: readonly Capability[]): string[] {
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${user.groups.join(',')}`, ...setprivCapabilityArgs(caps), '--'];
 }
 
-/** Options for child_process.fork that start a Node module as `user` with CAP_NET_BIND_SERVICE (the watcher). */
+/** Options for child_process.fork that start a Node module as `user` with the capabilities its parts need (the watcher). */
 export function forkAsServiceUser(user: ServiceUser): { execPath: string; execArgv: string[] } {
-  return { execPath: commandPath('setpriv') ?? 'setpriv', execArgv: [...switchUserArgs(user, true), process.execPath, ...process.execArgv] };
-}
-
-/** setpriv's arguments that give up every capability (the user stays). */
-export const DROP_CAPABILITIES_ARGS: readonly string[] = ['--inh-caps=-all', '--ambient-caps=-all', '--'];
-
-/** The ambient capability mask of a /proc/<pid>/status text (0n when absent). */
-export function ambientCapabilities(status: string): bigint {
-  const m = /^CapAmb:\s*([0-9a-f]+)$/im.exec(status);
-  return m ? BigInt(`0x${m[1]}`) : 0n;
+  return { execPath: commandPath('setpriv') ?? 'setpriv', execArgv: [...switchUserArgs(user, SERVICE_CAPABILITIES), process.execPath, ...process.execArgv] };
 }
 
 /**
- * Options for child_process.fork that start the child without the capabilities this process
- * holds (the watcher's and the dispatcher's CAP_NET_BIND_SERVICE): the job controller and the
- * SMTP server processes need none. Empty when this process has none to give up.
+ * Options for child_process.fork that start the child with no more of this process's ambient
+ * capabilities than `keep`: the dispatcher keeps CAP_NET_BIND_SERVICE, the job controller
+ * CAP_CHOWN, the SMTP server processes nothing. Empty when there is nothing to give up (started
+ * as an ordinary user, or as root without the switch: root's children are root).
  */
-export function forkOptionsWithoutCapabilities(): { execPath?: string; execArgv?: string[] } {
+export function forkOptionsKeeping(keep: readonly Capability[]): { execPath?: string; execArgv?: string[] } {
   if (process.platform !== 'linux') return {};
   let status: string;
   try {
@@ -111,8 +104,9 @@ export function forkOptionsWithoutCapabilities(): { execPath?: string; execArgv?
   } catch {
     return {};
   }
-  if (ambientCapabilities(status) === 0n) return {};
+  const kept = capabilitiesToKeep(status, keep);
+  if (!kept) return {};
   const setpriv = commandPath('setpriv');
   if (!setpriv) return {};
-  return { execPath: setpriv, execArgv: [...DROP_CAPABILITIES_ARGS, process.execPath, ...process.execArgv] };
+  return { execPath: setpriv, execArgv: [...setprivCapabilityArgs(kept), '--', process.execPath, ...process.execArgv] };
 }

@@ -1,16 +1,21 @@
-// Maildir delivery (the qmail/Courier layout): write tmp/<name>, fsync it, link it into new/,
-// fsync new/, remove the tmp name. Names are unique per host, process, thread and delivery:
-// `<seconds>.<pid>_<thread>_<counter>.<host>`. Files have LF line ends, as Postfix's local and
-// Dovecot write them (the queue keeps the CRLF of the wire); every other octet is kept.
-// Files are written by the process's user (the service user when started as root) and belong
-// to it: a mailbox directory it owns gets 0700 directories and 0600 files. A mailbox directory
-// another user owns and lets it write through the directory's group gets setgid 2770
-// directories and 0640 files in that group, so that its owner reads them through the group.
+// Maildir delivery (the qmail/Courier layout): write tmp/<name>, fsync it, link it into new/
+// (rename, when the file was given away), fsync new/, remove the tmp name. Names are unique per
+// host, process, thread and delivery: `<seconds>.<pid>_<thread>_<counter>.<host>`. Files have
+// LF line ends, as Postfix's local and Dovecot write them (the queue keeps the CRLF of the wire);
+// every other octet is kept.
+// Files are written by the process's user (the service user when started as root): a mailbox
+// directory it owns gets 0700 directories and 0600 files, its own. A mailbox directory another
+// user owns and lets it write through the directory's group gets setgid 2770 directories in that
+// group, and files that are the owner's, 0600 (fchown on the open file before it is renamed into
+// new/) when this process holds CAP_CHOWN (the job controller keeps it when started as root,
+// capabilities.ts); without it (started as an ordinary user), files of its own, 0640 in the
+// directory's group, so that the owner reads them through the group.
 // An empty mailbox directory of root's (root ran `mkdir mailbox/joe` after the start) is
 // replaced by its own, in one rename, when mailbox/ is its own.
 import { promises as fs, constants, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { processHasCapability } from '../common/capabilities.js';
 import { writeFully } from '../common/write-fully.js';
 
 let counter = 0;
@@ -26,16 +31,30 @@ export interface MaildirModes {
   fileMode: number;
   /** The group files and directories get; null: this process's. */
   gid: number | null;
+  /** Whom a delivered file is given to (the mailbox directory's owner and group); null: it stays this process's. */
+  fileOwner: { uid: number; gid: number } | null;
 }
 
-/** The modes of what is made in a mailbox directory with this owner, by a process of user `uid`. */
-export function maildirModes(mailboxDir: Pick<Stats, 'uid' | 'gid'>, uid: number): MaildirModes {
-  if (mailboxDir.uid === uid) return { dirMode: 0o700, fileMode: 0o600, gid: null };
-  return { dirMode: 0o2770, fileMode: 0o640, gid: mailboxDir.gid };
+/**
+ * The modes of what is made in a mailbox directory with this owner, by a process of user `uid`
+ * that can (`canChown`) or cannot give files away.
+ */
+export function maildirModes(mailboxDir: Pick<Stats, 'uid' | 'gid'>, uid: number, canChown: boolean): MaildirModes {
+  if (mailboxDir.uid === uid) return { dirMode: 0o700, fileMode: 0o600, gid: null, fileOwner: null };
+  if (canChown) return { dirMode: 0o2770, fileMode: 0o600, gid: mailboxDir.gid, fileOwner: { uid: mailboxDir.uid, gid: mailboxDir.gid } };
+  return { dirMode: 0o2770, fileMode: 0o640, gid: mailboxDir.gid, fileOwner: null };
 }
 
 function processUid(): number {
   return process.getuid?.() ?? -1;
+}
+
+let chownCapable: boolean | null = null;
+
+/** Whether this process (thread) can give files to another user: read once, capabilities do not change. */
+function canChown(): boolean {
+  chownCapable ??= processHasCapability('chown');
+  return chownCapable;
 }
 
 /** Makes <dir>/{tmp,new,cur} (and <dir>) when missing. */
@@ -43,7 +62,7 @@ export async function ensureMaildir(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   let owner = await fs.stat(dir);
   if (owner.uid !== processUid() && (await adoptEmptyMailbox(dir, owner))) owner = await fs.stat(dir);
-  const modes = maildirModes(owner, processUid());
+  const modes = maildirModes(owner, processUid(), canChown());
   for (const sub of ['tmp', 'new', 'cur']) {
     const path = join(dir, sub);
     try {
@@ -123,13 +142,16 @@ export async function deliverToMaildir(dir: string, host: string, header: string
   const name = uniqueName(host);
   const tmpPath = join(dir, 'tmp', name);
   const newPath = join(dir, 'new', name);
-  const modes = maildirModes(await fs.stat(dir), processUid());
+  const modes = maildirModes(await fs.stat(dir), processUid(), canChown());
   const fh = await fs.open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, modes.fileMode);
   let linked = false;
   try {
     try {
-      if (modes.gid !== null) await fh.chown(-1, modes.gid);
+      // chmod first: once the file is given away, only its new owner (or CAP_FOWNER) may chmod it.
       await fh.chmod(modes.fileMode); // the umask may have taken bits away
+      // The descriptor stays writable after the file changes hands.
+      if (modes.fileOwner) await fh.chown(modes.fileOwner.uid, modes.fileOwner.gid);
+      else if (modes.gid !== null) await fh.chown(-1, modes.gid);
       const lf = new CrlfToLf();
       // Every byte or an error: a filling disk makes a write short without one (write-fully.ts).
       await writeFully(fh.fd, [lf.push(Buffer.from(header, 'utf8'))]);
@@ -140,7 +162,11 @@ export async function deliverToMaildir(dir: string, host: string, header: string
     } finally {
       await fh.close();
     }
-    await fs.link(tmpPath, newPath);
+    // A file given away cannot be linked (fs.protected_hardlinks refuses a link to another user's
+    // file this process cannot read and write): it is renamed, which cannot replace anything
+    // either, as the name is this process's, thread's and delivery's alone.
+    if (modes.fileOwner) await fs.rename(tmpPath, newPath);
+    else await fs.link(tmpPath, newPath);
     linked = true;
     await syncDir(join(dir, 'new'));
   } finally {

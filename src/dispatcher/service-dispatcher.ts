@@ -20,7 +20,7 @@ import { PerIpLedger, type LedgerSend } from './per-ip-ledger.js';
 import { ServiceTotals } from './service-totals.js';
 import { isHistogramSnapshot, type HistogramSnapshot } from '../common/histogram.js';
 import { refuseConnection } from '../common/refuse-connection.js';
-import { forkOptionsWithoutCapabilities } from '../common/service-user.js';
+import { forkOptionsKeeping } from '../common/service-user.js';
 
 export interface ServiceDispatcherOptions {
   service: DispatcherService;
@@ -530,7 +530,7 @@ export class ServiceDispatcher {
     const id = this.nextId++;
     const child = fork(this.opts.serverModule, [], {
       // The dispatcher keeps CAP_NET_BIND_SERVICE (when started as root) for its ports; a server process needs none.
-      ...forkOptionsWithoutCapabilities(),
+      ...forkOptionsKeeping([]),
       env: { ...process.env, IMTA_ROOT: this.opts.root, TSUBAME_SERVICE: this.name, TSUBAME_GRACE_MS: String(this.limits.maxShutdown * 1000) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',

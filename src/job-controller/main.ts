@@ -1,6 +1,7 @@
 // The job controller process, forked by the watcher. Contract with the watcher: {type:'ready'}
 // once it serves run/job_controller.sock, {type:'fatal', message} before exiting on a start-up
 // error; SIGTERM = finish the batches in hand, save the counters and exit 0.
+import { processHasCapability } from '../common/capabilities.js';
 import { instancePaths, resolveRoot } from '../common/instance.js';
 import { createLogger, syncLogs } from '../common/logger.js';
 import { loadConfig } from './config.js';
@@ -44,6 +45,14 @@ try {
   fatal(`cannot listen on ${paths.jobControllerSocket}: ${(err as Error).message}`);
 }
 logger.info({ pid: process.pid }, 'job controller ready');
+// Said once here rather than at each delivery (delivery/maildir.ts decides by the same test).
+if (!processHasCapability('chown')) {
+  logger.info(
+    { uid: process.getuid?.() },
+    "no CAP_CHOWN: Maildir files in a mailbox directory another user owns stay this process's user's, 0640 in the directory's group " +
+      '(started as root, or given CAP_CHOWN by systemd, they are given to the owner)',
+  );
+}
 process.send?.({ type: 'ready' });
 void scanned;
 

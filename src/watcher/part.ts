@@ -7,7 +7,8 @@ import type { Logger } from '../common/logger.js';
 import type { FromChild, ListenerInfo, ToDispatcher } from '../dispatcher/protocol.js';
 import { nextRestartDelay } from './backoff.js';
 import { removePid, writePid } from './pid-files.js';
-import { forkOptionsWithoutCapabilities } from '../common/service-user.js';
+import { forkOptionsKeeping } from '../common/service-user.js';
+import type { Capability } from '../common/capabilities.js';
 
 export type PartName = 'dispatcher' | 'job_controller';
 export const PART_NAMES: readonly PartName[] = ['dispatcher', 'job_controller'];
@@ -31,8 +32,8 @@ export interface PartOptions {
   module: string;
   root: string;
   pidFile: string;
-  /** It needs no capability (the job controller): started without the watcher's CAP_NET_BIND_SERVICE. */
-  withoutCapabilities?: boolean;
+  /** The watcher's capabilities it keeps (when started as root), no other: the dispatcher's ports, the job controller's chown. */
+  capabilities: readonly Capability[];
   /** A socket the part serves, removed when it is gone (a killed process leaves it behind). */
   socket?: string;
   logger: Logger;
@@ -162,7 +163,7 @@ export class SupervisedPart {
     this.state = 'starting';
     this.listeners = [];
     const child = fork(this.opts.module, [], {
-      ...(this.opts.withoutCapabilities ? forkOptionsWithoutCapabilities() : {}),
+      ...forkOptionsKeeping(this.opts.capabilities),
       env: { ...process.env, IMTA_ROOT: this.opts.root },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',

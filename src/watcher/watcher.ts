@@ -119,12 +119,12 @@ class Watcher {
     this.finished = new Promise((resolve) => (this.finish = resolve));
     const common = { root: opts.root, logger, startTimeoutMs: opts.startTimeoutMs ?? 30_000 };
     this.parts = {
-      dispatcher: new SupervisedPart({ ...common, name: 'dispatcher', module: MODULES.dispatcher, pidFile: pidFile(this.paths, 'dispatcher'), stopTimeoutMs: 30_000 }),
+      dispatcher: new SupervisedPart({ ...common, name: 'dispatcher', module: MODULES.dispatcher, capabilities: ['net_bind_service'], pidFile: pidFile(this.paths, 'dispatcher'), stopTimeoutMs: 30_000 }),
       job_controller: new SupervisedPart({
         ...common,
         name: 'job_controller',
         module: MODULES.job_controller,
-        withoutCapabilities: true,
+        capabilities: ['chown'],
         pidFile: pidFile(this.paths, 'job_controller'),
         socket: this.paths.jobControllerSocket,
         stopTimeoutMs: 60_000,

@@ -1,9 +1,11 @@
 // Runs as root: started as root, every long-running process runs as the service user (the
-// shipped default `tsubame`, created by scripts/ensure-installed.sh), the watcher and the
-// dispatcher with CAP_NET_BIND_SERVICE only, the job controller and the SMTP server processes
-// with no capability; queue, log and run files and Maildir files belong to the service user with
-// private modes; mail flows end to end on a port below 1024, and a reload binds another one.
-// Started by any other user (a developer's machine), every process runs as that user.
+// shipped default `tsubame`, created by scripts/ensure-installed.sh), the dispatcher with
+// CAP_NET_BIND_SERVICE only, the job controller with CAP_CHOWN only, the watcher with those two,
+// the SMTP server processes with no capability; queue, log and run files and Maildir files
+// belong to the service user with private modes, but for a message in a mailbox directory
+// another user owns, which is that user's, 0600; mail flows end to end on a port below 1024, and
+// a reload binds another one. Started by any other user (a developer's machine), every process
+// runs as that user, and the job controller says once that it cannot give files away.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -68,6 +70,11 @@ function filesUnder(dir: string): string[] {
 }
 
 const CAP_NET_BIND_SERVICE = 1n << 10n;
+const CAP_CHOWN = 1n << 0n;
+/** The owner of another user's mailbox: a throwaway uid, no passwd entry needed. */
+const OTHER_UID = 4242;
+/** The effective capabilities of each process when started as root; any other has none. */
+const CAPABILITIES_OF: Record<string, bigint> = { watcher: CAP_NET_BIND_SERVICE | CAP_CHOWN, dispatcher: CAP_NET_BIND_SERVICE, job_controller: CAP_CHOWN };
 
 test('started as root, every long-running process runs as the service user; files are its own; mail flows', { timeout: 180_000 }, async () => {
   if (!asRoot) {
@@ -78,6 +85,9 @@ test('started as root, every long-running process runs as the service user; file
     const r = await runCli('start-msg', ['--root', inst.root], { env: ENV, binDir: BIN });
     assert.equal(r.code, 0, r.stderr);
     for (const p of await processes(inst.root)) assert.equal(statusOf(p.pid).uid, process.getuid!(), `${p.role} ${p.pid}`);
+    const said = () => readFileSync(join(inst.root, 'log', 'job_controller.log'), 'utf8').split('\n').filter((l) => l.includes('no CAP_CHOWN'));
+    await waitFor(() => said().length > 0, { what: 'the job controller saying it has no CAP_CHOWN' });
+    assert.equal(said().length, 1, 'said once, at the start');
     return;
   }
 
@@ -101,9 +111,10 @@ test('started as root, every long-running process runs as the service user; file
   // What an earlier run as root left: a Maildir with a root-owned message (mode 0700 directories).
   mkdirSync(join(root, 'mailbox', 'joe', 'new'), { recursive: true, mode: 0o700 });
   writeFileSync(join(root, 'mailbox', 'joe', 'new', 'old-message'), 'Subject: old\r\n\r\nold\r\n', { mode: 0o600 });
-  // A mailbox of another user, open to the service user through its group.
+  // A mailbox of another user (a uid with no passwd entry will do), open to the service user
+  // through its group.
   mkdirSync(join(root, 'mailbox', 'bob'));
-  chownSync(join(root, 'mailbox', 'bob'), 65534, user.gid);
+  chownSync(join(root, 'mailbox', 'bob'), OTHER_UID, user.gid);
   chmodSync(join(root, 'mailbox', 'bob'), 0o2770);
 
   // mkdtemp made the instance directory 0700: the service user cannot reach it, so the instance
@@ -126,8 +137,9 @@ test('started as root, every long-running process runs as the service user; file
   for (const { role, pid } of rows) {
     const s = statusOf(pid);
     assert.equal(s.uid, user.uid, `${role} pid ${pid} runs as uid ${s.uid}`);
-    // Only the processes that bind ports keep a capability, and only that one.
-    const expected = role === 'watcher' || role === 'dispatcher' ? CAP_NET_BIND_SERVICE : 0n;
+    // Each keeps only what it needs: the dispatcher its ports, the job controller chown for
+    // Maildir files, the watcher both (it restarts them); the SMTP server processes nothing.
+    const expected = CAPABILITIES_OF[role] ?? 0n;
     assert.equal(s.capEff, expected, `${role} pid ${pid} capabilities ${s.capEff.toString(16)}`);
   }
 
@@ -136,7 +148,7 @@ test('started as root, every long-running process runs as the service user; file
   for (const file of [...filesUnder(join(root, 'log')), ...filesUnder(join(root, 'run')), ...filesUnder(join(root, 'mailbox', 'joe'))]) {
     assert.equal(statSync(file).uid, user.uid, file);
   }
-  assert.equal(statSync(join(root, 'mailbox', 'bob')).uid, 65534, "another user's mailbox stays theirs");
+  assert.equal(statSync(join(root, 'mailbox', 'bob')).uid, OTHER_UID, "another user's mailbox stays theirs");
 
   // Root makes a mailbox while it runs, as the README's tour does.
   mkdirSync(join(root, 'mailbox', 'ann'));
@@ -154,9 +166,13 @@ test('started as root, every long-running process runs as the service user; file
     assert.equal(st.mode & 0o777, 0o600, `${file} mode ${(st.mode & 0o777).toString(8)}`);
     assert.equal(statSync(join(root, 'mailbox', name)).uid, user.uid, `mailbox/${name} owner`);
   }
+  // A message in another user's mailbox is that user's (the job controller's CAP_CHOWN), private.
   const bobFile = statSync(join(root, 'mailbox', 'bob', 'new', delivered('bob')[0]!));
+  assert.equal(bobFile.uid, OTHER_UID, "a message in another user's mailbox is the mailbox owner's");
   assert.equal(bobFile.gid, user.gid, "a message in another user's mailbox is in the mailbox's group");
-  assert.equal(bobFile.mode & 0o777, 0o640, 'readable by the mailbox group');
+  assert.equal(bobFile.mode & 0o777, 0o600, `private to the owner, mode ${(bobFile.mode & 0o777).toString(8)}`);
+  assert.deepEqual(readdirSync(join(root, 'mailbox', 'bob', 'tmp')), [], 'nothing left in tmp/');
+  assert.doesNotMatch(readFileSync(join(root, 'log', 'job_controller.log'), 'utf8'), /no CAP_CHOWN/, 'started as root: nothing to say');
 
   // A message that waits in the queue (the smart host refuses connections): the service user's, 0600.
   const submitted = await runCli('imsimta', ['submit', '--root', root, 'someone@remote.test'], { env: ENV, binDir: BIN, input: 'Subject: waits\n\nbody\n' });

@@ -4,13 +4,14 @@
 // machine runs no systemd, so the unit is then run as systemd would run it: its ExecStart as its
 // User with its ambient and bounding capabilities and no-new-privileges (util-linux's setpriv
 // does what systemd does), its Environment and UMask. Every process runs as the service user
-// with no-new-privileges, only the watcher and the dispatcher hold CAP_NET_BIND_SERVICE, mail is
-// accepted on port 25, its ExecReload (`imsimta reload`, as the same user) applies a new service
+// with no-new-privileges, only the watcher and the dispatcher hold CAP_NET_BIND_SERVICE, only the
+// watcher and the job controller CAP_CHOWN (a message in a mailbox another user owns is made that
+// user's), the SMTP server processes nothing; mail is accepted on port 25, its ExecReload (`imsimta reload`, as the same user) applies a new service
 // on port 587, and SIGTERM (its KillSignal) stops everything and leaves run/ empty.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { instancePaths } from '../../src/common/instance.js';
@@ -96,8 +97,8 @@ test('the sandbox: systemd-analyze security rates the unit OK, with the hardenin
   assert.ok(m, r.stdout + r.stderr);
   assert.ok(Number(m[1]) <= 4.0 && ['OK', 'SAFE'].includes(m[2]!), `exposure ${m[1]} ${m[2]}`);
   assert.equal(one('User'), 'tsubame');
-  assert.equal(one('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
-  assert.equal(one('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE');
+  assert.equal(one('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE CAP_CHOWN');
+  assert.equal(one('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE CAP_CHOWN');
   assert.equal(one('NoNewPrivileges'), 'yes');
   assert.equal(one('ProtectSystem'), 'strict');
   assert.equal(one('ProtectHome'), 'yes');
@@ -119,8 +120,13 @@ function statusOf(pid: number): { uid: number; capEff: bigint; noNewPrivs: numbe
   };
 }
 const CAP_NET_BIND_SERVICE = 1n << 10n;
+const CAP_CHOWN = 1n << 0n;
+/** What each process holds under the unit; any other holds nothing. */
+const CAPABILITIES_OF: Record<string, bigint> = { watcher: CAP_NET_BIND_SERVICE | CAP_CHOWN, dispatcher: CAP_NET_BIND_SERVICE, job_controller: CAP_CHOWN };
+/** The owner of another user's mailbox: a throwaway uid, no passwd entry needed. */
+const OTHER_UID = 4242;
 
-test('run as systemd runs it: the service user, one capability, mail on port 25, ExecReload binds 587, SIGTERM stops it all', { timeout: 240_000 }, async () => {
+test('run as systemd runs it: the service user, each capability where it is needed, mail on port 25 (into another user\'s mailbox as that user), ExecReload binds 587, SIGTERM stops it all', { timeout: 240_000 }, async () => {
   let bin = join(repoRoot, 'bin');
   let prefix: string[] = [];
   let smtpPort = await freePort(ADDRESS);
@@ -134,9 +140,10 @@ test('run as systemd runs it: the service user, one capability, mail on port 25,
     assert.equal(user.gid, lookupUser(one('Group'))?.gid ?? user.gid);
     bin = reachableBinDir(one('User'));
     // What systemd does before ExecStart: the user, its groups, the bounding and ambient sets, no new privileges.
-    const caps = one('AmbientCapabilities').toLowerCase().replace(/^cap_/, '');
-    assert.equal(one('CapabilityBoundingSet').toLowerCase().replace(/^cap_/, ''), caps);
-    prefix = ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${user.groups.join(',')}`, `--bounding-set=-all,+${caps}`, `--inh-caps=-all,+${caps}`, `--ambient-caps=-all,+${caps}`, ...(one('NoNewPrivileges') === 'yes' ? ['--no-new-privs'] : []), '--'];
+    const capList = (setting: string) => one(setting).toLowerCase().split(/\s+/).map((c) => `,+${c.replace(/^cap_/, '')}`).join('');
+    const caps = capList('AmbientCapabilities');
+    assert.equal(capList('CapabilityBoundingSet'), caps);
+    prefix = ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${user.groups.join(',')}`, `--bounding-set=-all${caps}`, `--inh-caps=-all${caps}`, `--ambient-caps=-all${caps}`, ...(one('NoNewPrivileges') === 'yes' ? ['--no-new-privs'] : []), '--'];
     smtpPort = 25;
     submissionPort = 587;
   }
@@ -155,6 +162,12 @@ test('run as systemd runs it: the service user, one capability, mail on port 25,
   for (const d of [...serviceDirectories(instancePaths(root)).map((dir) => basename(dir)), 'mailbox/joe']) {
     mkdirSync(join(root, d), { recursive: true });
     if (user) chownSync(join(root, d), user.uid, user.gid);
+  }
+  // A mailbox another user owns, open to the service user through its group.
+  if (user) {
+    mkdirSync(join(root, 'mailbox', 'bob'));
+    chownSync(join(root, 'mailbox', 'bob'), OTHER_UID, user.gid);
+    chmodSync(join(root, 'mailbox', 'bob'), 0o2770);
   }
 
   // ExecStart with the unit's Environment=, the paths made this checkout's and this instance's.
@@ -193,15 +206,24 @@ test('run as systemd runs it: the service user, one capability, mail on port 25,
     assert.equal(st.uid, user ? user.uid : process.getuid!(), `${r.role} runs as the unit's User`);
     if (!user) continue;
     assert.equal(st.noNewPrivs, 1, `${r.role}: no new privileges`);
-    const binds = (st.capEff & CAP_NET_BIND_SERVICE) !== 0n;
-    assert.equal(binds, r.role === 'watcher' || r.role === 'dispatcher', `${r.role}: CAP_NET_BIND_SERVICE only in the watcher and the dispatcher`);
-    assert.equal(st.capEff & ~CAP_NET_BIND_SERVICE, 0n, `${r.role}: no other capability`);
+    assert.equal(st.capEff, CAPABILITIES_OF[r.role] ?? 0n, `${r.role}: capabilities ${st.capEff.toString(16)}`);
   }
 
   // Mail on port 25 (as root) into a Maildir, owned by the service user.
   const sent = await runTool('/usr/bin/swaks', ['--server', `${ADDRESS}:${smtpPort}`, '--timeout', '10', '--hide-informational', '--from', 'alice@client.test', '--to', 'joe@localhost']);
   assert.equal(sent.code, 0, sent.stdout + sent.stderr);
   await waitFor(() => readdirSync(join(root, 'mailbox', 'joe', 'new')).length === 1, { timeoutMs: 30_000, what: 'the message in the Maildir' });
+  if (user) {
+    // Into another user's mailbox: the message is that user's (the unit's CAP_CHOWN), 0600.
+    const toBob = await runTool('/usr/bin/swaks', ['--server', `${ADDRESS}:${smtpPort}`, '--timeout', '10', '--hide-informational', '--from', 'alice@client.test', '--to', 'bob@localhost']);
+    assert.equal(toBob.code, 0, toBob.stdout + toBob.stderr);
+    const newDir = join(root, 'mailbox', 'bob', 'new');
+    const [name] = await waitFor(() => (existsSync(newDir) && readdirSync(newDir).length === 1 ? readdirSync(newDir) : null), { timeoutMs: 30_000, what: "the message in bob's Maildir" });
+    const st = statSync(join(newDir, name!));
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [OTHER_UID, user.gid, 0o600], "the mailbox owner's, private");
+    const joe = statSync(join(root, 'mailbox', 'joe', 'new', readdirSync(join(root, 'mailbox', 'joe', 'new'))[0]!));
+    assert.deepEqual([joe.uid, joe.mode & 0o777], [user.uid, 0o600], "in the service user's own mailbox, its own");
+  }
 
   // ExecReload, run as systemd runs it (the same user and capabilities): a new service on 587.
   writeFileSync(join(root, 'etc', 'dispatcher.cnf'), `[SERVICE=SMTP]\nPORT=${smtpPort}\nINTERFACE_ADDRESS=${ADDRESS}\nMIN_PROCS=1\n\n[SERVICE=SUBMISSION]\nPORT=${submissionPort}\nINTERFACE_ADDRESS=${ADDRESS}\n`);

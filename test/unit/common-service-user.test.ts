@@ -1,9 +1,10 @@
 // The pure parts of running as the service user: the setting, passwd lines, setpriv's
-// arguments, capability masks, the access rule the start-up check applies, and the modes of
-// Maildir files by the mailbox directory's owner.
+// arguments, capability masks and what a child keeps of them, the access rule the start-up check
+// applies, and the modes and owner of Maildir files by the mailbox directory's owner.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ambientCapabilities, parsePasswdLine, serverUserName, switchUserArgs, DROP_CAPABILITIES_ARGS } from '../../src/common/service-user.js';
+import { parsePasswdLine, serverUserName, switchUserArgs } from '../../src/common/service-user.js';
+import { capabilitiesToKeep, capabilitySet, setprivCapabilityArgs, SERVICE_CAPABILITIES } from '../../src/common/capabilities.js';
 import { canAccess } from '../../src/common/instance-ownership.js';
 import { maildirModes } from '../../src/delivery/maildir.js';
 
@@ -21,17 +22,31 @@ test('parsePasswdLine reads name, uid and gid; anything else is not a user', () 
   assert.equal(parsePasswdLine('short:x:1:1'), null);
 });
 
-test('switchUserArgs: the user, its groups, and CAP_NET_BIND_SERVICE only when asked', () => {
+test('switchUserArgs: the user, its groups, and the capabilities asked for', () => {
   const user = { name: 'tsubame', uid: 995, gid: 995, groups: [995, 8] };
-  assert.deepEqual(switchUserArgs(user, true), ['--reuid=995', '--regid=995', '--groups=995,8', '--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service', '--']);
-  assert.deepEqual(switchUserArgs(user, false).slice(3), ['--inh-caps=-all', '--ambient-caps=-all', '--']);
-  assert.deepEqual(DROP_CAPABILITIES_ARGS, ['--inh-caps=-all', '--ambient-caps=-all', '--']);
+  assert.deepEqual(switchUserArgs(user, SERVICE_CAPABILITIES), ['--reuid=995', '--regid=995', '--groups=995,8', '--inh-caps=-all,+net_bind_service,+chown', '--ambient-caps=-all,+net_bind_service,+chown', '--']);
+  assert.deepEqual(switchUserArgs(user, []).slice(3), ['--inh-caps=-all', '--ambient-caps=-all', '--']);
+  assert.deepEqual(setprivCapabilityArgs(['chown']), ['--inh-caps=-all,+chown', '--ambient-caps=-all,+chown']);
 });
 
-test('ambientCapabilities reads CapAmb of /proc/<pid>/status', () => {
-  assert.equal(ambientCapabilities('Name:\tnode\nCapInh:\t0000000000000400\nCapAmb:\t0000000000000400\n'), 0x400n);
-  assert.equal(ambientCapabilities('CapAmb:\t0000000000000000\n'), 0n);
-  assert.equal(ambientCapabilities('Name:\tnode\n'), 0n);
+test('capabilitySet reads one set of /proc/<pid>/status', () => {
+  const status = 'Name:\tnode\nCapInh:\t0000000000000401\nCapEff:\t0000000000000401\nCapAmb:\t0000000000000400\n';
+  assert.equal(capabilitySet(status, 'Amb'), 0x400n);
+  assert.equal(capabilitySet(status, 'Eff'), 0x401n);
+  assert.equal(capabilitySet('CapAmb:\t0000000000000000\n', 'Amb'), 0n);
+  assert.equal(capabilitySet('Name:\tnode\n', 'Amb'), 0n);
+});
+
+test('capabilitiesToKeep: a child keeps what it needs of the ambient set, and is left alone when it would keep all', () => {
+  const watcher = 'CapAmb:\t0000000000000401\n'; // CAP_NET_BIND_SERVICE and CAP_CHOWN
+  assert.deepEqual(capabilitiesToKeep(watcher, ['net_bind_service']), ['net_bind_service'], 'the dispatcher');
+  assert.deepEqual(capabilitiesToKeep(watcher, ['chown']), ['chown'], 'the job controller');
+  assert.deepEqual(capabilitiesToKeep(watcher, []), [], 'nothing');
+  assert.equal(capabilitiesToKeep(watcher, ['chown', 'net_bind_service']), null, 'all it has');
+  assert.deepEqual(capabilitiesToKeep('CapAmb:\t0000000000000400\n', []), [], 'the dispatcher starting an SMTP server process');
+  // A unit that gives only CAP_NET_BIND_SERVICE: the job controller gets nothing it could not have.
+  assert.deepEqual(capabilitiesToKeep('CapAmb:\t0000000000000400\n', ['chown']), []);
+  assert.equal(capabilitiesToKeep('CapAmb:\t0000000000000000\n', ['chown']), null, 'an ordinary user: nothing to drop');
 });
 
 test('canAccess: owner bits for the owner, group bits for a member, other bits for the rest', () => {
@@ -45,7 +60,9 @@ test('canAccess: owner bits for the owner, group bits for a member, other bits f
   assert.equal(canAccess({ uid: 995, gid: 0, mode: 0o100004 }, user, 4), false);
 });
 
-test('maildirModes: private in a mailbox of its own; group-readable in the group of another owner\'s', () => {
-  assert.deepEqual(maildirModes({ uid: 995, gid: 995 }, 995), { dirMode: 0o700, fileMode: 0o600, gid: null });
-  assert.deepEqual(maildirModes({ uid: 1000, gid: 1000 }, 995), { dirMode: 0o2770, fileMode: 0o640, gid: 1000 });
+test('maildirModes: private in a mailbox of its own; the owner\'s in another owner\'s with CAP_CHOWN, else group-readable', () => {
+  assert.deepEqual(maildirModes({ uid: 995, gid: 995 }, 995, true), { dirMode: 0o700, fileMode: 0o600, gid: null, fileOwner: null });
+  assert.deepEqual(maildirModes({ uid: 995, gid: 995 }, 995, false), { dirMode: 0o700, fileMode: 0o600, gid: null, fileOwner: null });
+  assert.deepEqual(maildirModes({ uid: 1000, gid: 8 }, 995, true), { dirMode: 0o2770, fileMode: 0o600, gid: 8, fileOwner: { uid: 1000, gid: 8 } });
+  assert.deepEqual(maildirModes({ uid: 1000, gid: 1000 }, 995, false), { dirMode: 0o2770, fileMode: 0o640, gid: 1000, fileOwner: null });
 });
