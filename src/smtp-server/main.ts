@@ -167,9 +167,11 @@ function changed(change: 'opened' | 'closed', openBefore: number): void {
   const acceptingBefore = accepts();
   updateAccepting();
   const urgency = reportUrgency(limits, change, openBefore, openConnections(), accepts() !== acceptingBefore);
-  if (urgency === 'now') report();
-  else reportSoon();
-  if (change === 'closed') setImmediate(upkeep);
+  if (urgency === 'now') report(); // its upkeep() runs with it
+  else {
+    reportSoon();
+    if (change === 'closed') setImmediate(upkeep);
+  }
 }
 
 /** Shared accept: whether it takes connections now (below MAX_CONNS and MAX_LIFE_CONNS, not leaving). */
