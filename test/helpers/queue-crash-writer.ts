@@ -33,7 +33,8 @@ async function enqueueLoop(): Promise<void> {
   for (;;) {
     const size = randomInt(3) === 0 ? randomInt(70_000, 300_000) : randomInt(10, 4000);
     const body = Buffer.alloc(size);
-    for (let i = 0; i < size; i += 4096) body.writeUInt32LE(randomInt(2 ** 32), i);
+    // random words every 4 KiB; the last one must fit whole (a size just past a 4 KiB step left 1–3 octets)
+    for (let i = 0; i + 4 <= size; i += 4096) body.writeUInt32LE(randomInt(2 ** 32), i);
     const channels = randomInt(4) === 0 ? ['tcp_local', 'l'] : ['tcp_local'];
     const tx = store.begin(channels.map(draft));
     for (let off = 0; off < size; off += 16384) await tx.write(body.subarray(off, off + 16384));
