@@ -2,8 +2,8 @@
 // Postfix's smtpd on the same machine in the same run.
 //
 //   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
-//        [--modes new,reuse] [--only tsubame|postfix] [--dispatcher tuned|shipped] [--procs 2]
-//        [--accept-mode shared|handoff] [--json]
+//        [--modes new,reuse] [--only tsubame|postfix] [--mtas postfix,tsubame,floor-file,floor-journal]
+//        [--dispatcher tuned|shipped] [--procs 2] [--accept-mode shared|handoff] [--json]
 //
 // smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
 // message, mode "reuse" adds -d (each session keeps its connection for all its messages).
@@ -17,13 +17,16 @@
 // - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
 //   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
 //   never sees it.
+// - floor-file, floor-journal (only when --mtas names them): bench/lib/accept-floor-server.ts, the
+//   least a Node.js responder can do per message with --procs processes, keeping each message
+//   in a fsynced file of its own (what DESIGN.md asks of tsubame) or in a group-committed journal.
 // Each MTA gets a fresh instance per run and mode and a 200-message warm-up; the order of the
 // two alternates between runs. The instance directories are removed only at the end: on ext4
 // a file system with many recently deleted inodes makes every file creation slower for a few
 // minutes (docs/BENCHMARKS.md, "Durable enqueue"), which would penalise whoever runs next. Reported per run: msg/s (messages / smtp-source wall time) and
 // the CPU the MTA's whole process tree used per message (user + system, from /proc), which
 // other load on the machine changes much less than the rate.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +34,7 @@ import { join } from 'node:path';
 import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, waitRefused, type PostfixInstance } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { discardDir } from './lib/discard.js';
+import { floorMessages, type FloorDurability } from './lib/accept-floor-server.js';
 
 const execFileP = promisify(execFile);
 
@@ -43,7 +47,10 @@ const NOWHERE = '127.0.9.12';
 const WARM_UP = 200;
 
 type Mode = 'new' | 'reuse';
-type Mta = 'tsubame' | 'postfix';
+type Mta = 'tsubame' | 'postfix' | 'floor-file' | 'floor-journal';
+const MTAS: Mta[] = ['postfix', 'tsubame', 'floor-file', 'floor-journal'];
+const FLOOR_ADDRESS = '127.0.9.13';
+const FLOOR_PORT = 2627;
 
 interface Options {
   messages: number;
@@ -52,6 +59,8 @@ interface Options {
   runs: number;
   modes: Mode[];
   only: Mta | null;
+  /** The MTAs measured, in this order on odd runs (reversed on even ones). */
+  mtas: Mta[];
   dispatcher: 'tuned' | 'shipped';
   /** Server processes with `--dispatcher tuned`. */
   procs: number;
@@ -74,7 +83,7 @@ interface RunResult {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, dispatcher: 'tuned', procs: 2, acceptMode: null, json: false };
+  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, mtas: ['postfix', 'tsubame'], dispatcher: 'tuned', procs: 2, acceptMode: null, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -88,6 +97,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--runs') o.runs = Number(value());
     else if (a === '--modes') o.modes = value().split(',') as Mode[];
     else if (a === '--only') o.only = value() as Mta;
+    else if (a === '--mtas') o.mtas = value().split(',') as Mta[];
     else if (a === '--dispatcher') o.dispatcher = value() as Options['dispatcher'];
     else if (a === '--procs') o.procs = Number(value());
     else if (a === '--accept-mode') o.acceptMode = value() as Options['acceptMode'];
@@ -96,6 +106,8 @@ function parseOptions(argv: string[]): Options {
   }
   if (o.modes.some((m) => m !== 'new' && m !== 'reuse')) throw new Error('--modes takes new and/or reuse');
   if (o.only && o.only !== 'tsubame' && o.only !== 'postfix') throw new Error('--only takes tsubame or postfix');
+  if (o.mtas.length === 0 || o.mtas.some((m) => !MTAS.includes(m))) throw new Error(`--mtas takes a list of ${MTAS.join(', ')}`);
+  if (o.only) o.mtas = [o.only];
   if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
   if (!Number.isInteger(o.procs) || o.procs < 1) throw new Error('--procs takes a whole number of processes, 1 or more');
   if (o.acceptMode !== null && o.acceptMode !== 'shared' && o.acceptMode !== 'handoff') throw new Error('--accept-mode takes shared or handoff');
@@ -186,6 +198,23 @@ async function startHoldingPostfix(): Promise<Target> {
   };
 }
 
+async function startFloor(o: Options, durability: FloorDurability): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), `tsubame-bench-accept-floor-${durability}-`));
+  leftovers.push(dir);
+  const server = spawn(process.execPath, [join(repoRoot, 'dist', 'bench', 'lib', 'accept-floor-server.js'), FLOOR_ADDRESS, String(FLOOR_PORT), dir, String(o.procs), durability], { stdio: 'inherit' });
+  await waitListening(FLOOR_ADDRESS, FLOOR_PORT, 10_000);
+  return {
+    host: FLOOR_ADDRESS,
+    port: FLOOR_PORT,
+    rootPid: () => server.pid!,
+    queued: async () => floorMessages(dir),
+    async stop() {
+      server.kill('SIGTERM');
+      await waitRefused(FLOOR_ADDRESS, FLOOR_PORT, 10_000);
+    },
+  };
+}
+
 function countFiles(dir: string): number {
   if (!existsSync(dir)) return 0;
   let n = 0;
@@ -200,7 +229,8 @@ function sourceArgs(o: Options, mode: Mode, messages: number, target: Target): s
 }
 
 async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<RunResult> {
-  const target = mta === 'tsubame' ? await startTsubame(o) : await startHoldingPostfix();
+  const target =
+    mta === 'tsubame' ? await startTsubame(o) : mta === 'postfix' ? await startHoldingPostfix() : await startFloor(o, mta === 'floor-file' ? 'file' : 'journal');
   try {
     const warm = await runSmtpSource(sourceArgs(o, mode, WARM_UP, target));
     if (warm.code !== 0) throw new Error(`${mta}: warm-up smtp-source failed: ${warm.stderr.trim()}`);
@@ -231,7 +261,7 @@ async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<R
 }
 
 const o = parseOptions(process.argv.slice(2));
-const mtas: Mta[] = o.only ? [o.only] : ['postfix', 'tsubame'];
+const mtas: Mta[] = o.mtas;
 if (!o.json) {
   console.log(`# accept benchmark ${new Date().toISOString()}`);
   console.log(`# ${await machineDescription()}; load average ${loadAverage()} at start`);
@@ -247,7 +277,7 @@ for (let run = 1; run <= o.runs; run++) {
       results.push(r);
       if (!o.json) {
         console.log(
-          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(7)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}${r.spread ? `  sessions per process ${r.spread.join('/')}` : ''}`,
+          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(13)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}${r.spread ? `  sessions per process ${r.spread.join('/')}` : ''}`,
         );
       }
     }
@@ -258,10 +288,12 @@ else {
   for (const mode of o.modes) {
     const rates = (mta: Mta) => results.filter((r) => r.mode === mode && r.mta === mta).map((r) => r.perSecond);
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-    if (mtas.length === 2) {
-      const t = median(rates('tsubame'));
-      const p = median(rates('postfix'));
-      console.log(`# ${mode}: median tsubame ${t} msg/s, postfix ${p} msg/s, ratio ${(t / p).toFixed(2)}`);
+    const cpus = (mta: Mta) => results.filter((r) => r.mode === mode && r.mta === mta).map((r) => r.cpuMsPerMessage);
+    const postfix = mtas.includes('postfix') ? median(rates('postfix')) : null;
+    for (const mta of mtas) {
+      const m = median(rates(mta));
+      const ratio = postfix && mta !== 'postfix' ? `, ${(m / postfix).toFixed(2)}× Postfix` : '';
+      console.log(`# ${mode}: median ${mta} ${m} msg/s (${median(cpus(mta)).toFixed(2)} ms CPU/msg)${ratio}`);
     }
   }
 }
