@@ -2,7 +2,7 @@
 // Postfix's smtpd on the same machine in the same run.
 //
 //   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
-//        [--modes new,reuse] [--only tsubame|postfix] [--mtas postfix,tsubame,floor-file,floor-journal]
+//        [--modes new,reuse] [--only tsubame|postfix] [--mtas postfix,tsubame,floor-file,…]
 //        [--dispatcher tuned|shipped] [--procs 2] [--accept-mode shared|handoff] [--json]
 //
 // smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
@@ -17,9 +17,10 @@
 // - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
 //   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
 //   never sees it.
-// - floor-file, floor-journal (only when --mtas names them): bench/lib/accept-floor-server.ts, the
-//   least a Node.js responder can do per message with --procs processes, keeping each message
-//   in a fsynced file of its own (what DESIGN.md asks of tsubame) or in a group-committed journal.
+// - floor-file, floor-journal, floor-smtp-server (only when --mtas names them):
+//   bench/lib/accept-floor-server.ts, the least a Node.js responder can do per message with
+//   --procs processes, keeping each message in a fsynced file of its own (what DESIGN.md asks of
+//   tsubame) or in a group-committed journal; and the same file with smtp-server in front.
 // Each MTA gets a fresh instance per run and mode and a 200-message warm-up; the order of the
 // two alternates between runs. The instance directories are removed only at the end: on ext4
 // a file system with many recently deleted inodes makes every file creation slower for a few
@@ -34,7 +35,7 @@ import { join } from 'node:path';
 import { machineDescription, repoRoot, runSmtpSource, startPostfix, waitListening, waitRefused, type PostfixInstance } from './lib/peers.js';
 import { loadAverage, treeCpuSeconds } from './lib/proc-stats.js';
 import { discardDir } from './lib/discard.js';
-import { floorMessages, type FloorDurability } from './lib/accept-floor-server.js';
+import { floorMessages, type FloorKind } from './lib/accept-floor-server.js';
 
 const execFileP = promisify(execFile);
 
@@ -47,8 +48,8 @@ const NOWHERE = '127.0.9.12';
 const WARM_UP = 200;
 
 type Mode = 'new' | 'reuse';
-type Mta = 'tsubame' | 'postfix' | 'floor-file' | 'floor-journal';
-const MTAS: Mta[] = ['postfix', 'tsubame', 'floor-file', 'floor-journal'];
+type Mta = 'tsubame' | 'postfix' | 'floor-file' | 'floor-journal' | 'floor-smtp-server';
+const MTAS: Mta[] = ['postfix', 'tsubame', 'floor-file', 'floor-journal', 'floor-smtp-server'];
 const FLOOR_ADDRESS = '127.0.9.13';
 const FLOOR_PORT = 2627;
 
@@ -198,7 +199,7 @@ async function startHoldingPostfix(): Promise<Target> {
   };
 }
 
-async function startFloor(o: Options, durability: FloorDurability): Promise<Target> {
+async function startFloor(o: Options, durability: FloorKind): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), `tsubame-bench-accept-floor-${durability}-`));
   leftovers.push(dir);
   const server = spawn(process.execPath, [join(repoRoot, 'dist', 'bench', 'lib', 'accept-floor-server.js'), FLOOR_ADDRESS, String(FLOOR_PORT), dir, String(o.procs), durability], { stdio: 'inherit' });
@@ -230,7 +231,7 @@ function sourceArgs(o: Options, mode: Mode, messages: number, target: Target): s
 
 async function measure(o: Options, run: number, mode: Mode, mta: Mta): Promise<RunResult> {
   const target =
-    mta === 'tsubame' ? await startTsubame(o) : mta === 'postfix' ? await startHoldingPostfix() : await startFloor(o, mta === 'floor-file' ? 'file' : 'journal');
+    mta === 'tsubame' ? await startTsubame(o) : mta === 'postfix' ? await startHoldingPostfix() : await startFloor(o, mta.slice('floor-'.length) as FloorKind);
   try {
     const warm = await runSmtpSource(sourceArgs(o, mode, WARM_UP, target));
     if (warm.code !== 0) throw new Error(`${mta}: warm-up smtp-source failed: ${warm.stderr.trim()}`);
@@ -277,7 +278,7 @@ for (let run = 1; run <= o.runs; run++) {
       results.push(r);
       if (!o.json) {
         console.log(
-          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(13)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}${r.spread ? `  sessions per process ${r.spread.join('/')}` : ''}`,
+          `run ${run} ${mode.padEnd(5)} ${mta.padEnd(17)} ${String(r.perSecond).padStart(6)} msg/s (${r.seconds.toFixed(2)} s)  ${r.cpuMsPerMessage.toFixed(2)} ms CPU/msg  load ${r.loadAverage}${r.spread ? `  sessions per process ${r.spread.join('/')}` : ''}`,
         );
       }
     }

@@ -1,20 +1,23 @@
 // The accept floor: the least a Node.js SMTP responder can do per message, for bench/accept-smtp.ts
 // to measure beside Postfix and tsubame. No smtp-server, no rewriting, no policy, no log, no
 // envelope: a line parser that answers 250 to everything and keeps the message's text durably,
-// in one of two ways:
+// in one of two ways (or, with `smtp-server`, the library tsubame's sessions run on, with no
+// hook but onData, keeping each message in a file as `file` does):
 //   file     what DESIGN.md asks of tsubame: one file per message, written, fdatasync'ed, closed
 //            and renamed into q/, then the directory fsync'ed (one round shared by all who wait)
 //   journal  the design change issue 20's note names: appended to one journal per process, one
 //            fdatasync for every message appended while the previous one ran (group commit)
 // Each process accepts from the shared listening socket (node:cluster), as tsubame's do.
-//   node dist/bench/lib/accept-floor-server.js ADDRESS PORT DIR PROCS file|journal
+//   node dist/bench/lib/accept-floor-server.js ADDRESS PORT DIR PROCS file|journal|smtp-server
 import cluster from 'node:cluster';
 import { createServer, type Socket } from 'node:net';
 import { fdatasync, fsync, mkdirSync, openSync, readdirSync, readFileSync, write } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
-export type FloorDurability = 'file' | 'journal';
+export type FloorKind = 'file' | 'journal' | 'smtp-server';
 
 /** Messages a floor server in DIR has made durable (its files, or its journals' records). */
 export function floorMessages(dir: string): number {
@@ -52,7 +55,7 @@ function groupCommit(sync: (done: () => void) => void): () => Promise<void> {
     });
 }
 
-function durableWriter(dir: string, durability: FloorDurability): (text: string) => Promise<void> {
+function durableWriter(dir: string, durability: 'file' | 'journal'): (text: string) => Promise<void> {
   if (durability === 'journal') {
     const fd = openSync(join(dir, `journal.${process.pid}`), 'a');
     const commit = groupCommit((done) => fdatasync(fd, () => done()));
@@ -120,10 +123,49 @@ function serve(socket: Socket, keep: (text: string) => Promise<void>): void {
   });
 }
 
+/** The library's connection without its fixed 100 ms pause before the greeting (as tsubame's, src/smtp-server/connection.ts). */
+class PromptConnection extends SMTPConnection {
+  override init(): void {
+    this._setListeners(() => this.connectionReady());
+  }
+}
+
+/** The library's connect() with the prompt connection. */
+class FloorSmtpServer extends SMTPServer {
+  override connect(socket: Socket): void {
+    const connection = new PromptConnection(this, socket, null);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
+    connection.init();
+  }
+}
+
+/** smtp-server with the least a queue needs: collect DATA, keep it in a file, 250. */
+function smtpServerFloor(keep: (text: string) => Promise<void>): FloorSmtpServer {
+  const server = new FloorSmtpServer({
+    name: 'floor',
+    banner: 'floor',
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    authOptional: true,
+    hideENHANCEDSTATUSCODES: false,
+    disableReverseLookup: true,
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        keep(Buffer.concat(chunks).toString('latin1')).then(() => callback(null), callback);
+      });
+    },
+  });
+  server.on('error', () => {});
+  return server;
+}
+
 if (process.argv[1]?.endsWith('accept-floor-server.js')) {
-  const [address, port, dir, procs, durability] = process.argv.slice(2);
-  if (!address || !port || !dir || !procs || (durability !== 'file' && durability !== 'journal')) {
-    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|journal');
+  const [address, port, dir, procs, kind] = process.argv.slice(2);
+  if (!address || !port || !dir || !procs || (kind !== 'file' && kind !== 'journal' && kind !== 'smtp-server')) {
+    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|journal|smtp-server');
     process.exit(64);
   }
   if (cluster.isPrimary) {
@@ -135,8 +177,10 @@ if (process.argv[1]?.endsWith('accept-floor-server.js')) {
       process.exit(0);
     });
   } else {
-    const keep = durableWriter(dir, durability);
-    const server = createServer((s) => serve(s, keep));
+    const keep = durableWriter(dir, kind === 'journal' ? 'journal' : 'file');
+    // smtp-server is fed sockets from a plain listener, as tsubame feeds it
+    const smtp = kind === 'smtp-server' ? smtpServerFloor(keep) : null;
+    const server = createServer((s) => (smtp ? smtp.connect(s) : serve(s, keep)));
     server.listen(Number(port), address);
     process.on('exit', () => server.close());
   }
