@@ -17,10 +17,11 @@
 // - Postfix: bench/postfix/instance.sh, then `smtpd_client_restrictions = check_client_access
 //   static:HOLD`, so that cleanup writes (and fsyncs) each message into the hold queue and qmgr
 //   never sees it.
-// - floor-file, floor-journal, floor-smtp-server (only when --mtas names them):
+// - floor-file, floor-file-thread, floor-journal, floor-smtp-server (only when --mtas names them):
 //   bench/lib/accept-floor-server.ts, the least a Node.js responder can do per message with
 //   --procs processes, keeping each message in a fsynced file of its own (what DESIGN.md asks of
-//   tsubame) or in a group-committed journal; and the same file with smtp-server in front.
+//   tsubame; through libuv's pool, or by a writer thread in batches) or in a group-committed
+//   journal; and the same file with smtp-server in front.
 // Each MTA gets a fresh instance per run and mode and a 200-message warm-up; the order of the
 // two alternates between runs. The instance directories are removed only at the end: on ext4
 // a file system with many recently deleted inodes makes every file creation slower for a few
@@ -48,8 +49,8 @@ const NOWHERE = '127.0.9.12';
 const WARM_UP = 200;
 
 type Mode = 'new' | 'reuse';
-type Mta = 'tsubame' | 'postfix' | 'floor-file' | 'floor-journal' | 'floor-smtp-server';
-const MTAS: Mta[] = ['postfix', 'tsubame', 'floor-file', 'floor-journal', 'floor-smtp-server'];
+type Mta = 'tsubame' | 'postfix' | 'floor-file' | 'floor-file-thread' | 'floor-journal' | 'floor-smtp-server';
+const MTAS: Mta[] = ['postfix', 'tsubame', 'floor-file', 'floor-file-thread', 'floor-journal', 'floor-smtp-server'];
 const FLOOR_ADDRESS = '127.0.9.13';
 const FLOOR_PORT = 2627;
 

@@ -5,19 +5,21 @@
 // hook but onData, keeping each message in a file as `file` does):
 //   file     what DESIGN.md asks of tsubame: one file per message, written, fdatasync'ed, closed
 //            and renamed into q/, then the directory fsync'ed (one round shared by all who wait)
+//   file-thread  the same files, written by a worker thread in batches (one directory fsync each)
 //   journal  the design change issue 20's note names: appended to one journal per process, one
 //            fdatasync for every message appended while the previous one ran (group commit)
 // Each process accepts from the shared listening socket (node:cluster), as tsubame's do.
-//   node dist/bench/lib/accept-floor-server.js ADDRESS PORT DIR PROCS file|journal|smtp-server
+//   node dist/bench/lib/accept-floor-server.js ADDRESS PORT DIR PROCS file|file-thread|journal|smtp-server
 import cluster from 'node:cluster';
 import { createServer, type Socket } from 'node:net';
 import { fdatasync, fsync, mkdirSync, openSync, readdirSync, readFileSync, write } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
-export type FloorKind = 'file' | 'journal' | 'smtp-server';
+export type FloorKind = 'file' | 'file-thread' | 'journal' | 'smtp-server';
 
 /** Messages a floor server in DIR has made durable (its files, or its journals' records). */
 export function floorMessages(dir: string): number {
@@ -55,7 +57,54 @@ function groupCommit(sync: (done: () => void) => void): () => Promise<void> {
     });
 }
 
-function durableWriter(dir: string, durability: 'file' | 'journal'): (text: string) => Promise<void> {
+/**
+ * file-thread: the same files, written by one worker thread per process with synchronous calls,
+ * in batches (all messages that came while the previous batch ran), one directory fsync per
+ * batch: one trip between threads per batch instead of one per call.
+ */
+const WRITER_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { qDir, tmpDir } = workerData;
+const dirFd = fs.openSync(qDir, 'r');
+parentPort.on('message', (batch) => {
+  for (const { name, text } of batch) {
+    const fd = fs.openSync(tmpDir + '/' + name, 'wx');
+    fs.writeSync(fd, text, null, 'latin1');
+    fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmpDir + '/' + name, qDir + '/' + name);
+  }
+  fs.fsyncSync(dirFd);
+  parentPort.postMessage(batch.length);
+});`;
+
+function threadWriter(dir: string): (text: string) => Promise<void> {
+  const worker = new Worker(WRITER_THREAD, { eval: true, workerData: { qDir: join(dir, 'q'), tmpDir: join(dir, 'tmp') } });
+  let queued: Array<{ name: string; text: string; done: () => void }> = [];
+  let inFlight: typeof queued | null = null;
+  let serial = 0;
+  const kick = () => {
+    if (inFlight || queued.length === 0) return;
+    inFlight = queued;
+    queued = [];
+    worker.postMessage(inFlight.map(({ name, text }) => ({ name, text })));
+  };
+  worker.on('message', () => {
+    const batch = inFlight ?? [];
+    inFlight = null;
+    for (const m of batch) m.done();
+    kick();
+  });
+  return (text) =>
+    new Promise<void>((done) => {
+      queued.push({ name: `${process.pid}.${serial++}`, text, done });
+      kick();
+    });
+}
+
+function durableWriter(dir: string, durability: 'file' | 'file-thread' | 'journal'): (text: string) => Promise<void> {
+  if (durability === 'file-thread') return threadWriter(dir);
   if (durability === 'journal') {
     const fd = openSync(join(dir, `journal.${process.pid}`), 'a');
     const commit = groupCommit((done) => fdatasync(fd, () => done()));
@@ -164,8 +213,8 @@ function smtpServerFloor(keep: (text: string) => Promise<void>): FloorSmtpServer
 
 if (process.argv[1]?.endsWith('accept-floor-server.js')) {
   const [address, port, dir, procs, kind] = process.argv.slice(2);
-  if (!address || !port || !dir || !procs || (kind !== 'file' && kind !== 'journal' && kind !== 'smtp-server')) {
-    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|journal|smtp-server');
+  if (!address || !port || !dir || !procs || !kind || !['file', 'file-thread', 'journal', 'smtp-server'].includes(kind)) {
+    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|file-thread|journal|smtp-server');
     process.exit(64);
   }
   if (cluster.isPrimary) {
@@ -177,7 +226,7 @@ if (process.argv[1]?.endsWith('accept-floor-server.js')) {
       process.exit(0);
     });
   } else {
-    const keep = durableWriter(dir, kind === 'journal' ? 'journal' : 'file');
+    const keep = durableWriter(dir, kind === 'smtp-server' ? 'file' : (kind as 'file' | 'file-thread' | 'journal'));
     // smtp-server is fed sockets from a plain listener, as tsubame feeds it
     const smtp = kind === 'smtp-server' ? smtpServerFloor(keep) : null;
     const server = createServer((s) => (smtp ? smtp.connect(s) : serve(s, keep)));
