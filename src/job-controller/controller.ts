@@ -269,7 +269,7 @@ export class JobController {
       fast_flush: index.fastFlush,
       files_read: index.filesRead,
       scan: this.scanner.progress?.view() ?? null,
-      delivery: this.deliveryStats.snapshot(),
+      delivery: this.deliveryStats.snapshot(this.config.imta.channels.filter((c) => c.smtp || c.lmtp).map((c) => c.name)),
       fanout: this.fanouts.latest(),
       farm: this.farmStatus(),
     };
