@@ -4,6 +4,11 @@
 // controller carries it out on its own queue. At most once per node and best effort: a node that
 // is down or cut off from Redis misses it (its own backoff retries the mail later), as a message
 // on a pub/sub channel is not kept. The node's reachability of Redis is this relay's connection's.
+// A node knows its own notices by a random id of its relay, not by its name: two nodes left with
+// the same FARM_NODE_NAME (the default, LOCAL_HOST, is the host name: two nodes on one machine
+// share it) would otherwise drop each other's notices as their own, and a flush would silently
+// stay on one node. Such a clash is logged once.
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.js';
 import type { StoreState } from './store.js';
@@ -17,6 +22,8 @@ export interface FlushNotice {
   /** The domain, `#channel`, or null for everything (imsimta flush without argument). */
   target: string | null;
   origin: 'etrn' | 'operator';
+  /** The publishing relay's random id (absent from notices of older nodes: then the name decides). */
+  sender?: string;
 }
 
 export interface FlushRelayOptions {
@@ -31,6 +38,8 @@ export class FlushRelay {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private current: StoreState = 'down';
+  private readonly sender = randomBytes(8).toString('hex');
+  private clashLogged = false;
 
   constructor(private readonly opts: FlushRelayOptions) {
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: (times: number) => Math.min(times * 100, 1000) };
@@ -52,7 +61,7 @@ export class FlushRelay {
 
   /** Tells the other nodes; false when Redis could not be told (the flush was this node's only). */
   async publish(target: string | null, origin: 'etrn' | 'operator'): Promise<boolean> {
-    const notice: FlushNotice = { node: this.opts.node, target, origin };
+    const notice: FlushNotice = { node: this.opts.node, target, origin, sender: this.sender };
     try {
       await this.publisher.publish(FLUSH_CHANNEL, JSON.stringify(notice));
       return true;
@@ -75,7 +84,11 @@ export class FlushRelay {
   private received(text: string): void {
     const notice = parseFlushNotice(text);
     if (!notice) return void this.opts.logger.warn({ text: text.slice(0, 200) }, 'farm: a flush notice that is not one, ignored');
-    if (notice.node === this.opts.node) return;
+    if (notice.sender === undefined ? notice.node === this.opts.node : notice.sender === this.sender) return;
+    if (notice.node === this.opts.node && !this.clashLogged) {
+      this.clashLogged = true;
+      this.opts.logger.warn({ node: notice.node }, `farm: another node is also named "${notice.node}": give each node its own FARM_NODE_NAME in etc/option.dat`);
+    }
     this.opts.logger.info({ from: notice.node, target: notice.target, origin: notice.origin }, 'farm: flush asked of another node');
     this.opts.onFlush(notice);
   }
@@ -93,5 +106,8 @@ export function parseFlushNotice(text: string): FlushNotice | null {
   const o = v as Record<string, unknown>;
   if (typeof o.node !== 'string' || (o.target !== null && typeof o.target !== 'string') || (o.origin !== 'etrn' && o.origin !== 'operator')) return null;
   if (typeof o.target === 'string' && (o.target.length > 255 || !/^[#@A-Za-z0-9._-]+$/.test(o.target))) return null;
-  return { node: o.node, target: o.target, origin: o.origin };
+  if (o.sender !== undefined && (typeof o.sender !== 'string' || !/^[0-9a-f]{1,64}$/.test(o.sender))) return null;
+  const notice: FlushNotice = { node: o.node, target: o.target, origin: o.origin };
+  if (typeof o.sender === 'string') notice.sender = o.sender;
+  return notice;
 }

@@ -218,8 +218,10 @@ export class JobController {
     }
     const reply = await this.flushHere(target, origin, client);
     // The other nodes of a farm hold the rest of the mail: they retry theirs too (an ETRN refused here would be refused there).
-    if (reply.ok && this.relay) void this.relay.publish(target, origin);
-    return reply;
+    if (!reply.ok || !this.relay) return reply;
+    const told = this.relay.state === 'up';
+    void this.relay.publish(target, origin);
+    return told ? farmWideReply(reply) : reply;
   }
 
   private flushHere(target: string | null, origin: 'etrn' | 'operator', client: string | null): Promise<FlushReply> {
@@ -267,7 +269,7 @@ export class JobController {
       fast_flush: index.fastFlush,
       files_read: index.filesRead,
       scan: this.scanner.progress?.view() ?? null,
-      delivery: this.deliveryStats.snapshot(),
+      delivery: this.deliveryStats.snapshot(this.config.imta.channels.filter((c) => c.smtp || c.lmtp).map((c) => c.name)),
       fanout: this.fanouts.latest(),
       farm: this.farmStatus(),
     };
@@ -343,4 +345,14 @@ export class JobController {
   private countArrival(envelope: Envelope): void {
     this.counters.add(envelope.channel, 'enqueued', 1, envelope.recipients.filter((r) => r.state === 'pending').length);
   }
+}
+
+/**
+ * A flush reply once the farm's other nodes were told: this node's count is not the farm's, so
+ * "251 no messages waiting" and "253 N started" (RFC 1985) would claim what only this node knows;
+ * the farm-wide answer is 252, pending messages started, their number unknown here.
+ */
+function farmWideReply(reply: FlushReply): FlushReply {
+  if (reply.code !== 251 && reply.code !== 253) return reply;
+  return { ...reply, code: 252, text: `${reply.text} on this node; the other nodes of the farm were asked to retry theirs` };
 }

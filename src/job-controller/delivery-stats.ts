@@ -83,9 +83,15 @@ export class DeliveryStatsBook {
     this.table.set(channel, c);
   }
 
-  snapshot(): Record<string, DeliveryCounters> {
+  /**
+   * The totals per channel. `declared`: the channels that deliver over SMTP or LMTP, shown at zero
+   * until they count something, so that /metrics has their series from the start (a dashboard
+   * panel or an alert on them has data, 0, on a node that has not delivered outbound yet).
+   */
+  snapshot(declared: readonly string[] = []): Record<string, DeliveryCounters> {
     const out: Record<string, DeliveryCounters> = {};
-    for (const [name, c] of [...this.table].sort(([a], [b]) => a.localeCompare(b))) out[name] = { ...c };
+    const names = new Set([...this.table.keys(), ...declared]);
+    for (const name of [...names].sort((a, b) => a.localeCompare(b))) out[name] = { ...(this.table.get(name) ?? zeroDeliveryCounters()) };
     return out;
   }
 }

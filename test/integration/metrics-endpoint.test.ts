@@ -93,6 +93,12 @@ test('/metrics on a fresh instance: valid text, every part up, counters at zero'
   assert.equal(v(m, 'tsubame_queue_messages', { channel: 'tcp_defer' }), 0);
   assert.equal(v(m, 'tsubame_pool_job_limit', { pool: 'DEFAULT' }), 2);
   assert.equal(m.get('tsubame_enqueue_latency_seconds')?.type, 'histogram');
+  // The outbound families have their series before any delivery (the dashboard's DNS and
+  // connection panels show 0, not "No data"): one per SMTP channel, none for the local one.
+  for (const family of ['tsubame_dns_cache_hits_total', 'tsubame_dns_cache_misses_total', 'tsubame_outbound_connections_opened_total', 'tsubame_outbound_connections_reused_total']) {
+    for (const channel of ['tcp_local', 'tcp_defer']) assert.equal(v(m, family, { channel }), 0, `${family}{channel="${channel}"}`);
+    assert.equal(v(m, family, { channel: 'l' }), undefined, `${family}: no series for the local channel`);
+  }
   // Prometheus's own checker too, where it is installed (Debian's prometheus package).
   if (existsSync('/usr/bin/promtool')) {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -245,3 +245,64 @@ test('a TLS_PORT behind the balancer: the header, then TLS at once, and the sess
     cert.remove();
   }
 });
+
+/** A v2 PROXY TCP6 header with TLVs (ALPN, authority, NOOP padding), as send-proxy-v2 with proxy-v2-options sends it. */
+function v2Tcp6(src: Buffer, dst: Buffer): Buffer {
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const ports = Buffer.alloc(4);
+  ports.writeUInt16BE(40002, 0);
+  ports.writeUInt16BE(25, 2);
+  const tlv = (type: number, value: Buffer) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
+  const body = Buffer.concat([src, dst, ports, tlv(0x01, Buffer.from('smtp')), tlv(0x02, Buffer.from('mx.example')), tlv(0x04, Buffer.alloc(5))]);
+  const head = Buffer.from([0x21, 0x21, 0, 0]);
+  head.writeUInt16BE(body.length, 2);
+  return Buffer.concat([sig, head, body]);
+}
+
+function ipv6Bytes(text: string): Buffer {
+  const [left, right = ''] = text.split('::');
+  const l = left ? left.split(':') : [];
+  const r = right ? right.split(':') : [];
+  const groups = [...l, ...Array(8 - l.length - r.length).fill('0'), ...r];
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
+/** Through a raw balancer socket: the header, then EHLO/MAIL/RCPT; the final replies' codes. */
+async function sessionAfter(header: Buffer, rcpt: string): Promise<{ codes: string[]; socket: net.Socket; got: () => string }> {
+  const s = net.connect({ host: SERVER_IP, port, localAddress: BALANCER_SOURCE });
+  let got = '';
+  s.on('data', (d) => (got += d.toString('latin1')));
+  await new Promise((r) => s.once('connect', r));
+  s.write(header);
+  await waitFor(() => /^220 /m.test(got), { what: 'the greeting after an IPv6 header' });
+  s.write(`EHLO client.test\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<${rcpt}>\r\n`);
+  const finalReplies = () => got.split('\r\n').filter((l) => /^\d{3} /.test(l));
+  await waitFor(() => finalReplies().length >= 4, { what: 'the replies to EHLO, MAIL and RCPT' });
+  return { codes: finalReplies().map((l) => l.slice(0, 3)), socket: s, got: () => got };
+}
+
+test('IPv6 clients in the header (v1 TCP6, v2 TCP6 with TLVs): the session is theirs; an IPv4-mapped one is its IPv4 address for INTERNAL_IP', async () => {
+  const v1six = await sessionAfter(Buffer.from('PROXY TCP6 2001:db8::5 2001:db8::25 40000 25\r\n'), 'someone@remote.example');
+  assert.deepEqual(v1six.codes, ['220', '250', '250', '550'], 'an IPv6 client outside INTERNAL_IP may not relay');
+  v1six.socket.destroy();
+
+  const mapped = await sessionAfter(v2Tcp6(ipv6Bytes('::ffff:7f00:607'), ipv6Bytes('2001:db8::25')), 'joe@mx.tsubame.test');
+  assert.equal(mapped.codes[3], '250');
+  mapped.socket.write('RSET\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<someone@remote.example>\r\n');
+  const replies = () => mapped.got().split('\r\n').filter((l) => /^\d{3} /.test(l));
+  await waitFor(() => replies().length >= 7, { what: 'the replies to RSET, MAIL and RCPT' });
+  assert.equal(replies()[6]!.slice(0, 3), '250', '::ffff:127.0.6.7 is inside INTERNAL_IP=127.0.6.0/24: it relays');
+  mapped.socket.destroy();
+
+  const v2six = await sessionAfter(v2Tcp6(ipv6Bytes('2001:db8::7'), ipv6Bytes('2001:db8::25')), 'joe@mx.tsubame.test');
+  assert.equal(v2six.codes[3], '250');
+  v2six.socket.write('DATA\r\n');
+  await waitFor(() => /^354 /m.test(v2six.got()), { what: 'the 354' });
+  const before = queued().length;
+  v2six.socket.write('Subject: over IPv6\r\n\r\nhello\r\n.\r\nQUIT\r\n');
+  const file = await waitFor(() => (queued().length > before ? queued().find((f) => readFileSync(f, 'latin1').includes('over IPv6')) : undefined), { what: 'the message from the IPv6 client' });
+  assert.match(readFileSync(file, 'latin1'), /Received: from client\.test \(\[IPv6:2001:db8::7\]\)/);
+  v2six.socket.destroy();
+});

@@ -76,6 +76,8 @@ test('a flush notice from the Redis channel is taken only when it is one: node, 
   assert.deepEqual(parseFlushNotice('{"node":"mx2","target":"example.com","origin":"etrn"}'), { node: 'mx2', target: 'example.com', origin: 'etrn' });
   assert.deepEqual(parseFlushNotice('{"node":"mx2","target":null,"origin":"operator"}'), { node: 'mx2', target: null, origin: 'operator' });
   assert.deepEqual(parseFlushNotice('{"node":"mx2","target":"#tcp_local","origin":"operator"}')?.target, '#tcp_local');
+  assert.equal(parseFlushNotice('{"node":"mx2","target":null,"origin":"etrn","sender":"0a1b2c3d4e5f6071"}')?.sender, '0a1b2c3d4e5f6071');
+  assert.equal(parseFlushNotice('{"node":"mx2","target":null,"origin":"etrn","sender":"not hex"}'), null);
   for (const bad of ['', 'not json', 'null', '[]', '{"node":"mx2","target":"example.com"}', '{"node":"mx2","target":"a b","origin":"etrn"}', '{"node":"mx2","target":"x\\r\\nQUIT","origin":"etrn"}', `{"node":"mx2","target":"${'a'.repeat(300)}","origin":"etrn"}`, '{"node":7,"target":null,"origin":"etrn"}', '{"node":"mx2","target":null,"origin":"anyone"}']) {
     assert.equal(parseFlushNotice(bad), null, bad);
   }

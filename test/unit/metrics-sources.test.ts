@@ -149,6 +149,9 @@ test('delivery counters: each report carries what changed; a new job or cache co
   book.add('tcp_local', { dnsCacheMisses: 1, connectionsReused: -5 });
   book.add('tcp_local', undefined);
   assert.deepEqual(book.snapshot(), { tcp_local: { dnsCacheHits: 0, dnsCacheMisses: 3, connectionsOpened: 1, connectionsReused: 0 } });
+  // The SMTP channels of the configuration are there from the start, at zero.
+  const zero = { dnsCacheHits: 0, dnsCacheMisses: 0, connectionsOpened: 0, connectionsReused: 0 };
+  assert.deepEqual(book.snapshot(['tcp_local', 'tcp_intranet']), { tcp_intranet: zero, tcp_local: { dnsCacheHits: 0, dnsCacheMisses: 3, connectionsOpened: 1, connectionsReused: 0 } });
 });
 
 test('queue depth and oldest message from the file names, subdirectories and held files included', async () => {
