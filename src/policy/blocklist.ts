@@ -52,7 +52,7 @@ export function listingCode(records: Answer[]): string | null {
  * (127.255.255.x: the query came through a public resolver, over quota…) or an address outside
  * 127/8 (a resolver that rewrites NXDOMAIN, a zone that is gone). Null when there are none.
  */
-export function unusableAnswer(records: Answer[]): string | null {
+function unusableAnswer(records: Answer[]): string | null {
   let ip: string | null = null;
   for (const r of records) if (ip === null && r.type === 'A' && typeof r.data === 'string') ip = r.data;
   if (ip === null) return null;
