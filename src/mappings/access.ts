@@ -1,7 +1,7 @@
 // The access mapping tables: which flags each may use, how a matched entry's output is read
 // (flag arguments taken from the output string in Messaging Server's reading order, `|` between
 // them, the refusal text last), and the decision an SMTP stage applies, with its reply:
-//   PORT_ACCESS at connect:  554 5.7.1 text (421 4.7.1 when temporary), then close
+//   PORT_ACCESS at connect:  554 5.7.1 text (421 4.7.1 when temporary, whatever code the text has), then close
 //   FROM_ACCESS at MAIL, the four recipient tables at RCPT:  550 5.7.1 text: address (450 4.7.1)
 // A mapping that cannot be finished (a loop) refuses temporarily: 421/451 4.3.0.
 import { applyMapping, type CompiledMappings, type MappingEntryRef, type MappingResult, type MappingStep } from './engine.js';
@@ -236,7 +236,10 @@ function refusalReply(stage: 'connect' | 'mail' | 'rcpt', raw: string, xCode: st
   }
   if (enhanced && code !== null && !enhanced.startsWith(String(code)[0]!)) enhanced = null;
   const temporary = code !== null ? code < 500 : enhanced?.startsWith('4') === true;
-  code ??= stage === 'connect' ? (temporary ? 421 : 554) : temporary ? 450 : 550;
+  // In place of the greeting only 554 and 421 are answers (RFC 5321 §3.1): the SMTP server sends
+  // nothing else, so the decision (and `imsimta test -mapping`) says that code, not the text's.
+  if (stage === 'connect') code = temporary ? 421 : 554;
+  code ??= temporary ? 450 : 550;
   enhanced ??= temporary ? '4.7.1' : '5.7.1';
   if (text.length > MAX_TEXT) text = `${text.slice(0, MAX_TEXT)}...`;
   return { code, enhanced, text: text || DEFAULT_TEXT[stage] };

@@ -1,7 +1,8 @@
 // DNS blocklist lookups (dispatcher.cnf DNS_VERIFY_DOMAIN): the client's address reversed under
 // each zone (IPv4 octets, IPv6 nibbles), A and TXT asked in parallel for every zone at once through
 // the cached lookup, within one deadline. The first zone that lists the address decides; a zone
-// that cannot answer in time is reported as unchecked, for the caller's fail-open/closed choice.
+// that cannot answer in time, or answers with something that is no listing (127.255.255.x, an
+// address outside 127/8), is reported as unchecked, for the caller's fail-open/closed choice.
 // What the SMTP stage answers is in blocklist-decision.ts.
 import net from 'node:net';
 import type { Answer } from 'dns-packet';
@@ -19,7 +20,7 @@ export interface BlocklistListing {
 
 export interface BlocklistUnchecked {
   zone: string;
-  /** `timeout` (no answer before the deadline), SERVFAIL, REFUSED… */
+  /** `timeout` (no answer before the deadline), SERVFAIL, REFUSED…, or what the zone answered that is no listing. */
   reason: string;
 }
 
@@ -44,6 +45,18 @@ export function listingCode(records: Answer[]): string | null {
     if (r.data.startsWith('127.') && !r.data.startsWith('127.255.255.')) return r.data;
   }
   return null;
+}
+
+/**
+ * Why A records that are no listing say the zone was not checked: a list's error answer
+ * (127.255.255.x: the query came through a public resolver, over quota…) or an address outside
+ * 127/8 (a resolver that rewrites NXDOMAIN, a zone that is gone). Null when there are none.
+ */
+function unusableAnswer(records: Answer[]): string | null {
+  let ip: string | null = null;
+  for (const r of records) if (ip === null && r.type === 'A' && typeof r.data === 'string') ip = r.data;
+  if (ip === null) return null;
+  return ip.startsWith('127.') ? `answered ${ip}, the list's error answer` : `answered ${ip}, outside 127.0.0.0/8`;
 }
 
 const MAX_TEXT = 200;
@@ -104,7 +117,10 @@ export function checkBlocklists(lookup: RrsetSource, clientIp: string, zones: re
             finish({ listed: true, zone, code, text: t.status === 'ok' ? listingText(t.records) : null });
             return;
           }
-          outcomes.set(zone, answer.status === 'temporary' ? { zone, reason: answer.reason } : 'clean');
+          // An answer that is no listing (an error code, an address outside 127/8) checked nothing:
+          // unchecked, so that it is logged (fail open) or refused for now (fail closed), never silently clean.
+          const unusable = answer.status === 'ok' ? unusableAnswer(answer.records) : null;
+          outcomes.set(zone, answer.status === 'temporary' ? { zone, reason: answer.reason } : unusable ? { zone, reason: unusable } : 'clean');
           if (outcomes.size === zones.length) finish({ listed: false, unchecked: uncheckedNow() });
         },
         (err: Error) => {

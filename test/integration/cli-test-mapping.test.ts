@@ -89,6 +89,15 @@ test('--json: one object per probe with the deciding entry, every step, and the 
   assert.deepEqual([other!.matched, other!.output, other!.entry, other!.steps, other!.access.verdict, other!.access.reply], [false, null, null, [], 'accept', null]);
 });
 
+test('PORT_ACCESS with a code in its text: the reply shown is the one the greeting gets, 554 or 421', async () => {
+  const inst = instance('PORT_ACCESS\n\n  TCP|*|*|198.51.100.1|*   $N550$ 5.7.1$ Not$ here\n  TCP|*|*|198.51.100.2|*   $N451$ 4.3.2$ Later\n');
+  const r = await runCli('imsimta', ['test', '-mapping', '-table', 'PORT_ACCESS', '--json', 'TCP|192.0.2.1|25|198.51.100.1|40000', 'TCP|192.0.2.1|25|198.51.100.2|40000'], { root: inst.root });
+  assert.equal(r.code, 0, r.stderr);
+  const [refused, later] = jsonLines(r.stdout);
+  assert.deepEqual([refused!.access.reply, refused!.access.smtp_code, refused!.access.temporary], ['554 5.7.1 Not here', 554, false]);
+  assert.deepEqual([later!.access.reply, later!.access.smtp_code, later!.access.temporary], ['421 4.3.2 Later', 421, true]);
+});
+
 test('probes on stdin, one per line; --flags sets what $:x and $;x test', async () => {
   const inst = instance();
   const probe = 'TCP|192.0.2.1|25|203.0.113.7|40000|SMTP/mx.example.net|MAIL|tcp_local|joe@example.com|';

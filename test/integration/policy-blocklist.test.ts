@@ -1,7 +1,7 @@
 // DNS blocklists against a real name server (dnsmasq on loopback): a listed IPv4 and IPv6 client
-// with the list's TXT text in the refusal, a listing without TXT, the lists' own error answers,
-// the cache (positive and negative), and a list whose server never answers: the configured
-// fail-open or fail-closed answer after RBL_TIMEOUT, while other checks go on meanwhile.
+// with the list's TXT text in the refusal, a listing without TXT, answers that are no listing (the
+// lists' own error answers, addresses outside 127/8: unchecked), the cache (positive and negative),
+// and a list whose server never answers: the configured fail-open or fail-closed answer after RBL_TIMEOUT, while other checks go on meanwhile.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -32,6 +32,7 @@ before(async () => {
       `txt-record=${v6Name},"IPv6 listing"`,
       'host-record=3.0.0.127.bl.test,127.0.0.4',
       'host-record=4.0.0.127.bl.test,127.255.255.254',
+      'host-record=6.0.0.127.bl.test,198.51.100.7',
       'host-record=5.0.0.127.other.test,127.0.0.10',
       'txt-record=5.0.0.127.other.test,"on the other list"',
       `server=/dead.test/127.0.16.54#${(silent.address() as { port: number }).port}`,
@@ -68,18 +69,29 @@ test('an IPv6 client is looked up in nibble form; a listing without TXT says its
   assert.match(blocklistDecision(bare, { clientIp: '127.0.0.3', stage: 'connect', failClosed: false }).reply!, /found on DNS list bl\.test: listed \(127\.0\.0\.4\)$/);
 });
 
-test('not listed (NXDOMAIN) and the list\'s own error answer (127.255.255.254) accept; answers are cached, positive and negative', async () => {
+test('not listed (NXDOMAIN) accepts; answers are cached, positive and negative', async () => {
   const l = lookup();
   assert.deepEqual(await checkBlocklists(l, '127.0.0.9', ['bl.test', 'other.test'], { timeoutMs: 5000 }), { listed: false, unchecked: [] });
-  assert.deepEqual(await checkBlocklists(l, '127.0.0.4', ['bl.test'], { timeoutMs: 5000 }), { listed: false, unchecked: [] });
   assert.equal(blocklistDecision({ listed: false, unchecked: [] }, { clientIp: '127.0.0.9', stage: 'connect', failClosed: true }).action, 'accept');
   const asked = l.client.stats.queries;
-  assert.equal(asked, 6, 'A and TXT per zone and address');
+  assert.equal(asked, 4, 'A and TXT per zone and address');
   assert.deepEqual(await checkBlocklists(l, '127.0.0.9', ['bl.test', 'other.test'], { timeoutMs: 5000 }), { listed: false, unchecked: [] });
   assert.deepEqual((await checkBlocklists(l, '127.0.0.2', ['bl.test'], { timeoutMs: 5000 })).listed, true);
   assert.equal(l.client.stats.queries, asked + 2, 'the negative answers came from the cache; only the new address was asked');
   await checkBlocklists(l, '127.0.0.2', ['bl.test'], { timeoutMs: 5000 });
   assert.equal(l.client.stats.queries, asked + 2, 'and so did the positive one');
+});
+
+test('an answer that is no listing (the list\'s 127.255.255.254, an address outside 127/8) checked nothing: unchecked, saying what came', async () => {
+  const l = lookup();
+  const error = await checkBlocklists(l, '127.0.0.4', ['bl.test'], { timeoutMs: 5000 });
+  assert.deepEqual(error, { listed: false, unchecked: [{ zone: 'bl.test', reason: "answered 127.255.255.254, the list's error answer" }] });
+  const outside = await checkBlocklists(l, '127.0.0.6', ['bl.test', 'other.test'], { timeoutMs: 5000 });
+  assert.deepEqual(outside, { listed: false, unchecked: [{ zone: 'bl.test', reason: 'answered 198.51.100.7, outside 127.0.0.0/8' }] });
+  const open = blocklistDecision(outside, { clientIp: '127.0.0.6', stage: 'connect', failClosed: false });
+  assert.equal(open.action, 'accept');
+  assert.equal(open.reason, 'DNS_VERIFY_DOMAIN bl.test (answered 198.51.100.7, outside 127.0.0.0/8) not checked for 127.0.0.6: accepted (RBL_FAIL_CLOSED=0)');
+  assert.match(blocklistDecision(outside, { clientIp: '127.0.0.6', stage: 'connect', failClosed: true }).reply!, /^421 4\.7\.1 access_control: DNS list bl\.test could not be checked/);
 });
 
 test('the second zone lists the client: found in parallel with the first', async () => {

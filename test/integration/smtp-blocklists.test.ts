@@ -2,7 +2,8 @@
 // lists' name server): a listed client is refused in place of the greeting with the list's TXT
 // text and one J record naming the list; an unlisted client and an INTERNAL_IP client (listed or
 // not) are greeted; a list whose server never answers holds up only the clients being checked, in
-// parallel, for RBL_TIMEOUT, then lets them in (the default) or answers 421 (RBL_FAIL_CLOSED=1).
+// parallel, for RBL_TIMEOUT, then lets them in (the default) or answers 421 (RBL_FAIL_CLOSED=1);
+// an answer that is no listing (outside 127/8, the list's 127.255.255.x error) counts as unchecked.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -39,6 +40,9 @@ before(async () => {
       'txt-record=3.5.0.127.bl.test,"Listed by bl.test, see http://bl.test/lookup?ip=127.0.5.3"',
       // the server itself, an INTERNAL_IP client: listed, never checked
       'host-record=1.5.0.127.bl.test,127.0.0.2',
+      // answers that are no listing: an address outside 127/8 (a resolver rewriting NXDOMAIN), the list's error code
+      'host-record=4.5.0.127.bl.test,198.51.100.7',
+      'host-record=5.5.0.127.bl.test,127.255.255.254',
       `server=/dead.test/127.0.16.54#${(silent.address() as { port: number }).port}`,
     ],
   });
@@ -105,4 +109,19 @@ test('RBL_FAIL_CLOSED=1: a client that could not be checked gets 421 4.7.1, and 
   assert.equal(g.text, '421 4.7.1 access_control: DNS list dead.test could not be checked for 127.0.5.2, try again later');
   assert.ok(await g.probe.waitClosed());
   assert.deepEqual(f.mailLog().map((r) => `${r.event} ${r.status}`), [`J rbl:dead.test: ${g.text}`]);
+});
+
+test('a list answering outside 127/8 or with its error code checked nothing: let in by default, 421 with RBL_FAIL_CLOSED=1', async () => {
+  const open = await fixture('ENABLE_RBL=1\nDNS_VERIFY_DOMAIN=bl.test\n');
+  const closed = await fixture('ENABLE_RBL=1\nDNS_VERIFY_DOMAIN=bl.test\nRBL_FAIL_CLOSED=1\n');
+  for (const ip of ['127.0.5.4', '127.0.5.5']) {
+    const g = await greet(open, ip);
+    assert.match(g.text ?? '', /^220 /, ip);
+    g.probe.close();
+    const refused = await greet(closed, ip);
+    assert.equal(refused.text, `421 4.7.1 access_control: DNS list bl.test could not be checked for ${ip}, try again later`);
+    assert.ok(await refused.probe.waitClosed());
+  }
+  assert.equal(open.mailLog().filter((r) => r.event === 'J').length, 0);
+  assert.equal(closed.mailLog().filter((r) => r.event === 'J').length, 2);
 });

@@ -4,7 +4,9 @@
 // `dkimsign` channel signs the header the filter left; a large message spooled to disk passes
 // whole or replaced; quarantine writes it held, discard queues nothing, a refusal at RCPT or at
 // connect answers with the filter's reply; a filter that answers garbage or closes in the middle
-// of the body gives the default 4xx, one J record naming it, and nothing queued or left behind.
+// of the body gives the default 4xx, one J record naming it, and nothing queued or left behind;
+// a filter's own tempfail is 451 for that message only, and one that leaves after the
+// negotiation turns the client away with 421.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -278,4 +280,34 @@ test('hostile: a header section over 1 MiB is refused with 552 5.3.4 (the filter
   assert.equal(r?.text, '552 5.3.4 Message header section exceeds 1048576 octets');
   assert.equal(fx.allQueueFiles().length, before);
   assert.deepEqual(spoolFiles(), []);
+});
+
+test('a filter that answers tempfail (bare, and as a 451 reply): 451 at the end of DATA, nothing queued; the next message of the session passes it', async () => {
+  behaviour = standardFilter({
+    eom: (n) => (n === 0 ? [{ type: 'tempfail' }] : n === 1 ? [{ type: 'replycode', reply: { code: 451, enhanced: '4.7.1', lines: ['Try again later'] } }] : [{ type: 'continue' }]),
+  });
+  const before = fx.allQueueFiles().length;
+  const p = await session();
+  const first = await send(p, ['joe@local.test'], MESSAGE);
+  assert.equal(first?.text, '451 4.7.1 Service unavailable - try again later');
+  const second = await send(p, ['joe@local.test'], MESSAGE);
+  assert.equal(second?.text, '451 4.7.1 Try again later');
+  assert.equal(fx.allQueueFiles().length, before);
+  const third = await send(p, ['joe@local.test'], MESSAGE);
+  assert.match(third?.text ?? '', /^250 2\.0\.0 Ok: queued as /);
+  p.close();
+  const j = fx.mailLog().filter((x) => x.event === 'J').slice(-2).map((x) => x.status);
+  assert.deepEqual(j, ['milter:fake: 451 4.7.1 Service unavailable - try again later', 'milter:fake: 451 4.7.1 Try again later']);
+});
+
+test('a filter that closes its socket right after the negotiation: 421 in place of the greeting (the default action), a J record', async () => {
+  behaviour = async (c) => {
+    await c.negotiate();
+    c.socket.destroy();
+  };
+  const p = await SmtpProbe.connect(SERVER_IP, fx.port, INTERNAL_IP);
+  const r = await p.reply(15_000);
+  assert.match(r?.text ?? '', /^421 4\.7\.1 /);
+  assert.ok(await p.waitClosed());
+  assert.match(fx.mailLog().filter((x) => x.event === 'J').at(-1)!.status, /^milter:fake: 421 4\.7\.1 .*\(default action: /);
 });

@@ -47,7 +47,7 @@ test('no table, or no matching entry: accept, nothing matched', () => {
   assert.deepEqual([d.verdict, d.matched, d.probe], ['accept', null, 'TCP|192.0.2.25|25|203.0.113.9|40001']);
 });
 
-test('PORT_ACCESS: $N with text refuses at connect, 554 5.7.1 by default, or the code the text starts with', () => {
+test('PORT_ACCESS: $N with text refuses at connect, 554 5.7.1, or 421 when the text starts with a 4xx code', () => {
   const m = tables(
     'PORT_ACCESS',
     '  TCP|*|25|203.0.113.9|*     $NGo$ away',
@@ -65,7 +65,7 @@ test('PORT_ACCESS: $N with text refuses at connect, 554 5.7.1 by default, or the
   assert.deepEqual([b.reply, b.temporary], ['421 4.7.0 Busy, come back later', true]);
   assert.equal(at('203.0.113.11').reply, '554 5.7.1 connection refused by policy');
   const c = at('203.0.113.12');
-  assert.deepEqual([c.reply, c.log.connection], ['500 5.7.1 No', 'blocked by rule 5']);
+  assert.deepEqual([c.reply, c.smtpCode, c.log.connection], ['554 5.7.1 No', 554, 'blocked by rule 5'], 'at connect a code of the text is 554 or 421, as the SMTP server answers');
   const ok = at('203.0.113.77');
   assert.deepEqual([ok.verdict, ok.matched?.line, ok.reply], ['accept', 6, null]);
 });
