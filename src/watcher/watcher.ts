@@ -22,6 +22,7 @@ import { watchConfig, type ConfigWatch } from './config-watch.js';
 import { etcFingerprint, reloadFailures, reloadSummary, withEarlierChanges, type JobControllerOutcome } from './reload.js';
 import { isLiveLog, logsToRotate, parseLogNumber, rotationRenames, type LogFileEntry } from '../common/log-files.js';
 import { WatcherMetrics } from './metrics-hook.js';
+import { unbindablePort } from './port-check.js';
 import type { ReloadView } from '../metrics/snapshot.js';
 
 export interface WatcherOptions {
@@ -180,6 +181,9 @@ class Watcher {
           // A running part keeps its configuration when the new one is wrong.
           const problem = await this.configProblem();
           if (problem) return { ok: false, error: problem };
+          // A port the new configuration cannot bind would leave the whole SMTP service down.
+          const unbindable = names.includes('dispatcher') ? await unbindablePort(this.config.dispatcher, this.parts.dispatcher.listeners) : null;
+          if (unbindable) return { ok: false, error: `${unbindable}: nothing restarted, the running dispatcher keeps its ports` };
           await this.stopParts(names);
           const failure = await this.startParts(names);
           return failure ? { ok: false, error: failure } : { ok: true, message: `restarted: ${this.summary(names)}` };

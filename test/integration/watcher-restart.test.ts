@@ -1,8 +1,10 @@
 // The watcher keeps the parts running: a killed dispatcher or job controller comes back, and
-// `imsimta restart`, `stop-msg PART`, `start-msg PART` act on one part while the rest runs.
+// `imsimta restart`, `stop-msg PART`, `start-msg PART` act on one part while the rest runs; a
+// restart the new configuration cannot carry out (a port taken) stops nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitFor } from '../helpers/instance.js';
+import net from 'node:net';
+import { freePort, waitFor } from '../helpers/instance.js';
 import { MtaInstance, greeting, refused, isAlive, SERVER_GREETING } from '../helpers/running-instance.js';
 
 const ADDRESS = '127.0.4.4';
@@ -68,6 +70,25 @@ test('imsimta restart with a configuration error: refused with file:line, nothin
     assert.match(r.stderr, /^imsimta: \S*dispatcher\.cnf:\d+: .*\n$/);
     assert.deepEqual(await pids(), before);
   } finally {
+    mta.inst.write('etc/dispatcher.cnf', good);
+  }
+});
+
+test('imsimta restart with a new port another program holds: refused before anything is stopped, the SMTP port still answers', async () => {
+  const before = await pids();
+  const taken = await freePort(ADDRESS);
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(taken, ADDRESS, resolve));
+  const good = mta.inst.read('etc/dispatcher.cnf');
+  mta.inst.write('etc/dispatcher.cnf', `${good}\n[SERVICE=SMTP_SUBMIT]\nPORT=${taken}\nINTERFACE_ADDRESS=${ADDRESS}\n`);
+  try {
+    const r = await mta.imsimta(['restart', 'dispatcher']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.stderr, `imsimta: port ${taken} on ${ADDRESS} is in use by another program: nothing restarted, the running dispatcher keeps its ports\n`);
+    assert.deepEqual(await pids(), before);
+    assert.match(await greeting(ADDRESS, mta.port), SERVER_GREETING);
+  } finally {
+    squatter.close();
     mta.inst.write('etc/dispatcher.cnf', good);
   }
 });
