@@ -128,7 +128,7 @@ export function createSmtpJobWith(ctx: ChannelJobContext, deps: SmtpJobDeps): Sm
 
 /**
  * The job's verified-TLS policy (option.dat TLS_CA_FILE, MTA_STS, DANE, TLSRPT). A CA file that
- * cannot be read now (cnbuild checked it before) leaves Node's CAs: fewer certificates trusted,
+ * cannot be read now (cnbuild checked it before) leaves Node's and the system's CAs: fewer trusted,
  * never more, and the reason in the log.
  */
 function outboundTlsPolicy(ctx: ChannelJobContext, lookup: DeliveryResolver, stsPort: number | undefined): OutboundTlsPolicy {
@@ -139,7 +139,7 @@ function outboundTlsPolicy(ctx: ChannelJobContext, lookup: DeliveryResolver, sts
   try {
     return make(settings.caFile);
   } catch (err) {
-    ctx.logger.error({ err, channel: ctx.channel.name }, 'TLS_CA_FILE cannot be used: only the built-in CAs are trusted');
+    ctx.logger.error({ err, channel: ctx.channel.name }, 'TLS_CA_FILE cannot be used: only the built-in and system CAs are trusted');
     return make(null);
   }
 }

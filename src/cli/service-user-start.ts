@@ -31,6 +31,10 @@ export function prepareServiceUser(paths: InstancePaths, config: InstanceConfig)
   const atRoot = (file: string) => (isAbsolute(file) ? file : resolve(paths.root, file));
   const readable = [paths.etc, paths.imtaCnf, paths.dispatcherCnf, paths.jobControllerCnf, paths.optionDat, paths.aliases, paths.mappings, paths.users, paths.srsSecrets];
   for (const file of [config.options.tlsKeyFile, config.options.tlsCertFile]) if (file) readable.push(atRoot(file));
+  // The DKIM keys: one the service user cannot read (made 0600 by root) would stop every process's configuration.
+  if (config.dkim.file) readable.push(paths.dkimDir, config.dkim.file, ...config.dkim.keys.map((k) => k.keyFile));
+  // LDAP_PASSWORD_FILE: unreadable, every lookup would be "unavailable" (451 4.4.3 at RCPT) until it is fixed.
+  if (config.options.ldap?.passwordFile) readable.push(config.options.ldap.passwordFile);
   try {
     checkInstanceAccess(paths, user, readable, packageRoot);
   } catch (err) {

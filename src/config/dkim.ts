@@ -131,6 +131,7 @@ function readKey(path: string, wanted: DkimAlgorithm | null): ReadKey {
     if (bits > MAX_RSA_BITS) warnings.push(`the ${bits}-bit RSA key of ${path} is longer than many verifiers take (${MAX_RSA_BITS})`);
     signatureBytes = Math.ceil(bits / 8);
   }
-  if ((mode & 0o077) !== 0) warnings.push(`key file ${path} can be read by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 it`);
+  // Group read is how the service user reads a key root made (imsimta dkim keygen: 0640 in its group).
+  if ((mode & 0o007) !== 0) warnings.push(`key file ${path} can be read by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 it, or 640 in the service user's group`);
   return { algorithm, privateKey, signatureBytes, warning: warnings.length ? warnings.join('; ') : null };
 }

@@ -1,6 +1,7 @@
 // The LDAP source of the directory (issue 19), as Messaging Server's direct LDAP reads users and
 // groups: an address is searched under LDAP_USER_ROOT among the mail, alternate and equivalent
-// addresses of entries of the user or group object classes; a login by uid (or by address);
+// addresses of entries of the user or group object classes (then user@domain for user+tag@domain,
+// then the domain's catch-all @domain); a login by uid (or by address);
 // AUTH binds as the user's DN on connections of its own. Every value from mail is escaped
 // (ldap-filter.ts). Answers are cached (negative ones for a shorter time) and concurrent
 // lookups of one key share one search. The directory down or slow gives `unavailable` within
@@ -84,11 +85,18 @@ export class LdapDirectory implements UserDirectory, RecipientDirectory {
     if (!parts) return { kind: 'none' };
     const full = `${parts.local}@${parts.domain}`;
     const found = (await this.cached(`r:${full.toLowerCase()}`, () => this.searchRecipient(full))) as RecipientLookup;
+    if (found.kind !== 'none') return found;
     const plus = parts.local.indexOf('+');
-    if (found.kind !== 'none' || plus <= 0) return found;
-    // user+tag@domain: the entry of user@domain.
-    const base = `${parts.local.slice(0, plus)}@${parts.domain}`;
-    return (await this.cached(`r:${base.toLowerCase()}`, () => this.searchRecipient(base))) as RecipientLookup;
+    if (plus > 0) {
+      // user+tag@domain: the entry of user@domain.
+      const base = `${parts.local.slice(0, plus)}@${parts.domain}`;
+      const tagged = (await this.cached(`r:${base.toLowerCase()}`, () => this.searchRecipient(base))) as RecipientLookup;
+      if (tagged.kind !== 'none') return tagged;
+    }
+    // Messaging Server's catch-all: the entry with the address @domain (a mailAlternateAddress or
+    // mailEquivalentAddress) gets the mail of the domain's addresses nobody else has.
+    const catchAll = `@${parts.domain}`;
+    return (await this.cached(`r:${catchAll.toLowerCase()}`, () => this.searchRecipient(catchAll))) as RecipientLookup;
   }
 
   async *listMembers(groupId: string): AsyncGenerator<ListMember> {

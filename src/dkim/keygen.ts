@@ -1,10 +1,12 @@
 // `imsimta dkim keygen`: a new signing key in etc/dkim/ (mode 0600), its line in etc/dkim/keys,
-// and the DNS TXT record that publishes its public half. Files are replaced atomically (a
+// and the DNS TXT record that publishes its public half. Made by root for an instance that runs as
+// a service user, the key is 0640 in that user's group and etc/dkim/ open to the group (as the
+// users file and the SRS secrets are): a key only root can read would stop the instance's start. Files are replaced atomically (a
 // temporary file, fsync, rename, fsync of the directory), so the watcher never reloads half a
 // file, and nothing is written that would not load: the new keys file is checked before it
 // takes the old one's place. An existing key is never overwritten.
 import { generateKeyPair, type KeyObject } from 'node:crypto';
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { writeFullySync } from '../common/write-fully.js';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +25,8 @@ export interface KeygenRequest {
   bits: number;
   /** etc/dkim/ of the instance. */
   dkimDir: string;
+  /** The group of the service user the instance runs as, when root runs keygen for it; else null. */
+  serviceGid?: number | null;
 }
 
 export interface KeygenResult {
@@ -41,7 +45,9 @@ export async function keygen(req: KeygenRequest): Promise<KeygenResult> {
   const keysFile = join(req.dkimDir, 'keys');
   const keyName = `${req.domain}.${req.selector}.pem`;
   const keyFile = join(req.dkimDir, keyName);
+  const gid = req.serviceGid ?? null;
   mkdirSync(req.dkimDir, { recursive: true, mode: 0o700 });
+  if (gid !== null) openToGroup(req.dkimDir, gid);
   if (exists(keyFile)) throw new KeygenError(`${keyFile} exists already: keys are never overwritten (choose another selector, or remove it first)`);
   const current = readIfExists(keysFile);
   if (keysLineFor(current, req.domain, req.selector) !== null) {
@@ -50,7 +56,7 @@ export async function keygen(req: KeygenRequest): Promise<KeygenResult> {
 
   const pair = req.type === 'rsa' ? await generate('rsa', { modulusLength: req.bits }) : await generate('ed25519');
   const pem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  writeAtomically(keyFile, Buffer.from(pem), 0o600, { exclusive: true });
+  writeAtomically(keyFile, Buffer.from(pem), gid === null ? 0o600 : 0o640, { exclusive: true, gid });
   try {
     const next = withKeysLine(current, `${req.domain} ${req.selector} ${keyName} ${req.type === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256'}`);
     // Checked before it replaces the file: a keys file that would not load is never written.
@@ -126,11 +132,16 @@ function readIfExists(path: string): string | null {
   }
 }
 
-/** A fsynced temporary file next to `path`, created with `mode` (never readable by others before it is tightened). */
-function writeTemporary(path: string, data: Buffer, mode: number): string {
+/**
+ * A fsynced temporary file next to `path` with `mode`, in group `gid` when given. It is created
+ * 0600 and only then given its group and mode: never readable by anyone else before that.
+ */
+function writeTemporary(path: string, data: Buffer, mode: number, gid: number | null = null): string {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & 0o600);
   try {
+    if (gid !== null) fchownSync(fd, process.getuid?.() ?? 0, gid);
+    fchmodSync(fd, mode);
     writeFullySync(fd, [data]);
     fsyncSync(fd);
   } finally {
@@ -150,8 +161,18 @@ function commit(tmp: string, path: string): void {
   }
 }
 
-function writeAtomically(path: string, data: Buffer, mode: number, opts: { exclusive: boolean }): void {
-  const tmp = writeTemporary(path, data, mode);
+/**
+ * etc/dkim/ searchable and readable by the service user's group (0750 from keygen's 0700): the
+ * server processes read the keys as that user. The owner and the others' bits stay as they are.
+ */
+function openToGroup(dir: string, gid: number): void {
+  const st = statSync(dir);
+  if (st.gid !== gid) chownSync(dir, st.uid, gid);
+  if ((st.mode & 0o050) !== 0o050) chmodSync(dir, (st.mode & 0o7777) | 0o050);
+}
+
+function writeAtomically(path: string, data: Buffer, mode: number, opts: { exclusive: boolean; gid: number | null }): void {
+  const tmp = writeTemporary(path, data, mode, opts.gid);
   try {
     if (opts.exclusive && exists(path)) throw new KeygenError(`${path} exists already: keys are never overwritten`);
     commit(tmp, path);

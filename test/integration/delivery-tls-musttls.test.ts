@@ -1,7 +1,8 @@
 // musttls with certificate verification, through the SMTP client's real STARTTLS handshake with
 // peers on loopback: one with a certificate from a test CA for the MX host name, one for another
 // name, one self-signed, one expired, one without STARTTLS. The CA is trusted through TLS_CA_FILE
-// (loadTrustStore); the decision (decideTls) delivers over the session or defers with the reason.
+// (loadTrustStore), or through the system's CA bundle (an administrator's update-ca-certificates);
+// the decision (decideTls) delivers over the session or defers with the reason.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,6 +87,16 @@ test('the same peer without TLS_CA_FILE: Node\'s CAs do not know the test CA, so
   assert.equal(d.action, 'defer');
   assert.match(d.status ?? '', /^451 4\.7\.5 TLS is required with a verified certificate \(musttls\), but at mx\.good\.test\[127\.17\.1\.1\] the certificate is not trusted/);
   assert.equal(peers.good.transactions.length, before, 'nothing sent');
+});
+
+test('the test CA in the system\'s CA bundle (SSL_CERT_FILE, or update-ca-certificates) and no TLS_CA_FILE: verified, delivered', async () => {
+  writeFileSync(join(dir, 'system-bundle.pem'), ca.rootPem);
+  const before = peers.good.transactions.length;
+  const session = await open('127.17.1.1', 'mx.good.test', { trust: loadTrustStore(null, join(dir, 'system-bundle.pem')) });
+  assert.equal(session.tlsFacts?.chainTrusted, true);
+  const d = await deliverOver(session, 'mx.good.test', 'c@good.test');
+  assert.equal(d.action, 'deliver');
+  assert.equal(peers.good.transactions.length, before + 1);
 });
 
 test('a trusted certificate for another name: Trusted, deferred "not for" the MX host', async () => {

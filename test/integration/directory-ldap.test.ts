@@ -1,5 +1,5 @@
 // The LDAP source against a real slapd started by the test: lookups of users (by mail,
-// alternate and equivalent address, +tag), forwarding users, groups with owners and members by
+// alternate and equivalent address, +tag, a domain's @domain catch-all), forwarding users, groups with owners and members by
 // address and by DN, list expansion through it (nested groups, a group that contains itself
 // directly and through another, a member that is gone), RFC 4515 injection attempts in local
 // parts and logins, AUTH by binding as the user (right, wrong, unknown, empty password),
@@ -35,6 +35,9 @@ before(async () => {
       `dn: uid=eve,ou=People,${SUFFIX}\nobjectClass: inetOrgPerson\nuid: eve\ncn: eve\nsn: eve\nmail: eve@example.test\nuserPassword: eve-pw\n`,
       userLdif('twin1', { mailAlternateAddress: 'twin@example.test' }),
       userLdif('twin2', { mailAlternateAddress: 'twin@example.test' }),
+      // Messaging Server's catch-all: the mail of catchall.example.test's unknown addresses
+      userLdif('frank', { mailAlternateAddress: ['frank@catchall.example.test', '@catchall.example.test'] }),
+      userLdif('gina', { mail: 'gina@catchall.example.test' }),
       groupLdif('staff', { uniqueMember: [people('alice'), people('bob'), people('ghost')], mgrpRFC822MailMember: ['outside@remote.example', 'carol@example.test'], mgrpErrorsTo: 'mailto:staff-owner@example.test' }),
       groupLdif('all', { uniqueMember: [group('staff')], mgrpRFC822MailMember: ['alice@example.test', 'dave@example.test', 'nobody@example.test'] }),
       groupLdif('selfish', { mgrpRFC822MailMember: ['alice@example.test', 'selfish@example.test'] }),
@@ -95,6 +98,17 @@ test('lookups: a user by each of its addresses (any case, +tag), forwarding user
   const twin = await d.findRecipient('twin@example.test');
   assert.equal(twin.kind, 'unavailable');
   assert.match((twin as { why: string }).why, /2 entries have the address twin@example\.test/);
+});
+
+test('catch-all: an entry with the address @domain gets the mail of that domain\'s addresses nobody has; the others keep theirs', async () => {
+  const d = directory();
+  for (const address of ['anyone@catchall.example.test', 'Someone+tag@CATCHALL.example.test', 'frank@catchall.example.test', '"*)(uid=*"@catchall.example.test']) {
+    assert.deepEqual(await d.findRecipient(address), user('frank'), address);
+  }
+  assert.deepEqual(await d.findRecipient('gina@catchall.example.test'), user('gina', { address: 'gina@catchall.example.test' }));
+  assert.deepEqual(await d.findRecipient('gina+tag@catchall.example.test'), user('gina', { address: 'gina@catchall.example.test' }));
+  // No catch-all in example.test: unknown stays unknown (550 5.1.1 at RCPT).
+  assert.deepEqual(await d.findRecipient('anyone@example.test'), { kind: 'none' });
 });
 
 test('RFC 4515: filter characters in a local part or a login are literals; nothing widens a search', async () => {
@@ -181,7 +195,8 @@ test('answers are cached, negative ones too; concurrent lookups of one address s
   const noNegative = directory('ALIAS_ENTRY_CACHE_NEGATIVE=0');
   await noNegative.findRecipient('nobody@example.test');
   await noNegative.findRecipient('nobody@example.test');
-  assert.equal(noNegative.stats.searches, 2);
+  // Each: the address, then the domain's catch-all (@example.test), neither kept.
+  assert.equal(noNegative.stats.searches, 4);
 });
 
 test('a wrong service password: every lookup is unavailable (not "no such user") and says why', async () => {

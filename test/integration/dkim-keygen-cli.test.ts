@@ -3,15 +3,22 @@
 // bytes, and holds the public half of the key written), cnbuild passing after it; a key never
 // overwritten; bad arguments; and cnbuild's file:line when a key file goes missing or a line is
 // malformed. The record is also served by dnsmasq and a message signed with the new key checked
-// by dkimverify (test/integration/dkim-verify.test.ts does the rest of the verifying).
+// by dkimverify (test/integration/dkim-verify.test.ts does the rest of the verifying). Run by root
+// for an instance whose processes run as the service user, the key is readable by that user's
+// group, so the instance starts as that user and loads it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadInstanceConfigOrThrow } from '../../src/config/load.js';
 import { signMessage } from '../../src/dkim/index.js';
-import { makeInstance, runCli, type TestInstance } from '../helpers/instance.js';
+import { instancePaths } from '../../src/common/instance.js';
+import { lookupUser } from '../../src/common/service-user.js';
+import { prepareServiceUser } from '../../src/cli/service-user-start.js';
+import { makeInstance, repoRoot, runCli, type TestInstance } from '../helpers/instance.js';
+import { reachableBinDir } from '../helpers/service-user.js';
 import { dkimpyVerify, startKeyDns } from '../helpers/dkim-verifiers.js';
 
 const instances: TestInstance[] = [];
@@ -149,4 +156,47 @@ test('without a dkimsign channel keygen says what is missing', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /no channel of imta\.cnf has the dkimsign keyword: add it to the outbound channel \(e\.g\. tcp_local\)/);
   parseRecord(r.stdout);
+});
+
+test('run by root for an instance of the service user: key 0640 and etc/dkim/ 0750 in its group; that user loads them, start-msg keeps it', { skip: process.geteuid?.() !== 0 && 'needs root' }, async () => {
+  execFileSync('bash', [join(repoRoot, 'scripts', 'ensure-installed.sh')], { stdio: 'ignore' });
+  const user = lookupUser('tsubame')!;
+  const inst = instance();
+  chmodSync(inst.root, 0o755); // mkdtemp's 0700 would keep the service user out of the instance
+  // The test runner sets TSUBAME_SERVER_USER=root for the other tests; the shipped default here.
+  const env = { TSUBAME_SERVER_USER: 'tsubame' };
+  const r = await runCli('imsimta', ['dkim', 'keygen', 'example.com', 's1', '--algorithm', 'ed25519', '--root', inst.root], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const key = statSync(join(inst.root, 'etc/dkim/example.com.s1.pem'));
+  const dir = statSync(join(inst.root, 'etc/dkim'));
+  assert.deepEqual([key.uid, key.gid, (key.mode & 0o777).toString(8)], [0, user.gid, '640']);
+  assert.deepEqual([dir.uid, dir.gid, (dir.mode & 0o777).toString(8)], [0, user.gid, '750']);
+
+  // The configuration as the server processes read it: as the service user, keys included.
+  const bin = reachableBinDir();
+  const asService = (args: string[]) =>
+    execFileSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', join(bin, 'imsimta'), ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.match(asService(['cnbuild', '--root', inst.root]), /1 DKIM key/);
+  // No warning of cnbuild's about the key's mode (group read is how the service user reads it).
+  const cnbuild = await runCli('imsimta', ['cnbuild', '--root', inst.root], { env });
+  assert.equal(cnbuild.code, 0, cnbuild.stderr);
+  assert.doesNotMatch(cnbuild.stderr, /can be read by other users/);
+
+  // start-msg as root keeps the service user with such a key; with a key only root can read it
+  // says which file and runs as root rather than failing to start.
+  const paths = instancePaths(inst.root);
+  process.env.TSUBAME_SERVER_USER = 'tsubame';
+  const stderr = process.stderr.write.bind(process.stderr);
+  let said = '';
+  process.stderr.write = (chunk: string) => ((said += chunk), true);
+  try {
+    assert.equal(prepareServiceUser(paths, loadInstanceConfigOrThrow(inst.root))?.name, 'tsubame');
+    assert.equal(said, '');
+    chmodSync(join(inst.root, 'etc/dkim/example.com.s1.pem'), 0o600);
+    assert.equal(prepareServiceUser(paths, loadInstanceConfigOrThrow(inst.root)), null);
+    assert.match(said, /^start-msg: warning: running as root: the service user tsubame cannot read .*etc\/dkim\/example\.com\.s1\.pem \(mode 0600/);
+  } finally {
+    process.stderr.write = stderr;
+    delete process.env.TSUBAME_SERVER_USER;
+  }
 });

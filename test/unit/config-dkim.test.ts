@@ -84,9 +84,11 @@ test('every problem at its file:line, and no key material in any message', () =>
       'example.com s9 weak.pem',
       'example.com s10 open.pem',
       'a b c d e',
+      'example.com s11 group.pem',
     ].join('\n') + '\n',
-    { 'etc/dkim/rsa.pem': RSA, 'etc/dkim/ed.pem': ED, 'etc/dkim/garbage.pem': 'not a key\n', 'etc/dkim/ec.pem': pem('ec'), 'etc/dkim/short.pem': pem('rsa', 512), 'etc/dkim/weak.pem': pem('rsa', 1024), 'etc/dkim/open.pem': RSA },
-    { 'etc/dkim/open.pem': 0o644 },
+    { 'etc/dkim/rsa.pem': RSA, 'etc/dkim/ed.pem': ED, 'etc/dkim/garbage.pem': 'not a key\n', 'etc/dkim/ec.pem': pem('ec'), 'etc/dkim/short.pem': pem('rsa', 512), 'etc/dkim/weak.pem': pem('rsa', 1024), 'etc/dkim/open.pem': RSA, 'etc/dkim/group.pem': RSA },
+    // 0640: the service user's group reads what root's keygen made; not a warning.
+    { 'etc/dkim/open.pem': 0o644, 'etc/dkim/group.pem': 0o640 },
   );
   assert.deepEqual(report, [
     'etc/dkim/keys:1: error: expected "domain selector keyfile [algorithm]", found "example.com s1"',
@@ -102,12 +104,12 @@ test('every problem at its file:line, and no key material in any message', () =>
     'etc/dkim/keys:11: error: key file ROOT/etc/dkim/short.pem holds a 512-bit RSA key; verifiers refuse keys under 1024 bits (RFC 8301)',
     'etc/dkim/keys:13: error: example.com with selector s8 is already defined at line 12',
     'etc/dkim/keys:14: warning: the 1024-bit RSA key of ROOT/etc/dkim/weak.pem is weak: use 2048 bits (RFC 8301)',
-    'etc/dkim/keys:15: warning: key file ROOT/etc/dkim/open.pem can be read by other users (mode 644): chmod 600 it',
+    'etc/dkim/keys:15: warning: key file ROOT/etc/dkim/open.pem can be read by other users (mode 644): chmod 600 it, or 640 in the service user\'s group',
     'etc/dkim/keys:16: error: expected "domain selector keyfile [algorithm]", found "a b c d e"',
   ]);
   const secret = RSA.split('\n')[1]!.slice(0, 20);
   assert.ok(diagnostics.every((d) => !d.message.includes('PRIVATE KEY') && !d.message.includes(secret)), 'no key material in messages');
-  assert.deepEqual(config.keys.map((k) => k.selector), ['s8', 's9', 's10']);
+  assert.deepEqual(config.keys.map((k) => k.selector), ['s8', 's9', 's10', 's11']);
 });
 
 test('a key file that is a directory is unreadable: an error with file:line', () => {

@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { loadInstanceConfig } from '../../src/config/load.js';
 import { tlsPolicySettings } from '../../src/delivery/tls/settings.js';
-import { loadTrustStore } from '../../src/delivery/tls/trust.js';
+import { loadTrustStore, systemCaFile } from '../../src/delivery/tls/trust.js';
 import { rootCertificates } from 'node:tls';
 import { makeInstance, type TestInstance } from '../helpers/instance.js';
 import { makeTestCa } from '../helpers/test-ca.js';
@@ -30,7 +30,8 @@ function load(optionDat: string, files: Record<string, string> = {}) {
 test('defaults: MTA-STS on (10 s fetches), DANE and TLS-RPT off, no CA file (Node\'s CAs)', () => {
   const s = tlsPolicySettings({ raw: {} }, '/inst');
   assert.deepEqual(s, { caFile: null, mtaSts: true, mtaStsTimeoutMs: 10_000, dane: false, tlsRpt: false });
-  assert.deepEqual(loadTrustStore(null), { ca: undefined, caFile: null });
+  // Without a system bundle either: Node's own list, as tls.connect has it.
+  assert.deepEqual(loadTrustStore(null, null), { ca: undefined, caFile: null });
 });
 
 test('settings as written; a relative TLS_CA_FILE is in the instance directory, and its CAs are added to Node\'s', () => {
@@ -38,9 +39,23 @@ test('settings as written; a relative TLS_CA_FILE is in the instance directory, 
   assert.deepEqual(errors, []);
   const s = tlsPolicySettings(r.config!.options, inst.root);
   assert.deepEqual(s, { caFile: join(inst.root, 'etc/tls/ca.pem'), mtaSts: false, mtaStsTimeoutMs: 2500, dane: true, tlsRpt: true });
-  const trust = loadTrustStore(s.caFile);
+  const trust = loadTrustStore(s.caFile, null);
   assert.equal(trust.ca?.length, rootCertificates.length + 2);
   assert.ok(trust.secureContext, 'one TLS context for every connection');
+});
+
+test('the system bundle: SSL_CERT_FILE, else the distribution\'s file; its CAs added to Node\'s (unreadable ones skipped), with TLS_CA_FILE\'s after them', () => {
+  assert.equal(systemCaFile({ SSL_CERT_FILE: '/somewhere/bundle.pem' }), '/somewhere/bundle.pem');
+  const found = systemCaFile({});
+  if (found !== null) assert.ok(['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'].includes(found));
+  const { inst } = load('', { 'etc/bundle.pem': `${ca.rootPem}-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n${ca.intermediatePem}`, 'etc/private.pem': ca.rootPem });
+  const bundle = join(inst.root, 'etc/bundle.pem');
+  const system = loadTrustStore(null, bundle);
+  assert.equal(system.ca?.length, rootCertificates.length + 2);
+  assert.ok(system.secureContext);
+  assert.equal(loadTrustStore(null, bundle), system, 'made once per process');
+  assert.equal(loadTrustStore(join(inst.root, 'etc/private.pem'), bundle).ca?.length, rootCertificates.length + 3);
+  assert.deepEqual(loadTrustStore(null, join(inst.root, 'etc/missing.pem')), { ca: undefined, caFile: null });
 });
 
 test('bad values: one line each with file:line', () => {

@@ -9,6 +9,7 @@ import { dkimName } from '../../config/dkim.js';
 import { loadInstanceConfig } from '../../config/load.js';
 import { formatDiagnostic } from '../../config/types.js';
 import { keygen, KeygenError } from '../../dkim/keygen.js';
+import { serviceGroup } from '../service-group.js';
 
 const USAGE = 'imsimta dkim keygen DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits 2048] [--root DIR]';
 
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   const paths = instancePaths(root);
   let result;
   try {
-    result = await keygen({ domain, selector, type: algorithm, bits, dkimDir: paths.dkimDir });
+    result = await keygen({ domain, selector, type: algorithm, bits, dkimDir: paths.dkimDir, serviceGid: serviceGroup(root) });
   } catch (err) {
     if (err instanceof KeygenError) throw new CommandError(err.message);
     const e = err as NodeJS.ErrnoException;
