@@ -3,7 +3,7 @@
 //
 //   node dist/bench/accept-smtp.js [--messages 10000] [--sessions 20] [--size 1024] [--runs 3]
 //        [--modes new,reuse] [--only tsubame|postfix] [--mtas postfix,tsubame,floor-file,…]
-//        [--dispatcher tuned|shipped] [--procs 2] [--accept-mode shared|handoff] [--json]
+//        [--dispatcher tuned|shipped] [--procs 2] [--accept-mode shared|handoff] [--writer-threads 1] [--json]
 //
 // smtp-source -s SESSIONS -m MESSAGES -l SIZE sends the load: mode "new" opens a connection per
 // message, mode "reuse" adds -d (each session keeps its connection for all its messages).
@@ -66,6 +66,8 @@ interface Options {
   dispatcher: 'tuned' | 'shipped';
   /** Server processes with `--dispatcher tuned`. */
   procs: number;
+  /** Writer threads per process of floor-file-thread. */
+  writerThreads: number;
   /** ACCEPT_MODE of the service; null: as shipped. */
   acceptMode: 'shared' | 'handoff' | null;
   json: boolean;
@@ -85,7 +87,7 @@ interface RunResult {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, mtas: ['postfix', 'tsubame'], dispatcher: 'tuned', procs: 2, acceptMode: null, json: false };
+  const o: Options = { messages: 10_000, sessions: 20, size: 1024, runs: 3, modes: ['new', 'reuse'], only: null, mtas: ['postfix', 'tsubame'], dispatcher: 'tuned', procs: 2, writerThreads: 1, acceptMode: null, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -102,6 +104,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--mtas') o.mtas = value().split(',') as Mta[];
     else if (a === '--dispatcher') o.dispatcher = value() as Options['dispatcher'];
     else if (a === '--procs') o.procs = Number(value());
+    else if (a === '--writer-threads') o.writerThreads = Number(value());
     else if (a === '--accept-mode') o.acceptMode = value() as Options['acceptMode'];
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown option ${a}`);
@@ -112,6 +115,7 @@ function parseOptions(argv: string[]): Options {
   if (o.only) o.mtas = [o.only];
   if (o.dispatcher !== 'tuned' && o.dispatcher !== 'shipped') throw new Error('--dispatcher takes tuned or shipped');
   if (!Number.isInteger(o.procs) || o.procs < 1) throw new Error('--procs takes a whole number of processes, 1 or more');
+  if (!Number.isInteger(o.writerThreads) || o.writerThreads < 1) throw new Error('--writer-threads takes a whole number of threads, 1 or more');
   if (o.acceptMode !== null && o.acceptMode !== 'shared' && o.acceptMode !== 'handoff') throw new Error('--accept-mode takes shared or handoff');
   return o;
 }
@@ -203,7 +207,7 @@ async function startHoldingPostfix(): Promise<Target> {
 async function startFloor(o: Options, durability: FloorKind): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), `tsubame-bench-accept-floor-${durability}-`));
   leftovers.push(dir);
-  const server = spawn(process.execPath, [join(repoRoot, 'dist', 'bench', 'lib', 'accept-floor-server.js'), FLOOR_ADDRESS, String(FLOOR_PORT), dir, String(o.procs), durability], { stdio: 'inherit' });
+  const server = spawn(process.execPath, [join(repoRoot, 'dist', 'bench', 'lib', 'accept-floor-server.js'), FLOOR_ADDRESS, String(FLOOR_PORT), dir, String(o.procs), durability, String(o.writerThreads)], { stdio: 'inherit' });
   await waitListening(FLOOR_ADDRESS, FLOOR_PORT, 10_000);
   return {
     host: FLOOR_ADDRESS,

@@ -5,7 +5,8 @@
 // hook but onData, keeping each message in a file as `file` does):
 //   file     what DESIGN.md asks of tsubame: one file per message, written, fdatasync'ed, closed
 //            and renamed into q/, then the directory fsync'ed (one round shared by all who wait)
-//   file-thread  the same files, written by a worker thread in batches (one directory fsync each)
+//   file-thread  the same files, written by worker threads (WRITER_THREADS, default 1) in batches,
+//            one directory fsync per batch
 //   journal  the design change issue 20's note names: appended to one journal per process, one
 //            fdatasync for every message appended while the previous one ran (group commit)
 // Each process accepts from the shared listening socket (node:cluster), as tsubame's do.
@@ -79,23 +80,37 @@ parentPort.on('message', (batch) => {
   parentPort.postMessage(batch.length);
 });`;
 
-function threadWriter(dir: string): (text: string) => Promise<void> {
-  const worker = new Worker(WRITER_THREAD, { eval: true, workerData: { qDir: join(dir, 'q'), tmpDir: join(dir, 'tmp') } });
-  let queued: Array<{ name: string; text: string; done: () => void }> = [];
-  let inFlight: typeof queued | null = null;
+interface Pending {
+  name: string;
+  text: string;
+  done: () => void;
+}
+
+function threadWriter(dir: string, threads: number): (text: string) => Promise<void> {
+  const workers = Array.from({ length: threads }, () => ({
+    worker: new Worker(WRITER_THREAD, { eval: true, workerData: { qDir: join(dir, 'q'), tmpDir: join(dir, 'tmp') } }),
+    inFlight: null as Pending[] | null,
+  }));
+  let queued: Pending[] = [];
   let serial = 0;
+  // each idle writer takes everything queued; with several, their fdatasyncs overlap
   const kick = () => {
-    if (inFlight || queued.length === 0) return;
-    inFlight = queued;
-    queued = [];
-    worker.postMessage(inFlight.map(({ name, text }) => ({ name, text })));
+    for (const w of workers) {
+      if (queued.length === 0) return;
+      if (w.inFlight) continue;
+      w.inFlight = queued;
+      queued = [];
+      w.worker.postMessage(w.inFlight.map(({ name, text }) => ({ name, text })));
+    }
   };
-  worker.on('message', () => {
-    const batch = inFlight ?? [];
-    inFlight = null;
-    for (const m of batch) m.done();
-    kick();
-  });
+  for (const w of workers) {
+    w.worker.on('message', () => {
+      const batch = w.inFlight ?? [];
+      w.inFlight = null;
+      for (const m of batch) m.done();
+      kick();
+    });
+  }
   return (text) =>
     new Promise<void>((done) => {
       queued.push({ name: `${process.pid}.${serial++}`, text, done });
@@ -103,8 +118,8 @@ function threadWriter(dir: string): (text: string) => Promise<void> {
     });
 }
 
-function durableWriter(dir: string, durability: 'file' | 'file-thread' | 'journal'): (text: string) => Promise<void> {
-  if (durability === 'file-thread') return threadWriter(dir);
+function durableWriter(dir: string, durability: 'file' | 'file-thread' | 'journal', threads: number): (text: string) => Promise<void> {
+  if (durability === 'file-thread') return threadWriter(dir, threads);
   if (durability === 'journal') {
     const fd = openSync(join(dir, `journal.${process.pid}`), 'a');
     const commit = groupCommit((done) => fdatasync(fd, () => done()));
@@ -212,9 +227,9 @@ function smtpServerFloor(keep: (text: string) => Promise<void>): FloorSmtpServer
 }
 
 if (process.argv[1]?.endsWith('accept-floor-server.js')) {
-  const [address, port, dir, procs, kind] = process.argv.slice(2);
+  const [address, port, dir, procs, kind, threads = '1'] = process.argv.slice(2);
   if (!address || !port || !dir || !procs || !kind || !['file', 'file-thread', 'journal', 'smtp-server'].includes(kind)) {
-    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|file-thread|journal|smtp-server');
+    console.error('usage: accept-floor-server ADDRESS PORT DIR PROCS file|file-thread|journal|smtp-server [WRITER_THREADS]');
     process.exit(64);
   }
   if (cluster.isPrimary) {
@@ -226,7 +241,7 @@ if (process.argv[1]?.endsWith('accept-floor-server.js')) {
       process.exit(0);
     });
   } else {
-    const keep = durableWriter(dir, kind === 'smtp-server' ? 'file' : (kind as 'file' | 'file-thread' | 'journal'));
+    const keep = durableWriter(dir, kind === 'smtp-server' ? 'file' : (kind as 'file' | 'file-thread' | 'journal'), Number(threads));
     // smtp-server is fed sockets from a plain listener, as tsubame feeds it
     const smtp = kind === 'smtp-server' ? smtpServerFloor(keep) : null;
     const server = createServer((s) => (smtp ? smtp.connect(s) : serve(s, keep)));
