@@ -8,8 +8,10 @@
 //   failed    a member that gets nothing, with the status of its DSN and who is told (the list's
 //             owner; else the sender, as the recipient's NOTIFY allows).
 // RFC 3461 §6.2.7: through a list with an owner the copies are new messages of the owner (no
-// ENVID, RET, ORCPT or NOTIFY carried over); through an alias or a forwarding address they keep
-// the recipient's NOTIFY and ORCPT.
+// ENVID, RET, ORCPT or NOTIFY carried over, nor the message's XVERP: the owner's sender is not the
+// one its submitter asked to VERP, and the `verp` keyword of the copies' channel still applies);
+// through an alias or a forwarding address they keep the recipient's NOTIFY and ORCPT, and the
+// message's XVERP with its sender.
 import type { ExpandedRecipient, FailureReason, ListContext } from '../directory/expand.js';
 import type { MailParams, QueuedRecipient } from '../queue/types.js';
 
@@ -102,6 +104,6 @@ function copyRecipient(address: string, list: ListContext | null, ctx: PlanConte
 function copyParams(list: ListContext | null, params: MailParams): MailParams {
   const { size: _size, ...rest } = params;
   if (!list?.owner) return rest;
-  const { ret: _ret, envid: _envid, ...kept } = rest;
+  const { ret: _ret, envid: _envid, verp: _verp, ...kept } = rest;
   return kept;
 }

@@ -143,7 +143,8 @@ export class ChannelFanout {
     this.now = fctx.now ?? Date.now;
     this.ctx = { ...fctx, readMessage: (path) => this.readBody(path) };
     this.destinations = new Destinations(fctx, fctx.settings.dnsReuseMs, this.now);
-    // `verp`: every recipient has an envelope sender of its own, so a transaction of its own.
+    // `verp`: every recipient has an envelope sender of its own, so a transaction of its own (a
+    // message that asked for XVERP gets the same, alone: perTransaction).
     this.rcptPerTransaction = fctx.channel.copies === 'single' || fctx.channel.verp ? 1 : fctx.channel.rcptPerTransaction || 100;
     // Idle destinations are forgotten now and then (their slow start begins again).
     this.sweeper = setInterval(() => fctx.shaper.sweep(this.now()), 60_000);
@@ -299,6 +300,12 @@ export class ChannelFanout {
     for (const h of this.needy) for (const wake of h.wakers.splice(0)) wake();
   }
 
+  /** Recipients per transaction of a message: one for a message that asked for VERP (XVERP), else the channel's. */
+  private perTransaction = (message: number): number => {
+    const m = this.messages.get(message);
+    return m?.batch.items[m.index]!.envelope.mailParams.verp !== undefined ? 1 : this.rcptPerTransaction;
+  };
+
   private ready = (message: number): boolean => (this.messages.get(message)?.unplaced ?? 0) === 0;
 
   private gone = (id: number): boolean => {
@@ -360,7 +367,7 @@ export class ChannelFanout {
   private wantsLoop(host: HostQueue): boolean {
     return wantsAnotherConnection({
       waitingRecipients: host.backlog.size,
-      waitingTransactions: host.loops === 0 ? 1 : host.backlog.transactionsWaiting(this.rcptPerTransaction, this.ready),
+      waitingTransactions: host.loops === 0 ? 1 : host.backlog.transactionsWaiting(this.perTransaction, this.ready),
       connections: host.loops,
       setupMs: host.setupMs,
       transactionMs: host.transactionMs,
@@ -423,7 +430,7 @@ export class ChannelFanout {
           continue;
         }
         const slot = this.slots.get(session);
-        const tx = host.backlog.next(this.rcptPerTransaction, this.ready, this.gone);
+        const tx = host.backlog.next(this.perTransaction, this.ready, this.gone);
         if (!tx) {
           if (host.backlog.size === 0 || this.closing) return;
           await new Promise<void>((resolve) => host.wakers.push(resolve));

@@ -4,7 +4,8 @@
 // that host (piggybacking across domains: the caller's host key is the host's address, and the
 // traffic-shaping destination, which never shares a connection with another). A transaction is
 // made only when a connection is ready for it: the first message waiting (messages in the order
-// they arrived) whose recipients are all placed gives up to rcptPerTransaction of its recipients,
+// they arrived) whose recipients are all placed gives up to rcptPerTransaction of its recipients
+// (one for a VERPed message: the caller says how many per message),
 // so that recipients placed while the connection was being set up still ride in it, and messages
 // that arrive later ride the same connection. After a host failure the caller takes the host's
 // recipients back and places them again: they fall to their next MX, and a backup MX that is
@@ -15,6 +16,13 @@ import type { Target } from './mx.js';
 export function firstUsableTarget(targets: readonly Target[], unavailable: (target: Target) => boolean): Target | null {
   for (const t of targets) if (!unavailable(t)) return t;
   return null;
+}
+
+/** Most recipients in one transaction: for all messages, or per message. */
+export type PerTransaction = number | ((message: number) => number);
+
+function perMessage(max: PerTransaction, message: number): number {
+  return Math.max(1, Math.floor(typeof max === 'number' ? max : max(message)));
 }
 
 /** One transaction: recipients of one message (never mixed). */
@@ -41,14 +49,14 @@ export class HostBacklog {
   }
 
   /**
-   * The next transaction: up to `max` recipients of the first message that is `ready` (all its
+   * The next transaction: up to `max` (a number, or the number for a message) recipients of the first message that is `ready` (all its
    * recipients placed), recipients that are `gone` (decided meanwhile) dropped; null when no
    * ready message has any.
    */
-  next(max: number, ready: (message: number) => boolean, gone: (id: number) => boolean): PlannedTransaction | null {
-    const per = Math.max(1, Math.floor(max));
+  next(max: PerTransaction, ready: (message: number) => boolean, gone: (id: number) => boolean): PlannedTransaction | null {
     for (const [message, ids] of this.byMessage) {
       if (!ready(message)) continue;
+      const per = perMessage(max, message);
       const taken: number[] = [];
       while (ids.length && taken.length < per) {
         const id = ids.shift()!;
@@ -71,10 +79,9 @@ export class HostBacklog {
   }
 
   /** Transactions that the ready messages would make now. */
-  transactionsWaiting(max: number, ready: (message: number) => boolean): number {
-    const per = Math.max(1, Math.floor(max));
+  transactionsWaiting(max: PerTransaction, ready: (message: number) => boolean): number {
     let n = 0;
-    for (const [message, ids] of this.byMessage) if (ready(message)) n += Math.ceil(ids.length / per);
+    for (const [message, ids] of this.byMessage) if (ready(message)) n += Math.ceil(ids.length / perMessage(max, message));
     return n;
   }
 

@@ -1,6 +1,6 @@
 // One transaction on an open session: the TLS policy's word on its recipients (tls-gate.ts), the
 // message made ready for this server (message-prep.ts), MAIL (the channel's envelope sender, or
-// with `verp` the recipient's own, verp.ts), RCPT and DATA sent, and the replies turned into
+// with `verp` or the message's XVERP the recipient's own, verp.ts), RCPT and DATA sent, and the replies turned into
 // recipient outcomes by the error policy (reply-policy.ts) and recorded (recipients.ts).
 import type { EngineContext } from './engine-context.js';
 import { prepareMessage } from './message-prep.js';
@@ -11,7 +11,7 @@ import type { SendOutcome, SmtpSession } from './smtp-client.js';
 import { describeHost } from './status.js';
 import type { GateVerdict } from './tls-gate.js';
 import type { DeliveryItem } from './types.js';
-import { transactionSender } from './verp.js';
+import { transactionSender, verpDelimitersOf } from './verp.js';
 
 interface TransactionResult {
   /** The status when the connection broke (its recipients, `brokenIds`, are undecided and try their next MX). */
@@ -33,8 +33,8 @@ export async function runTransaction(session: SmtpSession, tx: PlannedTransactio
   const gate = await ctx.tls.check(session, tx.recipients.map((id) => book.get(id)));
   const rcpts = gate.allowed;
   if (rcpts.length === 0) return { broken: null, overflow: [], refused: gate.refused, outcome: null };
-  // With `verp` the planner gives each recipient a transaction of its own, and this sender.
-  const from = transactionSender(ctx.channel, env.from, rcpts[0]!.rcptTo, ctx.verpDelimiters);
+  // A VERPed message (`verp`, XVERP): the fan-out gives each recipient a transaction of its own, and this sender.
+  const from = transactionSender(ctx.channel, env.from, rcpts[0]!.rcptTo, verpDelimitersOf(ctx.channel, env.mailParams, ctx.verpDelimiters));
   const prepared = await prepareMessage(item, from, rcpts.map((r) => r.rcptTo), session, ctx);
   if (!prepared.ok) {
     for (const r of rcpts) book.decide(r, prepared.result, prepared.status, prepared.byServer ? host : null, prepared.byServer ? gate.tlsOf(r) : null);

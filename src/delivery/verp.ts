@@ -6,7 +6,10 @@
 // domain is what follows the last second delimiter, and the owner what precedes the first, so
 // an owner whose local part holds the first delimiter cannot be encoded (verpSender says null).
 // An encoded local part that is not a dot-atom is written as a quoted string.
+// A message is VERPed when its channel has the `verp` keyword or when it asked for it itself
+// (XVERP on MAIL, kept in its envelope's MailParams.verp with its own delimiters).
 import type { Channel } from '../config/types.js';
+import type { MailParams } from '../queue/types.js';
 import { canonicalLocalPart, isValidDomain, parseAddress, unquoteLocalPart } from '../common/address.js';
 import { DEFAULT_VERP_DELIMITERS } from '../config/verp-options.js';
 
@@ -27,13 +30,23 @@ export function verpSender(sender: string, recipient: string, delimiters: string
 }
 
 /**
- * The envelope sender (MAIL FROM) of a transaction of `channel`: its `envelopesender` when set,
- * else the message's; with `verp`, made the recipient's own (a VERP channel sends one recipient
- * per transaction: `recipient` is that one). A sender that cannot be VERPed is kept as it is.
+ * The delimiters a message on `channel` is VERPed with, or null when it is not: the message's own
+ * when it asked (XVERP, as Postfix takes them), else `channelDelimiters` (VERP_DELIMITERS) on a
+ * channel with `verp`.
  */
-export function transactionSender(channel: Pick<Channel, 'verp' | 'senderRewrite'>, envelopeFrom: string, recipient: string, delimiters: string = DEFAULT_VERP_DELIMITERS): string {
+export function verpDelimitersOf(channel: Pick<Channel, 'verp'> | undefined, params: Pick<MailParams, 'verp'>, channelDelimiters: string = DEFAULT_VERP_DELIMITERS): string | null {
+  return params.verp ?? (channel?.verp ? channelDelimiters : null);
+}
+
+/**
+ * The envelope sender (MAIL FROM) of a transaction of `channel`: its `envelopesender` when set,
+ * else the message's; VERPed (`delimiters` not null, verpDelimitersOf), made the recipient's own
+ * (a VERPed message is sent one recipient per transaction: `recipient` is that one). A sender
+ * that cannot be VERPed is kept as it is.
+ */
+export function transactionSender(channel: Pick<Channel, 'senderRewrite'>, envelopeFrom: string, recipient: string, delimiters: string | null): string {
   const from = channel.senderRewrite ?? envelopeFrom;
-  return channel.verp ? (verpSender(from, recipient, delimiters) ?? from) : from;
+  return delimiters !== null ? (verpSender(from, recipient, delimiters) ?? from) : from;
 }
 
 export interface VerpAddress {

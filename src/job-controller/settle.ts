@@ -14,7 +14,7 @@ import type { Envelope, QueueRef, QueueStore } from '../queue/index.js';
 import type { NoticeSender } from '../notices/send.js';
 import type { DsnRecipient } from '../notices/dsn.js';
 import { returnTime } from '../notices/schedule.js';
-import { transactionSender } from '../delivery/verp.js';
+import { transactionSender, verpDelimitersOf } from '../delivery/verp.js';
 import { nextAttemptAt } from './backoff.js';
 import { outcomePolicy } from './config.js';
 import type { CounterBook } from './counters.js';
@@ -177,16 +177,17 @@ export class Settler {
   }
 
   /**
-   * One notice to the sender for all recipients; on a `verp` channel one per recipient, to the
-   * VERP sender its transaction had (Postfix's VERP bounces), so the list learns the member from
-   * the address whether the remote server or this host reports the failure.
+   * One notice to the sender for all recipients; for a VERPed message (a `verp` channel, or its
+   * own XVERP on any channel) one per recipient, to the VERP sender its transaction had (Postfix's
+   * VERP bounces), so the list learns the member from the address whether the remote server or
+   * this host reports the failure.
    */
   private noticeGroups(envelope: Envelope, channel: Channel | undefined, recipients: DsnRecipient[]): Array<{ to?: string; recipients: DsnRecipient[] }> {
-    if (!channel?.verp || envelope.from === '') return [{ recipients }];
-    const delimiters = this.opts.config().options.verpDelimiters;
+    const delimiters = verpDelimitersOf(channel, envelope.mailParams, this.opts.config().options.verpDelimiters);
+    if (delimiters === null || envelope.from === '') return [{ recipients }];
     const groups = new Map<string, DsnRecipient[]>();
     for (const r of recipients) {
-      const to = transactionSender(channel, envelope.from, r.address, delimiters);
+      const to = transactionSender(channel ?? { senderRewrite: null }, envelope.from, r.address, delimiters);
       groups.set(to, [...(groups.get(to) ?? []), r]);
     }
     return [...groups].map(([to, list]) => ({ to, recipients: list }));

@@ -4,7 +4,7 @@
 //   id 0MHXK3Z2A01F2K0001X7Q
 //   channel tcp_local
 //   from alice@example.com
-//   body 8BITMIME                      (MAIL parameters: size, body, ret, envid, smtputf8 — when given)
+//   body 8BITMIME                      (MAIL parameters: size, body, ret, envid, smtputf8, verp — when given)
 //   source tcp_intranet
 //   client-address 127.0.0.1
 //   client-helo client.example
@@ -112,6 +112,7 @@ export function encodeEnvelope(env: Envelope, bodyLength: number): EncodedEnvelo
   if (p.ret !== undefined) lines.push(`ret ${encodeValue(p.ret)}`);
   if (p.envid !== undefined) lines.push(`envid ${encodeValue(p.envid)}`);
   if (p.smtputf8 !== undefined) lines.push(`smtputf8 ${p.smtputf8 ? 1 : 0}`);
+  if (p.verp !== undefined) lines.push(`verp ${encodeValue(verpText(p.verp))}`);
   lines.push(`source ${encodeValue(env.sourceChannel)}`);
   lines.push(`client-address ${encodeValue(env.clientAddress)}`);
   lines.push(`client-helo ${encodeValue(env.clientHelo)}`);
@@ -142,6 +143,12 @@ function encodeRecipient(r: QueuedRecipient): string {
   if (r.mailbox !== undefined) parts.push(`mailbox=${encodeValue(r.mailbox)}`);
   parts.push(`status=${encodeValue(r.status)}`);
   return parts.join(' ');
+}
+
+/** XVERP's delimiters, as smtp-server checked them (two of `-=+`, the second not `-`); anything else is not ours. */
+function verpText(delimiters: string): string {
+  if (!/^[-=+][=+]$/.test(delimiters)) throw new Error(`bad VERP delimiters "${delimiters}"`);
+  return delimiters;
 }
 
 function integerText(n: number, what: string): string {
@@ -214,6 +221,8 @@ export function parseEnvelope(head: Buffer, held: boolean): ParsedQueueFile {
   }
   if (fields.has('envid')) mailParams.envid = decodeRequired(need('envid'), 'envid');
   if (fields.has('smtputf8')) mailParams.smtputf8 = parseFlag(need('smtputf8'), 'smtputf8');
+  // Files written before XVERP have no such record: not VERPed by the message (the channel may still be).
+  if (fields.has('verp')) mailParams.verp = verpText(decodeRequired(need('verp'), 'verp'));
   const nextAttemptText = need('next-attempt');
   const envelope: Envelope = {
     id: decodeRequired(need('id'), 'id'),

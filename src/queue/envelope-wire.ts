@@ -10,7 +10,7 @@ type Json = Record<string, unknown>;
 const STATES: ReadonlySet<string> = new Set<RecipientState>(['pending', 'delivered', 'failed']);
 const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['id', 'channel', 'from', 'mailParams', 'sourceChannel', 'clientAddress', 'clientHelo', 'arrival', 'attempts', 'nextAttempt', 'recipients', 'held']);
 const RECIPIENT_KEYS: ReadonlySet<string> = new Set(['address', 'original', 'orcpt', 'notify', 'state', 'status', 'warnings', 'mailbox']);
-const PARAM_KEYS: ReadonlySet<string> = new Set(['size', 'body', 'ret', 'envid', 'smtputf8']);
+const PARAM_KEYS: ReadonlySet<string> = new Set(['size', 'body', 'ret', 'envid', 'smtputf8', 'verp']);
 
 /** Only keys of `known`. */
 const knownKeys = (v: Json, known: ReadonlySet<string>): boolean => Object.keys(v).every((k) => known.has(k));
@@ -59,6 +59,10 @@ function mailParams(v: unknown): MailParams | null {
   if (v.smtputf8 !== undefined) {
     if (typeof v.smtputf8 !== 'boolean') return null;
     out.smtputf8 = v.smtputf8;
+  }
+  if (v.verp !== undefined) {
+    if (!isString(v.verp) || !/^[-=+][=+]$/.test(v.verp)) return null;
+    out.verp = v.verp;
   }
   return out;
 }

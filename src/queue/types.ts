@@ -30,6 +30,11 @@ export interface MailParams {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   smtputf8?: boolean;
+  /**
+   * XVERP (Postfix's MAIL parameter): the message asked that each recipient get its own envelope
+   * sender, made with these two delimiters (src/delivery/verp.ts). Absent = not asked.
+   */
+  verp?: string;
 }
 
 export interface Envelope {

@@ -24,6 +24,8 @@
 //   keyword is added to the EHLO reply the library builds (handler_EHLO sends it with one
 //   synchronous send(250, [lines])). test/integration/smtp-etrn.test.ts pins both, so a
 //   library upgrade that changes the dispatch or the EHLO reply fails the suite.
+// - XVERP (Postfix's MAIL parameter, xverp.ts) is added to the EHLO reply the same way, for the
+//   clients that may give it (policy.xverp); test/integration/smtp-xverp.test.ts pins it.
 // - error limits (error-limits.ts, Postfix's smtpd_soft/hard_error_limit): every 4xx/5xx reply
 //   (but 452 too many recipients) and every junk command past the junk limit counts; past the
 //   soft limit each command waits SMTP_ERROR_SLEEP_TIME before it is handled (a timer: other
@@ -72,6 +74,8 @@ export interface ConnectionPolicy {
   tooManyErrors?(remoteAddress: string, errors: number): void;
   /** SMTP AUTH (auth-stage.ts); absent = AUTH is not offered (503). */
   auth?: AuthResponder | null;
+  /** Whether a client (its address, authenticated or not) may give XVERP and sees it in EHLO (xverp.ts); absent = nobody. */
+  xverp?(remoteAddress: string, authenticated: boolean): boolean;
 }
 
 /** The library's own threshold in `_onCommand` (`this._unrecognizedCommands >= 10`). */
@@ -307,6 +311,7 @@ export class TsubameConnection extends SMTPConnection {
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
     this.ehloExtensions = this.policy.etrn && !this._server.options.lmtp ? ['ETRN'] : [];
+    if (this.policy.xverp?.(this.remoteAddress, Boolean(this.session.user))) this.ehloExtensions.push('XVERP');
     this.ehloHidesAuth = this.authAvailability() !== 'yes';
     try {
       super.handler_EHLO(command, callback);

@@ -44,7 +44,7 @@ export async function receiveData(stream: SMTPServerDataStream, smtp: SMTPServer
   const arrival = new Date();
   const facts: MessageFacts = {
     from,
-    mailParams: mailParamsFrom(envelope.mailFrom ? envelope.mailFrom.args : false, envelope.dsn, Boolean(envelope.smtpUtf8)),
+    mailParams: mailParamsFrom(envelope.mailFrom ? envelope.mailFrom.args : false, envelope.dsn, Boolean(envelope.smtpUtf8), services.config.options.verpDelimiters),
     sourceChannel: session.sourceChannel,
     clientAddress: smtp.remoteAddress,
     clientHelo: smtp.hostNameAppearsAs || null,

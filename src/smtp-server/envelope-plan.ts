@@ -7,6 +7,8 @@ import type { Envelope, EnvelopeDraft, MailParams, QueuedRecipient } from '../qu
 import { recipientsPerFile } from '../queue/recipients-per-file.js';
 import type { Rewriter } from '../rewrite/index.js';
 import { copySenders, type SrsSettings } from '../srs/index.js';
+import { DEFAULT_VERP_DELIMITERS } from '../config/verp-options.js';
+import { xverpDelimiters } from './xverp.js';
 
 export interface AcceptedRecipient {
   channel: string;
@@ -72,11 +74,15 @@ function toQueued(r: AcceptedRecipient): QueuedRecipient {
   return { address: r.address, original: r.original, orcpt: r.orcpt, notify: r.notify, state: 'pending', status: null };
 }
 
-/** MAIL FROM parameters as smtp-server parsed them (`args` keys upper-case) → the envelope's MailParams. */
+/**
+ * MAIL FROM parameters as smtp-server parsed them (`args` keys upper-case), checked by the MAIL
+ * stage → the envelope's MailParams; a bare XVERP takes `verpDelimiters` (VERP_DELIMITERS).
+ */
 export function mailParamsFrom(
   args: Record<string, string | true> | false,
   dsn: { ret: string | null; envid: string | null } | undefined,
   smtpUtf8: boolean,
+  verpDelimiters: string = DEFAULT_VERP_DELIMITERS,
 ): MailParams {
   const params: MailParams = {};
   const a = args || {};
@@ -88,5 +94,7 @@ export function mailParamsFrom(
   if (dsn?.ret === 'FULL' || dsn?.ret === 'HDRS') params.ret = dsn.ret;
   if (dsn?.envid) params.envid = dsn.envid;
   if (smtpUtf8) params.smtputf8 = true;
+  const verp = xverpDelimiters(args, verpDelimiters);
+  if (verp !== undefined) params.verp = verp;
   return params;
 }

@@ -3,15 +3,17 @@
 // built-in ones log nothing: no recipient is known yet). mustsaslserver refuses MAIL before AUTH;
 // an authenticated user may use only its own addresses as sender (the directory's maySendAs),
 // unless the channel has nosenderloginmatch. After the command's own checks: FROM_ACCESS
-// (access-checks.ts), SPF (spf-checks.ts), the session's milters (milter-checks.ts).
+// (access-checks.ts), SPF (spf-checks.ts), the session's milters (milter-checks.ts). XVERP is a
+// parameter of the clients that may use it (xverp.ts).
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { checkAddressCharset } from './address-check.js';
-import { MAIL_PARAMETERS, unsupportedParameter } from './esmtp-params.js';
+import { MAIL_PARAMETERS, MAIL_PARAMETERS_WITH_XVERP, unsupportedParameter } from './esmtp-params.js';
 import { fromAccess } from './access-checks.js';
 import type { InboundSession } from './inbound-session.js';
 import { milterMail } from './milter-checks.js';
 import { spfAtMail } from './spf-checks.js';
 import { REPLIES, oneLine, type SmtpReply } from './replies.js';
+import { mayUseXverp, xverpRefusal } from './xverp.js';
 import { NEXT, refuse, type Check, type StageServices, type Verdict } from './stages.js';
 
 export interface MailCommand {
@@ -60,9 +62,10 @@ function messagesPerSession(mail: MailCommand): Verdict {
   return max > 0 && mail.smtp.transaction > max ? refuse(REPLIES.tooManyMessages) : NEXT;
 }
 
-/** Only the parameters the EHLO reply offers (555 for any other). */
+/** Only the parameters the EHLO reply offers (555 for any other; XVERP to the clients that may use it), XVERP's value checked. */
 function mailParameters(mail: MailCommand): Verdict {
-  const param = unsupportedParameter(mail.address.args, MAIL_PARAMETERS);
+  const xverp = mayUseXverp(mail.session.internal, Boolean(mail.smtp.user));
+  const param = unsupportedParameter(mail.address.args, xverp ? MAIL_PARAMETERS_WITH_XVERP : MAIL_PARAMETERS) ?? (xverp ? xverpRefusal(mail.address) : null);
   return param ? refuse(param) : NEXT;
 }
 

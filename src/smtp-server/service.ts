@@ -24,6 +24,7 @@ import { queueStoreFor } from '../queue/index.js';
 import { compileRewriter } from '../rewrite/index.js';
 import { srsSettingsOf } from '../srs/index.js';
 import { EnqueueNotices } from './enqueue-notices.js';
+import { mayUseXverp } from './xverp.js';
 import { etrnResponder, jobControllerFlush } from './etrn.js';
 import { InboundSessions, InternalClients } from './inbound-session.js';
 import { buildInboundPolicy } from './inbound-policy.js';
@@ -136,6 +137,7 @@ export async function createSmtpService(opts: SmtpServiceOptions): Promise<SmtpS
     tooManyErrors: (client, errors) => logger.info({ client, errors, limit: settings.errorLimits.hard }, 'too many errors in one session, closing it'),
     etrn: etrnResponder({ allow: config.options.etrnAllow, channelAllow: config.options.etrnChannelAllow, requestFlush: jobControllerFlush(paths.jobControllerSocket), logger }),
     auth,
+    xverp: (ip, authenticated) => mayUseXverp(clients.isInternal(ip), authenticated),
   });
   server.on('error', (err: Error & { code?: string }) => logger.debug({ err: err.message, code: err.code }, 'session error'));
   const perIp = opts.perIp ?? new PerIpGate(settings.maxConnsPerIp);

@@ -84,6 +84,26 @@ test('authenticated from outside INTERNAL_IP: relays, on tcp_auth, Received: wit
   assert.equal(fx.queueFiles('tcp_local').length, 1);
 });
 
+test('XVERP from outside INTERNAL_IP: neither offered nor taken before AUTH (555 5.5.4), offered after it and kept in the queue file', async () => {
+  const { probe, ehlo } = await tlsSession(fx, EXTERNAL_IP, 'implicit');
+  try {
+    assert.ok(!ehlo.lines.some((l) => /XVERP/.test(l)), ehlo.text);
+    assert.equal((await probe.command('MAIL FROM:<alice@local.test> XVERP'))!.text, '555 5.5.4 Unsupported parameter XVERP');
+    assert.equal((await authPlain(probe, 'alice@local.test', 'alice-pw'))!.code, 235);
+    const again = await probe.command('EHLO client.test');
+    assert.ok(again!.lines.some((l) => /^250[- ]XVERP$/.test(l)), again!.text);
+    assert.equal((await probe.command('MAIL FROM:<alice@local.test> XVERP=-='))!.code, 250);
+    assert.equal((await probe.command('RCPT TO:<member@xverp.example>'))!.code, 250);
+    assert.equal((await probe.command('DATA'))!.code, 354);
+    assert.equal((await probe.command('Subject: list mail\r\n\r\nhello\r\n.'))!.code, 250);
+  } finally {
+    probe.close();
+  }
+  const queued = await Promise.all(fx.queueFiles('tcp_local').map((f) => fx.readQueued(f)));
+  const mine = queued.find((q) => q.envelope.recipients.some((r) => r.address === 'member@xverp.example'));
+  assert.equal(mine?.envelope.mailParams.verp, '-=');
+});
+
 test('sender ownership: own and listed addresses, 553 5.7.1 for another user\'s, any address for an admin', async () => {
   const { probe } = await tlsSession(fx, EXTERNAL_IP);
   try {

@@ -1,5 +1,5 @@
 // What each item of a list or forwarding expansion becomes in the local channel
-// (channels/expansion-plan.ts): list mail from the owner without the sender's DSN parameters,
+// (channels/expansion-plan.ts): list mail from the owner without the sender's DSN parameters and XVERP,
 // alias and forwarding copies keeping NOTIFY and ORCPT, the SRS decision asked per channel,
 // members the rewrite rules cannot route, failure statuses (RFC 3463) and who is told.
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import type { ExpandedRecipient } from '../../src/directory/expand.js';
 const ctx = (extra: Partial<PlanContext> = {}): PlanContext => ({
   recipient: { address: 'fwd@here.test', original: 'Fwd@here.test', orcpt: null, notify: ['FAILURE', 'DELAY'], state: 'pending', status: null },
   from: 'alice@outside.test',
-  mailParams: { size: 99, body: '8BITMIME', ret: 'HDRS', envid: 'E1' },
+  mailParams: { size: 99, body: '8BITMIME', ret: 'HDRS', envid: 'E1', verp: '+=' },
   route: (a) => (a.endsWith('@nowhere.test') ? { ok: false, error: 'no rule' } : { ok: true, channel: 'tcp_local', address: a.toLowerCase() }),
   senderFor: (from, channel) => (channel === 'tcp_local' && from === 'alice@outside.test' ? 'SRS0=hash=TT=outside.test=alice@srs.here.test' : from),
   ...extra,
@@ -18,7 +18,7 @@ const ctx = (extra: Partial<PlanContext> = {}): PlanContext => ({
 const list = { address: 'staff@here.test', owner: 'owner-staff@here.test' };
 const alias = { address: 'team@here.test', owner: null };
 
-test('through a list with an owner: the owner is the sender (no SRS: it is ours), no ENVID, RET, NOTIFY or ORCPT carried', () => {
+test('through a list with an owner: the owner is the sender (no SRS: it is ours), no ENVID, RET, NOTIFY, ORCPT or XVERP carried', () => {
   const plan = planCopy({ kind: 'route', address: 'Bob@remote.test', list, via: [] }, ctx());
   assert.deepEqual(plan, {
     kind: 'queue',
@@ -29,13 +29,13 @@ test('through a list with an owner: the owner is the sender (no SRS: it is ours)
   });
 });
 
-test('through an alias or a forwarding address: the message\'s sender (SRS-encoded when the channels ask), NOTIFY and ORCPT kept', () => {
+test('through an alias or a forwarding address: the message\'s sender (SRS-encoded when the channels ask), NOTIFY, ORCPT and XVERP kept', () => {
   const plan = planCopy({ kind: 'route', address: 'bob@remote.test', list: alias, via: [] }, ctx());
   assert.deepEqual(plan, {
     kind: 'queue',
     channel: 'tcp_local',
     from: 'SRS0=hash=TT=outside.test=alice@srs.here.test',
-    mailParams: { body: '8BITMIME', ret: 'HDRS', envid: 'E1' },
+    mailParams: { body: '8BITMIME', ret: 'HDRS', envid: 'E1', verp: '+=' },
     recipient: { address: 'bob@remote.test', original: 'bob@remote.test', orcpt: 'rfc822;fwd@here.test', notify: ['FAILURE', 'DELAY'] },
   });
   const given = planCopy({ kind: 'route', address: 'bob@remote.test', list: null, via: [] }, ctx({ recipient: { ...ctx().recipient, orcpt: 'rfc822;first@orig.test' } }));

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decodeVerp, verpSender, transactionSender } from '../../src/delivery/verp.js';
+import { decodeVerp, verpSender, transactionSender, verpDelimitersOf } from '../../src/delivery/verp.js';
 import { verpDelimitersProblem, DEFAULT_VERP_DELIMITERS } from '../../src/config/verp-options.js';
 import { parseAddress } from '../../src/common/address.js';
 import { parseOptionDat } from '../../src/config/option-dat.js';
@@ -100,13 +100,20 @@ test('the verp channel keyword (noverp the default); a warning on a channel that
 });
 
 test('transactionSender: what the engine sends as MAIL FROM on a channel with and without verp and envelopesender', () => {
+  // The engine's own composition: the delimiters of the channel's `verp` or the message's XVERP, then the sender.
+  const send = (channel: { verp?: boolean; senderRewrite: string | null }, from: string, rcpt: string, delimiters?: string, xverp?: string) =>
+    transactionSender(channel, from, rcpt, verpDelimitersOf(channel, xverp === undefined ? {} : { verp: xverp }, delimiters));
   const plain = { verp: false, senderRewrite: null };
   const verp = { verp: true, senderRewrite: null };
-  assert.equal(transactionSender(plain, 'news@list.example', 'bob@example.com'), 'news@list.example');
-  assert.equal(transactionSender(verp, 'news@list.example', 'bob@example.com'), 'news+bob=example.com@list.example');
-  assert.equal(transactionSender(verp, 'news@list.example', 'bob@example.com', '-='), 'news-bob=example.com@list.example');
-  assert.equal(transactionSender({ verp: true, senderRewrite: 'owner@bounces.example' }, 'news@list.example', 'bob@example.com'), 'owner+bob=example.com@bounces.example');
-  assert.equal(transactionSender(verp, '', 'bob@example.com'), '', 'a notice keeps its null sender');
-  assert.equal(transactionSender(verp, 'a+b@list.example', 'bob@example.com'), 'a+b@list.example', 'not encodable: kept');
-  assert.equal(transactionSender({ senderRewrite: null }, 'news@list.example', 'bob@example.com'), 'news@list.example', 'verp absent: off');
+  assert.equal(send(plain, 'news@list.example', 'bob@example.com'), 'news@list.example');
+  assert.equal(send(verp, 'news@list.example', 'bob@example.com'), 'news+bob=example.com@list.example');
+  assert.equal(send(verp, 'news@list.example', 'bob@example.com', '-='), 'news-bob=example.com@list.example');
+  assert.equal(send({ verp: true, senderRewrite: 'owner@bounces.example' }, 'news@list.example', 'bob@example.com'), 'owner+bob=example.com@bounces.example');
+  assert.equal(send(verp, '', 'bob@example.com'), '', 'a notice keeps its null sender');
+  assert.equal(send(verp, 'a+b@list.example', 'bob@example.com'), 'a+b@list.example', 'not encodable: kept');
+  assert.equal(send({ senderRewrite: null }, 'news@list.example', 'bob@example.com'), 'news@list.example', 'verp absent: off');
+  // XVERP: the message's request, with its own delimiters, on a channel with or without `verp`.
+  assert.equal(send(plain, 'news@list.example', 'bob@example.com', '+=', '+='), 'news+bob=example.com@list.example');
+  assert.equal(send(plain, 'news@list.example', 'bob@example.com', '+=', '-='), 'news-bob=example.com@list.example');
+  assert.equal(send(verp, 'news@list.example', 'bob@example.com', '+=', '=+'), 'news=bob+example.com@list.example', "the message's delimiters win");
 });

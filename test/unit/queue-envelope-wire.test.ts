@@ -30,6 +30,9 @@ test('an envelope through JSON and back is the same envelope, its times Dates ag
   assert.deepEqual(envelopeFromWire(wire(envelope)), envelope);
   const later = { ...envelope, attempts: 2, nextAttempt: new Date(Date.UTC(2026, 11, 8)), mailParams: {} };
   assert.deepEqual(envelopeFromWire(wire(later)), later);
+  // XVERP's delimiters ride the notice too (else every XVERP message would make the job controller read its file).
+  const xverp = { ...envelope, mailParams: { ...envelope.mailParams, verp: '-=' } };
+  assert.deepEqual(envelopeFromWire(wire(xverp)), xverp);
 });
 
 test('anything that is not a whole envelope gives null', () => {
@@ -41,6 +44,7 @@ test('anything that is not a whole envelope gives null', () => {
     ['a bad recipient state', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], state: 'lost' }] }],
     ['notify not a list of strings', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], notify: [1] }] }],
     ['a bad BODY', { ...(wire(envelope) as object), mailParams: { body: '9BIT' } }],
+    ['bad VERP delimiters', { ...(wire(envelope) as object), mailParams: { verp: 'ab' } }],
     ['held not a boolean', { ...(wire(envelope) as object), held: 'no' }],
     ['a mailbox not a string', { ...(wire(envelope) as object), recipients: [{ ...envelope.recipients[0], mailbox: 3 }] }],
     // A field this build does not know: the file is read rather than the field lost.

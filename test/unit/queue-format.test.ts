@@ -116,6 +116,22 @@ test('a recipient a list expansion resolved keeps its mailbox; older files witho
   assert.equal('mailbox' in without, false);
 });
 
+test('a message that asked for XVERP keeps its delimiters; an older file without the record reads as no VERP', () => {
+  for (const verp of ['+=', '-=', '=+']) {
+    const env: Envelope = { ...sampleEnvelope(), mailParams: { ...sampleEnvelope().mailParams, verp } };
+    const { header } = encodeEnvelope(env, 0);
+    assert.match(header.toString('utf8'), new RegExp(`\\nverp ${encodeValue(verp).replace(/[+]/g, '\\+')}\\n`));
+    assert.deepEqual(parseEnvelope(header, false).envelope, env);
+  }
+  // A file written before XVERP: the same envelope without the record.
+  const old = encodeEnvelope(sampleEnvelope(), 0).header;
+  assert.doesNotMatch(old.toString('utf8'), /\nverp /);
+  assert.equal('verp' in parseEnvelope(old, false).envelope.mailParams, false);
+  // Delimiters smtp-server would never have taken are not ours.
+  const withVerp = encodeEnvelope({ ...sampleEnvelope(), mailParams: { verp: '+=' } }, 0).header.toString('utf8');
+  assert.throws(() => parseEnvelope(Buffer.from(withVerp.replace('\nverp +%3D\n', '\nverp ab\n')), false), /bad VERP delimiters "ab"/);
+});
+
 test('the body length can be filled in afterwards at its offset', () => {
   const enc = encodeEnvelope(sampleEnvelope(), 0);
   const len = formatBodyLength(987654);

@@ -67,11 +67,15 @@ test('each draft gets the sender senderFor gives its channel (SRS), files of one
   assert.deepEqual(drafts.map((d) => [d.channel, d.from]), [['l', 's@x'], ['tcp_local', 'SRS0=abcd=TT=x=s@srs.example'], ['tcp_local', 'SRS0=abcd=TT=x=s@srs.example']]);
 });
 
-test('MAIL parameters: SIZE, BODY, RET, ENVID, SMTPUTF8', () => {
+test('MAIL parameters: SIZE, BODY, RET, ENVID, SMTPUTF8, XVERP', () => {
   assert.deepEqual(mailParamsFrom({ SIZE: '1234', BODY: '8bitmime', SMTPUTF8: true }, { ret: 'HDRS', envid: 'QQ314159' }, true), {
     size: 1234, body: '8BITMIME', ret: 'HDRS', envid: 'QQ314159', smtputf8: true,
   });
   assert.deepEqual(mailParamsFrom(false, undefined, false), {});
+  // XVERP: its own delimiters, or bare the VERP_DELIMITERS given (Postfix's default_verp_delimiters).
+  assert.deepEqual(mailParamsFrom({ XVERP: '-=' }, undefined, false, '+='), { verp: '-=' });
+  assert.deepEqual(mailParamsFrom({ XVERP: true }, undefined, false, '=+'), { verp: '=+' });
+  assert.deepEqual(mailParamsFrom({ XVERP: true }, undefined, false), { verp: '+=' });
 });
 
 test('transcript lines: session id, formatted arguments, no raw controls', () => {
