@@ -47,26 +47,32 @@ export class WatcherMetrics {
 
   constructor(private readonly opts: WatcherMetricsOptions) {}
 
-  /** Follows the configuration's METRICS_PORT (null: nothing listens). Never throws. */
-  apply(config: InstanceConfig): Promise<void> {
+  /**
+   * Follows the configuration's METRICS_PORT (null: nothing listens). Never throws: a port that
+   * cannot be bound resolves to the one-line reason (start-msg shows it), else null.
+   */
+  apply(config: InstanceConfig): Promise<string | null> {
     return this.serially(async () => {
       this.config = config;
       const wanted = config.options.metricsPort;
-      if (this.server?.port === wanted) return;
+      if (this.server?.port === wanted) return null;
       await this.stopServer();
-      if (wanted === null) return;
+      if (wanted === null) return null;
       try {
         this.server = await startMetricsServer({ port: wanted, logger: this.opts.logger, gather: (deferrals) => this.gather(deferrals), groupPage: (group) => this.groupPage(group) });
         this.startHistory();
         this.opts.logger.info({ address: METRICS_HOST, port: wanted }, `metrics and status page on http://${METRICS_HOST}:${wanted}/`);
+        return null;
       } catch (err) {
-        this.opts.logger.error({ port: wanted }, `${(err as Error).message}; the metrics endpoint is off until the next reload`);
+        const reason = `${(err as Error).message}; the metrics endpoint is off until the next reload`;
+        this.opts.logger.error({ port: wanted }, reason);
+        return reason;
       }
     });
   }
 
   close(): Promise<void> {
-    return this.serially(() => this.stopServer());
+    return this.serially(() => this.stopServer()).then(() => {});
   }
 
   private startHistory(): void {
@@ -160,9 +166,12 @@ export class WatcherMetrics {
     await server?.close();
   }
 
-  private serially(fn: () => Promise<void>): Promise<void> {
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn);
-    this.queue = run.catch(() => {});
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   }
 }

@@ -152,9 +152,11 @@ class Watcher {
         await this.stopParts();
         throw new WatcherStartError(failure);
       }
-      await this.metrics.apply(this.config);
+      // Mail runs without the endpoint; the operator still hears of it where he started tsubame.
+      const metricsProblem = await this.metrics.apply(this.config);
       this.logger.info({ parts: this.opts.parts }, 'tsubame started');
-      this.opts.onStarted(`tsubame started: ${this.summary(this.opts.parts)} (watcher pid ${process.pid})`);
+      const started = `tsubame started: ${this.summary(this.opts.parts)} (watcher pid ${process.pid})`;
+      this.opts.onStarted(metricsProblem ? `${started}\nwarning: ${metricsProblem}` : started);
     });
   }
 

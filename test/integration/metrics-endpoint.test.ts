@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { MtaInstance, refused } from '../helpers/running-instance.js';
+import { MtaInstance, greeting, refused } from '../helpers/running-instance.js';
 import { freePort, runCli, waitFor } from '../helpers/instance.js';
 import { startDnsServer, startSmtpPeer, type SimDns, type SmtpPeer } from '../helpers/sim-internet.js';
 import { runTool } from './smtp-harness.js';
@@ -231,6 +231,24 @@ test('a rejected edit of etc/ shows on the status page with its file:line errors
   }, { timeoutMs: 20_000, what: 'tsubame_config_last_reload_successful 1 after the edit is undone' });
   assert.ok(v(applied, 'tsubame_config_last_reload_success_timestamp_seconds', {})! >= Math.floor(before));
   assert.doesNotMatch(await statusPage(), /was not applied/);
+});
+
+test('start-msg with METRICS_PORT in use: mail starts, and start-msg says the endpoint is off', { timeout: 60_000 }, async () => {
+  const port = await freePort('127.0.0.1');
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+  try {
+    const busy = await MtaInstance.create({ address: '127.0.13.3' });
+    others.push(busy);
+    busy.inst.write('etc/option.dat', `INTERNAL_IP=127.0.0.0/8\nMETRICS_PORT=${port}\n`);
+    const started = await busy.cli('start-msg', [], 60_000);
+    assert.equal(started.code, 0, `a busy metrics port does not stop mail: ${started.stderr}`);
+    assert.match(started.stdout, /^tsubame started: SMTP on /);
+    assert.ok(started.stdout.includes(`\nwarning: METRICS_PORT ${port}: 127.0.0.1:${port} is already in use; the metrics endpoint is off until the next reload\n`), started.stdout);
+    assert.match(await greeting(busy.address, busy.port), /^220 /);
+  } finally {
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  }
 });
 
 test('without METRICS_PORT nothing listens; a reload turns it on (a port in use is logged, not fatal) and off', { timeout: 60_000 }, async () => {
