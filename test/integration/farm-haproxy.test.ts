@@ -314,7 +314,8 @@ test('ETRN through the balancer retries the destination’s mail on every node',
   p.close();
   // The backoff is 10 minutes: only the flush (here and relayed to the others) delivers them now.
   await waitFor(() => ids.every((id) => later!.transactions.some((t) => t.messageId === id)), { timeoutMs: 20_000, what: 'every node’s later.test mail delivered after one ETRN' });
-  for (const n of nodes) assert.ok(delivered(n, 'tcp_later') > 0, `${n.address} delivered its later.test mail`);
+  // The sink has the message before the node writes its D record: wait for that too.
+  for (const n of nodes) await waitFor(() => delivered(n, 'tcp_later') > 0, { timeoutMs: 5000, what: `${n.address} to log the delivery of its later.test mail` });
   const relayed = nodes.filter((n) => /farm: flush asked of another node/.test(componentLog(n, 'job_controller')));
   assert.equal(relayed.length, 2, 'the two nodes the ETRN did not reach were told through Redis');
   // Nothing left here, but the node asked cannot know the others' queues: not "251 no messages
@@ -337,7 +338,7 @@ test('imsimta flush DOMAIN on one node: the other nodes deliver their queued mai
   assert.match(r.stdout, /being tried now on this node; the other nodes of the farm were asked to retry theirs/);
   // The backoff is 10 minutes: only the flush, carried out here and relayed to the others, delivers them now.
   await waitFor(() => ids.every((id) => flushed!.transactions.some((t) => t.messageId === id)), { timeoutMs: 20_000, what: 'every node’s flushed.test mail delivered after one imsimta flush' });
-  for (const n of nodes) assert.ok(delivered(n, 'tcp_flushed') > 0, `${n.address} delivered its flushed.test mail`);
+  for (const n of nodes) await waitFor(() => delivered(n, 'tcp_flushed') > 0, { timeoutMs: 5000, what: `${n.address} to log the delivery of its flushed.test mail` });
   const told = (n: MtaInstance) => componentLog(n, 'job_controller').split('\n').some((l) => l.includes('farm: flush asked of another node') && l.includes('"target":"flushed.test"') && l.includes('"origin":"operator"'));
   assert.deepEqual(nodes.map(told), [false, true, true], 'node-1 was asked; the two others were told through Redis');
 });
