@@ -21,6 +21,7 @@
 // characters, `%uXXXX` for lone UTF-16 surrogates, other characters as UTF-8; `-` alone means
 // null (a literal "-" is written `%2D`), an empty value is empty.
 import type { Envelope, MailParams, QueuedRecipient, RecipientState } from './types.js';
+import { verpDelimitersProblem } from '../config/verp-options.js';
 
 const FORMAT_VERSION = 1;
 const VERSION_LINE = `tsubame-queue ${FORMAT_VERSION}`;
@@ -145,9 +146,9 @@ function encodeRecipient(r: QueuedRecipient): string {
   return parts.join(' ');
 }
 
-/** XVERP's delimiters, as smtp-server checked them (two of `-=+`, the second not `-`); anything else is not ours. */
+/** XVERP's delimiters, as the SMTP server checked them (the rule of VERP_DELIMITERS); anything else is not ours. */
 function verpText(delimiters: string): string {
-  if (!/^[-=+][=+]$/.test(delimiters)) throw new Error(`bad VERP delimiters "${delimiters}"`);
+  if (verpDelimitersProblem(delimiters) !== null) throw new Error(`bad VERP delimiters "${delimiters}"`);
   return delimiters;
 }
 

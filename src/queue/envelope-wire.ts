@@ -4,6 +4,7 @@
 // reader reads the file as it would have without it. A field it does not know gives null too: a
 // field added to the envelope and not here makes the job controller read the file, never lose it.
 import type { Envelope, MailParams, QueuedRecipient, RecipientState } from './types.js';
+import { verpDelimitersProblem } from '../config/verp-options.js';
 
 type Json = Record<string, unknown>;
 
@@ -61,7 +62,7 @@ function mailParams(v: unknown): MailParams | null {
     out.smtputf8 = v.smtputf8;
   }
   if (v.verp !== undefined) {
-    if (!isString(v.verp) || !/^[-=+][=+]$/.test(v.verp)) return null;
+    if (!isString(v.verp) || verpDelimitersProblem(v.verp) !== null) return null;
     out.verp = v.verp;
   }
   return out;

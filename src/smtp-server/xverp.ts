@@ -35,8 +35,7 @@ export function xverpDelimiters(args: Record<string, string | true> | false, def
   return value === undefined ? undefined : value === true ? defaults : value;
 }
 
+/** smtp-server upper-cases the parameters' names in `args`. */
 function xverpValue(args: Record<string, string | true> | false | undefined): string | true | undefined {
-  if (!args) return undefined;
-  const key = Object.keys(args).find((k) => k.toUpperCase() === XVERP);
-  return key === undefined ? undefined : args[key];
+  return args ? args[XVERP] : undefined;
 }
